@@ -1,0 +1,346 @@
+//! One interface, two transports: the engine in-process (`--home`) or the
+//! HTTP API (`--server`). Both end in the same engine methods.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lockbox_codec::pem::{decode_all, decode_input};
+use lockbox_engine::template::Template;
+use lockbox_engine::{
+    codes, Ca, CrlInfo, EngineError, EngineResult, Outcome, RequestRecord, SubmitOptions,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+/// Operations every CLI command may call.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// CA certificate (DER).
+    async fn ca_cert(&self) -> EngineResult<Vec<u8>>;
+    /// CA certificate and parents (DER).
+    async fn ca_chain(&self) -> EngineResult<Vec<Vec<u8>>>;
+    /// Submit a request.
+    async fn submit(&self, req: Vec<u8>, template: Option<String>) -> EngineResult<Outcome>;
+    /// Pending requests.
+    async fn pending(&self) -> EngineResult<Vec<RequestRecord>>;
+    /// Issue a pending request.
+    async fn issue(&self, id: i64) -> EngineResult<Outcome>;
+    /// Deny a pending request.
+    async fn deny(&self, id: i64) -> EngineResult<Outcome>;
+    /// Revoke.
+    async fn revoke(&self, serial: &str, reason: &str) -> EngineResult<RequestRecord>;
+    /// Publish a CRL.
+    async fn publish_crl(&self) -> EngineResult<CrlInfo>;
+    /// Query rows.
+    async fn view(&self, restrict: &str, limit: i64) -> EngineResult<Vec<RequestRecord>>;
+    /// One row.
+    async fn request(&self, id: i64) -> EngineResult<RequestRecord>;
+    /// Certificate of a request (DER).
+    async fn certificate(&self, id: i64) -> EngineResult<Vec<u8>>;
+    /// All templates.
+    async fn templates(&self) -> EngineResult<Vec<Template>>;
+    /// One template.
+    async fn template(&self, name: &str) -> EngineResult<Template>;
+    /// Duplicate a template.
+    async fn duplicate_template(&self, name: &str, new_name: &str) -> EngineResult<Template>;
+    /// Set a template property.
+    async fn set_template(&self, name: &str, key: &str, value: &str) -> EngineResult<Template>;
+    /// Templates the CA issues.
+    async fn ca_templates(&self) -> EngineResult<Vec<String>>;
+    /// Enable or disable a template on the CA.
+    async fn set_ca_template(&self, name: &str, enabled: bool) -> EngineResult<String>;
+}
+
+/// The engine in this process, acting as the local CA administrator.
+pub struct Local {
+    /// The CA.
+    pub ca: Arc<Ca>,
+    /// Requester/officer name recorded for local actions.
+    pub who: String,
+}
+
+impl Local {
+    /// Opens the CA in `home`.
+    pub async fn open(home: &Path) -> EngineResult<Self> {
+        let user = std::env::var("USER").unwrap_or_else(|_| "administrator".into());
+        Ok(Local {
+            ca: Arc::new(Ca::open(home).await?),
+            who: format!("LOCAL\\{user}"),
+        })
+    }
+}
+
+#[async_trait]
+impl Backend for Local {
+    async fn ca_cert(&self) -> EngineResult<Vec<u8>> {
+        self.ca.ca_certificate_der()
+    }
+    async fn ca_chain(&self) -> EngineResult<Vec<Vec<u8>>> {
+        self.ca.chain_der()
+    }
+    async fn submit(&self, req: Vec<u8>, template: Option<String>) -> EngineResult<Outcome> {
+        let opts = SubmitOptions {
+            template,
+            requester: self.who.clone(),
+            attributes: vec![],
+        };
+        self.ca.submit(&req, &opts).await
+    }
+    async fn pending(&self) -> EngineResult<Vec<RequestRecord>> {
+        self.ca.pending().await
+    }
+    async fn issue(&self, id: i64) -> EngineResult<Outcome> {
+        self.ca.issue(id, &self.who).await
+    }
+    async fn deny(&self, id: i64) -> EngineResult<Outcome> {
+        self.ca.deny(id, &self.who).await
+    }
+    async fn revoke(&self, serial: &str, reason: &str) -> EngineResult<RequestRecord> {
+        let r = lockbox_engine::crl::parse_reason(reason)?;
+        self.ca.revoke(serial, r).await
+    }
+    async fn publish_crl(&self) -> EngineResult<CrlInfo> {
+        self.ca.publish_crl().await
+    }
+    async fn view(&self, restrict: &str, limit: i64) -> EngineResult<Vec<RequestRecord>> {
+        self.ca.view(restrict, limit).await
+    }
+    async fn request(&self, id: i64) -> EngineResult<RequestRecord> {
+        self.ca.request(id).await
+    }
+    async fn certificate(&self, id: i64) -> EngineResult<Vec<u8>> {
+        self.ca.certificate(id).await
+    }
+    async fn templates(&self) -> EngineResult<Vec<Template>> {
+        self.ca.templates().await
+    }
+    async fn template(&self, name: &str) -> EngineResult<Template> {
+        self.ca.template(name).await
+    }
+    async fn duplicate_template(&self, name: &str, new_name: &str) -> EngineResult<Template> {
+        self.ca.duplicate_template(name, new_name).await
+    }
+    async fn set_template(&self, name: &str, key: &str, value: &str) -> EngineResult<Template> {
+        self.ca.set_template(name, key, value).await
+    }
+    async fn ca_templates(&self) -> EngineResult<Vec<String>> {
+        self.ca.ca_templates().await
+    }
+    async fn set_ca_template(&self, name: &str, enabled: bool) -> EngineResult<String> {
+        self.ca.set_ca_template(name, enabled).await
+    }
+}
+
+/// The HTTP API of a running `lockbox serve`.
+pub struct Remote {
+    base: String,
+    token: Option<String>,
+    client: reqwest::Client,
+}
+
+fn transport(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Config(format!("server unreachable or bad response: {e}"))
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Remote {
+    /// Connects to `server` (https:// or, on loopback, http://), trusting `ca_cert` for TLS.
+    pub fn new(
+        server: &str,
+        ca_cert: Option<&PathBuf>,
+        token: Option<String>,
+    ) -> EngineResult<Self> {
+        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
+        if let Some(path) = ca_cert {
+            let bytes = std::fs::read(path)
+                .map_err(EngineError::io(format!("reading {}", path.display())))?;
+            let text = String::from_utf8_lossy(&bytes);
+            let mut ders = decode_all(&text, "CERTIFICATE").unwrap_or_default();
+            if ders.is_empty() {
+                ders.push(decode_input(&bytes)?.der);
+            }
+            let certs = ders
+                .iter()
+                .map(|d| reqwest::Certificate::from_der(d).map_err(transport))
+                .collect::<EngineResult<Vec<_>>>()?;
+            builder = builder.tls_certs_only(certs);
+        }
+        let client = builder.build().map_err(transport)?;
+        Ok(Remote {
+            base: server.trim_end_matches('/').to_string(),
+            token,
+            client,
+        })
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder) -> EngineResult<reqwest::Response> {
+        let resp = rb.send().await.map_err(transport)?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let err = &body["error"];
+        let message = err["message"]
+            .as_str()
+            .unwrap_or("request failed")
+            .to_string();
+        let code = err["code"]
+            .as_u64()
+            .map(|c| c as u32)
+            .unwrap_or(codes::E_FAIL);
+        Err(match err["kind"].as_str().unwrap_or("") {
+            "bad_input" => EngineError::BadInput { code, message },
+            "denied" => EngineError::Denied { code, message },
+            "not_found" => EngineError::NotFound(message),
+            "conflict" => EngineError::Conflict(message),
+            "forbidden" => EngineError::Forbidden(message),
+            _ => EngineError::Config(format!("server error ({status}): {message}")),
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(&self, rb: reqwest::RequestBuilder) -> EngineResult<T> {
+        self.send(rb).await?.json().await.map_err(transport)
+    }
+
+    async fn bytes(&self, rb: reqwest::RequestBuilder) -> EngineResult<Vec<u8>> {
+        Ok(self
+            .send(rb)
+            .await?
+            .bytes()
+            .await
+            .map_err(transport)?
+            .to_vec())
+    }
+}
+
+use reqwest::Method;
+
+#[async_trait]
+impl Backend for Remote {
+    async fn ca_cert(&self) -> EngineResult<Vec<u8>> {
+        self.bytes(self.req(Method::GET, "/api/v1/ca/certificate?format=der"))
+            .await
+    }
+    async fn ca_chain(&self) -> EngineResult<Vec<Vec<u8>>> {
+        let pem = self
+            .bytes(self.req(Method::GET, "/api/v1/ca/chain"))
+            .await?;
+        Ok(decode_all(&String::from_utf8_lossy(&pem), "CERTIFICATE")?)
+    }
+    async fn submit(&self, req: Vec<u8>, template: Option<String>) -> EngineResult<Outcome> {
+        let mut path = "/api/v1/requests".to_string();
+        if let Some(t) = template {
+            path.push_str(&format!("?template={}", enc(&t)));
+        }
+        self.json(
+            self.req(Method::POST, &path)
+                .header("content-type", "application/pkcs10")
+                .body(req),
+        )
+        .await
+    }
+    async fn pending(&self) -> EngineResult<Vec<RequestRecord>> {
+        self.json(self.req(Method::GET, "/api/v1/requests?disposition=pending"))
+            .await
+    }
+    async fn issue(&self, id: i64) -> EngineResult<Outcome> {
+        self.json(self.req(Method::POST, &format!("/api/v1/requests/{id}/issue")))
+            .await
+    }
+    async fn deny(&self, id: i64) -> EngineResult<Outcome> {
+        self.json(self.req(Method::POST, &format!("/api/v1/requests/{id}/deny")))
+            .await
+    }
+    async fn revoke(&self, serial: &str, reason: &str) -> EngineResult<RequestRecord> {
+        self.json(
+            self.req(
+                Method::POST,
+                &format!("/api/v1/certificates/{}/revoke", enc(serial)),
+            )
+            .json(&json!({ "reason": reason })),
+        )
+        .await
+    }
+    async fn publish_crl(&self) -> EngineResult<CrlInfo> {
+        let v: Value = self.json(self.req(Method::POST, "/api/v1/crl")).await?;
+        let mut info: CrlInfo = serde_json::from_value(v.clone()).map_err(transport)?;
+        let b64 = v["der_base64"].as_str().unwrap_or_default();
+        info.der = decode_input(b64.as_bytes())?.der;
+        Ok(info)
+    }
+    async fn view(&self, restrict: &str, limit: i64) -> EngineResult<Vec<RequestRecord>> {
+        self.json(self.req(
+            Method::GET,
+            &format!("/api/v1/view?restrict={}&limit={limit}", enc(restrict)),
+        ))
+        .await
+    }
+    async fn request(&self, id: i64) -> EngineResult<RequestRecord> {
+        self.json(self.req(Method::GET, &format!("/api/v1/requests/{id}")))
+            .await
+    }
+    async fn certificate(&self, id: i64) -> EngineResult<Vec<u8>> {
+        self.bytes(self.req(
+            Method::GET,
+            &format!("/api/v1/requests/{id}/certificate?format=der"),
+        ))
+        .await
+    }
+    async fn templates(&self) -> EngineResult<Vec<Template>> {
+        self.json(self.req(Method::GET, "/api/v1/templates")).await
+    }
+    async fn template(&self, name: &str) -> EngineResult<Template> {
+        self.json(self.req(Method::GET, &format!("/api/v1/templates/{}", enc(name))))
+            .await
+    }
+    async fn duplicate_template(&self, name: &str, new_name: &str) -> EngineResult<Template> {
+        self.json(
+            self.req(
+                Method::POST,
+                &format!("/api/v1/templates/{}/duplicate", enc(name)),
+            )
+            .json(&json!({ "new_name": new_name })),
+        )
+        .await
+    }
+    async fn set_template(&self, name: &str, key: &str, value: &str) -> EngineResult<Template> {
+        self.json(
+            self.req(Method::PATCH, &format!("/api/v1/templates/{}", enc(name)))
+                .json(&json!({ "key": key, "value": value })),
+        )
+        .await
+    }
+    async fn ca_templates(&self) -> EngineResult<Vec<String>> {
+        self.json(self.req(Method::GET, "/api/v1/ca/templates"))
+            .await
+    }
+    async fn set_ca_template(&self, name: &str, enabled: bool) -> EngineResult<String> {
+        let method = if enabled { Method::PUT } else { Method::DELETE };
+        let v: Value = self
+            .json(self.req(method, &format!("/api/v1/ca/templates/{}", enc(name))))
+            .await?;
+        Ok(v["template"].as_str().unwrap_or(name).to_string())
+    }
+}

@@ -1,0 +1,114 @@
+//! `lockbox`: the Lockbox certification authority command.
+
+mod backend;
+mod bench;
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Lockbox: a certification authority with private-key archival and recovery.
+#[derive(Parser, Debug)]
+#[command(name = "lockbox", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted before or after any subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// CA home directory (local operation).
+    #[arg(long, global = true, env = "LOCKBOX_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Lockbox server URL (remote operation), e.g. https://ca.example:8443.
+    #[arg(long, global = true, env = "LOCKBOX_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// CA certificate (PEM/DER) to trust for the server's TLS certificate.
+    #[arg(
+        long = "ca-cert",
+        global = true,
+        env = "LOCKBOX_CA_CERT",
+        value_name = "FILE"
+    )]
+    pub ca_cert: Option<PathBuf>,
+    /// API token for remote operation.
+    #[arg(
+        long,
+        global = true,
+        env = "LOCKBOX_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new CA (root, or a subordinate CA request).
+    Init(commands::InitArgs),
+    /// CA certificate, installation and issued templates.
+    #[command(subcommand)]
+    Ca(commands::CaCmd),
+    /// Certificate templates.
+    #[command(subcommand)]
+    Template(commands::TemplateCmd),
+    /// Submit a PKCS#10 or CMC request.
+    Submit(commands::SubmitArgs),
+    /// Pending requests.
+    #[command(subcommand)]
+    Pending(commands::PendingCmd),
+    /// Issue a pending request.
+    Issue(commands::IssueArgs),
+    /// Deny a pending request.
+    Deny(commands::IdArgs),
+    /// Revoke a certificate.
+    Revoke(commands::RevokeArgs),
+    /// Certificate revocation lists.
+    #[command(subcommand)]
+    Crl(commands::CrlCmd),
+    /// Query the CA database (certutil -view).
+    View(commands::ViewArgs),
+    /// Requests: retrieve certificates, show status.
+    #[command(subcommand)]
+    Request(commands::RequestCmd),
+    /// Run the HTTPS service.
+    Serve(commands::ServeArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOCKBOX_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lockbox: cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let json = cli.global.json;
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => output::report_error(&e, json),
+    }
+}

@@ -1,0 +1,171 @@
+//! Human and JSON output, error reporting and exit codes.
+
+use std::process::ExitCode;
+
+use lockbox_engine::period::rfc3339;
+use lockbox_engine::{codes, Column, EngineError, RequestRecord};
+use serde_json::{json, Value};
+
+/// Exit codes: 0 success, 1 failure, 2 usage, 3 request refused (bad input or
+/// policy), 4 not found, 5 wrong state.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<EngineError>().map(|e| e.kind()) {
+        Some("bad_input") | Some("denied") => 3,
+        Some("not_found") => 4,
+        Some("conflict") => 5,
+        Some("forbidden") => 6,
+        _ => 1,
+    }
+}
+
+/// Prints an error (JSON on stdout with `--json`, text on stderr otherwise).
+pub fn report_error(e: &anyhow::Error, json: bool) -> ExitCode {
+    let code = exit_code(e);
+    if let Some(ee) = e.downcast_ref::<EngineError>() {
+        let c = ee.code();
+        if json {
+            println!(
+                "{}",
+                json!({ "error": { "kind": ee.kind(), "code": c, "status": format!("0x{c:08x}"), "name": codes::name(c), "message": ee.to_string() } })
+            );
+        } else {
+            let label = if ee.kind() == "denied" {
+                "denied"
+            } else {
+                "error"
+            };
+            eprintln!("lockbox: {label}: {ee} (0x{c:08x} {})", codes::name(c));
+        }
+    } else if json {
+        println!(
+            "{}",
+            json!({ "error": { "kind": "error", "message": format!("{e:#}") } })
+        );
+    } else {
+        eprintln!("lockbox: error: {e:#}");
+    }
+    ExitCode::from(code)
+}
+
+/// The value of one column of a row, as text.
+pub fn cell(r: &RequestRecord, c: Column) -> String {
+    let cert = r.cert.as_ref();
+    let opt = |s: Option<&String>| s.cloned().unwrap_or_default();
+    let time = |t: Option<i64>| t.map(rfc3339).unwrap_or_default();
+    match c {
+        Column::RequestId => r.request_id.to_string(),
+        Column::Disposition => r.disposition.as_str().to_string(),
+        Column::Requester => r.requester.clone(),
+        Column::Template => opt(r.template.as_ref()),
+        Column::SerialNumber => cert.map(|c| c.serial.clone()).unwrap_or_default(),
+        Column::Subject => cert
+            .map(|c| c.subject.clone())
+            .unwrap_or_else(|| r.request_subject.clone()),
+        Column::CommonName => opt(r.common_name.as_ref()),
+        Column::Upn => opt(r.upn.as_ref()),
+        Column::Email => opt(r.email.as_ref()),
+        Column::KeyId => cert.map(|c| c.key_id.clone()).unwrap_or_default(),
+        Column::Thumbprint => cert.map(|c| c.thumbprint.clone()).unwrap_or_default(),
+        Column::NotBefore => time(cert.map(|c| c.not_before)),
+        Column::NotAfter => time(cert.map(|c| c.not_after)),
+        Column::SubmittedWhen => rfc3339(r.submitted_at),
+        Column::ResolvedWhen => time(r.resolved_at),
+        Column::RevokedWhen => time(r.revoked_at),
+        Column::RevocationReason => r
+            .revocation_reason
+            .map(|x| lockbox_engine::crl::reason_name(x).to_string())
+            .unwrap_or_default(),
+        Column::StatusCode => format!("0x{:08x}", r.status_code as u32),
+        Column::KeyLength => cert.map(|c| c.key_length.to_string()).unwrap_or_default(),
+        Column::ArchivedKey => if r.has_archived_key { "yes" } else { "" }.to_string(),
+    }
+}
+
+/// Rows as JSON objects keyed by column name.
+pub fn rows_json(rows: &[RequestRecord], cols: &[Column]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                let mut m = serde_json::Map::new();
+                for c in cols {
+                    let v = cell(r, *c);
+                    let val =
+                        if *c == Column::RequestId || (*c == Column::KeyLength && !v.is_empty()) {
+                            v.parse::<i64>()
+                                .map(Value::from)
+                                .unwrap_or(Value::String(v))
+                        } else if v.is_empty() {
+                            Value::Null
+                        } else {
+                            Value::String(v)
+                        };
+                    m.insert(c.name().to_string(), val);
+                }
+                Value::Object(m)
+            })
+            .collect(),
+    )
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Rows as CSV with a header line.
+pub fn rows_csv(rows: &[RequestRecord], cols: &[Column]) -> String {
+    let mut out = cols.iter().map(|c| c.name()).collect::<Vec<_>>().join(",");
+    out.push('\n');
+    for r in rows {
+        out.push_str(
+            &cols
+                .iter()
+                .map(|c| csv_field(&cell(r, *c)))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push('\n');
+    }
+    out
+}
+
+/// Rows as an aligned text table.
+pub fn rows_table(rows: &[RequestRecord], cols: &[Column]) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| cols.iter().map(|c| cell(r, *c)).collect())
+        .collect();
+    let widths: Vec<usize> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            cells
+                .iter()
+                .map(|row| row[i].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(c.name().len())
+        })
+        .collect();
+    let mut out = String::new();
+    let line = |vals: Vec<&str>| -> String {
+        vals.iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:<w$}", v, w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    out.push_str(&line(cols.iter().map(|c| c.name()).collect()));
+    out.push('\n');
+    for row in &cells {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out.push_str(&format!("{} row(s)\n", rows.len()));
+    out
+}

@@ -1,0 +1,17 @@
+//! Cryptography for Lockbox, all of it over aws-lc-rs.
+//!
+//! Private keys are reached only through the [`KeyHandle`] trait, so a
+//! hardware module can replace the software keys here without the engine
+//! noticing. Plaintext key material lives in zeroizing buffers.
+
+pub mod digest;
+pub mod error;
+pub mod key;
+pub mod keyinfo;
+pub mod pkcs8enc;
+pub mod random;
+pub mod verify;
+pub mod x509signer;
+
+pub use error::CryptoError;
+pub use key::{KeyHandle, KeySpec, SoftwareKey};

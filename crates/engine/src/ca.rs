@@ -1,0 +1,1181 @@
+//! The certification authority: set-up, enrollment policy, issuance,
+//! revocation, CRLs and queries. Every protocol front end calls these methods.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use der::{Decode, Encode};
+use lockbox_codec::hexfmt::{normalize_hex, to_hex};
+use lockbox_codec::names::{common_name, dn_string, email, parse_alt_names, AltNames};
+use lockbox_codec::oids;
+use lockbox_codec::pem::{decode_all, decode_input, encode_pem};
+use lockbox_crypto::digest::{sha1, sha256};
+use lockbox_crypto::keyinfo::{key_identifier, public_key_facts, KeyKind};
+use lockbox_crypto::pkcs8enc::{decrypt_pkcs8, encrypt_pkcs8};
+use lockbox_crypto::random::{random_bytes, serial_number};
+use lockbox_crypto::verify::verify_signature;
+use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
+use lockbox_store::{
+    CertFields, CrlRecord, Disposition, NewRequest, RequestRecord, SqliteStore, Store, StoreError,
+};
+use serde::Serialize;
+use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::certificate::Certificate;
+use x509_cert::ext::pkix::SubjectKeyIdentifier;
+use x509_cert::name::Name;
+use zeroize::Zeroizing;
+
+use crate::certbuild::{
+    aki, ca_extensions, decode_certificate, distribution_extensions, sign_certificate,
+    sign_request, ski, template_extensions, CertSpec,
+};
+use crate::config::{
+    passphrase, CaSection, CaState, Config, DatabaseSection, Home, IssuanceSection, ServerSection,
+};
+use crate::crl::{sign_crl, CrlSpec};
+use crate::error::{codes, EngineError, EngineResult};
+use crate::inbound::{decode_and_verify, Inbound};
+use crate::period::{now, unix_of, Period};
+use crate::template::{builtins, validate_name, Template, DEFAULT_CA_TEMPLATES, TEMPLATE_ARC};
+use crate::view::parse_restrictions;
+
+/// Options of `lockbox init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// Home directory to create.
+    pub home: PathBuf,
+    /// CA common name.
+    pub name: String,
+    /// Full subject DN (default `CN=<name>`).
+    pub subject: Option<String>,
+    /// Key algorithm.
+    pub key: KeySpec,
+    /// CA certificate validity.
+    pub validity: Period,
+    /// Create a subordinate CA request instead of a self-signed root.
+    pub subordinate: bool,
+    /// Passphrase to protect the key with (None: 0600 file and a warning).
+    pub passphrase: Option<Zeroizing<Vec<u8>>>,
+    /// Passphrase file to record in the configuration.
+    pub passphrase_file: Option<String>,
+    /// CDP URLs for issued certificates.
+    pub cdp_urls: Vec<String>,
+    /// AIA caIssuers URLs for issued certificates.
+    pub aia_urls: Vec<String>,
+}
+
+/// What `init` produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct InitOutcome {
+    /// The home directory.
+    pub home: PathBuf,
+    /// CA subject.
+    pub subject: String,
+    /// Self-signed CA certificate (root).
+    pub ca_cert_pem: Option<String>,
+    /// Certificate request for the parent CA (subordinate).
+    pub csr_pem: Option<String>,
+    /// Administrator API token (shown once; only its hash is stored).
+    pub admin_token: String,
+    /// Whether the CA key is passphrase-protected.
+    pub key_protected: bool,
+}
+
+/// Options of a submission.
+#[derive(Clone, Debug, Default)]
+pub struct SubmitOptions {
+    /// Template named by the caller (overrides the request).
+    pub template: Option<String>,
+    /// Requester name recorded in the row.
+    pub requester: String,
+    /// Extra request attributes (`CertificateTemplate:NAME`, ...).
+    pub attributes: Vec<(String, String)>,
+}
+
+/// The result of a submission or an officer action.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Outcome {
+    /// Request ID.
+    pub request_id: i64,
+    /// `issued`, `pending`, `denied` or `revoked`.
+    pub disposition: Disposition,
+    /// Status code (0 on success).
+    pub status_code: u32,
+    /// Disposition message.
+    pub message: String,
+    /// Template.
+    pub template: Option<String>,
+    /// Serial number of the issued certificate.
+    pub serial: Option<String>,
+    /// Issued certificate (PEM).
+    pub certificate_pem: Option<String>,
+}
+
+/// A published CRL.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct CrlInfo {
+    /// CRL number.
+    pub number: i64,
+    /// thisUpdate.
+    pub this_update: i64,
+    /// nextUpdate.
+    pub next_update: i64,
+    /// Revoked entries listed.
+    pub entries: usize,
+    /// DER (not serialised).
+    #[serde(skip, default)]
+    pub der: Vec<u8>,
+}
+
+/// The CA.
+pub struct Ca {
+    home: Home,
+    config: Config,
+    store: Arc<dyn Store>,
+    key: Mutex<Option<Arc<dyn KeyHandle>>>,
+    cert: Option<(Vec<u8>, Certificate)>,
+    chain: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca")
+            .field("home", &self.home.root())
+            .field("name", &self.config.ca.name)
+            .finish()
+    }
+}
+
+const KEY_FILE: &str = "keys/ca.key";
+const CERT_FILE: &str = "certs/ca.pem";
+const CHAIN_FILE: &str = "certs/chain.pem";
+const DB_FILE: &str = "ca.db";
+
+fn key_pem(key: &SoftwareKey, pass: Option<&[u8]>) -> EngineResult<Zeroizing<String>> {
+    Ok(Zeroizing::new(match pass {
+        Some(p) => encode_pem("ENCRYPTED PRIVATE KEY", &encrypt_pkcs8(key.pkcs8_der(), p)?),
+        None => encode_pem("PRIVATE KEY", key.pkcs8_der()),
+    }))
+}
+
+/// Loads a PEM or DER PKCS#8 private key, decrypting with `pass` when it is encrypted.
+pub fn load_private_key(bytes: &[u8], pass: Option<&[u8]>) -> EngineResult<SoftwareKey> {
+    let d = decode_input(bytes).map_err(|e| EngineError::Config(format!("key file: {e}")))?;
+    if d.label.as_deref() == Some("ENCRYPTED PRIVATE KEY") {
+        let pass = pass.ok_or_else(|| {
+            EngineError::Config(
+                "the CA key is passphrase-protected: set LOCKBOX_CA_PASSPHRASE or LOCKBOX_CA_PASSPHRASE_FILE".into(),
+            )
+        })?;
+        let plain = decrypt_pkcs8(&d.der, pass)?;
+        return Ok(SoftwareKey::from_pkcs8_der(&plain)?);
+    }
+    let der = Zeroizing::new(d.der);
+    Ok(SoftwareKey::from_pkcs8_der(&der)?)
+}
+
+fn subject_name(dn: &str) -> EngineResult<Name> {
+    Name::from_str(dn)
+        .map_err(|e| EngineError::bad_input(codes::E_INVALIDARG, format!("invalid DN '{dn}': {e}")))
+}
+
+/// The searchable columns of a certificate.
+pub fn cert_fields(der: &[u8]) -> EngineResult<CertFields> {
+    let cert = decode_certificate(der)?;
+    let tbs = cert.tbs_certificate();
+    let exts = tbs.extensions().map(|e| e.as_slice()).unwrap_or(&[]);
+    let alt = match exts.iter().find(|e| e.extn_id == oids::CE_SUBJECT_ALT_NAME) {
+        Some(e) => parse_alt_names(e.extn_value.as_bytes())?,
+        None => AltNames::default(),
+    };
+    let key_id = exts
+        .iter()
+        .find(|e| e.extn_id == oids::CE_SUBJECT_KEY_IDENTIFIER)
+        .and_then(|e| SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()).ok())
+        .map(|s| to_hex(s.0.as_bytes()))
+        .unwrap_or_else(|| to_hex(&key_identifier(&tbs.subject_public_key_info())));
+    let facts = public_key_facts(&tbs.subject_public_key_info())?;
+    Ok(CertFields {
+        cert_der: der.to_vec(),
+        serial: to_hex(tbs.serial_number().as_bytes()),
+        subject: dn_string(&tbs.subject()),
+        common_name: common_name(&tbs.subject()),
+        upn: alt.upns.first().cloned(),
+        email: email(&tbs.subject(), &alt),
+        key_id,
+        thumbprint: to_hex(&sha1(der)),
+        not_before: unix_of(&tbs.validity().not_before),
+        not_after: unix_of(&tbs.validity().not_after),
+        key_algorithm: facts.algorithm_name(),
+        key_length: facts.bits as i64,
+    })
+}
+
+/// Verifies that `cert` was signed by `issuer`.
+pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> EngineResult<()> {
+    if cert.tbs_certificate().issuer() != issuer.tbs_certificate().subject() {
+        return Err(EngineError::bad_input(
+            codes::NTE_BAD_SIGNATURE,
+            format!(
+                "certificate issuer '{}' is not '{}'",
+                cert.tbs_certificate().issuer(),
+                issuer.tbs_certificate().subject()
+            ),
+        ));
+    }
+    let tbs = cert
+        .tbs_certificate()
+        .to_der()
+        .map_err(|e| EngineError::bad_input(codes::CRYPT_E_ASN1_BADTAG, e.to_string()))?;
+    verify_signature(
+        &issuer.tbs_certificate().subject_public_key_info(),
+        cert.signature_algorithm(),
+        &tbs,
+        cert.signature().raw_bytes(),
+    )
+    .map_err(|_| {
+        EngineError::bad_input(
+            codes::NTE_BAD_SIGNATURE,
+            "certificate signature does not verify with its issuer's key",
+        )
+    })
+}
+
+fn is_ca_cert(cert: &Certificate) -> bool {
+    cert.tbs_certificate()
+        .extensions()
+        .map(|e| e.as_slice())
+        .unwrap_or(&[])
+        .iter()
+        .find(|e| e.extn_id == oids::CE_BASIC_CONSTRAINTS)
+        .and_then(|e| {
+            x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()).ok()
+        })
+        .is_some_and(|b| b.ca)
+}
+
+async fn open_store(home: &Home, config: &Config) -> EngineResult<Arc<dyn Store>> {
+    let url = &config.database.url;
+    let file = url.strip_prefix("sqlite:").ok_or_else(|| {
+        EngineError::Config(format!("unsupported database URL '{url}' (sqlite:FILE)"))
+    })?;
+    let file = file.trim_start_matches("//");
+    let path = if Path::new(file).is_absolute() {
+        PathBuf::from(file)
+    } else {
+        home.path(file)
+    };
+    Ok(Arc::new(SqliteStore::open(&path).await?))
+}
+
+fn find_template<'a>(all: &'a [Template], name: &str) -> Option<&'a Template> {
+    all.iter().find(|t| t.name.eq_ignore_ascii_case(name))
+}
+
+impl Ca {
+    /// Creates a new CA in an empty (or new) home directory.
+    pub async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
+        let home = Home::new(&opts.home);
+        if home.exists() {
+            return Err(EngineError::Conflict(format!(
+                "a CA already exists in {} (remove it or choose another --home)",
+                opts.home.display()
+            )));
+        }
+        if opts.name.trim().is_empty() {
+            return Err(EngineError::bad_input(
+                codes::E_INVALIDARG,
+                "the CA name must not be empty",
+            ));
+        }
+        let subject_dn = opts
+            .subject
+            .clone()
+            .unwrap_or_else(|| format!("CN={}", opts.name.replace(',', "\\,")));
+        let subject = subject_name(&subject_dn)?;
+        std::fs::create_dir_all(home.root())
+            .map_err(EngineError::io(format!("creating {}", opts.home.display())))?;
+
+        let key = SoftwareKey::generate(opts.key)?;
+        let pem = key_pem(&key, opts.passphrase.as_deref().map(|p| p.as_slice()))?;
+        home.write_atomic(KEY_FILE, pem.as_bytes(), true)?;
+
+        let (ca_cert_pem, csr_pem, state) = if opts.subordinate {
+            let csr = sign_request(&key, subject.clone(), vec![])?;
+            (
+                None,
+                Some(encode_pem("CERTIFICATE REQUEST", &csr)),
+                CaState::AwaitingCertificate,
+            )
+        } else {
+            let nb = now() - 600;
+            let na = opts.validity.add_to(nb)?;
+            let cert = sign_certificate(
+                &key,
+                CertSpec {
+                    issuer: subject.clone(),
+                    subject: subject.clone(),
+                    spki: key.public_key_info().clone(),
+                    serial: serial_number(16)?,
+                    not_before: nb,
+                    not_after: na,
+                    extensions: ca_extensions(key.public_key_info(), true)?,
+                },
+            )?;
+            let der = cert
+                .to_der()
+                .map_err(|e| EngineError::Config(e.to_string()))?;
+            let pem = encode_pem("CERTIFICATE", &der);
+            home.write_atomic(CERT_FILE, pem.as_bytes(), false)?;
+            (Some(pem), None, CaState::Active)
+        };
+
+        let token_bytes = random_bytes(32)?;
+        let admin_token = format!("lbx_{}", to_hex(&token_bytes));
+        let config = Config {
+            ca: CaSection {
+                name: opts.name.clone(),
+                subject: subject_dn.clone(),
+                key: opts.key.to_string(),
+                validity: opts.validity,
+                subordinate: opts.subordinate,
+                state,
+                key_file: KEY_FILE.into(),
+                key_encrypted: opts.passphrase.is_some(),
+                passphrase_file: opts.passphrase_file.clone(),
+                cert_file: CERT_FILE.into(),
+                chain_file: CHAIN_FILE.into(),
+            },
+            issuance: IssuanceSection {
+                serial_bytes: 16,
+                backdate_seconds: 600,
+                cdp_urls: opts.cdp_urls.clone(),
+                aia_urls: opts.aia_urls.clone(),
+                crl_validity: Period::Days(7),
+            },
+            server: ServerSection {
+                listen: "127.0.0.1:8443".into(),
+                admin_token_sha256: to_hex(&sha256(admin_token.as_bytes())),
+                allow_anonymous_enrollment: true,
+            },
+            database: DatabaseSection {
+                url: format!("sqlite:{DB_FILE}"),
+            },
+        };
+        let store = open_store(&home, &config).await?;
+        for t in builtins() {
+            store
+                .put_template(
+                    &t.name,
+                    &serde_json::to_string(&t).map_err(|e| EngineError::Config(e.to_string()))?,
+                )
+                .await?;
+        }
+        for name in DEFAULT_CA_TEMPLATES {
+            store.set_ca_template(name, true).await?;
+        }
+        // The configuration is written last: its presence marks a complete CA.
+        home.save_config(&config)?;
+        Ok(InitOutcome {
+            home: opts.home,
+            subject: subject_dn,
+            ca_cert_pem,
+            csr_pem,
+            admin_token,
+            key_protected: opts.passphrase.is_some(),
+        })
+    }
+
+    /// Opens an existing CA.
+    pub async fn open(root: &Path) -> EngineResult<Ca> {
+        let home = Home::new(root);
+        let config = home.load_config()?;
+        let store = open_store(&home, &config).await?;
+        let (cert, chain) = if config.ca.state == CaState::Active {
+            let pem = home.read(&config.ca.cert_file)?;
+            let der = decode_input(&pem)
+                .map_err(|e| EngineError::Config(format!("CA certificate: {e}")))?
+                .der;
+            let cert = decode_certificate(&der)?;
+            let chain = match std::fs::read_to_string(home.path(&config.ca.chain_file)) {
+                Ok(text) => decode_all(&text, "CERTIFICATE")
+                    .map_err(|e| EngineError::Config(format!("CA chain: {e}")))?,
+                Err(_) => vec![],
+            };
+            (Some((der, cert)), chain)
+        } else {
+            (None, vec![])
+        };
+        Ok(Ca {
+            home,
+            config,
+            store,
+            key: Mutex::new(None),
+            cert,
+            chain,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The home directory.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// The store (for front ends that need raw access in tests and benchmarks).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn ca_cert(&self) -> EngineResult<&(Vec<u8>, Certificate)> {
+        self.cert.as_ref().ok_or_else(|| {
+            EngineError::Config(
+                "this subordinate CA has no certificate yet: submit certs/ca.req to the parent CA, then run 'lockbox ca install'".into(),
+            )
+        })
+    }
+
+    /// DER of the CA certificate.
+    pub fn ca_certificate_der(&self) -> EngineResult<Vec<u8>> {
+        Ok(self.ca_cert()?.0.clone())
+    }
+
+    /// The CA certificate followed by its parents up to the root (DER).
+    pub fn chain_der(&self) -> EngineResult<Vec<Vec<u8>>> {
+        let mut out = vec![self.ca_certificate_der()?];
+        out.extend(self.chain.iter().cloned());
+        Ok(out)
+    }
+
+    /// The signing key, loaded (and decrypted) on first use.
+    pub fn signing_key(&self) -> EngineResult<Arc<dyn KeyHandle>> {
+        let mut slot = self
+            .key
+            .lock()
+            .map_err(|_| EngineError::Config("key lock poisoned".into()))?;
+        if let Some(k) = slot.as_ref() {
+            return Ok(k.clone());
+        }
+        let bytes = Zeroizing::new(self.home.read(&self.config.ca.key_file)?);
+        let pass = passphrase(&self.home, self.config.ca.passphrase_file.as_deref())?;
+        let key: Arc<dyn KeyHandle> = Arc::new(load_private_key(
+            &bytes,
+            pass.as_deref().map(|p| p.as_slice()),
+        )?);
+        if let Some((_, cert)) = &self.cert {
+            if cert.tbs_certificate().subject_public_key_info() != key.public_key_info() {
+                return Err(EngineError::Config(
+                    "the CA key does not match the CA certificate".into(),
+                ));
+            }
+        }
+        *slot = Some(key.clone());
+        Ok(key)
+    }
+
+    /// Checks an administrator token (constant-time comparison of SHA-256 digests).
+    pub fn verify_admin_token(&self, token: &str) -> bool {
+        let expected = match hex::decode(&self.config.server.admin_token_sha256) {
+            Ok(e) => e,
+            Err(_) => return false,
+        };
+        let got = sha256(token.as_bytes());
+        aws_lc_rs::constant_time::verify_slices_are_equal(&got, &expected).is_ok()
+    }
+
+    /// Installs the parent-signed certificate of a subordinate CA.
+    ///
+    /// Checks: it is a CA certificate, its public key is this CA's key, and it
+    /// chains through `chain` (issuer first) to a self-signed root.
+    pub async fn install_certificate(
+        &mut self,
+        cert_bytes: &[u8],
+        chain_bytes: Option<&[u8]>,
+    ) -> EngineResult<String> {
+        let cert_text = String::from_utf8_lossy(cert_bytes);
+        let mut certs: Vec<Vec<u8>> = decode_all(&cert_text, "CERTIFICATE").unwrap_or_default();
+        if certs.is_empty() {
+            certs.push(decode_input(cert_bytes)?.der);
+        }
+        let leaf_der = certs.remove(0);
+        let mut chain = certs;
+        if let Some(c) = chain_bytes {
+            let text = String::from_utf8_lossy(c);
+            let parents = decode_all(&text, "CERTIFICATE")?;
+            if parents.is_empty() {
+                chain.push(decode_input(c)?.der);
+            } else {
+                chain.extend(parents);
+            }
+        }
+        let leaf = decode_certificate(&leaf_der)?;
+        if !is_ca_cert(&leaf) {
+            return Err(EngineError::bad_input(
+                codes::E_INVALIDARG,
+                "the certificate is not a CA certificate (basicConstraints cA is not set)",
+            ));
+        }
+        let key = self.signing_key_unchecked()?;
+        if leaf.tbs_certificate().subject_public_key_info() != key.public_key_info() {
+            return Err(EngineError::bad_input(
+                codes::E_INVALIDARG,
+                "the certificate's public key does not match this CA's key",
+            ));
+        }
+        let parents: Vec<Certificate> = chain
+            .iter()
+            .map(|d| decode_certificate(d))
+            .collect::<EngineResult<_>>()?;
+        // Order the chain from the issuer upward and verify every link.
+        let mut ordered: Vec<usize> = Vec::new();
+        let mut current = leaf.clone();
+        loop {
+            if current.tbs_certificate().issuer() == current.tbs_certificate().subject() {
+                verify_issued_by(&current, &current)?;
+                break;
+            }
+            let idx = parents
+                .iter()
+                .position(|p| p.tbs_certificate().subject() == current.tbs_certificate().issuer())
+                .ok_or_else(|| {
+                    EngineError::bad_input(
+                        codes::E_INVALIDARG,
+                        format!(
+                            "issuer '{}' of '{}' is not in the chain (give it with --chain)",
+                            current.tbs_certificate().issuer(),
+                            current.tbs_certificate().subject()
+                        ),
+                    )
+                })?;
+            if ordered.contains(&idx) || ordered.len() > 10 {
+                return Err(EngineError::bad_input(
+                    codes::E_INVALIDARG,
+                    "the chain loops",
+                ));
+            }
+            verify_issued_by(&current, &parents[idx])?;
+            if !is_ca_cert(&parents[idx]) {
+                return Err(EngineError::bad_input(
+                    codes::E_INVALIDARG,
+                    "a chain certificate is not a CA certificate",
+                ));
+            }
+            ordered.push(idx);
+            current = parents[idx].clone();
+        }
+        let chain_pem: String = ordered
+            .iter()
+            .map(|i| encode_pem("CERTIFICATE", &chain[*i]))
+            .collect();
+        self.home.write_atomic(
+            &self.config.ca.cert_file,
+            encode_pem("CERTIFICATE", &leaf_der).as_bytes(),
+            false,
+        )?;
+        self.home
+            .write_atomic(&self.config.ca.chain_file, chain_pem.as_bytes(), false)?;
+        self.config.ca.state = CaState::Active;
+        self.home.save_config(&self.config)?;
+        self.chain = ordered.iter().map(|i| chain[*i].clone()).collect();
+        self.cert = Some((leaf_der, leaf.clone()));
+        Ok(dn_string(&leaf.tbs_certificate().subject()))
+    }
+
+    fn signing_key_unchecked(&self) -> EngineResult<Arc<dyn KeyHandle>> {
+        let bytes = Zeroizing::new(self.home.read(&self.config.ca.key_file)?);
+        let pass = passphrase(&self.home, self.config.ca.passphrase_file.as_deref())?;
+        Ok(Arc::new(load_private_key(
+            &bytes,
+            pass.as_deref().map(|p| p.as_slice()),
+        )?))
+    }
+
+    // ----- templates -------------------------------------------------------
+
+    /// All templates.
+    pub async fn templates(&self) -> EngineResult<Vec<Template>> {
+        self.store
+            .templates()
+            .await?
+            .into_iter()
+            .map(|(name, json)| {
+                serde_json::from_str(&json)
+                    .map_err(|e| EngineError::Config(format!("template '{name}' is corrupt: {e}")))
+            })
+            .collect()
+    }
+
+    /// One template by name.
+    pub async fn template(&self, name: &str) -> EngineResult<Template> {
+        let all = self.templates().await?;
+        find_template(&all, name)
+            .cloned()
+            .ok_or_else(|| EngineError::NotFound(format!("no template named '{name}'")))
+    }
+
+    async fn save_template(&self, t: &Template) -> EngineResult<()> {
+        let json = serde_json::to_string(t).map_err(|e| EngineError::Config(e.to_string()))?;
+        Ok(self.store.put_template(&t.name, &json).await?)
+    }
+
+    /// Duplicates a template under a new name (editable, version 2+).
+    pub async fn duplicate_template(&self, name: &str, new_name: &str) -> EngineResult<Template> {
+        validate_name(new_name)?;
+        let all = self.templates().await?;
+        let src = find_template(&all, name)
+            .ok_or_else(|| EngineError::NotFound(format!("no template named '{name}'")))?;
+        if find_template(&all, new_name).is_some() {
+            return Err(EngineError::Conflict(format!(
+                "a template named '{new_name}' already exists"
+            )));
+        }
+        let r = random_bytes(8)?;
+        let oid = format!(
+            "{TEMPLATE_ARC}.{}.{}",
+            u32::from_be_bytes([r[0], r[1], r[2], r[3]]) & 0x7fff_ffff,
+            u32::from_be_bytes([r[4], r[5], r[6], r[7]]) & 0x7fff_ffff
+        );
+        let t = src.duplicate(new_name, oid)?;
+        self.save_template(&t).await?;
+        Ok(t)
+    }
+
+    /// Sets one property of an editable template.
+    pub async fn set_template(&self, name: &str, key: &str, value: &str) -> EngineResult<Template> {
+        let mut t = self.template(name).await?;
+        t.set(key, value)?;
+        self.save_template(&t).await?;
+        Ok(t)
+    }
+
+    /// Templates this CA issues.
+    pub async fn ca_templates(&self) -> EngineResult<Vec<String>> {
+        Ok(self.store.ca_templates().await?)
+    }
+
+    /// Adds a template to (or removes it from) the CA's issue list.
+    pub async fn set_ca_template(&self, name: &str, enabled: bool) -> EngineResult<String> {
+        let t = self.template(name).await?;
+        if t.internal && enabled {
+            return Err(EngineError::Conflict(format!(
+                "template '{}' is internal to the CA",
+                t.name
+            )));
+        }
+        self.store.set_ca_template(&t.name, enabled).await?;
+        Ok(t.name)
+    }
+
+    // ----- enrollment ------------------------------------------------------
+
+    /// Submits a PKCS#10 or CMC request (PEM, base64 or DER).
+    ///
+    /// Input that cannot be decoded or authenticated, and requests the policy
+    /// refuses, return an error and change nothing. Accepted requests are
+    /// recorded in one transaction, issued or pending.
+    pub async fn submit(&self, input: &[u8], opts: &SubmitOptions) -> EngineResult<Outcome> {
+        let inbound = decode_and_verify(input)?;
+        let template = self.resolve_template(&inbound, opts).await?;
+        self.check_key_policy(&inbound, &template)?;
+        self.check_archival(&inbound, &template)?;
+        let info = &inbound.pkcs10.cert_req.info;
+        let alt = request_alt_names(&inbound)?;
+        if info.subject.as_ref().is_empty() && alt.is_none() {
+            return Err(EngineError::denied(
+                codes::CERTSRV_E_BAD_REQUESTSUBJECT,
+                "The request has an empty subject and no subject alternative name.",
+            ));
+        }
+        let alt_names = alt.unwrap_or_default();
+        let mut new = NewRequest {
+            request_der: inbound.der.clone(),
+            request_kind: inbound.kind.as_str().into(),
+            requester: opts.requester.clone(),
+            template: Some(template.name.clone()),
+            request_subject: dn_string(&info.subject),
+            request_common_name: common_name(&info.subject),
+            request_upn: alt_names.upns.first().cloned(),
+            request_email: email(&info.subject, &alt_names),
+            disposition: Disposition::Pending,
+            disposition_message: "Taken Under Submission".into(),
+            status_code: 0,
+            submitted_at: now(),
+            cert: None,
+            archived_key: None,
+            kra_hashes: None,
+        };
+        if !template.requires_approval {
+            let fields = self.build_leaf(&template, &inbound)?;
+            new.disposition = Disposition::Issued;
+            new.disposition_message = "Issued".into();
+            new.cert = Some(fields);
+        }
+        let id = self.store.insert_request(&new).await?;
+        tracing::info!(request_id = id, template = %template.name, disposition = new.disposition.as_str(), "request recorded");
+        Ok(outcome(
+            id,
+            &new.disposition,
+            &new.disposition_message,
+            Some(template.name.clone()),
+            new.cert.as_ref(),
+        ))
+    }
+
+    async fn resolve_template(
+        &self,
+        inbound: &Inbound,
+        opts: &SubmitOptions,
+    ) -> EngineResult<Template> {
+        let from_attrs = opts
+            .attributes
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("CertificateTemplate"))
+            .map(|(_, v)| v.clone());
+        let from_cmc = inbound.cmc.as_ref().and_then(|c| {
+            c.reg_info
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("CertificateTemplate"))
+                .map(|(_, v)| v.clone())
+        });
+        let name = opts
+            .template
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or(from_attrs)
+            .or_else(|| inbound.pkcs10.template_name.clone())
+            .or(from_cmc);
+        let all = self.templates().await?;
+        let enabled = self.store.ca_templates().await?;
+        let template = match (&name, &inbound.pkcs10.template_ext) {
+            (Some(n), _) => find_template(&all, n).cloned(),
+            (None, Some(ext)) => all
+                .iter()
+                .find(|t| t.oid == ext.template_id.to_string())
+                .cloned(),
+            (None, None) => {
+                return Err(EngineError::denied(
+                    codes::CERTSRV_E_NO_CERT_TYPE,
+                    "The request contains no certificate template information.",
+                ))
+            }
+        };
+        let label = name.clone().unwrap_or_else(|| {
+            inbound
+                .pkcs10
+                .template_ext
+                .as_ref()
+                .map(|e| e.template_id.to_string())
+                .unwrap_or_default()
+        });
+        match template {
+            Some(t) if !t.internal && enabled.iter().any(|e| e.eq_ignore_ascii_case(&t.name)) => {
+                Ok(t)
+            }
+            _ => Err(EngineError::denied(
+                codes::CERTSRV_E_UNSUPPORTED_CERT_TYPE,
+                format!(
+                    "The requested certificate template is not supported by this CA: '{label}'."
+                ),
+            )),
+        }
+    }
+
+    fn check_key_policy(&self, inbound: &Inbound, t: &Template) -> EngineResult<()> {
+        let facts = public_key_facts(&inbound.pkcs10.cert_req.info.public_key).map_err(|e| {
+            EngineError::denied(
+                codes::NTE_BAD_ALGID,
+                format!("The request's public key is not usable: {e}"),
+            )
+        })?;
+        let alg = facts.algorithm_name();
+        if !t.key_algorithms.iter().any(|a| a == &alg) {
+            return Err(EngineError::denied(
+                codes::NTE_BAD_ALGID,
+                format!(
+                    "Key algorithm '{alg}' is not allowed by template '{}' (allowed: {}).",
+                    t.name,
+                    t.key_algorithms.join(", ")
+                ),
+            ));
+        }
+        if facts.kind == KeyKind::Rsa && facts.bits < t.min_key_size {
+            return Err(EngineError::denied(
+                codes::CERTSRV_E_KEY_LENGTH,
+                format!(
+                    "The public key does not meet the minimum size required by template '{}': {} bits, at least {} required.",
+                    t.name, facts.bits, t.min_key_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_archival(&self, inbound: &Inbound, t: &Template) -> EngineResult<()> {
+        let carries_key = inbound
+            .cmc
+            .as_ref()
+            .is_some_and(|c| c.archived_key.is_some());
+        match (t.archive_private_key, carries_key) {
+            (true, false) => Err(EngineError::denied(
+                codes::CERTSRV_E_ARCHIVED_KEY_REQUIRED,
+                format!("Template '{}' requires key archival, but the request carries no private key.", t.name),
+            )),
+            (false, true) => Err(EngineError::denied(
+                codes::CERTSRV_E_ARCHIVED_KEY_UNEXPECTED,
+                format!("The request carries a private key, but template '{}' does not archive keys.", t.name),
+            )),
+            (true, true) => Err(EngineError::denied(
+                codes::CERTSRV_E_KEY_ARCHIVAL_NOT_CONFIGURED,
+                "Cannot archive private key. The certification authority is not configured for key archival.",
+            )),
+            (false, false) => Ok(()),
+        }
+    }
+
+    fn build_leaf(&self, template: &Template, inbound: &Inbound) -> EngineResult<CertFields> {
+        let key = self.signing_key()?;
+        let (_, ca) = self.ca_cert()?;
+        let info = &inbound.pkcs10.cert_req.info;
+        let spki: &SubjectPublicKeyInfoOwned = &info.public_key;
+        let ec = public_key_facts(spki)?.kind == KeyKind::Ec;
+        let issued_at = now();
+        let not_before = issued_at - self.config.issuance.backdate_seconds.max(0);
+        let ca_not_after = unix_of(&ca.tbs_certificate().validity().not_after);
+        let not_after = template.validity.add_to(issued_at)?.min(ca_not_after);
+        if not_after <= issued_at {
+            return Err(EngineError::Config(
+                "the CA certificate has expired; renew the CA".into(),
+            ));
+        }
+        let mut exts = template_extensions(template, ec)?;
+        exts.push(ski(spki)?);
+        exts.push(aki(&ca.tbs_certificate().subject_public_key_info())?);
+        exts.extend(distribution_extensions(
+            &self.config.issuance.cdp_urls,
+            &self.config.issuance.aia_urls,
+        )?);
+        if let Some(san) = inbound.pkcs10.extension(&oids::CE_SUBJECT_ALT_NAME) {
+            let mut san = san.clone();
+            san.critical = info.subject.as_ref().is_empty();
+            exts.push(san);
+        }
+        let cert = sign_certificate(
+            key.as_ref(),
+            CertSpec {
+                issuer: ca.tbs_certificate().subject().clone(),
+                subject: info.subject.clone(),
+                spki: spki.clone(),
+                serial: serial_number(self.config.issuance.serial_bytes.clamp(8, 20))?,
+                not_before,
+                not_after,
+                extensions: exts,
+            },
+        )?;
+        let der = cert
+            .to_der()
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        cert_fields(&der)
+    }
+
+    /// Requests waiting for a certificate manager.
+    pub async fn pending(&self) -> EngineResult<Vec<RequestRecord>> {
+        self.view("Disposition=pending", 10_000).await
+    }
+
+    /// Issues a pending request.
+    pub async fn issue(&self, id: i64, officer: &str) -> EngineResult<Outcome> {
+        let rec = self.request(id).await?;
+        if rec.disposition != Disposition::Pending {
+            return Err(EngineError::Conflict(format!(
+                "request {id} is {}, not pending",
+                rec.disposition.as_str()
+            )));
+        }
+        let inbound = decode_and_verify(&rec.request_der)?;
+        let tname = rec.template.clone().unwrap_or_default();
+        let template = self.template(&tname).await?;
+        let fields = self.build_leaf(&template, &inbound)?;
+        let message = format!("Issued by {officer}");
+        self.store
+            .issue_pending(id, &fields, &message, now())
+            .await
+            .map_err(conflict)?;
+        tracing::info!(request_id = id, officer, "pending request issued");
+        Ok(outcome(
+            id,
+            &Disposition::Issued,
+            &message,
+            rec.template,
+            Some(&fields),
+        ))
+    }
+
+    /// Denies a pending request (any archived key is deleted with it).
+    pub async fn deny(&self, id: i64, officer: &str) -> EngineResult<Outcome> {
+        let rec = self.request(id).await?;
+        let message = format!("Denied by {officer}");
+        self.store
+            .deny_pending(id, &message, codes::E_ACCESSDENIED as i64, now())
+            .await
+            .map_err(conflict)?;
+        tracing::info!(request_id = id, officer, "pending request denied");
+        Ok(outcome(
+            id,
+            &Disposition::Denied,
+            &message,
+            rec.template,
+            None,
+        ))
+    }
+
+    /// One request row.
+    pub async fn request(&self, id: i64) -> EngineResult<RequestRecord> {
+        self.store
+            .get_request(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no request with ID {id}")))
+    }
+
+    /// The certificate (DER) of an issued or revoked request.
+    pub async fn certificate(&self, id: i64) -> EngineResult<Vec<u8>> {
+        let rec = self.request(id).await?;
+        rec.cert.map(|c| c.cert_der).ok_or_else(|| {
+            EngineError::Conflict(format!(
+                "request {id} has no certificate (it is {})",
+                rec.disposition.as_str()
+            ))
+        })
+    }
+
+    /// Revokes by serial number (hex, spaces allowed).
+    pub async fn revoke(&self, serial: &str, reason: i32) -> EngineResult<RequestRecord> {
+        let s = normalize_hex(serial).ok_or_else(|| {
+            EngineError::bad_input(
+                codes::E_INVALIDARG,
+                format!("'{serial}' is not a hex serial number"),
+            )
+        })?;
+        self.store
+            .revoke(&s, reason, now())
+            .await
+            .map_err(conflict)?;
+        tracing::info!(serial = %s, reason, "certificate revoked");
+        self.store
+            .get_by_serial(&s)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no certificate with serial number {s}")))
+    }
+
+    /// Signs and stores a new CRL.
+    pub async fn publish_crl(&self) -> EngineResult<CrlInfo> {
+        let key = self.signing_key()?;
+        let (_, ca) = self.ca_cert()?;
+        let revoked = self.store.revoked().await?;
+        let number = self.store.next_crl_number().await?;
+        let this_update = now();
+        let next_update = self.config.issuance.crl_validity.add_to(this_update)?;
+        let der = sign_crl(
+            key.as_ref(),
+            CrlSpec {
+                issuer: ca.tbs_certificate().subject().clone(),
+                issuer_spki: &ca.tbs_certificate().subject_public_key_info(),
+                this_update,
+                next_update,
+                number,
+                revoked: &revoked,
+            },
+        )?;
+        self.store
+            .insert_crl(&CrlRecord {
+                crl_number: number,
+                this_update,
+                next_update,
+                der: der.clone(),
+            })
+            .await?;
+        tracing::info!(
+            crl_number = number,
+            entries = revoked.len(),
+            "CRL published"
+        );
+        Ok(CrlInfo {
+            number,
+            this_update,
+            next_update,
+            entries: revoked.len(),
+            der,
+        })
+    }
+
+    /// The current CRL: the latest one if still valid and complete, else a new one.
+    pub async fn current_crl(&self) -> EngineResult<Vec<u8>> {
+        if let Some(latest) = self.store.latest_crl().await? {
+            let revoked = self.store.revoked().await?;
+            let fresh = latest.next_update > now() + 3600;
+            let complete = revoked.iter().all(|r| r.revoked_at < latest.this_update);
+            if fresh && complete {
+                return Ok(latest.der);
+            }
+        }
+        Ok(self.publish_crl().await?.der)
+    }
+
+    /// Rows matching a `--restrict` expression.
+    pub async fn view(&self, restrict: &str, limit: i64) -> EngineResult<Vec<RequestRecord>> {
+        let r = parse_restrictions(restrict)?;
+        Ok(self.store.query(&r, limit.clamp(1, 1_000_000)).await?)
+    }
+
+    /// Issues (or reuses) the TLS server certificate for `lockbox serve`.
+    /// Returns (certificate chain PEM, private key PEM).
+    pub async fn server_tls_identity(
+        &self,
+        hosts: &[String],
+    ) -> EngineResult<(String, Zeroizing<String>)> {
+        let cert_rel = "tls/server.pem";
+        let key_rel = "tls/server.key";
+        if let (Ok(c), Ok(k)) = (self.home.read(cert_rel), self.home.read(key_rel)) {
+            let still_good = decode_input(&c)
+                .ok()
+                .and_then(|d| cert_fields(&d.der).ok())
+                .is_some_and(|f| f.not_after > now() + 7 * 86_400);
+            let marker = self.home.read("tls/hosts").unwrap_or_default();
+            if still_good && marker == hosts.join(",").as_bytes() {
+                return Ok((
+                    String::from_utf8_lossy(&c).into_owned(),
+                    Zeroizing::new(String::from_utf8_lossy(&k).into_owned()),
+                ));
+            }
+        }
+        let (_, ca) = self.ca_cert()?;
+        let signer = self.signing_key()?;
+        let tls_key = SoftwareKey::generate(KeySpec::P256)?;
+        let cn = hosts.first().cloned().unwrap_or_else(|| "localhost".into());
+        let subject = subject_name(&format!("CN={cn}"))?;
+        let csr = sign_request(&tls_key, subject.clone(), vec![])?;
+        let mut template = builtins()
+            .into_iter()
+            .find(|t| t.name == "WebServer")
+            .ok_or_else(|| EngineError::Config("WebServer template missing".into()))?;
+        template.validity = Period::Days(90);
+        let mut exts = template_extensions(&template, true)?;
+        exts.push(ski(tls_key.public_key_info())?);
+        exts.push(aki(&ca.tbs_certificate().subject_public_key_info())?);
+        exts.push(crate::certbuild::extension(
+            oids::CE_SUBJECT_ALT_NAME,
+            false,
+            &server_alt_names(hosts)?,
+        )?);
+        let issued_at = now();
+        let cert = sign_certificate(
+            signer.as_ref(),
+            CertSpec {
+                issuer: ca.tbs_certificate().subject().clone(),
+                subject,
+                spki: tls_key.public_key_info().clone(),
+                serial: serial_number(16)?,
+                not_before: issued_at - 600,
+                not_after: template
+                    .validity
+                    .add_to(issued_at)?
+                    .min(unix_of(&ca.tbs_certificate().validity().not_after)),
+                extensions: exts,
+            },
+        )?;
+        let der = cert
+            .to_der()
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        let fields = cert_fields(&der)?;
+        self.store
+            .insert_request(&NewRequest {
+                request_der: csr,
+                request_kind: "pkcs10".into(),
+                requester: "lockbox serve".into(),
+                template: Some("WebServer".into()),
+                request_subject: fields.subject.clone(),
+                request_common_name: fields.common_name.clone(),
+                request_upn: None,
+                request_email: None,
+                disposition: Disposition::Issued,
+                disposition_message: "Issued (HTTPS service certificate)".into(),
+                status_code: 0,
+                submitted_at: issued_at,
+                cert: Some(fields),
+                archived_key: None,
+                kra_hashes: None,
+            })
+            .await?;
+        let mut chain_pem = encode_pem("CERTIFICATE", &der);
+        for c in self.chain_der()? {
+            chain_pem.push_str(&encode_pem("CERTIFICATE", &c));
+        }
+        let key_pem = key_pem(&tls_key, None)?;
+        self.home.write_atomic(key_rel, key_pem.as_bytes(), true)?;
+        self.home
+            .write_atomic(cert_rel, chain_pem.as_bytes(), false)?;
+        self.home
+            .write_atomic("tls/hosts", hosts.join(",").as_bytes(), false)?;
+        Ok((chain_pem, key_pem))
+    }
+}
+
+fn server_alt_names(hosts: &[String]) -> EngineResult<x509_cert::ext::pkix::SubjectAltName> {
+    use x509_cert::ext::pkix::name::GeneralName;
+    let mut names = Vec::new();
+    for h in hosts {
+        if let Ok(ip) = h.parse::<std::net::IpAddr>() {
+            let bytes = match ip {
+                std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+                std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+            };
+            names.push(GeneralName::IpAddress(
+                der::asn1::OctetString::new(bytes)
+                    .map_err(|e| EngineError::Config(e.to_string()))?,
+            ));
+        } else {
+            names.push(GeneralName::DnsName(der::asn1::Ia5String::new(h).map_err(
+                |_| EngineError::Config(format!("host '{h}' is not ASCII")),
+            )?));
+        }
+    }
+    Ok(x509_cert::ext::pkix::SubjectAltName(names))
+}
+
+fn request_alt_names(inbound: &Inbound) -> EngineResult<Option<AltNames>> {
+    inbound
+        .pkcs10
+        .extension(&oids::CE_SUBJECT_ALT_NAME)
+        .map(|e| parse_alt_names(e.extn_value.as_bytes()).map_err(EngineError::from))
+        .transpose()
+}
+
+fn conflict(e: StoreError) -> EngineError {
+    match e {
+        StoreError::Conflict(m) => EngineError::Conflict(m),
+        StoreError::NotFound(m) => EngineError::NotFound(m),
+        other => EngineError::Store(other),
+    }
+}
+
+fn outcome(
+    id: i64,
+    d: &Disposition,
+    message: &str,
+    template: Option<String>,
+    cert: Option<&CertFields>,
+) -> Outcome {
+    Outcome {
+        request_id: id,
+        disposition: *d,
+        status_code: 0,
+        message: message.to_string(),
+        template,
+        serial: cert.map(|c| c.serial.clone()),
+        certificate_pem: cert.map(|c| encode_pem("CERTIFICATE", &c.cert_der)),
+    }
+}

@@ -1,0 +1,238 @@
+//! The CA home directory: configuration file, key and certificate files.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::{EngineError, EngineResult};
+use crate::period::Period;
+
+/// Name of the configuration file inside the home directory.
+pub const CONFIG_FILE: &str = "lockbox.toml";
+/// Environment variable holding the CA key passphrase.
+pub const PASSPHRASE_ENV: &str = "LOCKBOX_CA_PASSPHRASE";
+/// Environment variable naming a file holding the CA key passphrase.
+pub const PASSPHRASE_FILE_ENV: &str = "LOCKBOX_CA_PASSPHRASE_FILE";
+
+/// Whether the CA has a usable certificate yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaState {
+    /// Signing certificate installed.
+    Active,
+    /// Subordinate CA waiting for its parent-signed certificate.
+    AwaitingCertificate,
+}
+
+/// `[ca]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CaSection {
+    /// CA common name.
+    pub name: String,
+    /// Full subject DN of the CA certificate.
+    pub subject: String,
+    /// Key algorithm.
+    pub key: String,
+    /// CA certificate validity (root) or requested validity (subordinate).
+    pub validity: Period,
+    /// Root or subordinate.
+    pub subordinate: bool,
+    /// Lifecycle state.
+    pub state: CaState,
+    /// Key file, relative to the home.
+    pub key_file: String,
+    /// Whether the key file is passphrase-protected.
+    pub key_encrypted: bool,
+    /// Optional file holding the key passphrase (else `LOCKBOX_CA_PASSPHRASE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_file: Option<String>,
+    /// CA certificate file (PEM), relative to the home.
+    pub cert_file: String,
+    /// Parent chain (PEM, issuer first up to the root), relative to the home; empty for a root.
+    pub chain_file: String,
+}
+
+/// `[issuance]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IssuanceSection {
+    /// Serial number length in bytes (at most 20).
+    pub serial_bytes: usize,
+    /// Back-dating of notBefore, in seconds, for clock skew.
+    pub backdate_seconds: i64,
+    /// CRL distribution point URLs written into issued certificates.
+    #[serde(default)]
+    pub cdp_urls: Vec<String>,
+    /// Authority information access (caIssuers) URLs written into issued certificates.
+    #[serde(default)]
+    pub aia_urls: Vec<String>,
+    /// CRL validity (nextUpdate - thisUpdate).
+    pub crl_validity: Period,
+}
+
+/// `[server]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerSection {
+    /// Default listen address.
+    pub listen: String,
+    /// SHA-256 (hex) of the administrator API token.
+    pub admin_token_sha256: String,
+    /// Accept enrollment requests without a token (requester recorded as `anonymous`).
+    pub allow_anonymous_enrollment: bool,
+}
+
+/// `[database]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DatabaseSection {
+    /// `sqlite:FILE` relative to the home (PostgreSQL comes later).
+    pub url: String,
+}
+
+/// The CA configuration file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Config {
+    /// CA identity and keys.
+    pub ca: CaSection,
+    /// Issuance settings.
+    pub issuance: IssuanceSection,
+    /// HTTP service.
+    pub server: ServerSection,
+    /// Database.
+    pub database: DatabaseSection,
+}
+
+/// The CA home directory.
+#[derive(Clone, Debug)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// Wraps a directory path.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Home { root: root.into() }
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A path inside the home.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Whether a CA already lives here.
+    pub fn exists(&self) -> bool {
+        self.path(CONFIG_FILE).exists()
+    }
+
+    /// Reads the configuration.
+    pub fn load_config(&self) -> EngineResult<Config> {
+        let path = self.path(CONFIG_FILE);
+        let text = fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                EngineError::Config(format!(
+                    "no CA at {} (run 'lockbox init --home {} --name ...' first)",
+                    self.root.display(),
+                    self.root.display()
+                ))
+            } else {
+                EngineError::Io {
+                    context: format!("reading {}", path.display()),
+                    source: e,
+                }
+            }
+        })?;
+        toml::from_str(&text).map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Writes the configuration atomically.
+    pub fn save_config(&self, config: &Config) -> EngineResult<()> {
+        let text =
+            toml::to_string_pretty(config).map_err(|e| EngineError::Config(e.to_string()))?;
+        self.write_atomic(CONFIG_FILE, text.as_bytes(), false)
+    }
+
+    /// Writes a file atomically (temp file + fsync + rename); `secret` files get mode 0600.
+    pub fn write_atomic(&self, rel: &str, data: &[u8], secret: bool) -> EngineResult<()> {
+        let path = self.path(rel);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+        ));
+        {
+            let mut opts = fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(if secret { 0o600 } else { 0o644 });
+            }
+            let mut f = opts
+                .open(&tmp)
+                .map_err(EngineError::io(format!("writing {}", tmp.display())))?;
+            f.write_all(data)
+                .map_err(EngineError::io(format!("writing {}", tmp.display())))?;
+            f.sync_all()
+                .map_err(EngineError::io(format!("syncing {}", tmp.display())))?;
+        }
+        fs::rename(&tmp, &path)
+            .map_err(EngineError::io(format!("renaming to {}", path.display())))?;
+        if let Ok(d) = fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Reads a file inside the home.
+    pub fn read(&self, rel: &str) -> EngineResult<Vec<u8>> {
+        let path = self.path(rel);
+        fs::read(&path).map_err(EngineError::io(format!("reading {}", path.display())))
+    }
+}
+
+/// Finds the CA key passphrase: the configured file, `LOCKBOX_CA_PASSPHRASE_FILE`,
+/// or `LOCKBOX_CA_PASSPHRASE`. Trailing newlines in files are ignored.
+pub fn passphrase(
+    home: &Home,
+    configured_file: Option<&str>,
+) -> EngineResult<Option<Zeroizing<Vec<u8>>>> {
+    let file = configured_file
+        .map(|f| {
+            let p = Path::new(f);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                home.path(f)
+            }
+        })
+        .or_else(|| std::env::var_os(PASSPHRASE_FILE_ENV).map(PathBuf::from));
+    if let Some(path) = file {
+        let mut data = Zeroizing::new(fs::read(&path).map_err(EngineError::io(format!(
+            "reading passphrase file {}",
+            path.display()
+        )))?);
+        while data.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            data.pop();
+        }
+        if data.is_empty() {
+            return Err(EngineError::Config(format!(
+                "passphrase file {} is empty",
+                path.display()
+            )));
+        }
+        return Ok(Some(data));
+    }
+    if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
+        if !p.is_empty() {
+            return Ok(Some(Zeroizing::new(p.into_bytes())));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,18 @@
+//! The Lockbox engine: policy and operations of the certification authority.
+//!
+//! Front ends (CLI, HTTP) call [`Ca`]; the engine reaches keys only through
+//! `lockbox_crypto::KeyHandle` and data only through `lockbox_store::Store`.
+
+pub mod ca;
+pub mod certbuild;
+pub mod config;
+pub mod crl;
+pub mod error;
+pub mod inbound;
+pub mod period;
+pub mod template;
+pub mod view;
+
+pub use ca::{Ca, CrlInfo, InitOptions, InitOutcome, Outcome, SubmitOptions};
+pub use error::{codes, EngineError, EngineResult};
+pub use lockbox_store::{Column, Disposition, RequestRecord};

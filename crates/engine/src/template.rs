@@ -1,0 +1,454 @@
+//! Certificate templates as data: the built-ins, editing, and what they imply
+//! for an issued certificate.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{codes, EngineError, EngineResult};
+use crate::period::Period;
+
+/// What a template's key is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    /// Encryption only (the key may be archived).
+    Encryption,
+    /// Signature only (the key is never archived).
+    Signature,
+    /// Both.
+    Both,
+}
+
+/// A certificate template.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    /// Common name (what requests and `ca templates` use).
+    pub name: String,
+    /// Display name.
+    pub display_name: String,
+    /// Template OID (carried in the v2 template extension).
+    pub oid: String,
+    /// Schema version: 1 = fixed (duplicate to change), 2 and 3 editable.
+    pub schema_version: u8,
+    /// Major revision (bumped on every change).
+    pub major_version: u32,
+    /// Minor revision.
+    pub minor_version: u32,
+    /// Key purpose.
+    pub purpose: Purpose,
+    /// keyUsage bits by RFC 5280 name (`digitalSignature`, `keyEncipherment`, ...).
+    pub key_usage: Vec<String>,
+    /// Extended key usages (OIDs).
+    pub ekus: Vec<String>,
+    /// Also write the Microsoft application-policies extension mirroring the EKUs.
+    pub application_policies: bool,
+    /// Certificate validity.
+    pub validity: Period,
+    /// Renewal overlap.
+    pub renewal_overlap: Period,
+    /// Minimum key size in bits (RSA modulus; EC field size).
+    pub min_key_size: u32,
+    /// Allowed key algorithms: `rsa`, `p256`, `p384`, `p521`.
+    pub key_algorithms: Vec<String>,
+    /// Archive the subject's encryption private key.
+    pub archive_private_key: bool,
+    /// Use AES (rather than 3DES) when the client encrypts the key to the CA.
+    pub use_aes_for_key_transport: bool,
+    /// Pend requests for certificate-manager approval.
+    pub requires_approval: bool,
+    /// Publish issued certificates to the directory.
+    pub publish_to_directory: bool,
+    /// Do not re-enroll if a valid certificate already exists in the directory.
+    pub do_not_reenroll_if_duplicate: bool,
+    /// Templates this one supersedes.
+    pub superseded_templates: Vec<String>,
+    /// Principals and groups that may enroll.
+    pub enroll: Vec<String>,
+    /// Principals and groups that may autoenroll.
+    pub autoenroll: Vec<String>,
+    /// Issue CA certificates (basicConstraints cA=TRUE).
+    pub ca: bool,
+    /// Internal to the CA (not requestable by clients), like CAExchange.
+    pub internal: bool,
+}
+
+/// The Microsoft arc under which built-in Lockbox templates are numbered.
+pub const TEMPLATE_ARC: &str = "1.3.6.1.4.1.311.21.8.7638725.6482482.15862581.4921836.9542041.123";
+
+const EKU_EFS: &str = "1.3.6.1.4.1.311.10.3.4";
+const EKU_EMAIL: &str = "1.3.6.1.5.5.7.3.4";
+const EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
+const EKU_SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
+const EKU_KRA: &str = "1.3.6.1.4.1.311.21.6";
+const EKU_CA_EXCHANGE: &str = "1.3.6.1.4.1.311.21.5";
+
+#[allow(clippy::too_many_arguments)]
+fn base(
+    name: &str,
+    display: &str,
+    index: u32,
+    schema: u8,
+    purpose: Purpose,
+    ku: &[&str],
+    ekus: &[&str],
+    validity: Period,
+) -> Template {
+    Template {
+        name: name.into(),
+        display_name: display.into(),
+        oid: format!("{TEMPLATE_ARC}.{index}"),
+        schema_version: schema,
+        major_version: if schema == 1 { 4 } else { 100 },
+        minor_version: 0,
+        purpose,
+        key_usage: ku.iter().map(|s| s.to_string()).collect(),
+        ekus: ekus.iter().map(|s| s.to_string()).collect(),
+        application_policies: schema >= 2,
+        validity,
+        renewal_overlap: Period::Weeks(6),
+        min_key_size: 2048,
+        key_algorithms: vec!["rsa".into(), "p256".into(), "p384".into()],
+        archive_private_key: false,
+        use_aes_for_key_transport: true,
+        requires_approval: false,
+        publish_to_directory: false,
+        do_not_reenroll_if_duplicate: false,
+        superseded_templates: vec![],
+        enroll: vec!["Authenticated Users".into()],
+        autoenroll: vec![],
+        ca: false,
+        internal: false,
+    }
+}
+
+/// The built-in templates a new CA starts with.
+pub fn builtins() -> Vec<Template> {
+    let mut user = base(
+        "User",
+        "User",
+        1,
+        1,
+        Purpose::Both,
+        &["digitalSignature", "keyEncipherment"],
+        &[EKU_EFS, EKU_EMAIL, EKU_CLIENT_AUTH],
+        Period::Years(1),
+    );
+    user.publish_to_directory = true;
+    let efs = base(
+        "EFS",
+        "Basic EFS",
+        2,
+        1,
+        Purpose::Encryption,
+        &["keyEncipherment"],
+        &[EKU_EFS],
+        Period::Years(1),
+    );
+    let mut exch = base(
+        "ExchangeUser",
+        "Exchange User",
+        3,
+        1,
+        Purpose::Encryption,
+        &["keyEncipherment"],
+        &[EKU_EMAIL],
+        Period::Years(1),
+    );
+    exch.archive_private_key = true;
+    exch.publish_to_directory = true;
+    let sig = base(
+        "ExchangeUserSignature",
+        "Exchange Signature Only",
+        4,
+        1,
+        Purpose::Signature,
+        &["digitalSignature"],
+        &[EKU_EMAIL],
+        Period::Years(1),
+    );
+    let mut kra = base(
+        "KeyRecoveryAgent",
+        "Key Recovery Agent",
+        5,
+        2,
+        Purpose::Encryption,
+        &["keyEncipherment"],
+        &[EKU_KRA],
+        Period::Years(2),
+    );
+    kra.requires_approval = true;
+    kra.key_algorithms = vec!["rsa".into()];
+    let mut xchg = base(
+        "CAExchange",
+        "CA Exchange",
+        6,
+        2,
+        Purpose::Encryption,
+        &["keyEncipherment"],
+        &[EKU_CA_EXCHANGE],
+        Period::Days(7),
+    );
+    xchg.internal = true;
+    xchg.renewal_overlap = Period::Days(1);
+    xchg.enroll = vec![];
+    let mut subca = base(
+        "SubCA",
+        "Subordinate Certification Authority",
+        7,
+        1,
+        Purpose::Signature,
+        &["digitalSignature", "keyCertSign", "cRLSign"],
+        &[],
+        Period::Years(5),
+    );
+    subca.ca = true;
+    subca.enroll = vec!["Administrators".into()];
+    let web = base(
+        "WebServer",
+        "Web Server",
+        8,
+        1,
+        Purpose::Both,
+        &["digitalSignature", "keyEncipherment"],
+        &[EKU_SERVER_AUTH],
+        Period::Years(2),
+    );
+    vec![user, efs, exch, sig, kra, xchg, subca, web]
+}
+
+/// Templates a new CA issues by default.
+pub const DEFAULT_CA_TEMPLATES: &[&str] = &[
+    "User",
+    "EFS",
+    "ExchangeUser",
+    "ExchangeUserSignature",
+    "SubCA",
+    "WebServer",
+];
+
+/// The keyUsage names Lockbox accepts.
+pub const KEY_USAGE_NAMES: &[&str] = &[
+    "digitalSignature",
+    "nonRepudiation",
+    "keyEncipherment",
+    "dataEncipherment",
+    "keyAgreement",
+    "keyCertSign",
+    "cRLSign",
+];
+
+fn bad(msg: impl Into<String>) -> EngineError {
+    EngineError::bad_input(codes::E_INVALIDARG, msg)
+}
+
+fn parse_bool(v: &str) -> EngineResult<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Ok(true),
+        "false" | "no" | "0" | "off" => Ok(false),
+        _ => Err(bad(format!("'{v}' is not a boolean (true/false)"))),
+    }
+}
+
+fn parse_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Template {
+    /// The keys `set` understands.
+    pub const SETTABLE: &'static [&'static str] = &[
+        "display_name",
+        "purpose",
+        "key_usage",
+        "ekus",
+        "application_policies",
+        "validity",
+        "renewal_overlap",
+        "min_key_size",
+        "key_algorithms",
+        "archive_private_key",
+        "use_aes_for_key_transport",
+        "requires_approval",
+        "publish_to_directory",
+        "do_not_reenroll_if_duplicate",
+        "superseded_templates",
+        "enroll",
+        "autoenroll",
+    ];
+
+    /// Changes one property. Version 1 templates are fixed: duplicate them first.
+    pub fn set(&mut self, key: &str, value: &str) -> EngineResult<()> {
+        if self.schema_version < 2 {
+            return Err(EngineError::Conflict(format!(
+                "template '{}' is a version 1 template and cannot be changed; duplicate it first (lockbox template duplicate {} NEW)",
+                self.name, self.name
+            )));
+        }
+        if self.internal {
+            return Err(EngineError::Conflict(format!(
+                "template '{}' is internal to the CA",
+                self.name
+            )));
+        }
+        let key_norm = key.trim().to_ascii_lowercase().replace('-', "_");
+        match key_norm.as_str() {
+            "display_name" => self.display_name = value.to_string(),
+            "purpose" => {
+                self.purpose = match value.to_ascii_lowercase().as_str() {
+                    "encryption" => Purpose::Encryption,
+                    "signature" => Purpose::Signature,
+                    "both" | "signature_and_encryption" => Purpose::Both,
+                    _ => return Err(bad("purpose must be encryption, signature or both")),
+                }
+            }
+            "key_usage" => {
+                let list = parse_list(value);
+                for k in &list {
+                    if !KEY_USAGE_NAMES.contains(&k.as_str()) {
+                        return Err(bad(format!(
+                            "unknown key usage '{k}' (one of {})",
+                            KEY_USAGE_NAMES.join(", ")
+                        )));
+                    }
+                }
+                self.key_usage = list;
+            }
+            "ekus" | "eku" => {
+                let list = parse_list(value);
+                for o in &list {
+                    const_oid::ObjectIdentifier::new(o)
+                        .map_err(|_| bad(format!("'{o}' is not an OID")))?;
+                }
+                self.ekus = list;
+            }
+            "application_policies" => self.application_policies = parse_bool(value)?,
+            "validity" => self.validity = Period::parse(value)?,
+            "renewal_overlap" => self.renewal_overlap = Period::parse(value)?,
+            "min_key_size" => {
+                let n: u32 = value
+                    .parse()
+                    .map_err(|_| bad("min_key_size must be a number of bits"))?;
+                if !(256..=16384).contains(&n) {
+                    return Err(bad("min_key_size must be between 256 and 16384"));
+                }
+                self.min_key_size = n;
+            }
+            "key_algorithms" => {
+                let list = parse_list(value);
+                for a in &list {
+                    if !["rsa", "p256", "p384", "p521"].contains(&a.as_str()) {
+                        return Err(bad(format!(
+                            "unknown key algorithm '{a}' (rsa, p256, p384, p521)"
+                        )));
+                    }
+                }
+                if list.is_empty() {
+                    return Err(bad("key_algorithms must not be empty"));
+                }
+                self.key_algorithms = list;
+            }
+            "archive_private_key" => self.archive_private_key = parse_bool(value)?,
+            "use_aes_for_key_transport" => self.use_aes_for_key_transport = parse_bool(value)?,
+            "requires_approval" => self.requires_approval = parse_bool(value)?,
+            "publish_to_directory" => self.publish_to_directory = parse_bool(value)?,
+            "do_not_reenroll_if_duplicate" => {
+                self.do_not_reenroll_if_duplicate = parse_bool(value)?
+            }
+            "superseded_templates" => self.superseded_templates = parse_list(value),
+            "enroll" => self.enroll = parse_list(value),
+            "autoenroll" => self.autoenroll = parse_list(value),
+            _ => {
+                return Err(bad(format!(
+                    "unknown template property '{key}' (settable: {})",
+                    Self::SETTABLE.join(", ")
+                )))
+            }
+        }
+        self.validate()?;
+        self.major_version += 1;
+        Ok(())
+    }
+
+    /// Checks internal consistency.
+    pub fn validate(&self) -> EngineResult<()> {
+        if self.archive_private_key && self.purpose == Purpose::Signature {
+            return Err(bad(format!(
+                "template '{}': a signature-only template cannot archive private keys",
+                self.name
+            )));
+        }
+        if self.renewal_overlap.approx_seconds() > self.validity.approx_seconds() {
+            return Err(bad("renewal_overlap must not exceed validity"));
+        }
+        Ok(())
+    }
+
+    /// Makes an editable (version 2) copy under a new name and OID.
+    pub fn duplicate(&self, new_name: &str, oid: String) -> EngineResult<Template> {
+        validate_name(new_name)?;
+        let mut t = self.clone();
+        t.name = new_name.to_string();
+        t.display_name = new_name.to_string();
+        t.oid = oid;
+        t.schema_version = self.schema_version.max(2);
+        t.major_version = 100;
+        t.minor_version = 0;
+        t.application_policies = true;
+        t.internal = false;
+        Ok(t)
+    }
+}
+
+/// Template names: letters, digits, `-`, `_`, `.`; 1-64 characters.
+pub fn validate_name(name: &str) -> EngineResult<()> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(bad(format!(
+            "invalid template name '{name}' (letters, digits, '-', '_', '.'; at most 64)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_are_consistent() {
+        let all = builtins();
+        assert_eq!(all.len(), 8);
+        for t in &all {
+            t.validate().unwrap();
+        }
+        let exch = all.iter().find(|t| t.name == "ExchangeUser").unwrap();
+        assert!(exch.archive_private_key);
+        let kra = all.iter().find(|t| t.name == "KeyRecoveryAgent").unwrap();
+        assert!(kra.requires_approval && kra.ekus == vec![EKU_KRA.to_string()]);
+    }
+
+    #[test]
+    fn v1_is_fixed_and_duplicate_is_editable() {
+        let user = builtins().into_iter().find(|t| t.name == "User").unwrap();
+        let mut u = user.clone();
+        assert!(u.set("validity", "2y").is_err());
+        let mut d = user.duplicate("User2", "1.2.3.4".into()).unwrap();
+        d.set("validity", "2y").unwrap();
+        assert_eq!(d.validity, Period::Years(2));
+        assert!(d.set("bogus", "1").is_err());
+        assert!(d.set("key_usage", "sneeze").is_err());
+        let mut s = builtins()
+            .into_iter()
+            .find(|t| t.name == "ExchangeUserSignature")
+            .unwrap()
+            .duplicate("S2", "1.2.3.5".into())
+            .unwrap();
+        assert!(s.set("archive_private_key", "true").is_err());
+        assert!(user.duplicate("bad name!", "1.2".into()).is_err());
+    }
+}

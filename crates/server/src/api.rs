@@ -1,0 +1,384 @@
+//! REST endpoints.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use lockbox_codec::pem::encode_pem;
+use lockbox_engine::{codes, Ca, EngineError, SubmitOptions};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Largest request body accepted (a CMC archival request is a few KiB).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+type AppState = Arc<Ca>;
+
+/// An engine error as an HTTP response with a stable JSON body.
+pub struct ApiError(pub EngineError);
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = match e.kind() {
+            "bad_input" => StatusCode::BAD_REQUEST,
+            "denied" => StatusCode::UNPROCESSABLE_ENTITY,
+            "not_found" => StatusCode::NOT_FOUND,
+            "conflict" => StatusCode::CONFLICT,
+            "forbidden" => StatusCode::FORBIDDEN,
+            "unauthorized" => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "internal error");
+            "internal error (see the server log)".to_string()
+        } else {
+            e.to_string()
+        };
+        let code = e.code();
+        let body = json!({
+            "error": {
+                "kind": e.kind(),
+                "code": code,
+                "status": format!("0x{code:08x}"),
+                "name": codes::name(code),
+                "message": message,
+            }
+        });
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"lockbox\""),
+            );
+        }
+        resp
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn unauthorized() -> ApiError {
+    ApiError(EngineError::Forbidden(
+        "administrator token required".into(),
+    ))
+}
+
+/// Returns the caller's name if it presented the administrator token.
+fn admin(ca: &Ca, headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    ca.verify_admin_token(token.trim())
+        .then(|| "admin".to_string())
+}
+
+fn require_admin(ca: &Ca, headers: &HeaderMap) -> ApiResult<String> {
+    match admin(ca, headers) {
+        Some(a) => Ok(a),
+        None if headers.contains_key(header::AUTHORIZATION) => Err(unauthorized()),
+        None => Err(ApiError(EngineError::Forbidden(
+            "authentication required: send 'Authorization: Bearer <admin token>'".into(),
+        ))),
+    }
+}
+
+/// Builds the router.
+pub fn router(ca: Arc<Ca>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/ca/certificate", get(ca_certificate))
+        .route("/api/v1/ca/chain", get(ca_chain))
+        .route("/api/v1/ca/templates", get(ca_templates))
+        .route(
+            "/api/v1/ca/templates/{name}",
+            put(ca_template_add).delete(ca_template_remove),
+        )
+        .route("/api/v1/crl", get(crl).post(crl_publish))
+        .route("/crl/ca.crl", get(crl))
+        .route("/api/v1/requests", post(submit).get(list_requests))
+        .route("/api/v1/requests/{id}", get(request_status))
+        .route(
+            "/api/v1/requests/{id}/certificate",
+            get(request_certificate),
+        )
+        .route("/api/v1/requests/{id}/issue", post(issue))
+        .route("/api/v1/requests/{id}/deny", post(deny))
+        .route("/api/v1/certificates/{serial}/revoke", post(revoke))
+        .route("/api/v1/view", get(view))
+        .route("/api/v1/templates", get(templates))
+        .route(
+            "/api/v1/templates/{name}",
+            get(template).patch(template_set),
+        )
+        .route(
+            "/api/v1/templates/{name}/duplicate",
+            post(template_duplicate),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(ca)
+}
+
+async fn health(State(ca): State<AppState>) -> impl IntoResponse {
+    Json(json!({ "status": "ok", "ca": ca.config().ca.name }))
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(crate::openapi::document())
+}
+
+#[derive(Deserialize)]
+struct FormatQuery {
+    format: Option<String>,
+}
+
+fn cert_response(der: Vec<u8>, format: Option<&str>) -> Response {
+    match format {
+        Some("der") => ([(header::CONTENT_TYPE, "application/pkix-cert")], der).into_response(),
+        _ => (
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            encode_pem("CERTIFICATE", &der),
+        )
+            .into_response(),
+    }
+}
+
+async fn ca_certificate(
+    State(ca): State<AppState>,
+    Query(q): Query<FormatQuery>,
+) -> ApiResult<Response> {
+    Ok(cert_response(ca.ca_certificate_der()?, q.format.as_deref()))
+}
+
+async fn ca_chain(State(ca): State<AppState>) -> ApiResult<Response> {
+    let pem: String = ca
+        .chain_der()?
+        .iter()
+        .map(|c| encode_pem("CERTIFICATE", c))
+        .collect();
+    Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
+}
+
+async fn crl(State(ca): State<AppState>) -> ApiResult<Response> {
+    let der = ca.current_crl().await?;
+    Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
+}
+
+async fn crl_publish(State(ca): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    let info = ca.publish_crl().await?;
+    let mut body = serde_json::to_value(&info).unwrap_or_default();
+    body["der_base64"] = json!(base64_encode(&info.der));
+    Ok(Json(body).into_response())
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    // The PEM body without armour is plain base64.
+    encode_pem("X", data)
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<String>()
+}
+
+#[derive(Deserialize)]
+struct SubmitQuery {
+    template: Option<String>,
+}
+
+async fn submit(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SubmitQuery>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let requester = match admin(&ca, &headers) {
+        Some(a) => a,
+        None if headers.contains_key(header::AUTHORIZATION) => return Err(unauthorized()),
+        None if ca.config().server.allow_anonymous_enrollment => "anonymous".to_string(),
+        None => return Err(unauthorized()),
+    };
+    let opts = SubmitOptions {
+        template: q.template,
+        requester,
+        attributes: vec![],
+    };
+    let outcome = ca.submit(&body, &opts).await?;
+    Ok(Json(outcome).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    disposition: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_requests(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    let restrict = q
+        .disposition
+        .map(|d| format!("Disposition={d}"))
+        .unwrap_or_default();
+    let rows = ca.view(&restrict, q.limit.unwrap_or(1000)).await?;
+    Ok(Json(rows).into_response())
+}
+
+async fn request_status(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    Ok(Json(ca.request(id).await?).into_response())
+}
+
+async fn request_certificate(
+    State(ca): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<FormatQuery>,
+) -> ApiResult<Response> {
+    Ok(cert_response(
+        ca.certificate(id).await?,
+        q.format.as_deref(),
+    ))
+}
+
+async fn issue(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    let officer = require_admin(&ca, &headers)?;
+    Ok(Json(ca.issue(id, &officer).await?).into_response())
+}
+
+async fn deny(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    let officer = require_admin(&ca, &headers)?;
+    Ok(Json(ca.deny(id, &officer).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct RevokeBody {
+    reason: Option<String>,
+}
+
+async fn revoke(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+    body: Option<Json<RevokeBody>>,
+) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    let reason = body
+        .and_then(|b| b.0.reason)
+        .unwrap_or_else(|| "unspecified".into());
+    let reason = lockbox_engine::crl::parse_reason(&reason)?;
+    Ok(Json(ca.revoke(&serial, reason).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct ViewQuery {
+    restrict: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn view(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ViewQuery>,
+) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    let rows = ca
+        .view(
+            q.restrict.as_deref().unwrap_or(""),
+            q.limit.unwrap_or(10_000),
+        )
+        .await?;
+    Ok(Json(rows).into_response())
+}
+
+async fn templates(State(ca): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(ca.templates().await?).into_response())
+}
+
+async fn template(State(ca): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+    Ok(Json(ca.template(&name).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct SetBody {
+    key: String,
+    value: String,
+}
+
+async fn template_set(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(b): Json<SetBody>,
+) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    Ok(Json(ca.set_template(&name, &b.key, &b.value).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct DuplicateBody {
+    new_name: String,
+}
+
+async fn template_duplicate(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(b): Json<DuplicateBody>,
+) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ca.duplicate_template(&name, &b.new_name).await?),
+    )
+        .into_response())
+}
+
+async fn ca_templates(State(ca): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(ca.ca_templates().await?).into_response())
+}
+
+async fn ca_template_add(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    let name = ca.set_ca_template(&name, true).await?;
+    Ok(Json(json!({ "template": name, "enabled": true })).into_response())
+}
+
+async fn ca_template_remove(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    let name = ca.set_ca_template(&name, false).await?;
+    Ok(Json(json!({ "template": name, "enabled": false })).into_response())
+}

@@ -1,0 +1,71 @@
+//! The OpenAPI 3 description of the REST API.
+
+use serde_json::{json, Value};
+
+fn op(summary: &str, admin: bool) -> Value {
+    let mut o = json!({ "summary": summary, "responses": { "200": { "description": "OK" }, "default": { "description": "Error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } } });
+    if admin {
+        o["security"] = json!([{ "bearer": [] }]);
+    }
+    o
+}
+
+fn with_params(mut o: Value, params: &[(&str, &str, bool)]) -> Value {
+    o["parameters"] = Value::Array(
+        params
+            .iter()
+            .map(|(name, place, required)| json!({ "name": name, "in": place, "required": required, "schema": { "type": "string" } }))
+            .collect(),
+    );
+    o
+}
+
+/// The document served at `/api/v1/openapi.json`.
+pub fn document() -> Value {
+    let id = ("id", "path", true);
+    let name = ("name", "path", true);
+    let mut submit = with_params(
+        op(
+            "Submit a PKCS#10 or CMC request (DER, PEM or base64 body)",
+            false,
+        ),
+        &[("template", "query", false)],
+    );
+    submit["requestBody"] = json!({ "required": true, "content": {
+        "application/pkcs10": { "schema": { "type": "string", "format": "binary" } },
+        "application/pkcs7-mime": { "schema": { "type": "string", "format": "binary" } },
+        "text/plain": { "schema": { "type": "string" } } } });
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "Lockbox CA API", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "Certification authority with key archival. Errors carry AD CS status codes." },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": { "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": {
+                "kind": { "type": "string" }, "code": { "type": "integer" }, "status": { "type": "string" },
+                "name": { "type": "string" }, "message": { "type": "string" } } } } } }
+        },
+        "paths": {
+            "/health": { "get": op("Liveness", false) },
+            "/api/v1/openapi.json": { "get": op("This document", false) },
+            "/api/v1/ca/certificate": { "get": with_params(op("CA certificate (PEM, or DER with format=der)", false), &[("format", "query", false)]) },
+            "/api/v1/ca/chain": { "get": op("CA certificate and its chain (PEM)", false) },
+            "/api/v1/ca/templates": { "get": op("Templates this CA issues", false) },
+            "/api/v1/ca/templates/{name}": { "put": with_params(op("Issue this template", true), &[name]),
+                                             "delete": with_params(op("Stop issuing this template", true), &[name]) },
+            "/api/v1/crl": { "get": op("Current CRL (DER)", false), "post": op("Publish a new CRL", true) },
+            "/crl/ca.crl": { "get": op("Current CRL (DER), CDP form", false) },
+            "/api/v1/requests": { "post": submit, "get": with_params(op("List requests", true), &[("disposition", "query", false), ("limit", "query", false)]) },
+            "/api/v1/requests/{id}": { "get": with_params(op("Request status and row", true), &[id]) },
+            "/api/v1/requests/{id}/certificate": { "get": with_params(op("Issued certificate", false), &[id, ("format", "query", false)]) },
+            "/api/v1/requests/{id}/issue": { "post": with_params(op("Issue a pending request", true), &[id]) },
+            "/api/v1/requests/{id}/deny": { "post": with_params(op("Deny a pending request", true), &[id]) },
+            "/api/v1/certificates/{serial}/revoke": { "post": with_params(op("Revoke a certificate (JSON body {\"reason\": \"keyCompromise\"})", true), &[("serial", "path", true)]) },
+            "/api/v1/view": { "get": with_params(op("Query the CA database", true), &[("restrict", "query", false), ("limit", "query", false)]) },
+            "/api/v1/templates": { "get": op("All templates", false) },
+            "/api/v1/templates/{name}": { "get": with_params(op("One template", false), &[name]),
+                                          "patch": with_params(op("Set a template property (JSON {key, value})", true), &[name]) },
+            "/api/v1/templates/{name}/duplicate": { "post": with_params(op("Duplicate a template (JSON {new_name})", true), &[name]) }
+        }
+    })
+}
