@@ -634,11 +634,12 @@ impl Ca {
                 "a template named '{new_name}' already exists"
             )));
         }
-        let r = random_bytes(8)?;
+        // Two random 24-bit arcs: unique enough, and within the OID size limit.
+        let r = random_bytes(6)?;
         let oid = format!(
             "{TEMPLATE_ARC}.{}.{}",
-            u32::from_be_bytes([r[0], r[1], r[2], r[3]]) & 0x7fff_ffff,
-            u32::from_be_bytes([r[4], r[5], r[6], r[7]]) & 0x7fff_ffff
+            (u32::from_be_bytes([0, r[0], r[1], r[2]]) | 1),
+            (u32::from_be_bytes([0, r[3], r[4], r[5]]) | 1)
         );
         let t = src.duplicate(new_name, oid)?;
         self.save_template(&t).await?;
@@ -1017,7 +1018,7 @@ impl Ca {
         if let Some(latest) = self.store.latest_crl().await? {
             let revoked = self.store.revoked().await?;
             let fresh = latest.next_update > now() + 3600;
-            let complete = revoked.iter().all(|r| r.revoked_at < latest.this_update);
+            let complete = revoked.iter().all(|r| r.revoked_at <= latest.this_update);
             if fresh && complete {
                 return Ok(latest.der);
             }

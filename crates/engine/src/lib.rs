@@ -5,6 +5,7 @@
 
 pub mod ca;
 pub mod certbuild;
+pub mod client;
 pub mod config;
 pub mod crl;
 pub mod error;
