@@ -1,0 +1,317 @@
+//! The HTTPS service and the remote CLI: every operation over `--server`
+//! goes through the same engine as local operation.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn lockbox(args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lockbox"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LOCKBOX_") {
+            c.env_remove(k);
+        }
+    }
+    c.args(args).output().expect("run lockbox")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(home: &Path, extra: &[&str]) -> (Server, String) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["serve", "--home", s(home), "--listen", &listen];
+    args.extend_from_slice(extra);
+    let child = Command::new(env!("CARGO_BIN_EXE_lockbox"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let scheme = if extra.contains(&"--http") {
+        "http"
+    } else {
+        "https"
+    };
+    (server, format!("{scheme}://127.0.0.1:{port}"))
+}
+
+fn openssl_csr(dir: &Path, name: &str, subj: &str) -> std::path::PathBuf {
+    let req = dir.join(format!("{name}.csr"));
+    let key = dir.join(format!("{name}.key"));
+    ok(Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "rsa:2048",
+            "-subj",
+            subj,
+            "-keyout",
+            s(&key),
+            "-out",
+            s(&req),
+        ])
+        .output()
+        .expect("openssl is required"));
+    req
+}
+
+#[test]
+fn https_service_serves_remote_cli_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = d.join("ca");
+    ok(lockbox(&[
+        "init",
+        "--home",
+        s(&home),
+        "--name",
+        "Contoso Issuing CA",
+        "--key",
+        "p256",
+    ]));
+    let ca_pem = d.join("ca.pem");
+    ok(lockbox(&[
+        "ca",
+        "cert",
+        "--home",
+        s(&home),
+        "--out",
+        s(&ca_pem),
+    ]));
+    let token = std::fs::read_to_string(home.join("admin.token")).unwrap();
+    let (_server, url) = start(&home, &[]);
+    let remote = |args: &[&str]| -> Output {
+        let mut all = vec!["--server", url.as_str(), "--ca-cert", s(&ca_pem)];
+        all.extend_from_slice(args);
+        lockbox(&all)
+    };
+    let officer = |args: &[&str]| -> Output {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&[
+            "--server",
+            url.as_str(),
+            "--ca-cert",
+            s(&ca_pem),
+            "--token",
+            token.trim(),
+        ]);
+        lockbox(&all)
+    };
+
+    // TLS is verified against the CA certificate: without it, the connection is refused
+    assert!(!lockbox(&["--server", &url, "ca", "cert"]).status.success());
+    let remote_ca = ok(remote(&["ca", "cert"]));
+    assert_eq!(remote_ca, std::fs::read_to_string(&ca_pem).unwrap());
+
+    // anonymous enrollment, officer operations with the token
+    let csr = openssl_csr(d, "alice", "/CN=Alice");
+    let out: serde_json::Value = serde_json::from_str(&ok(remote(&[
+        "submit",
+        s(&csr),
+        "--template",
+        "User",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(out["disposition"], "issued");
+    let id = out["request_id"].as_i64().unwrap().to_string();
+    let cert = d.join("alice.pem");
+    ok(remote(&["request", "retrieve", &id, "--out", s(&cert)]));
+    let v = ok(Command::new("openssl")
+        .args(["verify", "-CAfile", s(&ca_pem), s(&cert)])
+        .output()
+        .unwrap());
+    assert!(v.contains(": OK"));
+
+    // officer endpoints refuse callers without the token, and with a wrong one
+    assert_eq!(remote(&["view"]).status.code(), Some(6));
+    assert_eq!(
+        lockbox(&[
+            "--server",
+            &url,
+            "--ca-cert",
+            s(&ca_pem),
+            "--token",
+            "lbx_wrong",
+            "view"
+        ])
+        .status
+        .code(),
+        Some(6)
+    );
+    let rows: serde_json::Value = serde_json::from_str(&ok(officer(&[
+        "view",
+        "--json",
+        "--restrict",
+        "CommonName=Alice",
+    ])))
+    .unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+
+    // a pending template, issued remotely
+    ok(officer(&["template", "duplicate", "User", "Approved"]));
+    ok(officer(&[
+        "template",
+        "set",
+        "Approved",
+        "requires_approval=true",
+    ]));
+    ok(officer(&["ca", "templates", "add", "Approved"]));
+    let bob = openssl_csr(d, "bob", "/CN=Bob");
+    let pend: serde_json::Value = serde_json::from_str(&ok(remote(&[
+        "submit",
+        s(&bob),
+        "--template",
+        "Approved",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(pend["disposition"], "pending");
+    let pid = pend["request_id"].as_i64().unwrap().to_string();
+    assert!(ok(officer(&["pending", "list"])).contains("Bob"));
+    assert_eq!(
+        remote(&["issue", &pid]).status.code(),
+        Some(6),
+        "anonymous callers cannot issue"
+    );
+    ok(officer(&["issue", &pid]));
+
+    // policy refusals travel with their AD CS code
+    let refused = remote(&["submit", s(&bob), "--template", "ExchangeUser", "--json"]);
+    assert_eq!(refused.status.code(), Some(3));
+    let e: serde_json::Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(e["error"]["status"], "0x80094804");
+
+    // revoke and fetch the CRL over the API
+    let serial = rows[0]["SerialNumber"].as_str().unwrap().to_string();
+    ok(officer(&["revoke", &serial, "--reason", "superseded"]));
+    let crl = d.join("api.crl");
+    ok(officer(&["crl", "publish", "--out", s(&crl)]));
+    let text = ok(Command::new("openssl")
+        .args([
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            s(&crl),
+            "-CAfile",
+            s(&ca_pem),
+            "-noout",
+            "-text",
+        ])
+        .output()
+        .unwrap());
+    assert!(
+        text.to_uppercase().contains(&serial.to_uppercase()),
+        "{text}"
+    );
+    assert!(text.contains("Superseded"));
+}
+
+#[test]
+fn plain_http_is_loopback_only_and_api_is_described() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ca");
+    ok(lockbox(&[
+        "init",
+        "--home",
+        s(&home),
+        "--name",
+        "Test CA",
+        "--key",
+        "p256",
+    ]));
+    let refused = lockbox(&[
+        "serve",
+        "--home",
+        s(&home),
+        "--http",
+        "--listen",
+        "0.0.0.0:0",
+    ]);
+    assert!(!refused.status.success());
+    let (_server, url) = start(&home, &["--http"]);
+    // the OpenAPI document is served and names the endpoints
+    let doc = http_get(&url, "/api/v1/openapi.json");
+    let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(v["openapi"], "3.0.3");
+    assert!(v["paths"]["/api/v1/requests"]["post"].is_object());
+    let out = ok(lockbox(&[
+        "--server",
+        &url,
+        "ca",
+        "templates",
+        "list",
+        "--json",
+    ]));
+    assert!(out.contains("User"));
+    let oversized = dir.path().join("big.req");
+    std::fs::write(&oversized, vec![b'A'; 2 * 1024 * 1024]).unwrap();
+    let r = lockbox(&[
+        "--server",
+        &url,
+        "submit",
+        s(&oversized),
+        "--template",
+        "User",
+    ]);
+    assert!(!r.status.success());
+    // the server is still answering
+    ok(lockbox(&["--server", &url, "ca", "cert"]));
+}
+
+fn http_get(url: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
