@@ -137,7 +137,8 @@ async fn issuance(
             r.status()
         );
     }
-    let work = Arc::new(tokio::sync::Mutex::new(csrs[warmup..].to_vec().into_iter()));
+    let timed: Vec<Vec<u8>> = csrs.into_iter().skip(warmup).collect();
+    let work = Arc::new(tokio::sync::Mutex::new(timed.into_iter()));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {

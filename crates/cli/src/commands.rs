@@ -263,7 +263,10 @@ fn print_outcome(o: &Outcome, json: bool, out: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-fn passphrase_for_init(args: &InitArgs) -> Result<(Option<Zeroizing<Vec<u8>>>, Option<String>)> {
+/// The passphrase to protect a new CA key with, and the file to record.
+type InitPassphrase = (Option<Zeroizing<Vec<u8>>>, Option<String>);
+
+fn passphrase_for_init(args: &InitArgs) -> Result<InitPassphrase> {
     if let Some(f) = &args.passphrase_file {
         let mut data = Zeroizing::new(read_file(f)?);
         while data.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {

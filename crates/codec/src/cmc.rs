@@ -173,7 +173,7 @@ pub fn looks_like_content_info(der: &[u8]) -> bool {
     };
     let inner = (|| -> der::Result<der::Tag> {
         let _outer = der::Header::decode(&mut r)?;
-        der::Tag::peek(&mut r)
+        der::Tag::peek(&r)
     })();
     matches!(inner, Ok(der::Tag::ObjectIdentifier))
 }

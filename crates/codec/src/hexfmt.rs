@@ -8,7 +8,9 @@ pub fn normalize_hex(token: &str) -> Option<String> {
         .chars()
         .filter(|c| !matches!(c, ' ' | ':' | '-' | '\t'))
         .collect();
-    if digits.is_empty() || digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit())
+    if digits.is_empty()
+        || !digits.len().is_multiple_of(2)
+        || !digits.chars().all(|c| c.is_ascii_hexdigit())
     {
         return None;
     }

@@ -17,7 +17,7 @@ pub fn any_to_string(value: &Any) -> Option<String> {
         }
         Tag::TeletexString => Some(bytes.iter().map(|&b| b as char).collect()),
         Tag::BmpString => {
-            if bytes.len() % 2 != 0 {
+            if !bytes.len().is_multiple_of(2) {
                 return None;
             }
             let units: Vec<u16> = bytes

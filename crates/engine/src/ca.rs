@@ -194,15 +194,15 @@ pub fn cert_fields(der: &[u8]) -> EngineResult<CertFields> {
         .find(|e| e.extn_id == oids::CE_SUBJECT_KEY_IDENTIFIER)
         .and_then(|e| SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()).ok())
         .map(|s| to_hex(s.0.as_bytes()))
-        .unwrap_or_else(|| to_hex(&key_identifier(&tbs.subject_public_key_info())));
-    let facts = public_key_facts(&tbs.subject_public_key_info())?;
+        .unwrap_or_else(|| to_hex(&key_identifier(tbs.subject_public_key_info())));
+    let facts = public_key_facts(tbs.subject_public_key_info())?;
     Ok(CertFields {
         cert_der: der.to_vec(),
         serial: to_hex(tbs.serial_number().as_bytes()),
-        subject: dn_string(&tbs.subject()),
-        common_name: common_name(&tbs.subject()),
+        subject: dn_string(tbs.subject()),
+        common_name: common_name(tbs.subject()),
         upn: alt.upns.first().cloned(),
-        email: email(&tbs.subject(), &alt),
+        email: email(tbs.subject(), &alt),
         key_id,
         thumbprint: to_hex(&sha1(der)),
         not_before: unix_of(&tbs.validity().not_before),
@@ -229,7 +229,7 @@ pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> EngineResul
         .to_der()
         .map_err(|e| EngineError::bad_input(codes::CRYPT_E_ASN1_BADTAG, e.to_string()))?;
     verify_signature(
-        &issuer.tbs_certificate().subject_public_key_info(),
+        issuer.tbs_certificate().subject_public_key_info(),
         cert.signature_algorithm(),
         &tbs,
         cert.signature().raw_bytes(),
@@ -583,7 +583,7 @@ impl Ca {
         self.home.save_config(&self.config)?;
         self.chain = ordered.iter().map(|i| chain[*i].clone()).collect();
         self.cert = Some((leaf_der, leaf.clone()));
-        Ok(dn_string(&leaf.tbs_certificate().subject()))
+        Ok(dn_string(leaf.tbs_certificate().subject()))
     }
 
     fn signing_key_unchecked(&self) -> EngineResult<Arc<dyn KeyHandle>> {
@@ -855,7 +855,7 @@ impl Ca {
         }
         let mut exts = template_extensions(template, ec)?;
         exts.push(ski(spki)?);
-        exts.push(aki(&ca.tbs_certificate().subject_public_key_info())?);
+        exts.push(aki(ca.tbs_certificate().subject_public_key_info())?);
         exts.extend(distribution_extensions(
             &self.config.issuance.cdp_urls,
             &self.config.issuance.aia_urls,
@@ -984,7 +984,7 @@ impl Ca {
             key.as_ref(),
             CrlSpec {
                 issuer: ca.tbs_certificate().subject().clone(),
-                issuer_spki: &ca.tbs_certificate().subject_public_key_info(),
+                issuer_spki: ca.tbs_certificate().subject_public_key_info(),
                 this_update,
                 next_update,
                 number,
@@ -1066,7 +1066,7 @@ impl Ca {
         template.validity = Period::Days(90);
         let mut exts = template_extensions(&template, true)?;
         exts.push(ski(tls_key.public_key_info())?);
-        exts.push(aki(&ca.tbs_certificate().subject_public_key_info())?);
+        exts.push(aki(ca.tbs_certificate().subject_public_key_info())?);
         exts.push(crate::certbuild::extension(
             oids::CE_SUBJECT_ALT_NAME,
             false,

@@ -287,7 +287,7 @@ async fn bad_inputs_are_refused_and_change_nothing() {
     let other = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
     let wrong_signer = sign_cmc(
         &other,
-        &pki_data(&[good.clone()], Some("User")).unwrap(),
+        &pki_data(std::slice::from_ref(&good), Some("User")).unwrap(),
         vec![],
     )
     .unwrap();
@@ -298,7 +298,7 @@ async fn bad_inputs_are_refused_and_change_nothing() {
     // CMC whose content was altered after signing
     let mut altered = sign_cmc(
         &key,
-        &pki_data(&[good.clone()], Some("User")).unwrap(),
+        &pki_data(std::slice::from_ref(&good), Some("User")).unwrap(),
         vec![],
     )
     .unwrap();
