@@ -421,6 +421,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Serve(args) => serve(&g, args).await,
         Command::Bench(cmd) => crate::bench::run(&g, cmd).await,
+        Command::Demo(args) => crate::demo::run(args).await,
     }
 }
 

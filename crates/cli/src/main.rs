@@ -3,6 +3,7 @@
 mod backend;
 mod bench;
 mod commands;
+mod demo;
 mod output;
 
 use std::path::PathBuf;
@@ -82,6 +83,8 @@ pub enum Command {
     Request(commands::RequestCmd),
     /// Run the HTTPS service.
     Serve(commands::ServeArgs),
+    /// Demonstrate the main job in a fresh CA home.
+    Demo(demo::DemoArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCmd),

@@ -1,0 +1,99 @@
+//! `lockbox demo`: the main job end to end on the embedded database, in a
+//! fresh CA home. It grows with the product (archival and recovery next).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use lockbox_codec::pem::encode_pem;
+use lockbox_crypto::{KeySpec, SoftwareKey};
+use lockbox_engine::certbuild::sign_request;
+use lockbox_engine::client::{pki_data, sign_cmc};
+use lockbox_engine::period::Period;
+use lockbox_engine::view::parse_columns;
+use lockbox_engine::{Ca, InitOptions, SubmitOptions};
+use x509_cert::name::Name;
+
+use crate::output::rows_table;
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where to create the demo CA (default: a new temporary directory, kept).
+    #[arg(long = "dir", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Runs the demonstration.
+pub async fn run(args: DemoArgs) -> Result<ExitCode> {
+    let home = match args.dir {
+        Some(d) => d,
+        None => tempfile::Builder::new().prefix("lockbox-demo-").tempdir()?.keep(),
+    };
+    if home.join(lockbox_engine::config::CONFIG_FILE).exists() {
+        bail!("{} already holds a CA; choose another --dir", home.display());
+    }
+    println!("== 1. Create a root CA (RSA-2048, SQLite CA database) in {}", home.display());
+    let init = Ca::init(InitOptions {
+        home: home.clone(),
+        name: "Contoso Demo Root CA".into(),
+        subject: Some("CN=Contoso Demo Root CA,O=Contoso".into()),
+        key: KeySpec::Rsa2048,
+        validity: Period::Years(10),
+        subordinate: false,
+        passphrase: None,
+        passphrase_file: None,
+        cdp_urls: vec!["http://127.0.0.1:8443/crl/ca.crl".into()],
+        aia_urls: vec![],
+    })
+    .await?;
+    lockbox_engine::config::Home::new(&home).write_atomic("admin.token", init.admin_token.as_bytes(), true)?;
+    let ca = Ca::open(&home).await?;
+    println!("   CA certificate: {}", home.join("certs/ca.pem").display());
+    println!("   templates issued: {}", ca.ca_templates().await?.join(", "));
+
+    let requester = SubmitOptions { template: Some("User".into()), requester: "CONTOSO\\alice".into(), attributes: vec![] };
+    println!("== 2. Alice submits a PKCS#10 request for the User template");
+    let alice_key = SoftwareKey::generate(KeySpec::P256)?;
+    let csr = sign_request(&alice_key, Name::from_str("CN=Alice Example,O=Contoso")?, vec![])?;
+    let o = ca.submit(&csr, &requester).await?;
+    println!("   RequestId {} -> {} (serial {})", o.request_id, o.disposition.as_str(), o.serial.clone().unwrap_or_default());
+    let alice_pem = home.join("demo-alice.pem");
+    std::fs::write(&alice_pem, o.certificate_pem.clone().unwrap_or_default())?;
+    println!("   certificate written to {}", alice_pem.display());
+
+    println!("== 3. Bob submits a CMC Full PKI Request naming the EFS template in regInfo");
+    let bob_key = SoftwareKey::generate(KeySpec::Rsa2048)?;
+    let bob_csr = sign_request(&bob_key, Name::from_str("CN=Bob Example,O=Contoso")?, vec![])?;
+    let cmc = sign_cmc(&bob_key, &pki_data(&[bob_csr], Some("EFS"))?, vec![])?;
+    let b = ca
+        .submit(&cmc, &SubmitOptions { template: None, requester: "CONTOSO\\bob".into(), attributes: vec![] })
+        .await?;
+    println!("   RequestId {} -> {} with template {}", b.request_id, b.disposition.as_str(), b.template.clone().unwrap_or_default());
+
+    println!("== 4. A request for the archival template without a key is refused, as AD CS does");
+    let carol_key = SoftwareKey::generate(KeySpec::P256)?;
+    let carol = sign_request(&carol_key, Name::from_str("CN=Carol Example")?, vec![])?;
+    let refused = ca
+        .submit(&carol, &SubmitOptions { template: Some("ExchangeUser".into()), requester: "CONTOSO\\carol".into(), attributes: vec![] })
+        .await;
+    if let Err(e) = refused {
+        println!("   denied: {e} (0x{:08x})", e.code());
+    }
+
+    println!("== 5. Revoke Alice's certificate and publish a CRL");
+    let serial = o.serial.unwrap_or_default();
+    ca.revoke(&serial, 1).await?;
+    let crl = ca.publish_crl().await?;
+    let crl_path = home.join("demo.crl");
+    std::fs::write(&crl_path, encode_pem("X509 CRL", &crl.der))?;
+    println!("   CRL number {} lists {} certificate(s): {}", crl.number, crl.entries, crl_path.display());
+
+    println!("== 6. The CA database (lockbox view)");
+    let rows = ca.view("", 100).await?;
+    let cols = parse_columns(Some("RequestID,Disposition,RequesterName,CertificateTemplate,SerialNumber,CommonName"))?;
+    print!("{}", rows_table(&rows, &cols));
+    println!("\nExplore it: lockbox --home {} view | template list | serve", home.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the whole Lockbox test suite; installs what the tests need on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "test dependencies"
+if ! command -v openssl >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq openssl
+fi
+if ! command -v lint_pkix_cert >/dev/null 2>&1 || ! command -v lint_crl >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check "pkilint==0.13.3"
+fi
+hash -r
+# pyenv shims may need a rehash after pip installs console scripts
+command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+if ! cargo audit --version >/dev/null 2>&1; then
+  cargo install --quiet --locked cargo-audit
+fi
+openssl version
+lint_pkix_cert --help >/dev/null
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo test --workspace --locked
+
+step "dependency audit"
+advisories="../shared/advisory-db"
+if [ -d "$advisories" ]; then
+  cargo audit --no-fetch -d "$advisories"
+else
+  echo "no advisory database at $advisories; skipping cargo audit" >&2
+  [ -z "${CI:-}" ] || { echo "CI requires the advisory database" >&2; exit 1; }
+fi
