@@ -29,12 +29,21 @@ pub struct DemoArgs {
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let home = match args.dir {
         Some(d) => d,
-        None => tempfile::Builder::new().prefix("lockbox-demo-").tempdir()?.keep(),
+        None => tempfile::Builder::new()
+            .prefix("lockbox-demo-")
+            .tempdir()?
+            .keep(),
     };
     if home.join(lockbox_engine::config::CONFIG_FILE).exists() {
-        bail!("{} already holds a CA; choose another --dir", home.display());
+        bail!(
+            "{} already holds a CA; choose another --dir",
+            home.display()
+        );
     }
-    println!("== 1. Create a root CA (RSA-2048, SQLite CA database) in {}", home.display());
+    println!(
+        "== 1. Create a root CA (RSA-2048, SQLite CA database) in {}",
+        home.display()
+    );
     let init = Ca::init(InitOptions {
         home: home.clone(),
         name: "Contoso Demo Root CA".into(),
@@ -48,35 +57,78 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         aia_urls: vec![],
     })
     .await?;
-    lockbox_engine::config::Home::new(&home).write_atomic("admin.token", init.admin_token.as_bytes(), true)?;
+    lockbox_engine::config::Home::new(&home).write_atomic(
+        "admin.token",
+        init.admin_token.as_bytes(),
+        true,
+    )?;
     let ca = Ca::open(&home).await?;
     println!("   CA certificate: {}", home.join("certs/ca.pem").display());
-    println!("   templates issued: {}", ca.ca_templates().await?.join(", "));
+    println!(
+        "   templates issued: {}",
+        ca.ca_templates().await?.join(", ")
+    );
 
-    let requester = SubmitOptions { template: Some("User".into()), requester: "CONTOSO\\alice".into(), attributes: vec![] };
+    let requester = SubmitOptions {
+        template: Some("User".into()),
+        requester: "CONTOSO\\alice".into(),
+        attributes: vec![],
+    };
     println!("== 2. Alice submits a PKCS#10 request for the User template");
     let alice_key = SoftwareKey::generate(KeySpec::P256)?;
-    let csr = sign_request(&alice_key, Name::from_str("CN=Alice Example,O=Contoso")?, vec![])?;
+    let csr = sign_request(
+        &alice_key,
+        Name::from_str("CN=Alice Example,O=Contoso")?,
+        vec![],
+    )?;
     let o = ca.submit(&csr, &requester).await?;
-    println!("   RequestId {} -> {} (serial {})", o.request_id, o.disposition.as_str(), o.serial.clone().unwrap_or_default());
+    println!(
+        "   RequestId {} -> {} (serial {})",
+        o.request_id,
+        o.disposition.as_str(),
+        o.serial.clone().unwrap_or_default()
+    );
     let alice_pem = home.join("demo-alice.pem");
     std::fs::write(&alice_pem, o.certificate_pem.clone().unwrap_or_default())?;
     println!("   certificate written to {}", alice_pem.display());
 
     println!("== 3. Bob submits a CMC Full PKI Request naming the EFS template in regInfo");
     let bob_key = SoftwareKey::generate(KeySpec::Rsa2048)?;
-    let bob_csr = sign_request(&bob_key, Name::from_str("CN=Bob Example,O=Contoso")?, vec![])?;
+    let bob_csr = sign_request(
+        &bob_key,
+        Name::from_str("CN=Bob Example,O=Contoso")?,
+        vec![],
+    )?;
     let cmc = sign_cmc(&bob_key, &pki_data(&[bob_csr], Some("EFS"))?, vec![])?;
     let b = ca
-        .submit(&cmc, &SubmitOptions { template: None, requester: "CONTOSO\\bob".into(), attributes: vec![] })
+        .submit(
+            &cmc,
+            &SubmitOptions {
+                template: None,
+                requester: "CONTOSO\\bob".into(),
+                attributes: vec![],
+            },
+        )
         .await?;
-    println!("   RequestId {} -> {} with template {}", b.request_id, b.disposition.as_str(), b.template.clone().unwrap_or_default());
+    println!(
+        "   RequestId {} -> {} with template {}",
+        b.request_id,
+        b.disposition.as_str(),
+        b.template.clone().unwrap_or_default()
+    );
 
     println!("== 4. A request for the archival template without a key is refused, as AD CS does");
     let carol_key = SoftwareKey::generate(KeySpec::P256)?;
     let carol = sign_request(&carol_key, Name::from_str("CN=Carol Example")?, vec![])?;
     let refused = ca
-        .submit(&carol, &SubmitOptions { template: Some("ExchangeUser".into()), requester: "CONTOSO\\carol".into(), attributes: vec![] })
+        .submit(
+            &carol,
+            &SubmitOptions {
+                template: Some("ExchangeUser".into()),
+                requester: "CONTOSO\\carol".into(),
+                attributes: vec![],
+            },
+        )
         .await;
     if let Err(e) = refused {
         println!("   denied: {e} (0x{:08x})", e.code());
@@ -88,12 +140,22 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let crl = ca.publish_crl().await?;
     let crl_path = home.join("demo.crl");
     std::fs::write(&crl_path, encode_pem("X509 CRL", &crl.der))?;
-    println!("   CRL number {} lists {} certificate(s): {}", crl.number, crl.entries, crl_path.display());
+    println!(
+        "   CRL number {} lists {} certificate(s): {}",
+        crl.number,
+        crl.entries,
+        crl_path.display()
+    );
 
     println!("== 6. The CA database (lockbox view)");
     let rows = ca.view("", 100).await?;
-    let cols = parse_columns(Some("RequestID,Disposition,RequesterName,CertificateTemplate,SerialNumber,CommonName"))?;
+    let cols = parse_columns(Some(
+        "RequestID,Disposition,RequesterName,CertificateTemplate,SerialNumber,CommonName",
+    ))?;
     print!("{}", rows_table(&rows, &cols));
-    println!("\nExplore it: lockbox --home {} view | template list | serve", home.display());
+    println!(
+        "\nExplore it: lockbox --home {} view | template list | serve",
+        home.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
