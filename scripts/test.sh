@@ -28,7 +28,11 @@ step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
-cargo test --workspace --locked
+test_log=$(mktemp)
+cargo test --workspace --locked 2>&1 | tee "$test_log"
+passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$test_log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$test_log" | awk '{s+=$1} END {print s+0}')
+rm -f "$test_log"
 
 step "dependency audit"
 advisories="../shared/advisory-db"
@@ -38,3 +42,6 @@ else
   echo "no advisory database at $advisories; skipping cargo audit" >&2
   [ -z "${CI:-}" ] || { echo "CI requires the advisory database" >&2; exit 1; }
 fi
+
+# The plain closing line CI reads.
+echo "tests: ${passed} passed, ${failed} failed"

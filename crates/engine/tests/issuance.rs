@@ -561,3 +561,54 @@ async fn init_refuses_existing_home_and_templates_are_data() {
         .is_err());
     let _ = key.public_key_info().to_der().unwrap();
 }
+
+/// A PKCS#10 carrying the Windows enrollment name/value pair
+/// `CertificateTemplate:EFS` (1.3.6.1.4.1.311.13.2.1), built by hand.
+fn csr_with_template_attribute(key: &SoftwareKey, template: &str) -> Vec<u8> {
+    use der::asn1::{Any, BitString, BmpString, SetOfVec};
+    use x509_cert::attr::Attribute;
+    use x509_cert::request::{CertReq, CertReqInfo, Version};
+    let pair = ms::EnrollmentNameValuePair {
+        name: BmpString::from_utf8("CertificateTemplate").unwrap(),
+        value: BmpString::from_utf8(template).unwrap(),
+    };
+    let attr = Attribute {
+        oid: oids::MS_ENROLLMENT_NAME_VALUE_PAIR,
+        values: SetOfVec::try_from(vec![Any::encode_from(&pair).unwrap()]).unwrap(),
+    };
+    let info = CertReqInfo {
+        version: Version::V1,
+        subject: Name::from_str("CN=Mallory Example").unwrap(),
+        public_key: key.public_key_info().clone(),
+        attributes: SetOfVec::try_from(vec![attr]).unwrap(),
+    };
+    let sig = key.sign(&info.to_der().unwrap()).unwrap();
+    CertReq { info, algorithm: key.signature_algorithm(), signature: BitString::from_bytes(&sig).unwrap() }
+        .to_der()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn template_from_windows_name_value_attribute_and_override() {
+    let (_d, ca) = new_ca().await;
+    let key = SoftwareKey::generate(KeySpec::P256).unwrap();
+    let req = csr_with_template_attribute(&key, "EFS");
+    let o = ca.submit(&req, &opts(None)).await.unwrap();
+    assert_eq!(o.template.as_deref(), Some("EFS"));
+    // --template overrides what the request says
+    let o = ca.submit(&req, &opts(Some("User"))).await.unwrap();
+    assert_eq!(o.template.as_deref(), Some("User"));
+    // a certsrv-style CertAttrib line does too
+    let o = ca
+        .submit(
+            &req,
+            &SubmitOptions {
+                template: None,
+                requester: "x".into(),
+                attributes: vec![("CertificateTemplate".into(), "WebServer".into())],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.template.as_deref(), Some("WebServer"));
+}
