@@ -5,9 +5,11 @@
 //! the ASN.1 shapes Lockbox speaks (PKCS#10, CMC Full PKI Requests, the
 //! Microsoft certificate-template extensions) as typed `der` structures.
 
+pub mod ber;
 pub mod cmc;
 pub mod error;
 pub mod hexfmt;
+pub mod keyblob;
 pub mod ms;
 pub mod names;
 pub mod oids;

@@ -583,9 +583,13 @@ fn csr_with_template_attribute(key: &SoftwareKey, template: &str) -> Vec<u8> {
         attributes: SetOfVec::try_from(vec![attr]).unwrap(),
     };
     let sig = key.sign(&info.to_der().unwrap()).unwrap();
-    CertReq { info, algorithm: key.signature_algorithm(), signature: BitString::from_bytes(&sig).unwrap() }
-        .to_der()
-        .unwrap()
+    CertReq {
+        info,
+        algorithm: key.signature_algorithm(),
+        signature: BitString::from_bytes(&sig).unwrap(),
+    }
+    .to_der()
+    .unwrap()
 }
 
 #[tokio::test]

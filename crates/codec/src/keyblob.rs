@@ -1,0 +1,216 @@
+//! Microsoft CryptoAPI PRIVATEKEYBLOB (MS-WCCE 2.2.2.9.1) and its conversion
+//! to a PKCS#1 RSAPrivateKey / PKCS#8 PrivateKeyInfo.
+
+use der::asn1::{OctetString, UintRef};
+use der::{Encode, Sequence};
+use spki::AlgorithmIdentifierRef;
+
+use crate::{oids, CodecError};
+
+/// CALG_RSA_KEYX: an exchange (encryption) key.
+pub const CALG_RSA_KEYX: u32 = 0x0000_A400;
+/// CALG_RSA_SIGN: a signature-only key (never archived).
+pub const CALG_RSA_SIGN: u32 = 0x0000_2400;
+const PRIVATEKEYBLOB: u8 = 0x07;
+const RSA2: u32 = 0x3241_5352;
+
+/// The RSA components of a key blob, big-endian.
+pub struct RsaBlob {
+    /// aiKeyAlg from the header.
+    pub key_alg: u32,
+    /// Modulus size in bits.
+    pub bits: u32,
+    /// Public exponent.
+    pub e: Vec<u8>,
+    /// Modulus.
+    pub n: Vec<u8>,
+    /// Prime p.
+    pub p: Vec<u8>,
+    /// Prime q.
+    pub q: Vec<u8>,
+    /// d mod (p-1).
+    pub dp: Vec<u8>,
+    /// d mod (q-1).
+    pub dq: Vec<u8>,
+    /// q^-1 mod p.
+    pub qinv: Vec<u8>,
+    /// Private exponent.
+    pub d: Vec<u8>,
+}
+
+impl Drop for RsaBlob {
+    fn drop(&mut self) {
+        for v in [
+            &mut self.p,
+            &mut self.q,
+            &mut self.dp,
+            &mut self.dq,
+            &mut self.qinv,
+            &mut self.d,
+        ] {
+            v.iter_mut().for_each(|b| *b = 0);
+        }
+    }
+}
+
+/// Returns true if `data` starts like a PRIVATEKEYBLOB.
+pub fn is_private_key_blob(data: &[u8]) -> bool {
+    data.len() >= 12
+        && data[0] == PRIVATEKEYBLOB
+        && data[1] == 0x02
+        && u32::from_le_bytes([data[8], data[9], data[10], data[11]]) == RSA2
+}
+
+fn le_to_be(bytes: &[u8]) -> Vec<u8> {
+    bytes.iter().rev().copied().collect()
+}
+
+/// Parses a PRIVATEKEYBLOB (all integers little-endian).
+pub fn parse_private_key_blob(data: &[u8]) -> Result<RsaBlob, CodecError> {
+    let bad = |r: &str| CodecError::invalid("PRIVATEKEYBLOB", r.to_string());
+    if data.len() < 20 {
+        return Err(bad("too short"));
+    }
+    if data[0] != PRIVATEKEYBLOB || data[1] != 0x02 {
+        return Err(bad("not a version 2 PRIVATEKEYBLOB"));
+    }
+    let key_alg = u32::from_le_bytes([data[4], data[5], data[6], data[7]]);
+    if key_alg != CALG_RSA_KEYX && key_alg != CALG_RSA_SIGN {
+        return Err(bad("aiKeyAlg is neither CALG_RSA_KEYX nor CALG_RSA_SIGN"));
+    }
+    if u32::from_le_bytes([data[8], data[9], data[10], data[11]]) != RSA2 {
+        return Err(bad("magic is not RSA2"));
+    }
+    let bits = u32::from_le_bytes([data[12], data[13], data[14], data[15]]);
+    if !(512..=16384).contains(&bits) || !bits.is_multiple_of(16) {
+        return Err(bad("unsupported modulus size"));
+    }
+    let e = u32::from_le_bytes([data[16], data[17], data[18], data[19]]);
+    let full = (bits / 8) as usize;
+    let half = (bits / 16) as usize;
+    let need = 20 + full * 2 + half * 5;
+    if data.len() != need {
+        return Err(bad(&format!(
+            "length {} does not match a {bits}-bit key ({need})",
+            data.len()
+        )));
+    }
+    let mut at = 20;
+    let mut take = |len: usize| {
+        let v = le_to_be(&data[at..at + len]);
+        at += len;
+        v
+    };
+    let n = take(full);
+    let p = take(half);
+    let q = take(half);
+    let dp = take(half);
+    let dq = take(half);
+    let qinv = take(half);
+    let d = take(full);
+    let e_bytes: Vec<u8> = e
+        .to_be_bytes()
+        .iter()
+        .copied()
+        .skip_while(|b| *b == 0)
+        .collect();
+    Ok(RsaBlob {
+        key_alg,
+        bits,
+        e: e_bytes,
+        n,
+        p,
+        q,
+        dp,
+        dq,
+        qinv,
+        d,
+    })
+}
+
+#[derive(Sequence)]
+struct RsaPrivateKey<'a> {
+    version: u8,
+    modulus: UintRef<'a>,
+    public_exponent: UintRef<'a>,
+    private_exponent: UintRef<'a>,
+    prime1: UintRef<'a>,
+    prime2: UintRef<'a>,
+    exponent1: UintRef<'a>,
+    exponent2: UintRef<'a>,
+    coefficient: UintRef<'a>,
+}
+
+#[derive(Sequence)]
+struct PrivateKeyInfo<'a> {
+    version: u8,
+    algorithm: AlgorithmIdentifierRef<'a>,
+    private_key: OctetString,
+}
+
+/// Converts an RSA key blob to PKCS#8 DER. The caller should zeroize the result.
+pub fn blob_to_pkcs8(blob: &RsaBlob) -> Result<Vec<u8>, CodecError> {
+    fn u(b: &[u8]) -> Result<UintRef<'_>, CodecError> {
+        UintRef::new(b).map_err(CodecError::der("RSA integer"))
+    }
+    let rsa = RsaPrivateKey {
+        version: 0,
+        modulus: u(&blob.n)?,
+        public_exponent: u(&blob.e)?,
+        private_exponent: u(&blob.d)?,
+        prime1: u(&blob.p)?,
+        prime2: u(&blob.q)?,
+        exponent1: u(&blob.dp)?,
+        exponent2: u(&blob.dq)?,
+        coefficient: u(&blob.qinv)?,
+    };
+    let mut inner = rsa.to_der().map_err(CodecError::der("RSAPrivateKey"))?;
+    let null = der::asn1::AnyRef::NULL;
+    let pki = PrivateKeyInfo {
+        version: 0,
+        algorithm: AlgorithmIdentifierRef {
+            oid: oids::RSA_ENCRYPTION,
+            parameters: Some(null),
+        },
+        private_key: OctetString::new(inner.clone()).map_err(CodecError::der("PrivateKeyInfo"))?,
+    };
+    inner.iter_mut().for_each(|b| *b = 0);
+    pki.to_der().map_err(CodecError::der("PrivateKeyInfo"))
+}
+
+/// Builds a PRIVATEKEYBLOB from big-endian components (client side, tests).
+#[allow(clippy::too_many_arguments)]
+pub fn build_private_key_blob(
+    key_alg: u32,
+    bits: u32,
+    e: u32,
+    n: &[u8],
+    p: &[u8],
+    q: &[u8],
+    dp: &[u8],
+    dq: &[u8],
+    qinv: &[u8],
+    d: &[u8],
+) -> Vec<u8> {
+    let full = (bits / 8) as usize;
+    let half = (bits / 16) as usize;
+    let mut out = vec![PRIVATEKEYBLOB, 0x02, 0, 0];
+    out.extend_from_slice(&key_alg.to_le_bytes());
+    out.extend_from_slice(&RSA2.to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
+    out.extend_from_slice(&e.to_le_bytes());
+    let mut put = |v: &[u8], len: usize| {
+        let v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
+        let mut le: Vec<u8> = v.iter().rev().copied().collect();
+        le.resize(len, 0);
+        out.extend_from_slice(&le);
+    };
+    put(n, full);
+    put(p, half);
+    put(q, half);
+    put(dp, half);
+    put(dq, half);
+    put(qinv, half);
+    put(d, full);
+    out
+}
