@@ -5,7 +5,10 @@ use std::str::FromStr;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::rsa::{
+    KeySize, OaepPrivateDecryptingKey, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey,
+    OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256,
+};
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, BitString};
@@ -73,7 +76,7 @@ pub trait KeyHandle: Send + Sync + fmt::Debug {
 }
 
 enum Inner {
-    Rsa(RsaKeyPair),
+    Rsa(RsaKeyPair, PrivateDecryptingKey),
     Ec {
         pair: EcdsaKeyPair,
         sig_oid: ObjectIdentifier,
@@ -90,7 +93,7 @@ pub struct SoftwareKey {
 impl fmt::Debug for SoftwareKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.inner {
-            Inner::Rsa(_) => "RSA",
+            Inner::Rsa(..) => "RSA",
             Inner::Ec { .. } => "ECDSA",
         };
         write!(f, "SoftwareKey({kind}, <private>)")
@@ -162,8 +165,10 @@ impl SoftwareKey {
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, CryptoError> {
         if let Ok(pair) = RsaKeyPair::from_pkcs8(der) {
             let spki = rsa_spki(pair.public_key().as_ref())?;
+            let dec = PrivateDecryptingKey::from_pkcs8(der)
+                .map_err(|e| CryptoError::InvalidKey(format!("RSA key: {e}")))?;
             return Ok(SoftwareKey {
-                inner: Inner::Rsa(pair),
+                inner: Inner::Rsa(pair, dec),
                 spki,
                 pkcs8: Zeroizing::new(der.to_vec()),
             });
@@ -201,7 +206,7 @@ impl SoftwareKey {
 
     /// Whether this is an RSA key.
     pub fn is_rsa(&self) -> bool {
-        matches!(self.inner, Inner::Rsa(_))
+        matches!(self.inner, Inner::Rsa(..))
     }
 }
 
@@ -212,7 +217,7 @@ impl KeyHandle for SoftwareKey {
 
     fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
         match &self.inner {
-            Inner::Rsa(_) => AlgorithmIdentifierOwned {
+            Inner::Rsa(..) => AlgorithmIdentifierOwned {
                 oid: oids::SHA256_WITH_RSA,
                 parameters: Some(null_any()),
             },
@@ -226,7 +231,7 @@ impl KeyHandle for SoftwareKey {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let rng = SystemRandom::new();
         match &self.inner {
-            Inner::Rsa(pair) => {
+            Inner::Rsa(pair, _) => {
                 let mut sig = vec![0u8; pair.public_modulus_len()];
                 pair.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
                     .map_err(|_| CryptoError::Operation("RSA signature"))?;
@@ -239,6 +244,47 @@ impl KeyHandle for SoftwareKey {
                 Ok(sig.as_ref().to_vec())
             }
         }
+    }
+}
+
+impl crate::keytransport::DecryptionKey for SoftwareKey {
+    fn recipient_public_key(&self) -> &SubjectPublicKeyInfoOwned {
+        &self.spki
+    }
+
+    fn decrypt_key(
+        &self,
+        transport: crate::keytransport::KeyTransport,
+        encrypted: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        use crate::keytransport::KeyTransport;
+        let Inner::Rsa(_, dec) = &self.inner else {
+            return Err(CryptoError::Unsupported(
+                "key transport needs an RSA key".into(),
+            ));
+        };
+        let mut out = Zeroizing::new(vec![0u8; dec.key_size_bytes()]);
+        let n = match transport {
+            KeyTransport::RsaPkcs1v15 => Pkcs1PrivateDecryptingKey::new(dec.clone())
+                .map_err(|_| CryptoError::Decrypt)?
+                .decrypt(encrypted, &mut out)
+                .map_err(|_| CryptoError::Decrypt)?
+                .len(),
+            KeyTransport::RsaOaepSha1 | KeyTransport::RsaOaepSha256 => {
+                let alg = if transport == KeyTransport::RsaOaepSha1 {
+                    &OAEP_SHA1_MGF1SHA1
+                } else {
+                    &OAEP_SHA256_MGF1SHA256
+                };
+                OaepPrivateDecryptingKey::new(dec.clone())
+                    .map_err(|_| CryptoError::Decrypt)?
+                    .decrypt(alg, encrypted, &mut out, None)
+                    .map_err(|_| CryptoError::Decrypt)?
+                    .len()
+            }
+        };
+        out.truncate(n);
+        Ok(out)
     }
 }
 

@@ -4,12 +4,15 @@
 //! hardware module can replace the software keys here without the engine
 //! noticing. Plaintext key material lives in zeroizing buffers.
 
+pub mod cms;
 pub mod digest;
 pub mod error;
 pub mod key;
 pub mod keyinfo;
+pub mod keytransport;
 pub mod pkcs8enc;
 pub mod random;
+pub mod symmetric;
 pub mod verify;
 pub mod x509signer;
 

@@ -1,0 +1,437 @@
+//! CMS (RFC 5652) EnvelopedData and SignedData over key handles.
+
+use cms::cert::IssuerAndSerialNumber;
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::enveloped_data::{
+    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
+    RecipientInfos,
+};
+use cms::signed_data::{
+    EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use const_oid::ObjectIdentifier;
+use der::asn1::{Any, OctetString, SetOfVec};
+use der::{Decode, Encode};
+use lockbox_codec::oids;
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::attr::Attribute;
+use x509_cert::certificate::Certificate;
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use zeroize::Zeroizing;
+
+use crate::digest::digest_by_oid;
+use crate::keyinfo::key_identifier;
+use crate::keytransport::{decrypt_key_implicit, encrypt_key, DecryptionKey, KeyTransport};
+use crate::random::random_bytes;
+use crate::symmetric::{cbc_decrypt, cbc_encrypt, ContentCipher};
+use crate::{CryptoError, KeyHandle};
+
+/// A recipient of an envelope.
+#[derive(Clone, Debug)]
+pub struct Recipient {
+    /// Issuer of the recipient certificate.
+    pub issuer: Name,
+    /// Serial number of the recipient certificate.
+    pub serial: SerialNumber,
+    /// Its public key.
+    pub spki: SubjectPublicKeyInfoOwned,
+}
+
+impl Recipient {
+    /// The recipient described by a certificate.
+    pub fn from_certificate(cert: &Certificate) -> Self {
+        let tbs = cert.tbs_certificate();
+        Recipient {
+            issuer: tbs.issuer().clone(),
+            serial: tbs.serial_number().clone(),
+            spki: tbs.subject_public_key_info().clone(),
+        }
+    }
+}
+
+/// Why an envelope could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The envelope is not addressed to any of the keys offered.
+    #[error("the envelope is not addressed to any available key")]
+    NotForUs,
+    /// Structure or algorithm problems visible before any secret is touched.
+    #[error("{0}")]
+    Malformed(String),
+    /// Decryption failed (one error for every failure after the recipient was found).
+    #[error("the envelope could not be decrypted")]
+    Decrypt,
+}
+
+fn enc(e: der::Error) -> CryptoError {
+    CryptoError::Encoding(e.to_string())
+}
+
+/// Encrypts `plaintext` under a fresh content key and transports the key to
+/// every recipient (by issuer and serial number). Returns DER ContentInfo.
+pub fn envelope(
+    plaintext: &[u8],
+    recipients: &[Recipient],
+    cipher: ContentCipher,
+    transport: KeyTransport,
+) -> Result<Vec<u8>, CryptoError> {
+    if recipients.is_empty() {
+        return Err(CryptoError::Operation(
+            "an envelope needs at least one recipient",
+        ));
+    }
+    let cek = cipher.generate_key()?;
+    let iv = random_bytes(cipher.iv_len())?;
+    let ciphertext = cbc_encrypt(cipher, &cek, &iv, plaintext)?;
+    let mut infos = Vec::new();
+    for r in recipients {
+        let wrapped = encrypt_key(&r.spki, transport, &cek)?;
+        infos.push(RecipientInfo::Ktri(KeyTransRecipientInfo {
+            version: CmsVersion::V0,
+            rid: RecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+                issuer: r.issuer.clone(),
+                serial_number: r.serial.clone(),
+            }),
+            key_enc_alg: transport.algorithm()?,
+            enc_key: OctetString::new(wrapped).map_err(enc)?,
+        }));
+    }
+    let ed = EnvelopedData {
+        version: CmsVersion::V0,
+        originator_info: None,
+        recip_infos: RecipientInfos(SetOfVec::try_from(infos).map_err(enc)?),
+        encrypted_content: EncryptedContentInfo {
+            content_type: oids::ID_DATA,
+            content_enc_alg: AlgorithmIdentifierOwned {
+                oid: cipher.oid(),
+                parameters: Some(
+                    Any::encode_from(&OctetString::new(iv).map_err(enc)?).map_err(enc)?,
+                ),
+            },
+            encrypted_content: Some(OctetString::new(ciphertext).map_err(enc)?),
+        },
+        unprotected_attrs: None,
+    };
+    let ci = ContentInfo {
+        content_type: oids::ID_ENVELOPED_DATA,
+        content: Any::encode_from(&ed).map_err(enc)?,
+    };
+    ci.to_der().map_err(enc)
+}
+
+/// Decodes a DER ContentInfo holding EnvelopedData.
+pub fn decode_envelope(der: &[u8]) -> Result<EnvelopedData, OpenError> {
+    let ci =
+        ContentInfo::from_der(der).map_err(|e| OpenError::Malformed(format!("envelope: {e}")))?;
+    if ci.content_type != oids::ID_ENVELOPED_DATA {
+        return Err(OpenError::Malformed(format!(
+            "content type {} is not envelopedData",
+            ci.content_type
+        )));
+    }
+    ci.content
+        .decode_as()
+        .map_err(|e| OpenError::Malformed(format!("EnvelopedData: {e}")))
+}
+
+/// A key offered for opening an envelope, with the certificate naming it.
+pub struct OpeningKey<'a> {
+    /// Issuer of the certificate.
+    pub issuer: &'a Name,
+    /// Serial of the certificate.
+    pub serial: &'a SerialNumber,
+    /// The private key.
+    pub key: &'a dyn DecryptionKey,
+}
+
+fn recipient_matches(rid: &RecipientIdentifier, k: &OpeningKey<'_>) -> bool {
+    match rid {
+        RecipientIdentifier::IssuerAndSerialNumber(ias) => {
+            &ias.issuer == k.issuer && &ias.serial_number == k.serial
+        }
+        RecipientIdentifier::SubjectKeyIdentifier(ski) => {
+            ski.0.as_bytes() == key_identifier(k.key.recipient_public_key()).as_slice()
+        }
+    }
+}
+
+/// Opens an envelope with the first offered key it is addressed to.
+///
+/// Once a recipient matches, every failure (key transport padding, content
+/// decryption, padding of the content) returns [`OpenError::Decrypt`]
+/// through the same path: a bad RSA padding continues with a random content
+/// key (RFC 3218) and fails at content decryption.
+pub fn open_envelope(der: &[u8], keys: &[OpeningKey<'_>]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+    let ed = decode_envelope(der)?;
+    let cipher =
+        ContentCipher::from_oid(&ed.encrypted_content.content_enc_alg.oid).ok_or_else(|| {
+            OpenError::Malformed(format!(
+                "unsupported content encryption {}",
+                ed.encrypted_content.content_enc_alg.oid
+            ))
+        })?;
+    let iv: OctetString = ed
+        .encrypted_content
+        .content_enc_alg
+        .parameters
+        .as_ref()
+        .ok_or_else(|| OpenError::Malformed("content encryption without an IV".into()))?
+        .decode_as()
+        .map_err(|e| OpenError::Malformed(format!("IV: {e}")))?;
+    if iv.as_bytes().len() != cipher.iv_len() {
+        return Err(OpenError::Malformed("IV has the wrong length".into()));
+    }
+    let ciphertext = ed
+        .encrypted_content
+        .encrypted_content
+        .as_ref()
+        .ok_or_else(|| {
+            OpenError::Malformed("detached encrypted content is not supported".into())
+        })?;
+    for info in ed.recip_infos.0.iter() {
+        let RecipientInfo::Ktri(ktri) = info else {
+            continue;
+        };
+        let Some(k) = keys.iter().find(|k| recipient_matches(&ktri.rid, k)) else {
+            continue;
+        };
+        let transport = KeyTransport::from_algorithm(&ktri.key_enc_alg)
+            .map_err(|e| OpenError::Malformed(e.to_string()))?;
+        let cek = decrypt_key_implicit(k.key, transport, ktri.enc_key.as_bytes(), cipher.key_len())
+            .map_err(|_| OpenError::Decrypt)?;
+        return cbc_decrypt(cipher, &cek, iv.as_bytes(), ciphertext.as_bytes())
+            .map_err(|_| OpenError::Decrypt);
+    }
+    Err(OpenError::NotForUs)
+}
+
+/// Recipients (issuer, serial hex) an envelope names, for display.
+pub fn envelope_recipients(der: &[u8]) -> Result<Vec<(String, String, String)>, OpenError> {
+    let ed = decode_envelope(der)?;
+    let mut out = Vec::new();
+    for info in ed.recip_infos.0.iter() {
+        match info {
+            RecipientInfo::Ktri(k) => match &k.rid {
+                RecipientIdentifier::IssuerAndSerialNumber(ias) => out.push((
+                    ias.issuer.to_string(),
+                    hex::encode(ias.serial_number.as_bytes()),
+                    k.key_enc_alg.oid.to_string(),
+                )),
+                RecipientIdentifier::SubjectKeyIdentifier(ski) => out.push((
+                    String::new(),
+                    format!("ski:{}", hex::encode(ski.0.as_bytes())),
+                    k.key_enc_alg.oid.to_string(),
+                )),
+            },
+            _ => out.push((
+                String::new(),
+                "(non key-transport recipient)".into(),
+                String::new(),
+            )),
+        }
+    }
+    Ok(out)
+}
+
+/// Signs `econtent` (of type `econtent_type`) as CMS SignedData with `key`,
+/// identified by `signer_cert`'s issuer and serial, SHA-256, with signed
+/// attributes; `certs` (DER) go in the certificates set. Returns ContentInfo DER.
+pub fn sign_data(
+    key: &dyn KeyHandle,
+    signer_cert: &Certificate,
+    econtent_type: ObjectIdentifier,
+    econtent: &[u8],
+    certs: &[Vec<u8>],
+) -> Result<Vec<u8>, CryptoError> {
+    let digest_alg = AlgorithmIdentifierOwned {
+        oid: oids::SHA256,
+        parameters: None,
+    };
+    let digest = digest_by_oid(&oids::SHA256, econtent)?;
+    let attr = |oid, value: Any| -> Result<Attribute, CryptoError> {
+        Ok(Attribute {
+            oid,
+            values: SetOfVec::try_from(vec![value]).map_err(enc)?,
+        })
+    };
+    let signed_attrs = SetOfVec::try_from(vec![
+        attr(
+            oids::PKCS9_CONTENT_TYPE,
+            Any::encode_from(&econtent_type).map_err(enc)?,
+        )?,
+        attr(
+            oids::PKCS9_MESSAGE_DIGEST,
+            Any::encode_from(&OctetString::new(digest).map_err(enc)?).map_err(enc)?,
+        )?,
+    ])
+    .map_err(enc)?;
+    let signature = key.sign(&signed_attrs.to_der().map_err(enc)?)?;
+    let tbs = signer_cert.tbs_certificate();
+    let signer = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: tbs.issuer().clone(),
+            serial_number: tbs.serial_number().clone(),
+        }),
+        digest_alg: digest_alg.clone(),
+        signed_attrs: Some(signed_attrs),
+        signature_algorithm: key.signature_algorithm(),
+        signature: OctetString::new(signature).map_err(enc)?,
+        unsigned_attrs: None,
+    };
+    let mut cert_set = Vec::new();
+    for c in certs {
+        cert_set.push(cms::cert::CertificateChoices::Certificate(
+            Certificate::from_der(c).map_err(enc)?,
+        ));
+    }
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::try_from(vec![digest_alg]).map_err(enc)?,
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type,
+            econtent: Some(
+                Any::encode_from(&OctetString::new(econtent.to_vec()).map_err(enc)?)
+                    .map_err(enc)?,
+            ),
+        },
+        certificates: if cert_set.is_empty() {
+            None
+        } else {
+            Some(cms::signed_data::CertificateSet(
+                SetOfVec::try_from(cert_set).map_err(enc)?,
+            ))
+        },
+        crls: None,
+        signer_infos: SignerInfos(SetOfVec::try_from(vec![signer]).map_err(enc)?),
+    };
+    let ci = ContentInfo {
+        content_type: oids::ID_SIGNED_DATA,
+        content: Any::encode_from(&sd).map_err(enc)?,
+    };
+    ci.to_der().map_err(enc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KeySpec, SoftwareKey};
+    use std::str::FromStr;
+
+    fn recipient(key: &SoftwareKey, serial: u8) -> (Recipient, Name, SerialNumber) {
+        let issuer = Name::from_str("CN=Test CA").unwrap();
+        let serial = SerialNumber::new(&[serial]).unwrap();
+        (
+            Recipient {
+                issuer: issuer.clone(),
+                serial: serial.clone(),
+                spki: KeyHandle::public_key_info(key).clone(),
+            },
+            issuer,
+            serial,
+        )
+    }
+
+    #[test]
+    fn envelope_round_trip_every_cipher_and_transport() {
+        let k1 = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+        let k2 = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+        let (r1, i1, s1) = recipient(&k1, 1);
+        let (r2, i2, s2) = recipient(&k2, 2);
+        for cipher in [
+            ContentCipher::Aes256Cbc,
+            ContentCipher::Aes128Cbc,
+            ContentCipher::DesEde3Cbc,
+        ] {
+            for transport in [
+                KeyTransport::RsaPkcs1v15,
+                KeyTransport::RsaOaepSha1,
+                KeyTransport::RsaOaepSha256,
+            ] {
+                let env = envelope(
+                    b"secret key bytes",
+                    &[r1.clone(), r2.clone()],
+                    cipher,
+                    transport,
+                )
+                .unwrap();
+                for (i, s, k) in [(&i1, &s1, &k1), (&i2, &s2, &k2)] {
+                    let got = open_envelope(
+                        &env,
+                        &[OpeningKey {
+                            issuer: i,
+                            serial: s,
+                            key: k,
+                        }],
+                    )
+                    .unwrap();
+                    assert_eq!(&got[..], b"secret key bytes");
+                }
+                assert_eq!(envelope_recipients(&env).unwrap().len(), 2);
+            }
+        }
+        let stranger = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+        let (_r, _i, s3) = recipient(&stranger, 3);
+        let env = envelope(
+            b"x",
+            &[r1.clone()],
+            ContentCipher::Aes256Cbc,
+            KeyTransport::RsaPkcs1v15,
+        )
+        .unwrap();
+        assert!(matches!(
+            open_envelope(
+                &env,
+                &[OpeningKey {
+                    issuer: &i1,
+                    serial: &s3,
+                    key: &stranger
+                }]
+            ),
+            Err(OpenError::NotForUs)
+        ));
+    }
+
+    #[test]
+    fn corrupted_key_transport_fails_like_any_bad_envelope() {
+        let k = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+        let (r, i, s) = recipient(&k, 1);
+        let env = envelope(
+            b"payload",
+            &[r],
+            ContentCipher::Aes256Cbc,
+            KeyTransport::RsaPkcs1v15,
+        )
+        .unwrap();
+        // Flip a byte inside the RSA ciphertext (the first 0x04 0x82 0x01 0x00 OCTET STRING of 256 bytes).
+        let pos = env
+            .windows(4)
+            .position(|w| w == [0x04, 0x82, 0x01, 0x00])
+            .unwrap()
+            + 10;
+        let mut bad = env.clone();
+        bad[pos] ^= 0xff;
+        let keys = [OpeningKey {
+            issuer: &i,
+            serial: &s,
+            key: &k,
+        }];
+        assert!(matches!(
+            open_envelope(&bad, &keys),
+            Err(OpenError::Decrypt)
+        ));
+        // A corrupted content ciphertext fails the same way.
+        let mut bad2 = env.clone();
+        let n = bad2.len();
+        bad2[n - 1] ^= 0x01;
+        assert!(matches!(
+            open_envelope(&bad2, &keys),
+            Err(OpenError::Decrypt)
+        ));
+        assert!(matches!(
+            open_envelope(&env[..env.len() - 5], &keys),
+            Err(OpenError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,215 @@
+//! RSA key transport (PKCS#1 v1.5 and OAEP) for CMS recipients, with RFC 3218
+//! implicit rejection on the decrypting side.
+
+use aws_lc_rs::rsa::{
+    OaepPublicEncryptingKey, Pkcs1PublicEncryptingKey, PublicEncryptingKey, OAEP_SHA1_MGF1SHA1,
+    OAEP_SHA256_MGF1SHA256,
+};
+use const_oid::ObjectIdentifier;
+use der::asn1::Any;
+use der::{Encode, Sequence};
+use lockbox_codec::oids;
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use zeroize::Zeroizing;
+
+use crate::random::random_bytes;
+use crate::CryptoError;
+
+/// id-RSAES-OAEP.
+pub const RSAES_OAEP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.7");
+/// id-mgf1.
+pub const MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
+
+/// How a content key is transported to an RSA recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyTransport {
+    /// RSAES-PKCS1-v1_5 (compatibility default).
+    RsaPkcs1v15,
+    /// RSAES-OAEP with SHA-1 and MGF1-SHA-1 (the RFC 8017 defaults).
+    RsaOaepSha1,
+    /// RSAES-OAEP with SHA-256 and MGF1-SHA-256.
+    RsaOaepSha256,
+}
+
+#[derive(Sequence, Default)]
+struct RsaesOaepParams {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    hash: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
+    mask_gen: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", optional = "true")]
+    p_source: Option<Any>,
+}
+
+impl KeyTransport {
+    /// Parses `rsa`/`pkcs1`, `oaep`, `oaep-sha256`.
+    pub fn parse(s: &str) -> Result<Self, CryptoError> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "rsa" | "pkcs1" | "rsa-pkcs1" | "v1.5" => KeyTransport::RsaPkcs1v15,
+            "oaep" | "oaep-sha1" | "rsa-oaep" => KeyTransport::RsaOaepSha1,
+            "oaep-sha256" | "rsa-oaep-sha256" => KeyTransport::RsaOaepSha256,
+            other => {
+                return Err(CryptoError::Unsupported(format!(
+                    "key transport '{other}' (pkcs1, oaep, oaep-sha256)"
+                )))
+            }
+        })
+    }
+
+    /// Reads the algorithm from a KeyTransRecipientInfo's keyEncryptionAlgorithm.
+    pub fn from_algorithm(alg: &AlgorithmIdentifierOwned) -> Result<Self, CryptoError> {
+        if alg.oid == oids::RSA_ENCRYPTION {
+            return Ok(KeyTransport::RsaPkcs1v15);
+        }
+        if alg.oid != RSAES_OAEP {
+            return Err(CryptoError::Unsupported(format!(
+                "key transport {}",
+                alg.oid
+            )));
+        }
+        let params: RsaesOaepParams = match &alg.parameters {
+            Some(p) => p.decode_as()?,
+            None => RsaesOaepParams::default(),
+        };
+        if params.p_source.is_some() {
+            return Err(CryptoError::Unsupported("OAEP with a label".into()));
+        }
+        let hash = params.hash.map(|h| h.oid).unwrap_or(oids::SHA1);
+        let mgf_hash = match params.mask_gen {
+            None => oids::SHA1,
+            Some(m) if m.oid == MGF1 => {
+                m.parameters
+                    .ok_or_else(|| CryptoError::Unsupported("MGF1 without a hash".into()))?
+                    .decode_as::<AlgorithmIdentifierOwned>()?
+                    .oid
+            }
+            Some(m) => {
+                return Err(CryptoError::Unsupported(format!(
+                    "mask generation {}",
+                    m.oid
+                )))
+            }
+        };
+        match (hash, mgf_hash) {
+            (h, m) if h == oids::SHA1 && m == oids::SHA1 => Ok(KeyTransport::RsaOaepSha1),
+            (h, m) if h == oids::SHA256 && m == oids::SHA256 => Ok(KeyTransport::RsaOaepSha256),
+            _ => Err(CryptoError::Unsupported("OAEP hash combination".into())),
+        }
+    }
+
+    /// The keyEncryptionAlgorithm to write.
+    pub fn algorithm(&self) -> Result<AlgorithmIdentifierOwned, CryptoError> {
+        Ok(match self {
+            KeyTransport::RsaPkcs1v15 => AlgorithmIdentifierOwned {
+                oid: oids::RSA_ENCRYPTION,
+                parameters: Some(Any::from(der::asn1::Null)),
+            },
+            KeyTransport::RsaOaepSha1 => AlgorithmIdentifierOwned {
+                oid: RSAES_OAEP,
+                parameters: Some(Any::encode_from(&RsaesOaepParams::default())?),
+            },
+            KeyTransport::RsaOaepSha256 => {
+                let sha256 = AlgorithmIdentifierOwned {
+                    oid: oids::SHA256,
+                    parameters: None,
+                };
+                let params = RsaesOaepParams {
+                    hash: Some(sha256.clone()),
+                    mask_gen: Some(AlgorithmIdentifierOwned {
+                        oid: MGF1,
+                        parameters: Some(Any::encode_from(&sha256)?),
+                    }),
+                    p_source: None,
+                };
+                AlgorithmIdentifierOwned {
+                    oid: RSAES_OAEP,
+                    parameters: Some(Any::encode_from(&params)?),
+                }
+            }
+        })
+    }
+}
+
+/// Encrypts a content key to an RSA public key.
+pub fn encrypt_key(
+    spki: &SubjectPublicKeyInfoOwned,
+    transport: KeyTransport,
+    cek: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let der = spki.to_der()?;
+    let public = PublicEncryptingKey::from_der(&der)
+        .map_err(|e| CryptoError::InvalidKey(format!("RSA recipient key: {e}")))?;
+    match transport {
+        KeyTransport::RsaPkcs1v15 => {
+            let k = Pkcs1PublicEncryptingKey::new(public)
+                .map_err(|_| CryptoError::Operation("rsa key"))?;
+            let mut out = vec![0u8; k.ciphertext_size()];
+            let n = k
+                .encrypt(cek, &mut out)
+                .map_err(|_| CryptoError::Operation("RSA encrypt"))?
+                .len();
+            out.truncate(n);
+            Ok(out)
+        }
+        KeyTransport::RsaOaepSha1 | KeyTransport::RsaOaepSha256 => {
+            let alg = if transport == KeyTransport::RsaOaepSha1 {
+                &OAEP_SHA1_MGF1SHA1
+            } else {
+                &OAEP_SHA256_MGF1SHA256
+            };
+            let k = OaepPublicEncryptingKey::new(public)
+                .map_err(|_| CryptoError::Operation("rsa key"))?;
+            let mut out = vec![0u8; k.ciphertext_size()];
+            let n = k
+                .encrypt(alg, cek, &mut out, None)
+                .map_err(|_| CryptoError::Operation("RSA encrypt"))?
+                .len();
+            out.truncate(n);
+            Ok(out)
+        }
+    }
+}
+
+/// A private key that can unwrap transported content keys.
+pub trait DecryptionKey: Send + Sync + std::fmt::Debug {
+    /// The public key (what a recipient certificate carries).
+    fn recipient_public_key(&self) -> &SubjectPublicKeyInfoOwned;
+    /// Decrypts a transported key; any padding failure is an error.
+    fn decrypt_key(
+        &self,
+        transport: KeyTransport,
+        encrypted: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
+}
+
+/// RFC 3218 implicit rejection: returns the decrypted content key when it
+/// decrypts to exactly `expected_len` bytes, and otherwise a random key of
+/// that length, chosen without a data-dependent branch on the secret. The
+/// caller then fails later, on the same path as any other bad request.
+pub fn decrypt_key_implicit(
+    key: &dyn DecryptionKey,
+    transport: KeyTransport,
+    encrypted: &[u8],
+    expected_len: usize,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let random = Zeroizing::new(random_bytes(expected_len)?);
+    let decrypted = key.decrypt_key(transport, encrypted);
+    let (ok, value) = match decrypted {
+        Ok(v) => {
+            let good = u8::from(v.len() == expected_len);
+            let mut padded = Zeroizing::new(vec![0u8; expected_len]);
+            for (i, b) in v.iter().take(expected_len).enumerate() {
+                padded[i] = *b;
+            }
+            (good, padded)
+        }
+        Err(_) => (0u8, Zeroizing::new(vec![0u8; expected_len])),
+    };
+    let mask = 0u8.wrapping_sub(ok);
+    let mut out = Zeroizing::new(vec![0u8; expected_len]);
+    for i in 0..expected_len {
+        out[i] = (value[i] & mask) | (random[i] & !mask);
+    }
+    Ok(out)
+}
