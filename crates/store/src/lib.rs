@@ -87,6 +87,21 @@ pub trait Store: Send + Sync {
     async fn ca_templates(&self) -> StoreResult<Vec<String>>;
     /// Adds or removes a template from the CA's issue list.
     async fn set_ca_template(&self, name: &str, enabled: bool) -> StoreResult<()>;
+    /// Configured Key Recovery Agent certificates.
+    async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>>;
+    /// Adds a KRA certificate (idempotent by thumbprint).
+    async fn add_kra_certificate(
+        &self,
+        thumbprint: &str,
+        cert_der: &[u8],
+        at: i64,
+    ) -> StoreResult<()>;
+    /// Removes a KRA certificate; false if it was not configured.
+    async fn remove_kra_certificate(&self, thumbprint: &str) -> StoreResult<bool>;
+    /// Reads a CA setting.
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Writes a CA setting.
+    async fn set_setting(&self, name: &str, value: &str) -> StoreResult<()>;
     /// Runs the backend's integrity check.
     async fn integrity_check(&self) -> StoreResult<()>;
 }

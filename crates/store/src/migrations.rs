@@ -2,9 +2,10 @@
 //! is recorded in `schema_migrations`; a database newer than this build is refused.
 
 /// (version, SQL) for the SQLite backend, in order.
-pub(crate) const SQLITE: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub(crate) const SQLITE: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE requests (
     request_id          INTEGER PRIMARY KEY AUTOINCREMENT,
     request_der         BLOB NOT NULL,
@@ -72,4 +73,20 @@ CREATE TABLE ca_templates (
     name TEXT PRIMARY KEY
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE kra_certificates (
+    thumbprint TEXT PRIMARY KEY,
+    cert_der   BLOB NOT NULL,
+    added_at   BIGINT NOT NULL
+);
+
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+    ),
+];

@@ -399,3 +399,14 @@ pub struct Restriction {
     /// Value.
     pub value: Value,
 }
+
+/// A configured Key Recovery Agent certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KraEntry {
+    /// SHA-1 thumbprint, lowercase hex.
+    pub thumbprint: String,
+    /// DER certificate.
+    pub cert_der: Vec<u8>,
+    /// When it was added, unix seconds.
+    pub added_at: i64,
+}

@@ -457,6 +457,67 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>> {
+        let rows = sqlx::query("SELECT thumbprint, cert_der, added_at FROM kra_certificates ORDER BY added_at, thumbprint")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KraEntry {
+                    thumbprint: r.try_get("thumbprint")?,
+                    cert_der: r.try_get("cert_der")?,
+                    added_at: r.try_get("added_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_kra_certificate(
+        &self,
+        thumbprint: &str,
+        cert_der: &[u8],
+        at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO kra_certificates (thumbprint, cert_der, added_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (thumbprint) DO NOTHING",
+        )
+        .bind(thumbprint)
+        .bind(cert_der)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_kra_certificate(&self, thumbprint: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM kra_certificates WHERE thumbprint = $1")
+            .bind(thumbprint)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_setting(&self, name: &str, value: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn integrity_check(&self) -> StoreResult<()> {
         let result: String = sqlx::query_scalar("PRAGMA integrity_check")
             .fetch_one(&self.pool)
