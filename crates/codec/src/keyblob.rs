@@ -214,3 +214,70 @@ pub fn build_private_key_blob(
     put(d, full);
     out
 }
+
+#[derive(Sequence)]
+struct PrivateKeyInfoRef<'a> {
+    version: u8,
+    algorithm: AlgorithmIdentifierRef<'a>,
+    private_key: &'a der::asn1::OctetStringRef,
+}
+
+/// Converts an RSA PKCS#8 key to a PRIVATEKEYBLOB (as Windows clients send it).
+pub fn pkcs8_to_blob(pkcs8: &[u8], key_alg: u32) -> Result<Vec<u8>, CodecError> {
+    use der::Decode;
+    let pki = PrivateKeyInfoRef::from_der(pkcs8).map_err(CodecError::der("PrivateKeyInfo"))?;
+    if pki.algorithm.oid != oids::RSA_ENCRYPTION {
+        return Err(CodecError::invalid(
+            "PRIVATEKEYBLOB",
+            "only RSA keys have a PRIVATEKEYBLOB form",
+        ));
+    }
+    let rsa = RsaPrivateKey::from_der(pki.private_key.as_bytes())
+        .map_err(CodecError::der("RSAPrivateKey"))?;
+    let n = rsa.modulus.as_bytes();
+    let bits = ((n.len() as u32 - 1) * 8 + (8 - n[0].leading_zeros())).div_ceil(16) * 16;
+    let e_bytes = rsa.public_exponent.as_bytes();
+    if e_bytes.len() > 4 {
+        return Err(CodecError::invalid(
+            "PRIVATEKEYBLOB",
+            "public exponent larger than 32 bits",
+        ));
+    }
+    let mut e = [0u8; 4];
+    e[4 - e_bytes.len()..].copy_from_slice(e_bytes);
+    Ok(build_private_key_blob(
+        key_alg,
+        bits,
+        u32::from_be_bytes(e),
+        n,
+        rsa.prime1.as_bytes(),
+        rsa.prime2.as_bytes(),
+        rsa.exponent1.as_bytes(),
+        rsa.exponent2.as_bytes(),
+        rsa.coefficient.as_bytes(),
+        rsa.private_exponent.as_bytes(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_blobs_are_refused() {
+        assert!(parse_private_key_blob(&[]).is_err());
+        assert!(
+            parse_private_key_blob(&[
+                0x07, 0x02, 0, 0, 0, 0xa4, 0, 0, b'R', b'S', b'A', b'2', 0, 8, 0, 0, 1, 0, 1, 0
+            ])
+            .is_err(),
+            "no key material"
+        );
+        let mut hdr = vec![0x07, 0x02, 0, 0, 0, 0xa4, 0, 0];
+        hdr.extend_from_slice(&RSA2.to_le_bytes());
+        hdr.extend_from_slice(&0xffff_fff0u32.to_le_bytes());
+        hdr.extend_from_slice(&65537u32.to_le_bytes());
+        assert!(parse_private_key_blob(&hdr).is_err(), "absurd bit length");
+        assert!(!is_private_key_blob(b"\x30\x82"));
+    }
+}

@@ -375,7 +375,7 @@ mod tests {
         let (_r, _i, s3) = recipient(&stranger, 3);
         let env = envelope(
             b"x",
-            &[r1.clone()],
+            std::slice::from_ref(&r1),
             ContentCipher::Aes256Cbc,
             KeyTransport::RsaPkcs1v15,
         )

@@ -110,6 +110,15 @@ pub struct Outcome {
     pub serial: Option<String>,
     /// Issued certificate (PEM).
     pub certificate_pem: Option<String>,
+    /// Whether a private key was archived with this request.
+    #[serde(default)]
+    pub archived: bool,
+    /// The client's encrypted-key hash (hex), echoed in CMC responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted_key_hash: Option<String>,
+    /// Body part id of the PKCS#10 inside a CMC request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_part_id: Option<u32>,
 }
 
 /// A published CRL.
@@ -130,12 +139,13 @@ pub struct CrlInfo {
 
 /// The CA.
 pub struct Ca {
-    home: Home,
-    config: Config,
-    store: Arc<dyn Store>,
+    pub(crate) home: Home,
+    pub(crate) config: Config,
+    pub(crate) store: Arc<dyn Store>,
     key: Mutex<Option<Arc<dyn KeyHandle>>>,
-    cert: Option<(Vec<u8>, Certificate)>,
+    pub(crate) cert: Option<(Vec<u8>, Certificate)>,
     chain: Vec<Vec<u8>>,
+    pub(crate) archival: crate::archival::ArchivalState,
 }
 
 impl std::fmt::Debug for Ca {
@@ -152,7 +162,7 @@ const CERT_FILE: &str = "certs/ca.pem";
 const CHAIN_FILE: &str = "certs/chain.pem";
 const DB_FILE: &str = "ca.db";
 
-fn key_pem(key: &SoftwareKey, pass: Option<&[u8]>) -> EngineResult<Zeroizing<String>> {
+pub(crate) fn key_pem(key: &SoftwareKey, pass: Option<&[u8]>) -> EngineResult<Zeroizing<String>> {
     Ok(Zeroizing::new(match pass {
         Some(p) => encode_pem("ENCRYPTED PRIVATE KEY", &encrypt_pkcs8(key.pkcs8_der(), p)?),
         None => encode_pem("PRIVATE KEY", key.pkcs8_der()),
@@ -362,6 +372,7 @@ impl Ca {
             database: DatabaseSection {
                 url: format!("sqlite:{DB_FILE}"),
             },
+            archival: Default::default(),
         };
         let store = open_store(&home, &config).await?;
         for t in builtins() {
@@ -414,6 +425,7 @@ impl Ca {
             key: Mutex::new(None),
             cert,
             chain,
+            archival: crate::archival::ArchivalState::new()?,
         })
     }
 
@@ -432,7 +444,7 @@ impl Ca {
         &self.store
     }
 
-    fn ca_cert(&self) -> EngineResult<&(Vec<u8>, Certificate)> {
+    pub(crate) fn ca_cert(&self) -> EngineResult<&(Vec<u8>, Certificate)> {
         self.cert.as_ref().ok_or_else(|| {
             EngineError::Config(
                 "this subordinate CA has no certificate yet: submit certs/ca.req to the parent CA, then run 'lockbox ca install'".into(),
@@ -683,7 +695,6 @@ impl Ca {
         let inbound = decode_and_verify(input)?;
         let template = self.resolve_template(&inbound, opts).await?;
         self.check_key_policy(&inbound, &template)?;
-        self.check_archival(&inbound, &template)?;
         let info = &inbound.pkcs10.cert_req.info;
         let alt = request_alt_names(&inbound)?;
         if info.subject.as_ref().is_empty() && alt.is_none() {
@@ -693,8 +704,12 @@ impl Ca {
             ));
         }
         let alt_names = alt.unwrap_or_default();
+        // Archive before anything is recorded or issued: decrypt, check, re-envelope.
+        let archived = self.archive_if_required(&inbound, &template).await?;
         let mut new = NewRequest {
-            request_der: inbound.der.clone(),
+            request_der: archived
+                .as_ref()
+                .map_or_else(|| inbound.der.clone(), |a| a.stripped_request.clone()),
             request_kind: inbound.kind.as_str().into(),
             requester: opts.requester.clone(),
             template: Some(template.name.clone()),
@@ -707,8 +722,8 @@ impl Ca {
             status_code: 0,
             submitted_at: now(),
             cert: None,
-            archived_key: None,
-            kra_hashes: None,
+            archived_key: archived.as_ref().map(|a| a.envelope.clone()),
+            kra_hashes: archived.as_ref().map(|a| a.kra_hashes.clone()),
         };
         if !template.requires_approval {
             let fields = self.build_leaf(&template, &inbound)?;
@@ -717,14 +732,18 @@ impl Ca {
             new.cert = Some(fields);
         }
         let id = self.store.insert_request(&new).await?;
-        tracing::info!(request_id = id, template = %template.name, disposition = new.disposition.as_str(), "request recorded");
-        Ok(outcome(
+        tracing::info!(request_id = id, template = %template.name, disposition = new.disposition.as_str(), archived = archived.is_some(), "request recorded");
+        let mut o = outcome(
             id,
             &new.disposition,
             &new.disposition_message,
             Some(template.name.clone()),
             new.cert.as_ref(),
-        ))
+        );
+        o.archived = archived.is_some();
+        o.encrypted_key_hash = archived.map(|a| to_hex(&a.client_hash));
+        o.body_part_id = inbound.cmc.as_ref().map(|c| c.body_part_id);
+        Ok(o)
     }
 
     async fn resolve_template(
@@ -816,28 +835,6 @@ impl Ca {
         Ok(())
     }
 
-    fn check_archival(&self, inbound: &Inbound, t: &Template) -> EngineResult<()> {
-        let carries_key = inbound
-            .cmc
-            .as_ref()
-            .is_some_and(|c| c.archived_key.is_some());
-        match (t.archive_private_key, carries_key) {
-            (true, false) => Err(EngineError::denied(
-                codes::CERTSRV_E_ARCHIVED_KEY_REQUIRED,
-                format!("Template '{}' requires key archival, but the request carries no private key.", t.name),
-            )),
-            (false, true) => Err(EngineError::denied(
-                codes::CERTSRV_E_ARCHIVED_KEY_UNEXPECTED,
-                format!("The request carries a private key, but template '{}' does not archive keys.", t.name),
-            )),
-            (true, true) => Err(EngineError::denied(
-                codes::CERTSRV_E_KEY_ARCHIVAL_NOT_CONFIGURED,
-                "Cannot archive private key. The certification authority is not configured for key archival.",
-            )),
-            (false, false) => Ok(()),
-        }
-    }
-
     fn build_leaf(&self, template: &Template, inbound: &Inbound) -> EngineResult<CertFields> {
         let key = self.signing_key()?;
         let (_, ca) = self.ca_cert()?;
@@ -907,13 +904,15 @@ impl Ca {
             .await
             .map_err(conflict)?;
         tracing::info!(request_id = id, officer, "pending request issued");
-        Ok(outcome(
+        let mut o = outcome(
             id,
             &Disposition::Issued,
             &message,
             rec.template,
             Some(&fields),
-        ))
+        );
+        o.archived = rec.has_archived_key;
+        Ok(o)
     }
 
     /// Denies a pending request (any archived key is deleted with it).
@@ -1178,5 +1177,8 @@ fn outcome(
         template,
         serial: cert.map(|c| c.serial.clone()),
         certificate_pem: cert.map(|c| encode_pem("CERTIFICATE", &c.cert_der)),
+        archived: false,
+        encrypted_key_hash: None,
+        body_part_id: None,
     }
 }

@@ -119,3 +119,113 @@ pub fn sign_cmc(
     };
     ci.to_der().map_err(enc)
 }
+
+/// The form of the private key inside the client's envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyPayload {
+    /// PKCS#8 PrivateKeyInfo (RSA or EC).
+    Pkcs8,
+    /// Microsoft PRIVATEKEYBLOB with CALG_RSA_KEYX (what Windows and Certipy send).
+    KeyBlob,
+    /// PRIVATEKEYBLOB marked CALG_RSA_SIGN (tests: must be refused).
+    SignatureKeyBlob,
+}
+
+/// How to build an archival request.
+#[derive(Clone, Debug)]
+pub struct ArchivalOptions {
+    /// Template name for regInfo.
+    pub template: Option<String>,
+    /// Content encryption of the envelope to the CA.
+    pub cipher: lockbox_crypto::symmetric::ContentCipher,
+    /// Key transport to the exchange key.
+    pub transport: lockbox_crypto::keytransport::KeyTransport,
+    /// Payload format.
+    pub payload: KeyPayload,
+}
+
+/// Checks a CA exchange certificate the way a client must before trusting
+/// it with a private key: signed by the CA, currently valid, CA-exchange EKU.
+pub fn check_exchange_certificate(
+    xchg_der: &[u8],
+    ca_der: &[u8],
+) -> EngineResult<x509_cert::certificate::Certificate> {
+    let xchg = crate::certbuild::decode_certificate(xchg_der)?;
+    let ca = crate::certbuild::decode_certificate(ca_der)?;
+    crate::ca::verify_issued_by(&xchg, &ca)?;
+    let f = crate::ca::cert_fields(xchg_der)?;
+    let t = crate::period::now();
+    if f.not_before > t || f.not_after <= t {
+        return Err(EngineError::bad_input(
+            crate::codes::E_INVALIDARG,
+            "the CA exchange certificate is not currently valid",
+        ));
+    }
+    let has_eku = xchg
+        .tbs_certificate()
+        .extensions()
+        .map(|e| e.as_slice())
+        .unwrap_or(&[])
+        .iter()
+        .filter(|e| e.extn_id == oids::CE_EXT_KEY_USAGE)
+        .filter_map(|e| {
+            x509_cert::ext::pkix::ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).ok()
+        })
+        .any(|k| k.0.contains(&oids::MS_KP_CA_EXCHANGE));
+    if !has_eku {
+        return Err(EngineError::bad_input(
+            crate::codes::E_INVALIDARG,
+            "the certificate has no CA exchange EKU (1.3.6.1.4.1.311.21.5)",
+        ));
+    }
+    Ok(xchg)
+}
+
+/// Builds a CMC archival request: the PKCS#10, the key enveloped to the CA
+/// exchange certificate in the unauthenticated attribute 1.3.6.1.4.1.311.21.13,
+/// and its hash in a signed 1.3.6.1.4.1.311.10.10.1 control (MS-WCCE 3.1.1.4.3.6).
+pub fn build_archival_request(
+    key: &lockbox_crypto::SoftwareKey,
+    pkcs10_der: &[u8],
+    exchange: &x509_cert::certificate::Certificate,
+    opts: &ArchivalOptions,
+) -> EngineResult<Vec<u8>> {
+    use lockbox_codec::cmc::CmcAddAttributes;
+    use lockbox_codec::keyblob::{pkcs8_to_blob, CALG_RSA_KEYX, CALG_RSA_SIGN};
+    let payload = match opts.payload {
+        KeyPayload::Pkcs8 => zeroize::Zeroizing::new(key.pkcs8_der().to_vec()),
+        KeyPayload::KeyBlob => {
+            zeroize::Zeroizing::new(pkcs8_to_blob(key.pkcs8_der(), CALG_RSA_KEYX)?)
+        }
+        KeyPayload::SignatureKeyBlob => {
+            zeroize::Zeroizing::new(pkcs8_to_blob(key.pkcs8_der(), CALG_RSA_SIGN)?)
+        }
+    };
+    let recipient = lockbox_crypto::cms::Recipient::from_certificate(exchange);
+    let env = lockbox_crypto::cms::envelope(&payload, &[recipient], opts.cipher, opts.transport)?;
+    let hash = digest_by_oid(&oids::SHA256, &env)?;
+    let mut pki = pki_data(&[pkcs10_der.to_vec()], opts.template.as_deref())?;
+    let hash_attr = Attribute {
+        oid: oids::MS_ENCRYPTED_KEY_HASH,
+        values: SetOfVec::try_from(vec![Any::encode_from(
+            &OctetString::new(hash).map_err(enc)?,
+        )
+        .map_err(enc)?])
+        .map_err(enc)?,
+    };
+    let add = CmcAddAttributes {
+        data_reference: 0,
+        cert_references: vec![1],
+        attributes: SetOfVec::try_from(vec![hash_attr]).map_err(enc)?,
+    };
+    pki.control_sequence.push(TaggedAttribute {
+        body_part_id: 101,
+        attr_type: oids::MS_CMC_ADD_ATTRIBUTES,
+        attr_values: SetOfVec::try_from(vec![Any::encode_from(&add).map_err(enc)?]).map_err(enc)?,
+    });
+    let archived = Attribute {
+        oid: oids::MS_ARCHIVED_KEY,
+        values: SetOfVec::try_from(vec![Any::from_der(&env).map_err(enc)?]).map_err(enc)?,
+    };
+    sign_cmc(key, &pki, vec![archived])
+}

@@ -101,6 +101,37 @@ pub struct Config {
     pub server: ServerSection,
     /// Database.
     pub database: DatabaseSection,
+    /// Key archival.
+    #[serde(default)]
+    pub archival: ArchivalSection,
+}
+
+/// `[archival]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ArchivalSection {
+    /// Content encryption of archived keys: aes256 (default), aes192, aes128, 3des.
+    pub content_cipher: String,
+    /// Key transport to KRAs: pkcs1 (default, Windows-compatible), oaep, oaep-sha256.
+    pub key_transport: String,
+    /// CA exchange key algorithm (RSA: it receives transported keys).
+    pub exchange_key: String,
+    /// CA exchange certificate validity.
+    pub exchange_validity: Period,
+    /// Overlap: a new exchange certificate is made this long before the current one expires.
+    pub exchange_overlap: Period,
+}
+
+impl Default for ArchivalSection {
+    fn default() -> Self {
+        ArchivalSection {
+            content_cipher: "aes256".into(),
+            key_transport: "pkcs1".into(),
+            exchange_key: "rsa2048".into(),
+            exchange_validity: Period::Days(7),
+            exchange_overlap: Period::Days(1),
+        }
+    }
 }
 
 /// The CA home directory.

@@ -3,9 +3,11 @@
 //! Front ends (CLI, HTTP) call [`Ca`]; the engine reaches keys only through
 //! `lockbox_crypto::KeyHandle` and data only through `lockbox_store::Store`.
 
+pub mod archival;
 pub mod ca;
 pub mod certbuild;
 pub mod client;
+pub mod cmcresponse;
 pub mod config;
 pub mod crl;
 pub mod error;

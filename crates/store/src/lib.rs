@@ -87,6 +87,10 @@ pub trait Store: Send + Sync {
     async fn ca_templates(&self) -> StoreResult<Vec<String>>;
     /// Adds or removes a template from the CA's issue list.
     async fn set_ca_template(&self, name: &str, enabled: bool) -> StoreResult<()>;
+    /// The archived-key envelope of a request.
+    async fn archived_key(&self, id: i64) -> StoreResult<Option<Vec<u8>>>;
+    /// The KRA certificate hashes of a request's archived key.
+    async fn kra_hashes(&self, id: i64) -> StoreResult<Option<String>>;
     /// Configured Key Recovery Agent certificates.
     async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>>;
     /// Adds a KRA certificate (idempotent by thumbprint).

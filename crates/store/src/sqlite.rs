@@ -457,6 +457,24 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn archived_key(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
+        let v: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT archived_key FROM requests WHERE request_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.flatten())
+    }
+
+    async fn kra_hashes(&self, id: i64) -> StoreResult<Option<String>> {
+        let v: Option<Option<String>> =
+            sqlx::query_scalar("SELECT kra_hashes FROM requests WHERE request_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.flatten())
+    }
+
     async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>> {
         let rows = sqlx::query("SELECT thumbprint, cert_der, added_at FROM kra_certificates ORDER BY added_at, thumbprint")
             .fetch_all(&self.pool)

@@ -1,0 +1,739 @@
+//! Key archival: the CA exchange certificate, KRA configuration, opening the
+//! client's envelope, checking the key, and re-enveloping it to the KRAs.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cms::content_info::ContentInfo;
+use cms::signed_data::SignedData;
+use der::asn1::{Any, ObjectIdentifier};
+use der::{Decode, Encode};
+use lockbox_codec::hexfmt::{normalize_hex, to_hex};
+use lockbox_codec::keyblob::{
+    blob_to_pkcs8, is_private_key_blob, parse_private_key_blob, CALG_RSA_SIGN,
+};
+use lockbox_codec::oids;
+use lockbox_codec::pem::{decode_input, encode_pem};
+use lockbox_crypto::cms::{envelope, open_envelope, OpenError, OpeningKey, Recipient};
+use lockbox_crypto::digest::{digest_by_oid, sha1};
+use lockbox_crypto::keyinfo::public_key_facts;
+use lockbox_crypto::keytransport::KeyTransport;
+use lockbox_crypto::random::{random_bytes, serial_number};
+use lockbox_crypto::symmetric::ContentCipher;
+use lockbox_crypto::verify::verify_signature;
+use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
+use lockbox_store::{Disposition, NewRequest};
+use serde::{Deserialize, Serialize};
+use x509_cert::certificate::Certificate;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::name::Name;
+use zeroize::Zeroizing;
+
+use crate::ca::{cert_fields, key_pem, load_private_key, verify_issued_by, Ca};
+use crate::certbuild::{
+    aki, decode_certificate, sign_certificate, sign_request, ski, template_extensions, CertSpec,
+};
+use crate::config::passphrase;
+use crate::error::{codes, EngineError, EngineResult};
+use crate::inbound::Inbound;
+use crate::period::{now, unix_of};
+use crate::template::{builtins, Template};
+
+/// CERTSRV_E_NO_VALID_KRA.
+pub const CERTSRV_E_NO_VALID_KRA: u32 = 0x8009_400B;
+/// CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL.
+pub const CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL: u32 = 0x8009_400C;
+/// Setting holding the number of KRAs each key is encrypted to.
+pub const KRA_REQUIRED: &str = "kra_required";
+
+/// Per-process archival state.
+pub struct ArchivalState {
+    /// Round-robin position among the valid KRAs (random start).
+    next_kra: AtomicUsize,
+    /// Loaded exchange keys by certificate serial.
+    exchange_keys: Mutex<HashMap<String, Arc<SoftwareKey>>>,
+    /// Serialises exchange certificate creation.
+    creating: tokio::sync::Mutex<()>,
+}
+
+impl ArchivalState {
+    pub(crate) fn new() -> EngineResult<Self> {
+        let r = random_bytes(4)?;
+        Ok(ArchivalState {
+            next_kra: AtomicUsize::new(u32::from_be_bytes([r[0], r[1], r[2], r[3]]) as usize),
+            exchange_keys: Mutex::new(HashMap::new()),
+            creating: tokio::sync::Mutex::new(()),
+        })
+    }
+}
+
+/// The status of a configured KRA certificate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KraStatus {
+    /// SHA-1 thumbprint.
+    pub thumbprint: String,
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial number (hex).
+    pub serial: String,
+    /// notAfter, unix seconds.
+    pub not_after: i64,
+    /// `valid`, `expired`, `revoked`, `not a KRA certificate`, `untrusted issuer`, `cannot be loaded`.
+    pub status: String,
+}
+
+/// What archiving produced, to store with the request.
+pub struct Archived {
+    /// The EnvelopedData (ContentInfo DER) to the KRAs.
+    pub envelope: Vec<u8>,
+    /// SHA-1 thumbprints of the KRA certificates used (comma separated).
+    pub kra_hashes: String,
+    /// The encrypted-key hash the client sent (echoed in the CMC response).
+    pub client_hash: Vec<u8>,
+    /// The request with the archived-key attribute removed.
+    pub stripped_request: Vec<u8>,
+}
+
+fn archival_error() -> EngineError {
+    EngineError::bad_input(
+        CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
+        "The archived private key could not be decrypted or does not belong to the request.",
+    )
+}
+
+fn has_eku(cert: &Certificate, eku: ObjectIdentifier) -> bool {
+    cert.tbs_certificate()
+        .extensions()
+        .map(|e| e.as_slice())
+        .unwrap_or(&[])
+        .iter()
+        .find(|e| e.extn_id == oids::CE_EXT_KEY_USAGE)
+        .and_then(|e| ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).ok())
+        .is_some_and(|k| k.0.contains(&eku))
+}
+
+fn key_usage(cert_exts: &[x509_cert::ext::Extension]) -> Option<KeyUsage> {
+    cert_exts
+        .iter()
+        .find(|e| e.extn_id == oids::CE_KEY_USAGE)
+        .and_then(|e| KeyUsage::from_der(e.extn_value.as_bytes()).ok())
+}
+
+fn xchg_subject(ca: &Name) -> EngineResult<Name> {
+    let cn = lockbox_codec::names::common_name(ca).unwrap_or_else(|| "Lockbox CA".into());
+    Name::from_str(&format!("CN={}-Xchg", cn.replace(',', "\\,")))
+        .map_err(|e| EngineError::Config(format!("exchange certificate subject: {e}")))
+}
+
+/// Removes the archived-key unauthenticated attribute from a CMC request
+/// (MS-WCCE: the CA does not keep the client's envelope to its exchange key).
+pub fn strip_archived_key(der: &[u8]) -> EngineResult<Vec<u8>> {
+    let bad = |e: der::Error| {
+        EngineError::bad_input(codes::CRYPT_E_ASN1_BADTAG, format!("CMC request: {e}"))
+    };
+    let ci = ContentInfo::from_der(der).map_err(bad)?;
+    let mut sd: SignedData = ci.content.decode_as().map_err(bad)?;
+    let signers: Vec<_> = sd
+        .signer_infos
+        .0
+        .iter()
+        .cloned()
+        .map(|mut s| {
+            if let Some(attrs) = &s.unsigned_attrs {
+                let kept: Vec<_> = attrs
+                    .iter()
+                    .filter(|a| a.oid != oids::MS_ARCHIVED_KEY)
+                    .cloned()
+                    .collect();
+                s.unsigned_attrs = if kept.is_empty() {
+                    None
+                } else {
+                    der::asn1::SetOfVec::try_from(kept).ok()
+                };
+            }
+            s
+        })
+        .collect();
+    sd.signer_infos =
+        cms::signed_data::SignerInfos(der::asn1::SetOfVec::try_from(signers).map_err(bad)?);
+    let out = ContentInfo {
+        content_type: ci.content_type,
+        content: Any::encode_from(&sd).map_err(bad)?,
+    };
+    out.to_der().map_err(bad)
+}
+
+impl Ca {
+    fn content_cipher(&self) -> EngineResult<ContentCipher> {
+        ContentCipher::parse(&self.config.archival.content_cipher)
+            .map_err(|e| EngineError::Config(e.to_string()))
+    }
+
+    fn key_transport(&self) -> EngineResult<KeyTransport> {
+        KeyTransport::parse(&self.config.archival.key_transport)
+            .map_err(|e| EngineError::Config(e.to_string()))
+    }
+
+    // ----- exchange certificate ------------------------------------------
+
+    /// Exchange certificates still valid (newest first), as DER.
+    pub async fn exchange_certificates(&self) -> EngineResult<Vec<Vec<u8>>> {
+        let t = now();
+        let rows = self
+            .store
+            .query(
+                &crate::view::parse_restrictions(
+                    "CertificateTemplate=CAExchange,Disposition=issued",
+                )?,
+                1000,
+            )
+            .await?;
+        let mut certs: Vec<(i64, Vec<u8>)> = rows
+            .into_iter()
+            .filter_map(|r| r.cert)
+            .filter(|c| c.not_before <= t && c.not_after > t)
+            .map(|c| (c.not_before, c.cert_der))
+            .collect();
+        certs.sort_by_key(|c| std::cmp::Reverse(c.0));
+        Ok(certs.into_iter().map(|c| c.1).collect())
+    }
+
+    /// The exchange certificate clients should encrypt to, creating one when
+    /// none is valid or the newest is inside its overlap window.
+    pub async fn current_exchange_certificate(&self) -> EngineResult<Vec<u8>> {
+        let overlap = self.config.archival.exchange_overlap.approx_seconds();
+        let fresh = |der: &Vec<u8>| {
+            cert_fields(der)
+                .map(|f| f.not_after - overlap > now())
+                .unwrap_or(false)
+        };
+        if let Some(c) = self
+            .exchange_certificates()
+            .await?
+            .into_iter()
+            .next()
+            .filter(fresh)
+        {
+            return Ok(c);
+        }
+        let _guard = self.archival.creating.lock().await;
+        if let Some(c) = self
+            .exchange_certificates()
+            .await?
+            .into_iter()
+            .next()
+            .filter(fresh)
+        {
+            return Ok(c);
+        }
+        self.create_exchange_certificate().await
+    }
+
+    async fn create_exchange_certificate(&self) -> EngineResult<Vec<u8>> {
+        let (_, ca) = self.ca_cert()?;
+        let signer = self.signing_key()?;
+        let spec = KeySpec::from_str(&self.config.archival.exchange_key)
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        if !matches!(spec, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096) {
+            return Err(EngineError::Config(
+                "the exchange key must be RSA (it receives transported keys)".into(),
+            ));
+        }
+        let key = SoftwareKey::generate(spec)?;
+        let template = builtins()
+            .into_iter()
+            .find(|t| t.name == "CAExchange")
+            .ok_or_else(|| EngineError::Config("CAExchange template missing".into()))?;
+        let subject = xchg_subject(ca.tbs_certificate().subject())?;
+        let mut exts = template_extensions(&template, false)?;
+        exts.push(ski(key.public_key_info())?);
+        exts.push(aki(ca.tbs_certificate().subject_public_key_info())?);
+        let issued_at = now();
+        let not_after = self
+            .config
+            .archival
+            .exchange_validity
+            .add_to(issued_at)?
+            .min(unix_of(&ca.tbs_certificate().validity().not_after));
+        let cert = sign_certificate(
+            signer.as_ref(),
+            CertSpec {
+                issuer: ca.tbs_certificate().subject().clone(),
+                subject: subject.clone(),
+                spki: key.public_key_info().clone(),
+                serial: serial_number(16)?,
+                not_before: issued_at - 60,
+                not_after,
+                extensions: exts,
+            },
+        )?;
+        let der = cert
+            .to_der()
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        let fields = cert_fields(&der)?;
+        let pass = passphrase(&self.home, self.config.ca.passphrase_file.as_deref())?;
+        let pass = if self.config.ca.key_encrypted {
+            pass
+        } else {
+            None
+        };
+        let pem = key_pem(&key, pass.as_deref().map(|p| p.as_slice()))?;
+        // The key file is written before the row: a row never points at a missing key.
+        self.home.write_atomic(
+            &format!("keys/xchg-{}.key", fields.serial),
+            pem.as_bytes(),
+            true,
+        )?;
+        let csr = sign_request(&key, subject, vec![])?;
+        self.store
+            .insert_request(&NewRequest {
+                request_der: csr,
+                request_kind: "pkcs10".into(),
+                requester: format!("{} (CA exchange)", self.config.ca.name),
+                template: Some("CAExchange".into()),
+                request_subject: fields.subject.clone(),
+                request_common_name: fields.common_name.clone(),
+                request_upn: None,
+                request_email: None,
+                disposition: Disposition::Issued,
+                disposition_message: "Issued (CA exchange certificate)".into(),
+                status_code: 0,
+                submitted_at: issued_at,
+                cert: Some(fields.clone()),
+                archived_key: None,
+                kra_hashes: None,
+            })
+            .await?;
+        tracing::info!(serial = %fields.serial, not_after = fields.not_after, "CA exchange certificate created");
+        if let Ok(mut cache) = self.archival.exchange_keys.lock() {
+            cache.insert(fields.serial.clone(), Arc::new(key));
+        }
+        Ok(der)
+    }
+
+    fn exchange_key(&self, serial: &str) -> EngineResult<Arc<SoftwareKey>> {
+        if let Some(k) = self
+            .archival
+            .exchange_keys
+            .lock()
+            .ok()
+            .and_then(|c| c.get(serial).cloned())
+        {
+            return Ok(k);
+        }
+        let bytes = Zeroizing::new(self.home.read(&format!("keys/xchg-{serial}.key"))?);
+        let pass = passphrase(&self.home, self.config.ca.passphrase_file.as_deref())?;
+        let key = Arc::new(load_private_key(
+            &bytes,
+            pass.as_deref().map(|p| p.as_slice()),
+        )?);
+        if let Ok(mut c) = self.archival.exchange_keys.lock() {
+            c.insert(serial.to_string(), key.clone());
+        }
+        Ok(key)
+    }
+
+    // ----- KRAs ------------------------------------------------------------
+
+    fn kra_status(&self, der: &[u8], revoked_serials: &[String]) -> (Option<Certificate>, String) {
+        let cert = match decode_certificate(der) {
+            Ok(c) => c,
+            Err(_) => return (None, "cannot be loaded".into()),
+        };
+        let tbs = cert.tbs_certificate();
+        let t = now();
+        let status = if !has_eku(&cert, oids::MS_KP_KEY_RECOVERY_AGENT) {
+            "not a KRA certificate"
+        } else if public_key_facts(tbs.subject_public_key_info())
+            .map(|f| f.algorithm_name() != "rsa")
+            .unwrap_or(true)
+        {
+            "unsupported key (RSA required)"
+        } else if unix_of(&tbs.validity().not_after) <= t || unix_of(&tbs.validity().not_before) > t
+        {
+            "expired"
+        } else if revoked_serials.contains(&to_hex(tbs.serial_number().as_bytes())) {
+            "revoked"
+        } else {
+            match self.ca_cert() {
+                Ok((_, ca)) if verify_issued_by(&cert, ca).is_ok() => "valid",
+                _ => "untrusted issuer",
+            }
+        };
+        (Some(cert), status.into())
+    }
+
+    /// The configured KRA certificates with their status.
+    pub async fn kra_list(&self) -> EngineResult<Vec<KraStatus>> {
+        let revoked: Vec<String> = self
+            .store
+            .revoked()
+            .await?
+            .into_iter()
+            .map(|r| r.serial)
+            .collect();
+        let mut out = Vec::new();
+        for e in self.store.kra_certificates().await? {
+            let (cert, status) = self.kra_status(&e.cert_der, &revoked);
+            let (subject, issuer, serial, not_after) = match &cert {
+                Some(c) => {
+                    let t = c.tbs_certificate();
+                    (
+                        t.subject().to_string(),
+                        t.issuer().to_string(),
+                        to_hex(t.serial_number().as_bytes()),
+                        unix_of(&t.validity().not_after),
+                    )
+                }
+                None => (String::new(), String::new(), String::new(), 0),
+            };
+            out.push(KraStatus {
+                thumbprint: e.thumbprint,
+                subject,
+                issuer,
+                serial,
+                not_after,
+                status,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Adds a KRA certificate, given as PEM/DER or as the serial number of a
+    /// certificate this CA issued.
+    pub async fn kra_add(&self, cert_or_serial: &[u8]) -> EngineResult<KraStatus> {
+        let der = match std::str::from_utf8(cert_or_serial)
+            .ok()
+            .and_then(normalize_hex)
+            .filter(|_| cert_or_serial.len() <= 64)
+        {
+            Some(serial) => self
+                .store
+                .get_by_serial(&serial)
+                .await?
+                .and_then(|r| r.cert)
+                .map(|c| c.cert_der)
+                .ok_or_else(|| {
+                    EngineError::NotFound(format!("no certificate with serial number {serial}"))
+                })?,
+            None => decode_input(cert_or_serial)?.der,
+        };
+        let cert = decode_certificate(&der)?;
+        if !has_eku(&cert, oids::MS_KP_KEY_RECOVERY_AGENT) {
+            return Err(EngineError::bad_input(
+                codes::E_INVALIDARG,
+                "the certificate has no Key Recovery Agent EKU (1.3.6.1.4.1.311.21.6)",
+            ));
+        }
+        let ku_ok = key_usage(
+            cert.tbs_certificate()
+                .extensions()
+                .map(|e| e.as_slice())
+                .unwrap_or(&[]),
+        )
+        .is_some_and(|k| k.0.contains(KeyUsages::KeyEncipherment));
+        if !ku_ok {
+            return Err(EngineError::bad_input(
+                codes::E_INVALIDARG,
+                "a KRA certificate needs keyUsage keyEncipherment",
+            ));
+        }
+        let thumb = to_hex(&sha1(&der));
+        self.store.add_kra_certificate(&thumb, &der, now()).await?;
+        tracing::info!(thumbprint = %thumb, "KRA certificate added");
+        self.kra_list()
+            .await?
+            .into_iter()
+            .find(|k| k.thumbprint == thumb)
+            .ok_or_else(|| EngineError::Config("KRA vanished".into()))
+    }
+
+    /// Removes a KRA certificate by thumbprint or serial number.
+    pub async fn kra_remove(&self, id: &str) -> EngineResult<String> {
+        let norm = normalize_hex(id).ok_or_else(|| {
+            EngineError::bad_input(
+                codes::E_INVALIDARG,
+                format!("'{id}' is not a thumbprint or serial"),
+            )
+        })?;
+        for k in self.kra_list().await? {
+            if k.thumbprint == norm || k.serial == norm {
+                self.store.remove_kra_certificate(&k.thumbprint).await?;
+                let required = self.kra_required().await?;
+                let left = self.store.kra_certificates().await?.len();
+                if required > left {
+                    self.store
+                        .set_setting(KRA_REQUIRED, &left.to_string())
+                        .await?;
+                }
+                return Ok(k.thumbprint);
+            }
+        }
+        Err(EngineError::NotFound(format!(
+            "no configured KRA certificate matches '{id}'"
+        )))
+    }
+
+    /// How many KRAs each archived key is encrypted to (0 = archival off).
+    pub async fn kra_required(&self) -> EngineResult<usize> {
+        Ok(self
+            .store
+            .setting(KRA_REQUIRED)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Sets how many KRAs each key is encrypted to; cannot exceed the configured count.
+    pub async fn set_kra_required(&self, n: usize) -> EngineResult<()> {
+        let configured = self.store.kra_certificates().await?.len();
+        if n > configured {
+            return Err(EngineError::bad_input(
+                codes::E_INVALIDARG,
+                format!("cannot require {n} key recovery agents: only {configured} KRA certificate(s) are configured"),
+            ));
+        }
+        self.store.set_setting(KRA_REQUIRED, &n.to_string()).await?;
+        Ok(())
+    }
+
+    /// N KRA certificates chosen round robin among the valid ones.
+    async fn choose_kras(&self) -> EngineResult<Vec<Certificate>> {
+        let required = self.kra_required().await?;
+        let entries = self.store.kra_certificates().await?;
+        if required == 0 || entries.is_empty() {
+            return Err(EngineError::denied(
+                codes::CERTSRV_E_KEY_ARCHIVAL_NOT_CONFIGURED,
+                "Cannot archive private key. The certification authority is not configured for key archival.",
+            ));
+        }
+        let revoked: Vec<String> = self
+            .store
+            .revoked()
+            .await?
+            .into_iter()
+            .map(|r| r.serial)
+            .collect();
+        let valid: Vec<Certificate> = entries
+            .iter()
+            .filter_map(|e| match self.kra_status(&e.cert_der, &revoked) {
+                (Some(c), s) if s == "valid" => Some(c),
+                _ => None,
+            })
+            .collect();
+        if valid.len() < required {
+            return Err(EngineError::denied(
+                CERTSRV_E_NO_VALID_KRA,
+                format!(
+                    "Cannot archive private key. No valid key recovery agent is defined for this certification authority ({} of {} required KRA certificates are valid).",
+                    valid.len(),
+                    required
+                ),
+            ));
+        }
+        let start = self
+            .archival
+            .next_kra
+            .fetch_add(required, Ordering::Relaxed);
+        Ok((0..required)
+            .map(|i| valid[(start + i) % valid.len()].clone())
+            .collect())
+    }
+
+    // ----- archiving a request ---------------------------------------------
+
+    /// Checks the template's archival rule against the request and, when the
+    /// template archives, opens, verifies and re-envelopes the key.
+    pub(crate) async fn archive_if_required(
+        &self,
+        inbound: &Inbound,
+        t: &Template,
+    ) -> EngineResult<Option<Archived>> {
+        let cmc = inbound.cmc.as_ref();
+        let envelope_der = cmc.and_then(|c| c.archived_key.clone());
+        match (t.archive_private_key, envelope_der) {
+            (false, None) => Ok(None),
+            (true, None) => Err(EngineError::denied(
+                codes::CERTSRV_E_ARCHIVED_KEY_REQUIRED,
+                format!(
+                    "Template '{}' requires key archival, but the request carries no private key.",
+                    t.name
+                ),
+            )),
+            (false, Some(_)) => Err(EngineError::denied(
+                codes::CERTSRV_E_ARCHIVED_KEY_UNEXPECTED,
+                format!(
+                    "The request carries a private key, but template '{}' does not archive keys.",
+                    t.name
+                ),
+            )),
+            (true, Some(env)) => {
+                let cmc = cmc.ok_or_else(archival_error)?;
+                let kras = self.choose_kras().await?;
+                let client_hash = self.check_key_hash(inbound, &env)?;
+                let pkcs8 = self.open_client_envelope(&env).await?;
+                check_key_matches(&pkcs8, inbound)?;
+                let recipients: Vec<Recipient> =
+                    kras.iter().map(Recipient::from_certificate).collect();
+                let sealed = envelope(
+                    &pkcs8,
+                    &recipients,
+                    self.content_cipher()?,
+                    self.key_transport()?,
+                )?;
+                let kra_hashes = kras
+                    .iter()
+                    .map(|c| c.to_der().map(|d| to_hex(&sha1(&d))))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| EngineError::Config(e.to_string()))?
+                    .join(",");
+                let _ = cmc;
+                Ok(Some(Archived {
+                    envelope: sealed,
+                    kra_hashes,
+                    client_hash,
+                    stripped_request: strip_archived_key(&inbound.der)?,
+                }))
+            }
+        }
+    }
+
+    /// The encrypted-key hash binds the envelope to the signed request.
+    fn check_key_hash(&self, inbound: &Inbound, envelope_der: &[u8]) -> EngineResult<Vec<u8>> {
+        let cmc = inbound.cmc.as_ref().ok_or_else(archival_error)?;
+        let sent = cmc.encrypted_key_hash.clone().ok_or_else(|| {
+            EngineError::bad_input(
+                CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
+                "The request carries an archived key but no encrypted-key hash (1.3.6.1.4.1.311.21.21) in its signed controls.",
+            )
+        })?;
+        let request_hash = digest_by_oid(&cmc.signer.digest_alg.oid, envelope_der).ok();
+        let sha1_hash = sha1(envelope_der).to_vec();
+        if request_hash.as_deref() == Some(sent.as_slice()) || sha1_hash == sent {
+            Ok(sent)
+        } else {
+            Err(EngineError::bad_input(
+                CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
+                "The encrypted-key hash in the signed request does not match the archived key envelope.",
+            ))
+        }
+    }
+
+    async fn open_client_envelope(&self, envelope_der: &[u8]) -> EngineResult<Zeroizing<Vec<u8>>> {
+        let certs: Vec<Certificate> = self
+            .exchange_certificates()
+            .await?
+            .iter()
+            .map(|d| decode_certificate(d))
+            .collect::<EngineResult<_>>()?;
+        let mut keys = Vec::new();
+        for c in &certs {
+            keys.push(self.exchange_key(&to_hex(c.tbs_certificate().serial_number().as_bytes()))?);
+        }
+        let offered: Vec<OpeningKey<'_>> = certs
+            .iter()
+            .zip(keys.iter())
+            .map(|(c, k)| OpeningKey {
+                issuer: c.tbs_certificate().issuer(),
+                serial: c.tbs_certificate().serial_number(),
+                key: k.as_ref(),
+            })
+            .collect();
+        let plain = open_envelope(envelope_der, &offered).map_err(|e| match e {
+            OpenError::NotForUs => EngineError::bad_input(
+                CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
+                "The archived key is not encrypted to a valid exchange certificate of this CA.",
+            ),
+            OpenError::Malformed(m) => EngineError::bad_input(
+                CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
+                format!("Archived key envelope: {m}"),
+            ),
+            OpenError::Decrypt => archival_error(),
+        })?;
+        // Payload: Microsoft PRIVATEKEYBLOB or PKCS#8.
+        if is_private_key_blob(&plain) {
+            let blob = parse_private_key_blob(&plain).map_err(|_| archival_error())?;
+            if blob.key_alg == CALG_RSA_SIGN {
+                return Err(EngineError::denied(
+                    CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
+                    "The archived key is a signature key (CALG_RSA_SIGN); signature keys are never archived.",
+                ));
+            }
+            return Ok(Zeroizing::new(
+                blob_to_pkcs8(&blob).map_err(|_| archival_error())?,
+            ));
+        }
+        if plain.first() == Some(&0x30) {
+            return Ok(plain);
+        }
+        Err(archival_error())
+    }
+
+    /// The archived-key envelope stored with a request.
+    pub async fn archived_key(&self, request_id: i64) -> EngineResult<Vec<u8>> {
+        self.store.archived_key(request_id).await?.ok_or_else(|| {
+            EngineError::NotFound(format!("request {request_id} has no archived key"))
+        })
+    }
+
+    /// SHA-1 thumbprints of the KRA certificates a request's key is encrypted to.
+    pub async fn kra_hashes(&self, request_id: i64) -> EngineResult<Vec<String>> {
+        Ok(self
+            .store
+            .kra_hashes(request_id)
+            .await?
+            .map(|s| {
+                s.split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Builds the CMC Full PKI Response for an outcome (RFC 5272, MS-WCCE 3.2.1.4.2.1.4.8.2).
+    pub async fn cmc_response(&self, outcome: &crate::ca::Outcome) -> EngineResult<Vec<u8>> {
+        crate::cmcresponse::build(self, outcome).await
+    }
+}
+
+/// The decrypted key must be the PKCS#10's key: it must load (aws-lc checks
+/// the RSA/EC key's internal consistency), carry the same public key, and
+/// produce a signature the request's public key verifies.
+fn check_key_matches(pkcs8: &[u8], inbound: &Inbound) -> EngineResult<()> {
+    let key = SoftwareKey::from_pkcs8_der(pkcs8).map_err(|_| archival_error())?;
+    let request_key = &inbound.pkcs10.cert_req.info.public_key;
+    if key.public_key_info() != request_key {
+        return Err(archival_error());
+    }
+    let probe = random_bytes(32)?;
+    let sig = key.sign(&probe).map_err(|_| archival_error())?;
+    verify_signature(request_key, &key.signature_algorithm(), &probe, &sig)
+        .map_err(|_| archival_error())?;
+    // Keys whose request asks for signature use only are not archived.
+    if let Some(ku) = inbound
+        .pkcs10
+        .extension(&oids::CE_KEY_USAGE)
+        .and_then(|e| KeyUsage::from_der(e.extn_value.as_bytes()).ok())
+    {
+        let encrypts = ku.0.contains(KeyUsages::KeyEncipherment)
+            || ku.0.contains(KeyUsages::KeyAgreement)
+            || ku.0.contains(KeyUsages::DataEncipherment);
+        if !encrypts {
+            return Err(EngineError::denied(
+                CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
+                "The request asks for a signature-only key; signature keys are never archived.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// PEM of a certificate (helper for front ends).
+pub fn cert_pem(der: &[u8]) -> String {
+    encode_pem("CERTIFICATE", der)
+}
