@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use lockbox_codec::pem::{decode_all, decode_input};
+use lockbox_engine::archival::KraStatus;
 use lockbox_engine::template::Template;
 use lockbox_engine::{
     codes, Ca, CrlInfo, EngineError, EngineResult, Outcome, RequestRecord, SubmitOptions,
@@ -50,6 +51,16 @@ pub trait Backend: Send + Sync {
     async fn ca_templates(&self) -> EngineResult<Vec<String>>;
     /// Enable or disable a template on the CA.
     async fn set_ca_template(&self, name: &str, enabled: bool) -> EngineResult<String>;
+    /// The current CA exchange certificate (DER).
+    async fn exchange_cert(&self) -> EngineResult<Vec<u8>>;
+    /// Configured KRA certificates with status.
+    async fn kra_list(&self) -> EngineResult<Vec<KraStatus>>;
+    /// Add a KRA certificate (PEM/DER bytes or a serial number).
+    async fn kra_add(&self, cert_or_serial: Vec<u8>) -> EngineResult<KraStatus>;
+    /// Remove a KRA certificate.
+    async fn kra_remove(&self, id: &str) -> EngineResult<String>;
+    /// Read (None) or set (Some) the number of KRAs per key.
+    async fn kra_required(&self, set: Option<usize>) -> EngineResult<usize>;
 }
 
 /// The engine in this process, acting as the local CA administrator.
@@ -85,7 +96,12 @@ impl Backend for Local {
             requester: self.who.clone(),
             attributes: vec![],
         };
-        self.ca.submit(&req, &opts).await
+        let mut o = self.ca.submit(&req, &opts).await?;
+        if o.body_part_id.is_some() {
+            let resp = self.ca.cmc_response(&o).await?;
+            o.cmc_response = Some(crate::output::base64(&resp));
+        }
+        Ok(o)
     }
     async fn pending(&self) -> EngineResult<Vec<RequestRecord>> {
         self.ca.pending().await
@@ -129,6 +145,24 @@ impl Backend for Local {
     }
     async fn set_ca_template(&self, name: &str, enabled: bool) -> EngineResult<String> {
         self.ca.set_ca_template(name, enabled).await
+    }
+    async fn exchange_cert(&self) -> EngineResult<Vec<u8>> {
+        self.ca.current_exchange_certificate().await
+    }
+    async fn kra_list(&self) -> EngineResult<Vec<KraStatus>> {
+        self.ca.kra_list().await
+    }
+    async fn kra_add(&self, cert_or_serial: Vec<u8>) -> EngineResult<KraStatus> {
+        self.ca.kra_add(&cert_or_serial).await
+    }
+    async fn kra_remove(&self, id: &str) -> EngineResult<String> {
+        self.ca.kra_remove(id).await
+    }
+    async fn kra_required(&self, set: Option<usize>) -> EngineResult<usize> {
+        if let Some(n) = set {
+            self.ca.set_kra_required(n).await?;
+        }
+        self.ca.kra_required().await
     }
 }
 
@@ -342,5 +376,38 @@ impl Backend for Remote {
             .json(self.req(method, &format!("/api/v1/ca/templates/{}", enc(name))))
             .await?;
         Ok(v["template"].as_str().unwrap_or(name).to_string())
+    }
+    async fn exchange_cert(&self) -> EngineResult<Vec<u8>> {
+        self.bytes(self.req(Method::GET, "/api/v1/ca/exchange?format=der"))
+            .await
+    }
+    async fn kra_list(&self) -> EngineResult<Vec<KraStatus>> {
+        self.json(self.req(Method::GET, "/api/v1/kra")).await
+    }
+    async fn kra_add(&self, cert_or_serial: Vec<u8>) -> EngineResult<KraStatus> {
+        self.json(self.req(Method::POST, "/api/v1/kra").body(cert_or_serial))
+            .await
+    }
+    async fn kra_remove(&self, id: &str) -> EngineResult<String> {
+        let v: Value = self
+            .json(self.req(Method::DELETE, &format!("/api/v1/kra/{}", enc(id))))
+            .await?;
+        Ok(v["removed"].as_str().unwrap_or_default().to_string())
+    }
+    async fn kra_required(&self, set: Option<usize>) -> EngineResult<usize> {
+        let v: Value = match set {
+            Some(n) => {
+                self.json(
+                    self.req(Method::PUT, "/api/v1/kra/required")
+                        .json(&json!({ "required": n })),
+                )
+                .await?
+            }
+            None => {
+                self.json(self.req(Method::GET, "/api/v1/kra/required"))
+                    .await?
+            }
+        };
+        Ok(v["required"].as_u64().unwrap_or(0) as usize)
     }
 }

@@ -59,6 +59,9 @@ pub enum CaCmd {
         /// Include the parent chain.
         #[arg(long)]
         chain: bool,
+        /// The current CA exchange certificate instead (clients encrypt archived keys to it).
+        #[arg(long)]
+        exchange: bool,
     },
     /// Install the parent-signed certificate of a subordinate CA.
     Install {
@@ -109,6 +112,9 @@ pub struct SubmitArgs {
     /// Write the issued certificate here (PEM).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// For CMC requests, write the CMC Full PKI Response here (DER).
+    #[arg(long = "response-out", value_name = "FILE")]
+    pub response_out: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -178,6 +184,10 @@ pub enum RequestCmd {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Build a CMC request (with --archive: the key encrypted to the CA exchange certificate).
+    New(crate::keys::NewRequestArgs),
+    /// Verify a CA response and bundle the key and certificate into a PKCS#12.
+    Accept(crate::keys::AcceptArgs),
     /// Show a request's status.
     Status {
         /// Request ID.
@@ -296,6 +306,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Submit(args) => {
             let req = read_file(&args.request)?;
             let o = backend(&g).await?.submit(req, args.template).await?;
+            if let (Some(path), Some(b64)) = (&args.response_out, &o.cmc_response) {
+                write_file(path, &lockbox_codec::pem::decode_input(b64.as_bytes())?.der)?;
+            }
             print_outcome(&o, g.json, args.out.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -422,6 +435,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve(&g, args).await,
         Command::Bench(cmd) => crate::bench::run(&g, cmd).await,
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Kra(cmd) => crate::keys::kra(&g, backend(&g).await?, cmd).await,
+        Command::Verifykeys(args) => crate::keys::verifykeys(&g, args),
+        Command::Dump(args) => crate::keys::dump(&g, args),
+        Command::Request(RequestCmd::New(args)) => {
+            crate::keys::request_new(&g, backend(&g).await?, args).await
+        }
+        Command::Request(RequestCmd::Accept(args)) => crate::keys::request_accept(&g, args).await,
     }
 }
 
@@ -492,9 +512,15 @@ async fn init(g: &Global, args: InitArgs) -> Result<ExitCode> {
 
 async fn ca(g: &Global, cmd: CaCmd) -> Result<ExitCode> {
     match cmd {
-        CaCmd::Cert { out, chain } => {
+        CaCmd::Cert {
+            out,
+            chain,
+            exchange,
+        } => {
             let b = backend(g).await?;
-            let ders = if chain {
+            let ders = if exchange {
+                vec![b.exchange_cert().await?]
+            } else if chain {
                 b.ca_chain().await?
             } else {
                 vec![b.ca_cert().await?]
@@ -506,7 +532,15 @@ async fn ca(g: &Global, cmd: CaCmd) -> Result<ExitCode> {
                     if g.json {
                         print_json(&json!({ "out": p, "certificates": ders.len() }))?;
                     } else {
-                        println!("CA certificate written to {}", p.display());
+                        println!(
+                            "{} written to {}",
+                            if exchange {
+                                "CA exchange certificate"
+                            } else {
+                                "CA certificate"
+                            },
+                            p.display()
+                        );
                     }
                 }
                 None if g.json => print_json(&json!({ "certificate_pem": pem }))?,

@@ -4,6 +4,7 @@ mod backend;
 mod bench;
 mod commands;
 mod demo;
+mod keys;
 mod output;
 
 use std::path::PathBuf;
@@ -81,6 +82,13 @@ pub enum Command {
     /// Requests: retrieve certificates, show status.
     #[command(subcommand)]
     Request(commands::RequestCmd),
+    /// Key Recovery Agent certificates of this CA.
+    #[command(subcommand)]
+    Kra(keys::KraCmd),
+    /// Check that a private key matches a certificate.
+    Verifykeys(keys::VerifyKeysArgs),
+    /// Decode certificates, requests, CMC messages and CMS envelopes.
+    Dump(keys::DumpArgs),
     /// Run the HTTPS service.
     Serve(commands::ServeArgs),
     /// Demonstrate the main job in a fresh CA home.

@@ -169,3 +169,11 @@ pub fn rows_table(rows: &[RequestRecord], cols: &[Column]) -> String {
     out.push_str(&format!("{} row(s)\n", rows.len()));
     out
 }
+
+/// Plain base64 (no armour) of DER bytes.
+pub fn base64(der: &[u8]) -> String {
+    lockbox_codec::pem::encode_pem("X", der)
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect()
+}

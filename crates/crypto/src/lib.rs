@@ -10,6 +10,7 @@ pub mod error;
 pub mod key;
 pub mod keyinfo;
 pub mod keytransport;
+pub mod pkcs12;
 pub mod pkcs8enc;
 pub mod random;
 pub mod symmetric;

@@ -119,6 +119,9 @@ pub struct Outcome {
     /// Body part id of the PKCS#10 inside a CMC request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_part_id: Option<u32>,
+    /// CMC Full PKI Response (base64 DER), for CMC requests over the JSON API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmc_response: Option<String>,
 }
 
 /// A published CRL.
@@ -1180,5 +1183,6 @@ fn outcome(
         archived: false,
         encrypted_key_hash: None,
         body_part_id: None,
+        cmc_response: None,
     }
 }

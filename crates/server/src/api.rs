@@ -101,6 +101,14 @@ pub fn router(ca: Arc<Ca>) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/ca/certificate", get(ca_certificate))
         .route("/api/v1/ca/chain", get(ca_chain))
+        .route("/api/v1/ca/exchange", get(ca_exchange))
+        .route("/api/v1/kra", get(kra_list).post(kra_add))
+        .route(
+            "/api/v1/kra/required",
+            get(kra_required).put(kra_set_required),
+        )
+        .route("/api/v1/kra/{id}", axum::routing::delete(kra_remove))
+        .route("/cmc", post(submit_cmc))
         .route("/api/v1/ca/templates", get(ca_templates))
         .route(
             "/api/v1/ca/templates/{name}",
@@ -209,13 +217,128 @@ async fn submit(
         None if ca.config().server.allow_anonymous_enrollment => "anonymous".to_string(),
         None => return Err(unauthorized()),
     };
+    let wants_cmc = is_pkcs7(&headers, header::CONTENT_TYPE) || is_pkcs7(&headers, header::ACCEPT);
     let opts = SubmitOptions {
         template: q.template,
         requester,
         attributes: vec![],
     };
-    let outcome = ca.submit(&body, &opts).await?;
+    if wants_cmc {
+        return Ok(cmc_exchange(&ca, &body, &opts).await);
+    }
+    let mut outcome = ca.submit(&body, &opts).await?;
+    if outcome.body_part_id.is_some() {
+        // The request was CMC: include the Full PKI Response for clients that want it.
+        let resp = ca.cmc_response(&outcome).await?;
+        outcome.cmc_response = Some(base64_encode(&resp));
+    }
     Ok(Json(outcome).into_response())
+}
+
+fn is_pkcs7(headers: &HeaderMap, name: header::HeaderName) -> bool {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/pkcs7-mime"))
+}
+
+/// RFC 5273 CMC over HTTP: the answer is a CMC Full PKI Response, also for failures.
+async fn cmc_exchange(ca: &Ca, body: &[u8], opts: &SubmitOptions) -> Response {
+    let ct = [(
+        header::CONTENT_TYPE,
+        "application/pkcs7-mime; smime-type=CMC-response",
+    )];
+    match ca.submit(body, opts).await {
+        Ok(o) => match ca.cmc_response(&o).await {
+            Ok(resp) => (ct, resp).into_response(),
+            Err(e) => ApiError(e).into_response(),
+        },
+        Err(e) => {
+            let status = match e.kind() {
+                "bad_input" => StatusCode::BAD_REQUEST,
+                "denied" => StatusCode::OK,
+                _ => return ApiError(e).into_response(),
+            };
+            match lockbox_engine::cmcresponse::failure(ca, &e, 1).await {
+                Ok(resp) => (status, ct, resp).into_response(),
+                Err(_) => ApiError(e).into_response(),
+            }
+        }
+    }
+}
+
+async fn submit_cmc(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SubmitQuery>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let requester = match admin(&ca, &headers) {
+        Some(a) => a,
+        None if headers.contains_key(header::AUTHORIZATION) => return Err(unauthorized()),
+        None if ca.config().server.allow_anonymous_enrollment => "anonymous".to_string(),
+        None => return Err(unauthorized()),
+    };
+    let opts = SubmitOptions {
+        template: q.template,
+        requester,
+        attributes: vec![],
+    };
+    Ok(cmc_exchange(&ca, &body, &opts).await)
+}
+
+async fn ca_exchange(
+    State(ca): State<AppState>,
+    Query(q): Query<FormatQuery>,
+) -> ApiResult<Response> {
+    Ok(cert_response(
+        ca.current_exchange_certificate().await?,
+        q.format.as_deref(),
+    ))
+}
+
+async fn kra_list(State(ca): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    Ok(Json(ca.kra_list().await?).into_response())
+}
+
+async fn kra_add(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    Ok((StatusCode::CREATED, Json(ca.kra_add(&body).await?)).into_response())
+}
+
+async fn kra_remove(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    let t = ca.kra_remove(&id).await?;
+    Ok(Json(json!({ "removed": t })).into_response())
+}
+
+async fn kra_required(State(ca): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    Ok(Json(json!({ "required": ca.kra_required().await? })).into_response())
+}
+
+#[derive(Deserialize)]
+struct RequiredBody {
+    required: usize,
+}
+
+async fn kra_set_required(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Json(b): Json<RequiredBody>,
+) -> ApiResult<Response> {
+    require_admin(&ca, &headers)?;
+    ca.set_kra_required(b.required).await?;
+    Ok(Json(json!({ "required": b.required })).into_response())
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,70 @@
+//! PKCS#12 files for users and agents (through `p12-keystore`).
+
+use p12_keystore::{
+    EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, Pkcs12ImportPolicy, PrivateKey,
+    PrivateKeyChain,
+};
+use zeroize::Zeroizing;
+
+use crate::digest::sha1;
+use crate::CryptoError;
+
+/// Writes a PKCS#12 holding `pkcs8` and `certs` (the key's certificate
+/// first). Default PBES2/AES-256-CBC with an HMAC-SHA-256 MAC; `legacy`
+/// gives 3DES with an HMAC-SHA-1 MAC for old Windows.
+pub fn write_pfx(
+    pkcs8: &[u8],
+    certs: &[Vec<u8>],
+    password: &str,
+    legacy: bool,
+) -> Result<Vec<u8>, CryptoError> {
+    let err = |e: p12_keystore::error::Error| CryptoError::Encoding(format!("PKCS#12: {e}"));
+    let key = PrivateKey::from_der(pkcs8).map_err(err)?;
+    let chain: Vec<p12_keystore::Certificate> = certs
+        .iter()
+        .map(|c| p12_keystore::Certificate::from_der(c).map_err(err))
+        .collect::<Result<_, _>>()?;
+    let local_id = certs
+        .first()
+        .map(|c| sha1(c).to_vec())
+        .unwrap_or_else(|| vec![1]);
+    let mut ks = KeyStore::new();
+    ks.add_entry(
+        "lockbox",
+        KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(local_id, key, chain)),
+    );
+    let writer = ks.writer(password);
+    let writer = if legacy {
+        writer
+            .encryption_algorithm(EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc)
+            .mac_algorithm(MacAlgorithm::HmacSha1)
+            .encryption_iterations(2048)
+            .mac_iterations(2048)
+    } else {
+        writer
+            .encryption_algorithm(EncryptionAlgorithm::PbeWithHmacSha256AndAes256)
+            .mac_algorithm(MacAlgorithm::HmacSha256)
+            .encryption_iterations(100_000)
+            .mac_iterations(100_000)
+    };
+    writer.write().map_err(err)
+}
+
+/// A private key (PKCS#8, zeroized on drop) and its certificates (DER).
+pub type KeyAndCerts = (Zeroizing<Vec<u8>>, Vec<Vec<u8>>);
+
+/// Reads a PKCS#12: the private key (PKCS#8) and its certificate chain.
+pub fn read_pfx(data: &[u8], password: &str) -> Result<KeyAndCerts, CryptoError> {
+    let ks = KeyStore::from_pkcs12(data, password, Pkcs12ImportPolicy::Relaxed).map_err(|e| {
+        CryptoError::InvalidKey(format!(
+            "cannot read the PKCS#12 (wrong password or damaged file): {e}"
+        ))
+    })?;
+    let (_, chain) = ks
+        .private_key_chain()
+        .ok_or_else(|| CryptoError::InvalidKey("the PKCS#12 holds no private key".into()))?;
+    Ok((
+        Zeroizing::new(chain.key().as_der().to_vec()),
+        chain.certs().iter().map(|c| c.as_der().to_vec()).collect(),
+    ))
+}
