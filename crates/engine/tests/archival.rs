@@ -526,3 +526,52 @@ async fn bad_rsa_padding_is_indistinguishable_from_a_wrong_key() {
     }
     assert_eq!(rows(ca).await, 0);
 }
+
+/// The stored envelope is standard CMS: `openssl cms -decrypt` with the KRA's
+/// key yields a PKCS#8 key that `openssl pkey` reads and whose public key is
+/// the user's. Checked for the default (RSA v1.5, AES-256) and for OAEP + 3DES.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_cms_decrypts_the_stored_envelope() {
+    use lockbox_codec::pem::encode_pem;
+    use std::process::Command;
+    for (transport, cipher) in [("pkcs1", "aes256"), ("oaep", "3des"), ("oaep-sha256", "aes128")] {
+        let f = fixture(1).await;
+        let home = f.ca.home().root().to_path_buf();
+        let cfg = std::fs::read_to_string(home.join("lockbox.toml")).unwrap();
+        let cfg = cfg
+            .replace("key_transport = \"pkcs1\"", &format!("key_transport = \"{transport}\""))
+            .replace("content_cipher = \"aes256\"", &format!("content_cipher = \"{cipher}\""));
+        std::fs::write(home.join("lockbox.toml"), cfg).unwrap();
+        let ca = Ca::open(&home).await.unwrap();
+        let user = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+        let req = archival_request(&ca, &user, "Heidi", "ExchangeUser", aes_pkcs8()).await;
+        let o = ca.submit(&req, &opts("ExchangeUser")).await.unwrap();
+        let env = ca.archived_key(o.request_id).await.unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let p = |n: &str| d.path().join(n);
+        std::fs::write(p("env.der"), &env).unwrap();
+        std::fs::write(p("kra.key"), encode_pem("PRIVATE KEY", f.kra_key.pkcs8_der())).unwrap();
+        std::fs::write(p("kra.pem"), encode_pem("CERTIFICATE", &der::Encode::to_der(&f.kra_cert).unwrap())).unwrap();
+        let out = Command::new("openssl")
+            .args(["cms", "-decrypt", "-inform", "DER", "-in"])
+            .arg(p("env.der"))
+            .arg("-recip")
+            .arg(p("kra.pem"))
+            .arg("-inkey")
+            .arg(p("kra.key"))
+            .arg("-out")
+            .arg(p("key.der"))
+            .output()
+            .expect("openssl is required");
+        assert!(out.status.success(), "{transport}/{cipher}: {}", String::from_utf8_lossy(&out.stderr));
+        let pubout = Command::new("openssl")
+            .args(["pkey", "-inform", "DER", "-in"])
+            .arg(p("key.der"))
+            .args(["-pubout", "-outform", "DER"])
+            .output()
+            .unwrap();
+        assert!(pubout.status.success());
+        let spki = der::Encode::to_der(lockbox_crypto::KeyHandle::public_key_info(&user)).unwrap();
+        assert_eq!(pubout.stdout, spki, "{transport}/{cipher}: the recovered key is the user's");
+    }
+}
