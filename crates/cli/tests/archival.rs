@@ -12,7 +12,10 @@ fn lockbox(home: &Path, args: &[&str]) -> Output {
             c.env_remove(k);
         }
     }
-    c.env("LOCKBOX_HOME", home).args(args).output().expect("run lockbox")
+    c.env("LOCKBOX_HOME", home)
+        .args(args)
+        .output()
+        .expect("run lockbox")
 }
 
 fn ok(out: Output) -> String {
@@ -37,7 +40,11 @@ fn certipy_python() -> PathBuf {
     }
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     let p = PathBuf::from(home).join(".cache/lockbox-tools/certipy-venv/bin/python");
-    assert!(p.exists(), "certipy-ad is required: run scripts/test.sh (it creates {})", p.display());
+    assert!(
+        p.exists(),
+        "certipy-ad is required: run scripts/test.sh (it creates {})",
+        p.display()
+    );
     p
 }
 
@@ -45,23 +52,60 @@ fn certipy_python() -> PathBuf {
 fn archival_ca(d: &Path) -> PathBuf {
     let home = d.join("ca");
     ok(lockbox(&home, &["init", "--name", "Contoso Issuing CA"]));
-    ok(lockbox(&home, &["ca", "templates", "add", "KeyRecoveryAgent"]));
+    ok(lockbox(
+        &home,
+        &["ca", "templates", "add", "KeyRecoveryAgent"],
+    ));
     let req = d.join("kra.req");
-    ok(lockbox(&home, &["request", "new", "--template", "KeyRecoveryAgent", "--subject", "CN=Recovery Agent", "--out", s(&req), "--key-out", s(&d.join("kra.key"))]));
+    ok(lockbox(
+        &home,
+        &[
+            "request",
+            "new",
+            "--template",
+            "KeyRecoveryAgent",
+            "--subject",
+            "CN=Recovery Agent",
+            "--out",
+            s(&req),
+            "--key-out",
+            s(&d.join("kra.key")),
+        ],
+    ));
     assert!(ok(lockbox(&home, &["submit", s(&req)])).contains("pending"));
     let kra = d.join("kra.pem");
     ok(lockbox(&home, &["issue", "1", "--out", s(&kra)]));
     // Archival is refused until KRAs are configured
     let early = d.join("early.req");
-    ok(lockbox(&home, &["request", "new", "--template", "ExchangeUser", "--subject", "CN=Early", "--archive", "--out", s(&early), "--key-out", s(&d.join("early.key"))]));
+    ok(lockbox(
+        &home,
+        &[
+            "request",
+            "new",
+            "--template",
+            "ExchangeUser",
+            "--subject",
+            "CN=Early",
+            "--archive",
+            "--out",
+            s(&early),
+            "--key-out",
+            s(&d.join("early.key")),
+        ],
+    ));
     let refused = lockbox(&home, &["submit", s(&early)]);
     assert_eq!(refused.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("0x8009400a"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("0x8009400a"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     // required > configured is refused (seed figure 39)
     assert!(!lockbox(&home, &["kra", "required", "2"]).status.success());
     ok(lockbox(&home, &["kra", "add", s(&kra)]));
     ok(lockbox(&home, &["kra", "required", "1"]));
-    let list: serde_json::Value = serde_json::from_str(&ok(lockbox(&home, &["kra", "list", "--json"]))).unwrap();
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(lockbox(&home, &["kra", "list", "--json"]))).unwrap();
     assert_eq!(list["certificates"][0]["status"], "valid");
     assert_eq!(list["required"], 1);
     home
@@ -73,24 +117,110 @@ fn windows_style_archival_round_trip_to_a_pkcs12_that_openssl_and_python_read() 
     let d = dir.path();
     let home = archival_ca(d);
     let xchg = d.join("xchg.pem");
-    ok(lockbox(&home, &["ca", "cert", "--exchange", "--out", s(&xchg)]));
-    let text = ok(Command::new("openssl").args(["x509", "-in", s(&xchg), "-noout", "-subject", "-ext", "extendedKeyUsage,keyUsage"]).output().unwrap());
-    assert!(text.contains("Contoso Issuing CA-Xchg") && text.contains("1.3.6.1.4.1.311.21.5") && text.contains("Key Encipherment"), "{text}");
+    ok(lockbox(
+        &home,
+        &["ca", "cert", "--exchange", "--out", s(&xchg)],
+    ));
+    let text = ok(Command::new("openssl")
+        .args([
+            "x509",
+            "-in",
+            s(&xchg),
+            "-noout",
+            "-subject",
+            "-ext",
+            "extendedKeyUsage,keyUsage",
+        ])
+        .output()
+        .unwrap());
+    assert!(
+        text.contains("Contoso Issuing CA-Xchg")
+            && text.contains("1.3.6.1.4.1.311.21.5")
+            && text.contains("Key Encipherment"),
+        "{text}"
+    );
 
     let req = d.join("alice.req");
     let key = d.join("alice.key");
-    ok(lockbox(&home, &["request", "new", "--template", "ExchangeUser", "--subject", "CN=Alice Example", "--archive", "--keyblob", "--3des", "--out", s(&req), "--key-out", s(&key)]));
+    ok(lockbox(
+        &home,
+        &[
+            "request",
+            "new",
+            "--template",
+            "ExchangeUser",
+            "--subject",
+            "CN=Alice Example",
+            "--archive",
+            "--keyblob",
+            "--3des",
+            "--out",
+            s(&req),
+            "--key-out",
+            s(&key),
+        ],
+    ));
     let dump = ok(lockbox(&home, &["dump", s(&req)]));
-    assert!(dump.contains("Recipient Info") && dump.contains("1.3.6.1.4.1.311.21.21"), "{dump}");
+    assert!(
+        dump.contains("Recipient Info") && dump.contains("1.3.6.1.4.1.311.21.21"),
+        "{dump}"
+    );
     let rsp = d.join("alice.rsp");
     let cert = d.join("alice.pem");
-    let out: serde_json::Value = serde_json::from_str(&ok(lockbox(&home, &["submit", s(&req), "--response-out", s(&rsp), "--out", s(&cert), "--json"]))).unwrap();
+    let out: serde_json::Value = serde_json::from_str(&ok(lockbox(
+        &home,
+        &[
+            "submit",
+            s(&req),
+            "--response-out",
+            s(&rsp),
+            "--out",
+            s(&cert),
+            "--json",
+        ],
+    )))
+    .unwrap();
     assert_eq!(out["archived"], true);
     let pfx = d.join("alice.pfx");
-    ok(lockbox(&home, &["request", "accept", s(&rsp), "--key", s(&key), "--pfx-out", s(&pfx), "-p", "Pa55word!", "--request", s(&req), "--ca-cert", s(&home.join("certs/ca.pem"))]));
-    let info = Command::new("openssl").args(["pkcs12", "-in", s(&pfx), "-passin", "pass:Pa55word!", "-nodes", "-info"]).output().unwrap();
-    let all = format!("{}{}", String::from_utf8_lossy(&info.stdout), String::from_utf8_lossy(&info.stderr));
-    assert!(info.status.success() && all.contains("AES-256-CBC") && all.contains("PRIVATE KEY"), "{all}");
+    ok(lockbox(
+        &home,
+        &[
+            "request",
+            "accept",
+            s(&rsp),
+            "--key",
+            s(&key),
+            "--pfx-out",
+            s(&pfx),
+            "-p",
+            "Pa55word!",
+            "--request",
+            s(&req),
+            "--ca-cert",
+            s(&home.join("certs/ca.pem")),
+        ],
+    ));
+    let info = Command::new("openssl")
+        .args([
+            "pkcs12",
+            "-in",
+            s(&pfx),
+            "-passin",
+            "pass:Pa55word!",
+            "-nodes",
+            "-info",
+        ])
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&info.stdout),
+        String::from_utf8_lossy(&info.stderr)
+    );
+    assert!(
+        info.status.success() && all.contains("AES-256-CBC") && all.contains("PRIVATE KEY"),
+        "{all}"
+    );
     let py = certipy_python();
     let code = format!(
         "from cryptography.hazmat.primitives.serialization import pkcs12\nk, c, extra = pkcs12.load_key_and_certificates(open(r'{}','rb').read(), b'Pa55word!')\nassert c.subject.rfc4514_string() == 'CN=Alice Example', c.subject\nassert k.public_key().public_numbers() == c.public_key().public_numbers()\nprint('ok', len(extra))",
@@ -99,14 +229,39 @@ fn windows_style_archival_round_trip_to_a_pkcs12_that_openssl_and_python_read() 
     let r = ok(Command::new(&py).args(["-c", &code]).output().unwrap());
     assert!(r.starts_with("ok 1"), "{r}");
     // the view shows the archived key column
-    let csv = ok(lockbox(&home, &["view", "--restrict", "ArchivedKey=true", "--out", "RequestID,CommonName,ArchivedKey", "--csv"]));
+    let csv = ok(lockbox(
+        &home,
+        &[
+            "view",
+            "--restrict",
+            "ArchivedKey=true",
+            "--out",
+            "RequestID,CommonName,ArchivedKey",
+            "--csv",
+        ],
+    ));
     assert!(csv.contains("Alice Example,yes"), "{csv}");
     // a tampered response is refused
     let mut bytes = std::fs::read(&rsp).unwrap();
     let n = bytes.len();
     bytes[n - 40] ^= 0x01;
     std::fs::write(&rsp, &bytes).unwrap();
-    assert!(!lockbox(&home, &["request", "accept", s(&rsp), "--key", s(&key), "--pfx-out", s(&d.join("x.pfx")), "-p", "x"]).status.success());
+    assert!(!lockbox(
+        &home,
+        &[
+            "request",
+            "accept",
+            s(&rsp),
+            "--key",
+            s(&key),
+            "--pfx-out",
+            s(&d.join("x.pfx")),
+            "-p",
+            "x"
+        ]
+    )
+    .status
+    .success());
 }
 
 #[test]
@@ -115,13 +270,32 @@ fn certipy_key_archival_requests_are_archived_and_issued() {
     let d = dir.path();
     let home = archival_ca(d);
     let xchg = d.join("xchg.pem");
-    ok(lockbox(&home, &["ca", "cert", "--exchange", "--out", s(&xchg)]));
+    ok(lockbox(
+        &home,
+        &["ca", "cert", "--exchange", "--out", s(&xchg)],
+    ));
     let req = d.join("certipy.req");
     let key = d.join("certipy.key");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/certipy_archival.py");
-    ok(Command::new(certipy_python()).args([s(&script), s(&xchg), s(&req), s(&key), "bob"]).output().unwrap());
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/certipy_archival.py");
+    ok(Command::new(certipy_python())
+        .args([s(&script), s(&xchg), s(&req), s(&key), "bob"])
+        .output()
+        .unwrap());
     let cert = d.join("bob.pem");
-    let out: serde_json::Value = serde_json::from_str(&ok(lockbox(&home, &["submit", s(&req), "--template", "ExchangeUser", "--out", s(&cert), "--json"]))).unwrap();
+    let out: serde_json::Value = serde_json::from_str(&ok(lockbox(
+        &home,
+        &[
+            "submit",
+            s(&req),
+            "--template",
+            "ExchangeUser",
+            "--out",
+            s(&cert),
+            "--json",
+        ],
+    )))
+    .unwrap();
     assert_eq!(out["disposition"], "issued");
     assert_eq!(out["archived"], true);
     assert!(ok(lockbox(&home, &["verifykeys", s(&key), s(&cert)])).contains("matches"));
@@ -130,7 +304,18 @@ fn certipy_key_archival_requests_are_archived_and_issued() {
     assert_eq!(refused.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("0x80094810"));
     // the exchange key decrypts the request offline, step by step
-    let xkey = std::fs::read_dir(home.join("keys")).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("xchg-")).unwrap();
-    let dump = ok(lockbox(&home, &["dump", "--privatekey", "--key", s(&xkey), s(&req)]));
-    assert!(dump.contains("[ok] private key matches the PKCS#10 public key") && dump.contains("CALG_RSA_KEYX"), "{dump}");
+    let xkey = std::fs::read_dir(home.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("xchg-"))
+        .unwrap();
+    let dump = ok(lockbox(
+        &home,
+        &["dump", "--privatekey", "--key", s(&xkey), s(&req)],
+    ));
+    assert!(
+        dump.contains("[ok] private key matches the PKCS#10 public key")
+            && dump.contains("CALG_RSA_KEYX"),
+        "{dump}"
+    );
 }

@@ -700,10 +700,13 @@ impl Ca {
         self.check_key_policy(&inbound, &template)?;
         let info = &inbound.pkcs10.cert_req.info;
         let alt = request_alt_names(&inbound)?;
-        if info.subject.as_ref().is_empty() && alt.is_none() {
+        if info.subject.as_ref().is_empty()
+            && alt.is_none()
+            && requester_subject(&opts.requester).is_none()
+        {
             return Err(EngineError::denied(
                 codes::CERTSRV_E_BAD_REQUESTSUBJECT,
-                "The request has an empty subject and no subject alternative name.",
+                "The request has an empty subject and no subject alternative name, and the requester is anonymous.",
             ));
         }
         let alt_names = alt.unwrap_or_default();
@@ -729,7 +732,7 @@ impl Ca {
             kra_hashes: archived.as_ref().map(|a| a.kra_hashes.clone()),
         };
         if !template.requires_approval {
-            let fields = self.build_leaf(&template, &inbound)?;
+            let fields = self.build_leaf(&template, &inbound, &opts.requester)?;
             new.disposition = Disposition::Issued;
             new.disposition_message = "Issued".into();
             new.cert = Some(fields);
@@ -838,7 +841,12 @@ impl Ca {
         Ok(())
     }
 
-    fn build_leaf(&self, template: &Template, inbound: &Inbound) -> EngineResult<CertFields> {
+    fn build_leaf(
+        &self,
+        template: &Template,
+        inbound: &Inbound,
+        requester: &str,
+    ) -> EngineResult<CertFields> {
         let key = self.signing_key()?;
         let (_, ca) = self.ca_cert()?;
         let info = &inbound.pkcs10.cert_req.info;
@@ -869,7 +877,22 @@ impl Ca {
             key.as_ref(),
             CertSpec {
                 issuer: ca.tbs_certificate().subject().clone(),
-                subject: info.subject.clone(),
+                subject: if info.subject.as_ref().is_empty()
+                    && inbound
+                        .pkcs10
+                        .extension(&oids::CE_SUBJECT_ALT_NAME)
+                        .is_none()
+                {
+                    // Windows leaves the subject for the CA to fill in (from the directory, in AD CS).
+                    requester_subject(requester).ok_or_else(|| {
+                        EngineError::denied(
+                            codes::CERTSRV_E_BAD_REQUESTSUBJECT,
+                            "The request has an empty subject.",
+                        )
+                    })?
+                } else {
+                    info.subject.clone()
+                },
                 spki: spki.clone(),
                 serial: serial_number(self.config.issuance.serial_bytes.clamp(8, 20))?,
                 not_before,
@@ -900,7 +923,7 @@ impl Ca {
         let inbound = decode_and_verify(&rec.request_der)?;
         let tname = rec.template.clone().unwrap_or_default();
         let template = self.template(&tname).await?;
-        let fields = self.build_leaf(&template, &inbound)?;
+        let fields = self.build_leaf(&template, &inbound, &rec.requester)?;
         let message = format!("Issued by {officer}");
         self.store
             .issue_pending(id, &fields, &message, now())
@@ -1147,6 +1170,20 @@ fn server_alt_names(hosts: &[String]) -> EngineResult<x509_cert::ext::pkix::Subj
         }
     }
     Ok(x509_cert::ext::pkix::SubjectAltName(names))
+}
+
+/// `CN=<user>` for a requester `DOMAIN\\user` or `user@domain`; None for anonymous callers.
+fn requester_subject(requester: &str) -> Option<Name> {
+    let name = requester.rsplit('\\').next().unwrap_or(requester);
+    let name = name.split('@').next().unwrap_or(name).trim();
+    if name.is_empty() || requester == "anonymous" {
+        return None;
+    }
+    Name::from_str(&format!(
+        "CN={}",
+        name.replace(['\\', ',', '+', '"', '<', '>', ';', '='], "_")
+    ))
+    .ok()
 }
 
 fn request_alt_names(inbound: &Inbound) -> EngineResult<Option<AltNames>> {

@@ -62,7 +62,8 @@ fn sig_error(what: &str, e: CryptoError) -> EngineError {
 /// Decodes PEM/base64/DER input, recognises PKCS#10 or CMC, and verifies every signature.
 pub fn decode_and_verify(input: &[u8]) -> EngineResult<Inbound> {
     let decoded = decode_input(input)?;
-    let der = decoded.der;
+    // BER (indefinite lengths, chunked OCTET STRINGs) becomes DER; DER is unchanged.
+    let der = lockbox_codec::ber::ber_to_der(&decoded.der).unwrap_or(decoded.der);
     if cmc::looks_like_content_info(&der) {
         let cmc = cmc::parse_cmc_request(&der)?;
         let pkcs10 = parse_pkcs10(&cmc.cert_req_der)?;

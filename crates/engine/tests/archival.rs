@@ -534,13 +534,23 @@ async fn bad_rsa_padding_is_indistinguishable_from_a_wrong_key() {
 async fn openssl_cms_decrypts_the_stored_envelope() {
     use lockbox_codec::pem::encode_pem;
     use std::process::Command;
-    for (transport, cipher) in [("pkcs1", "aes256"), ("oaep", "3des"), ("oaep-sha256", "aes128")] {
+    for (transport, cipher) in [
+        ("pkcs1", "aes256"),
+        ("oaep", "3des"),
+        ("oaep-sha256", "aes128"),
+    ] {
         let f = fixture(1).await;
         let home = f.ca.home().root().to_path_buf();
         let cfg = std::fs::read_to_string(home.join("lockbox.toml")).unwrap();
         let cfg = cfg
-            .replace("key_transport = \"pkcs1\"", &format!("key_transport = \"{transport}\""))
-            .replace("content_cipher = \"aes256\"", &format!("content_cipher = \"{cipher}\""));
+            .replace(
+                "key_transport = \"pkcs1\"",
+                &format!("key_transport = \"{transport}\""),
+            )
+            .replace(
+                "content_cipher = \"aes256\"",
+                &format!("content_cipher = \"{cipher}\""),
+            );
         std::fs::write(home.join("lockbox.toml"), cfg).unwrap();
         let ca = Ca::open(&home).await.unwrap();
         let user = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
@@ -550,8 +560,16 @@ async fn openssl_cms_decrypts_the_stored_envelope() {
         let d = tempfile::tempdir().unwrap();
         let p = |n: &str| d.path().join(n);
         std::fs::write(p("env.der"), &env).unwrap();
-        std::fs::write(p("kra.key"), encode_pem("PRIVATE KEY", f.kra_key.pkcs8_der())).unwrap();
-        std::fs::write(p("kra.pem"), encode_pem("CERTIFICATE", &der::Encode::to_der(&f.kra_cert).unwrap())).unwrap();
+        std::fs::write(
+            p("kra.key"),
+            encode_pem("PRIVATE KEY", f.kra_key.pkcs8_der()),
+        )
+        .unwrap();
+        std::fs::write(
+            p("kra.pem"),
+            encode_pem("CERTIFICATE", &der::Encode::to_der(&f.kra_cert).unwrap()),
+        )
+        .unwrap();
         let out = Command::new("openssl")
             .args(["cms", "-decrypt", "-inform", "DER", "-in"])
             .arg(p("env.der"))
@@ -563,7 +581,11 @@ async fn openssl_cms_decrypts_the_stored_envelope() {
             .arg(p("key.der"))
             .output()
             .expect("openssl is required");
-        assert!(out.status.success(), "{transport}/{cipher}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{transport}/{cipher}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let pubout = Command::new("openssl")
             .args(["pkey", "-inform", "DER", "-in"])
             .arg(p("key.der"))
@@ -572,6 +594,9 @@ async fn openssl_cms_decrypts_the_stored_envelope() {
             .unwrap();
         assert!(pubout.status.success());
         let spki = der::Encode::to_der(lockbox_crypto::KeyHandle::public_key_info(&user)).unwrap();
-        assert_eq!(pubout.stdout, spki, "{transport}/{cipher}: the recovered key is the user's");
+        assert_eq!(
+            pubout.stdout, spki,
+            "{transport}/{cipher}: the recovered key is the user's"
+        );
     }
 }

@@ -267,8 +267,13 @@ async fn bad_inputs_are_refused_and_change_nothing() {
 
     // empty subject without SAN
     let empty = sign_request(&key, Name::default(), vec![]).unwrap();
+    let anon = SubmitOptions {
+        template: Some("User".into()),
+        requester: "anonymous".into(),
+        attributes: vec![],
+    };
     assert_eq!(
-        code_of(ca.submit(&empty, &opts(Some("User"))).await),
+        code_of(ca.submit(&empty, &anon).await),
         codes::CERTSRV_E_BAD_REQUESTSUBJECT
     );
 
@@ -615,4 +620,28 @@ async fn template_from_windows_name_value_attribute_and_override() {
         .await
         .unwrap();
     assert_eq!(o.template.as_deref(), Some("WebServer"));
+}
+
+#[tokio::test]
+async fn empty_subject_is_filled_from_the_requester_and_ber_input_is_accepted() {
+    let (_d, ca) = new_ca().await;
+    let key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let empty = sign_request(&key, Name::default(), vec![]).unwrap();
+    let o = ca.submit(&empty, &opts(Some("User"))).await.unwrap();
+    let f = ca.request(o.request_id).await.unwrap().cert.unwrap();
+    assert_eq!(f.subject, "CN=alice", "CONTOSO\\alice becomes CN=alice");
+    // A CMC request re-encoded with an indefinite-length outer SEQUENCE (BER)
+    let csr = csr(&key, "CN=Ber Test", vec![]);
+    let cmc = sign_cmc(&key, &pki_data(&[csr], Some("User")).unwrap(), vec![]).unwrap();
+    assert_eq!(cmc[0], 0x30);
+    let header = if cmc[1] & 0x80 != 0 {
+        2 + (cmc[1] & 0x7f) as usize
+    } else {
+        2
+    };
+    let mut ber = vec![0x30, 0x80];
+    ber.extend_from_slice(&cmc[header..]);
+    ber.extend_from_slice(&[0, 0]);
+    let o = ca.submit(&ber, &opts(None)).await.unwrap();
+    assert_eq!(o.disposition, Disposition::Issued);
 }
