@@ -3,8 +3,9 @@
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::enveloped_data::{
-    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
-    RecipientInfos,
+    EncryptedContentInfo, EnvelopedData, KeyAgreeRecipientIdentifier, KeyAgreeRecipientInfo,
+    KeyTransRecipientInfo, OriginatorIdentifierOrKey, OriginatorPublicKey, RecipientEncryptedKey,
+    RecipientIdentifier, RecipientInfo, RecipientInfos,
 };
 use cms::signed_data::{
     EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
@@ -85,20 +86,49 @@ pub fn envelope(
     let iv = random_bytes(cipher.iv_len())?;
     let ciphertext = cbc_encrypt(cipher, &cek, &iv, plaintext)?;
     let mut infos = Vec::new();
+    let mut any_kari = false;
     for r in recipients {
+        let ias = IssuerAndSerialNumber {
+            issuer: r.issuer.clone(),
+            serial_number: r.serial.clone(),
+        };
+        if r.spki.algorithm.oid == oids::EC_PUBLIC_KEY {
+            any_kari = true;
+            let parts = crate::kari::wrap_for(&r.spki, &cek)?;
+            infos.push(RecipientInfo::Kari(KeyAgreeRecipientInfo {
+                version: CmsVersion::V3,
+                originator: OriginatorIdentifierOrKey::OriginatorKey(OriginatorPublicKey {
+                    algorithm: AlgorithmIdentifierOwned {
+                        oid: oids::EC_PUBLIC_KEY,
+                        parameters: None,
+                    },
+                    public_key: der::asn1::BitString::from_bytes(&parts.ephemeral_point)
+                        .map_err(enc)?,
+                }),
+                ukm: None,
+                key_enc_alg: parts.key_enc_alg,
+                recipient_enc_keys: vec![RecipientEncryptedKey {
+                    rid: KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(ias),
+                    enc_key: OctetString::new(parts.wrapped_key).map_err(enc)?,
+                }],
+            }));
+            continue;
+        }
         let wrapped = encrypt_key(&r.spki, transport, &cek)?;
         infos.push(RecipientInfo::Ktri(KeyTransRecipientInfo {
             version: CmsVersion::V0,
-            rid: RecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-                issuer: r.issuer.clone(),
-                serial_number: r.serial.clone(),
-            }),
+            rid: RecipientIdentifier::IssuerAndSerialNumber(ias),
             key_enc_alg: transport.algorithm()?,
             enc_key: OctetString::new(wrapped).map_err(enc)?,
         }));
     }
     let ed = EnvelopedData {
-        version: CmsVersion::V0,
+        // RFC 5652 6.1: version 2 when any RecipientInfo is not version 0.
+        version: if any_kari {
+            CmsVersion::V2
+        } else {
+            CmsVersion::V0
+        },
         originator_info: None,
         recip_infos: RecipientInfos(SetOfVec::try_from(infos).map_err(enc)?),
         encrypted_content: EncryptedContentInfo {
@@ -190,9 +220,43 @@ pub fn open_envelope(der: &[u8], keys: &[OpeningKey<'_>]) -> Result<Zeroizing<Ve
             OpenError::Malformed("detached encrypted content is not supported".into())
         })?;
     for info in ed.recip_infos.0.iter() {
+        if let RecipientInfo::Kari(kari) = info {
+            for rek in &kari.recipient_enc_keys {
+                let KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(ias) = &rek.rid else {
+                    continue;
+                };
+                let Some(k) = keys
+                    .iter()
+                    .find(|k| &ias.issuer == k.issuer && &ias.serial_number == k.serial)
+                else {
+                    continue;
+                };
+                let OriginatorIdentifierOrKey::OriginatorKey(orig) = &kari.originator else {
+                    return Err(OpenError::Malformed(
+                        "key agreement without an ephemeral originator key".into(),
+                    ));
+                };
+                let point = orig
+                    .public_key
+                    .as_bytes()
+                    .ok_or_else(|| OpenError::Malformed("originator key".into()))?;
+                let ukm = kari.ukm.as_ref().map(|u| u.as_bytes());
+                let cek = k
+                    .key
+                    .unwrap_agreed_key(point, &kari.key_enc_alg, ukm, rek.enc_key.as_bytes())
+                    .map_err(|_| OpenError::Decrypt)?;
+                if cek.len() != cipher.key_len() {
+                    return Err(OpenError::Decrypt);
+                }
+                return cbc_decrypt(cipher, &cek, iv.as_bytes(), ciphertext.as_bytes())
+                    .map_err(|_| OpenError::Decrypt);
+            }
+            continue;
+        }
         let RecipientInfo::Ktri(ktri) = info else {
             continue;
         };
+
         let Some(k) = keys.iter().find(|k| recipient_matches(&ktri.rid, k)) else {
             continue;
         };
@@ -224,9 +288,20 @@ pub fn envelope_recipients(der: &[u8]) -> Result<Vec<(String, String, String)>, 
                     k.key_enc_alg.oid.to_string(),
                 )),
             },
+            RecipientInfo::Kari(k) => {
+                for rek in &k.recipient_enc_keys {
+                    if let KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(ias) = &rek.rid {
+                        out.push((
+                            ias.issuer.to_string(),
+                            hex::encode(ias.serial_number.as_bytes()),
+                            k.key_enc_alg.oid.to_string(),
+                        ));
+                    }
+                }
+            }
             _ => out.push((
                 String::new(),
-                "(non key-transport recipient)".into(),
+                "(other recipient type)".into(),
                 String::new(),
             )),
         }
@@ -391,6 +466,46 @@ mod tests {
             ),
             Err(OpenError::NotForUs)
         ));
+    }
+
+    #[test]
+    fn ecdh_recipients_round_trip() {
+        for spec in [KeySpec::P256, KeySpec::P384] {
+            let ec = SoftwareKey::generate(spec).unwrap();
+            let rsa = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+            let (r1, i1, s1) = recipient(&ec, 1);
+            let (r2, _i2, _s2) = recipient(&rsa, 2);
+            let env = envelope(
+                b"escrowed",
+                &[r1, r2],
+                ContentCipher::Aes256Cbc,
+                KeyTransport::RsaPkcs1v15,
+            )
+            .unwrap();
+            let got = open_envelope(
+                &env,
+                &[OpeningKey {
+                    issuer: &i1,
+                    serial: &s1,
+                    key: &ec,
+                }],
+            )
+            .unwrap();
+            assert_eq!(&got[..], b"escrowed");
+            assert_eq!(envelope_recipients(&env).unwrap().len(), 2);
+            let other = SoftwareKey::generate(spec).unwrap();
+            assert!(matches!(
+                open_envelope(
+                    &env,
+                    &[OpeningKey {
+                        issuer: &i1,
+                        serial: &s1,
+                        key: &other
+                    }]
+                ),
+                Err(OpenError::Decrypt)
+            ));
+        }
     }
 
     #[test]

@@ -286,6 +286,28 @@ impl crate::keytransport::DecryptionKey for SoftwareKey {
         out.truncate(n);
         Ok(out)
     }
+
+    fn unwrap_agreed_key(
+        &self,
+        originator_point: &[u8],
+        key_enc_alg: &AlgorithmIdentifierOwned,
+        ukm: Option<&[u8]>,
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if self.is_rsa() {
+            return Err(CryptoError::Unsupported(
+                "key agreement needs an EC key".into(),
+            ));
+        }
+        crate::kari::unwrap_with(
+            &self.pkcs8,
+            &self.spki,
+            originator_point,
+            key_enc_alg,
+            ukm,
+            wrapped,
+        )
+    }
 }
 
 /// DER of a SubjectPublicKeyInfo.

@@ -181,6 +181,18 @@ pub trait DecryptionKey: Send + Sync + std::fmt::Debug {
         transport: KeyTransport,
         encrypted: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
+    /// Unwraps a key-agreement (ECDH) wrapped key; EC keys only.
+    fn unwrap_agreed_key(
+        &self,
+        _originator_point: &[u8],
+        _key_enc_alg: &spki::AlgorithmIdentifierOwned,
+        _ukm: Option<&[u8]>,
+        _wrapped: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        Err(CryptoError::Unsupported(
+            "key agreement needs an EC key".into(),
+        ))
+    }
 }
 
 /// RFC 3218 implicit rejection: returns the decrypted content key when it

@@ -7,6 +7,7 @@
 pub mod cms;
 pub mod digest;
 pub mod error;
+pub mod kari;
 pub mod key;
 pub mod keyinfo;
 pub mod keytransport;

@@ -349,10 +349,10 @@ impl Ca {
         let status = if !has_eku(&cert, oids::MS_KP_KEY_RECOVERY_AGENT) {
             "not a KRA certificate"
         } else if public_key_facts(tbs.subject_public_key_info())
-            .map(|f| f.algorithm_name() != "rsa")
+            .map(|f| !matches!(f.algorithm_name().as_str(), "rsa" | "p256" | "p384"))
             .unwrap_or(true)
         {
-            "unsupported key (RSA required)"
+            "unsupported key (RSA, P-256 or P-384)"
         } else if unix_of(&tbs.validity().not_after) <= t || unix_of(&tbs.validity().not_before) > t
         {
             "expired"
@@ -435,11 +435,13 @@ impl Ca {
                 .map(|e| e.as_slice())
                 .unwrap_or(&[]),
         )
-        .is_some_and(|k| k.0.contains(KeyUsages::KeyEncipherment));
+        .is_some_and(|k| {
+            k.0.contains(KeyUsages::KeyEncipherment) || k.0.contains(KeyUsages::KeyAgreement)
+        });
         if !ku_ok {
             return Err(EngineError::bad_input(
                 codes::E_INVALIDARG,
-                "a KRA certificate needs keyUsage keyEncipherment",
+                "a KRA certificate needs keyUsage keyEncipherment (RSA) or keyAgreement (EC)",
             ));
         }
         let thumb = to_hex(&sha1(&der));

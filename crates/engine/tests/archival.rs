@@ -600,3 +600,78 @@ async fn openssl_cms_decrypts_the_stored_envelope() {
         );
     }
 }
+
+/// An EC (P-256) Key Recovery Agent: the key reaches it through ECDH key
+/// agreement (KeyAgreeRecipientInfo, X9.63 KDF, AES key wrap), and `openssl
+/// cms -decrypt` with the agent's EC key recovers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec_key_recovery_agent_through_ecdh_and_openssl() {
+    use lockbox_codec::pem::encode_pem;
+    use std::process::Command;
+    let f = fixture(0).await;
+    let ca = &f.ca;
+    ca.duplicate_template("KeyRecoveryAgent", "ECKeyRecoveryAgent")
+        .await
+        .unwrap();
+    ca.set_template("ECKeyRecoveryAgent", "key_algorithms", "p256,p384")
+        .await
+        .unwrap();
+    ca.set_ca_template("ECKeyRecoveryAgent", true)
+        .await
+        .unwrap();
+    let kra_key = SoftwareKey::generate(KeySpec::P256).unwrap();
+    let csr = sign_request(
+        &kra_key,
+        Name::from_str("CN=EC Recovery Agent").unwrap(),
+        vec![],
+    )
+    .unwrap();
+    let p = ca.submit(&csr, &opts("ECKeyRecoveryAgent")).await.unwrap();
+    let issued = ca.issue(p.request_id, "officer").await.unwrap();
+    let status = ca
+        .kra_add(issued.serial.clone().unwrap().as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(status.status, "valid");
+    ca.set_kra_required(1).await.unwrap();
+    let user = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let req = archival_request(ca, &user, "Ivan", "ExchangeUser", aes_pkcs8()).await;
+    let o = ca.submit(&req, &opts("ExchangeUser")).await.unwrap();
+    let env = ca.archived_key(o.request_id).await.unwrap();
+    let kra_cert = ca.certificate(issued.request_id).await.unwrap();
+    let tbs_cert = decode_certificate(&kra_cert).unwrap();
+    let plain = open_envelope(
+        &env,
+        &[OpeningKey {
+            issuer: tbs_cert.tbs_certificate().issuer(),
+            serial: tbs_cert.tbs_certificate().serial_number(),
+            key: &kra_key,
+        }],
+    )
+    .unwrap();
+    assert_eq!(&plain[..], &user.pkcs8_der()[..]);
+    let d = tempfile::tempdir().unwrap();
+    let path = |n: &str| d.path().join(n);
+    std::fs::write(path("env.der"), &env).unwrap();
+    std::fs::write(
+        path("kra.key"),
+        encode_pem("PRIVATE KEY", kra_key.pkcs8_der()),
+    )
+    .unwrap();
+    std::fs::write(path("kra.pem"), encode_pem("CERTIFICATE", &kra_cert)).unwrap();
+    let out = Command::new("openssl")
+        .args(["cms", "-decrypt", "-inform", "DER", "-in"])
+        .arg(path("env.der"))
+        .arg("-recip")
+        .arg(path("kra.pem"))
+        .arg("-inkey")
+        .arg(path("kra.key"))
+        .output()
+        .expect("openssl is required");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, user.pkcs8_der().to_vec());
+}
