@@ -8,9 +8,15 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 use clap::Args;
 use lockbox_codec::pem::encode_pem;
+use lockbox_crypto::cms::{open_envelope, OpeningKey};
+use lockbox_crypto::keytransport::KeyTransport;
+use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::{KeySpec, SoftwareKey};
 use lockbox_engine::certbuild::sign_request;
-use lockbox_engine::client::{pki_data, sign_cmc};
+use lockbox_engine::client::{
+    build_archival_request, check_exchange_certificate, pki_data, sign_cmc, ArchivalOptions,
+    KeyPayload,
+};
 use lockbox_engine::period::Period;
 use lockbox_engine::view::parse_columns;
 use lockbox_engine::{Ca, InitOptions, SubmitOptions};
@@ -134,7 +140,100 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         println!("   denied: {e} (0x{:08x})", e.code());
     }
 
-    println!("== 5. Revoke Alice's certificate and publish a CRL");
+    println!(
+        "== 5. Key archival: a Key Recovery Agent enrolls (approval required) and is configured"
+    );
+    ca.set_ca_template("KeyRecoveryAgent", true).await?;
+    let kra_key = SoftwareKey::generate(KeySpec::Rsa2048)?;
+    let kra_csr = sign_request(
+        &kra_key,
+        Name::from_str("CN=Contoso Recovery Agent")?,
+        vec![],
+    )?;
+    let kra_req = ca
+        .submit(
+            &kra_csr,
+            &SubmitOptions {
+                template: Some("KeyRecoveryAgent".into()),
+                requester: "CONTOSO\\kra".into(),
+                attributes: vec![],
+            },
+        )
+        .await?;
+    println!(
+        "   RequestId {} -> {}",
+        kra_req.request_id,
+        kra_req.disposition.as_str()
+    );
+    let kra_issued = ca.issue(kra_req.request_id, "CONTOSO\\certmgr").await?;
+    let kra_status = ca
+        .kra_add(kra_issued.serial.clone().unwrap_or_default().as_bytes())
+        .await?;
+    ca.set_kra_required(1).await?;
+    println!(
+        "   KRA {} is {}; each archived key is encrypted to 1 agent",
+        kra_status.subject, kra_status.status
+    );
+
+    println!("== 6. Dave enrolls for ExchangeUser: his key travels encrypted to the CA exchange certificate");
+    let xchg_der = ca.current_exchange_certificate().await?;
+    let xchg = check_exchange_certificate(&xchg_der, &ca.ca_certificate_der()?)?;
+    println!(
+        "   exchange certificate: {}",
+        xchg.tbs_certificate().subject()
+    );
+    let dave_key = SoftwareKey::generate(KeySpec::Rsa2048)?;
+    let dave_csr = sign_request(
+        &dave_key,
+        Name::from_str("CN=Dave Example,O=Contoso")?,
+        vec![],
+    )?;
+    let opts = ArchivalOptions {
+        template: Some("ExchangeUser".into()),
+        cipher: ContentCipher::Aes256Cbc,
+        transport: KeyTransport::RsaPkcs1v15,
+        payload: KeyPayload::KeyBlob,
+    };
+    let archival_req = build_archival_request(&dave_key, &dave_csr, &xchg, &opts)?;
+    let d = ca
+        .submit(
+            &archival_req,
+            &SubmitOptions {
+                template: None,
+                requester: "CONTOSO\\dave".into(),
+                attributes: vec![],
+            },
+        )
+        .await?;
+    println!(
+        "   RequestId {} -> {} (key archived: {})",
+        d.request_id,
+        d.disposition.as_str(),
+        d.archived
+    );
+
+    println!("== 7. The agent opens the archived envelope offline and gets Dave's key back");
+    let env = ca.archived_key(d.request_id).await?;
+    let kra_cert = lockbox_engine::certbuild::decode_certificate(
+        &ca.certificate(kra_issued.request_id).await?,
+    )?;
+    let recovered = open_envelope(
+        &env,
+        &[OpeningKey {
+            issuer: kra_cert.tbs_certificate().issuer(),
+            serial: kra_cert.tbs_certificate().serial_number(),
+            key: &kra_key,
+        }],
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let back = SoftwareKey::from_pkcs8_der(&recovered)?;
+    println!(
+        "   recovered key matches Dave's certificate: {}",
+        lockbox_crypto::KeyHandle::public_key_info(&back)
+            == lockbox_crypto::KeyHandle::public_key_info(&dave_key)
+    );
+
+    println!("== 8. Revoke Alice's certificate and publish a CRL");
     let serial = o.serial.unwrap_or_default();
     ca.revoke(&serial, 1).await?;
     let crl = ca.publish_crl().await?;
@@ -147,10 +246,10 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         crl_path.display()
     );
 
-    println!("== 6. The CA database (lockbox view)");
+    println!("== 9. The CA database (lockbox view)");
     let rows = ca.view("", 100).await?;
     let cols = parse_columns(Some(
-        "RequestID,Disposition,RequesterName,CertificateTemplate,SerialNumber,CommonName",
+        "RequestID,Disposition,RequesterName,CertificateTemplate,SerialNumber,CommonName,ArchivedKey",
     ))?;
     print!("{}", rows_table(&rows, &cols));
     println!(

@@ -297,6 +297,104 @@ fn plain_http_is_loopback_only_and_api_is_described() {
     assert!(!r.status.success());
     // the server is still answering
     ok(lockbox(&["--server", &url, "ca", "cert"]));
+
+    // Archival over the wire: KRA set up locally while the service runs (same database),
+    // the client fetches the exchange certificate remotely, and posts CMC over HTTP (RFC 5273).
+    let d = dir.path();
+    let h = s(&home);
+    ok(lockbox(&[
+        "--home",
+        h,
+        "ca",
+        "templates",
+        "add",
+        "KeyRecoveryAgent",
+    ]));
+    let kra_req = d.join("kra.req");
+    ok(lockbox(&[
+        "--home",
+        h,
+        "request",
+        "new",
+        "--template",
+        "KeyRecoveryAgent",
+        "--subject",
+        "CN=Agent",
+        "--out",
+        s(&kra_req),
+        "--key-out",
+        s(&d.join("kra.key")),
+    ]));
+    ok(lockbox(&["--home", h, "submit", s(&kra_req)]));
+    let kra = d.join("kra.pem");
+    ok(lockbox(&["--home", h, "issue", "1", "--out", s(&kra)]));
+    ok(lockbox(&["--home", h, "kra", "add", s(&kra)]));
+    ok(lockbox(&["--home", h, "kra", "required", "1"]));
+    let req = d.join("alice.req");
+    ok(lockbox(&[
+        "--server",
+        &url,
+        "request",
+        "new",
+        "--template",
+        "ExchangeUser",
+        "--subject",
+        "CN=Alice",
+        "--archive",
+        "--out",
+        s(&req),
+        "--key-out",
+        s(&d.join("alice.key")),
+    ]));
+    let body = std::fs::read(&req).unwrap();
+    let (status, ctype, resp) = http_post(&url, "/cmc", "application/pkcs7-mime", &body);
+    assert_eq!(status, 200);
+    assert!(ctype.contains("application/pkcs7-mime"), "{ctype}");
+    let rsp = d.join("alice.rsp");
+    std::fs::write(&rsp, &resp).unwrap();
+    let dump = ok(lockbox(&["dump", s(&rsp)]));
+    assert!(
+        dump.contains("CMC status 0") && dump.contains("encrypted key hash"),
+        "{dump}"
+    );
+    // a denied CMC request gets a CMC failure response
+    let (status, _, resp) = http_post(
+        &url,
+        "/api/v1/requests?template=User",
+        "application/pkcs7-mime",
+        &body,
+    );
+    assert_eq!(status, 200);
+    std::fs::write(&rsp, &resp).unwrap();
+    let dump = ok(lockbox(&["dump", s(&rsp)]));
+    assert!(
+        dump.contains("CMC status 2") && dump.contains("0x80094810"),
+        "{dump}"
+    );
+}
+
+fn http_post(url: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    stream.read_to_end(&mut resp).unwrap();
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&resp[..split]).to_string();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let ctype = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("content-type:"))
+        .unwrap_or_default()
+        .to_string();
+    (status, ctype, resp[split + 4..].to_vec())
 }
 
 fn http_get(url: &str, path: &str) -> String {
