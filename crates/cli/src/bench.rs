@@ -46,45 +46,6 @@ pub enum BenchCmd {
     },
 }
 
-/// RSA-2048 PKCS#1 v1.5 decryptions per second using every core.
-pub fn rsa2048_decrypt_rate(seconds: f64) -> Result<f64> {
-    use lockbox_crypto::keytransport::{encrypt_key, DecryptionKey, KeyTransport};
-    let key = Arc::new(SoftwareKey::generate(KeySpec::Rsa2048)?);
-    let ct = Arc::new(encrypt_key(
-        key.public_key_info(),
-        KeyTransport::RsaPkcs1v15,
-        &[7u8; 32],
-    )?);
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let deadline = Duration::from_secs_f64(seconds);
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let key = key.clone();
-            let ct = ct.clone();
-            std::thread::spawn(move || {
-                let start = Instant::now();
-                let mut n = 0u64;
-                while start.elapsed() < deadline {
-                    if key.decrypt_key(KeyTransport::RsaPkcs1v15, &ct).is_err() {
-                        break;
-                    }
-                    n += 1;
-                }
-                n as f64 / start.elapsed().as_secs_f64()
-            })
-        })
-        .collect();
-    let mut total = 0.0;
-    for h in handles {
-        total += h
-            .join()
-            .map_err(|_| anyhow::anyhow!("decrypt thread panicked"))?;
-    }
-    Ok(total)
-}
-
 /// Posts every body with `concurrency` clients; returns (sorted latencies ms, errors, seconds).
 async fn drive(
     url: &str,
@@ -255,24 +216,23 @@ async fn archival(
     })
 }
 
-/// RSA-2048 PKCS#1 v1.5 SHA-256 signatures per second using every core.
-pub fn rsa2048_sign_rate(seconds: f64) -> Result<f64> {
-    let key = Arc::new(SoftwareKey::generate(KeySpec::Rsa2048)?);
+/// Operations per second of `op`, run on every core for `seconds`.
+fn rate_on_all_cores<F>(seconds: f64, op: F) -> Result<f64>
+where
+    F: Fn() -> bool + Send + Sync + 'static,
+{
+    let op = Arc::new(op);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     let deadline = Duration::from_secs_f64(seconds);
     let handles: Vec<_> = (0..threads)
         .map(|_| {
-            let key = key.clone();
+            let op = op.clone();
             std::thread::spawn(move || {
                 let start = Instant::now();
                 let mut n = 0u64;
-                let msg = [0x5au8; 512];
-                while start.elapsed() < deadline {
-                    if key.sign(&msg).is_err() {
-                        break;
-                    }
+                while start.elapsed() < deadline && op() {
                     n += 1;
                 }
                 n as f64 / start.elapsed().as_secs_f64()
@@ -283,9 +243,25 @@ pub fn rsa2048_sign_rate(seconds: f64) -> Result<f64> {
     for h in handles {
         total += h
             .join()
-            .map_err(|_| anyhow::anyhow!("sign thread panicked"))?;
+            .map_err(|_| anyhow::anyhow!("benchmark thread panicked"))?;
     }
     Ok(total)
+}
+
+/// RSA-2048 PKCS#1 v1.5 SHA-256 signatures per second using every core.
+pub fn rsa2048_sign_rate(seconds: f64) -> Result<f64> {
+    let key = SoftwareKey::generate(KeySpec::Rsa2048)?;
+    rate_on_all_cores(seconds, move || key.sign(&[0x5au8; 512]).is_ok())
+}
+
+/// RSA-2048 PKCS#1 v1.5 decryptions per second using every core.
+pub fn rsa2048_decrypt_rate(seconds: f64) -> Result<f64> {
+    use lockbox_crypto::keytransport::{encrypt_key, DecryptionKey, KeyTransport};
+    let key = SoftwareKey::generate(KeySpec::Rsa2048)?;
+    let ct = encrypt_key(key.public_key_info(), KeyTransport::RsaPkcs1v15, &[7u8; 32])?;
+    rate_on_all_cores(seconds, move || {
+        key.decrypt_key(KeyTransport::RsaPkcs1v15, &ct).is_ok()
+    })
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -3,6 +3,9 @@
 //! pkcs12` and Python `cryptography` reading the resulting PKCS#12.
 
 use std::path::{Path, PathBuf};
+
+mod common;
+use common::*;
 use std::process::{Command, Output};
 
 fn lockbox(home: &Path, args: &[&str]) -> Output {
@@ -16,21 +19,6 @@ fn lockbox(home: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run lockbox")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// The Python that has certipy-ad installed (scripts/test.sh makes it).

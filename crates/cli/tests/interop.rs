@@ -3,43 +3,16 @@
 //! `.ci/run` installs both; these tests fail (not skip) when they are missing.
 
 use std::path::{Path, PathBuf};
+
+mod common;
+use common::*;
 use std::process::{Command, Output};
-
-fn lockbox_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lockbox"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LOCKBOX_") {
-            c.env_remove(k);
-        }
-    }
-    c.args(args);
-    c
-}
-
-fn lockbox(args: &[&str]) -> Output {
-    lockbox_cmd(args).output().expect("run lockbox")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "command failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn run(cmd: &str, args: &[&str]) -> Output {
     Command::new(cmd)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{cmd} is required for this test: {e}"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn openssl_csr(dir: &Path, name: &str, subj: &str, newkey: &[&str]) -> PathBuf {

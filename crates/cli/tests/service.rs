@@ -2,33 +2,11 @@
 //! goes through the same engine as local operation.
 
 use std::path::Path;
+
+mod common;
+use common::*;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn lockbox(args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lockbox"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LOCKBOX_") {
-            c.env_remove(k);
-        }
-    }
-    c.args(args).output().expect("run lockbox")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 struct Server(Child);
 

@@ -3,10 +3,7 @@
 //! Used by `lockbox` client commands, tests and benchmarks; the CA side never
 //! calls it.
 
-use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{
-    EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
-};
+use cms::signed_data::SignerIdentifier;
 use der::asn1::{Any, OctetString, SetOfVec};
 use der::{Decode, Encode};
 use lockbox_codec::cmc::{PkiData, TaggedAttribute, TaggedCertificationRequest, TaggedRequest};
@@ -14,7 +11,6 @@ use lockbox_codec::oids;
 use lockbox_crypto::digest::digest_by_oid;
 use lockbox_crypto::keyinfo::key_identifier;
 use lockbox_crypto::KeyHandle;
-use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::request::CertReq;
@@ -63,61 +59,16 @@ pub fn sign_cmc(
     unsigned_attrs: Vec<Attribute>,
 ) -> EngineResult<Vec<u8>> {
     let pki_der = pki.to_der().map_err(enc)?;
-    let digest_alg = AlgorithmIdentifierOwned {
-        oid: oids::SHA256,
-        parameters: None,
-    };
-    let digest = digest_by_oid(&oids::SHA256, &pki_der)?;
-    let attr = |oid, value: Any| -> EngineResult<Attribute> {
-        Ok(Attribute {
-            oid,
-            values: SetOfVec::try_from(vec![value]).map_err(enc)?,
-        })
-    };
-    let signed_attrs = SetOfVec::try_from(vec![
-        attr(
-            oids::PKCS9_CONTENT_TYPE,
-            Any::encode_from(&oids::ID_CCT_PKI_DATA).map_err(enc)?,
-        )?,
-        attr(
-            oids::PKCS9_MESSAGE_DIGEST,
-            Any::encode_from(&OctetString::new(digest).map_err(enc)?).map_err(enc)?,
-        )?,
-    ])
-    .map_err(enc)?;
-    let signature = key.sign(&signed_attrs.to_der().map_err(enc)?)?;
     let ski = OctetString::new(key_identifier(key.public_key_info())).map_err(enc)?;
-    let signer = SignerInfo {
-        version: CmsVersion::V3,
-        sid: SignerIdentifier::SubjectKeyIdentifier(SubjectKeyIdentifier(ski)),
-        digest_alg: digest_alg.clone(),
-        signed_attrs: Some(signed_attrs),
-        signature_algorithm: key.signature_algorithm(),
-        signature: OctetString::new(signature).map_err(enc)?,
-        unsigned_attrs: if unsigned_attrs.is_empty() {
-            None
-        } else {
-            Some(SetOfVec::try_from(unsigned_attrs).map_err(enc)?)
-        },
-    };
-    let sd = SignedData {
-        version: CmsVersion::V3,
-        digest_algorithms: SetOfVec::try_from(vec![digest_alg]).map_err(enc)?,
-        encap_content_info: EncapsulatedContentInfo {
-            econtent_type: oids::ID_CCT_PKI_DATA,
-            econtent: Some(
-                Any::encode_from(&OctetString::new(pki_der).map_err(enc)?).map_err(enc)?,
-            ),
-        },
-        certificates: None,
-        crls: None,
-        signer_infos: SignerInfos(SetOfVec::try_from(vec![signer]).map_err(enc)?),
-    };
-    let ci = ContentInfo {
-        content_type: oids::ID_SIGNED_DATA,
-        content: Any::encode_from(&sd).map_err(enc)?,
-    };
-    ci.to_der().map_err(enc)
+    let sid = SignerIdentifier::SubjectKeyIdentifier(SubjectKeyIdentifier(ski));
+    Ok(lockbox_crypto::cms::sign_data_with(
+        key,
+        sid,
+        oids::ID_CCT_PKI_DATA,
+        &pki_der,
+        &[],
+        unsigned_attrs,
+    )?)
 }
 
 /// The form of the private key inside the client's envelope.

@@ -84,6 +84,16 @@ fn admin(ca: &Ca, headers: &HeaderMap) -> Option<String> {
         .then(|| "admin".to_string())
 }
 
+/// Who is enrolling: the administrator, or `anonymous` when the CA allows it.
+fn enrollee(ca: &Ca, headers: &HeaderMap) -> ApiResult<String> {
+    match admin(ca, headers) {
+        Some(a) => Ok(a),
+        None if headers.contains_key(header::AUTHORIZATION) => Err(unauthorized()),
+        None if ca.config().server.allow_anonymous_enrollment => Ok("anonymous".to_string()),
+        None => Err(unauthorized()),
+    }
+}
+
 fn require_admin(ca: &Ca, headers: &HeaderMap) -> ApiResult<String> {
     match admin(ca, headers) {
         Some(a) => Ok(a),
@@ -211,12 +221,7 @@ async fn submit(
     Query(q): Query<SubmitQuery>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let requester = match admin(&ca, &headers) {
-        Some(a) => a,
-        None if headers.contains_key(header::AUTHORIZATION) => return Err(unauthorized()),
-        None if ca.config().server.allow_anonymous_enrollment => "anonymous".to_string(),
-        None => return Err(unauthorized()),
-    };
+    let requester = enrollee(&ca, &headers)?;
     let wants_cmc = is_pkcs7(&headers, header::CONTENT_TYPE) || is_pkcs7(&headers, header::ACCEPT);
     let opts = SubmitOptions {
         template: q.template,
@@ -273,12 +278,7 @@ async fn submit_cmc(
     Query(q): Query<SubmitQuery>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let requester = match admin(&ca, &headers) {
-        Some(a) => a,
-        None if headers.contains_key(header::AUTHORIZATION) => return Err(unauthorized()),
-        None if ca.config().server.allow_anonymous_enrollment => "anonymous".to_string(),
-        None => return Err(unauthorized()),
-    };
+    let requester = enrollee(&ca, &headers)?;
     let opts = SubmitOptions {
         template: q.template,
         requester,
