@@ -675,3 +675,75 @@ async fn ec_key_recovery_agent_through_ecdh_and_openssl() {
     );
     assert_eq!(out.stdout, user.pkcs8_der().to_vec());
 }
+
+/// A request encrypted to an exchange certificate that has expired is refused:
+/// the CA only opens envelopes addressed to exchange certificates still valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_exchange_certificate_is_refused() {
+    use lockbox_engine::ca::cert_fields;
+    use lockbox_engine::certbuild::{aki, sign_certificate, ski, CertSpec};
+    use lockbox_engine::period::now;
+    use lockbox_store::{Disposition as D, NewRequest};
+    let f = fixture(1).await;
+    let ca = &f.ca;
+    // An exchange certificate that expired an hour ago, made the way the CA makes them.
+    let xkey = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let ca_cert = decode_certificate(&ca.ca_certificate_der().unwrap()).unwrap();
+    let signer = ca.signing_key().unwrap();
+    let cert = sign_certificate(
+        signer.as_ref(),
+        CertSpec {
+            issuer: ca_cert.tbs_certificate().subject().clone(),
+            subject: Name::from_str("CN=Contoso Issuing CA-Xchg").unwrap(),
+            spki: lockbox_crypto::KeyHandle::public_key_info(&xkey).clone(),
+            serial: vec![0x11, 0x22, 0x33],
+            not_before: now() - 8 * 86_400,
+            not_after: now() - 3600,
+            extensions: vec![
+                ski(lockbox_crypto::KeyHandle::public_key_info(&xkey)).unwrap(),
+                aki(ca_cert.tbs_certificate().subject_public_key_info()).unwrap(),
+            ],
+        },
+    )
+    .unwrap();
+    let der = der::Encode::to_der(&cert).unwrap();
+    let fields = cert_fields(&der).unwrap();
+    ca.home()
+        .write_atomic(
+            &format!("keys/xchg-{}.key", fields.serial),
+            lockbox_codec::pem::encode_pem("PRIVATE KEY", xkey.pkcs8_der()).as_bytes(),
+            true,
+        )
+        .unwrap();
+    ca.store()
+        .insert_request(&NewRequest {
+            request_der: vec![0x30, 0x00],
+            request_kind: "pkcs10".into(),
+            requester: "test".into(),
+            template: Some("CAExchange".into()),
+            request_subject: fields.subject.clone(),
+            request_common_name: None,
+            request_upn: None,
+            request_email: None,
+            disposition: D::Issued,
+            disposition_message: "Issued".into(),
+            status_code: 0,
+            submitted_at: now() - 8 * 86_400,
+            cert: Some(fields),
+            archived_key: None,
+            kra_hashes: None,
+        })
+        .await
+        .unwrap();
+    let user = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let csr = sign_request(&user, Name::from_str("CN=Judy").unwrap(), vec![]).unwrap();
+    let mut o = aes_pkcs8();
+    o.template = Some("ExchangeUser".into());
+    let req = build_archival_request(&user, &csr, &cert, &o).unwrap();
+    let e = ca.submit(&req, &opts("ExchangeUser")).await.unwrap_err();
+    assert_eq!(e.code(), 0x8009_400C);
+    assert!(e.to_string().contains("valid exchange certificate"), "{e}");
+    // the client-side check refuses it too
+    assert!(check_exchange_certificate(&der, &ca.ca_certificate_der().unwrap()).is_err());
+    assert_eq!(rows(ca).await, 0);
+}
