@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use lockbox_codec::pem::{decode_all, decode_input};
 use lockbox_engine::archival::KraStatus;
+use lockbox_engine::authz::Actor;
 use lockbox_engine::template::Template;
 use lockbox_engine::{
     codes, Ca, CrlInfo, EngineError, EngineResult, Outcome, RequestRecord, SubmitOptions,
@@ -69,15 +70,19 @@ pub struct Local {
     pub ca: Arc<Ca>,
     /// Requester/officer name recorded for local actions.
     pub who: String,
+    /// The local administrator acting on the CA home.
+    pub actor: Actor,
 }
 
 impl Local {
     /// Opens the CA in `home`.
     pub async fn open(home: &Path) -> EngineResult<Self> {
         let user = std::env::var("USER").unwrap_or_else(|_| "administrator".into());
+        let who = format!("LOCAL\\{user}");
         Ok(Local {
             ca: Arc::new(Ca::open(home).await?),
-            who: format!("LOCAL\\{user}"),
+            actor: Actor::local_admin(&who),
+            who,
         })
     }
 }
@@ -95,6 +100,7 @@ impl Backend for Local {
             template,
             requester: self.who.clone(),
             attributes: vec![],
+            actor: Some(self.actor.clone()),
         };
         let mut o = self.ca.submit(&req, &opts).await?;
         if o.body_part_id.is_some() {
@@ -104,23 +110,23 @@ impl Backend for Local {
         Ok(o)
     }
     async fn pending(&self) -> EngineResult<Vec<RequestRecord>> {
-        self.ca.pending().await
+        self.ca.pending(&self.actor).await
     }
     async fn issue(&self, id: i64) -> EngineResult<Outcome> {
-        self.ca.issue(id, &self.who).await
+        self.ca.issue(id, &self.actor).await
     }
     async fn deny(&self, id: i64) -> EngineResult<Outcome> {
-        self.ca.deny(id, &self.who).await
+        self.ca.deny(id, &self.actor).await
     }
     async fn revoke(&self, serial: &str, reason: &str) -> EngineResult<RequestRecord> {
         let r = lockbox_engine::crl::parse_reason(reason)?;
-        self.ca.revoke(serial, r).await
+        self.ca.revoke(serial, r, &self.actor).await
     }
     async fn publish_crl(&self) -> EngineResult<CrlInfo> {
-        self.ca.publish_crl().await
+        self.ca.publish_crl(&self.actor).await
     }
     async fn view(&self, restrict: &str, limit: i64) -> EngineResult<Vec<RequestRecord>> {
-        self.ca.view(restrict, limit).await
+        self.ca.view(&self.actor, restrict, limit).await
     }
     async fn request(&self, id: i64) -> EngineResult<RequestRecord> {
         self.ca.request(id).await
@@ -135,32 +141,36 @@ impl Backend for Local {
         self.ca.template(name).await
     }
     async fn duplicate_template(&self, name: &str, new_name: &str) -> EngineResult<Template> {
-        self.ca.duplicate_template(name, new_name).await
+        self.ca
+            .duplicate_template(&self.actor, name, new_name)
+            .await
     }
     async fn set_template(&self, name: &str, key: &str, value: &str) -> EngineResult<Template> {
-        self.ca.set_template(name, key, value).await
+        self.ca.set_template(&self.actor, name, key, value).await
     }
     async fn ca_templates(&self) -> EngineResult<Vec<String>> {
         self.ca.ca_templates().await
     }
     async fn set_ca_template(&self, name: &str, enabled: bool) -> EngineResult<String> {
-        self.ca.set_ca_template(name, enabled).await
+        self.ca.set_ca_template(&self.actor, name, enabled).await
     }
     async fn exchange_cert(&self) -> EngineResult<Vec<u8>> {
         self.ca.current_exchange_certificate().await
     }
     async fn kra_list(&self) -> EngineResult<Vec<KraStatus>> {
-        self.ca.kra_list().await
+        self.ca.kra_list(&self.actor).await
     }
     async fn kra_add(&self, cert_or_serial: Vec<u8>) -> EngineResult<KraStatus> {
-        self.ca.kra_add(&cert_or_serial).await
+        self.ca
+            .kra_add(&self.actor, &cert_or_serial, None, None)
+            .await
     }
     async fn kra_remove(&self, id: &str) -> EngineResult<String> {
-        self.ca.kra_remove(id).await
+        self.ca.kra_remove(&self.actor, id).await
     }
     async fn kra_required(&self, set: Option<usize>) -> EngineResult<usize> {
         if let Some(n) = set {
-            self.ca.set_kra_required(n).await?;
+            self.ca.set_kra_required(&self.actor, n).await?;
         }
         self.ca.kra_required().await
     }

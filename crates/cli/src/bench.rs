@@ -125,19 +125,26 @@ async fn archival(
 
     let dir = tempfile::tempdir().context("temporary CA home")?;
     let ca = bench_ca(dir.path()).await?;
-    ca.set_ca_template("KeyRecoveryAgent", true).await?;
+    ca.set_ca_template(&lb_admin(), "KeyRecoveryAgent", true)
+        .await?;
     let kra_key = SoftwareKey::generate(KeySpec::Rsa2048)?;
     let kra_csr = sign_request(&kra_key, Name::from_str("CN=Bench Recovery Agent")?, vec![])?;
     let opts = lockbox_engine::SubmitOptions {
         template: Some("KeyRecoveryAgent".into()),
         requester: "bench".into(),
         attributes: vec![],
+        actor: None,
     };
     let pending = ca.submit(&kra_csr, &opts).await?;
-    let issued = ca.issue(pending.request_id, "bench").await?;
-    ca.kra_add(issued.serial.unwrap_or_default().as_bytes())
-        .await?;
-    ca.set_kra_required(1).await?;
+    let issued = ca.issue(pending.request_id, &lb_admin()).await?;
+    ca.kra_add(
+        &lb_admin(),
+        issued.serial.unwrap_or_default().as_bytes(),
+        None,
+        None,
+    )
+    .await?;
+    ca.set_kra_required(&lb_admin(), 1).await?;
     let xchg_der = ca.current_exchange_certificate().await?;
     let xchg = check_exchange_certificate(&xchg_der, &ca.ca_certificate_der()?)?;
 
@@ -179,7 +186,10 @@ async fn archival(
     anyhow::ensure!(warm_errors == 0, "warm-up requests failed");
     let (latencies, errors, elapsed) = drive(&url, timed, concurrency).await?;
     server.abort();
-    let archived = ca.view("ArchivedKey=true", 1_000_000).await?.len();
+    let archived = ca
+        .view(&lb_admin(), "ArchivedKey=true", 1_000_000)
+        .await?
+        .len();
     let rate = latencies.len() as f64 / elapsed;
     let report = json!({
         "benchmark": "archival_enrollment_http",
@@ -363,4 +373,12 @@ async fn issuance(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The local administrator acting for this command.
+fn lb_admin() -> lockbox_engine::Actor {
+    lockbox_engine::Actor::local_admin(format!(
+        "LOCAL\\{}",
+        std::env::var("USER").unwrap_or_else(|_| "administrator".into())
+    ))
 }

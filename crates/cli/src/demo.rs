@@ -79,6 +79,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         template: Some("User".into()),
         requester: "CONTOSO\\alice".into(),
         attributes: vec![],
+        actor: None,
     };
     println!("== 2. Alice submits a PKCS#10 request for the User template");
     let alice_key = SoftwareKey::generate(KeySpec::P256)?;
@@ -113,6 +114,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 template: None,
                 requester: "CONTOSO\\bob".into(),
                 attributes: vec![],
+                actor: None,
             },
         )
         .await?;
@@ -133,6 +135,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 template: Some("ExchangeUser".into()),
                 requester: "CONTOSO\\carol".into(),
                 attributes: vec![],
+                actor: None,
             },
         )
         .await;
@@ -143,7 +146,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!(
         "== 5. Key archival: a Key Recovery Agent enrolls (approval required) and is configured"
     );
-    ca.set_ca_template("KeyRecoveryAgent", true).await?;
+    ca.set_ca_template(&lb_admin(), "KeyRecoveryAgent", true)
+        .await?;
     let kra_key = SoftwareKey::generate(KeySpec::Rsa2048)?;
     let kra_csr = sign_request(
         &kra_key,
@@ -157,6 +161,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 template: Some("KeyRecoveryAgent".into()),
                 requester: "CONTOSO\\kra".into(),
                 attributes: vec![],
+                actor: None,
             },
         )
         .await?;
@@ -165,11 +170,16 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         kra_req.request_id,
         kra_req.disposition.as_str()
     );
-    let kra_issued = ca.issue(kra_req.request_id, "CONTOSO\\certmgr").await?;
+    let kra_issued = ca.issue(kra_req.request_id, &lb_admin()).await?;
     let kra_status = ca
-        .kra_add(kra_issued.serial.clone().unwrap_or_default().as_bytes())
+        .kra_add(
+            &lb_admin(),
+            kra_issued.serial.clone().unwrap_or_default().as_bytes(),
+            None,
+            None,
+        )
         .await?;
-    ca.set_kra_required(1).await?;
+    ca.set_kra_required(&lb_admin(), 1).await?;
     println!(
         "   KRA {} is {}; each archived key is encrypted to 1 agent",
         kra_status.subject, kra_status.status
@@ -202,6 +212,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 template: None,
                 requester: "CONTOSO\\dave".into(),
                 attributes: vec![],
+                actor: None,
             },
         )
         .await?;
@@ -235,8 +246,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
 
     println!("== 8. Revoke Alice's certificate and publish a CRL");
     let serial = o.serial.unwrap_or_default();
-    ca.revoke(&serial, 1).await?;
-    let crl = ca.publish_crl().await?;
+    ca.revoke(&serial, 1, &lb_admin()).await?;
+    let crl = ca.publish_crl(&lb_admin()).await?;
     let crl_path = home.join("demo.crl");
     std::fs::write(&crl_path, encode_pem("X509 CRL", &crl.der))?;
     println!(
@@ -247,7 +258,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     );
 
     println!("== 9. The CA database (lockbox view)");
-    let rows = ca.view("", 100).await?;
+    let rows = ca.view(&lb_admin(), "", 100).await?;
     let cols = parse_columns(Some(
         "RequestID,Disposition,RequesterName,CertificateTemplate,SerialNumber,CommonName,ArchivedKey",
     ))?;
@@ -257,4 +268,12 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         home.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The local administrator acting for this command.
+fn lb_admin() -> lockbox_engine::Actor {
+    lockbox_engine::Actor::local_admin(format!(
+        "LOCAL\\{}",
+        std::env::var("USER").unwrap_or_else(|_| "administrator".into())
+    ))
 }

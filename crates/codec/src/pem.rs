@@ -79,6 +79,13 @@ fn decode_base64(body: &str) -> Result<Vec<u8>, CodecError> {
     Ok(der)
 }
 
+/// Decodes standard base64 text (any bytes, not only DER), as in HTTP Basic credentials.
+pub fn decode_base64_text(text: &str) -> Result<Vec<u8>, CodecError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim().as_bytes())
+        .map_err(|e| CodecError::Pem(format!("bad base64: {e}")))
+}
+
 /// Wraps DER in PEM armour with the given label (64-column lines).
 pub fn encode_pem(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);

@@ -11,6 +11,7 @@ pub mod kari;
 pub mod key;
 pub mod keyinfo;
 pub mod keytransport;
+pub mod password;
 pub mod pkcs12;
 pub mod pkcs8enc;
 pub mod random;

@@ -24,7 +24,9 @@ use lockbox_crypto::random::{random_bytes, serial_number};
 use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::verify::verify_signature;
 use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
-use lockbox_store::{Disposition, NewRequest};
+use lockbox_store::{Change, Disposition, KraEntry, NewRequest};
+
+use crate::authz::{Actor, Op};
 use serde::{Deserialize, Serialize};
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
@@ -290,23 +292,26 @@ impl Ca {
         )?;
         let csr = sign_request(&key, subject, vec![])?;
         self.store
-            .insert_request(&NewRequest {
-                request_der: csr,
-                request_kind: "pkcs10".into(),
-                requester: format!("{} (CA exchange)", self.config.ca.name),
-                template: Some("CAExchange".into()),
-                request_subject: fields.subject.clone(),
-                request_common_name: fields.common_name.clone(),
-                request_upn: None,
-                request_email: None,
-                disposition: Disposition::Issued,
-                disposition_message: "Issued (CA exchange certificate)".into(),
-                status_code: 0,
-                submitted_at: issued_at,
-                cert: Some(fields.clone()),
-                archived_key: None,
-                kra_hashes: None,
-            })
+            .insert_request(
+                &NewRequest {
+                    request_der: csr,
+                    request_kind: "pkcs10".into(),
+                    requester: format!("{} (CA exchange)", self.config.ca.name),
+                    template: Some("CAExchange".into()),
+                    request_subject: fields.subject.clone(),
+                    request_common_name: fields.common_name.clone(),
+                    request_upn: None,
+                    request_email: None,
+                    disposition: Disposition::Issued,
+                    disposition_message: "Issued (CA exchange certificate)".into(),
+                    status_code: 0,
+                    submitted_at: issued_at,
+                    cert: Some(fields.clone()),
+                    archived_key: None,
+                    kra_hashes: None,
+                },
+                &[],
+            )
             .await?;
         tracing::info!(serial = %fields.serial, not_after = fields.not_after, "CA exchange certificate created");
         if let Ok(mut cache) = self.archival.exchange_keys.lock() {
@@ -339,36 +344,86 @@ impl Ca {
 
     // ----- KRAs ------------------------------------------------------------
 
-    fn kra_status(&self, der: &[u8], revoked_serials: &[String]) -> (Option<Certificate>, String) {
-        let cert = match decode_certificate(der) {
+    /// Status of one configured KRA certificate: chain, EKU, dates, revocation.
+    async fn kra_status(
+        &self,
+        e: &KraEntry,
+        revoked_serials: &[String],
+    ) -> (Option<Certificate>, String) {
+        let cert = match decode_certificate(&e.cert_der) {
             Ok(c) => c,
             Err(_) => return (None, "cannot be loaded".into()),
         };
         let tbs = cert.tbs_certificate();
         let t = now();
         let status = if !has_eku(&cert, oids::MS_KP_KEY_RECOVERY_AGENT) {
-            "not a KRA certificate"
+            "not a KRA certificate".to_string()
         } else if public_key_facts(tbs.subject_public_key_info())
             .map(|f| !matches!(f.algorithm_name().as_str(), "rsa" | "p256" | "p384"))
             .unwrap_or(true)
         {
-            "unsupported key (RSA, P-256 or P-384)"
+            "unsupported key (RSA, P-256 or P-384)".into()
         } else if unix_of(&tbs.validity().not_after) <= t || unix_of(&tbs.validity().not_before) > t
         {
-            "expired"
-        } else if revoked_serials.contains(&to_hex(tbs.serial_number().as_bytes())) {
-            "revoked"
+            "expired".into()
         } else {
             match self.ca_cert() {
-                Ok((_, ca)) if verify_issued_by(&cert, ca).is_ok() => "valid",
-                _ => "untrusted issuer",
+                Ok((_, ca)) if verify_issued_by(&cert, ca).is_ok() => {
+                    if revoked_serials.contains(&to_hex(tbs.serial_number().as_bytes())) {
+                        "revoked".into()
+                    } else {
+                        "valid".into()
+                    }
+                }
+                _ => self.foreign_kra_status(&cert, e).await,
             }
         };
-        (Some(cert), status.into())
+        (Some(cert), status)
     }
 
-    /// The configured KRA certificates with their status.
-    pub async fn kra_list(&self) -> EngineResult<Vec<KraStatus>> {
+    /// A KRA certificate from another CA: its chain must verify to the root given
+    /// with it, and its issuer's CRL (file or http URL) must be current and not list it.
+    async fn foreign_kra_status(&self, cert: &Certificate, e: &KraEntry) -> String {
+        let Some(chain_der) = &e.chain_der else {
+            return "untrusted issuer (no chain configured)".into();
+        };
+        let chain: Vec<Certificate> =
+            lockbox_codec::pem::decode_all(&String::from_utf8_lossy(chain_der), "CERTIFICATE")
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|d| decode_certificate(d).ok())
+                .collect();
+        let Some(issuer) = chain.iter().find(|c| verify_issued_by(cert, c).is_ok()) else {
+            return "untrusted issuer (chain does not verify)".into();
+        };
+        let mut current = issuer.clone();
+        for _ in 0..8 {
+            if current.tbs_certificate().issuer() == current.tbs_certificate().subject() {
+                if verify_issued_by(&current, &current).is_err() {
+                    return "untrusted issuer (chain does not verify)".into();
+                }
+                break;
+            }
+            match chain.iter().find(|c| verify_issued_by(&current, c).is_ok()) {
+                Some(next) => current = next.clone(),
+                None => return "untrusted issuer (chain does not reach a root)".into(),
+            }
+        }
+        let Some(source) = &e.crl_source else {
+            return "revocation unknown (CRL unavailable)".into();
+        };
+        let crl_bytes = match fetch_crl(source).await {
+            Some(b) => b,
+            None => return "revocation unknown (CRL unavailable)".into(),
+        };
+        match crl_status(&crl_bytes, cert, issuer) {
+            Some(true) => "revoked".into(),
+            Some(false) => "valid".into(),
+            None => "revocation unknown (CRL unavailable)".into(),
+        }
+    }
+
+    async fn kra_statuses(&self) -> EngineResult<Vec<(KraStatus, Option<Certificate>)>> {
         let revoked: Vec<String> = self
             .store
             .revoked()
@@ -378,7 +433,7 @@ impl Ca {
             .collect();
         let mut out = Vec::new();
         for e in self.store.kra_certificates().await? {
-            let (cert, status) = self.kra_status(&e.cert_der, &revoked);
+            let (cert, status) = self.kra_status(&e, &revoked).await;
             let (subject, issuer, serial, not_after) = match &cert {
                 Some(c) => {
                     let t = c.tbs_certificate();
@@ -391,21 +446,111 @@ impl Ca {
                 }
                 None => (String::new(), String::new(), String::new(), 0),
             };
-            out.push(KraStatus {
-                thumbprint: e.thumbprint,
-                subject,
-                issuer,
-                serial,
-                not_after,
-                status,
-            });
+            out.push((
+                KraStatus {
+                    thumbprint: e.thumbprint,
+                    subject,
+                    issuer,
+                    serial,
+                    not_after,
+                    status,
+                },
+                cert,
+            ));
         }
         Ok(out)
     }
 
+    /// The configured KRA certificates with their status.
+    pub async fn kra_list(&self, actor: &Actor) -> EngineResult<Vec<KraStatus>> {
+        self.authorize(actor, Op::ReadDatabase).await?;
+        Ok(self
+            .kra_statuses()
+            .await?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect())
+    }
+
+    /// Validates the KRA configuration and records the seed's events: 84/85
+    /// per unusable certificate, 82 when fewer than configured verify, 98 when
+    /// fewer than required (archival stops), 127 when a certificate expires soon.
+    /// Runs when the service starts and whenever the KRA configuration changes.
+    pub async fn validate_kras(&self) -> EngineResult<(usize, usize)> {
+        let statuses = self.kra_statuses().await?;
+        let total = statuses.len();
+        let mut valid = 0;
+        let warn_days: i64 = self
+            .store
+            .setting("kra_expiry_warning_days")
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30);
+        for (k, _) in &statuses {
+            match k.status.as_str() {
+                "valid" => {
+                    valid += 1;
+                    if k.not_after - now() < warn_days * 86_400 {
+                        self.event(
+                            127,
+                            "warning",
+                            &format!(
+                                "KRA certificate {} ({}) expires on {}",
+                                k.thumbprint,
+                                k.subject,
+                                crate::period::rfc3339(k.not_after)
+                            ),
+                        )
+                        .await?;
+                    }
+                }
+                "cannot be loaded" => {
+                    self.event(
+                        85,
+                        "error",
+                        &format!("KRA certificate {} could not be loaded", k.thumbprint),
+                    )
+                    .await?
+                }
+                reason => {
+                    self.event(
+                        84,
+                        "error",
+                        &format!(
+                            "KRA certificate {} ({}) is not usable: {reason}",
+                            k.thumbprint, k.subject
+                        ),
+                    )
+                    .await?
+                }
+            }
+        }
+        if valid < total {
+            self.event(
+                82,
+                "warning",
+                &format!("Only {valid} of {total} KRA certificates were verified"),
+            )
+            .await?;
+        }
+        let required = self.kra_required().await?;
+        if required > 0 && valid < required {
+            self.event(98, "error", &format!("Errors validating KRA certificates: {valid} valid, {required} required; key archival is stopped")).await?;
+        }
+        Ok((valid, total))
+    }
+
     /// Adds a KRA certificate, given as PEM/DER or as the serial number of a
-    /// certificate this CA issued.
-    pub async fn kra_add(&self, cert_or_serial: &[u8]) -> EngineResult<KraStatus> {
+    /// certificate this CA issued. Certificates of other CAs need their chain
+    /// (PEM, up to the root) and a CRL source (file path or http URL).
+    pub async fn kra_add(
+        &self,
+        actor: &Actor,
+        cert_or_serial: &[u8],
+        chain_pem: Option<Vec<u8>>,
+        crl_source: Option<String>,
+    ) -> EngineResult<KraStatus> {
+        self.authorize(actor, Op::Configure).await?;
         let der = match std::str::from_utf8(cert_or_serial)
             .ok()
             .and_then(normalize_hex)
@@ -445,33 +590,67 @@ impl Ca {
             ));
         }
         let thumb = to_hex(&sha1(&der));
-        self.store.add_kra_certificate(&thumb, &der, now()).await?;
+        let audit = self
+            .audited(
+                self.audit_entry(
+                    actor,
+                    "config",
+                    "KRA added",
+                    &thumb,
+                    &serde_json::json!({ "subject": cert.tbs_certificate().subject().to_string() })
+                        .to_string(),
+                ),
+            )
+            .await;
+        self.store
+            .apply(
+                &[Change::AddKra {
+                    thumbprint: thumb.clone(),
+                    cert_der: der,
+                    chain_der: chain_pem,
+                    crl_source,
+                    at: now(),
+                }],
+                &audit,
+            )
+            .await?;
         tracing::info!(thumbprint = %thumb, "KRA certificate added");
-        self.kra_list()
+        self.validate_kras().await?;
+        self.kra_statuses()
             .await?
             .into_iter()
+            .map(|(s, _)| s)
             .find(|k| k.thumbprint == thumb)
             .ok_or_else(|| EngineError::Config("KRA vanished".into()))
     }
 
     /// Removes a KRA certificate by thumbprint or serial number.
-    pub async fn kra_remove(&self, id: &str) -> EngineResult<String> {
+    pub async fn kra_remove(&self, actor: &Actor, id: &str) -> EngineResult<String> {
+        self.authorize(actor, Op::Configure).await?;
         let norm = normalize_hex(id).ok_or_else(|| {
             EngineError::bad_input(
                 codes::E_INVALIDARG,
                 format!("'{id}' is not a thumbprint or serial"),
             )
         })?;
-        for k in self.kra_list().await? {
+        for (k, _) in self.kra_statuses().await? {
             if k.thumbprint == norm || k.serial == norm {
-                self.store.remove_kra_certificate(&k.thumbprint).await?;
                 let required = self.kra_required().await?;
-                let left = self.store.kra_certificates().await?.len();
+                let left = self.store.kra_certificates().await?.len().saturating_sub(1);
+                let mut changes = vec![Change::RemoveKra {
+                    thumbprint: k.thumbprint.clone(),
+                }];
                 if required > left {
-                    self.store
-                        .set_setting(KRA_REQUIRED, &left.to_string())
-                        .await?;
+                    changes.push(Change::SetSetting {
+                        name: KRA_REQUIRED.into(),
+                        value: left.to_string(),
+                    });
                 }
+                let audit = self
+                    .audited(self.audit_entry(actor, "config", "KRA removed", &k.thumbprint, "{}"))
+                    .await;
+                self.store.apply(&changes, &audit).await?;
+                self.validate_kras().await?;
                 return Ok(k.thumbprint);
             }
         }
@@ -491,7 +670,8 @@ impl Ca {
     }
 
     /// Sets how many KRAs each key is encrypted to; cannot exceed the configured count.
-    pub async fn set_kra_required(&self, n: usize) -> EngineResult<()> {
+    pub async fn set_kra_required(&self, actor: &Actor, n: usize) -> EngineResult<()> {
+        self.authorize(actor, Op::Configure).await?;
         let configured = self.store.kra_certificates().await?.len();
         if n > configured {
             return Err(EngineError::bad_input(
@@ -499,7 +679,19 @@ impl Ca {
                 format!("cannot require {n} key recovery agents: only {configured} KRA certificate(s) are configured"),
             ));
         }
-        self.store.set_setting(KRA_REQUIRED, &n.to_string()).await?;
+        let audit = self
+            .audited(self.audit_entry(actor, "config", "KRA count required", &n.to_string(), "{}"))
+            .await;
+        self.store
+            .apply(
+                &[Change::SetSetting {
+                    name: KRA_REQUIRED.into(),
+                    value: n.to_string(),
+                }],
+                &audit,
+            )
+            .await?;
+        self.validate_kras().await?;
         Ok(())
     }
 
@@ -513,19 +705,11 @@ impl Ca {
                 "Cannot archive private key. The certification authority is not configured for key archival.",
             ));
         }
-        let revoked: Vec<String> = self
-            .store
-            .revoked()
+        let valid: Vec<Certificate> = self
+            .kra_statuses()
             .await?
             .into_iter()
-            .map(|r| r.serial)
-            .collect();
-        let valid: Vec<Certificate> = entries
-            .iter()
-            .filter_map(|e| match self.kra_status(&e.cert_der, &revoked) {
-                (Some(c), s) if s == "valid" => Some(c),
-                _ => None,
-            })
+            .filter_map(|(s, c)| if s.status == "valid" { c } else { None })
             .collect();
         if valid.len() < required {
             return Err(EngineError::denied(
@@ -742,4 +926,75 @@ fn check_key_matches(pkcs8: &[u8], inbound: &Inbound) -> EngineResult<()> {
 /// PEM of a certificate (helper for front ends).
 pub fn cert_pem(der: &[u8]) -> String {
     encode_pem("CERTIFICATE", der)
+}
+
+/// Reads a CRL from a file path, `file://` or `http://` URL (bounded in size and time).
+async fn fetch_crl(source: &str) -> Option<Vec<u8>> {
+    if let Some(rest) = source.strip_prefix("http://") {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (host, path) = rest
+            .split_once('/')
+            .map(|(h, p)| (h.to_string(), format!("/{p}")))
+            .unwrap_or((rest.to_string(), "/".into()));
+        let addr = if host.contains(':') {
+            host.clone()
+        } else {
+            format!("{host}:80")
+        };
+        let fut = async {
+            let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+                .await
+                .ok()?;
+            let mut buf = Vec::new();
+            s.take(8 * 1024 * 1024).read_to_end(&mut buf).await.ok()?;
+            let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+            let head = String::from_utf8_lossy(&buf[..split]).to_string();
+            if head.split_whitespace().nth(1).is_none_or(|c| c != "200") {
+                return None;
+            }
+            Some(buf[split + 4..].to_vec())
+        };
+        return tokio::time::timeout(std::time::Duration::from_secs(10), fut)
+            .await
+            .ok()
+            .flatten();
+    }
+    let path = source.strip_prefix("file://").unwrap_or(source);
+    std::fs::read(path).ok()
+}
+
+/// Some(true) revoked, Some(false) not revoked, None when the CRL is unusable
+/// (undecodable, not signed by the issuer, or past its nextUpdate).
+fn crl_status(bytes: &[u8], cert: &Certificate, issuer: &Certificate) -> Option<bool> {
+    let der = decode_input(bytes).ok()?.der;
+    let crl: x509_cert::crl::CertificateList =
+        x509_cert::crl::CertificateList::from_der(&der).ok()?;
+    let tbs = crl.tbs_cert_list.to_der().ok()?;
+    verify_signature(
+        issuer.tbs_certificate().subject_public_key_info(),
+        &crl.signature_algorithm,
+        &tbs,
+        crl.signature.raw_bytes(),
+    )
+    .ok()?;
+    if &crl.tbs_cert_list.issuer != issuer.tbs_certificate().subject() {
+        return None;
+    }
+    if crl
+        .tbs_cert_list
+        .next_update
+        .as_ref()
+        .is_some_and(|n| unix_of(n) < now())
+    {
+        return None;
+    }
+    let serial = cert.tbs_certificate().serial_number();
+    Some(
+        crl.tbs_cert_list
+            .revoked_certificates
+            .unwrap_or_default()
+            .iter()
+            .any(|r| &r.serial_number == serial),
+    )
 }

@@ -26,6 +26,7 @@ use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::name::Name;
 use zeroize::Zeroizing;
 
+use crate::authz::{Actor, Op};
 use crate::certbuild::{
     aki, ca_extensions, decode_certificate, distribution_extensions, sign_certificate,
     sign_request, ski, template_extensions, CertSpec,
@@ -39,6 +40,7 @@ use crate::inbound::{decode_and_verify, Inbound};
 use crate::period::{now, unix_of, Period};
 use crate::template::{builtins, validate_name, Template, DEFAULT_CA_TEMPLATES, TEMPLATE_ARC};
 use crate::view::parse_restrictions;
+use lockbox_store::Change;
 
 /// Options of `lockbox init`.
 #[derive(Clone, Debug)]
@@ -91,6 +93,8 @@ pub struct SubmitOptions {
     pub requester: String,
     /// Extra request attributes (`CertificateTemplate:NAME`, ...).
     pub attributes: Vec<(String, String)>,
+    /// The authenticated caller; `None` means the local administrator (CLI on the CA home).
+    pub actor: Option<Actor>,
 }
 
 /// The result of a submission or an officer action.
@@ -149,6 +153,7 @@ pub struct Ca {
     pub(crate) cert: Option<(Vec<u8>, Certificate)>,
     chain: Vec<Vec<u8>>,
     pub(crate) archival: crate::archival::ArchivalState,
+    pub(crate) auth_cache: crate::audit::AuthCache,
 }
 
 impl std::fmt::Debug for Ca {
@@ -279,7 +284,9 @@ async fn open_store(home: &Home, config: &Config) -> EngineResult<Arc<dyn Store>
     } else {
         home.path(file)
     };
-    Ok(Arc::new(SqliteStore::open(&path).await?))
+    Ok(Arc::new(
+        SqliteStore::open(&path, crate::audit::chain_hash).await?,
+    ))
 }
 
 fn find_template<'a>(all: &'a [Template], name: &str) -> Option<&'a Template> {
@@ -378,17 +385,32 @@ impl Ca {
             archival: Default::default(),
         };
         let store = open_store(&home, &config).await?;
+        let mut changes = Vec::new();
         for t in builtins() {
-            store
-                .put_template(
-                    &t.name,
-                    &serde_json::to_string(&t).map_err(|e| EngineError::Config(e.to_string()))?,
-                )
-                .await?;
+            let json = serde_json::to_string(&t).map_err(|e| EngineError::Config(e.to_string()))?;
+            changes.push(Change::PutTemplate {
+                name: t.name.clone(),
+                json,
+            });
         }
         for name in DEFAULT_CA_TEMPLATES {
-            store.set_ca_template(name, true).await?;
+            changes.push(Change::SetCaTemplate {
+                name: name.to_string(),
+                enabled: true,
+            });
         }
+        let audit = vec![lockbox_store::AuditEntry {
+            at: now(),
+            actor: "lockbox init".into(),
+            category: "config".into(),
+            action: "CA created".into(),
+            target: subject_dn.clone(),
+            outcome: "success".into(),
+            details:
+                serde_json::json!({ "subordinate": opts.subordinate, "key": opts.key.to_string() })
+                    .to_string(),
+        }];
+        store.apply(&changes, &audit).await?;
         // The configuration is written last: its presence marks a complete CA.
         home.save_config(&config)?;
         Ok(InitOutcome {
@@ -429,6 +451,7 @@ impl Ca {
             cert,
             chain,
             archival: crate::archival::ArchivalState::new()?,
+            auth_cache: Default::default(),
         })
     }
 
@@ -633,13 +656,32 @@ impl Ca {
             .ok_or_else(|| EngineError::NotFound(format!("no template named '{name}'")))
     }
 
-    async fn save_template(&self, t: &Template) -> EngineResult<()> {
+    async fn save_template(&self, actor: &Actor, t: &Template, action: &str) -> EngineResult<()> {
         let json = serde_json::to_string(t).map_err(|e| EngineError::Config(e.to_string()))?;
-        Ok(self.store.put_template(&t.name, &json).await?)
+        let audit = self
+            .audited(self.audit_entry(actor, "config", action, &t.name, &json))
+            .await;
+        self.store
+            .apply(
+                &[Change::PutTemplate {
+                    name: t.name.clone(),
+                    json,
+                }],
+                &audit,
+            )
+            .await?;
+        let _ = self.maybe_sign_head().await;
+        Ok(())
     }
 
     /// Duplicates a template under a new name (editable, version 2+).
-    pub async fn duplicate_template(&self, name: &str, new_name: &str) -> EngineResult<Template> {
+    pub async fn duplicate_template(
+        &self,
+        actor: &Actor,
+        name: &str,
+        new_name: &str,
+    ) -> EngineResult<Template> {
+        self.authorize(actor, Op::Configure).await?;
         validate_name(new_name)?;
         let all = self.templates().await?;
         let src = find_template(&all, name)
@@ -657,15 +699,24 @@ impl Ca {
             (u32::from_be_bytes([0, r[3], r[4], r[5]]) | 1)
         );
         let t = src.duplicate(new_name, oid)?;
-        self.save_template(&t).await?;
+        self.save_template(actor, &t, &format!("duplicate template {name}"))
+            .await?;
         Ok(t)
     }
 
     /// Sets one property of an editable template.
-    pub async fn set_template(&self, name: &str, key: &str, value: &str) -> EngineResult<Template> {
+    pub async fn set_template(
+        &self,
+        actor: &Actor,
+        name: &str,
+        key: &str,
+        value: &str,
+    ) -> EngineResult<Template> {
         let mut t = self.template(name).await?;
+        self.authorize(actor, Op::EditTemplate(&t)).await?;
         t.set(key, value)?;
-        self.save_template(&t).await?;
+        self.save_template(actor, &t, &format!("set {key}={value}"))
+            .await?;
         Ok(t)
     }
 
@@ -675,7 +726,13 @@ impl Ca {
     }
 
     /// Adds a template to (or removes it from) the CA's issue list.
-    pub async fn set_ca_template(&self, name: &str, enabled: bool) -> EngineResult<String> {
+    pub async fn set_ca_template(
+        &self,
+        actor: &Actor,
+        name: &str,
+        enabled: bool,
+    ) -> EngineResult<String> {
+        self.authorize(actor, Op::Configure).await?;
         let t = self.template(name).await?;
         if t.internal && enabled {
             return Err(EngineError::Conflict(format!(
@@ -683,7 +740,23 @@ impl Ca {
                 t.name
             )));
         }
-        self.store.set_ca_template(&t.name, enabled).await?;
+        let action = if enabled {
+            "add CA template"
+        } else {
+            "remove CA template"
+        };
+        let audit = self
+            .audited(self.audit_entry(actor, "config", action, &t.name, "{}"))
+            .await;
+        self.store
+            .apply(
+                &[Change::SetCaTemplate {
+                    name: t.name.clone(),
+                    enabled,
+                }],
+                &audit,
+            )
+            .await?;
         Ok(t.name)
     }
 
@@ -695,8 +768,37 @@ impl Ca {
     /// refuses, return an error and change nothing. Accepted requests are
     /// recorded in one transaction, issued or pending.
     pub async fn submit(&self, input: &[u8], opts: &SubmitOptions) -> EngineResult<Outcome> {
+        let actor = opts
+            .actor
+            .clone()
+            .unwrap_or_else(|| Actor::local_admin(&opts.requester));
+        match self.submit_as(&actor, input, opts).await {
+            Ok(o) => Ok(o),
+            Err(e) => {
+                if matches!(e.kind(), "denied" | "forbidden")
+                    && !matches!(
+                        e.code(),
+                        crate::authz::CERTSRV_E_TEMPLATE_DENIED
+                            | crate::authz::CERTSRV_E_ROLECONFLICT
+                    )
+                {
+                    self.audit_refusal(&actor, "requests", "submit request", "", &e)
+                        .await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn submit_as(
+        &self,
+        actor: &Actor,
+        input: &[u8],
+        opts: &SubmitOptions,
+    ) -> EngineResult<Outcome> {
         let inbound = decode_and_verify(input)?;
         let template = self.resolve_template(&inbound, opts).await?;
+        self.authorize(actor, Op::Enroll(&template)).await?;
         self.check_key_policy(&inbound, &template)?;
         let info = &inbound.pkcs10.cert_req.info;
         let alt = request_alt_names(&inbound)?;
@@ -737,7 +839,25 @@ impl Ca {
             new.disposition_message = "Issued".into();
             new.cert = Some(fields);
         }
-        let id = self.store.insert_request(&new).await?;
+        let mut audit = self.audit_entry(
+            actor,
+            "requests",
+            if new.disposition == Disposition::Issued { "certificate issued" } else { "request pended" },
+            "{request_id}",
+            &serde_json::json!({ "template": template.name, "requester": opts.requester, "serial": new.cert.as_ref().map(|c| c.serial.clone()) }).to_string(),
+        );
+        if let Some(a) = &archived {
+            audit.extend(self.audit_entry(
+                actor,
+                "keys",
+                "key archived",
+                "{request_id}",
+                &serde_json::json!({ "kra": a.kra_hashes }).to_string(),
+            ));
+        }
+        let audit = self.audited(audit).await;
+        let id = self.store.insert_request(&new, &audit).await?;
+        let _ = self.maybe_sign_head().await;
         tracing::info!(request_id = id, template = %template.name, disposition = new.disposition.as_str(), archived = archived.is_some(), "request recorded");
         let mut o = outcome(
             id,
@@ -907,13 +1027,22 @@ impl Ca {
     }
 
     /// Requests waiting for a certificate manager.
-    pub async fn pending(&self) -> EngineResult<Vec<RequestRecord>> {
-        self.view("Disposition=pending", 10_000).await
+    pub async fn pending(&self, actor: &Actor) -> EngineResult<Vec<RequestRecord>> {
+        self.view(actor, "Disposition=pending", 10_000).await
     }
 
-    /// Issues a pending request.
-    pub async fn issue(&self, id: i64, officer: &str) -> EngineResult<Outcome> {
+    /// Issues a pending request (certificate manager, within its restrictions).
+    pub async fn issue(&self, id: i64, actor: &Actor) -> EngineResult<Outcome> {
         let rec = self.request(id).await?;
+        self.authorize(
+            actor,
+            Op::Officer {
+                action: "issue",
+                requester: &rec.requester,
+                template: rec.template.as_deref(),
+            },
+        )
+        .await?;
         if rec.disposition != Disposition::Pending {
             return Err(EngineError::Conflict(format!(
                 "request {id} is {}, not pending",
@@ -924,12 +1053,22 @@ impl Ca {
         let tname = rec.template.clone().unwrap_or_default();
         let template = self.template(&tname).await?;
         let fields = self.build_leaf(&template, &inbound, &rec.requester)?;
-        let message = format!("Issued by {officer}");
+        let message = format!("Issued by {}", actor.name);
+        let audit = self
+            .audited(self.audit_entry(
+                actor,
+                "requests",
+                "certificate issued",
+                &id.to_string(),
+                &serde_json::json!({ "serial": fields.serial }).to_string(),
+            ))
+            .await;
         self.store
-            .issue_pending(id, &fields, &message, now())
+            .issue_pending(id, &fields, &message, now(), &audit)
             .await
             .map_err(conflict)?;
-        tracing::info!(request_id = id, officer, "pending request issued");
+        let _ = self.maybe_sign_head().await;
+        tracing::info!(request_id = id, officer = %actor.name, "pending request issued");
         let mut o = outcome(
             id,
             &Disposition::Issued,
@@ -942,14 +1081,27 @@ impl Ca {
     }
 
     /// Denies a pending request (any archived key is deleted with it).
-    pub async fn deny(&self, id: i64, officer: &str) -> EngineResult<Outcome> {
+    pub async fn deny(&self, id: i64, actor: &Actor) -> EngineResult<Outcome> {
         let rec = self.request(id).await?;
-        let message = format!("Denied by {officer}");
+        self.authorize(
+            actor,
+            Op::Officer {
+                action: "deny",
+                requester: &rec.requester,
+                template: rec.template.as_deref(),
+            },
+        )
+        .await?;
+        let message = format!("Denied by {}", actor.name);
+        let audit = self
+            .audited(self.audit_entry(actor, "requests", "request denied", &id.to_string(), "{}"))
+            .await;
         self.store
-            .deny_pending(id, &message, codes::E_ACCESSDENIED as i64, now())
+            .deny_pending(id, &message, codes::E_ACCESSDENIED as i64, now(), &audit)
             .await
             .map_err(conflict)?;
-        tracing::info!(request_id = id, officer, "pending request denied");
+        let _ = self.maybe_sign_head().await;
+        tracing::info!(request_id = id, officer = %actor.name, "pending request denied");
         Ok(outcome(
             id,
             &Disposition::Denied,
@@ -959,7 +1111,7 @@ impl Ca {
         ))
     }
 
-    /// One request row.
+    /// One request row (callers authorize reading first).
     pub async fn request(&self, id: i64) -> EngineResult<RequestRecord> {
         self.store
             .get_request(id)
@@ -967,7 +1119,7 @@ impl Ca {
             .ok_or_else(|| EngineError::NotFound(format!("no request with ID {id}")))
     }
 
-    /// The certificate (DER) of an issued or revoked request.
+    /// The certificate (DER) of an issued or revoked request (certificates are public).
     pub async fn certificate(&self, id: i64) -> EngineResult<Vec<u8>> {
         let rec = self.request(id).await?;
         rec.cert.map(|c| c.cert_der).ok_or_else(|| {
@@ -979,17 +1131,38 @@ impl Ca {
     }
 
     /// Revokes by serial number (hex, spaces allowed).
-    pub async fn revoke(&self, serial: &str, reason: i32) -> EngineResult<RequestRecord> {
+    pub async fn revoke(
+        &self,
+        serial: &str,
+        reason: i32,
+        actor: &Actor,
+    ) -> EngineResult<RequestRecord> {
         let s = normalize_hex(serial).ok_or_else(|| {
             EngineError::bad_input(
                 codes::E_INVALIDARG,
                 format!("'{serial}' is not a hex serial number"),
             )
         })?;
+        let rec = self.store.get_by_serial(&s).await?.ok_or_else(|| {
+            EngineError::NotFound(format!("no certificate with serial number {s}"))
+        })?;
+        self.authorize(
+            actor,
+            Op::Officer {
+                action: "revoke",
+                requester: &rec.requester,
+                template: rec.template.as_deref(),
+            },
+        )
+        .await?;
+        let audit = self
+            .audited(self.audit_entry(actor, "revocation", "certificate revoked", &s, &serde_json::json!({ "reason": crate::crl::reason_name(reason), "request_id": rec.request_id }).to_string()))
+            .await;
         self.store
-            .revoke(&s, reason, now())
+            .revoke(&s, reason, now(), &audit)
             .await
             .map_err(conflict)?;
+        let _ = self.maybe_sign_head().await;
         tracing::info!(serial = %s, reason, "certificate revoked");
         self.store
             .get_by_serial(&s)
@@ -997,8 +1170,24 @@ impl Ca {
             .ok_or_else(|| EngineError::NotFound(format!("no certificate with serial number {s}")))
     }
 
-    /// Signs and stores a new CRL.
-    pub async fn publish_crl(&self) -> EngineResult<CrlInfo> {
+    /// Signs and stores a new CRL (CA administrator or certificate manager).
+    pub async fn publish_crl(&self, actor: &Actor) -> EngineResult<CrlInfo> {
+        self.authorize(actor, Op::PublishCrl).await?;
+        let info = self.sign_and_store_crl().await?;
+        let audit = self
+            .audited(self.audit_entry(
+                actor,
+                "revocation",
+                "CRL published",
+                &info.number.to_string(),
+                "{}",
+            ))
+            .await;
+        self.store.append_audit(&audit).await?;
+        Ok(info)
+    }
+
+    async fn sign_and_store_crl(&self) -> EngineResult<CrlInfo> {
         let key = self.signing_key()?;
         let (_, ca) = self.ca_cert()?;
         let revoked = self.store.revoked().await?;
@@ -1024,11 +1213,13 @@ impl Ca {
                 der: der.clone(),
             })
             .await?;
-        tracing::info!(
-            crl_number = number,
-            entries = revoked.len(),
-            "CRL published"
-        );
+        let _ = self
+            .event(
+                1002,
+                "info",
+                &format!("CRL {number} published with {} entries", revoked.len()),
+            )
+            .await;
         Ok(CrlInfo {
             number,
             this_update,
@@ -1048,11 +1239,17 @@ impl Ca {
                 return Ok(latest.der);
             }
         }
-        Ok(self.publish_crl().await?.der)
+        Ok(self.sign_and_store_crl().await?.der)
     }
 
     /// Rows matching a `--restrict` expression.
-    pub async fn view(&self, restrict: &str, limit: i64) -> EngineResult<Vec<RequestRecord>> {
+    pub async fn view(
+        &self,
+        actor: &Actor,
+        restrict: &str,
+        limit: i64,
+    ) -> EngineResult<Vec<RequestRecord>> {
+        self.authorize(actor, Op::ReadDatabase).await?;
         let r = parse_restrictions(restrict)?;
         Ok(self.store.query(&r, limit.clamp(1, 1_000_000)).await?)
     }
@@ -1118,23 +1315,26 @@ impl Ca {
             .map_err(|e| EngineError::Config(e.to_string()))?;
         let fields = cert_fields(&der)?;
         self.store
-            .insert_request(&NewRequest {
-                request_der: csr,
-                request_kind: "pkcs10".into(),
-                requester: "lockbox serve".into(),
-                template: Some("WebServer".into()),
-                request_subject: fields.subject.clone(),
-                request_common_name: fields.common_name.clone(),
-                request_upn: None,
-                request_email: None,
-                disposition: Disposition::Issued,
-                disposition_message: "Issued (HTTPS service certificate)".into(),
-                status_code: 0,
-                submitted_at: issued_at,
-                cert: Some(fields),
-                archived_key: None,
-                kra_hashes: None,
-            })
+            .insert_request(
+                &NewRequest {
+                    request_der: csr,
+                    request_kind: "pkcs10".into(),
+                    requester: "lockbox serve".into(),
+                    template: Some("WebServer".into()),
+                    request_subject: fields.subject.clone(),
+                    request_common_name: fields.common_name.clone(),
+                    request_upn: None,
+                    request_email: None,
+                    disposition: Disposition::Issued,
+                    disposition_message: "Issued (HTTPS service certificate)".into(),
+                    status_code: 0,
+                    submitted_at: issued_at,
+                    cert: Some(fields),
+                    archived_key: None,
+                    kra_hashes: None,
+                },
+                &[],
+            )
             .await?;
         let mut chain_pem = encode_pem("CERTIFICATE", &der);
         for c in self.chain_der()? {

@@ -4,6 +4,8 @@
 //! `lockbox_crypto::KeyHandle` and data only through `lockbox_store::Store`.
 
 pub mod archival;
+pub mod audit;
+pub mod authz;
 pub mod ca;
 pub mod certbuild;
 pub mod client;
@@ -13,9 +15,11 @@ pub mod crl;
 pub mod error;
 pub mod inbound;
 pub mod period;
+pub mod principals;
 pub mod template;
 pub mod view;
 
+pub use authz::{Actor, Role};
 pub use ca::{Ca, CrlInfo, InitOptions, InitOutcome, Outcome, SubmitOptions};
 pub use error::{codes, EngineError, EngineResult};
 pub use lockbox_store::{Column, Disposition, RequestRecord};

@@ -22,11 +22,16 @@ struct Fixture {
     kra_cert: Certificate,
 }
 
+fn admin() -> lockbox_engine::Actor {
+    lockbox_engine::Actor::local_admin("CONTOSO\\admin")
+}
+
 fn opts(template: &str) -> SubmitOptions {
     SubmitOptions {
         template: Some(template.into()),
         requester: "CONTOSO\\alice".into(),
         attributes: vec![],
+        actor: None,
     }
 }
 
@@ -47,7 +52,9 @@ async fn fixture(kras: usize) -> Fixture {
     .await
     .unwrap();
     let ca = Ca::open(dir.path()).await.unwrap();
-    ca.set_ca_template("KeyRecoveryAgent", true).await.unwrap();
+    ca.set_ca_template(&admin(), "KeyRecoveryAgent", true)
+        .await
+        .unwrap();
     let mut first = None;
     for i in 0..kras.max(1) {
         let key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
@@ -63,22 +70,24 @@ async fn fixture(kras: usize) -> Fixture {
             Disposition::Pending,
             "KRA certificates need approval"
         );
-        let issued = ca
-            .issue(pending.request_id, "CONTOSO\\officer")
-            .await
-            .unwrap();
+        let issued = ca.issue(pending.request_id, &admin()).await.unwrap();
         let der = ca.certificate(issued.request_id).await.unwrap();
         if kras > 0 {
-            ca.kra_add(issued.serial.clone().unwrap().as_bytes())
-                .await
-                .unwrap();
+            ca.kra_add(
+                &admin(),
+                issued.serial.clone().unwrap().as_bytes(),
+                None,
+                None,
+            )
+            .await
+            .unwrap();
         }
         if first.is_none() {
             first = Some((key, decode_certificate(&der).unwrap()));
         }
     }
     if kras > 0 {
-        ca.set_kra_required(1).await.unwrap();
+        ca.set_kra_required(&admin(), 1).await.unwrap();
     }
     let (kra_key, kra_cert) = first.unwrap();
     Fixture {
@@ -206,13 +215,13 @@ async fn ec_keys_archive_as_pkcs8() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_template_archives_first_and_denial_deletes_the_key() {
     let f = fixture(1).await;
-    f.ca.duplicate_template("ExchangeUser", "ApprovedExchange")
+    f.ca.duplicate_template(&admin(), "ExchangeUser", "ApprovedExchange")
         .await
         .unwrap();
-    f.ca.set_template("ApprovedExchange", "requires_approval", "true")
+    f.ca.set_template(&admin(), "ApprovedExchange", "requires_approval", "true")
         .await
         .unwrap();
-    f.ca.set_ca_template("ApprovedExchange", true)
+    f.ca.set_ca_template(&admin(), "ApprovedExchange", true)
         .await
         .unwrap();
     let user = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
@@ -224,9 +233,9 @@ async fn pending_template_archives_first_and_denial_deletes_the_key() {
         f.ca.request(a.request_id).await.unwrap().has_archived_key,
         "archived while pending"
     );
-    let issued = f.ca.issue(a.request_id, "officer").await.unwrap();
+    let issued = f.ca.issue(a.request_id, &admin()).await.unwrap();
     assert!(issued.archived);
-    f.ca.deny(b.request_id, "officer").await.unwrap();
+    f.ca.deny(b.request_id, &admin()).await.unwrap();
     assert!(
         !f.ca.request(b.request_id).await.unwrap().has_archived_key,
         "denied requests keep no key"
@@ -236,9 +245,9 @@ async fn pending_template_archives_first_and_denial_deletes_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_spreads_keys_over_the_kras() {
     let f = fixture(3).await;
-    f.ca.set_kra_required(2).await.unwrap();
+    f.ca.set_kra_required(&admin(), 2).await.unwrap();
     assert!(
-        f.ca.set_kra_required(4).await.is_err(),
+        f.ca.set_kra_required(&admin(), 4).await.is_err(),
         "cannot require more KRAs than configured"
     );
     let mut seen = std::collections::HashSet::new();
@@ -254,7 +263,7 @@ async fn round_robin_spreads_keys_over_the_kras() {
         .await;
         let o = f.ca.submit(&req, &opts("ExchangeUser")).await.unwrap();
         let rec =
-            f.ca.view(&format!("RequestID={}", o.request_id), 1)
+            f.ca.view(&admin(), &format!("RequestID={}", o.request_id), 1)
                 .await
                 .unwrap();
         assert!(rec[0].has_archived_key);
@@ -266,7 +275,7 @@ async fn round_robin_spreads_keys_over_the_kras() {
 }
 
 async fn rows(ca: &Ca) -> usize {
-    ca.view("CertificateTemplate=ExchangeUser", 100)
+    ca.view(&admin(), "CertificateTemplate=ExchangeUser", 100)
         .await
         .unwrap()
         .len()
@@ -362,12 +371,12 @@ async fn archival_needs_configured_valid_kras() {
 
     let g = fixture(1).await;
     let serial = hex::encode(g.kra_cert.tbs_certificate().serial_number().as_bytes());
-    g.ca.revoke(&serial, 1).await.unwrap();
+    g.ca.revoke(&serial, 1, &admin()).await.unwrap();
     let req = archival_request(&g.ca, &user, "Frank", "ExchangeUser", aes_pkcs8()).await;
     let e = g.ca.submit(&req, &opts("ExchangeUser")).await.unwrap_err();
     assert_eq!(e.code(), 0x8009_400B);
     assert!(e.to_string().contains("No valid key recovery agent"));
-    let list = g.ca.kra_list().await.unwrap();
+    let list = g.ca.kra_list(&admin()).await.unwrap();
     assert_eq!(list[0].status, "revoked");
     assert_eq!(rows(&g.ca).await, 0);
 }
@@ -610,13 +619,18 @@ async fn ec_key_recovery_agent_through_ecdh_and_openssl() {
     use std::process::Command;
     let f = fixture(0).await;
     let ca = &f.ca;
-    ca.duplicate_template("KeyRecoveryAgent", "ECKeyRecoveryAgent")
+    ca.duplicate_template(&admin(), "KeyRecoveryAgent", "ECKeyRecoveryAgent")
         .await
         .unwrap();
-    ca.set_template("ECKeyRecoveryAgent", "key_algorithms", "p256,p384")
-        .await
-        .unwrap();
-    ca.set_ca_template("ECKeyRecoveryAgent", true)
+    ca.set_template(
+        &admin(),
+        "ECKeyRecoveryAgent",
+        "key_algorithms",
+        "p256,p384",
+    )
+    .await
+    .unwrap();
+    ca.set_ca_template(&admin(), "ECKeyRecoveryAgent", true)
         .await
         .unwrap();
     let kra_key = SoftwareKey::generate(KeySpec::P256).unwrap();
@@ -627,13 +641,18 @@ async fn ec_key_recovery_agent_through_ecdh_and_openssl() {
     )
     .unwrap();
     let p = ca.submit(&csr, &opts("ECKeyRecoveryAgent")).await.unwrap();
-    let issued = ca.issue(p.request_id, "officer").await.unwrap();
+    let issued = ca.issue(p.request_id, &admin()).await.unwrap();
     let status = ca
-        .kra_add(issued.serial.clone().unwrap().as_bytes())
+        .kra_add(
+            &admin(),
+            issued.serial.clone().unwrap().as_bytes(),
+            None,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(status.status, "valid");
-    ca.set_kra_required(1).await.unwrap();
+    ca.set_kra_required(&admin(), 1).await.unwrap();
     let user = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
     let req = archival_request(ca, &user, "Ivan", "ExchangeUser", aes_pkcs8()).await;
     let o = ca.submit(&req, &opts("ExchangeUser")).await.unwrap();
@@ -716,23 +735,26 @@ async fn expired_exchange_certificate_is_refused() {
         )
         .unwrap();
     ca.store()
-        .insert_request(&NewRequest {
-            request_der: vec![0x30, 0x00],
-            request_kind: "pkcs10".into(),
-            requester: "test".into(),
-            template: Some("CAExchange".into()),
-            request_subject: fields.subject.clone(),
-            request_common_name: None,
-            request_upn: None,
-            request_email: None,
-            disposition: D::Issued,
-            disposition_message: "Issued".into(),
-            status_code: 0,
-            submitted_at: now() - 8 * 86_400,
-            cert: Some(fields),
-            archived_key: None,
-            kra_hashes: None,
-        })
+        .insert_request(
+            &NewRequest {
+                request_der: vec![0x30, 0x00],
+                request_kind: "pkcs10".into(),
+                requester: "test".into(),
+                template: Some("CAExchange".into()),
+                request_subject: fields.subject.clone(),
+                request_common_name: None,
+                request_upn: None,
+                request_email: None,
+                disposition: D::Issued,
+                disposition_message: "Issued".into(),
+                status_code: 0,
+                submitted_at: now() - 8 * 86_400,
+                cert: Some(fields),
+                archived_key: None,
+                kra_hashes: None,
+            },
+            &[],
+        )
         .await
         .unwrap();
     let user = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();

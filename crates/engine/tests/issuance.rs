@@ -14,6 +14,10 @@ use lockbox_engine::{codes, Ca, Disposition, EngineError, InitOptions, SubmitOpt
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
 
+fn admin() -> lockbox_engine::Actor {
+    lockbox_engine::Actor::local_admin("CONTOSO\\admin")
+}
+
 fn init_opts(dir: &std::path::Path, name: &str, subordinate: bool) -> InitOptions {
     InitOptions {
         home: dir.to_path_buf(),
@@ -47,6 +51,7 @@ fn opts(template: Option<&str>) -> SubmitOptions {
         template: template.map(str::to_string),
         requester: "CONTOSO\\alice".into(),
         attributes: vec![],
+        actor: None,
     }
 }
 
@@ -58,7 +63,7 @@ fn code_of(r: Result<lockbox_engine::Outcome, EngineError>) -> u32 {
 }
 
 async fn row_count(ca: &Ca) -> usize {
-    ca.view("", 1000).await.unwrap().len()
+    ca.view(&admin(), "", 1000).await.unwrap().len()
 }
 
 #[tokio::test]
@@ -96,17 +101,21 @@ async fn issues_pkcs10_with_template_extensions_and_searchable_columns() {
         fields.thumbprint
     );
     let by_serial = ca
-        .view(&format!("SerialNumber={}", fields.serial), 10)
+        .view(&admin(), &format!("SerialNumber={}", fields.serial), 10)
         .await
         .unwrap();
     assert_eq!(by_serial.len(), 1);
     let by_cn = ca
-        .view("CommonName=Alice Example,CertificateTemplate=User", 10)
+        .view(
+            &admin(),
+            "CommonName=Alice Example,CertificateTemplate=User",
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(by_cn.len(), 1);
     assert_eq!(
-        ca.view("CertificateTemplate=ExchangeUser", 10)
+        ca.view(&admin(), "CertificateTemplate=ExchangeUser", 10)
             .await
             .unwrap()
             .len(),
@@ -117,8 +126,13 @@ async fn issues_pkcs10_with_template_extensions_and_searchable_columns() {
 #[tokio::test]
 async fn v2_template_extension_and_template_from_request() {
     let (_d, ca) = new_ca().await;
-    let t = ca.duplicate_template("User", "ContosoUser").await.unwrap();
-    ca.set_ca_template("ContosoUser", true).await.unwrap();
+    let t = ca
+        .duplicate_template(&admin(), "User", "ContosoUser")
+        .await
+        .unwrap();
+    ca.set_ca_template(&admin(), "ContosoUser", true)
+        .await
+        .unwrap();
     // The template is named by the request's v1 type-name extension.
     let name_ext = Extension {
         extn_id: oids::MS_CERT_TYPE_NAME,
@@ -239,14 +253,16 @@ async fn bad_inputs_are_refused_and_change_nothing() {
     );
 
     // key too small and wrong algorithm
-    ca.duplicate_template("User", "BigKeys").await.unwrap();
-    ca.set_template("BigKeys", "min_key_size", "3072")
+    ca.duplicate_template(&admin(), "User", "BigKeys")
         .await
         .unwrap();
-    ca.set_template("BigKeys", "key_algorithms", "rsa")
+    ca.set_template(&admin(), "BigKeys", "min_key_size", "3072")
         .await
         .unwrap();
-    ca.set_ca_template("BigKeys", true).await.unwrap();
+    ca.set_template(&admin(), "BigKeys", "key_algorithms", "rsa")
+        .await
+        .unwrap();
+    ca.set_ca_template(&admin(), "BigKeys", true).await.unwrap();
     assert_eq!(
         code_of(ca.submit(&good, &opts(Some("BigKeys"))).await),
         codes::CERTSRV_E_KEY_LENGTH
@@ -271,6 +287,7 @@ async fn bad_inputs_are_refused_and_change_nothing() {
         template: Some("User".into()),
         requester: "anonymous".into(),
         attributes: vec![],
+        actor: None,
     };
     assert_eq!(
         code_of(ca.submit(&empty, &anon).await),
@@ -322,11 +339,15 @@ async fn bad_inputs_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn pending_requests_are_issued_or_denied_once() {
     let (_d, ca) = new_ca().await;
-    ca.duplicate_template("User", "ApprovedUser").await.unwrap();
-    ca.set_template("ApprovedUser", "requires_approval", "true")
+    ca.duplicate_template(&admin(), "User", "ApprovedUser")
         .await
         .unwrap();
-    ca.set_ca_template("ApprovedUser", true).await.unwrap();
+    ca.set_template(&admin(), "ApprovedUser", "requires_approval", "true")
+        .await
+        .unwrap();
+    ca.set_ca_template(&admin(), "ApprovedUser", true)
+        .await
+        .unwrap();
     let key = SoftwareKey::generate(KeySpec::P256).unwrap();
     let a = ca
         .submit(&csr(&key, "CN=Frank", vec![]), &opts(Some("ApprovedUser")))
@@ -338,34 +359,40 @@ async fn pending_requests_are_issued_or_denied_once() {
         .unwrap();
     assert_eq!(a.disposition, Disposition::Pending);
     assert!(a.certificate_pem.is_none());
-    assert_eq!(ca.pending().await.unwrap().len(), 2);
+    assert_eq!(ca.pending(&admin()).await.unwrap().len(), 2);
     assert!(matches!(
         ca.certificate(a.request_id).await,
         Err(EngineError::Conflict(_))
     ));
-    let issued = ca.issue(a.request_id, "CONTOSO\\officer").await.unwrap();
+    let issued = ca.issue(a.request_id, &admin()).await.unwrap();
     assert_eq!(issued.disposition, Disposition::Issued);
     assert!(issued.certificate_pem.is_some());
     assert!(matches!(
-        ca.issue(a.request_id, "x").await,
+        ca.issue(a.request_id, &admin()).await,
         Err(EngineError::Conflict(_))
     ));
-    let denied = ca.deny(b.request_id, "CONTOSO\\officer").await.unwrap();
+    let denied = ca.deny(b.request_id, &admin()).await.unwrap();
     assert_eq!(denied.disposition, Disposition::Denied);
     assert!(matches!(
-        ca.issue(b.request_id, "x").await,
+        ca.issue(b.request_id, &admin()).await,
         Err(EngineError::Conflict(_))
     ));
     assert!(matches!(
-        ca.deny(b.request_id, "x").await,
+        ca.deny(b.request_id, &admin()).await,
         Err(EngineError::Conflict(_))
     ));
     assert!(matches!(
-        ca.issue(9999, "x").await,
+        ca.issue(9999, &admin()).await,
         Err(EngineError::NotFound(_))
     ));
-    assert_eq!(ca.pending().await.unwrap().len(), 0);
-    assert_eq!(ca.view("Disposition=denied", 10).await.unwrap().len(), 1);
+    assert_eq!(ca.pending(&admin()).await.unwrap().len(), 0);
+    assert_eq!(
+        ca.view(&admin(), "Disposition=denied", 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -377,7 +404,7 @@ async fn revocation_and_crl_numbers() {
         .await
         .unwrap();
     let serial = o.serial.clone().unwrap();
-    let first = ca.publish_crl().await.unwrap();
+    let first = ca.publish_crl(&admin()).await.unwrap();
     assert_eq!(first.entries, 0);
     // serial typed with spaces and upper case, as operators paste it
     let spaced: String = serial
@@ -387,18 +414,18 @@ async fn revocation_and_crl_numbers() {
         .map(|c| std::str::from_utf8(c).unwrap())
         .collect::<Vec<_>>()
         .join(" ");
-    let r = ca.revoke(&spaced, 1).await.unwrap();
+    let r = ca.revoke(&spaced, 1, &admin()).await.unwrap();
     assert_eq!(r.disposition, Disposition::Revoked);
     assert!(matches!(
-        ca.revoke(&serial, 1).await,
+        ca.revoke(&serial, 1, &admin()).await,
         Err(EngineError::Conflict(_))
     ));
     assert!(matches!(
-        ca.revoke("abcdef", 1).await,
+        ca.revoke("abcdef", 1, &admin()).await,
         Err(EngineError::NotFound(_))
     ));
-    assert!(ca.revoke("not hex", 1).await.is_err());
-    let second = ca.publish_crl().await.unwrap();
+    assert!(ca.revoke("not hex", 1, &admin()).await.is_err());
+    let second = ca.publish_crl(&admin()).await.unwrap();
     assert_eq!(second.number, first.number + 1);
     assert_eq!(second.entries, 1);
     let crl: x509_cert::crl::CertificateList =
@@ -536,18 +563,31 @@ async fn init_refuses_existing_home_and_templates_are_data() {
         assert!(names.contains(&n.to_string()), "{n} missing");
     }
     assert!(
-        ca.set_template("User", "validity", "2y").await.is_err(),
+        ca.set_template(&admin(), "User", "validity", "2y")
+            .await
+            .is_err(),
         "v1 templates are fixed"
     );
     assert!(
-        ca.duplicate_template("User", "EFS").await.is_err(),
+        ca.duplicate_template(&admin(), "User", "EFS")
+            .await
+            .is_err(),
         "name taken"
     );
-    let t = ca.duplicate_template("User", "User2y").await.unwrap();
-    let t2 = ca.set_template("User2y", "validity", "2y").await.unwrap();
+    let t = ca
+        .duplicate_template(&admin(), "User", "User2y")
+        .await
+        .unwrap();
+    let t2 = ca
+        .set_template(&admin(), "User2y", "validity", "2y")
+        .await
+        .unwrap();
     assert_eq!(t2.major_version, t.major_version + 1);
-    assert!(ca.set_ca_template("CAExchange", true).await.is_err());
-    ca.set_ca_template("User2y", true).await.unwrap();
+    assert!(ca
+        .set_ca_template(&admin(), "CAExchange", true)
+        .await
+        .is_err());
+    ca.set_ca_template(&admin(), "User2y", true).await.unwrap();
     let key = SoftwareKey::generate(KeySpec::P256).unwrap();
     let o = ca
         .submit(&csr(&key, "CN=Judy", vec![]), &opts(Some("user2y")))
@@ -559,7 +599,7 @@ async fn init_refuses_existing_home_and_templates_are_data() {
         (f.not_after - two_years).abs() < 5,
         "validity follows the template"
     );
-    ca.set_ca_template("User2y", false).await.unwrap();
+    ca.set_ca_template(&admin(), "User2y", false).await.unwrap();
     assert!(ca
         .submit(&csr(&key, "CN=Judy", vec![]), &opts(Some("User2y")))
         .await
@@ -615,6 +655,7 @@ async fn template_from_windows_name_value_attribute_and_override() {
                 template: None,
                 requester: "x".into(),
                 attributes: vec![("CertificateTemplate".into(), "WebServer".into())],
+                actor: None,
             },
         )
         .await

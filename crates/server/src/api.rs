@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use lockbox_codec::pem::encode_pem;
-use lockbox_engine::{codes, Ca, EngineError, SubmitOptions};
+use lockbox_engine::{codes, Actor, Ca, EngineError, SubmitOptions};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -74,33 +74,50 @@ fn unauthorized() -> ApiError {
     ))
 }
 
-/// Returns the caller's name if it presented the administrator token.
-fn admin(ca: &Ca, headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))?;
-    ca.verify_admin_token(token.trim())
-        .then(|| "admin".to_string())
+/// Authenticates the caller: `Authorization: Bearer` (API token or the
+/// administrator token) or `Basic` (principal password). `None`: no credentials.
+async fn caller(ca: &Ca, headers: &HeaderMap) -> ApiResult<Option<Actor>> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| unauthorized())?;
+    let (scheme, cred) = value.split_once(' ').ok_or_else(unauthorized)?;
+    let actor = if scheme.eq_ignore_ascii_case("bearer") {
+        ca.authenticate_token(cred.trim()).await?
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded =
+            lockbox_codec::pem::decode_base64_text(cred.trim()).map_err(|_| unauthorized())?;
+        let text = String::from_utf8(decoded).map_err(|_| unauthorized())?;
+        let (user, pass) = text.split_once(':').ok_or_else(unauthorized)?;
+        ca.authenticate_password(user, pass).await?
+    } else {
+        None
+    };
+    actor.map(Some).ok_or_else(unauthorized)
 }
 
-/// Who is enrolling: the administrator, or `anonymous` when the CA allows it.
-fn enrollee(ca: &Ca, headers: &HeaderMap) -> ApiResult<String> {
-    match admin(ca, headers) {
+/// An authenticated caller (the engine then decides what it may do).
+async fn authenticated(ca: &Ca, headers: &HeaderMap) -> ApiResult<Actor> {
+    caller(ca, headers).await?.ok_or_else(|| {
+        ApiError(EngineError::Forbidden(
+            "authentication required: send 'Authorization: Bearer <token>' or Basic credentials"
+                .into(),
+        ))
+    })
+}
+
+/// Who is enrolling: an authenticated caller, or `anonymous` (as an
+/// Authenticated User) when the CA allows anonymous enrollment.
+async fn enrollee(ca: &Ca, headers: &HeaderMap) -> ApiResult<Actor> {
+    match caller(ca, headers).await? {
         Some(a) => Ok(a),
-        None if headers.contains_key(header::AUTHORIZATION) => Err(unauthorized()),
-        None if ca.config().server.allow_anonymous_enrollment => Ok("anonymous".to_string()),
+        None if ca.config().server.allow_anonymous_enrollment => {
+            let mut a = Actor::anonymous();
+            a.groups
+                .push(lockbox_engine::authz::AUTHENTICATED_USERS.into());
+            Ok(a)
+        }
         None => Err(unauthorized()),
-    }
-}
-
-fn require_admin(ca: &Ca, headers: &HeaderMap) -> ApiResult<String> {
-    match admin(ca, headers) {
-        Some(a) => Ok(a),
-        None if headers.contains_key(header::AUTHORIZATION) => Err(unauthorized()),
-        None => Err(ApiError(EngineError::Forbidden(
-            "authentication required: send 'Authorization: Bearer <admin token>'".into(),
-        ))),
     }
 }
 
@@ -119,6 +136,9 @@ pub fn router(ca: Arc<Ca>) -> Router {
         )
         .route("/api/v1/kra/{id}", axum::routing::delete(kra_remove))
         .route("/cmc", post(submit_cmc))
+        .route("/api/v1/audit", get(audit_list))
+        .route("/api/v1/audit/verify", get(audit_verify))
+        .route("/api/v1/events", get(events))
         .route("/api/v1/ca/templates", get(ca_templates))
         .route(
             "/api/v1/ca/templates/{name}",
@@ -195,8 +215,8 @@ async fn crl(State(ca): State<AppState>) -> ApiResult<Response> {
 }
 
 async fn crl_publish(State(ca): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
-    let info = ca.publish_crl().await?;
+    let actor = authenticated(&ca, &headers).await?;
+    let info = ca.publish_crl(&actor).await?;
     let mut body = serde_json::to_value(&info).unwrap_or_default();
     body["der_base64"] = json!(base64_encode(&info.der));
     Ok(Json(body).into_response())
@@ -221,12 +241,14 @@ async fn submit(
     Query(q): Query<SubmitQuery>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let requester = enrollee(&ca, &headers)?;
+    let actor = enrollee(&ca, &headers).await?;
+    let requester = actor.name.clone();
     let wants_cmc = is_pkcs7(&headers, header::CONTENT_TYPE) || is_pkcs7(&headers, header::ACCEPT);
     let opts = SubmitOptions {
         template: q.template,
         requester,
         attributes: vec![],
+        actor: Some(actor),
     };
     if wants_cmc {
         return Ok(cmc_exchange(&ca, &body, &opts).await);
@@ -278,11 +300,13 @@ async fn submit_cmc(
     Query(q): Query<SubmitQuery>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let requester = enrollee(&ca, &headers)?;
+    let actor = enrollee(&ca, &headers).await?;
+    let requester = actor.name.clone();
     let opts = SubmitOptions {
         template: q.template,
         requester,
         attributes: vec![],
+        actor: Some(actor),
     };
     Ok(cmc_exchange(&ca, &body, &opts).await)
 }
@@ -298,8 +322,8 @@ async fn ca_exchange(
 }
 
 async fn kra_list(State(ca): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
-    Ok(Json(ca.kra_list().await?).into_response())
+    let actor = authenticated(&ca, &headers).await?;
+    Ok(Json(ca.kra_list(&actor).await?).into_response())
 }
 
 async fn kra_add(
@@ -307,8 +331,12 @@ async fn kra_add(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
-    Ok((StatusCode::CREATED, Json(ca.kra_add(&body).await?)).into_response())
+    let actor = authenticated(&ca, &headers).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ca.kra_add(&actor, &body, None, None).await?),
+    )
+        .into_response())
 }
 
 async fn kra_remove(
@@ -316,13 +344,15 @@ async fn kra_remove(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
-    let t = ca.kra_remove(&id).await?;
+    let actor = authenticated(&ca, &headers).await?;
+    let t = ca.kra_remove(&actor, &id).await?;
     Ok(Json(json!({ "removed": t })).into_response())
 }
 
 async fn kra_required(State(ca): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
+    let actor = authenticated(&ca, &headers).await?;
+    ca.authorize(&actor, lockbox_engine::authz::Op::ReadDatabase)
+        .await?;
     Ok(Json(json!({ "required": ca.kra_required().await? })).into_response())
 }
 
@@ -336,8 +366,8 @@ async fn kra_set_required(
     headers: HeaderMap,
     Json(b): Json<RequiredBody>,
 ) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
-    ca.set_kra_required(b.required).await?;
+    let actor = authenticated(&ca, &headers).await?;
+    ca.set_kra_required(&actor, b.required).await?;
     Ok(Json(json!({ "required": b.required })).into_response())
 }
 
@@ -352,12 +382,12 @@ async fn list_requests(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
+    let actor = authenticated(&ca, &headers).await?;
     let restrict = q
         .disposition
         .map(|d| format!("Disposition={d}"))
         .unwrap_or_default();
-    let rows = ca.view(&restrict, q.limit.unwrap_or(1000)).await?;
+    let rows = ca.view(&actor, &restrict, q.limit.unwrap_or(1000)).await?;
     Ok(Json(rows).into_response())
 }
 
@@ -366,8 +396,13 @@ async fn request_status(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
-    Ok(Json(ca.request(id).await?).into_response())
+    let actor = authenticated(&ca, &headers).await?;
+    Ok({
+        ca.authorize(&actor, lockbox_engine::authz::Op::ReadDatabase)
+            .await?;
+        Json(ca.request(id).await?)
+    }
+    .into_response())
 }
 
 async fn request_certificate(
@@ -386,8 +421,8 @@ async fn issue(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    let officer = require_admin(&ca, &headers)?;
-    Ok(Json(ca.issue(id, &officer).await?).into_response())
+    let actor = authenticated(&ca, &headers).await?;
+    Ok(Json(ca.issue(id, &actor).await?).into_response())
 }
 
 async fn deny(
@@ -395,8 +430,8 @@ async fn deny(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    let officer = require_admin(&ca, &headers)?;
-    Ok(Json(ca.deny(id, &officer).await?).into_response())
+    let actor = authenticated(&ca, &headers).await?;
+    Ok(Json(ca.deny(id, &actor).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -410,12 +445,12 @@ async fn revoke(
     Path(serial): Path<String>,
     body: Option<Json<RevokeBody>>,
 ) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
+    let actor = authenticated(&ca, &headers).await?;
     let reason = body
         .and_then(|b| b.0.reason)
         .unwrap_or_else(|| "unspecified".into());
     let reason = lockbox_engine::crl::parse_reason(&reason)?;
-    Ok(Json(ca.revoke(&serial, reason).await?).into_response())
+    Ok(Json(ca.revoke(&serial, reason, &actor).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -429,9 +464,10 @@ async fn view(
     headers: HeaderMap,
     Query(q): Query<ViewQuery>,
 ) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
+    let actor = authenticated(&ca, &headers).await?;
     let rows = ca
         .view(
+            &actor,
             q.restrict.as_deref().unwrap_or(""),
             q.limit.unwrap_or(10_000),
         )
@@ -459,8 +495,8 @@ async fn template_set(
     Path(name): Path<String>,
     Json(b): Json<SetBody>,
 ) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
-    Ok(Json(ca.set_template(&name, &b.key, &b.value).await?).into_response())
+    let actor = authenticated(&ca, &headers).await?;
+    Ok(Json(ca.set_template(&actor, &name, &b.key, &b.value).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -474,10 +510,10 @@ async fn template_duplicate(
     Path(name): Path<String>,
     Json(b): Json<DuplicateBody>,
 ) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
+    let actor = authenticated(&ca, &headers).await?;
     Ok((
         StatusCode::CREATED,
-        Json(ca.duplicate_template(&name, &b.new_name).await?),
+        Json(ca.duplicate_template(&actor, &name, &b.new_name).await?),
     )
         .into_response())
 }
@@ -491,8 +527,8 @@ async fn ca_template_add(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
-    let name = ca.set_ca_template(&name, true).await?;
+    let actor = authenticated(&ca, &headers).await?;
+    let name = ca.set_ca_template(&actor, &name, true).await?;
     Ok(Json(json!({ "template": name, "enabled": true })).into_response())
 }
 
@@ -501,7 +537,40 @@ async fn ca_template_remove(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    require_admin(&ca, &headers)?;
-    let name = ca.set_ca_template(&name, false).await?;
+    let actor = authenticated(&ca, &headers).await?;
+    let name = ca.set_ca_template(&actor, &name, false).await?;
     Ok(Json(json!({ "template": name, "enabled": false })).into_response())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    since: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn audit_list(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Response> {
+    let actor = authenticated(&ca, &headers).await?;
+    Ok(Json(
+        ca.audit_list(&actor, q.since, q.limit.unwrap_or(1000))
+            .await?,
+    )
+    .into_response())
+}
+
+async fn audit_verify(State(ca): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let actor = authenticated(&ca, &headers).await?;
+    Ok(Json(ca.audit_verify(&actor).await?).into_response())
+}
+
+async fn events(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Response> {
+    let actor = authenticated(&ca, &headers).await?;
+    Ok(Json(ca.events(&actor, q.limit.unwrap_or(200)).await?).into_response())
 }

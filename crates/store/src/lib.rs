@@ -42,7 +42,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Records a new request (and its certificate, when issued at once) in one transaction.
-    async fn insert_request(&self, new: &NewRequest) -> StoreResult<i64>;
+    async fn insert_request(&self, new: &NewRequest, audit: &[AuditEntry]) -> StoreResult<i64>;
     /// Fetches one request row.
     async fn get_request(&self, id: i64) -> StoreResult<Option<RequestRecord>>;
     /// Finds the row of an issued certificate by serial number (lowercase hex).
@@ -54,6 +54,7 @@ pub trait Store: Send + Sync {
         cert: &CertFields,
         message: &str,
         at: i64,
+        audit: &[AuditEntry],
     ) -> StoreResult<()>;
     /// Denies a pending request: fails with [`StoreError::Conflict`] unless it is still pending.
     async fn deny_pending(
@@ -62,9 +63,16 @@ pub trait Store: Send + Sync {
         message: &str,
         status_code: i64,
         at: i64,
+        audit: &[AuditEntry],
     ) -> StoreResult<()>;
     /// Revokes an issued certificate by serial.
-    async fn revoke(&self, serial: &str, reason: i32, at: i64) -> StoreResult<()>;
+    async fn revoke(
+        &self,
+        serial: &str,
+        reason: i32,
+        at: i64,
+        audit: &[AuditEntry],
+    ) -> StoreResult<()>;
     /// All revoked certificates (for the CRL).
     async fn revoked(&self) -> StoreResult<Vec<RevokedEntry>>;
     /// Allocates the next CRL number.
@@ -81,31 +89,54 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Vec<RequestRecord>>;
     /// All stored template definitions (name, JSON).
     async fn templates(&self) -> StoreResult<Vec<(String, String)>>;
-    /// Inserts or replaces a template definition.
-    async fn put_template(&self, name: &str, definition_json: &str) -> StoreResult<()>;
     /// Names of the templates this CA issues.
     async fn ca_templates(&self) -> StoreResult<Vec<String>>;
-    /// Adds or removes a template from the CA's issue list.
-    async fn set_ca_template(&self, name: &str, enabled: bool) -> StoreResult<()>;
     /// The archived-key envelope of a request.
     async fn archived_key(&self, id: i64) -> StoreResult<Option<Vec<u8>>>;
     /// The KRA certificate hashes of a request's archived key.
     async fn kra_hashes(&self, id: i64) -> StoreResult<Option<String>>;
     /// Configured Key Recovery Agent certificates.
     async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>>;
-    /// Adds a KRA certificate (idempotent by thumbprint).
-    async fn add_kra_certificate(
-        &self,
-        thumbprint: &str,
-        cert_der: &[u8],
-        at: i64,
-    ) -> StoreResult<()>;
-    /// Removes a KRA certificate; false if it was not configured.
-    async fn remove_kra_certificate(&self, thumbprint: &str) -> StoreResult<bool>;
     /// Reads a CA setting.
     async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
-    /// Writes a CA setting.
-    async fn set_setting(&self, name: &str, value: &str) -> StoreResult<()>;
+    /// Applies configuration changes and their audit records in one transaction.
+    async fn apply(&self, changes: &[Change], audit: &[AuditEntry]) -> StoreResult<()>;
+    /// Appends audit records (refusals, reads) in their own transaction.
+    async fn append_audit(&self, audit: &[AuditEntry]) -> StoreResult<()>;
+    /// Audit records with seq >= `from`, in order, at most `limit`.
+    async fn audit_records(&self, from: i64, limit: i64) -> StoreResult<Vec<AuditRecord>>;
+    /// Stores a signed chain head.
+    async fn add_audit_head(&self, head: &AuditHead) -> StoreResult<()>;
+    /// All signed chain heads, oldest first.
+    async fn audit_heads(&self) -> StoreResult<Vec<AuditHead>>;
+    /// Records a CA event.
+    async fn add_event(
+        &self,
+        at: i64,
+        event_id: i64,
+        level: &str,
+        message: &str,
+    ) -> StoreResult<()>;
+    /// The latest CA events, newest first.
+    async fn events(&self, limit: i64) -> StoreResult<Vec<EventRecord>>;
+    /// One principal.
+    async fn principal(&self, name: &str) -> StoreResult<Option<Principal>>;
+    /// Every principal.
+    async fn principals(&self) -> StoreResult<Vec<Principal>>;
+    /// Groups `name` is a direct member of.
+    async fn groups_of(&self, name: &str) -> StoreResult<Vec<String>>;
+    /// Direct members of a group.
+    async fn members(&self, group: &str) -> StoreResult<Vec<String>>;
+    /// An API token's (principal, secret hash) by token id.
+    async fn token(&self, id: &str) -> StoreResult<Option<(String, String)>>;
+    /// The principal a client certificate (SHA-1 thumbprint) is mapped to.
+    async fn principal_for_certificate(&self, thumbprint: &str) -> StoreResult<Option<String>>;
+    /// Every (principal, role) grant.
+    async fn roles(&self) -> StoreResult<Vec<(String, String)>>;
+    /// Permission entries of a template.
+    async fn permissions(&self, template: &str) -> StoreResult<Vec<Permission>>;
+    /// A manager's restrictions: (groups, templates).
+    async fn restrictions(&self, manager: &str) -> StoreResult<(Vec<String>, Vec<String>)>;
     /// Runs the backend's integrity check.
     async fn integrity_check(&self) -> StoreResult<()>;
 }

@@ -89,4 +89,92 @@ CREATE TABLE settings (
 );
 "#,
     ),
+    (
+        3,
+        r#"
+CREATE TABLE principals (
+    name          TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL CHECK (kind IN ('user', 'group')),
+    upn           TEXT,
+    email         TEXT,
+    downlevel     TEXT,
+    password_hash TEXT,
+    created_at    BIGINT NOT NULL
+);
+CREATE INDEX principals_upn ON principals (upn);
+CREATE INDEX principals_downlevel ON principals (downlevel);
+
+CREATE TABLE group_members (
+    group_name  TEXT NOT NULL,
+    member_name TEXT NOT NULL,
+    PRIMARY KEY (group_name, member_name)
+);
+CREATE INDEX group_members_member ON group_members (member_name);
+
+CREATE TABLE api_tokens (
+    id          TEXT PRIMARY KEY,
+    principal   TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE certificate_mappings (
+    thumbprint TEXT PRIMARY KEY,
+    principal  TEXT NOT NULL
+);
+
+CREATE TABLE roles (
+    principal TEXT NOT NULL,
+    role      TEXT NOT NULL,
+    PRIMARY KEY (principal, role)
+);
+
+CREATE TABLE template_permissions (
+    template  TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    allow     INTEGER NOT NULL,
+    rights    TEXT NOT NULL,
+    PRIMARY KEY (template, principal, allow)
+);
+
+CREATE TABLE manager_restrictions (
+    manager TEXT NOT NULL,
+    kind    TEXT NOT NULL CHECK (kind IN ('group', 'template')),
+    value   TEXT NOT NULL,
+    PRIMARY KEY (manager, kind, value)
+);
+
+CREATE TABLE audit_log (
+    seq       INTEGER PRIMARY KEY,
+    at        BIGINT NOT NULL,
+    actor     TEXT NOT NULL,
+    category  TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    target    TEXT NOT NULL,
+    outcome   TEXT NOT NULL,
+    details   TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+
+CREATE TABLE audit_heads (
+    seq       BIGINT PRIMARY KEY,
+    hash      TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    at        BIGINT NOT NULL
+);
+
+CREATE TABLE events (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       BIGINT NOT NULL,
+    event_id INTEGER NOT NULL,
+    level    TEXT NOT NULL,
+    message  TEXT NOT NULL
+);
+
+ALTER TABLE kra_certificates ADD COLUMN chain_der BLOB;
+ALTER TABLE kra_certificates ADD COLUMN crl_source TEXT;
+"#,
+    ),
 ];

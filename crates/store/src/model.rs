@@ -403,10 +403,173 @@ pub struct Restriction {
 /// A configured Key Recovery Agent certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KraEntry {
+    /// Certificates chaining the KRA to a trusted root (DER, concatenated PEM-free list), for foreign KRAs.
+    pub chain_der: Option<Vec<u8>>,
+    /// CRL file path or URL for foreign KRAs.
+    pub crl_source: Option<String>,
     /// SHA-1 thumbprint, lowercase hex.
     pub thumbprint: String,
     /// DER certificate.
     pub cert_der: Vec<u8>,
     /// When it was added, unix seconds.
     pub added_at: i64,
+}
+
+/// A local principal (user or group).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// Unique name.
+    pub name: String,
+    /// `user` or `group`.
+    pub kind: String,
+    /// User principal name.
+    pub upn: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Down-level logon name `DOMAIN\name`.
+    pub downlevel: Option<String>,
+    /// Password hash (Argon2id), never serialised.
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    /// Created, unix seconds.
+    pub created_at: i64,
+}
+
+/// One audit event to append.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When, unix seconds.
+    pub at: i64,
+    /// Who.
+    pub actor: String,
+    /// Category (the Auditor chooses which are recorded).
+    pub category: String,
+    /// What.
+    pub action: String,
+    /// On what (request ID, serial, principal, ...).
+    pub target: String,
+    /// `success` or `refused`.
+    pub outcome: String,
+    /// Details (JSON text).
+    pub details: String,
+}
+
+/// A stored, chained audit record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the chain (1, 2, ...).
+    pub seq: i64,
+    /// The event.
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+    /// Hash of the previous record (hex; zeros for the first).
+    pub prev_hash: String,
+    /// Hash of this record (hex).
+    pub hash: String,
+}
+
+/// Hash of the empty chain.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+impl AuditRecord {
+    /// The bytes a record's hash covers: every field and the previous hash.
+    pub fn chain_input(seq: i64, e: &AuditEntry, prev_hash: &str) -> Vec<u8> {
+        serde_json::json!([
+            seq, e.at, e.actor, e.category, e.action, e.target, e.outcome, e.details, prev_hash
+        ])
+        .to_string()
+        .into_bytes()
+    }
+}
+
+/// A signed audit chain head.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    /// Sequence number of the record signed.
+    pub seq: i64,
+    /// Its hash.
+    pub hash: String,
+    /// CA signature (hex) over `seq:hash`.
+    pub signature: String,
+    /// When, unix seconds.
+    pub at: i64,
+}
+
+/// A CA event log record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Row id.
+    pub id: i64,
+    /// When, unix seconds.
+    pub at: i64,
+    /// AD CS event ID (82, 83, 84, 85, 98, 127, ...).
+    pub event_id: i64,
+    /// `error`, `warning` or `info`.
+    pub level: String,
+    /// Text.
+    pub message: String,
+}
+
+/// A template permission entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permission {
+    /// Template.
+    pub template: String,
+    /// Principal or group.
+    pub principal: String,
+    /// Allow (true) or deny (false) entry.
+    pub allow: bool,
+    /// Rights: Read, Enroll, Autoenroll, Write.
+    pub rights: Vec<String>,
+}
+
+/// A configuration change, applied with its audit record in one transaction.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// Insert or replace a template definition.
+    PutTemplate { name: String, json: String },
+    /// Add/remove a template from the CA's issue list.
+    SetCaTemplate { name: String, enabled: bool },
+    /// Add a KRA certificate (idempotent).
+    AddKra {
+        thumbprint: String,
+        cert_der: Vec<u8>,
+        chain_der: Option<Vec<u8>>,
+        crl_source: Option<String>,
+        at: i64,
+    },
+    /// Remove a KRA certificate.
+    RemoveKra { thumbprint: String },
+    /// Write a setting.
+    SetSetting { name: String, value: String },
+    /// Add a principal.
+    AddPrincipal(Principal),
+    /// Remove a principal with its tokens, roles, memberships and mappings.
+    RemovePrincipal { name: String },
+    /// Add a member to a group.
+    AddMember { group: String, member: String },
+    /// Add an API token.
+    AddToken {
+        id: String,
+        principal: String,
+        secret_hash: String,
+        at: i64,
+    },
+    /// Map a client certificate to a principal.
+    MapCertificate {
+        thumbprint: String,
+        principal: String,
+    },
+    /// Grant a role.
+    GrantRole { principal: String, role: String },
+    /// Revoke a role.
+    RevokeRole { principal: String, role: String },
+    /// Set (replace) a permission entry; empty rights remove it.
+    SetPermission(Permission),
+    /// Replace a manager's restrictions.
+    SetRestrictions {
+        manager: String,
+        groups: Vec<String>,
+        templates: Vec<String>,
+    },
 }

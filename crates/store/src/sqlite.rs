@@ -20,7 +20,14 @@ use crate::{Store, StoreError, StoreResult};
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    hasher: Hasher,
 }
+
+/// The hash function chaining audit records (hex output); supplied by the engine
+/// so the store stays free of cryptography.
+pub type Hasher = fn(&[u8]) -> String;
+
+type Tx = sqlx::Transaction<'static, Sqlite>;
 
 const SELECT_COLUMNS: &str = "request_id, request_der, request_kind, requester, template, \
     request_subject, disposition, disposition_message, status_code, submitted_at, resolved_at, \
@@ -30,7 +37,7 @@ const SELECT_COLUMNS: &str = "request_id, request_der, request_kind, requester, 
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
-    pub async fn open(path: &Path) -> StoreResult<Self> {
+    pub async fn open(path: &Path, hasher: Hasher) -> StoreResult<Self> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -42,19 +49,19 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore { pool, hasher };
         store.migrate().await?;
         Ok(store)
     }
 
     /// Opens an in-memory database (tests).
-    pub async fn open_in_memory() -> StoreResult<Self> {
+    pub async fn open_in_memory(hasher: Hasher) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
             .await?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore { pool, hasher };
         store.migrate().await?;
         Ok(store)
     }
@@ -91,6 +98,46 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Begins a write transaction holding SQLite's write lock from the start,
+    /// so the audit chain head cannot move under it.
+    async fn begin_write(&self) -> StoreResult<Tx> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Appends audit records inside `tx`, chained to the current head.
+    async fn append_in_tx(&self, tx: &mut Tx, entries: &[AuditEntry]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut **tx)
+                .await?;
+        let (mut seq, mut prev) = last.unwrap_or((0, GENESIS_HASH.to_string()));
+        for e in entries {
+            seq += 1;
+            let hash = (self.hasher)(&AuditRecord::chain_input(seq, e, &prev));
+            sqlx::query(
+                "INSERT INTO audit_log (seq, at, actor, category, action, target, outcome, details, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(seq)
+            .bind(e.at)
+            .bind(&e.actor)
+            .bind(&e.category)
+            .bind(&e.action)
+            .bind(&e.target)
+            .bind(&e.outcome)
+            .bind(&e.details)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut **tx)
+            .await?;
+            prev = hash;
+        }
+        Ok(())
+    }
+
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -102,6 +149,18 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+fn principal_from_row(r: &SqliteRow) -> StoreResult<Principal> {
+    Ok(Principal {
+        name: r.try_get("name")?,
+        kind: r.try_get("kind")?,
+        upn: r.try_get("upn")?,
+        email: r.try_get("email")?,
+        downlevel: r.try_get("downlevel")?,
+        password_hash: r.try_get("password_hash")?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 fn record_from_row(row: &SqliteRow) -> StoreResult<RequestRecord> {
@@ -186,7 +245,8 @@ fn bind_cert<'q>(q: Query<'q>, c: &'q CertFields) -> Query<'q> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn insert_request(&self, new: &NewRequest) -> StoreResult<i64> {
+    async fn insert_request(&self, new: &NewRequest, audit: &[AuditEntry]) -> StoreResult<i64> {
+        let mut tx = self.begin_write().await?;
         let resolved_at = match new.disposition {
             Disposition::Pending => None,
             _ => Some(new.submitted_at),
@@ -228,8 +288,18 @@ impl Store for SqliteStore {
         .bind(c.map(|c| c.not_after))
         .bind(c.map(|c| &c.key_algorithm))
         .bind(c.map(|c| c.key_length))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        let audit: Vec<AuditEntry> = audit
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                e.target = e.target.replace("{request_id}", &id.to_string());
+                e
+            })
+            .collect();
+        self.append_in_tx(&mut tx, &audit).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -257,7 +327,9 @@ impl Store for SqliteStore {
         cert: &CertFields,
         message: &str,
         at: i64,
+        audit: &[AuditEntry],
     ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         let q = sqlx::query(
             "UPDATE requests SET cert_der = $1, serial = $2, subject = $3, common_name = $4, upn = $5, \
              email = $6, key_id = $7, thumbprint = $8, not_before = $9, not_after = $10, \
@@ -268,11 +340,13 @@ impl Store for SqliteStore {
             .bind(message)
             .bind(at)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict(format!("request {id} is not pending")));
         }
+        self.append_in_tx(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -282,7 +356,9 @@ impl Store for SqliteStore {
         message: &str,
         status_code: i64,
         at: i64,
+        audit: &[AuditEntry],
     ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE requests SET disposition = 'denied', disposition_message = $1, status_code = $2, \
              resolved_at = $3, archived_key = NULL, kra_hashes = NULL \
@@ -292,15 +368,24 @@ impl Store for SqliteStore {
         .bind(status_code)
         .bind(at)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict(format!("request {id} is not pending")));
         }
+        self.append_in_tx(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn revoke(&self, serial: &str, reason: i32, at: i64) -> StoreResult<()> {
+    async fn revoke(
+        &self,
+        serial: &str,
+        reason: i32,
+        at: i64,
+        audit: &[AuditEntry],
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE requests SET disposition = 'revoked', revoked_at = $1, revocation_reason = $2, \
              disposition_message = 'Revoked' WHERE serial = $3 AND disposition = 'issued'",
@@ -308,11 +393,14 @@ impl Store for SqliteStore {
         .bind(at)
         .bind(reason)
         .bind(serial)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 1 {
+            self.append_in_tx(&mut tx, audit).await?;
+            tx.commit().await?;
             return Ok(());
         }
+        drop(tx);
         let state: Option<String> =
             sqlx::query_scalar("SELECT disposition FROM requests WHERE serial = $1")
                 .bind(serial)
@@ -420,41 +508,12 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn put_template(&self, name: &str, definition_json: &str) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO templates (name, definition) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET definition = excluded.definition",
-        )
-        .bind(name)
-        .bind(definition_json)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     async fn ca_templates(&self) -> StoreResult<Vec<String>> {
         Ok(
             sqlx::query_scalar("SELECT name FROM ca_templates ORDER BY name")
                 .fetch_all(&self.pool)
                 .await?,
         )
-    }
-
-    async fn set_ca_template(&self, name: &str, enabled: bool) -> StoreResult<()> {
-        if enabled {
-            sqlx::query(
-                "INSERT INTO ca_templates (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        } else {
-            sqlx::query("DELETE FROM ca_templates WHERE name = $1")
-                .bind(name)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
     }
 
     async fn archived_key(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
@@ -476,7 +535,7 @@ impl Store for SqliteStore {
     }
 
     async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>> {
-        let rows = sqlx::query("SELECT thumbprint, cert_der, added_at FROM kra_certificates ORDER BY added_at, thumbprint")
+        let rows = sqlx::query("SELECT thumbprint, cert_der, added_at, chain_der, crl_source FROM kra_certificates ORDER BY added_at, thumbprint")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -485,35 +544,11 @@ impl Store for SqliteStore {
                     thumbprint: r.try_get("thumbprint")?,
                     cert_der: r.try_get("cert_der")?,
                     added_at: r.try_get("added_at")?,
+                    chain_der: r.try_get("chain_der")?,
+                    crl_source: r.try_get("crl_source")?,
                 })
             })
             .collect()
-    }
-
-    async fn add_kra_certificate(
-        &self,
-        thumbprint: &str,
-        cert_der: &[u8],
-        at: i64,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO kra_certificates (thumbprint, cert_der, added_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (thumbprint) DO NOTHING",
-        )
-        .bind(thumbprint)
-        .bind(cert_der)
-        .bind(at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn remove_kra_certificate(&self, thumbprint: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM kra_certificates WHERE thumbprint = $1")
-            .bind(thumbprint)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
@@ -525,15 +560,419 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn set_setting(&self, name: &str, value: &str) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    async fn apply(&self, changes: &[Change], audit: &[AuditEntry]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        for c in changes {
+            match c {
+                Change::PutTemplate { name, json } => {
+                    sqlx::query(
+                        "INSERT INTO templates (name, definition) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO UPDATE SET definition = excluded.definition",
+                    )
+                    .bind(name)
+                    .bind(json)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Change::SetCaTemplate {
+                    name,
+                    enabled: true,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO ca_templates (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+                    )
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Change::SetCaTemplate {
+                    name,
+                    enabled: false,
+                } => {
+                    sqlx::query("DELETE FROM ca_templates WHERE name = $1")
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Change::AddKra {
+                    thumbprint,
+                    cert_der,
+                    chain_der,
+                    crl_source,
+                    at,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO kra_certificates (thumbprint, cert_der, added_at, chain_der, crl_source) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (thumbprint) DO UPDATE SET \
+                         chain_der = excluded.chain_der, crl_source = excluded.crl_source",
+                    )
+                    .bind(thumbprint)
+                    .bind(cert_der)
+                    .bind(at)
+                    .bind(chain_der)
+                    .bind(crl_source)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Change::RemoveKra { thumbprint } => {
+                    let done = sqlx::query("DELETE FROM kra_certificates WHERE thumbprint = $1")
+                        .bind(thumbprint)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!(
+                            "no KRA certificate {thumbprint}"
+                        )));
+                    }
+                }
+                Change::SetSetting { name, value } => {
+                    sqlx::query(
+                        "INSERT INTO settings (name, value) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(name)
+                    .bind(value)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Change::AddPrincipal(p) => {
+                    let done = sqlx::query(
+                        "INSERT INTO principals (name, kind, upn, email, downlevel, password_hash, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+                    )
+                    .bind(&p.name)
+                    .bind(&p.kind)
+                    .bind(&p.upn)
+                    .bind(&p.email)
+                    .bind(&p.downlevel)
+                    .bind(&p.password_hash)
+                    .bind(p.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Conflict(format!(
+                            "a principal named '{}' already exists",
+                            p.name
+                        )));
+                    }
+                }
+                Change::RemovePrincipal { name } => {
+                    let done = sqlx::query("DELETE FROM principals WHERE name = $1")
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!("no principal named '{name}'")));
+                    }
+                    for sql in [
+                        "DELETE FROM api_tokens WHERE principal = $1",
+                        "DELETE FROM roles WHERE principal = $1",
+                        "DELETE FROM group_members WHERE member_name = $1 OR group_name = $1",
+                        "DELETE FROM certificate_mappings WHERE principal = $1",
+                        "DELETE FROM template_permissions WHERE principal = $1",
+                        "DELETE FROM manager_restrictions WHERE manager = $1",
+                    ] {
+                        sqlx::query(sql).bind(name).execute(&mut *tx).await?;
+                    }
+                }
+                Change::AddMember { group, member } => {
+                    sqlx::query(
+                        "INSERT INTO group_members (group_name, member_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(group)
+                    .bind(member)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Change::AddToken {
+                    id,
+                    principal,
+                    secret_hash,
+                    at,
+                } => {
+                    sqlx::query("INSERT INTO api_tokens (id, principal, secret_hash, created_at) VALUES ($1, $2, $3, $4)")
+                        .bind(id)
+                        .bind(principal)
+                        .bind(secret_hash)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Change::MapCertificate {
+                    thumbprint,
+                    principal,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO certificate_mappings (thumbprint, principal) VALUES ($1, $2) \
+                         ON CONFLICT (thumbprint) DO UPDATE SET principal = excluded.principal",
+                    )
+                    .bind(thumbprint)
+                    .bind(principal)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Change::GrantRole { principal, role } => {
+                    sqlx::query("INSERT INTO roles (principal, role) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                        .bind(principal)
+                        .bind(role)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Change::RevokeRole { principal, role } => {
+                    sqlx::query("DELETE FROM roles WHERE principal = $1 AND role = $2")
+                        .bind(principal)
+                        .bind(role)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Change::SetPermission(p) => {
+                    sqlx::query("DELETE FROM template_permissions WHERE template = $1 AND principal = $2 AND allow = $3")
+                        .bind(&p.template)
+                        .bind(&p.principal)
+                        .bind(i64::from(p.allow))
+                        .execute(&mut *tx)
+                        .await?;
+                    if !p.rights.is_empty() {
+                        sqlx::query("INSERT INTO template_permissions (template, principal, allow, rights) VALUES ($1, $2, $3, $4)")
+                            .bind(&p.template)
+                            .bind(&p.principal)
+                            .bind(i64::from(p.allow))
+                            .bind(p.rights.join(","))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                Change::SetRestrictions {
+                    manager,
+                    groups,
+                    templates,
+                } => {
+                    sqlx::query("DELETE FROM manager_restrictions WHERE manager = $1")
+                        .bind(manager)
+                        .execute(&mut *tx)
+                        .await?;
+                    for (kind, values) in [("group", groups), ("template", templates)] {
+                        for v in values {
+                            sqlx::query("INSERT INTO manager_restrictions (manager, kind, value) VALUES ($1, $2, $3)")
+                                .bind(manager)
+                                .bind(kind)
+                                .bind(v)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                }
+            }
+        }
+        self.append_in_tx(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, audit: &[AuditEntry]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        self.append_in_tx(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_records(&self, from: i64, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, category, action, target, outcome, details, prev_hash, hash FROM audit_log \
+             WHERE seq >= $1 ORDER BY seq LIMIT $2",
         )
-        .bind(name)
-        .bind(value)
+        .bind(from)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    seq: r.try_get("seq")?,
+                    entry: AuditEntry {
+                        at: r.try_get("at")?,
+                        actor: r.try_get("actor")?,
+                        category: r.try_get("category")?,
+                        action: r.try_get("action")?,
+                        target: r.try_get("target")?,
+                        outcome: r.try_get("outcome")?,
+                        details: r.try_get("details")?,
+                    },
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_audit_head(&self, head: &AuditHead) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_heads (seq, hash, signature, at) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING",
+        )
+        .bind(head.seq)
+        .bind(&head.hash)
+        .bind(&head.signature)
+        .bind(head.at)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn audit_heads(&self) -> StoreResult<Vec<AuditHead>> {
+        let rows = sqlx::query("SELECT seq, hash, signature, at FROM audit_heads ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditHead {
+                    seq: r.try_get("seq")?,
+                    hash: r.try_get("hash")?,
+                    signature: r.try_get("signature")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_event(
+        &self,
+        at: i64,
+        event_id: i64,
+        level: &str,
+        message: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO events (at, event_id, level, message) VALUES ($1, $2, $3, $4)")
+            .bind(at)
+            .bind(event_id)
+            .bind(level)
+            .bind(message)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn events(&self, limit: i64) -> StoreResult<Vec<EventRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, at, event_id, level, message FROM events ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventRecord {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    event_id: r.try_get("event_id")?,
+                    level: r.try_get("level")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn principal(&self, name: &str) -> StoreResult<Option<Principal>> {
+        let row = sqlx::query(
+            "SELECT name, kind, upn, email, downlevel, password_hash, created_at FROM principals WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(principal_from_row).transpose()
+    }
+
+    async fn principals(&self) -> StoreResult<Vec<Principal>> {
+        let rows = sqlx::query(
+            "SELECT name, kind, upn, email, downlevel, password_hash, created_at FROM principals ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(principal_from_row).collect()
+    }
+
+    async fn groups_of(&self, name: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT group_name FROM group_members WHERE member_name = $1 ORDER BY group_name",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn members(&self, group: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT member_name FROM group_members WHERE group_name = $1 ORDER BY member_name",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn token(&self, id: &str) -> StoreResult<Option<(String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT principal, secret_hash FROM api_tokens WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn principal_for_certificate(&self, thumbprint: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT principal FROM certificate_mappings WHERE thumbprint = $1")
+                .bind(thumbprint)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn roles(&self) -> StoreResult<Vec<(String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT principal, role FROM roles ORDER BY principal, role")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn permissions(&self, template: &str) -> StoreResult<Vec<Permission>> {
+        let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+            "SELECT template, principal, allow, rights FROM template_permissions WHERE template = $1 ORDER BY principal",
+        )
+        .bind(template)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(template, principal, allow, rights)| Permission {
+                template,
+                principal,
+                allow: allow != 0,
+                rights: rights
+                    .split(',')
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            })
+            .collect())
+    }
+
+    async fn restrictions(&self, manager: &str) -> StoreResult<(Vec<String>, Vec<String>)> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT kind, value FROM manager_restrictions WHERE manager = $1 ORDER BY kind, value",
+        )
+        .bind(manager)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut groups = Vec::new();
+        let mut templates = Vec::new();
+        for (kind, value) in rows {
+            if kind == "group" {
+                groups.push(value);
+            } else {
+                templates.push(value);
+            }
+        }
+        Ok((groups, templates))
     }
 
     async fn integrity_check(&self) -> StoreResult<()> {
@@ -550,6 +989,15 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn test_hash(b: &[u8]) -> String {
+        // Not cryptographic: the store tests only need a deterministic function.
+        format!(
+            "{:x}",
+            b.iter()
+                .fold(0u64, |h, x| h.wrapping_mul(31).wrapping_add(*x as u64))
+        )
+    }
 
     fn new_req(disposition: Disposition, cert: Option<CertFields>) -> NewRequest {
         NewRequest {
@@ -590,34 +1038,36 @@ mod tests {
 
     #[tokio::test]
     async fn lifecycle() {
-        let s = SqliteStore::open_in_memory().await.unwrap();
+        let s = SqliteStore::open_in_memory(test_hash).await.unwrap();
         let a = s
-            .insert_request(&new_req(Disposition::Issued, Some(cert("01"))))
+            .insert_request(&new_req(Disposition::Issued, Some(cert("01"))), &[])
             .await
             .unwrap();
         let b = s
-            .insert_request(&new_req(Disposition::Pending, None))
+            .insert_request(&new_req(Disposition::Pending, None), &[])
             .await
             .unwrap();
         assert!(b > a);
-        s.issue_pending(b, &cert("02"), "Issued", 1).await.unwrap();
+        s.issue_pending(b, &cert("02"), "Issued", 1, &[])
+            .await
+            .unwrap();
         assert!(matches!(
-            s.issue_pending(b, &cert("03"), "Issued", 1).await,
+            s.issue_pending(b, &cert("03"), "Issued", 1, &[]).await,
             Err(StoreError::Conflict(_))
         ));
         // Duplicate serial is refused by the unique index and changes nothing.
         let c = s
-            .insert_request(&new_req(Disposition::Issued, Some(cert("01"))))
+            .insert_request(&new_req(Disposition::Issued, Some(cert("01"))), &[])
             .await;
         assert!(c.is_err());
         assert_eq!(s.query(&[], 100).await.unwrap().len(), 2);
-        s.revoke("01", 1, 5).await.unwrap();
+        s.revoke("01", 1, 5, &[]).await.unwrap();
         assert!(matches!(
-            s.revoke("01", 1, 5).await,
+            s.revoke("01", 1, 5, &[]).await,
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            s.revoke("ff", 1, 5).await,
+            s.revoke("ff", 1, 5, &[]).await,
             Err(StoreError::NotFound(_))
         ));
         assert_eq!(s.revoked().await.unwrap().len(), 1);
@@ -641,14 +1091,76 @@ mod tests {
 
     #[tokio::test]
     async fn denial_clears_archived_key() {
-        let s = SqliteStore::open_in_memory().await.unwrap();
+        let s = SqliteStore::open_in_memory(test_hash).await.unwrap();
         let mut n = new_req(Disposition::Pending, None);
         n.archived_key = Some(vec![1, 2, 3]);
-        let id = s.insert_request(&n).await.unwrap();
+        let id = s.insert_request(&n, &[]).await.unwrap();
         assert!(s.get_request(id).await.unwrap().unwrap().has_archived_key);
-        s.deny_pending(id, "Denied by officer", 0, 2).await.unwrap();
+        s.deny_pending(id, "Denied by officer", 0, 2, &[])
+            .await
+            .unwrap();
         let r = s.get_request(id).await.unwrap().unwrap();
         assert_eq!(r.disposition, Disposition::Denied);
         assert!(!r.has_archived_key);
+    }
+}
+
+#[cfg(test)]
+mod audit_tests {
+    use super::*;
+
+    fn h(b: &[u8]) -> String {
+        format!(
+            "{:x}",
+            b.iter()
+                .fold(0u64, |h, x| h.wrapping_mul(131).wrapping_add(*x as u64))
+        )
+    }
+
+    fn entry(action: &str) -> AuditEntry {
+        AuditEntry {
+            at: 1,
+            actor: "a".into(),
+            category: "config".into(),
+            action: action.into(),
+            target: "t".into(),
+            outcome: "success".into(),
+            details: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn audit_chain_links_and_config_changes_are_atomic() {
+        let s = SqliteStore::open_in_memory(h).await.unwrap();
+        s.append_audit(&[entry("one"), entry("two")]).await.unwrap();
+        // a failing change leaves neither the change nor its audit record
+        let bad = s
+            .apply(
+                &[Change::RemoveKra {
+                    thumbprint: "nope".into(),
+                }],
+                &[entry("three")],
+            )
+            .await;
+        assert!(bad.is_err());
+        let recs = s.audit_records(1, 100).await.unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].prev_hash, GENESIS_HASH);
+        assert_eq!(recs[1].prev_hash, recs[0].hash);
+        assert_eq!(
+            recs[1].hash,
+            h(&AuditRecord::chain_input(2, &recs[1].entry, &recs[0].hash))
+        );
+        s.apply(
+            &[Change::SetSetting {
+                name: "x".into(),
+                value: "1".into(),
+            }],
+            &[entry("four")],
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.setting("x").await.unwrap().as_deref(), Some("1"));
+        assert_eq!(s.audit_records(1, 100).await.unwrap().len(), 3);
     }
 }

@@ -1,0 +1,359 @@
+//! Who may do what: roles, role separation, template permissions and
+//! certificate-manager restrictions. [`Ca::authorize`] is the one function
+//! that decides every operation, local or remote; refusals are audited.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ca::Ca;
+use crate::error::{EngineError, EngineResult};
+use crate::template::Template;
+
+/// CERTSRV_E_ROLECONFLICT.
+pub const CERTSRV_E_ROLECONFLICT: u32 = 0x8009_4008;
+/// CERTSRV_E_RESTRICTEDOFFICER.
+pub const CERTSRV_E_RESTRICTEDOFFICER: u32 = 0x8009_4009;
+/// CERTSRV_E_TEMPLATE_DENIED.
+pub const CERTSRV_E_TEMPLATE_DENIED: u32 = 0x8009_4012;
+/// The group every authenticated principal belongs to.
+pub const AUTHENTICATED_USERS: &str = "Authenticated Users";
+/// The virtual group of CA administrators (template ACLs name it).
+pub const ADMINISTRATORS: &str = "Administrators";
+/// Setting: role separation on/off.
+pub const ROLE_SEPARATION: &str = "role_separation";
+
+/// The CA roles (the KRA role is holding a KRA private key; the CA grants nothing for it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Configures the CA.
+    CaAdministrator,
+    /// Approves, denies, revokes; retrieves recovery blobs.
+    CertificateManager,
+    /// Backs up and restores.
+    BackupOperator,
+    /// Reads and verifies the audit trail; chooses what is audited.
+    Auditor,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [
+        Role::CaAdministrator,
+        Role::CertificateManager,
+        Role::BackupOperator,
+        Role::Auditor,
+    ];
+
+    /// The name used on the command line and in the database.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::CaAdministrator => "CAAdministrator",
+            Role::CertificateManager => "CertificateManager",
+            Role::BackupOperator => "BackupOperator",
+            Role::Auditor => "Auditor",
+        }
+    }
+
+    /// Parses a role name (case-insensitive).
+    pub fn parse(s: &str) -> EngineResult<Role> {
+        Role::ALL.into_iter().find(|r| r.name().eq_ignore_ascii_case(s.trim())).ok_or_else(|| {
+            EngineError::bad_input(
+                crate::codes::E_INVALIDARG,
+                format!("unknown role '{s}' (CAAdministrator, CertificateManager, BackupOperator, Auditor)"),
+            )
+        })
+    }
+}
+
+/// The caller of an operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// Principal name (or `LOCAL\user`, `anonymous`).
+    pub name: String,
+    /// Groups, transitively, including Authenticated Users.
+    pub groups: Vec<String>,
+    /// Roles held.
+    pub roles: Vec<Role>,
+    /// The local administrator acting directly on the CA home (like certutil on the CA).
+    pub local_admin: bool,
+}
+
+impl Actor {
+    /// The local administrator (CLI on `--home`).
+    pub fn local_admin(name: impl Into<String>) -> Actor {
+        Actor {
+            name: name.into(),
+            groups: vec![AUTHENTICATED_USERS.into(), ADMINISTRATORS.into()],
+            roles: vec![Role::CaAdministrator, Role::CertificateManager],
+            local_admin: true,
+        }
+    }
+
+    /// An unauthenticated caller.
+    pub fn anonymous() -> Actor {
+        Actor {
+            name: "anonymous".into(),
+            groups: vec![],
+            roles: vec![],
+            local_admin: false,
+        }
+    }
+
+    /// Whether the caller is unauthenticated.
+    pub fn is_anonymous(&self) -> bool {
+        !self.local_admin && self.name == "anonymous" && self.roles.is_empty()
+    }
+
+    /// Whether the caller holds `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// How the caller appears in the audit trail.
+    pub fn audit_name(&self) -> String {
+        if self.local_admin {
+            format!("{} (local administrator)", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
+/// An operation to authorize.
+#[derive(Clone, Copy, Debug)]
+pub enum Op<'a> {
+    /// Change CA configuration: templates on the CA, KRAs, settings, CRL settings.
+    Configure,
+    /// Change security: principals, groups, roles, permissions, restrictions.
+    Security,
+    /// Edit a template (CA administrator, or Write permission on it).
+    EditTemplate(&'a Template),
+    /// Enroll for a template.
+    Enroll(&'a Template),
+    /// Issue, deny or revoke a request / certificate of `requester` for `template`.
+    Officer {
+        action: &'a str,
+        requester: &'a str,
+        template: Option<&'a str>,
+    },
+    /// Retrieve an archived key (recovery blob) of `requester` for `template`.
+    RetrieveKey {
+        requester: &'a str,
+        template: Option<&'a str>,
+    },
+    /// Read the CA database (view, pending, request status).
+    ReadDatabase,
+    /// Publish a CRL.
+    PublishCrl,
+    /// Back up or restore.
+    Backup,
+    /// Read or verify the audit trail.
+    ReadAudit,
+    /// Choose the audited categories.
+    ConfigureAudit,
+}
+
+impl Op<'_> {
+    /// The audit category the operation belongs to.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Op::Configure | Op::EditTemplate(_) => "config",
+            Op::Security => "security",
+            Op::Enroll(_) | Op::Officer { .. } | Op::ReadDatabase => "requests",
+            Op::RetrieveKey { .. } => "keys",
+            Op::PublishCrl => "revocation",
+            Op::Backup => "backup",
+            Op::ReadAudit | Op::ConfigureAudit => "audit",
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Op::Configure => "configure".into(),
+            Op::Security => "change security".into(),
+            Op::EditTemplate(t) => format!("edit template {}", t.name),
+            Op::Enroll(t) => format!("enroll for {}", t.name),
+            Op::Officer { action, .. } => action.to_string(),
+            Op::RetrieveKey { .. } => "retrieve archived key".into(),
+            Op::ReadDatabase => "read the CA database".into(),
+            Op::PublishCrl => "publish CRL".into(),
+            Op::Backup => "backup/restore".into(),
+            Op::ReadAudit => "read audit trail".into(),
+            Op::ConfigureAudit => "configure auditing".into(),
+        }
+    }
+}
+
+fn denied(code: u32, msg: String) -> EngineError {
+    EngineError::Denied { code, message: msg }
+}
+
+impl Ca {
+    /// Whether role separation is on.
+    pub async fn role_separation(&self) -> EngineResult<bool> {
+        Ok(self
+            .store
+            .setting(ROLE_SEPARATION)
+            .await?
+            .is_some_and(|v| v == "true"))
+    }
+
+    /// Decides `op` for `actor`; a refusal is written to the audit trail and returned.
+    pub async fn authorize(&self, actor: &Actor, op: Op<'_>) -> EngineResult<()> {
+        match self.decide(actor, op).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.audit_refusal(actor, op.category(), &op.name(), "", &e)
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn decide(&self, actor: &Actor, op: Op<'_>) -> EngineResult<()> {
+        if actor.local_admin {
+            return Ok(());
+        }
+        let separation = self.role_separation().await?;
+        if separation && actor.roles.len() > 1 {
+            return Err(denied(
+                CERTSRV_E_ROLECONFLICT,
+                format!(
+                    "{} holds several roles ({}) while role separation is enforced; every operation is refused",
+                    actor.name,
+                    actor.roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let admin = actor.has(Role::CaAdministrator);
+        // As in AD CS, CA administrators are also certificate managers unless roles are separated.
+        let manager = actor.has(Role::CertificateManager) || (admin && !separation);
+        let need = |ok: bool, what: &str| -> EngineResult<()> {
+            if ok {
+                Ok(())
+            } else {
+                Err(EngineError::Forbidden(format!(
+                    "{} may not {}: {what} required",
+                    actor.name,
+                    op.name()
+                )))
+            }
+        };
+        match op {
+            Op::Configure | Op::Security => need(admin, "the CAAdministrator role"),
+            Op::EditTemplate(t) => need(
+                admin || self.template_allows(actor, t, "Write").await?,
+                "CAAdministrator or Write permission",
+            ),
+            Op::Enroll(t) => {
+                if self.template_allows(actor, t, "Enroll").await? {
+                    Ok(())
+                } else {
+                    Err(denied(
+                        CERTSRV_E_TEMPLATE_DENIED,
+                        format!("The permissions on certificate template '{}' do not allow {} to enroll.", t.name, actor.name),
+                    ))
+                }
+            }
+            Op::Officer {
+                requester,
+                template,
+                ..
+            }
+            | Op::RetrieveKey {
+                requester,
+                template,
+            } => {
+                need(manager, "the CertificateManager role")?;
+                self.check_restrictions(actor, requester, template).await
+            }
+            Op::ReadDatabase => need(
+                admin || manager || actor.has(Role::Auditor),
+                "CAAdministrator, CertificateManager or Auditor",
+            ),
+            Op::PublishCrl => need(admin || manager, "CAAdministrator or CertificateManager"),
+            Op::Backup => need(
+                actor.has(Role::BackupOperator) || (admin && !separation),
+                "the BackupOperator role",
+            ),
+            Op::ReadAudit => need(
+                actor.has(Role::Auditor) || (admin && !separation),
+                "the Auditor role",
+            ),
+            Op::ConfigureAudit => need(actor.has(Role::Auditor), "the Auditor role"),
+        }
+    }
+
+    /// Template ACL: the template's own enroll lists plus stored entries; deny wins.
+    async fn template_allows(
+        &self,
+        actor: &Actor,
+        t: &Template,
+        right: &str,
+    ) -> EngineResult<bool> {
+        let names: Vec<&str> = std::iter::once(actor.name.as_str())
+            .chain(actor.groups.iter().map(String::as_str))
+            .collect();
+        let matches = |who: &str| names.iter().any(|n| n.eq_ignore_ascii_case(who));
+        let entries = self.store.permissions(&t.name).await?;
+        if entries.iter().any(|p| {
+            !p.allow
+                && matches(&p.principal)
+                && p.rights.iter().any(|r| r.eq_ignore_ascii_case(right))
+        }) {
+            return Ok(false);
+        }
+        if entries.iter().any(|p| {
+            p.allow
+                && matches(&p.principal)
+                && p.rights.iter().any(|r| r.eq_ignore_ascii_case(right))
+        }) {
+            return Ok(true);
+        }
+        let builtin = match right {
+            "Enroll" | "Read" => t
+                .enroll
+                .iter()
+                .chain(t.autoenroll.iter())
+                .any(|w| matches(w)),
+            "Autoenroll" => t.autoenroll.iter().any(|w| matches(w)),
+            _ => false,
+        };
+        Ok(builtin)
+    }
+
+    /// Certificate-manager restrictions by requester group and template.
+    async fn check_restrictions(
+        &self,
+        actor: &Actor,
+        requester: &str,
+        template: Option<&str>,
+    ) -> EngineResult<()> {
+        let (groups, templates) = self.store.restrictions(&actor.name).await?;
+        if !templates.is_empty()
+            && !template.is_some_and(|t| templates.iter().any(|x| x.eq_ignore_ascii_case(t)))
+        {
+            return Err(denied(
+                CERTSRV_E_RESTRICTEDOFFICER,
+                format!(
+                    "{} may not manage certificates of template '{}'",
+                    actor.name,
+                    template.unwrap_or("(none)")
+                ),
+            ));
+        }
+        if !groups.is_empty() {
+            let subject = self.actor_for(requester).await?;
+            let ok = subject
+                .groups
+                .iter()
+                .any(|g| groups.iter().any(|x| x.eq_ignore_ascii_case(g)));
+            if !ok {
+                return Err(denied(
+                    CERTSRV_E_RESTRICTEDOFFICER,
+                    format!("{} may not manage certificates of requester '{requester}' (outside its groups)", actor.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
