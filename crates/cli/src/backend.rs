@@ -57,7 +57,12 @@ pub trait Backend: Send + Sync {
     /// Configured KRA certificates with status.
     async fn kra_list(&self) -> EngineResult<Vec<KraStatus>>;
     /// Add a KRA certificate (PEM/DER bytes or a serial number).
-    async fn kra_add(&self, cert_or_serial: Vec<u8>) -> EngineResult<KraStatus>;
+    async fn kra_add(
+        &self,
+        cert_or_serial: Vec<u8>,
+        chain: Option<Vec<u8>>,
+        crl: Option<String>,
+    ) -> EngineResult<KraStatus>;
     /// Remove a KRA certificate.
     async fn kra_remove(&self, id: &str) -> EngineResult<String>;
     /// Read (None) or set (Some) the number of KRAs per key.
@@ -160,9 +165,14 @@ impl Backend for Local {
     async fn kra_list(&self) -> EngineResult<Vec<KraStatus>> {
         self.ca.kra_list(&self.actor).await
     }
-    async fn kra_add(&self, cert_or_serial: Vec<u8>) -> EngineResult<KraStatus> {
+    async fn kra_add(
+        &self,
+        cert_or_serial: Vec<u8>,
+        chain: Option<Vec<u8>>,
+        crl: Option<String>,
+    ) -> EngineResult<KraStatus> {
         self.ca
-            .kra_add(&self.actor, &cert_or_serial, None, None)
+            .kra_add(&self.actor, &cert_or_serial, chain, crl)
             .await
     }
     async fn kra_remove(&self, id: &str) -> EngineResult<String> {
@@ -262,6 +272,11 @@ impl Remote {
             "forbidden" => EngineError::Forbidden(message),
             _ => EngineError::Config(format!("server error ({status}): {message}")),
         })
+    }
+
+    /// GET a JSON document from the API.
+    pub async fn get_json(&self, path: &str) -> EngineResult<Value> {
+        self.json(self.req(Method::GET, path)).await
     }
 
     async fn json<T: DeserializeOwned>(&self, rb: reqwest::RequestBuilder) -> EngineResult<T> {
@@ -394,7 +409,17 @@ impl Backend for Remote {
     async fn kra_list(&self) -> EngineResult<Vec<KraStatus>> {
         self.json(self.req(Method::GET, "/api/v1/kra")).await
     }
-    async fn kra_add(&self, cert_or_serial: Vec<u8>) -> EngineResult<KraStatus> {
+    async fn kra_add(
+        &self,
+        cert_or_serial: Vec<u8>,
+        chain: Option<Vec<u8>>,
+        crl: Option<String>,
+    ) -> EngineResult<KraStatus> {
+        if chain.is_some() || crl.is_some() {
+            return Err(EngineError::Config(
+                "--chain and --crl work on the local CA home only".into(),
+            ));
+        }
         self.json(self.req(Method::POST, "/api/v1/kra").body(cert_or_serial))
             .await
     }

@@ -94,6 +94,18 @@ pub enum TemplateCmd {
     Show { name: String },
     /// Duplicate a template under a new name (the copy is editable).
     Duplicate { name: String, new_name: String },
+    /// Allow rights (Read,Enroll,Autoenroll,Write) on a template to a principal or group.
+    Permit {
+        template: String,
+        principal: String,
+        rights: String,
+    },
+    /// Deny rights on a template to a principal or group (deny wins over allow).
+    DenyPermission {
+        template: String,
+        principal: String,
+        rights: String,
+    },
     /// Set properties: KEY=VALUE ...
     Set {
         name: String,
@@ -435,6 +447,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve(&g, args).await,
         Command::Bench(cmd) => crate::bench::run(&g, cmd).await,
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Principal(cmd) => crate::security::principal(&g, cmd).await,
+        Command::Group(cmd) => crate::security::group(&g, cmd).await,
+        Command::Role(cmd) => crate::security::role(&g, cmd).await,
+        Command::Officer(cmd) => crate::security::officer(&g, cmd).await,
+        Command::Config(cmd) => crate::security::config(&g, cmd).await,
+        Command::Audit(cmd) => crate::security::audit(&g, cmd).await,
+        Command::Events { limit } => crate::security::events(&g, limit).await,
         Command::Kra(cmd) => crate::keys::kra(&g, backend(&g).await?, cmd).await,
         Command::Verifykeys(args) => crate::keys::verifykeys(&g, args),
         Command::Dump(args) => crate::keys::dump(&g, args),
@@ -601,6 +620,22 @@ async fn ca(g: &Global, cmd: CaCmd) -> Result<ExitCode> {
 async fn template(g: &Global, cmd: TemplateCmd) -> Result<ExitCode> {
     let b = backend(g).await?;
     match cmd {
+        TemplateCmd::Permit {
+            template,
+            principal,
+            rights,
+        } => {
+            return crate::security::template_permission(g, &template, &principal, &rights, true)
+                .await;
+        }
+        TemplateCmd::DenyPermission {
+            template,
+            principal,
+            rights,
+        } => {
+            return crate::security::template_permission(g, &template, &principal, &rights, false)
+                .await;
+        }
         TemplateCmd::List => {
             let all = b.templates().await?;
             let enabled = b.ca_templates().await?;
@@ -681,6 +716,11 @@ async fn serve(g: &Global, args: ServeArgs) -> Result<ExitCode> {
     let ca = Arc::new(Ca::open(&home).await?);
     // Load the key now so a wrong passphrase fails at start, not at the first request.
     ca.signing_key().map_err(|e: EngineError| anyhow!(e))?;
+    // KRAs are validated when the service starts (and on every KRA change).
+    let (valid, total) = ca.validate_kras().await?;
+    if total > 0 {
+        eprintln!("lockbox: {valid} of {total} KRA certificates valid");
+    }
     let listen: std::net::SocketAddr = args
         .listen
         .parse()

@@ -34,6 +34,12 @@ pub enum KraCmd {
     Add {
         /// CERTFILE or SERIAL.
         cert: String,
+        /// For a KRA certificate of another CA: its chain up to the root (PEM).
+        #[arg(long, value_name = "FILE")]
+        chain: Option<PathBuf>,
+        /// For a KRA certificate of another CA: its issuer's CRL (file path or http:// URL).
+        #[arg(long, value_name = "FILE|URL")]
+        crl: Option<String>,
     },
     /// Remove a KRA certificate (thumbprint or serial).
     Remove { id: String },
@@ -143,7 +149,8 @@ fn write_secret(path: &Path, data: &[u8]) -> Result<()> {
 /// `lockbox kra ...`
 pub async fn kra(g: &Global, b: Box<dyn Backend>, cmd: KraCmd) -> Result<ExitCode> {
     match cmd {
-        KraCmd::Add { cert } => {
+        KraCmd::Add { cert, chain, crl } => {
+            let chain = chain.map(|p| read(&p)).transpose()?;
             let bytes = match std::fs::read(&cert) {
                 Ok(b) => b,
                 Err(_) if lockbox_codec::hexfmt::normalize_hex(&cert).is_some() => {
@@ -151,7 +158,7 @@ pub async fn kra(g: &Global, b: Box<dyn Backend>, cmd: KraCmd) -> Result<ExitCod
                 }
                 Err(e) => bail!("reading {cert}: {e}"),
             };
-            let k = b.kra_add(bytes).await?;
+            let k = b.kra_add(bytes, chain, crl).await?;
             if g.json {
                 println!("{}", serde_json::to_string_pretty(&k)?);
             } else {

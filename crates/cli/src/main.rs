@@ -6,6 +6,7 @@ mod commands;
 mod demo;
 mod keys;
 mod output;
+mod security;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,6 +90,30 @@ pub enum Command {
     Verifykeys(keys::VerifyKeysArgs),
     /// Decode certificates, requests, CMC messages and CMS envelopes.
     Dump(keys::DumpArgs),
+    /// Local principals (users) and their credentials.
+    #[command(subcommand)]
+    Principal(security::PrincipalCmd),
+    /// Groups of principals.
+    #[command(subcommand)]
+    Group(security::GroupCmd),
+    /// CA roles.
+    #[command(subcommand)]
+    Role(security::RoleCmd),
+    /// Certificate-manager restrictions.
+    #[command(subcommand)]
+    Officer(security::OfficerCmd),
+    /// CA settings.
+    #[command(subcommand)]
+    Config(security::ConfigCmd),
+    /// The tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(security::AuditCmd),
+    /// The CA event log.
+    Events {
+        /// At most this many (newest first).
+        #[arg(long, default_value_t = 200)]
+        limit: i64,
+    },
     /// Run the HTTPS service.
     Serve(commands::ServeArgs),
     /// Demonstrate the main job in a fresh CA home.

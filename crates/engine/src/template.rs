@@ -177,6 +177,7 @@ pub fn builtins() -> Vec<Template> {
     );
     kra.requires_approval = true;
     kra.key_algorithms = vec!["rsa".into()];
+    kra.enroll = vec!["Administrators".into()];
     let mut xchg = base(
         "CAExchange",
         "CA Exchange",
@@ -212,6 +213,8 @@ pub fn builtins() -> Vec<Template> {
         &[EKU_SERVER_AUTH],
         Period::Years(2),
     );
+    let mut web = web;
+    web.enroll = vec!["Administrators".into()];
     vec![user, efs, exch, sig, kra, xchg, subca, web]
 }
 

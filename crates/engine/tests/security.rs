@@ -1,0 +1,547 @@
+//! Roles, role separation, manager restrictions, template permissions, the
+//! audit trail's tamper evidence, and KRA states with their events.
+
+use std::str::FromStr;
+
+use lockbox_crypto::{KeySpec, SoftwareKey};
+use lockbox_engine::authz::{Op, Role};
+use lockbox_engine::certbuild::sign_request;
+use lockbox_engine::period::Period;
+use lockbox_engine::{Actor, Ca, Disposition, InitOptions, SubmitOptions};
+use x509_cert::name::Name;
+
+fn admin() -> Actor {
+    Actor::local_admin("CONTOSO\\admin")
+}
+
+async fn new_ca(dir: &std::path::Path, name: &str) -> Ca {
+    Ca::init(InitOptions {
+        home: dir.to_path_buf(),
+        name: name.into(),
+        subject: None,
+        key: KeySpec::P256,
+        validity: Period::Years(5),
+        subordinate: false,
+        passphrase: None,
+        passphrase_file: None,
+        cdp_urls: vec![],
+        aia_urls: vec![],
+    })
+    .await
+    .unwrap();
+    Ca::open(dir).await.unwrap()
+}
+
+fn csr(cn: &str) -> Vec<u8> {
+    let key = SoftwareKey::generate(KeySpec::P256).unwrap();
+    sign_request(&key, Name::from_str(&format!("CN={cn}")).unwrap(), vec![]).unwrap()
+}
+
+async fn submit_as(
+    ca: &Ca,
+    actor: &Actor,
+    template: &str,
+) -> Result<lockbox_engine::Outcome, lockbox_engine::EngineError> {
+    ca.submit(
+        &csr(&actor.name),
+        &SubmitOptions {
+            template: Some(template.into()),
+            requester: actor.name.clone(),
+            attributes: vec![],
+            actor: Some(actor.clone()),
+        },
+    )
+    .await
+}
+
+async fn principals(ca: &Ca) {
+    let a = admin();
+    for (name, roles) in [
+        ("ada", vec![Role::CaAdministrator]),
+        ("max", vec![Role::CertificateManager]),
+        ("bob", vec![Role::BackupOperator]),
+        ("aud", vec![Role::Auditor]),
+        ("nobody", vec![]),
+        (
+            "multi",
+            vec![Role::CaAdministrator, Role::CertificateManager],
+        ),
+    ] {
+        ca.add_principal(
+            &a,
+            name,
+            false,
+            Some(format!("{name}@contoso.com")),
+            None,
+            Some(format!("CONTOSO\\{name}")),
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+        for r in roles {
+            ca.set_role(&a, name, r, true).await.unwrap();
+        }
+    }
+}
+
+/// Returns which operations `who` may perform, as a compact string.
+async fn capabilities(ca: &Ca, who: &str) -> String {
+    let actor = ca.actor_for(who).await.unwrap();
+    let t = ca.template("User").await.unwrap();
+    let mut out = String::new();
+    let ops: Vec<(&str, Op<'_>)> = vec![
+        ("C", Op::Configure),
+        ("S", Op::Security),
+        ("E", Op::Enroll(&t)),
+        (
+            "I",
+            Op::Officer {
+                action: "issue",
+                requester: "nobody",
+                template: Some("User"),
+            },
+        ),
+        (
+            "K",
+            Op::RetrieveKey {
+                requester: "nobody",
+                template: Some("User"),
+            },
+        ),
+        ("V", Op::ReadDatabase),
+        ("P", Op::PublishCrl),
+        ("B", Op::Backup),
+        ("A", Op::ReadAudit),
+        ("U", Op::ConfigureAudit),
+    ];
+    for (code, op) in ops {
+        if ca.authorize(&actor, op).await.is_ok() {
+            out.push_str(code);
+        } else {
+            out.push('.');
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_role_against_every_operation_with_and_without_separation() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(d.path(), "Contoso CA").await;
+    principals(&ca).await;
+    //                                  C S E I K V P B A U
+    let without = [
+        ("ada", "CSEIKVPBA."),
+        ("max", "..EIKVP..."),
+        ("bob", "..E....B.."),
+        ("aud", "..E..V..AU"),
+        ("nobody", "..E......."),
+        ("multi", "CSEIKVPBA."),
+    ];
+    for (who, expected) in without {
+        assert_eq!(
+            capabilities(&ca, who).await,
+            expected,
+            "{who}, role separation off"
+        );
+    }
+    ca.set_role_separation(&admin(), true).await.unwrap();
+    let with = [
+        ("ada", "CSE..VP..."),
+        ("max", "..EIKVP..."),
+        ("bob", "..E....B.."),
+        ("aud", "..E..V..AU"),
+        ("nobody", "..E......."),
+        ("multi", ".........."),
+    ];
+    for (who, expected) in with {
+        assert_eq!(
+            capabilities(&ca, who).await,
+            expected,
+            "{who}, role separation on"
+        );
+    }
+    // the refusal code for a principal holding two roles
+    let multi = ca.actor_for("multi").await.unwrap();
+    let e = ca.authorize(&multi, Op::ReadDatabase).await.unwrap_err();
+    assert_eq!(e.code(), 0x8009_4008);
+    // refusals are in the audit trail
+    let aud = ca.actor_for("aud").await.unwrap();
+    let records = ca.audit_list(&aud, None, 10_000).await.unwrap();
+    let refused = records
+        .iter()
+        .filter(|r| r.entry.outcome == "refused")
+        .count();
+    assert!(refused >= 20, "refusals audited: {refused}");
+    assert!(records
+        .iter()
+        .any(|r| r.entry.outcome == "refused" && r.entry.actor == "multi"));
+    // the real operations honour the same decisions
+    let max = ca.actor_for("max").await.unwrap();
+    let nobody = ca.actor_for("nobody").await.unwrap();
+    assert!(ca
+        .set_ca_template(&max, "KeyRecoveryAgent", true)
+        .await
+        .is_err());
+    assert!(ca.view(&nobody, "", 10).await.is_err());
+    assert!(ca.view(&max, "", 10).await.is_ok());
+    let issued = submit_as(&ca, &nobody, "User").await.unwrap();
+    let serial = issued.serial.unwrap();
+    assert!(ca.revoke(&serial, 1, &nobody).await.is_err());
+    assert!(ca.revoke(&serial, 1, &max).await.is_ok());
+}
+
+#[tokio::test]
+async fn managers_are_restricted_by_subject_group_and_template() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(d.path(), "Contoso CA").await;
+    principals(&ca).await;
+    let a = admin();
+    for u in ["alice", "carol"] {
+        ca.add_principal(&a, u, false, None, None, None, None, false)
+            .await
+            .unwrap();
+    }
+    ca.add_principal(&a, "Sales", true, None, None, None, None, false)
+        .await
+        .unwrap();
+    ca.add_member(&a, "Sales", "alice").await.unwrap();
+    ca.duplicate_template(&a, "User", "ApprovedUser")
+        .await
+        .unwrap();
+    ca.set_template(&a, "ApprovedUser", "requires_approval", "true")
+        .await
+        .unwrap();
+    ca.set_ca_template(&a, "ApprovedUser", true).await.unwrap();
+    ca.duplicate_template(&a, "ApprovedUser", "ApprovedOther")
+        .await
+        .unwrap();
+    ca.set_ca_template(&a, "ApprovedOther", true).await.unwrap();
+    ca.set_restrictions(&a, "max", vec!["Sales".into()], vec!["ApprovedUser".into()])
+        .await
+        .unwrap();
+    let max = ca.actor_for("max").await.unwrap();
+    let alice = ca.actor_for("alice").await.unwrap();
+    let carol = ca.actor_for("carol").await.unwrap();
+    let r1 = submit_as(&ca, &alice, "ApprovedUser").await.unwrap();
+    let r2 = submit_as(&ca, &carol, "ApprovedUser").await.unwrap();
+    let r3 = submit_as(&ca, &alice, "ApprovedOther").await.unwrap();
+    assert_eq!(r1.disposition, Disposition::Pending);
+    assert!(
+        ca.issue(r1.request_id, &max).await.is_ok(),
+        "alice is in Sales, template allowed"
+    );
+    let e = ca.issue(r2.request_id, &max).await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        0x8009_4009,
+        "carol is outside the manager's groups"
+    );
+    let e = ca.deny(r3.request_id, &max).await.unwrap_err();
+    assert_eq!(e.code(), 0x8009_4009, "template outside the manager's list");
+    // an unrestricted manager (the admin, roles not separated) may
+    assert!(ca
+        .issue(r2.request_id, &ca.actor_for("ada").await.unwrap())
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn template_permissions_allow_and_deny_enrollment() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(d.path(), "Contoso CA").await;
+    principals(&ca).await;
+    let a = admin();
+    ca.set_ca_template(&a, "KeyRecoveryAgent", true)
+        .await
+        .unwrap();
+    let nobody = ca.actor_for("nobody").await.unwrap();
+    let e = submit_as(&ca, &nobody, "KeyRecoveryAgent")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        0x8009_4012,
+        "KRA enrollment is for CA administrators by default"
+    );
+    let e = submit_as(&ca, &nobody, "SubCA").await.unwrap_err();
+    assert_eq!(e.code(), 0x8009_4012);
+    ca.set_template_permission(
+        &a,
+        "KeyRecoveryAgent",
+        "nobody",
+        &["Read".into(), "Enroll".into()],
+        true,
+    )
+    .await
+    .unwrap();
+    // now the permission check passes and the template's own key rule (RSA only) speaks
+    assert_eq!(
+        submit_as(&ca, &nobody, "KeyRecoveryAgent")
+            .await
+            .unwrap_err()
+            .code(),
+        0x8009_0008
+    );
+    assert!(submit_as(&ca, &nobody, "User").await.is_ok());
+    ca.set_template_permission(&a, "User", "Authenticated Users", &["Enroll".into()], false)
+        .await
+        .unwrap();
+    assert_eq!(
+        submit_as(&ca, &nobody, "User").await.unwrap_err().code(),
+        0x8009_4012,
+        "deny wins"
+    );
+    assert!(ca
+        .set_template_permission(&a, "User", "nobody", &["Fly".into()], true)
+        .await
+        .is_err());
+}
+
+async fn sql(home: &std::path::Path, statements: &[&str]) {
+    use sqlx::Connection;
+    let mut c =
+        sqlx::SqliteConnection::connect(&format!("sqlite:{}", home.join("ca.db").display()))
+            .await
+            .unwrap();
+    for s in statements {
+        sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+}
+
+fn copy_home(from: &std::path::Path, to: &std::path::Path) {
+    for entry in walk(from) {
+        let rel = entry.strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &dest).unwrap();
+    }
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn audit_verify_finds_edited_deleted_and_reordered_records() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("ca");
+    {
+        let ca = new_ca(&home, "Contoso CA").await;
+        let a = admin();
+        for i in 0..6 {
+            ca.submit(
+                &csr(&format!("user{i}")),
+                &SubmitOptions {
+                    template: Some("User".into()),
+                    requester: format!("CONTOSO\\u{i}"),
+                    attributes: vec![],
+                    actor: None,
+                },
+            )
+            .await
+            .unwrap();
+        }
+        ca.set_ca_template(&a, "KeyRecoveryAgent", true)
+            .await
+            .unwrap();
+        ca.sign_audit_head().await.unwrap();
+        let report = ca.audit_verify(&a).await.unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert!(report.records >= 8 && report.signed_heads >= 1);
+    }
+    let cases: [(&str, Vec<&str>, i64); 3] = [
+        (
+            "edited",
+            vec!["UPDATE audit_log SET target = '999' WHERE seq = 3"],
+            3,
+        ),
+        ("deleted", vec!["DELETE FROM audit_log WHERE seq = 4"], 4),
+        (
+            "reordered",
+            vec![
+                "UPDATE audit_log SET seq = -5 WHERE seq = 5",
+                "UPDATE audit_log SET seq = 5 WHERE seq = 6",
+                "UPDATE audit_log SET seq = 6 WHERE seq = -5",
+            ],
+            5,
+        ),
+    ];
+    for (what, statements, position) in cases {
+        let copy = d.path().join(what);
+        copy_home(&home, &copy);
+        sql(&copy, &statements).await;
+        let ca = Ca::open(&copy).await.unwrap();
+        let report = ca.audit_verify(&admin()).await.unwrap();
+        assert!(!report.problems.is_empty(), "{what} not detected");
+        assert_eq!(
+            report.problems[0].position, position,
+            "{what}: {:?}",
+            report.problems
+        );
+    }
+    // deleting the tail is caught by the signed head
+    let copy = d.path().join("truncated");
+    copy_home(&home, &copy);
+    sql(
+        &copy,
+        &["DELETE FROM audit_log WHERE seq >= (SELECT MAX(seq) FROM audit_heads)"],
+    )
+    .await;
+    let ca = Ca::open(&copy).await.unwrap();
+    let report = ca.audit_verify(&admin()).await.unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.problem.contains("signed head")),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[tokio::test]
+async fn kra_states_statuses_events_and_archival_behaviour() {
+    use lockbox_engine::ca::cert_fields;
+    use lockbox_engine::certbuild::{
+        aki, decode_certificate, sign_certificate, ski, template_extensions, CertSpec,
+    };
+    use lockbox_engine::period::now;
+    use lockbox_engine::template::builtins;
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(&d.path().join("ca"), "Contoso CA").await;
+    let a = admin();
+    let ca_cert = decode_certificate(&ca.ca_certificate_der().unwrap()).unwrap();
+    let signer = ca.signing_key().unwrap();
+    let kra_template = builtins()
+        .into_iter()
+        .find(|t| t.name == "KeyRecoveryAgent")
+        .unwrap();
+    // an expired KRA certificate made by this CA
+    let key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let spki = lockbox_crypto::KeyHandle::public_key_info(&key).clone();
+    let mut exts = template_extensions(&kra_template, false).unwrap();
+    exts.push(ski(&spki).unwrap());
+    exts.push(aki(ca_cert.tbs_certificate().subject_public_key_info()).unwrap());
+    let expired = sign_certificate(
+        signer.as_ref(),
+        CertSpec {
+            issuer: ca_cert.tbs_certificate().subject().clone(),
+            subject: Name::from_str("CN=Old Agent").unwrap(),
+            spki,
+            serial: vec![0x42],
+            not_before: now() - 800 * 86_400,
+            not_after: now() - 86_400,
+            extensions: exts,
+        },
+    )
+    .unwrap();
+    let expired_der = der::Encode::to_der(&expired).unwrap();
+    let st = ca.kra_add(&a, &expired_der, None, None).await.unwrap();
+    assert_eq!(st.status, "expired");
+    // a certificate without the KRA EKU is refused when added
+    let user = ca
+        .submit(
+            &csr("Plain User"),
+            &SubmitOptions {
+                template: Some("User".into()),
+                requester: "x".into(),
+                attributes: vec![],
+                actor: None,
+            },
+        )
+        .await
+        .unwrap();
+    let e = ca
+        .kra_add(&a, user.certificate_pem.unwrap().as_bytes(), None, None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("Key Recovery Agent EKU"));
+    // a KRA from another CA: untrusted without chain, revocation unknown without a CRL, valid with one, revoked after revocation
+    let other = new_ca(&d.path().join("other"), "Fabrikam CA").await;
+    other
+        .set_ca_template(&a, "KeyRecoveryAgent", true)
+        .await
+        .unwrap();
+    let fkey = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let freq = sign_request(&fkey, Name::from_str("CN=Fabrikam Agent").unwrap(), vec![]).unwrap();
+    let p = other
+        .submit(
+            &freq,
+            &SubmitOptions {
+                template: Some("KeyRecoveryAgent".into()),
+                requester: "x".into(),
+                attributes: vec![],
+                actor: None,
+            },
+        )
+        .await
+        .unwrap();
+    let fcert = other.issue(p.request_id, &a).await.unwrap();
+    let fpem = fcert.certificate_pem.clone().unwrap();
+    let chain = lockbox_codec::pem::encode_pem("CERTIFICATE", &other.ca_certificate_der().unwrap());
+    let st = ca.kra_add(&a, fpem.as_bytes(), None, None).await.unwrap();
+    assert!(st.status.starts_with("untrusted issuer"), "{}", st.status);
+    let crl_path = d.path().join("fabrikam.crl");
+    let st = ca
+        .kra_add(
+            &a,
+            fpem.as_bytes(),
+            Some(chain.clone().into_bytes()),
+            Some(crl_path.display().to_string()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.status, "revocation unknown (CRL unavailable)");
+    std::fs::write(&crl_path, other.publish_crl(&a).await.unwrap().der).unwrap();
+    let list = ca.kra_list(&a).await.unwrap();
+    assert_eq!(
+        list.iter()
+            .find(|k| k.subject.contains("Fabrikam"))
+            .unwrap()
+            .status,
+        "valid"
+    );
+    ca.set_kra_required(&a, 1).await.unwrap();
+    assert!(ca.set_kra_required(&a, 3).await.is_err());
+    other
+        .revoke(&fcert.serial.clone().unwrap(), 1, &a)
+        .await
+        .unwrap();
+    std::fs::write(&crl_path, other.publish_crl(&a).await.unwrap().der).unwrap();
+    let (valid, total) = ca.validate_kras().await.unwrap();
+    assert_eq!((valid, total), (0, 2));
+    let list = ca.kra_list(&a).await.unwrap();
+    assert_eq!(
+        list.iter()
+            .find(|k| k.subject.contains("Fabrikam"))
+            .unwrap()
+            .status,
+        "revoked"
+    );
+    let events = ca.events(&a, 200).await.unwrap();
+    for id in [82, 84, 98] {
+        assert!(
+            events.iter().any(|e| e.event_id == id),
+            "event {id} recorded: {events:?}"
+        );
+    }
+    assert!(events
+        .iter()
+        .any(|e| e.event_id == 84 && e.message.contains("expired")));
+    // archival is refused with too few valid KRAs
+    assert_eq!(cert_fields(&expired_der).unwrap().serial, "42");
+}
