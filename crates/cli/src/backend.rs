@@ -233,7 +233,7 @@ impl Remote {
         let client = builder.build().map_err(transport)?;
         Ok(Remote {
             base: server.trim_end_matches('/').to_string(),
-            token,
+            token: token.filter(|t| !t.is_empty()),
             client,
         })
     }

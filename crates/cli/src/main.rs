@@ -40,13 +40,16 @@ pub struct Global {
         value_name = "FILE"
     )]
     pub ca_cert: Option<PathBuf>,
-    /// API token for remote operation.
+    /// API token for remote operation. (`principal add NAME --token`, without a
+    /// value, asks for a new API token for the principal instead.)
     #[arg(
         long,
         global = true,
         env = "LOCKBOX_TOKEN",
         value_name = "TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        num_args = 0..=1,
+        default_missing_value = ""
     )]
     pub token: Option<String>,
     /// Machine-readable JSON output.

@@ -32,9 +32,6 @@ pub enum PrincipalCmd {
         /// File holding the password for HTTP Basic (web enrollment clients).
         #[arg(long = "password-file", value_name = "FILE")]
         password_file: Option<PathBuf>,
-        /// Create an API token (shown once).
-        #[arg(long)]
-        token: bool,
     },
     /// List principals.
     List,
@@ -144,8 +141,9 @@ pub async fn principal(g: &Global, cmd: PrincipalCmd) -> Result<ExitCode> {
             email,
             downlevel,
             password_file,
-            token,
         } => {
+            // `--token` without a value (the global option) asks for a new API token.
+            let token = g.token.as_deref() == Some("");
             let password = match password_file {
                 Some(f) => {
                     let mut p = std::fs::read_to_string(&f)

@@ -351,6 +351,140 @@ fn plain_http_is_loopback_only_and_api_is_described() {
     );
 }
 
+#[test]
+fn principals_authenticate_by_token_and_password_and_roles_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = d.join("ca");
+    let h = s(&home);
+    ok(lockbox(&[
+        "init", "--home", h, "--name", "Test CA", "--key", "p256",
+    ]));
+    std::fs::write(d.join("pw"), "correct horse battery\n").unwrap();
+    let out = ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "add",
+        "max",
+        "--upn",
+        "max@contoso.com",
+        "--downlevel",
+        "CONTOSO\\max",
+        "--password-file",
+        s(&d.join("pw")),
+        "--token",
+    ]));
+    let max_token = out
+        .lines()
+        .find(|l| l.starts_with("lbt_"))
+        .unwrap()
+        .to_string();
+    ok(lockbox(&[
+        "--home",
+        h,
+        "role",
+        "grant",
+        "max",
+        "CertificateManager",
+    ]));
+    let out = ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "add",
+        "aud",
+        "--token",
+    ]));
+    let aud_token = out
+        .lines()
+        .find(|l| l.starts_with("lbt_"))
+        .unwrap()
+        .to_string();
+    ok(lockbox(&["--home", h, "role", "grant", "aud", "auditor"]));
+    let (_server, url) = start(&home, &["--http"]);
+    // the manager may read the database but not configure the CA
+    ok(lockbox(&["--server", &url, "--token", &max_token, "view"]));
+    assert_eq!(
+        lockbox(&[
+            "--server",
+            &url,
+            "--token",
+            &max_token,
+            "ca",
+            "templates",
+            "add",
+            "KeyRecoveryAgent"
+        ])
+        .status
+        .code(),
+        Some(6)
+    );
+    // the auditor reads and verifies the audit trail remotely; the manager may not
+    let v: serde_json::Value = serde_json::from_str(&ok(lockbox(&[
+        "--server", &url, "--token", &aud_token, "audit", "verify", "--json",
+    ])))
+    .unwrap();
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+    assert!(
+        !lockbox(&["--server", &url, "--token", &max_token, "audit", "list"])
+            .status
+            .success()
+    );
+    let list: serde_json::Value = serde_json::from_str(&ok(lockbox(&[
+        "--server", &url, "--token", &aud_token, "audit", "list", "--json",
+    ])))
+    .unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["outcome"] == "refused" && r["actor"] == "max"),
+        "refusals are audited"
+    );
+    // HTTP Basic with the down-level name and the password
+    let basic = lockbox_codec_b64("CONTOSO\\max:correct horse battery");
+    assert!(http_get_auth(&url, "/api/v1/view", &basic).starts_with("HTTP/1.1 200"));
+    let wrong = lockbox_codec_b64("CONTOSO\\max:wrong password");
+    assert!(!http_get_auth(&url, "/api/v1/view", &wrong).starts_with("HTTP/1.1 200"));
+    // a wrong token is refused
+    assert_eq!(
+        lockbox(&["--server", &url, "--token", "lbt_0000_1111", "view"])
+            .status
+            .code(),
+        Some(6)
+    );
+}
+
+fn lockbox_codec_b64(s: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn http_get_auth(url: &str, path: &str, basic: &str) -> String {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp).unwrap();
+    resp
+}
+
 fn http_post(url: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let host = url.trim_start_matches("http://");
