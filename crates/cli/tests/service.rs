@@ -223,6 +223,66 @@ fn https_service_serves_remote_cli_operations() {
         "{text}"
     );
     assert!(text.contains("Superseded"));
+
+    // A TLS client certificate mapped to a principal authenticates it.
+    let carol_csr = openssl_csr(d, "carol", "/CN=Carol");
+    let carol_pem = d.join("carol.pem");
+    ok(lockbox(&[
+        "--home",
+        s(&home),
+        "submit",
+        s(&carol_csr),
+        "--template",
+        "User",
+        "--out",
+        s(&carol_pem),
+    ]));
+    ok(lockbox(&["--home", s(&home), "principal", "add", "carol"]));
+    ok(lockbox(&[
+        "--home",
+        s(&home),
+        "role",
+        "grant",
+        "carol",
+        "CertificateManager",
+    ]));
+    ok(lockbox(&[
+        "--home",
+        s(&home),
+        "principal",
+        "map-cert",
+        "carol",
+        s(&carol_pem),
+    ]));
+    let mut identity = std::fs::read(&carol_pem).unwrap();
+    identity.extend(std::fs::read(d.join("carol.key")).unwrap());
+    let status = |with_identity: bool| -> u16 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_pem).unwrap()).unwrap();
+            let mut b = reqwest::Client::builder().tls_certs_only(vec![ca]);
+            if with_identity {
+                b = b.identity(reqwest::Identity::from_pem(&identity).unwrap());
+            }
+            let client = b.build().unwrap();
+            client
+                .get(format!("{url}/api/v1/view"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    assert_eq!(
+        status(true),
+        200,
+        "the mapped client certificate authenticates carol"
+    );
+    assert_eq!(status(false), 403, "without it the caller is anonymous");
 }
 
 #[test]
@@ -453,6 +513,30 @@ fn principals_authenticate_by_token_and_password_and_roles_decide() {
             .status
             .code(),
         Some(6)
+    );
+    // a client cannot claim a certificate mapping by sending the internal header itself
+    let ca_pem = d.join("ca.pem");
+    ok(lockbox(&["--home", h, "ca", "cert", "--out", s(&ca_pem)]));
+    let out: serde_json::Value = serde_json::from_str(&ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "map-cert",
+        "max",
+        s(&ca_pem),
+        "--json",
+    ])))
+    .unwrap();
+    let thumb = out["thumbprint"].as_str().unwrap().to_string();
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET /api/v1/view HTTP/1.1\r\nHost: {host}\r\nx-lockbox-client-certificate-sha1: {thumb}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp).unwrap();
+    assert!(
+        resp.starts_with("HTTP/1.1 403"),
+        "spoofed header must not authenticate: {resp}"
     );
 }
 

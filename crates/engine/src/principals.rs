@@ -160,8 +160,20 @@ impl Ca {
 
     /// Authenticates a TLS client certificate by its SHA-1 thumbprint mapping.
     pub async fn authenticate_certificate(&self, cert_der: &[u8]) -> EngineResult<Option<Actor>> {
-        let thumb = to_hex(&lockbox_crypto::digest::sha1(cert_der));
-        match self.store.principal_for_certificate(&thumb).await? {
+        self.authenticate_certificate_thumbprint(&to_hex(&lockbox_crypto::digest::sha1(cert_der)))
+            .await
+    }
+
+    /// Authenticates a verified TLS client certificate given by thumbprint (hex SHA-1).
+    pub async fn authenticate_certificate_thumbprint(
+        &self,
+        thumb: &str,
+    ) -> EngineResult<Option<Actor>> {
+        match self
+            .store
+            .principal_for_certificate(&thumb.to_ascii_lowercase())
+            .await?
+        {
             Some(p) => Ok(Some(self.actor_for(&p).await?)),
             None => Ok(None),
         }

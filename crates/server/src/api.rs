@@ -78,7 +78,15 @@ fn unauthorized() -> ApiError {
 /// administrator token) or `Basic` (principal password). `None`: no credentials.
 async fn caller(ca: &Ca, headers: &HeaderMap) -> ApiResult<Option<Actor>> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
+        // A verified TLS client certificate mapped to a principal authenticates it
+        // (the header is set by the connection layer, never taken from clients).
+        return match headers
+            .get(CLIENT_CERT_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(thumb) => Ok(ca.authenticate_certificate_thumbprint(thumb).await?),
+            None => Ok(None),
+        };
     };
     let value = value.to_str().map_err(|_| unauthorized())?;
     let (scheme, cred) = value.split_once(' ').ok_or_else(unauthorized)?;
@@ -121,8 +129,18 @@ async fn enrollee(ca: &Ca, headers: &HeaderMap) -> ApiResult<Actor> {
     }
 }
 
-/// Builds the router.
+/// Set by the connection layer (never by clients) to the verified TLS client certificate's SHA-1.
+pub const CLIENT_CERT_HEADER: &str = "x-lockbox-client-certificate-sha1";
+
+/// Builds the router for a connection without a verified client certificate:
+/// any client-supplied certificate header is removed.
 pub fn router(ca: Arc<Ca>) -> Router {
+    crate::tls::with_client_certificate(routes(ca), None)
+}
+
+/// The routes, trusting [`CLIENT_CERT_HEADER`] (wrap with
+/// [`crate::tls::with_client_certificate`] before serving).
+pub(crate) fn routes(ca: Arc<Ca>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/api/v1/openapi.json", get(openapi))

@@ -5,9 +5,9 @@
 //! administrator token (`Authorization: Bearer ...`) until principals and roles
 //! arrive.
 
-mod api;
+pub mod api;
 mod openapi;
-mod tls;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ pub struct ServeOptions {
 
 /// Runs the service until SIGINT/SIGTERM.
 pub async fn serve(ca: Arc<Ca>, opts: ServeOptions) -> anyhow::Result<()> {
-    let app = router(ca.clone());
+    let app = api::routes(ca.clone());
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let local = listener.local_addr()?;
     if opts.plain_http {
@@ -37,13 +37,15 @@ pub async fn serve(ca: Arc<Ca>, opts: ServeOptions) -> anyhow::Result<()> {
             anyhow::bail!("--http is only allowed on a loopback address; use HTTPS elsewhere");
         }
         println!("lockbox: listening on http://{local}");
+        // Plain HTTP carries no client certificate: strip any such header a client sends.
+        let app = tls::with_client_certificate(app, None);
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         return Ok(());
     }
     let (chain_pem, key_pem) = ca.server_tls_identity(&opts.hosts).await?;
-    let acceptor = tls::acceptor(&chain_pem, &key_pem)?;
+    let acceptor = tls::acceptor(&chain_pem, &key_pem, &ca.chain_der()?)?;
     println!("lockbox: listening on https://{local}");
     tls::serve_tls(listener, acceptor, app, shutdown_signal()).await
 }
