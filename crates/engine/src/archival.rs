@@ -477,7 +477,14 @@ impl Ca {
     /// fewer than required (archival stops), 127 when a certificate expires soon.
     /// Runs when the service starts and whenever the KRA configuration changes.
     pub async fn validate_kras(&self) -> EngineResult<(usize, usize)> {
-        let statuses = self.kra_statuses().await?;
+        let statuses = match self.kra_statuses().await {
+            Ok(s) => s,
+            Err(e) => {
+                self.event(83, "error", &format!("Error loading KRA certificates: {e}"))
+                    .await?;
+                return Err(e);
+            }
+        };
         let total = statuses.len();
         let mut valid = 0;
         let warn_days: i64 = self
@@ -657,6 +664,43 @@ impl Ca {
         Err(EngineError::NotFound(format!(
             "no configured KRA certificate matches '{id}'"
         )))
+    }
+
+    /// Issued Key Recovery Agent certificates land in the CA's KRA store (the
+    /// administrator still chooses how many are required).
+    pub(crate) async fn land_kra_certificate(
+        &self,
+        actor: &Actor,
+        cert_der: &[u8],
+    ) -> EngineResult<()> {
+        let cert = decode_certificate(cert_der)?;
+        if !has_eku(&cert, oids::MS_KP_KEY_RECOVERY_AGENT) {
+            return Ok(());
+        }
+        let thumb = to_hex(&sha1(cert_der));
+        let audit = self
+            .audited(self.audit_entry(
+                actor,
+                "config",
+                "KRA certificate issued into the KRA store",
+                &thumb,
+                "{}",
+            ))
+            .await;
+        self.store
+            .apply(
+                &[Change::AddKra {
+                    thumbprint: thumb,
+                    cert_der: cert_der.to_vec(),
+                    chain_der: None,
+                    crl_source: None,
+                    at: now(),
+                }],
+                &audit,
+            )
+            .await?;
+        self.validate_kras().await?;
+        Ok(())
     }
 
     /// How many KRAs each archived key is encrypted to (0 = archival off).

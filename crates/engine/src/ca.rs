@@ -857,6 +857,9 @@ impl Ca {
         }
         let audit = self.audited(audit).await;
         let id = self.store.insert_request(&new, &audit).await?;
+        if let Some(c) = &new.cert {
+            self.land_kra_certificate(actor, &c.cert_der).await?;
+        }
         let _ = self.maybe_sign_head().await;
         tracing::info!(request_id = id, template = %template.name, disposition = new.disposition.as_str(), archived = archived.is_some(), "request recorded");
         let mut o = outcome(
@@ -1067,6 +1070,7 @@ impl Ca {
             .issue_pending(id, &fields, &message, now(), &audit)
             .await
             .map_err(conflict)?;
+        self.land_kra_certificate(actor, &fields.cert_der).await?;
         let _ = self.maybe_sign_head().await;
         tracing::info!(request_id = id, officer = %actor.name, "pending request issued");
         let mut o = outcome(
