@@ -313,7 +313,17 @@ impl Ca {
                 &[],
             )
             .await?;
-        tracing::info!(serial = %fields.serial, not_after = fields.not_after, "CA exchange certificate created");
+        let _ = self
+            .event(
+                1001,
+                "info",
+                &format!(
+                    "CA exchange certificate {} created, valid until {}",
+                    fields.serial,
+                    crate::period::rfc3339(fields.not_after)
+                ),
+            )
+            .await;
         if let Ok(mut cache) = self.archival.exchange_keys.lock() {
             cache.insert(fields.serial.clone(), Arc::new(key));
         }

@@ -154,6 +154,7 @@ pub struct Ca {
     chain: Vec<Vec<u8>>,
     pub(crate) archival: crate::archival::ArchivalState,
     pub(crate) auth_cache: crate::audit::AuthCache,
+    pub(crate) directory: Arc<dyn crate::principals::Directory>,
 }
 
 impl std::fmt::Debug for Ca {
@@ -428,6 +429,8 @@ impl Ca {
         let home = Home::new(root);
         let config = home.load_config()?;
         let store = open_store(&home, &config).await?;
+        let directory: Arc<dyn crate::principals::Directory> =
+            Arc::new(crate::principals::StoreDirectory(store.clone()));
         let (cert, chain) = if config.ca.state == CaState::Active {
             let pem = home.read(&config.ca.cert_file)?;
             let der = decode_input(&pem)
@@ -452,6 +455,7 @@ impl Ca {
             chain,
             archival: crate::archival::ArchivalState::new()?,
             auth_cache: Default::default(),
+            directory,
         })
     }
 

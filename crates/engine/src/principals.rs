@@ -18,6 +18,34 @@ use crate::ca::Ca;
 use crate::error::{codes, EngineError, EngineResult};
 use crate::period::now;
 
+/// Where principals and group memberships come from. The local store is the
+/// source today; an LDAP directory can implement this without touching callers.
+#[async_trait::async_trait]
+pub trait Directory: Send + Sync {
+    /// One principal by name.
+    async fn principal(&self, name: &str) -> EngineResult<Option<Principal>>;
+    /// Every principal.
+    async fn principals(&self) -> EngineResult<Vec<Principal>>;
+    /// Groups `name` is a direct member of.
+    async fn groups_of(&self, name: &str) -> EngineResult<Vec<String>>;
+}
+
+/// The CA database as the principal directory.
+pub struct StoreDirectory(pub std::sync::Arc<dyn lockbox_store::Store>);
+
+#[async_trait::async_trait]
+impl Directory for StoreDirectory {
+    async fn principal(&self, name: &str) -> EngineResult<Option<Principal>> {
+        Ok(self.0.principal(name).await?)
+    }
+    async fn principals(&self) -> EngineResult<Vec<Principal>> {
+        Ok(self.0.principals().await?)
+    }
+    async fn groups_of(&self, name: &str) -> EngineResult<Vec<String>> {
+        Ok(self.0.groups_of(name).await?)
+    }
+}
+
 /// What `principal add` returns.
 #[derive(Clone, Debug, Serialize)]
 pub struct NewPrincipal {
@@ -54,7 +82,7 @@ impl Ca {
         for _ in 0..16 {
             let mut next = Vec::new();
             for n in &frontier {
-                for g in self.store.groups_of(n).await? {
+                for g in self.directory.groups_of(n).await? {
                     if groups.insert(g.clone()) {
                         next.push(g);
                     }
@@ -89,10 +117,10 @@ impl Ca {
     }
 
     async fn find_principal(&self, name: &str) -> EngineResult<Option<Principal>> {
-        if let Some(p) = self.store.principal(name).await? {
+        if let Some(p) = self.directory.principal(name).await? {
             return Ok(Some(p));
         }
-        Ok(self.store.principals().await?.into_iter().find(|p| {
+        Ok(self.directory.principals().await?.into_iter().find(|p| {
             p.upn
                 .as_deref()
                 .is_some_and(|u| u.eq_ignore_ascii_case(name))
@@ -131,7 +159,7 @@ impl Ca {
         if !verify_secret(secret.as_bytes(), &hash) {
             return Ok(None);
         }
-        if self.store.principal(&principal).await?.is_none() {
+        if self.directory.principal(&principal).await?.is_none() {
             return Ok(None);
         }
         self.auth_cache_put(cache_key, principal.clone());

@@ -542,6 +542,45 @@ async fn kra_states_statuses_events_and_archival_behaviour() {
     assert!(events
         .iter()
         .any(|e| e.event_id == 84 && e.message.contains("expired")));
-    // archival is refused with too few valid KRAs
+    // entries that cannot be loaded, or are not KRA certificates, get their own status and events
+    use lockbox_store::Change;
+    let plain_user = ca.certificate(user.request_id).await.unwrap();
+    ca.store()
+        .apply(
+            &[
+                Change::AddKra {
+                    thumbprint: "bad".into(),
+                    cert_der: vec![0x30, 0x03, 0x02, 0x01, 0x00],
+                    chain_der: None,
+                    crl_source: None,
+                    at: now(),
+                },
+                Change::AddKra {
+                    thumbprint: "user".into(),
+                    cert_der: plain_user,
+                    chain_der: None,
+                    crl_source: None,
+                    at: now(),
+                },
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    ca.validate_kras().await.unwrap();
+    let list = ca.kra_list(&a).await.unwrap();
+    assert_eq!(
+        list.iter().find(|k| k.thumbprint == "bad").unwrap().status,
+        "cannot be loaded"
+    );
+    assert_eq!(
+        list.iter().find(|k| k.thumbprint == "user").unwrap().status,
+        "not a KRA certificate"
+    );
+    let events = ca.events(&a, 500).await.unwrap();
+    assert!(events.iter().any(|e| e.event_id == 85));
+    assert!(events
+        .iter()
+        .any(|e| e.event_id == 84 && e.message.contains("not a KRA certificate")));
     assert_eq!(cert_fields(&expired_der).unwrap().serial, "42");
 }
