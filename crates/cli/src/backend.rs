@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use lockbox_codec::pem::{decode_all, decode_input};
 use lockbox_engine::archival::KraStatus;
 use lockbox_engine::authz::Actor;
+use lockbox_engine::recovery::{Candidate, RecoveryBlob};
 use lockbox_engine::template::Template;
 use lockbox_engine::{
     codes, Ca, CrlInfo, EngineError, EngineResult, Outcome, RequestRecord, SubmitOptions,
@@ -67,6 +68,14 @@ pub trait Backend: Send + Sync {
     async fn kra_remove(&self, id: &str) -> EngineResult<String>;
     /// Read (None) or set (Some) the number of KRAs per key.
     async fn kra_required(&self, set: Option<usize>) -> EngineResult<usize>;
+    /// Recovery candidates for a token.
+    async fn find_candidates(&self, token: &str) -> EngineResult<Vec<Candidate>>;
+    /// The recovery blob of the one candidate a token names.
+    async fn get_key(&self, token: &str) -> EngineResult<RecoveryBlob>;
+    /// The recovery blob of a request.
+    async fn get_key_by_request(&self, id: i64) -> EngineResult<RecoveryBlob>;
+    /// Candidates whose certificates are recipients of an encrypted message.
+    async fn candidates_for_message(&self, message: Vec<u8>) -> EngineResult<Vec<Candidate>>;
 }
 
 /// The engine in this process, acting as the local CA administrator.
@@ -183,6 +192,18 @@ impl Backend for Local {
             self.ca.set_kra_required(&self.actor, n).await?;
         }
         self.ca.kra_required().await
+    }
+    async fn find_candidates(&self, token: &str) -> EngineResult<Vec<Candidate>> {
+        self.ca.find_candidates(&self.actor, token).await
+    }
+    async fn get_key(&self, token: &str) -> EngineResult<RecoveryBlob> {
+        self.ca.get_key(&self.actor, token).await
+    }
+    async fn get_key_by_request(&self, id: i64) -> EngineResult<RecoveryBlob> {
+        self.ca.get_key_by_request(&self.actor, id).await
+    }
+    async fn candidates_for_message(&self, message: Vec<u8>) -> EngineResult<Vec<Candidate>> {
+        self.ca.candidates_for_message(&self.actor, &message).await
     }
 }
 
@@ -444,5 +465,24 @@ impl Backend for Remote {
             }
         };
         Ok(v["required"].as_u64().unwrap_or(0) as usize)
+    }
+    async fn find_candidates(&self, token: &str) -> EngineResult<Vec<Candidate>> {
+        self.json(self.req(Method::GET, &format!("/api/v1/keys?token={}", enc(token))))
+            .await
+    }
+    async fn get_key(&self, token: &str) -> EngineResult<RecoveryBlob> {
+        self.json(self.req(
+            Method::GET,
+            &format!("/api/v1/keys/blob?token={}", enc(token)),
+        ))
+        .await
+    }
+    async fn get_key_by_request(&self, id: i64) -> EngineResult<RecoveryBlob> {
+        self.json(self.req(Method::GET, &format!("/api/v1/keys/blob?request_id={id}")))
+            .await
+    }
+    async fn candidates_for_message(&self, message: Vec<u8>) -> EngineResult<Vec<Candidate>> {
+        self.json(self.req(Method::POST, "/api/v1/keys/p7m").body(message))
+            .await
     }
 }

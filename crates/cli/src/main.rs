@@ -6,6 +6,7 @@ mod commands;
 mod demo;
 mod keys;
 mod output;
+mod recover;
 mod security;
 
 use std::path::PathBuf;
@@ -117,6 +118,14 @@ pub enum Command {
         #[arg(long, default_value_t = 200)]
         limit: i64,
     },
+    /// Find recovery candidates, or retrieve a recovery blob (certificate manager).
+    Getkey(recover::GetkeyArgs),
+    /// Open a recovery blob with a KRA key into a PKCS#12 (key recovery agent).
+    Recoverkey(recover::RecoverArgs),
+    /// Merge PKCS#12 files: mergepfx IN1.pfx,IN2.pfx OUT.pfx -p P1,P2,POUT.
+    Mergepfx(recover::MergeArgs),
+    /// Retrieve and recover every key of a user in one step (no role separation).
+    RecoverUser(recover::RecoverUserArgs),
     /// Run the HTTPS service.
     Serve(commands::ServeArgs),
     /// Demonstrate the main job in a fresh CA home.

@@ -68,3 +68,62 @@ pub fn read_pfx(data: &[u8], password: &str) -> Result<KeyAndCerts, CryptoError>
         chain.certs().iter().map(|c| c.as_der().to_vec()).collect(),
     ))
 }
+
+/// Merges several PKCS#12 files (each with its password) into one holding
+/// every key and its certificates.
+pub fn merge_pfx(
+    inputs: &[(Vec<u8>, String)],
+    password: &str,
+    legacy: bool,
+) -> Result<Vec<u8>, CryptoError> {
+    let err = |e: p12_keystore::error::Error| CryptoError::Encoding(format!("PKCS#12: {e}"));
+    let mut out = KeyStore::new();
+    let mut n = 0;
+    for (i, (data, pass)) in inputs.iter().enumerate() {
+        let ks = KeyStore::from_pkcs12(data, pass, Pkcs12ImportPolicy::Relaxed).map_err(|e| {
+            CryptoError::InvalidKey(format!(
+                "input {}: cannot read the PKCS#12 (wrong password or damaged file): {e}",
+                i + 1
+            ))
+        })?;
+        for (_, entry) in ks.entries() {
+            if let KeyStoreEntry::PrivateKeyChain(chain) = entry {
+                n += 1;
+                let local_id = chain
+                    .certs()
+                    .first()
+                    .map(|c| sha1(c.as_der()).to_vec())
+                    .unwrap_or_else(|| vec![n as u8]);
+                let key = PrivateKey::from_der(chain.key().as_der()).map_err(err)?;
+                out.add_entry(
+                    &format!("key{n}"),
+                    KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(
+                        local_id,
+                        key,
+                        chain.certs().to_vec(),
+                    )),
+                );
+            }
+        }
+    }
+    if n == 0 {
+        return Err(CryptoError::InvalidKey(
+            "the inputs hold no private keys".into(),
+        ));
+    }
+    let writer = out.writer(password);
+    let writer = if legacy {
+        writer
+            .encryption_algorithm(EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc)
+            .mac_algorithm(MacAlgorithm::HmacSha1)
+            .encryption_iterations(2048)
+            .mac_iterations(2048)
+    } else {
+        writer
+            .encryption_algorithm(EncryptionAlgorithm::PbeWithHmacSha256AndAes256)
+            .mac_algorithm(MacAlgorithm::HmacSha256)
+            .encryption_iterations(100_000)
+            .mac_iterations(100_000)
+    };
+    writer.write().map_err(err)
+}

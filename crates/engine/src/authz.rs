@@ -140,6 +140,8 @@ pub enum Op<'a> {
         requester: &'a str,
         template: Option<&'a str>,
     },
+    /// Search recovery candidates (certificate managers).
+    SearchKeys,
     /// Read the CA database (view, pending, request status).
     ReadDatabase,
     /// Publish a CRL.
@@ -159,7 +161,7 @@ impl Op<'_> {
             Op::Configure | Op::EditTemplate(_) => "config",
             Op::Security => "security",
             Op::Enroll(_) | Op::Officer { .. } | Op::ReadDatabase => "requests",
-            Op::RetrieveKey { .. } => "keys",
+            Op::RetrieveKey { .. } | Op::SearchKeys => "keys",
             Op::PublishCrl => "revocation",
             Op::Backup => "backup",
             Op::ReadAudit | Op::ConfigureAudit => "audit",
@@ -174,6 +176,7 @@ impl Op<'_> {
             Op::Enroll(t) => format!("enroll for {}", t.name),
             Op::Officer { action, .. } => action.to_string(),
             Op::RetrieveKey { .. } => "retrieve archived key".into(),
+            Op::SearchKeys => "search recovery candidates".into(),
             Op::ReadDatabase => "read the CA database".into(),
             Op::PublishCrl => "publish CRL".into(),
             Op::Backup => "backup/restore".into(),
@@ -207,6 +210,11 @@ impl Ca {
                 Err(e)
             }
         }
+    }
+
+    /// Whether `op` would be allowed, without auditing (for filtering listings).
+    pub async fn would_allow(&self, actor: &Actor, op: Op<'_>) -> bool {
+        self.decide(actor, op).await.is_ok()
     }
 
     async fn decide(&self, actor: &Actor, op: Op<'_>) -> EngineResult<()> {
@@ -266,6 +274,7 @@ impl Ca {
                 need(manager, "the CertificateManager role")?;
                 self.check_restrictions(actor, requester, template).await
             }
+            Op::SearchKeys => need(manager, "the CertificateManager role"),
             Op::ReadDatabase => need(
                 admin || manager || actor.has(Role::Auditor),
                 "CAAdministrator, CertificateManager or Auditor",

@@ -16,6 +16,7 @@ pub mod error;
 pub mod inbound;
 pub mod period;
 pub mod principals;
+pub mod recovery;
 pub mod template;
 pub mod view;
 

@@ -154,6 +154,9 @@ pub(crate) fn routes(ca: Arc<Ca>) -> Router {
         )
         .route("/api/v1/kra/{id}", axum::routing::delete(kra_remove))
         .route("/cmc", post(submit_cmc))
+        .route("/api/v1/keys", get(key_candidates))
+        .route("/api/v1/keys/blob", get(key_blob))
+        .route("/api/v1/keys/p7m", post(key_candidates_for_message))
         .route("/api/v1/audit", get(audit_list))
         .route("/api/v1/audit/verify", get(audit_verify))
         .route("/api/v1/events", get(events))
@@ -591,4 +594,51 @@ async fn events(
 ) -> ApiResult<Response> {
     let actor = authenticated(&ca, &headers).await?;
     Ok(Json(ca.events(&actor, q.limit.unwrap_or(200)).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct KeyQuery {
+    token: Option<String>,
+    request_id: Option<i64>,
+}
+
+async fn key_candidates(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<KeyQuery>,
+) -> ApiResult<Response> {
+    let actor = authenticated(&ca, &headers).await?;
+    Ok(Json(
+        ca.find_candidates(&actor, q.token.as_deref().unwrap_or(""))
+            .await?,
+    )
+    .into_response())
+}
+
+async fn key_blob(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<KeyQuery>,
+) -> ApiResult<Response> {
+    let actor = authenticated(&ca, &headers).await?;
+    let blob = match (q.request_id, q.token.as_deref()) {
+        (Some(id), _) => ca.get_key_by_request(&actor, id).await?,
+        (None, Some(t)) => ca.get_key(&actor, t).await?,
+        (None, None) => {
+            return Err(ApiError(EngineError::bad_input(
+                codes::E_INVALIDARG,
+                "give token or request_id",
+            )))
+        }
+    };
+    Ok(Json(blob).into_response())
+}
+
+async fn key_candidates_for_message(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let actor = authenticated(&ca, &headers).await?;
+    Ok(Json(ca.candidates_for_message(&actor, &body).await?).into_response())
 }
