@@ -418,7 +418,7 @@ fn round_robin_agents_ambiguity_batch_and_bad_inputs() {
     );
     // tampered blob signature, blob from another CA, corrupt envelope
     let good =
-        std::fs::read(&d.join(format!("{}.rec", list[0]["serial"].as_str().unwrap()))).unwrap();
+        std::fs::read(d.join(format!("{}.rec", list[0]["serial"].as_str().unwrap()))).unwrap();
     let mut tampered = good.clone();
     let n = tampered.len();
     tampered[n - 5] ^= 0x01;
