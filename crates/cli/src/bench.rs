@@ -31,6 +31,18 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3.0)]
         sign_seconds: f64,
     },
+    /// Recovery candidate search latency per token type over a database of archived keys.
+    Search {
+        /// Archived-key rows to generate.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Lookups per token type.
+        #[arg(long, default_value_t = 1000)]
+        lookups: usize,
+        /// Reuse this CA home (generated data is kept there) instead of a temporary one.
+        #[arg(long = "data-dir", value_name = "DIR")]
+        data_dir: Option<std::path::PathBuf>,
+    },
     /// Archival enrollments (CMC with the key encrypted to an RSA-2048 exchange key) over HTTP,
     /// against the machine's RSA-2048 decrypt + sign limit.
     Archival {
@@ -290,6 +302,11 @@ pub async fn run(g: &Global, cmd: BenchCmd) -> Result<ExitCode> {
             concurrency,
             sign_seconds,
         } => issuance(g, requests.max(1), concurrency.max(1), sign_seconds).await,
+        BenchCmd::Search {
+            rows,
+            lookups,
+            data_dir,
+        } => search(g, rows, lookups.max(1), data_dir).await,
         BenchCmd::Archival {
             requests,
             concurrency,
@@ -381,4 +398,119 @@ fn lb_admin() -> lockbox_engine::Actor {
         "LOCAL\\{}",
         std::env::var("USER").unwrap_or_else(|_| "administrator".into())
     ))
+}
+
+async fn search(
+    g: &Global,
+    rows: usize,
+    lookups: usize,
+    data_dir: Option<std::path::PathBuf>,
+) -> Result<ExitCode> {
+    use lockbox_store::{CertFields, Disposition, NewRequest};
+    let tmp = tempfile::tempdir()?;
+    let home = data_dir.unwrap_or_else(|| tmp.path().join("ca"));
+    let fresh = !home.join("lockbox.toml").exists();
+    let ca = if fresh {
+        bench_ca(&home).await?
+    } else {
+        Arc::new(Ca::open(&home).await?)
+    };
+    let existing = ca.view(&lb_admin(), "ArchivedKey=true", 2).await?.len();
+    let hex = |i: usize, salt: u8, len: usize| -> String {
+        let d = lockbox_crypto::digest::sha256(&[&i.to_be_bytes()[..], &[salt]].concat());
+        hex::encode(&d[..len])
+    };
+    let started = Instant::now();
+    if fresh || existing == 0 {
+        let batch = 20_000;
+        let mut i = 0;
+        while i < rows {
+            let n = batch.min(rows - i);
+            let news: Vec<NewRequest> = (i..i + n)
+                .map(|k| NewRequest {
+                    request_der: vec![0x30, 0x00],
+                    request_kind: "cmc".into(),
+                    requester: format!("CONTOSO\\user{k}"),
+                    template: Some("ExchangeUser".into()),
+                    request_subject: format!("CN=User {k}"),
+                    request_common_name: None,
+                    request_upn: None,
+                    request_email: None,
+                    disposition: Disposition::Issued,
+                    disposition_message: "Issued".into(),
+                    status_code: 0,
+                    submitted_at: 1_700_000_000 + k as i64,
+                    cert: Some(CertFields {
+                        cert_der: vec![0x30, 0x00],
+                        serial: hex(k, 1, 16),
+                        subject: format!("CN=User {k},O=Contoso"),
+                        common_name: Some(format!("User {k}")),
+                        upn: Some(format!("user{k}@contoso.com")),
+                        email: Some(format!("user{k}@mail.contoso.com")),
+                        key_id: hex(k, 2, 20),
+                        thumbprint: hex(k, 3, 20),
+                        not_before: 1_700_000_000,
+                        not_after: 1_800_000_000,
+                        key_algorithm: "rsa".into(),
+                        key_length: 2048,
+                    }),
+                    archived_key: Some(vec![0x30, 0x00]),
+                    kra_hashes: Some("00".into()),
+                })
+                .collect();
+            ca.store().insert_requests_bulk(&news).await?;
+            i += n;
+            if !g.json && i % 200_000 == 0 {
+                eprintln!("generated {i} rows");
+            }
+        }
+    }
+    let generated_in = started.elapsed().as_secs_f64();
+    let admin = lb_admin();
+    let mut report = serde_json::Map::new();
+    let kinds: Vec<(&str, Box<dyn Fn(usize) -> String>)> = vec![
+        ("cn", Box::new(|k| format!("User {k}"))),
+        ("upn", Box::new(|k| format!("user{k}@contoso.com"))),
+        ("email", Box::new(|k| format!("user{k}@mail.contoso.com"))),
+        (
+            "downlevel_requester",
+            Box::new(|k| format!("CONTOSO\\user{k}")),
+        ),
+        ("serial", Box::new(move |k| hex(k, 1, 16))),
+        ("thumbprint", Box::new(move |k| hex(k, 3, 20))),
+        ("key_id", Box::new(move |k| hex(k, 2, 20))),
+    ];
+    for (name, token) in kinds {
+        let mut lat = Vec::with_capacity(lookups);
+        for j in 0..lookups {
+            let k = (j * 7919 + 13) % rows;
+            let t = Instant::now();
+            let found = ca.find_candidates(&admin, &token(k)).await?;
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(
+                found.len() == 1,
+                "{name} lookup for row {k} found {}",
+                found.len()
+            );
+        }
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        report.insert(
+            name.into(),
+            json!({ "p50_ms": (percentile(&lat, 50.0) * 1000.0).round() / 1000.0, "p99_ms": (percentile(&lat, 99.0) * 1000.0).round() / 1000.0 }),
+        );
+    }
+    let out = json!({ "benchmark": "recovery_candidate_search", "rows": rows, "lookups_per_token": lookups, "generate_seconds": (generated_in * 10.0).round() / 10.0, "latency": report });
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("recovery candidate search over {rows} archived keys ({lookups} lookups per token type; data generated in {generated_in:.1} s):");
+        for (k, v) in out["latency"].as_object().into_iter().flatten() {
+            println!(
+                "  {k:<20} p50 {:>7.3} ms   p99 {:>7.3} ms",
+                v["p50_ms"].as_f64().unwrap_or(0.0),
+                v["p99_ms"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -429,7 +429,8 @@ pub fn verifykeys(g: &Global, a: VerifyKeysArgs) -> Result<ExitCode> {
 /// `lockbox dump FILE`
 pub fn dump(g: &Global, a: DumpArgs) -> Result<ExitCode> {
     let raw = read(&a.file)?;
-    let der = decode_input(&raw)?.der;
+    // DER, PEM, base64, or a MIME smime.p7m part
+    let der = lockbox_engine::recovery::message_der(&raw)?;
     let mut report = serde_json::Map::new();
     let mut lines: Vec<String> = Vec::new();
     if let Ok(cmc) = parse_cmc_request(&der) {

@@ -43,6 +43,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync {
     /// Records a new request (and its certificate, when issued at once) in one transaction.
     async fn insert_request(&self, new: &NewRequest, audit: &[AuditEntry]) -> StoreResult<i64>;
+    /// Records many requests in one transaction, without audit records
+    /// (benchmark data and bulk migration, which audits the run as a whole).
+    async fn insert_requests_bulk(&self, news: &[NewRequest]) -> StoreResult<()>;
     /// Fetches one request row.
     async fn get_request(&self, id: i64) -> StoreResult<Option<RequestRecord>>;
     /// Finds the row of an issued certificate by serial number (lowercase hex).

@@ -303,6 +303,49 @@ impl Store for SqliteStore {
         Ok(id)
     }
 
+    async fn insert_requests_bulk(&self, news: &[NewRequest]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        for new in news {
+            let c = new.cert.as_ref();
+            sqlx::query(
+                "INSERT INTO requests (request_der, request_kind, requester, template, request_subject, \
+                 disposition, disposition_message, status_code, submitted_at, resolved_at, \
+                 common_name, upn, email, archived_key, kra_hashes, cert_der, serial, subject, key_id, \
+                 thumbprint, not_before, not_after, key_algorithm, key_length) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+                 $19, $20, $21, $22, $23, $24)",
+            )
+            .bind(&new.request_der)
+            .bind(&new.request_kind)
+            .bind(&new.requester)
+            .bind(&new.template)
+            .bind(&new.request_subject)
+            .bind(new.disposition.as_str())
+            .bind(&new.disposition_message)
+            .bind(new.status_code)
+            .bind(new.submitted_at)
+            .bind(Some(new.submitted_at))
+            .bind(c.map_or(&new.request_common_name, |c| &c.common_name))
+            .bind(c.map_or(&new.request_upn, |c| &c.upn))
+            .bind(c.map_or(&new.request_email, |c| &c.email))
+            .bind(&new.archived_key)
+            .bind(&new.kra_hashes)
+            .bind(c.map(|c| &c.cert_der))
+            .bind(c.map(|c| &c.serial))
+            .bind(c.map(|c| &c.subject))
+            .bind(c.map(|c| &c.key_id))
+            .bind(c.map(|c| &c.thumbprint))
+            .bind(c.map(|c| c.not_before))
+            .bind(c.map(|c| c.not_after))
+            .bind(c.map(|c| &c.key_algorithm))
+            .bind(c.map(|c| c.key_length))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn get_request(&self, id: i64) -> StoreResult<Option<RequestRecord>> {
         let sql = format!("SELECT {SELECT_COLUMNS} FROM requests WHERE request_id = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
