@@ -468,7 +468,7 @@ async fn search(
     let generated_in = started.elapsed().as_secs_f64();
     let admin = lb_admin();
     let mut report = serde_json::Map::new();
-    let kinds: Vec<(&str, Box<dyn Fn(usize) -> String>)> = vec![
+    let kinds: Vec<(&str, TokenFn)> = vec![
         ("cn", Box::new(|k| format!("User {k}"))),
         ("upn", Box::new(|k| format!("user{k}@contoso.com"))),
         ("email", Box::new(|k| format!("user{k}@mail.contoso.com"))),
