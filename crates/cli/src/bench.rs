@@ -400,6 +400,9 @@ fn lb_admin() -> lockbox_engine::Actor {
     ))
 }
 
+/// Builds the search token of generated row `k`.
+type TokenFn = Box<dyn Fn(usize) -> String>;
+
 async fn search(
     g: &Global,
     rows: usize,
