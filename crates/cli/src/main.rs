@@ -4,6 +4,7 @@ mod backend;
 mod bench;
 mod commands;
 mod demo;
+mod import;
 mod keys;
 mod output;
 mod recover;
@@ -126,6 +127,10 @@ pub enum Command {
     Mergepfx(recover::MergeArgs),
     /// Retrieve and recover every key of a user in one step (no role separation).
     RecoverUser(recover::RecoverUserArgs),
+    /// Archive keys that were not enrolled here: PKCS#12 files and directories (manual archival, KMS migration).
+    Importkms(import::ImportArgs),
+    /// Import certificates without keys.
+    Importcert(import::ImportArgs),
     /// Run the HTTPS service.
     Serve(commands::ServeArgs),
     /// Demonstrate the main job in a fresh CA home.

@@ -370,7 +370,22 @@ pub async fn config(g: &Global, cmd: ConfigCmd) -> Result<ExitCode> {
                 format!("Role separation is {}", if on { "on" } else { "off" }),
             );
         }
-        other => bail!("unknown setting '{other}' (role_separation)"),
+        "kra.enable_foreign" => {
+            let on = matches!(
+                value.to_ascii_lowercase().as_str(),
+                "true" | "on" | "1" | "yes"
+            );
+            l.ca.set_foreign_enabled(&l.actor, on).await?;
+            print(
+                g,
+                json!({ "kra.enable_foreign": on }),
+                format!(
+                    "Foreign certificate import is {}",
+                    if on { "enabled" } else { "disabled" }
+                ),
+            );
+        }
+        other => bail!("unknown setting '{other}' (role_separation, kra.enable_foreign)"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -53,19 +53,26 @@ pub fn write_pfx(
 /// A private key (PKCS#8, zeroized on drop) and its certificates (DER).
 pub type KeyAndCerts = (Zeroizing<Vec<u8>>, Vec<Vec<u8>>);
 
-/// Reads a PKCS#12: the private key (PKCS#8) and its certificate chain.
+/// Reads a PKCS#12: the (first) private key as PKCS#8 and every certificate.
+/// A file with a key but no certificate is accepted (its certificate is
+/// then looked up by the caller).
 pub fn read_pfx(data: &[u8], password: &str) -> Result<KeyAndCerts, CryptoError> {
-    let ks = KeyStore::from_pkcs12(data, password, Pkcs12ImportPolicy::Relaxed).map_err(|e| {
+    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(data, password).map_err(|e| {
         CryptoError::InvalidKey(format!(
             "cannot read the PKCS#12 (wrong password or damaged file): {e}"
         ))
     })?;
-    let (_, chain) = ks
-        .private_key_chain()
+    let key = archive
+        .keys
+        .first()
         .ok_or_else(|| CryptoError::InvalidKey("the PKCS#12 holds no private key".into()))?;
     Ok((
-        Zeroizing::new(chain.key().as_der().to_vec()),
-        chain.certs().iter().map(|c| c.as_der().to_vec()).collect(),
+        Zeroizing::new(key.key.as_der().to_vec()),
+        archive
+            .certs
+            .iter()
+            .map(|c| c.cert.as_der().to_vec())
+            .collect(),
     ))
 }
 

@@ -107,7 +107,7 @@ fn archival_error() -> EngineError {
     )
 }
 
-fn has_eku(cert: &Certificate, eku: ObjectIdentifier) -> bool {
+pub(crate) fn has_eku(cert: &Certificate, eku: ObjectIdentifier) -> bool {
     cert.tbs_certificate()
         .extensions()
         .map(|e| e.as_slice())
@@ -170,12 +170,12 @@ pub fn strip_archived_key(der: &[u8]) -> EngineResult<Vec<u8>> {
 }
 
 impl Ca {
-    fn content_cipher(&self) -> EngineResult<ContentCipher> {
+    pub(crate) fn content_cipher(&self) -> EngineResult<ContentCipher> {
         ContentCipher::parse(&self.config.archival.content_cipher)
             .map_err(|e| EngineError::Config(e.to_string()))
     }
 
-    fn key_transport(&self) -> EngineResult<KeyTransport> {
+    pub(crate) fn key_transport(&self) -> EngineResult<KeyTransport> {
         KeyTransport::parse(&self.config.archival.key_transport)
             .map_err(|e| EngineError::Config(e.to_string()))
     }
@@ -750,7 +750,7 @@ impl Ca {
     }
 
     /// N KRA certificates chosen round robin among the valid ones.
-    async fn choose_kras(&self) -> EngineResult<Vec<Certificate>> {
+    pub(crate) async fn choose_kras(&self) -> EngineResult<Vec<Certificate>> {
         let required = self.kra_required().await?;
         let entries = self.store.kra_certificates().await?;
         if required == 0 || entries.is_empty() {

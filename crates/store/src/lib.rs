@@ -122,6 +122,10 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<()>;
     /// The latest CA events, newest first.
     async fn events(&self, limit: i64) -> StoreResult<Vec<EventRecord>>;
+    /// The row of a certificate by SHA-1 thumbprint.
+    async fn get_by_thumbprint(&self, thumbprint: &str) -> StoreResult<Option<RequestRecord>>;
+    /// Whether a key with no matching certificate was archived under this key ID.
+    async fn unmatched_key_exists(&self, key_id: &str) -> StoreResult<bool>;
     /// One principal.
     async fn principal(&self, name: &str) -> StoreResult<Option<Principal>>;
     /// Every principal.

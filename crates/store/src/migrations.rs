@@ -177,4 +177,22 @@ ALTER TABLE kra_certificates ADD COLUMN chain_der BLOB;
 ALTER TABLE kra_certificates ADD COLUMN crl_source TEXT;
 "#,
     ),
+    (
+        4,
+        r#"
+ALTER TABLE requests ADD COLUMN foreign_cert INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN owner TEXT;
+ALTER TABLE requests ADD COLUMN import_source TEXT;
+
+CREATE TABLE unmatched_keys (
+    key_id        TEXT PRIMARY KEY,
+    archived_key  BLOB NOT NULL,
+    kra_hashes    TEXT NOT NULL,
+    owner         TEXT,
+    import_source TEXT,
+    imported_by   TEXT NOT NULL,
+    imported_at   BIGINT NOT NULL
+);
+"#,
+    ),
 ];

@@ -548,6 +548,31 @@ pub enum Change {
     RemovePrincipal { name: String },
     /// Add a member to a group.
     AddMember { group: String, member: String },
+    /// Attach an archived key to an existing certificate row (manual archival).
+    AttachArchivedKey {
+        request_id: i64,
+        archived_key: Vec<u8>,
+        kra_hashes: String,
+        owner: Option<String>,
+        source: Option<String>,
+    },
+    /// Record an imported certificate row (foreign or this CA's), with or without a key.
+    InsertImported {
+        request: Box<NewRequest>,
+        foreign: bool,
+        owner: Option<String>,
+        source: Option<String>,
+    },
+    /// Archive a key that matches no certificate, under its key ID.
+    InsertUnmatchedKey {
+        key_id: String,
+        archived_key: Vec<u8>,
+        kra_hashes: String,
+        owner: Option<String>,
+        source: Option<String>,
+        imported_by: String,
+        at: i64,
+    },
     /// Add an API token.
     AddToken {
         id: String,

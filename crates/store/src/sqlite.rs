@@ -727,6 +727,99 @@ impl Store for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
                 }
+                Change::AttachArchivedKey {
+                    request_id,
+                    archived_key,
+                    kra_hashes,
+                    owner,
+                    source,
+                } => {
+                    let done = sqlx::query(
+                        "UPDATE requests SET archived_key = $1, kra_hashes = $2, owner = COALESCE($3, owner), \
+                         import_source = COALESCE($4, import_source) WHERE request_id = $5 AND archived_key IS NULL",
+                    )
+                    .bind(archived_key)
+                    .bind(kra_hashes)
+                    .bind(owner)
+                    .bind(source)
+                    .bind(request_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() != 1 {
+                        return Err(StoreError::Conflict(format!(
+                            "request {request_id} already holds an archived key"
+                        )));
+                    }
+                }
+                Change::InsertImported {
+                    request,
+                    foreign,
+                    owner,
+                    source,
+                } => {
+                    let new = request.as_ref();
+                    let c = new.cert.as_ref();
+                    sqlx::query(
+                        "INSERT INTO requests (request_der, request_kind, requester, template, request_subject, \
+                         disposition, disposition_message, status_code, submitted_at, resolved_at, \
+                         common_name, upn, email, archived_key, kra_hashes, cert_der, serial, subject, key_id, \
+                         thumbprint, not_before, not_after, key_algorithm, key_length, foreign_cert, owner, import_source) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+                         $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+                    )
+                    .bind(&new.request_der)
+                    .bind(&new.request_kind)
+                    .bind(&new.requester)
+                    .bind(&new.template)
+                    .bind(&new.request_subject)
+                    .bind(new.disposition.as_str())
+                    .bind(&new.disposition_message)
+                    .bind(new.status_code)
+                    .bind(new.submitted_at)
+                    .bind(Some(new.submitted_at))
+                    .bind(c.and_then(|c| c.common_name.clone()))
+                    .bind(c.and_then(|c| c.upn.clone()))
+                    .bind(c.and_then(|c| c.email.clone()))
+                    .bind(&new.archived_key)
+                    .bind(&new.kra_hashes)
+                    .bind(c.map(|c| &c.cert_der))
+                    .bind(c.map(|c| &c.serial))
+                    .bind(c.map(|c| &c.subject))
+                    .bind(c.map(|c| &c.key_id))
+                    .bind(c.map(|c| &c.thumbprint))
+                    .bind(c.map(|c| c.not_before))
+                    .bind(c.map(|c| c.not_after))
+                    .bind(c.map(|c| &c.key_algorithm))
+                    .bind(c.map(|c| c.key_length))
+                    .bind(i64::from(*foreign))
+                    .bind(owner)
+                    .bind(source)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Change::InsertUnmatchedKey {
+                    key_id,
+                    archived_key,
+                    kra_hashes,
+                    owner,
+                    source,
+                    imported_by,
+                    at,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO unmatched_keys (key_id, archived_key, kra_hashes, owner, import_source, imported_by, imported_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key_id) DO NOTHING",
+                    )
+                    .bind(key_id)
+                    .bind(archived_key)
+                    .bind(kra_hashes)
+                    .bind(owner)
+                    .bind(source)
+                    .bind(imported_by)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 Change::AddToken {
                     id,
                     principal,
@@ -912,6 +1005,23 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn get_by_thumbprint(&self, thumbprint: &str) -> StoreResult<Option<RequestRecord>> {
+        let sql = format!("SELECT {SELECT_COLUMNS} FROM requests WHERE thumbprint = $1 LIMIT 1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(thumbprint)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    async fn unmatched_key_exists(&self, key_id: &str) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM unmatched_keys WHERE key_id = $1")
+            .bind(key_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
     }
 
     async fn principal(&self, name: &str) -> StoreResult<Option<Principal>> {

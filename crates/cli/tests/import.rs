@@ -1,0 +1,327 @@
+//! `importkms` / `importcert` with PKCS#12 files made by openssl (default and
+//! -legacy) and Python `cryptography`; every imported key recovers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+use common::*;
+
+fn lb(home: &Path, args: &[&str]) -> Output {
+    lockbox_cmd(args)
+        .env("LOCKBOX_HOME", home)
+        .output()
+        .expect("run lockbox")
+}
+
+fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is required")
+}
+
+fn python() -> PathBuf {
+    std::env::var("LOCKBOX_CERTIPY_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(format!(
+                "{}/.cache/lockbox-tools/certipy-venv/bin/python",
+                std::env::var("HOME").unwrap_or_default()
+            ))
+        })
+}
+
+fn public_key(path: &Path, key: bool) -> String {
+    let out = if key {
+        openssl(&["pkey", "-in", s(path), "-pubout"])
+    } else {
+        openssl(&["x509", "-in", s(path), "-noout", "-pubkey"])
+    };
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn pkcs12_files_from_other_tools_import_and_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = d.join("ca");
+    ok(lb(&home, &["init", "--name", "Contoso Issuing CA"]));
+    ok(lb(&home, &["ca", "templates", "add", "KeyRecoveryAgent"]));
+    ok(lb(
+        &home,
+        &[
+            "request",
+            "new",
+            "--template",
+            "KeyRecoveryAgent",
+            "--subject",
+            "CN=Agent",
+            "--out",
+            s(&d.join("kra.req")),
+            "--key-out",
+            s(&d.join("kra.key")),
+        ],
+    ));
+    ok(lb(&home, &["submit", s(&d.join("kra.req"))]));
+    ok(lb(&home, &["issue", "1", "--out", s(&d.join("kra.pem"))]));
+    ok(openssl(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        s(&d.join("kra.key")),
+        "-in",
+        s(&d.join("kra.pem")),
+        "-out",
+        s(&d.join("kra.pfx")),
+        "-passout",
+        "pass:kra",
+    ]));
+    let input = d.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    // 1. a certificate this CA issued, exported with openssl's default (AES) PKCS#12: manual archival
+    ok(openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        s(&d.join("dan.key")),
+        "-subj",
+        "/CN=Dan Example",
+        "-out",
+        s(&d.join("dan.csr")),
+    ]));
+    ok(lb(
+        &home,
+        &[
+            "submit",
+            s(&d.join("dan.csr")),
+            "--template",
+            "User",
+            "--out",
+            s(&d.join("dan.pem")),
+        ],
+    ));
+    ok(openssl(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        s(&d.join("dan.key")),
+        "-in",
+        s(&d.join("dan.pem")),
+        "-out",
+        s(&input.join("dan.pfx")),
+        "-passout",
+        "pass:pw",
+    ]));
+    // 2. a self-signed v1-style certificate as the old KMS issued, openssl -legacy (3DES/RC2)
+    ok(openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        s(&d.join("kms.key")),
+        "-subj",
+        "/CN=Old Kms User/emailAddress=old@contoso.com",
+        "-days",
+        "400",
+        "-out",
+        s(&d.join("kms.pem")),
+    ]));
+    ok(openssl(&[
+        "pkcs12",
+        "-export",
+        "-legacy",
+        "-inkey",
+        s(&d.join("kms.key")),
+        "-in",
+        s(&d.join("kms.pem")),
+        "-out",
+        s(&input.join("kms.pfx")),
+        "-passout",
+        "pass:pw",
+    ]));
+    // 3. a signature-only certificate, made by Python cryptography
+    let code = format!(
+        r#"
+import datetime
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+def make(cn, sign_only):
+    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    b = x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(k.public_key()).serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=300))
+    b = b.add_extension(x509.KeyUsage(digital_signature=True, content_commitment=sign_only, key_encipherment=not sign_only, data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+    c = b.sign(k, hashes.SHA256())
+    return pkcs12.serialize_key_and_certificates(cn.encode(), k, c, None, serialization.BestAvailableEncryption(b"pw"))
+open(r"{sig}", "wb").write(make("Signing Only", True))
+open(r"{enc}", "wb").write(make("Py Foreign User", False))
+"#,
+        sig = s(&input.join("sig.p12")),
+        enc = s(&input.join("py.p12"))
+    );
+    ok(Command::new(python())
+        .args(["-c", &code])
+        .output()
+        .expect("python with cryptography"));
+    // 4. a key without a certificate (the seed's unmatched Key ID)
+    ok(openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        s(&d.join("lone.key")),
+    ]));
+    ok(openssl(&[
+        "pkcs12",
+        "-export",
+        "-nocerts",
+        "-inkey",
+        s(&d.join("lone.key")),
+        "-out",
+        s(&input.join("lone.pfx")),
+        "-passout",
+        "pass:pw",
+    ]));
+
+    // Key import needs archival configured
+    let early = lb(&home, &["importkms", s(&input), "-p", "pw"]);
+    assert!(
+        !early.status.success() && String::from_utf8_lossy(&early.stderr).contains("0x8009400a"),
+        "{}",
+        String::from_utf8_lossy(&early.stderr)
+    );
+    ok(lb(&home, &["kra", "required", "1"]));
+
+    // Without -f and the CA setting, foreign certificates are refused, each naming the certificate
+    let report = d.join("r1.csv");
+    let out = lb(
+        &home,
+        &[
+            "importkms",
+            s(&input),
+            "-p",
+            "pw",
+            "--report",
+            s(&report),
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ignored_signature_certificates"], 1, "{v}");
+    assert_eq!(
+        v["certificates_imported"], 1,
+        "only Dan's (this CA's) certificate"
+    );
+    assert_eq!(v["certificates_not_imported"], 2, "two foreign refused");
+    assert_eq!(v["unmatched_keys"], 1);
+    let csv = std::fs::read_to_string(&report).unwrap();
+    assert!(csv.starts_with("owner,email,upn,key_id,serial,issuer,template,source,outcome,error"));
+    assert!(
+        csv.contains("refused foreign")
+            && csv.contains("give -f")
+            && csv.contains("unmatched")
+            && csv.contains("ignored signature"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("old@contoso.com"),
+        "owner e-mail tracked: {csv}"
+    );
+    let out = lb(&home, &["importkms", s(&input), "-p", "pw", "-f", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["foreign_certificates_imported"], 0,
+        "the CA setting is still off"
+    );
+    ok(lb(&home, &["config", "set", "kra.enable_foreign", "true"]));
+    let text = ok(lb(&home, &["importkms", s(&input), "-p", "pw", "-f"]));
+    assert!(
+        text.contains("Foreign certificates imported: 2")
+            && text.contains("completed successfully"),
+        "{text}"
+    );
+    // idempotent: nothing new the second time
+    let v: serde_json::Value = serde_json::from_slice(
+        &lb(&home, &["importkms", s(&input), "-p", "pw", "-f", "--json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(v["keys_archived"], 0, "{v}");
+    assert_eq!(v["already_present"], 4, "{v}");
+    // every imported key recovers to the same key
+    for (token, cert) in [
+        ("Dan Example", d.join("dan.pem")),
+        ("Old Kms User", d.join("kms.pem")),
+    ] {
+        let blob = d.join(format!("{token}.rec"));
+        ok(lb(&home, &["getkey", token, s(&blob)]));
+        let pfx = d.join(format!("{token}.pfx"));
+        ok(lb(
+            &home,
+            &[
+                "recoverkey",
+                s(&blob),
+                s(&pfx),
+                "--kra",
+                s(&d.join("kra.pfx")),
+                "--kra-password",
+                "kra",
+                "-p",
+                "x",
+            ],
+        ));
+        let key = d.join(format!("{token}.key.pem"));
+        ok(openssl(&[
+            "pkcs12",
+            "-in",
+            s(&pfx),
+            "-passin",
+            "pass:x",
+            "-nocerts",
+            "-nodes",
+            "-out",
+            s(&key),
+        ]));
+        assert_eq!(public_key(&key, true), public_key(&cert, false), "{token}");
+    }
+    // the foreign row records the importing principal and the original owner
+    let rows: serde_json::Value = serde_json::from_str(&ok(lb(
+        &home,
+        &[
+            "view",
+            "--restrict",
+            "CommonName=Old Kms User",
+            "--out",
+            "RequestID,RequesterName,EMail,ArchivedKey",
+            "--json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(rows[0]["EMail"], "old@contoso.com");
+    assert_eq!(rows[0]["ArchivedKey"], "yes");
+    // a damaged file is counted and listed, the rest still imports
+    std::fs::write(input.join("zz-bad.pfx"), b"not a pfx").unwrap();
+    let out = lb(&home, &["importkms", s(&input), "-p", "pw", "-f"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("zz-bad.pfx: not processed"));
+    // importcert: certificates without keys, no KRA needed
+    let other = d.join("other");
+    ok(lb(&other, &["init", "--name", "Other CA"]));
+    let certs = d.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(d.join("kms.pem"), certs.join("kms.pem")).unwrap();
+    let out = ok(lb(&other, &["importcert", s(&certs), "-f"]));
+    assert!(out.contains("Certificates not imported: 1"), "{out}");
+    ok(lb(&other, &["config", "set", "kra.enable_foreign", "true"]));
+    assert!(ok(lb(&other, &["importcert", s(&certs), "-f"])).contains("Certificates imported: 1"));
+}

@@ -1,0 +1,407 @@
+//! Manual key archival and migration (`importkms`, `importcert`): keys and
+//! certificates that were not enrolled through this CA, with their owners.
+
+use lockbox_codec::hexfmt::to_hex;
+use lockbox_crypto::cms::{envelope, Recipient};
+use lockbox_crypto::digest::sha1;
+use lockbox_crypto::keyinfo::key_identifier;
+use lockbox_crypto::pkcs12::read_pfx;
+use lockbox_crypto::{KeyHandle, SoftwareKey};
+use lockbox_store::{Change, Disposition, NewRequest};
+use serde::{Deserialize, Serialize};
+use x509_cert::certificate::Certificate;
+use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
+
+use crate::authz::{Actor, Op};
+use crate::ca::{cert_fields, verify_issued_by, Ca};
+use crate::certbuild::decode_certificate;
+use crate::error::{codes, EngineError, EngineResult};
+use crate::period::now;
+
+/// Setting: accept foreign certificates (AD CS KRAF_ENABLEFOREIGN).
+pub const ENABLE_FOREIGN: &str = "kra.enable_foreign";
+
+/// The outcome of one key or certificate.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImportItem {
+    /// Owner (subject DN, else the export record's user).
+    pub owner: String,
+    /// E-mail of the owner, when known.
+    pub email: Option<String>,
+    /// UPN of the owner, when known.
+    pub upn: Option<String>,
+    /// Key ID (SKI of the key).
+    pub key_id: String,
+    /// Certificate serial (hex), when a certificate exists.
+    pub serial: Option<String>,
+    /// Certificate issuer DN.
+    pub issuer: Option<String>,
+    /// Template, when the certificate names one.
+    pub template: Option<String>,
+    /// Source file.
+    pub source: String,
+    /// `archived`, `already archived`, `unmatched`, `ignored signature`, `refused foreign`, `imported`, `error`.
+    pub outcome: String,
+    /// Why, for refusals and errors.
+    pub error: Option<String>,
+    /// Foreign certificate (not issued by this CA).
+    pub foreign: bool,
+}
+
+/// Options of an import run.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// `-f`: the operator asks to import foreign certificates.
+    pub foreign: bool,
+    /// Import keys (`importkms`) or certificates only (`importcert`).
+    pub keys: bool,
+}
+
+fn is_signature_only(cert: &Certificate) -> bool {
+    let exts = cert
+        .tbs_certificate()
+        .extensions()
+        .map(|e| e.as_slice())
+        .unwrap_or(&[]);
+    match exts
+        .iter()
+        .find(|e| e.extn_id == lockbox_codec::oids::CE_KEY_USAGE)
+        .and_then(|e| der::Decode::from_der(e.extn_value.as_bytes()).ok())
+    {
+        Some(KeyUsage(ku)) => {
+            !(ku.contains(KeyUsages::KeyEncipherment)
+                || ku.contains(KeyUsages::KeyAgreement)
+                || ku.contains(KeyUsages::DataEncipherment))
+        }
+        None => false,
+    }
+}
+
+impl Ca {
+    /// Whether the CA accepts foreign certificates.
+    pub async fn foreign_enabled(&self) -> EngineResult<bool> {
+        Ok(self
+            .store
+            .setting(ENABLE_FOREIGN)
+            .await?
+            .is_some_and(|v| v == "true"))
+    }
+
+    /// Turns KRAF_ENABLEFOREIGN on or off.
+    pub async fn set_foreign_enabled(&self, actor: &Actor, on: bool) -> EngineResult<()> {
+        self.authorize(actor, Op::Configure).await?;
+        let audit = self
+            .audited(self.audit_entry(
+                actor,
+                "config",
+                "set kra.enable_foreign",
+                &on.to_string(),
+                "{}",
+            ))
+            .await;
+        self.store
+            .apply(
+                &[Change::SetSetting {
+                    name: ENABLE_FOREIGN.into(),
+                    value: on.to_string(),
+                }],
+                &audit,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Imports one PKCS#12 file (its key and certificates).
+    pub async fn import_pkcs12(
+        &self,
+        actor: &Actor,
+        data: &[u8],
+        password: &str,
+        source: &str,
+        opts: &ImportOptions,
+    ) -> EngineResult<Vec<ImportItem>> {
+        self.authorize(actor, Op::Configure).await?;
+        let (pkcs8, certs) = read_pfx(data, password)
+            .map_err(|e| EngineError::bad_input(codes::E_INVALIDARG, e.to_string()))?;
+        let key = SoftwareKey::from_pkcs8_der(&pkcs8).map_err(|e| {
+            EngineError::bad_input(codes::E_INVALIDARG, format!("the key does not load: {e}"))
+        })?;
+        let mut items = Vec::new();
+        let mut matched = false;
+        for der in &certs {
+            let cert = decode_certificate(der)?;
+            if cert.tbs_certificate().subject_public_key_info() == key.public_key_info() {
+                matched = true;
+                items.push(
+                    self.import_one(
+                        actor,
+                        der,
+                        &cert,
+                        opts.keys.then_some(&pkcs8[..]),
+                        source,
+                        opts,
+                        None,
+                    )
+                    .await?,
+                );
+            }
+        }
+        if !matched && opts.keys {
+            items.push(
+                self.import_unmatched(actor, &key, &pkcs8, source, None)
+                    .await?,
+            );
+        }
+        Ok(items)
+    }
+
+    /// Imports one certificate without a key (`importcert`).
+    pub async fn import_certificate(
+        &self,
+        actor: &Actor,
+        der: &[u8],
+        source: &str,
+        opts: &ImportOptions,
+    ) -> EngineResult<ImportItem> {
+        self.authorize(actor, Op::Configure).await?;
+        let cert = decode_certificate(der)?;
+        self.import_one(actor, der, &cert, None, source, opts, None)
+            .await
+    }
+
+    /// One certificate, with its key when given.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn import_one(
+        &self,
+        actor: &Actor,
+        der: &[u8],
+        cert: &Certificate,
+        pkcs8: Option<&[u8]>,
+        source: &str,
+        opts: &ImportOptions,
+        owner_record: Option<serde_json::Value>,
+    ) -> EngineResult<ImportItem> {
+        let f = cert_fields(der)?;
+        let template = cert_template(cert);
+        let mut item = ImportItem {
+            owner: f.subject.clone(),
+            email: f.email.clone(),
+            upn: f.upn.clone(),
+            key_id: f.key_id.clone(),
+            serial: Some(f.serial.clone()),
+            issuer: Some(cert.tbs_certificate().issuer().to_string()),
+            template: template.clone(),
+            source: source.into(),
+            outcome: String::new(),
+            error: None,
+            foreign: false,
+        };
+        if pkcs8.is_some() && is_signature_only(cert) {
+            item.outcome = "ignored signature".into();
+            return Ok(item);
+        }
+        let ours = self
+            .ca_cert()
+            .map(|(_, ca)| verify_issued_by(cert, ca).is_ok())
+            .unwrap_or(false);
+        item.foreign = !ours;
+        let owner = serde_json::json!({
+            "subject": f.subject, "email": f.email, "upn": f.upn, "key_id": f.key_id, "source": source, "record": owner_record,
+        })
+        .to_string();
+        let existing = self.store.get_by_thumbprint(&f.thumbprint).await?;
+        if let Some(row) = &existing {
+            if pkcs8.is_none() || row.has_archived_key {
+                item.outcome = if pkcs8.is_some() {
+                    "already archived"
+                } else {
+                    "already imported"
+                }
+                .into();
+                return Ok(item);
+            }
+        }
+        if !ours && existing.is_none() {
+            let why = if !opts.foreign {
+                Some("foreign certificate: give -f to import it".to_string())
+            } else if !self.foreign_enabled().await? {
+                Some("foreign certificate: the CA setting kra.enable_foreign is off".to_string())
+            } else {
+                None
+            };
+            if let Some(w) = why {
+                item.outcome = "refused foreign".into();
+                item.error = Some(format!(
+                    "{} (issuer '{}'): {w}",
+                    f.subject,
+                    cert.tbs_certificate().issuer()
+                ));
+                return Ok(item);
+            }
+        }
+        let sealed = match pkcs8 {
+            Some(p) => {
+                let key = SoftwareKey::from_pkcs8_der(p)
+                    .map_err(|e| EngineError::bad_input(codes::E_INVALIDARG, e.to_string()))?;
+                if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
+                    item.outcome = "error".into();
+                    item.error = Some("the key does not match the certificate".into());
+                    return Ok(item);
+                }
+                Some(self.seal_for_kras(p).await?)
+            }
+            None => None,
+        };
+        let audit_action = if sealed.is_some() {
+            "key archived (import)"
+        } else {
+            "certificate imported"
+        };
+        let audit = self
+            .audited(self.audit_entry(
+                actor,
+                if sealed.is_some() { "keys" } else { "requests" },
+                audit_action,
+                &f.serial,
+                &serde_json::json!({ "source": source, "foreign": !ours }).to_string(),
+            ))
+            .await;
+        let change = match (&existing, sealed) {
+            (Some(row), Some((env, hashes))) => Change::AttachArchivedKey {
+                request_id: row.request_id,
+                archived_key: env,
+                kra_hashes: hashes,
+                owner: Some(owner),
+                source: Some(source.into()),
+            },
+            (_, sealed) => Change::InsertImported {
+                request: Box::new(NewRequest {
+                    request_der: der.to_vec(),
+                    request_kind: "import".into(),
+                    requester: actor.name.clone(),
+                    template,
+                    request_subject: f.subject.clone(),
+                    request_common_name: f.common_name.clone(),
+                    request_upn: f.upn.clone(),
+                    request_email: f.email.clone(),
+                    disposition: Disposition::Issued,
+                    disposition_message: if ours {
+                        "Imported"
+                    } else {
+                        "Imported (foreign)"
+                    }
+                    .into(),
+                    status_code: 0,
+                    submitted_at: now(),
+                    archived_key: sealed.as_ref().map(|s| s.0.clone()),
+                    kra_hashes: sealed.as_ref().map(|s| s.1.clone()),
+                    cert: Some(f.clone()),
+                }),
+                foreign: !ours,
+                owner: Some(owner),
+                source: Some(source.into()),
+            },
+        };
+        let archived = pkcs8.is_some();
+        self.store.apply(&[change], &audit).await?;
+        item.outcome = if archived { "archived" } else { "imported" }.into();
+        Ok(item)
+    }
+
+    /// A key whose certificate is unknown: archived under its key ID.
+    pub(crate) async fn import_unmatched(
+        &self,
+        actor: &Actor,
+        key: &SoftwareKey,
+        pkcs8: &[u8],
+        source: &str,
+        owner: Option<String>,
+    ) -> EngineResult<ImportItem> {
+        let key_id = to_hex(&key_identifier(key.public_key_info()));
+        let mut item = ImportItem {
+            owner: owner.clone().unwrap_or_default(),
+            email: None,
+            upn: None,
+            key_id: key_id.clone(),
+            serial: None,
+            issuer: None,
+            template: None,
+            source: source.into(),
+            outcome: "unmatched".into(),
+            error: Some("no certificate matches this key; archived under its Key ID".into()),
+            foreign: false,
+        };
+        if self.store.unmatched_key_exists(&key_id).await? {
+            item.outcome = "already archived".into();
+            return Ok(item);
+        }
+        let (env, hashes) = self.seal_for_kras(pkcs8).await?;
+        let audit = self
+            .audited(self.audit_entry(
+                actor,
+                "keys",
+                "unmatched key archived (import)",
+                &key_id,
+                &serde_json::json!({ "source": source }).to_string(),
+            ))
+            .await;
+        self.store
+            .apply(
+                &[Change::InsertUnmatchedKey {
+                    key_id,
+                    archived_key: env,
+                    kra_hashes: hashes,
+                    owner,
+                    source: Some(source.into()),
+                    imported_by: actor.name.clone(),
+                    at: now(),
+                }],
+                &audit,
+            )
+            .await?;
+        Ok(item)
+    }
+
+    /// Envelopes a PKCS#8 key to the KRAs (as archival at enrollment does).
+    pub(crate) async fn seal_for_kras(&self, pkcs8: &[u8]) -> EngineResult<(Vec<u8>, String)> {
+        let kras = self.choose_kras().await?;
+        let recipients: Vec<Recipient> = kras.iter().map(Recipient::from_certificate).collect();
+        let env = envelope(
+            pkcs8,
+            &recipients,
+            self.content_cipher()?,
+            self.key_transport()?,
+        )?;
+        let hashes = kras
+            .iter()
+            .map(|c| der::Encode::to_der(c).map(|d| to_hex(&sha1(&d))))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EngineError::Config(e.to_string()))?
+            .join(",");
+        Ok((env, hashes))
+    }
+}
+
+/// The template a certificate names (v1 name or v2 OID), if any.
+fn cert_template(cert: &Certificate) -> Option<String> {
+    let exts = cert
+        .tbs_certificate()
+        .extensions()
+        .map(|e| e.as_slice())
+        .unwrap_or(&[]);
+    if let Some(e) = exts
+        .iter()
+        .find(|e| e.extn_id == lockbox_codec::oids::MS_CERT_TYPE_NAME)
+    {
+        return lockbox_codec::ms::decode_cert_type_name(e.extn_value.as_bytes()).ok();
+    }
+    exts.iter()
+        .find(|e| e.extn_id == lockbox_codec::oids::MS_CERTIFICATE_TEMPLATE)
+        .and_then(|e| {
+            <lockbox_codec::ms::CertificateTemplateExt as der::Decode>::from_der(
+                e.extn_value.as_bytes(),
+            )
+            .ok()
+        })
+        .map(|t| t.template_id.to_string())
+}
