@@ -31,6 +31,12 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3.0)]
         sign_seconds: f64,
     },
+    /// Bulk import (importkms) of PKCS#12 files with foreign P-256 keys, keys per second.
+    Import {
+        /// PKCS#12 files to generate and import.
+        #[arg(long, default_value_t = 10_000)]
+        files: usize,
+    },
     /// Recovery candidate search latency per token type over a database of archived keys.
     Search {
         /// Archived-key rows to generate.
@@ -302,6 +308,7 @@ pub async fn run(g: &Global, cmd: BenchCmd) -> Result<ExitCode> {
             concurrency,
             sign_seconds,
         } => issuance(g, requests.max(1), concurrency.max(1), sign_seconds).await,
+        BenchCmd::Import { files } => import(g, files.max(1)).await,
         BenchCmd::Search {
             rows,
             lookups,
@@ -516,4 +523,86 @@ async fn search(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn import(g: &Global, files: usize) -> Result<ExitCode> {
+    use lockbox_engine::certbuild::{sign_certificate, CertSpec};
+    use lockbox_engine::import::ImportOptions;
+    let dir = tempfile::tempdir()?;
+    let ca = bench_ca(&dir.path().join("ca")).await?;
+    let admin = lb_admin();
+    ca.set_ca_template(&admin, "KeyRecoveryAgent", true).await?;
+    let kra_key = SoftwareKey::generate(KeySpec::Rsa2048)?;
+    let kra_csr = sign_request(&kra_key, Name::from_str("CN=Bench Recovery Agent")?, vec![])?;
+    let opts = lockbox_engine::SubmitOptions {
+        template: Some("KeyRecoveryAgent".into()),
+        requester: "bench".into(),
+        attributes: vec![],
+        actor: None,
+    };
+    let p = ca.submit(&kra_csr, &opts).await?;
+    ca.issue(p.request_id, &admin).await?;
+    ca.set_kra_required(&admin, 1).await?;
+    ca.set_foreign_enabled(&admin, true).await?;
+    // Generate the PKCS#12 files (as an old key store would have exported them).
+    let gen_started = Instant::now();
+    let inputs: Vec<Vec<u8>> = tokio::task::spawn_blocking(move || -> Result<Vec<Vec<u8>>> {
+        (0..files)
+            .map(|i| {
+                let key = SoftwareKey::generate(KeySpec::P256)?;
+                let name = Name::from_str(&format!("CN=Migrated User {i},O=Fabrikam"))?;
+                let cert = sign_certificate(
+                    &key,
+                    CertSpec {
+                        issuer: name.clone(),
+                        subject: name,
+                        spki: key.public_key_info().clone(),
+                        serial: lockbox_crypto::random::serial_number(12)?,
+                        not_before: 1_700_000_000,
+                        not_after: 1_900_000_000,
+                        extensions: vec![],
+                    },
+                )?;
+                let der = der::Encode::to_der(&cert)?;
+                Ok(lockbox_crypto::pkcs12::write_pfx_with_iterations(
+                    key.pkcs8_der(),
+                    &[der],
+                    "pw",
+                    false,
+                    2048,
+                )?)
+            })
+            .collect()
+    })
+    .await??;
+    let gen_secs = gen_started.elapsed().as_secs_f64();
+    let o = ImportOptions {
+        foreign: true,
+        keys: true,
+    };
+    let started = Instant::now();
+    let named: Vec<(String, Vec<u8>)> = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| (format!("bench-{i}.pfx"), d))
+        .collect();
+    let mut archived = 0usize;
+    for chunk in named.chunks(250) {
+        for (_, r) in ca.import_pkcs12_many(&admin, chunk, "pw", &o).await? {
+            archived += r?.iter().filter(|x| x.outcome == "archived").count();
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let rate = archived as f64 / secs;
+    let out = json!({ "benchmark": "importkms_pkcs12", "files": files, "keys_archived": archived, "seconds": (secs * 100.0).round() / 100.0, "keys_per_s": (rate * 10.0).round() / 10.0, "generate_seconds": (gen_secs * 10.0).round() / 10.0, "durable_commits": "one transaction per 250 files" });
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("imported {archived} keys from {files} PKCS#12 files in {secs:.2} s: {rate:.1} keys/s (files generated in {gen_secs:.1} s)");
+    }
+    Ok(if archived == files {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

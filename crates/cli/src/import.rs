@@ -155,43 +155,57 @@ pub async fn run(g: &Global, a: ImportArgs, keys: bool) -> Result<ExitCode> {
     );
     let mut items: Vec<ImportItem> = Vec::new();
     let mut failures: Vec<(String, String)> = Vec::new();
-    for f in &files {
-        let source = f.display().to_string();
-        let result = match std::fs::read(f) {
-            Ok(data) => {
-                if keys {
-                    local
-                        .ca
-                        .import_pkcs12(&local.actor, &data, &password, &source, &opts)
-                        .await
-                } else {
-                    match lockbox_codec::pem::decode_input(&data) {
-                        Ok(d) => local
-                            .ca
-                            .import_certificate(&local.actor, &d.der, &source, &opts)
-                            .await
-                            .map(|i| vec![i]),
-                        Err(e) => Err(e.into()),
-                    }
-                }
+    // Keys: batches of files, one transaction each; certificates: one by one.
+    for chunk in files.chunks(if keys { 250 } else { 1 }) {
+        let mut loaded = Vec::new();
+        for f in chunk {
+            let source = f.display().to_string();
+            match std::fs::read(f) {
+                Ok(data) => loaded.push((source, data)),
+                Err(e) => failures.push((source, format!("cannot read: {e}"))),
             }
-            Err(e) => Err(lockbox_engine::EngineError::Io {
-                context: format!("reading {source}"),
-                source: e,
-            }),
-        };
-        match result {
-            Ok(mut v) => items.append(&mut v),
-            Err(e) => {
-                // Archival not configured stops the run: nothing can be archived.
-                if matches!(e.code(), 0x8009_400A | 0x8009_400B) {
+        }
+        let results: Vec<(String, Result<Vec<ImportItem>, lockbox_engine::EngineError>)> = if keys {
+            match local
+                .ca
+                .import_pkcs12_many(&local.actor, &loaded, &password, &opts)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
                     bar.finish_and_clear();
                     return Err(e.into());
                 }
-                failures.push((source, e.to_string()));
+            }
+        } else {
+            let mut r = Vec::new();
+            for (source, data) in &loaded {
+                let one = match lockbox_codec::pem::decode_input(data) {
+                    Ok(d) => local
+                        .ca
+                        .import_certificate(&local.actor, &d.der, source, &opts)
+                        .await
+                        .map(|i| vec![i]),
+                    Err(e) => Err(e.into()),
+                };
+                r.push((source.clone(), one));
+            }
+            r
+        };
+        for (source, result) in results {
+            match result {
+                Ok(mut v) => items.append(&mut v),
+                Err(e) => {
+                    // Archival not configured stops the run: nothing can be archived.
+                    if matches!(e.code(), 0x8009_400A | 0x8009_400B) {
+                        bar.finish_and_clear();
+                        return Err(e.into());
+                    }
+                    failures.push((source, e.to_string()));
+                }
             }
         }
-        bar.inc(1);
+        bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
     if let Some(r) = &a.report {

@@ -18,6 +18,24 @@ pub fn write_pfx(
     password: &str,
     legacy: bool,
 ) -> Result<Vec<u8>, CryptoError> {
+    write_pfx_with_iterations(
+        pkcs8,
+        certs,
+        password,
+        legacy,
+        if legacy { 2048 } else { 100_000 },
+    )
+}
+
+/// [`write_pfx`] with an explicit PBKDF2 iteration count (tests and benchmarks
+/// use OpenSSL's 2048 to make many files quickly).
+pub fn write_pfx_with_iterations(
+    pkcs8: &[u8],
+    certs: &[Vec<u8>],
+    password: &str,
+    legacy: bool,
+    iterations: u32,
+) -> Result<Vec<u8>, CryptoError> {
     let err = |e: p12_keystore::error::Error| CryptoError::Encoding(format!("PKCS#12: {e}"));
     let key = PrivateKey::from_der(pkcs8).map_err(err)?;
     let chain: Vec<p12_keystore::Certificate> = certs
@@ -38,14 +56,14 @@ pub fn write_pfx(
         writer
             .encryption_algorithm(EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc)
             .mac_algorithm(MacAlgorithm::HmacSha1)
-            .encryption_iterations(2048)
-            .mac_iterations(2048)
+            .encryption_iterations(iterations)
+            .mac_iterations(iterations)
     } else {
         writer
             .encryption_algorithm(EncryptionAlgorithm::PbeWithHmacSha256AndAes256)
             .mac_algorithm(MacAlgorithm::HmacSha256)
-            .encryption_iterations(100_000)
-            .mac_iterations(100_000)
+            .encryption_iterations(iterations)
+            .mac_iterations(iterations)
     };
     writer.write().map_err(err)
 }

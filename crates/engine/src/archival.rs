@@ -750,7 +750,8 @@ impl Ca {
     }
 
     /// N KRA certificates chosen round robin among the valid ones.
-    pub(crate) async fn choose_kras(&self) -> EngineResult<Vec<Certificate>> {
+    /// The valid KRA certificates and the number required, or the AD CS refusal.
+    pub(crate) async fn valid_kras_for_batch(&self) -> EngineResult<(Vec<Certificate>, usize)> {
         let required = self.kra_required().await?;
         let entries = self.store.kra_certificates().await?;
         if required == 0 || entries.is_empty() {
@@ -775,13 +776,24 @@ impl Ca {
                 ),
             ));
         }
+        Ok((valid, required))
+    }
+
+    /// N of the valid KRAs, round robin from the process's position.
+    pub(crate) fn round_robin(&self, valid: &[Certificate], required: usize) -> Vec<Certificate> {
         let start = self
             .archival
             .next_kra
             .fetch_add(required, Ordering::Relaxed);
-        Ok((0..required)
+        (0..required)
             .map(|i| valid[(start + i) % valid.len()].clone())
-            .collect())
+            .collect()
+    }
+
+    /// N KRA certificates chosen round robin among the valid ones.
+    pub(crate) async fn choose_kras(&self) -> EngineResult<Vec<Certificate>> {
+        let (valid, required) = self.valid_kras_for_batch().await?;
+        Ok(self.round_robin(&valid, required))
     }
 
     // ----- archiving a request ---------------------------------------------

@@ -155,6 +155,7 @@ pub struct Ca {
     pub(crate) archival: crate::archival::ArchivalState,
     pub(crate) auth_cache: crate::audit::AuthCache,
     pub(crate) directory: Arc<dyn crate::principals::Directory>,
+    pub(crate) import_batch: Mutex<Option<crate::import::ImportBatch>>,
 }
 
 impl std::fmt::Debug for Ca {
@@ -456,6 +457,7 @@ impl Ca {
             archival: crate::archival::ArchivalState::new()?,
             auth_cache: Default::default(),
             directory,
+            import_batch: Mutex::new(None),
         })
     }
 

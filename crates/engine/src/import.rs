@@ -303,7 +303,7 @@ impl Ca {
             },
         };
         let archived = pkcs8.is_some();
-        self.store.apply(&[change], &audit).await?;
+        self.write_or_defer(change, audit).await?;
         item.outcome = if archived { "archived" } else { "imported" }.into();
         Ok(item)
     }
@@ -345,26 +345,109 @@ impl Ca {
                 &serde_json::json!({ "source": source }).to_string(),
             ))
             .await;
-        self.store
-            .apply(
-                &[Change::InsertUnmatchedKey {
-                    key_id,
-                    archived_key: env,
-                    kra_hashes: hashes,
-                    owner,
-                    source: Some(source.into()),
-                    imported_by: actor.name.clone(),
-                    at: now(),
-                }],
-                &audit,
-            )
-            .await?;
+        self.write_or_defer(
+            Change::InsertUnmatchedKey {
+                key_id,
+                archived_key: env,
+                kra_hashes: hashes,
+                owner,
+                source: Some(source.into()),
+                imported_by: actor.name.clone(),
+                at: now(),
+            },
+            audit,
+        )
+        .await?;
         Ok(item)
+    }
+
+    /// Writes a change now, or queues it when a batch import is running.
+    async fn write_or_defer(
+        &self,
+        change: Change,
+        audit: Vec<lockbox_store::AuditEntry>,
+    ) -> EngineResult<()> {
+        {
+            let mut guard = self
+                .import_batch
+                .lock()
+                .map_err(|_| EngineError::Config("import batch lock".into()))?;
+            if let Some(b) = guard.as_mut() {
+                b.changes.push(change);
+                b.audit.extend(audit);
+                return Ok(());
+            }
+        }
+        self.store.apply(&[change], &audit).await?;
+        Ok(())
+    }
+
+    /// Imports many PKCS#12 files with one transaction (one durable commit)
+    /// per call; if the batch cannot be written as a whole, each file is
+    /// imported on its own so one bad file never stops the others.
+    pub async fn import_pkcs12_many(
+        &self,
+        actor: &Actor,
+        files: &[(String, Vec<u8>)],
+        password: &str,
+        opts: &ImportOptions,
+    ) -> EngineResult<Vec<(String, EngineResult<Vec<ImportItem>>)>> {
+        self.authorize(actor, Op::Configure).await?;
+        // The KRA choice is made once per batch (round robin continues across keys).
+        let kras = self.valid_kras_for_batch().await?;
+        {
+            let mut guard = self
+                .import_batch
+                .lock()
+                .map_err(|_| EngineError::Config("import batch lock".into()))?;
+            *guard = Some(ImportBatch {
+                changes: vec![],
+                audit: vec![],
+                kras: Some(kras),
+            });
+        }
+        let mut results = Vec::new();
+        for (source, data) in files {
+            results.push((
+                source.clone(),
+                self.import_pkcs12(actor, data, password, source, opts)
+                    .await,
+            ));
+        }
+        let batch = self
+            .import_batch
+            .lock()
+            .map_err(|_| EngineError::Config("import batch lock".into()))?
+            .take();
+        if let Some(b) = batch {
+            if let Err(e) = self.store.apply(&b.changes, &b.audit).await {
+                tracing::warn!(error = %e, "batch import failed as a whole; importing file by file");
+                let mut one_by_one = Vec::new();
+                for (source, data) in files {
+                    one_by_one.push((
+                        source.clone(),
+                        self.import_pkcs12(actor, data, password, source, opts)
+                            .await,
+                    ));
+                }
+                return Ok(one_by_one);
+            }
+        }
+        Ok(results)
     }
 
     /// Envelopes a PKCS#8 key to the KRAs (as archival at enrollment does).
     pub(crate) async fn seal_for_kras(&self, pkcs8: &[u8]) -> EngineResult<(Vec<u8>, String)> {
-        let kras = self.choose_kras().await?;
+        let cached = self
+            .import_batch
+            .lock()
+            .map_err(|_| EngineError::Config("import batch lock".into()))?
+            .as_ref()
+            .and_then(|b| b.kras.clone());
+        let kras = match cached {
+            Some((valid, required)) => self.round_robin(&valid, required),
+            None => self.choose_kras().await?,
+        };
         let recipients: Vec<Recipient> = kras.iter().map(Recipient::from_certificate).collect();
         let env = envelope(
             pkcs8,
@@ -380,6 +463,14 @@ impl Ca {
             .join(",");
         Ok((env, hashes))
     }
+}
+
+/// Changes and audit records queued by a batch import, and the KRAs it uses.
+#[derive(Default)]
+pub struct ImportBatch {
+    changes: Vec<Change>,
+    audit: Vec<lockbox_store::AuditEntry>,
+    kras: Option<(Vec<Certificate>, usize)>,
 }
 
 /// The template a certificate names (v1 name or v2 OID), if any.
