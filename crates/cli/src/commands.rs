@@ -460,6 +460,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::RecoverUser(args) => crate::recover::recover_user(&g, args).await,
         Command::Importkms(args) => crate::import::run(&g, args, true).await,
         Command::Importcert(args) => crate::import::run(&g, args, false).await,
+        Command::ExportKeys(args) => crate::import::export(&g, args).await,
         Command::Kra(cmd) => crate::keys::kra(&g, backend(&g).await?, cmd).await,
         Command::Verifykeys(args) => crate::keys::verifykeys(&g, args),
         Command::Dump(args) => crate::keys::dump(&g, args),

@@ -30,6 +30,127 @@ pub struct ImportArgs {
     /// Write one line per key (owner, Key ID, serial, issuer, template, source, outcome, error): .csv or .json.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Key-history export files (.lbx): the trusted source CA certificate.
+    #[arg(long = "source-ca", value_name = "FILE")]
+    pub source_ca: Option<PathBuf>,
+    /// Key-history export files: this server's export (lock box) private key.
+    #[arg(long = "dest-key", value_name = "FILE")]
+    pub dest_key: Option<PathBuf>,
+    /// Key-history export files: this server's export certificate.
+    #[arg(long = "dest-cert", value_name = "FILE")]
+    pub dest_cert: Option<PathBuf>,
+}
+
+/// `lockbox export-keys`
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Export the keys of one user (any getkey token).
+    #[arg(long, conflicts_with_all = ["group", "all"])]
+    pub user: Option<String>,
+    /// Export the keys of every member of a group.
+    #[arg(long, conflicts_with = "all")]
+    pub group: Option<String>,
+    /// Export every archived key.
+    #[arg(long)]
+    pub all: bool,
+    /// The destination's export certificate (the lock box is encrypted to it).
+    #[arg(long, value_name = "CERT")]
+    pub to: PathBuf,
+    /// The export file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The key recovery agent's PKCS#12 (keys are decrypted to be re-locked for the destination).
+    #[arg(long, value_name = "PFX")]
+    pub kra: PathBuf,
+    /// Its password (or LOCKBOX_KRA_PASSWORD).
+    #[arg(
+        long = "kra-password",
+        env = "LOCKBOX_KRA_PASSWORD",
+        hide_env_values = true
+    )]
+    pub kra_password: Option<String>,
+    /// Delete the exported keys here once the file is written and verified (asks first; back up before).
+    #[arg(long)]
+    pub remove: bool,
+    /// Answer yes to the --remove confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Writes a key-history export file.
+pub async fn export(g: &Global, a: ExportArgs) -> Result<ExitCode> {
+    use lockbox_engine::export::Selection;
+    let home = g
+        .home
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("export-keys works on the local CA home (--home)"))?;
+    let local = Local::open(&home).await?;
+    let selection = match (&a.user, &a.group, a.all) {
+        (Some(u), _, _) => Selection::User(u.clone()),
+        (None, Some(gr), _) => Selection::Group(gr.clone()),
+        (None, None, true) => Selection::All,
+        _ => bail!("choose --user TOKEN, --group G or --all"),
+    };
+    let dest = std::fs::read(&a.to).with_context(|| format!("reading {}", a.to.display()))?;
+    let pfx = std::fs::read(&a.kra).with_context(|| format!("reading {}", a.kra.display()))?;
+    let (pkcs8, certs) =
+        lockbox_crypto::pkcs12::read_pfx(&pfx, a.kra_password.as_deref().unwrap_or(""))?;
+    let kra_key = lockbox_crypto::SoftwareKey::from_pkcs8_der(&pkcs8)?;
+    let kra_cert = certs
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the agent's PKCS#12 holds no certificate"))?;
+    let export = local
+        .ca
+        .export_keys(&local.actor, &selection, &dest, &kra_key, &kra_cert)
+        .await?;
+    std::fs::write(&a.out, &export.file).with_context(|| format!("writing {}", a.out.display()))?;
+    // Verify what was written before anything is removed.
+    let written = std::fs::read(&a.out)?;
+    lockbox_crypto::cms::verify_signed_data(&written)
+        .map_err(|e| anyhow::anyhow!("the written export does not verify: {e}"))?;
+    if !g.json {
+        println!(
+            "Exported {} key(s) of {} user(s) to {}",
+            export.request_ids.len(),
+            export.users,
+            a.out.display()
+        );
+    }
+    if a.remove {
+        let confirmed = a.yes
+            || {
+                if !std::io::stdin().is_terminal() {
+                    bail!("--remove deletes the exported keys here: confirm with --yes (take a backup first)");
+                }
+                eprint!(
+                    "Delete {} exported key(s) from this CA? Take a backup first. [y/N] ",
+                    export.request_ids.len()
+                );
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line.trim().eq_ignore_ascii_case("y")
+            };
+        if confirmed {
+            local
+                .ca
+                .remove_exported_keys(&local.actor, &export.request_ids)
+                .await?;
+            if !g.json {
+                println!(
+                    "Removed {} exported key(s) from this CA",
+                    export.request_ids.len()
+                );
+            }
+        }
+    }
+    if g.json {
+        println!(
+            "{}",
+            json!({ "out": a.out, "keys": export.request_ids.len(), "users": export.users, "removed": a.remove })
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn collect(inputs: &[PathBuf], exts: &[&str]) -> Vec<PathBuf> {
@@ -131,14 +252,19 @@ pub async fn run(g: &Global, a: ImportArgs, keys: bool) -> Result<ExitCode> {
             .to_string(),
         (None, None) => String::new(),
     };
-    let files = collect(
+    let all_files = collect(
         &a.inputs,
         if keys {
-            &["pfx", "p12"]
+            &["pfx", "p12", "lbx"]
         } else {
             &["cer", "crt", "pem", "der"]
         },
     );
+    let (exports, files): (Vec<PathBuf>, Vec<PathBuf>) = all_files
+        .into_iter()
+        .partition(|f| f.extension().is_some_and(|e| e == "lbx"));
+    let mut export_lines: Vec<String> = Vec::new();
+    let mut export_users = 0usize;
     let opts = ImportOptions {
         foreign: a.foreign,
         keys,
@@ -155,6 +281,46 @@ pub async fn run(g: &Global, a: ImportArgs, keys: bool) -> Result<ExitCode> {
     );
     let mut items: Vec<ImportItem> = Vec::new();
     let mut failures: Vec<(String, String)> = Vec::new();
+    for f in &exports {
+        let (Some(src), Some(key), Some(cert)) = (&a.source_ca, &a.dest_key, &a.dest_cert) else {
+            bail!(
+                "{}: key-history exports need --source-ca, --dest-key and --dest-cert",
+                f.display()
+            );
+        };
+        let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let key_bytes = zeroize::Zeroizing::new(
+            std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
+        );
+        let dest_key = lockbox_engine::ca::load_private_key(&key_bytes, None)?;
+        let source = f.display().to_string();
+        match local
+            .ca
+            .import_key_history(
+                &local.actor,
+                &data,
+                &std::fs::read(src)?,
+                &dest_key,
+                &std::fs::read(cert)?,
+                &source,
+                &opts,
+            )
+            .await
+        {
+            Ok((issuer, users, mut v)) => {
+                export_lines.push(format!("Processing KMS exports from: {issuer}"));
+                export_lines.push(format!("  {source}: signature verified; lock box opened"));
+                export_users += users;
+                items.append(&mut v);
+            }
+            Err(e) => {
+                if matches!(e.code(), 0x8009_400A | 0x8009_400B) {
+                    return Err(e.into());
+                }
+                failures.push((source, e.to_string()));
+            }
+        }
+    }
     // Keys: batches of files, one transaction each; certificates: one by one.
     for chunk in files.chunks(if keys { 250 } else { 1 }) {
         let mut loaded = Vec::new();
@@ -231,8 +397,8 @@ pub async fn run(g: &Global, a: ImportArgs, keys: bool) -> Result<ExitCode> {
         .count();
     let keys_archived = count("archived") + count("unmatched");
     let summary = json!({
-        "files": files.len(),
-        "users": owners.len(),
+        "files": files.len() + exports.len(),
+        "users": owners.len().max(export_users),
         "ignored_signature_certificates": count("ignored signature"),
         "certificates_with_keys": if keys { items.iter().filter(|i| i.serial.is_some() && i.outcome != "ignored signature").count() } else { 0 },
         "foreign_certificates_imported": foreign_imported,
@@ -251,7 +417,15 @@ pub async fn run(g: &Global, a: ImportArgs, keys: bool) -> Result<ExitCode> {
     if g.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        if let Some(issuer) = items.iter().filter_map(|i| i.issuer.as_deref()).next() {
+        for l in &export_lines {
+            println!("{l}");
+        }
+        if let Some(issuer) = items
+            .iter()
+            .filter(|_| export_lines.is_empty())
+            .filter_map(|i| i.issuer.as_deref())
+            .next()
+        {
             println!(
                 "Processing {} from: {issuer}",
                 if keys { "key archives" } else { "certificates" }

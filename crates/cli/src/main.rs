@@ -129,6 +129,8 @@ pub enum Command {
     RecoverUser(recover::RecoverUserArgs),
     /// Archive keys that were not enrolled here: PKCS#12 files and directories (manual archival, KMS migration).
     Importkms(import::ImportArgs),
+    /// Export users' key histories for another server (KMS "Export Users").
+    ExportKeys(import::ExportArgs),
     /// Import certificates without keys.
     Importcert(import::ImportArgs),
     /// Run the HTTPS service.

@@ -325,3 +325,253 @@ open(r"{enc}", "wb").write(make("Py Foreign User", False))
     ok(lb(&other, &["config", "set", "kra.enable_foreign", "true"]));
     assert!(ok(lb(&other, &["importcert", s(&certs), "-f"])).contains("Certificates imported: 1"));
 }
+
+fn ca_with_kra(d: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let home = d.join(name);
+    ok(lb(&home, &["init", "--name", name]));
+    ok(lb(&home, &["ca", "templates", "add", "KeyRecoveryAgent"]));
+    let req = d.join(format!("{name}-kra.req"));
+    let key = d.join(format!("{name}-kra.key"));
+    let pem = d.join(format!("{name}-kra.pem"));
+    ok(lb(
+        &home,
+        &[
+            "request",
+            "new",
+            "--template",
+            "KeyRecoveryAgent",
+            "--subject",
+            &format!("CN={name} Agent"),
+            "--out",
+            s(&req),
+            "--key-out",
+            s(&key),
+        ],
+    ));
+    ok(lb(&home, &["submit", s(&req)]));
+    ok(lb(&home, &["issue", "1", "--out", s(&pem)]));
+    ok(lb(&home, &["kra", "required", "1"]));
+    let pfx = d.join(format!("{name}-kra.pfx"));
+    ok(openssl(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        s(&key),
+        "-in",
+        s(&pem),
+        "-out",
+        s(&pfx),
+        "-passout",
+        "pass:kra",
+    ]));
+    (home, pfx)
+}
+
+#[test]
+fn key_history_moves_between_servers_in_a_signed_lock_box() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (src, src_kra) = ca_with_kra(d, "SourceCA");
+    let (dst, dst_kra) = ca_with_kra(d, "DestCA");
+    // Alice's key history on the source
+    let mut alice_keys = Vec::new();
+    for i in 0..2 {
+        let req = d.join(format!("alice{i}.req"));
+        let key = d.join(format!("alice{i}.key"));
+        ok(lb(
+            &src,
+            &[
+                "request",
+                "new",
+                "--template",
+                "ExchangeUser",
+                "--subject",
+                "CN=Alice Example",
+                "--archive",
+                "--out",
+                s(&req),
+                "--key-out",
+                s(&key),
+            ],
+        ));
+        ok(lb(&src, &["submit", s(&req)]));
+        alice_keys.push(key);
+    }
+    // the destination's export (lock box) certificate
+    let dest_key = d.join("export.key");
+    let dest_pem = d.join("export.pem");
+    ok(openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        s(&dest_key),
+        "-subj",
+        "/CN=DestCA Export",
+        "-days",
+        "30",
+        "-out",
+        s(&dest_pem),
+    ]));
+    let lbx = d.join("alice.lbx");
+    ok(lb(
+        &src,
+        &[
+            "export-keys",
+            "--user",
+            "Alice Example",
+            "--to",
+            s(&dest_pem),
+            "--out",
+            s(&lbx),
+            "--kra",
+            s(&src_kra),
+            "--kra-password",
+            "kra",
+        ],
+    ));
+    let src_ca = src.join("certs/ca.pem");
+    ok(lb(&dst, &["config", "set", "kra.enable_foreign", "true"]));
+    let rows_before = ok(lb(&dst, &["view", "--json"]));
+    // a tampered file, an unknown signer, another destination: refused before anything is written
+    let mut bad = std::fs::read(&lbx).unwrap();
+    let n = bad.len();
+    bad[n - 20] ^= 0x01;
+    let tampered = d.join("bad").join("tampered.lbx");
+    std::fs::create_dir_all(tampered.parent().unwrap()).unwrap();
+    std::fs::write(&tampered, &bad).unwrap();
+    let dst_ca = dst.join("certs/ca.pem");
+    let other_key = d.join("other.key");
+    let other_pem = d.join("other.pem");
+    ok(openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        s(&other_key),
+        "-subj",
+        "/CN=Someone Else",
+        "-days",
+        "30",
+        "-out",
+        s(&other_pem),
+    ]));
+    for (file, source_ca, key, cert, why) in [
+        (&tampered, &src_ca, &dest_key, &dest_pem, "signature"),
+        (&lbx, &dst_ca, &dest_key, &dest_pem, "trusted source"),
+        (&lbx, &src_ca, &other_key, &other_pem, "lock box"),
+    ] {
+        let out = lb(
+            &dst,
+            &[
+                "importkms",
+                "-f",
+                s(file),
+                "--source-ca",
+                s(source_ca),
+                "--dest-key",
+                s(key),
+                "--dest-cert",
+                s(cert),
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success() && text.contains(why), "{why}: {text}");
+    }
+    assert_eq!(
+        ok(lb(&dst, &["view", "--json"])),
+        rows_before,
+        "nothing written"
+    );
+    // the real import
+    let text = ok(lb(
+        &dst,
+        &[
+            "importkms",
+            "-f",
+            s(&lbx),
+            "--source-ca",
+            s(&src_ca),
+            "--dest-key",
+            s(&dest_key),
+            "--dest-cert",
+            s(&dest_pem),
+        ],
+    ));
+    assert!(
+        text.contains("Processing KMS exports from: CN=SourceCA")
+            && text.contains("Keys archived: 2"),
+        "{text}"
+    );
+    // both keys recover on the destination with the destination's agent
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(lb(&dst, &["getkey", "Alice Example", "--json"]))).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let mut recovered = Vec::new();
+    for c in list.as_array().unwrap() {
+        let serial = c["serial"].as_str().unwrap();
+        let blob = d.join(format!("{serial}.rec"));
+        ok(lb(&dst, &["getkey", serial, s(&blob)]));
+        let pfx = d.join(format!("{serial}.pfx"));
+        ok(lb(
+            &dst,
+            &[
+                "recoverkey",
+                s(&blob),
+                s(&pfx),
+                "--kra",
+                s(&dst_kra),
+                "--kra-password",
+                "kra",
+                "-p",
+                "x",
+            ],
+        ));
+        let key = d.join(format!("{serial}.key"));
+        ok(openssl(&[
+            "pkcs12",
+            "-in",
+            s(&pfx),
+            "-passin",
+            "pass:x",
+            "-nocerts",
+            "-nodes",
+            "-out",
+            s(&key),
+        ]));
+        recovered.push(public_key(&key, true));
+    }
+    for k in &alice_keys {
+        assert!(
+            recovered.contains(&public_key(k, true)),
+            "every exported key arrived"
+        );
+    }
+    // --remove deletes the source's copies after the file is written and verified
+    let lbx2 = d.join("again.lbx");
+    ok(lb(
+        &src,
+        &[
+            "export-keys",
+            "--user",
+            "Alice Example",
+            "--to",
+            s(&dest_pem),
+            "--out",
+            s(&lbx2),
+            "--kra",
+            s(&src_kra),
+            "--kra-password",
+            "kra",
+            "--remove",
+            "--yes",
+        ],
+    ));
+    let left: serde_json::Value =
+        serde_json::from_str(&ok(lb(&src, &["getkey", "Alice Example", "--json"]))).unwrap();
+    assert_eq!(left.as_array().unwrap().len(), 0);
+}

@@ -13,6 +13,7 @@ pub mod cmcresponse;
 pub mod config;
 pub mod crl;
 pub mod error;
+pub mod export;
 pub mod import;
 pub mod inbound;
 pub mod period;

@@ -556,6 +556,8 @@ pub enum Change {
         owner: Option<String>,
         source: Option<String>,
     },
+    /// Delete an archived key (after a verified export with --remove).
+    ClearArchivedKey { request_id: i64 },
     /// Record an imported certificate row (foreign or this CA's), with or without a key.
     InsertImported {
         request: Box<NewRequest>,

@@ -797,6 +797,12 @@ impl Store for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
                 }
+                Change::ClearArchivedKey { request_id } => {
+                    sqlx::query("UPDATE requests SET archived_key = NULL, kra_hashes = NULL WHERE request_id = $1")
+                        .bind(request_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 Change::InsertUnmatchedKey {
                     key_id,
                     archived_key,

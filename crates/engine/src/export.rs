@@ -1,0 +1,345 @@
+//! Key-history export between servers (the KMS "Export Users" operation).
+//!
+//! File format (documented in `docs/key-history-export.md`): a CMS SignedData
+//! signed by the source CA, whose content (id-data) is a CMS EnvelopedData to
+//! the destination's export certificate (the "lock box"), whose plaintext is a
+//! JSON document `lockbox-key-history/1` listing users and their key histories.
+
+use std::collections::BTreeMap;
+
+use lockbox_codec::oids;
+use lockbox_codec::pem::encode_pem;
+use lockbox_crypto::cms::{
+    decode_envelope, envelope, open_envelope, sign_data, verify_signed_data, OpeningKey, Recipient,
+};
+use lockbox_crypto::keytransport::KeyTransport;
+use lockbox_crypto::symmetric::ContentCipher;
+use lockbox_crypto::SoftwareKey;
+use lockbox_store::Change;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::authz::Actor;
+use crate::ca::{verify_issued_by, Ca};
+use crate::certbuild::decode_certificate;
+use crate::error::{codes, EngineError, EngineResult};
+use crate::import::{ImportItem, ImportOptions};
+use crate::recovery::recover_from_blob;
+
+/// Format identifier of the JSON payload.
+pub const FORMAT: &str = "lockbox-key-history/1";
+
+/// One key (certificate + PKCS#8) of a user's history.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportedKey {
+    /// Certificate, base64 DER.
+    pub certificate: String,
+    /// PKCS#8 private key, base64 DER.
+    pub pkcs8: String,
+    /// Serial (hex).
+    pub serial: String,
+    /// Template.
+    pub template: Option<String>,
+}
+
+/// One user and the keys exported for them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportedUser {
+    /// Subject DN.
+    pub subject: String,
+    /// Mailbox / requester name on the source.
+    pub mailbox: String,
+    /// UPN.
+    pub upn: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Key history.
+    pub keys: Vec<ExportedKey>,
+    /// Signature certificates (never with keys), base64 DER.
+    #[serde(default)]
+    pub signature_certificates: Vec<String>,
+}
+
+/// The payload.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyHistory {
+    /// [`FORMAT`].
+    pub format: String,
+    /// Source CA DN.
+    pub source_ca: String,
+    /// Export time, unix seconds.
+    pub exported_at: i64,
+    /// Users.
+    pub users: Vec<ExportedUser>,
+}
+
+fn b64(der: &[u8]) -> String {
+    encode_pem("X", der)
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect()
+}
+
+fn unb64(s: &str) -> EngineResult<Vec<u8>> {
+    lockbox_codec::pem::decode_base64_text(s)
+        .map_err(|e| EngineError::bad_input(codes::CRYPT_E_ASN1_BADTAG, e.to_string()))
+}
+
+/// Which archived keys to export.
+#[derive(Clone, Debug)]
+pub enum Selection {
+    /// Candidates of a getkey token.
+    User(String),
+    /// Every member of a group.
+    Group(String),
+    /// Everything archived.
+    All,
+}
+
+/// The export file and the rows it covers.
+pub struct Export {
+    /// The file (DER SignedData).
+    pub file: Vec<u8>,
+    /// Request IDs exported.
+    pub request_ids: Vec<i64>,
+    /// Users exported.
+    pub users: usize,
+}
+
+impl Ca {
+    /// Builds a key-history export: retrieves each selected blob (audited, as a
+    /// certificate manager), opens it with the agent's key, groups keys per
+    /// user, locks the document to `dest_cert` and signs it with this CA.
+    pub async fn export_keys(
+        &self,
+        actor: &Actor,
+        selection: &Selection,
+        dest_cert: &[u8],
+        kra_key: &SoftwareKey,
+        kra_cert: &[u8],
+    ) -> EngineResult<Export> {
+        let tokens: Vec<String> = match selection {
+            Selection::User(t) => vec![t.clone()],
+            Selection::Group(g) => self.store.members(g).await?,
+            Selection::All => vec![],
+        };
+        let mut ids: Vec<i64> = Vec::new();
+        if matches!(selection, Selection::All) {
+            ids = self
+                .view(actor, "ArchivedKey=true", 1_000_000)
+                .await?
+                .into_iter()
+                .filter(|r| r.cert.is_some())
+                .map(|r| r.request_id)
+                .collect();
+        } else {
+            for t in &tokens {
+                for c in self.find_candidates(actor, t).await? {
+                    if !ids.contains(&c.request_id) {
+                        ids.push(c.request_id);
+                    }
+                }
+            }
+        }
+        if ids.is_empty() {
+            return Err(EngineError::NotFound(
+                "no archived keys match the selection".into(),
+            ));
+        }
+        let ca_der = self.ca_certificate_der()?;
+        let mut users: BTreeMap<String, ExportedUser> = BTreeMap::new();
+        for id in &ids {
+            let blob = self.get_key_by_request(actor, *id).await?;
+            let rec = recover_from_blob(&blob.blob, &ca_der, kra_key, kra_cert)?;
+            let row = self.request(*id).await?;
+            let f = row
+                .cert
+                .clone()
+                .ok_or_else(|| EngineError::NotFound(format!("request {id} has no certificate")))?;
+            let u = users
+                .entry(f.subject.clone())
+                .or_insert_with(|| ExportedUser {
+                    subject: f.subject.clone(),
+                    mailbox: row.requester.clone(),
+                    upn: f.upn.clone(),
+                    email: f.email.clone(),
+                    keys: vec![],
+                    signature_certificates: vec![],
+                });
+            u.keys.push(ExportedKey {
+                certificate: b64(&rec.certificate),
+                pkcs8: b64(&rec.pkcs8),
+                serial: f.serial.clone(),
+                template: row.template.clone(),
+            });
+        }
+        let doc = KeyHistory {
+            format: FORMAT.into(),
+            source_ca: decode_certificate(&ca_der)?
+                .tbs_certificate()
+                .subject()
+                .to_string(),
+            exported_at: crate::period::now(),
+            users: users.into_values().collect(),
+        };
+        let json = Zeroizing::new(
+            serde_json::to_vec(&doc).map_err(|e| EngineError::Config(e.to_string()))?,
+        );
+        let dest = decode_certificate(&lockbox_codec::pem::decode_input(dest_cert)?.der)?;
+        let locked = envelope(
+            &json,
+            &[Recipient::from_certificate(&dest)],
+            ContentCipher::Aes256Cbc,
+            KeyTransport::RsaOaepSha256,
+        )?;
+        let (_, ca_cert) = self.ca_cert()?;
+        let file = sign_data(
+            self.signing_key()?.as_ref(),
+            ca_cert,
+            oids::ID_DATA,
+            &locked,
+            &self.chain_der()?,
+        )?;
+        let audit = self
+            .audited(self.audit_entry(actor, "keys", "key history exported", &format!("{} keys", ids.len()), &serde_json::json!({ "request_ids": ids, "destination": dest.tbs_certificate().subject().to_string() }).to_string()))
+            .await;
+        self.store.append_audit(&audit).await?;
+        Ok(Export {
+            file,
+            request_ids: ids,
+            users: doc.users.len(),
+        })
+    }
+
+    /// Deletes exported archived keys from this CA (after the export file was written and verified).
+    pub async fn remove_exported_keys(
+        &self,
+        actor: &Actor,
+        request_ids: &[i64],
+    ) -> EngineResult<()> {
+        self.authorize(actor, crate::authz::Op::Configure).await?;
+        let changes: Vec<Change> = request_ids
+            .iter()
+            .map(|id| Change::ClearArchivedKey { request_id: *id })
+            .collect();
+        let audit = self
+            .audited(self.audit_entry(
+                actor,
+                "keys",
+                "exported keys removed",
+                &format!("{} keys", request_ids.len()),
+                &serde_json::json!({ "request_ids": request_ids }).to_string(),
+            ))
+            .await;
+        self.store.apply(&changes, &audit).await?;
+        Ok(())
+    }
+
+    /// Imports a key-history export: the signature must verify against
+    /// `trusted_source`, the lock box must open with `dest_key`/`dest_cert`;
+    /// nothing is written otherwise. Returns (source CA, users, items).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn import_key_history(
+        &self,
+        actor: &Actor,
+        file: &[u8],
+        trusted_source: &[u8],
+        dest_key: &SoftwareKey,
+        dest_cert: &[u8],
+        source: &str,
+        opts: &ImportOptions,
+    ) -> EngineResult<(String, usize, Vec<ImportItem>)> {
+        let doc = open_key_history(file, trusted_source, dest_key, dest_cert)?;
+        let mut items = Vec::new();
+        for u in &doc.users {
+            let record = serde_json::json!({ "subject": u.subject, "mailbox": u.mailbox, "upn": u.upn, "email": u.email });
+            for k in &u.keys {
+                let der = unb64(&k.certificate)?;
+                let pkcs8 = Zeroizing::new(unb64(&k.pkcs8)?);
+                let cert = decode_certificate(&der)?;
+                items.push(
+                    self.import_one(
+                        actor,
+                        &der,
+                        &cert,
+                        Some(&pkcs8),
+                        source,
+                        opts,
+                        Some(record.clone()),
+                    )
+                    .await?,
+                );
+            }
+            for s in &u.signature_certificates {
+                let der = unb64(s)?;
+                let f = crate::ca::cert_fields(&der)?;
+                items.push(ImportItem {
+                    owner: u.subject.clone(),
+                    email: u.email.clone(),
+                    upn: u.upn.clone(),
+                    key_id: f.key_id,
+                    serial: Some(f.serial),
+                    issuer: None,
+                    template: None,
+                    source: source.into(),
+                    outcome: "ignored signature".into(),
+                    error: None,
+                    foreign: false,
+                });
+            }
+        }
+        Ok((doc.source_ca, doc.users.len(), items))
+    }
+}
+
+/// Verifies and opens an export file (no database involved).
+pub fn open_key_history(
+    file: &[u8],
+    trusted_source: &[u8],
+    dest_key: &SoftwareKey,
+    dest_cert: &[u8],
+) -> EngineResult<KeyHistory> {
+    let der = lockbox_codec::pem::decode_input(file)?.der;
+    let sd = verify_signed_data(&der).map_err(|e| {
+        EngineError::bad_input(
+            codes::NTE_BAD_SIGNATURE,
+            format!("the export file's signature does not verify: {e}"),
+        )
+    })?;
+    let anchor = decode_certificate(&lockbox_codec::pem::decode_input(trusted_source)?.der)?;
+    let signer = decode_certificate(&sd.signer_certificate)?;
+    if signer != anchor && verify_issued_by(&signer, &anchor).is_err() {
+        return Err(EngineError::bad_input(
+            codes::NTE_BAD_SIGNATURE,
+            "the export file is not signed by the trusted source CA",
+        ));
+    }
+    decode_envelope(&sd.econtent).map_err(|e| {
+        EngineError::bad_input(codes::CRYPT_E_ASN1_BADTAG, format!("lock box: {e}"))
+    })?;
+    let dest = decode_certificate(&lockbox_codec::pem::decode_input(dest_cert)?.der)?;
+    let plain = open_envelope(
+        &sd.econtent,
+        &[OpeningKey {
+            issuer: dest.tbs_certificate().issuer(),
+            serial: dest.tbs_certificate().serial_number(),
+            key: dest_key,
+        }],
+    )
+    .map_err(|e| {
+        EngineError::bad_input(
+            crate::recovery::CRYPT_E_NOT_FOUND,
+            format!("the lock box does not open with this destination key: {e}"),
+        )
+    })?;
+    let doc: KeyHistory = serde_json::from_slice(&plain).map_err(|e| {
+        EngineError::bad_input(codes::CRYPT_E_ASN1_BADTAG, format!("export payload: {e}"))
+    })?;
+    if doc.format != FORMAT {
+        return Err(EngineError::bad_input(
+            codes::E_INVALIDARG,
+            format!("unknown export format '{}'", doc.format),
+        ));
+    }
+    Ok(doc)
+}
