@@ -11,6 +11,7 @@ use lockbox_store::{Change, Disposition, NewRequest};
 use serde::{Deserialize, Serialize};
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
+use zeroize::Zeroizing;
 
 use crate::authz::{Actor, Op};
 use crate::ca::{cert_fields, verify_issued_by, Ca};
@@ -121,11 +122,19 @@ impl Ca {
         opts: &ImportOptions,
     ) -> EngineResult<Vec<ImportItem>> {
         self.authorize(actor, Op::Configure).await?;
-        let (pkcs8, certs) = read_pfx(data, password)
-            .map_err(|e| EngineError::bad_input(codes::E_INVALIDARG, e.to_string()))?;
-        let key = SoftwareKey::from_pkcs8_der(&pkcs8).map_err(|e| {
-            EngineError::bad_input(codes::E_INVALIDARG, format!("the key does not load: {e}"))
-        })?;
+        let parsed = parse_pfx(data, password)?;
+        self.import_parsed(actor, parsed, source, opts).await
+    }
+
+    /// Imports a PKCS#12 file already opened by [`parse_pfx`].
+    async fn import_parsed(
+        &self,
+        actor: &Actor,
+        parsed: ParsedPfx,
+        source: &str,
+        opts: &ImportOptions,
+    ) -> EngineResult<Vec<ImportItem>> {
+        let ParsedPfx { pkcs8, certs, key } = parsed;
         let mut items = Vec::new();
         let mut matched = false;
         for der in &certs {
@@ -406,13 +415,16 @@ impl Ca {
                 kras: Some(kras),
             });
         }
+        // Opening the files (password derivation, decryption, key checks) is the
+        // costly part and needs no store: it runs on all cores first.
+        let parsed = parse_many(files, password);
         let mut results = Vec::new();
-        for (source, data) in files {
-            results.push((
-                source.clone(),
-                self.import_pkcs12(actor, data, password, source, opts)
-                    .await,
-            ));
+        for ((source, _), opened) in files.iter().zip(parsed) {
+            let outcome = match opened {
+                Ok(p) => self.import_parsed(actor, p, source, opts).await,
+                Err(e) => Err(e),
+            };
+            results.push((source.clone(), outcome));
         }
         let batch = self
             .import_batch
@@ -495,4 +507,57 @@ fn cert_template(cert: &Certificate) -> Option<String> {
             .ok()
         })
         .map(|t| t.template_id.to_string())
+}
+
+/// A PKCS#12 file once opened: its key (PKCS#8, loaded) and certificates.
+pub(crate) struct ParsedPfx {
+    pkcs8: Zeroizing<Vec<u8>>,
+    certs: Vec<Vec<u8>>,
+    key: SoftwareKey,
+}
+
+/// Opens a PKCS#12 file and loads its key.
+fn parse_pfx(data: &[u8], password: &str) -> EngineResult<ParsedPfx> {
+    let (pkcs8, certs) = read_pfx(data, password)
+        .map_err(|e| EngineError::bad_input(codes::E_INVALIDARG, e.to_string()))?;
+    let key = SoftwareKey::from_pkcs8_der(&pkcs8).map_err(|e| {
+        EngineError::bad_input(codes::E_INVALIDARG, format!("the key does not load: {e}"))
+    })?;
+    Ok(ParsedPfx { pkcs8, certs, key })
+}
+
+/// Opens many PKCS#12 files on all available cores, keeping their order.
+fn parse_many(files: &[(String, Vec<u8>)], password: &str) -> Vec<EngineResult<ParsedPfx>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    if threads == 1 || files.len() < 2 {
+        return files.iter().map(|(_, d)| parse_pfx(d, password)).collect();
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                let h = scope.spawn(move || {
+                    part.iter()
+                        .map(|(_, d)| parse_pfx(d, password))
+                        .collect::<Vec<_>>()
+                });
+                (part.len(), h)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(len, h)| {
+                // A panicking worker fails its own files, never drops them.
+                h.join().unwrap_or_else(|_| {
+                    (0..len)
+                        .map(|_| Err(EngineError::Config("PKCS#12 reader failed".into())))
+                        .collect()
+                })
+            })
+            .collect()
+    })
 }
