@@ -88,6 +88,20 @@ impl Ca {
             .is_some_and(|v| v == "true"))
     }
 
+    /// KRAF_ENABLEFOREIGN as read once per batch import (or now, outside one).
+    async fn foreign_allowed(&self) -> EngineResult<bool> {
+        let cached = self
+            .import_batch
+            .lock()
+            .map_err(|_| EngineError::Config("import batch lock".into()))?
+            .as_ref()
+            .and_then(|b| b.foreign);
+        match cached {
+            Some(v) => Ok(v),
+            None => self.foreign_enabled().await,
+        }
+    }
+
     /// Turns KRAF_ENABLEFOREIGN on or off.
     pub async fn set_foreign_enabled(&self, actor: &Actor, on: bool) -> EngineResult<()> {
         self.authorize(actor, Op::Configure).await?;
@@ -233,7 +247,7 @@ impl Ca {
         if !ours && existing.is_none() {
             let why = if !opts.foreign {
                 Some("foreign certificate: give -f to import it".to_string())
-            } else if !self.foreign_enabled().await? {
+            } else if !self.foreign_allowed().await? {
                 Some("foreign certificate: the CA setting kra.enable_foreign is off".to_string())
             } else {
                 None
@@ -404,6 +418,7 @@ impl Ca {
         self.authorize(actor, Op::Configure).await?;
         // The KRA choice is made once per batch (round robin continues across keys).
         let kras = self.valid_kras_for_batch().await?;
+        let foreign = self.foreign_enabled().await?;
         {
             let mut guard = self
                 .import_batch
@@ -413,6 +428,7 @@ impl Ca {
                 changes: vec![],
                 audit: vec![],
                 kras: Some(kras),
+                foreign: Some(foreign),
             });
         }
         // Opening the files (password derivation, decryption, key checks) is the
@@ -483,6 +499,7 @@ pub struct ImportBatch {
     changes: Vec<Change>,
     audit: Vec<lockbox_store::AuditEntry>,
     kras: Option<(Vec<Certificate>, usize)>,
+    foreign: Option<bool>,
 }
 
 /// The template a certificate names (v1 name or v2 OID), if any.
