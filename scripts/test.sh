@@ -18,7 +18,7 @@ command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 # Certipy (certipy-ad needs Python >= 3.12) in its own virtualenv, for the interop tests.
 tools="${LOCKBOX_TOOLS:-$HOME/.cache/lockbox-tools}"
 venv="$tools/certipy-venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import certipy, cryptography" >/dev/null 2>&1; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import certipy, cryptography, certsrv" >/dev/null 2>&1; then
   py312=""
   for cand in python3.13 python3.12 "$HOME/.pyenv/versions/3.12.1/bin/python" "$HOME/.pyenv/versions/3.13.0/bin/python" /root/.pyenv/versions/3.12.1/bin/python; do
     if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then
@@ -32,7 +32,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import certipy, crypt
   [ -n "$py312" ] || { echo "Python >= 3.12 is required for certipy-ad" >&2; exit 1; }
   mkdir -p "$tools"
   "$py312" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "certipy-ad==5.1.0"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "certipy-ad==5.1.0" "certsrv==2.1.1"
 fi
 export LOCKBOX_CERTIPY_PYTHON="$venv/bin/python"
 if ! cargo audit --version >/dev/null 2>&1; then

@@ -512,6 +512,36 @@ pub fn verify_signed_data(der: &[u8]) -> Result<VerifiedSignedData, CryptoError>
     })
 }
 
+/// A "certs-only" PKCS#7 (a SignedData with no signers and no content) carrying
+/// the given certificates (DER), as `.p7b` files and certsrv's `certnew.p7b` do.
+pub fn certs_only(certs: &[Vec<u8>]) -> Result<Vec<u8>, CryptoError> {
+    let mut cert_set = Vec::new();
+    for c in certs {
+        cert_set.push(cms::cert::CertificateChoices::Certificate(
+            Certificate::from_der(c).map_err(enc)?,
+        ));
+    }
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::new(),
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: oids::ID_DATA,
+            econtent: None,
+        },
+        certificates: Some(cms::signed_data::CertificateSet(
+            SetOfVec::try_from(cert_set).map_err(enc)?,
+        )),
+        crls: None,
+        signer_infos: SignerInfos(SetOfVec::new()),
+    };
+    ContentInfo {
+        content_type: oids::ID_SIGNED_DATA,
+        content: Any::encode_from(&sd).map_err(enc)?,
+    }
+    .to_der()
+    .map_err(enc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

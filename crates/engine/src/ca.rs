@@ -934,7 +934,7 @@ impl Ca {
             _ => Err(EngineError::denied(
                 codes::CERTSRV_E_UNSUPPORTED_CERT_TYPE,
                 format!(
-                    "The requested certificate template is not supported by this CA: '{label}'."
+                    "The request names a certificate template that is not supported by this CA: '{label}'."
                 ),
             )),
         }

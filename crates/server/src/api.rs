@@ -76,7 +76,7 @@ fn unauthorized() -> ApiError {
 
 /// Authenticates the caller: `Authorization: Bearer` (API token or the
 /// administrator token) or `Basic` (principal password). `None`: no credentials.
-async fn caller(ca: &Ca, headers: &HeaderMap) -> ApiResult<Option<Actor>> {
+pub(crate) async fn caller(ca: &Ca, headers: &HeaderMap) -> ApiResult<Option<Actor>> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         // A verified TLS client certificate mapped to a principal authenticates it
         // (the header is set by the connection layer, never taken from clients).
@@ -116,7 +116,7 @@ async fn authenticated(ca: &Ca, headers: &HeaderMap) -> ApiResult<Actor> {
 
 /// Who is enrolling: an authenticated caller, or `anonymous` (as an
 /// Authenticated User) when the CA allows anonymous enrollment.
-async fn enrollee(ca: &Ca, headers: &HeaderMap) -> ApiResult<Actor> {
+pub(crate) async fn enrollee(ca: &Ca, headers: &HeaderMap) -> ApiResult<Actor> {
     match caller(ca, headers).await? {
         Some(a) => Ok(a),
         None if ca.config().server.allow_anonymous_enrollment => {
@@ -186,6 +186,7 @@ pub(crate) fn routes(ca: Arc<Ca>) -> Router {
             "/api/v1/templates/{name}/duplicate",
             post(template_duplicate),
         )
+        .merge(crate::certsrv::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(ca)
 }
@@ -243,7 +244,7 @@ async fn crl_publish(State(ca): State<AppState>, headers: HeaderMap) -> ApiResul
     Ok(Json(body).into_response())
 }
 
-fn base64_encode(data: &[u8]) -> String {
+pub(crate) fn base64_encode(data: &[u8]) -> String {
     // The PEM body without armour is plain base64.
     encode_pem("X", data)
         .lines()

@@ -6,6 +6,7 @@
 //! arrive.
 
 pub mod api;
+pub mod certsrv;
 mod openapi;
 pub mod tls;
 
