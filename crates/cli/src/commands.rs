@@ -445,6 +445,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(&g, args).await,
+        Command::Backup(args) => crate::backup::backup(&g, args).await,
+        Command::Restore(args) => crate::backup::restore(&g, args).await,
         Command::Bench(cmd) => crate::bench::run(&g, cmd).await,
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Principal(cmd) => crate::security::principal(&g, cmd).await,

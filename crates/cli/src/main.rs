@@ -1,6 +1,7 @@
 //! `lockbox`: the Lockbox certification authority command.
 
 mod backend;
+mod backup;
 mod bench;
 mod commands;
 mod demo;
@@ -133,6 +134,10 @@ pub enum Command {
     ExportKeys(import::ExportArgs),
     /// Import certificates without keys.
     Importcert(import::ImportArgs),
+    /// Back up the CA (database, keys, configuration) online: backup --out DIR, or backup verify DIR.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty home (--force moves an existing one aside).
+    Restore(backup::RestoreArgs),
     /// Run the HTTPS service.
     Serve(commands::ServeArgs),
     /// Demonstrate the main job in a fresh CA home.

@@ -6,6 +6,7 @@
 pub mod archival;
 pub mod audit;
 pub mod authz;
+pub mod backup;
 pub mod ca;
 pub mod certbuild;
 pub mod client;

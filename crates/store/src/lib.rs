@@ -146,4 +146,7 @@ pub trait Store: Send + Sync {
     async fn restrictions(&self, manager: &str) -> StoreResult<(Vec<String>, Vec<String>)>;
     /// Runs the backend's integrity check.
     async fn integrity_check(&self) -> StoreResult<()>;
+    /// Writes a consistent copy of the whole database to `dest` (a new file)
+    /// while the service keeps running (one read transaction).
+    async fn snapshot(&self, dest: &std::path::Path) -> StoreResult<()>;
 }

@@ -1143,6 +1143,23 @@ impl Store for SqliteStore {
         }
         Ok(())
     }
+
+    async fn snapshot(&self, dest: &Path) -> StoreResult<()> {
+        if dest.exists() {
+            return Err(StoreError::Integrity(format!(
+                "snapshot target {} already exists",
+                dest.display()
+            )));
+        }
+        let target = dest
+            .to_str()
+            .ok_or_else(|| StoreError::Integrity("snapshot path is not UTF-8".into()))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,198 @@
+//! `lockbox backup`, `lockbox backup verify` and `lockbox restore`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::backend::Local;
+use crate::Global;
+
+/// Environment variable holding the backup passphrase (when no file is given).
+pub const BACKUP_PASSPHRASE_ENV: &str = "LOCKBOX_BACKUP_PASSPHRASE";
+
+/// `lockbox backup --out DIR` or `lockbox backup verify DIR`.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    cmd: Option<BackupCmd>,
+    /// Directory to create the backup in (absent or empty).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// File holding the backup passphrase (else LOCKBOX_BACKUP_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum BackupCmd {
+    /// Check a backup (manifest, hashes, database, keys against certificates) without restoring.
+    Verify {
+        /// The backup directory.
+        dir: PathBuf,
+        /// File holding the backup passphrase (else LOCKBOX_BACKUP_PASSPHRASE).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+}
+
+/// `lockbox restore DIR` into the home given by --home / LOCKBOX_HOME.
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The backup directory.
+    dir: PathBuf,
+    /// File holding the backup passphrase (else LOCKBOX_BACKUP_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+    /// Move an existing (non-empty) home aside and restore in its place.
+    #[arg(long)]
+    force: bool,
+}
+
+fn backup_passphrase(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>> {
+    if let Some(f) = file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        );
+        return Ok(Zeroizing::new(
+            text.trim_end_matches(['\r', '\n']).as_bytes().to_vec(),
+        ));
+    }
+    match std::env::var(BACKUP_PASSPHRASE_ENV) {
+        Ok(p) if !p.is_empty() => Ok(Zeroizing::new(p.into_bytes())),
+        _ => bail!(
+            "a backup passphrase is required: --passphrase-file FILE or {BACKUP_PASSPHRASE_ENV}"
+        ),
+    }
+}
+
+fn local_home(g: &Global) -> Result<PathBuf> {
+    if g.server.is_some() {
+        bail!("backup and restore work on the local CA home (--home)");
+    }
+    g.home
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no CA home: give --home DIR or set LOCKBOX_HOME"))
+}
+
+fn who() -> String {
+    format!(
+        "LOCAL\\{}",
+        std::env::var("USER").unwrap_or_else(|_| "administrator".into())
+    )
+}
+
+/// Runs `lockbox backup`.
+pub async fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
+    if let Some(BackupCmd::Verify {
+        dir,
+        passphrase_file,
+    }) = a.cmd
+    {
+        let pass = backup_passphrase(passphrase_file.as_deref())?;
+        let check = lockbox_engine::backup::verify_backup(&dir, &pass).await?;
+        if g.json {
+            println!("{}", serde_json::to_string_pretty(&check)?);
+        } else {
+            println!(
+                "Backup of {} taken at {} ({} audit records)",
+                check.manifest.ca_name,
+                lockbox_engine::period::rfc3339(check.manifest.created_at),
+                check.manifest.audit_records
+            );
+            println!(
+                "Files verified: {}/{}",
+                check.files_ok,
+                check.manifest.files.len()
+            );
+            println!("Keys matched to certificates: {}", check.keys_ok);
+            for p in &check.problems {
+                println!("PROBLEM: {p}");
+            }
+            println!(
+                "{}",
+                if check.problems.is_empty() {
+                    "Backup verified."
+                } else {
+                    "Backup FAILED verification."
+                }
+            );
+        }
+        return Ok(if check.problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(7)
+        });
+    }
+    let out = a
+        .out
+        .ok_or_else(|| anyhow::anyhow!("give --out DIR (or 'backup verify DIR')"))?;
+    let pass = backup_passphrase(a.passphrase_file.as_deref())?;
+    let local = Local::open(&local_home(g)?).await?;
+    let m = local.ca.backup(&local.actor, &out, &pass).await?;
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+    } else {
+        println!("Backed up {} to {}", m.ca_name, out.display());
+        println!(
+            "Files: {} ({} keys, encrypted under the backup passphrase)",
+            m.files.len(),
+            m.files.iter().filter(|f| f.kind == "key").count()
+        );
+        println!("Audit records: {} (head {})", m.audit_records, m.audit_head);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `lockbox restore`.
+pub async fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
+    let home = local_home(g)?;
+    let pass = backup_passphrase(a.passphrase_file.as_deref())?;
+    let r = lockbox_engine::backup::restore(&a.dir, &home, &pass, a.force, &who()).await?;
+    if g.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "manifest": r.manifest, "previous_home_moved_to": r.previous_home_moved_to,
+                "audit_records": r.audit_records, "kras": r.kras, "problems": r.problems,
+            }))?
+        );
+    } else {
+        println!(
+            "Restored {} (backup taken at {}) into {}",
+            r.manifest.ca_name,
+            lockbox_engine::period::rfc3339(r.manifest.created_at),
+            home.display()
+        );
+        if let Some(p) = &r.previous_home_moved_to {
+            println!("The previous home was moved to {}", p.display());
+        }
+        println!(
+            "Audit records: {} ({} at the backup; the restore is record {})",
+            r.audit_records, r.manifest.audit_records, r.audit_records
+        );
+        for (s, st) in &r.kras {
+            println!("KRA {s}: {st}");
+        }
+        for p in &r.problems {
+            println!("PROBLEM: {p}");
+        }
+        println!(
+            "{}",
+            if r.problems.is_empty() {
+                "Restore complete: database, audit chain, CA key and KRAs check out."
+            } else {
+                "Restore finished WITH PROBLEMS (see above)."
+            }
+        );
+    }
+    Ok(if r.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(7)
+    })
+}

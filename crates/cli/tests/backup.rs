@@ -1,0 +1,220 @@
+//! Backup and restore: every key archived before the backup recovers from the
+//! restored home (checked with openssl); later ones are absent; the audit
+//! chain shows the restore point; damaged backups and wrong passphrases are
+//! caught by `backup verify` and refused by `restore`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+use common::*;
+
+fn lb(home: &Path, args: &[&str]) -> Output {
+    lockbox_cmd(args)
+        .env("LOCKBOX_HOME", home)
+        .output()
+        .expect("run lockbox")
+}
+
+fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is required")
+}
+
+/// Enrolls `cn` with archival; returns the certificate file and serial.
+fn enroll(home: &Path, d: &Path, name: &str, cn: &str) -> (PathBuf, String) {
+    let req = d.join(format!("{name}.req"));
+    let pem = d.join(format!("{name}.pem"));
+    ok(lb(
+        home,
+        &[
+            "request",
+            "new",
+            "--template",
+            "ExchangeUser",
+            "--subject",
+            &format!("CN={cn}"),
+            "--archive",
+            "--out",
+            s(&req),
+            "--key-out",
+            s(&d.join(format!("{name}.key"))),
+        ],
+    ));
+    let out: serde_json::Value = serde_json::from_str(&ok(lb(
+        home,
+        &["submit", s(&req), "--out", s(&pem), "--json"],
+    )))
+    .unwrap();
+    assert_eq!(out["archived"], true);
+    (pem, out["serial"].as_str().unwrap().to_string())
+}
+
+fn public_key(args: &[&str]) -> String {
+    ok(openssl(args))
+}
+
+#[test]
+fn restored_backup_recovers_every_key_archived_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = d.join("ca");
+    ok(lb(&home, &["init", "--name", "Contoso Issuing CA"]));
+    ok(lb(&home, &["ca", "templates", "add", "KeyRecoveryAgent"]));
+    ok(lb(
+        &home,
+        &[
+            "request",
+            "new",
+            "--template",
+            "KeyRecoveryAgent",
+            "--subject",
+            "CN=Agent",
+            "--out",
+            s(&d.join("kra.req")),
+            "--key-out",
+            s(&d.join("kra.key")),
+        ],
+    ));
+    ok(lb(&home, &["submit", s(&d.join("kra.req"))]));
+    ok(lb(&home, &["issue", "1", "--out", s(&d.join("kra.pem"))]));
+    ok(openssl(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        s(&d.join("kra.key")),
+        "-in",
+        s(&d.join("kra.pem")),
+        "-out",
+        s(&d.join("kra.pfx")),
+        "-passout",
+        "pass:kra",
+    ]));
+    ok(lb(&home, &["kra", "required", "1"]));
+    let (alice_pem, alice_serial) = enroll(&home, d, "alice", "Alice Example");
+
+    // back up (online; a passphrase is required)
+    let pass = d.join("backup.pass");
+    std::fs::write(&pass, "backup passphrase 1\n").unwrap();
+    let b1 = d.join("backup1");
+    assert!(!lb(&home, &["backup", "--out", s(&b1)]).status.success());
+    let out = ok(lb(
+        &home,
+        &["backup", "--out", s(&b1), "--passphrase-file", s(&pass)],
+    ));
+    assert!(out.contains("Backed up Contoso Issuing CA"), "{out}");
+    // keys in the backup are encrypted, never plain
+    let ca_key = std::fs::read_to_string(b1.join("keys/ca.key")).unwrap();
+    assert!(ca_key.contains("BEGIN ENCRYPTED PRIVATE KEY"), "{ca_key}");
+    let out = ok(lb(
+        &home,
+        &["backup", "verify", s(&b1), "--passphrase-file", s(&pass)],
+    ));
+    assert!(out.contains("Backup verified."), "{out}");
+    // a second backup into the same directory is refused
+    assert!(!lb(
+        &home,
+        &["backup", "--out", s(&b1), "--passphrase-file", s(&pass)]
+    )
+    .status
+    .success());
+
+    // more work after the backup
+    let (_bob_pem, bob_serial) = enroll(&home, d, "bob", "Bob Example");
+
+    // restore into a new home
+    let h2 = d.join("restored");
+    let out = ok(lb(&h2, &["restore", s(&b1), "--passphrase-file", s(&pass)]));
+    assert!(out.contains("Restore complete"), "{out}");
+    assert!(out.contains("CN=Agent: valid"), "{out}");
+    // alice's key recovers there, and is alice's key
+    let blob = d.join("alice.rec");
+    ok(lb(&h2, &["getkey", &alice_serial, s(&blob)]));
+    let pfx = d.join("alice.pfx");
+    ok(lockbox_cmd(&[
+        "recoverkey",
+        s(&blob),
+        s(&pfx),
+        "--kra",
+        s(&d.join("kra.pfx")),
+        "--kra-password",
+        "kra",
+        "-p",
+        "Rec0vered!",
+        "--ca-cert",
+        s(&h2.join("certs/ca.pem")),
+    ])
+    .output()
+    .unwrap());
+    ok(openssl(&[
+        "pkcs12",
+        "-in",
+        s(&pfx),
+        "-passin",
+        "pass:Rec0vered!",
+        "-nocerts",
+        "-nodes",
+        "-out",
+        s(&d.join("alice.recovered.key")),
+    ]));
+    assert_eq!(
+        public_key(&["pkey", "-in", s(&d.join("alice.recovered.key")), "-pubout"]),
+        public_key(&["x509", "-in", s(&alice_pem), "-noout", "-pubkey"])
+    );
+    // bob came after the backup: not there
+    assert!(!lb(&h2, &["getkey", &bob_serial, s(&d.join("bob.rec"))])
+        .status
+        .success());
+    // the audit chain verifies and records the restore point
+    ok(lb(&h2, &["audit", "verify"]));
+    let audit = ok(lb(&h2, &["audit", "list", "--json"]));
+    assert!(
+        audit.contains("\"restore\"") && audit.contains("backup_audit_records"),
+        "{audit}"
+    );
+    // the restored CA issues again (its key loads)
+    enroll(&h2, d, "carol", "Carol Example");
+
+    // a live home is not overwritten without --force; with it, it is moved aside
+    assert!(
+        !lb(&h2, &["restore", s(&b1), "--passphrase-file", s(&pass)])
+            .status
+            .success()
+    );
+    let out = ok(lb(
+        &h2,
+        &["restore", s(&b1), "--passphrase-file", s(&pass), "--force"],
+    ));
+    assert!(out.contains("previous home was moved to"), "{out}");
+
+    // damage is found; wrong passphrases are told apart
+    let wrong = d.join("wrong.pass");
+    std::fs::write(&wrong, "not the passphrase").unwrap();
+    let out = lb(
+        &home,
+        &["backup", "verify", s(&b1), "--passphrase-file", s(&wrong)],
+    );
+    assert_eq!(out.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wrong backup passphrase"));
+    let mut cfg = std::fs::read(b1.join("lockbox.toml")).unwrap();
+    cfg.extend_from_slice(b"\n# edited\n");
+    std::fs::write(b1.join("lockbox.toml"), cfg).unwrap();
+    let out = lb(
+        &home,
+        &["backup", "verify", s(&b1), "--passphrase-file", s(&pass)],
+    );
+    assert_eq!(out.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lockbox.toml: content differs"));
+    let h3 = d.join("h3");
+    assert!(
+        !lb(&h3, &["restore", s(&b1), "--passphrase-file", s(&pass)])
+            .status
+            .success()
+    );
+    assert!(
+        !h3.join("ca.db").exists(),
+        "nothing restored from a damaged backup"
+    );
+}

@@ -1,0 +1,538 @@
+//! Backup and restore of a CA home: database, keys and configuration in one
+//! consistent set (seed 004: the CA and the key store are backed up together,
+//! or revocation and archive state diverge).
+//!
+//! Layout of a backup directory:
+//! - `ca.db`: an online snapshot of the database (`VACUUM INTO`, one read transaction);
+//! - `keys/*.key`, `tls/server.key`: every private key, re-encrypted as PKCS#8
+//!   PBES2 (PBKDF2-SHA256, AES-256-CBC) under the backup passphrase;
+//! - `lockbox.toml`, `certs/*`, `tls/server.pem`, `tls/hosts`: copied;
+//! - `manifest.json`: format, time, CA, audit head at the snapshot and the
+//!   SHA-256 and size of every file above.
+//!
+//! The database is copied before the keys: the CA writes a key file before
+//! the row that refers to it, so every key the snapshot names is in the set.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use lockbox_codec::hexfmt::to_hex;
+use lockbox_codec::pem::{decode_input, encode_pem};
+use lockbox_crypto::digest::sha256;
+use lockbox_crypto::pkcs8enc::{decrypt_pkcs8, encrypt_pkcs8};
+use lockbox_crypto::{KeyHandle, SoftwareKey};
+use lockbox_store::{SqliteStore, Store};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::authz::{Actor, Op};
+use crate::ca::{load_private_key, Ca};
+use crate::certbuild::decode_certificate;
+use crate::config::{passphrase, Home, CONFIG_FILE};
+use crate::error::{EngineError, EngineResult};
+use crate::period::now;
+
+/// The manifest's format marker.
+pub const FORMAT: &str = "lockbox-backup/1";
+/// The manifest's file name.
+pub const MANIFEST: &str = "manifest.json";
+const DB_FILE: &str = "ca.db";
+
+/// One file of a backup.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BackupFile {
+    /// Path inside the backup directory.
+    pub path: String,
+    /// `database`, `key` (encrypted under the backup passphrase) or `file`.
+    pub kind: String,
+    /// SHA-256 of the content (hex).
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// What a backup holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`FORMAT`].
+    pub format: String,
+    /// When the snapshot was taken (unix seconds).
+    pub created_at: i64,
+    /// CA name.
+    pub ca_name: String,
+    /// SHA-256 of the CA certificate (hex), if the CA has one.
+    pub ca_certificate_sha256: Option<String>,
+    /// Number of audit records in the snapshot (the backup's own record is the last).
+    pub audit_records: i64,
+    /// Hash of the last audit record in the snapshot.
+    pub audit_head: String,
+    /// Every file, with its hash.
+    pub files: Vec<BackupFile>,
+}
+
+/// The result of checking a backup.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupCheck {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Files whose hash and size match.
+    pub files_ok: usize,
+    /// Keys decrypted and matched to their certificates.
+    pub keys_ok: usize,
+    /// Findings (empty: the backup is sound).
+    pub problems: Vec<String>,
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> EngineError {
+    EngineError::io(what)
+}
+
+fn write_file(path: &Path, data: &[u8], secret: bool) -> EngineResult<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(if secret { 0o600 } else { 0o644 })
+            .open(path)
+            .map_err(io(format!("creating {}", path.display())))?;
+        f.write_all(data)
+            .and_then(|_| f.sync_all())
+            .map_err(io(format!("writing {}", path.display())))?;
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = secret;
+        fs::write(path, data).map_err(io(format!("writing {}", path.display())))?;
+    }
+    Ok(())
+}
+
+fn entry(dir: &Path, rel: &str, kind: &str) -> EngineResult<BackupFile> {
+    let data = fs::read(dir.join(rel)).map_err(io(format!("reading {rel}")))?;
+    Ok(BackupFile {
+        path: rel.to_string(),
+        kind: kind.into(),
+        sha256: to_hex(&sha256(&data)),
+        size: data.len() as u64,
+    })
+}
+
+/// Relative names of the regular files in `home/sub`, sorted.
+fn files_in(root: &Path, sub: &str) -> EngineResult<Vec<String>> {
+    let dir = root.join(sub);
+    let mut out = vec![];
+    match fs::read_dir(&dir) {
+        Ok(rd) => {
+            for e in rd {
+                let e = e.map_err(io(format!("listing {}", dir.display())))?;
+                if e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                    if let Some(n) = e.file_name().to_str() {
+                        out.push(format!("{sub}/{n}"));
+                    }
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(EngineError::io(format!("listing {}", dir.display()))(e)),
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A directory that is absent or empty.
+fn is_empty_dir(p: &Path) -> bool {
+    match fs::read_dir(p) {
+        Ok(mut rd) => rd.next().is_none(),
+        Err(_) => !p.exists(),
+    }
+}
+
+impl Ca {
+    /// Takes an online, consistent backup into `out` (absent or empty).
+    pub async fn backup(
+        &self,
+        actor: &Actor,
+        out: &Path,
+        backup_passphrase: &[u8],
+    ) -> EngineResult<Manifest> {
+        self.authorize(actor, Op::Backup).await?;
+        if backup_passphrase.len() < 8 {
+            return Err(EngineError::bad_input(
+                crate::codes::E_INVALIDARG,
+                "the backup passphrase must have at least 8 characters",
+            ));
+        }
+        if !is_empty_dir(out) {
+            return Err(EngineError::Conflict(format!(
+                "{} exists and is not empty: back up into a new directory",
+                out.display()
+            )));
+        }
+        fs::create_dir_all(out).map_err(io(format!("creating {}", out.display())))?;
+        // The backup's own record goes in first, so the snapshot carries it.
+        let audit = self
+            .audited(self.audit_entry(actor, "backup", "backup", &out.display().to_string(), "{}"))
+            .await;
+        self.store.append_audit(&audit).await?;
+        self.store.snapshot(&out.join(DB_FILE)).await?;
+        let mut files = vec![entry(out, DB_FILE, "database")?];
+        // Keys after the database (see the module documentation).
+        let home = self.home.root().to_path_buf();
+        let ca_pass = passphrase(&self.home, self.config.ca.passphrase_file.as_deref())?;
+        let mut key_files = files_in(&home, "keys")?;
+        if home.join("tls/server.key").is_file() {
+            key_files.push("tls/server.key".into());
+        }
+        for rel in &key_files {
+            let bytes =
+                Zeroizing::new(fs::read(home.join(rel)).map_err(io(format!("reading {rel}")))?);
+            let key = load_private_key(&bytes, ca_pass.as_deref().map(|p| p.as_slice()))
+                .map_err(|e| EngineError::Config(format!("{rel}: {e}")))?;
+            let enc = encrypt_pkcs8(key.pkcs8_der(), backup_passphrase)?;
+            write_file(
+                &out.join(rel),
+                encode_pem("ENCRYPTED PRIVATE KEY", &enc).as_bytes(),
+                true,
+            )?;
+            files.push(entry(out, rel, "key")?);
+        }
+        let mut plain = vec![CONFIG_FILE.to_string()];
+        plain.extend(files_in(&home, "certs")?);
+        for rel in ["tls/server.pem", "tls/hosts"] {
+            if home.join(rel).is_file() {
+                plain.push(rel.into());
+            }
+        }
+        for rel in &plain {
+            let data = fs::read(home.join(rel)).map_err(io(format!("reading {rel}")))?;
+            write_file(&out.join(rel), &data, false)?;
+            files.push(entry(out, rel, "file")?);
+        }
+        let (records, head) = audit_head(&out.join(DB_FILE)).await?;
+        let manifest = Manifest {
+            format: FORMAT.into(),
+            created_at: now(),
+            ca_name: self.config.ca.name.clone(),
+            ca_certificate_sha256: self.ca_certificate_der().ok().map(|d| to_hex(&sha256(&d))),
+            audit_records: records,
+            audit_head: head,
+            files,
+        };
+        let json =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| EngineError::Config(e.to_string()))?;
+        write_file(&out.join(MANIFEST), &json, false)?;
+        Ok(manifest)
+    }
+}
+
+/// Count and last hash of the audit chain in a database file (opened on a copy).
+async fn audit_head(db: &Path) -> EngineResult<(i64, String)> {
+    let tmp = tempfile::tempdir().map_err(io("creating a temporary directory".into()))?;
+    let copy = tmp.path().join(DB_FILE);
+    fs::copy(db, &copy).map_err(io(format!("copying {}", db.display())))?;
+    let store = SqliteStore::open(&copy, crate::audit::chain_hash).await?;
+    store.integrity_check().await?;
+    let (mut n, mut head, mut from) = (0i64, lockbox_store::GENESIS_HASH.to_string(), 0i64);
+    loop {
+        let page = store.audit_records(from, 1000).await?;
+        let Some(last) = page.last() else { break };
+        n += page.len() as i64;
+        head = last.hash.clone();
+        from = last.seq + 1;
+    }
+    Ok((n, head))
+}
+
+/// Checks a backup without restoring it: manifest format, every file's hash and
+/// size, no unlisted file, database integrity, and (with the passphrase) that
+/// every key decrypts and matches its certificate.
+pub async fn verify_backup(dir: &Path, backup_passphrase: &[u8]) -> EngineResult<BackupCheck> {
+    let raw = fs::read(dir.join(MANIFEST))
+        .map_err(io(format!("reading {}", dir.join(MANIFEST).display())))?;
+    let manifest: Manifest = serde_json::from_slice(&raw).map_err(|e| {
+        EngineError::bad_input(crate::codes::E_INVALIDARG, format!("manifest.json: {e}"))
+    })?;
+    if manifest.format != FORMAT {
+        return Err(EngineError::bad_input(
+            crate::codes::E_INVALIDARG,
+            format!("unknown backup format '{}'", manifest.format),
+        ));
+    }
+    let mut problems = vec![];
+    let mut files_ok = 0;
+    let mut listed = std::collections::BTreeSet::new();
+    for f in &manifest.files {
+        if f.path.contains("..") || f.path.starts_with('/') {
+            problems.push(format!("{}: path leaves the backup directory", f.path));
+            continue;
+        }
+        listed.insert(f.path.clone());
+        match fs::read(dir.join(&f.path)) {
+            Ok(d) if d.len() as u64 == f.size && to_hex(&sha256(&d)) == f.sha256 => files_ok += 1,
+            Ok(_) => problems.push(format!("{}: content differs from the manifest", f.path)),
+            Err(_) => problems.push(format!("{}: missing", f.path)),
+        }
+    }
+    for sub in ["keys", "certs", "tls"] {
+        for rel in files_in(dir, sub)? {
+            if !listed.contains(&rel) {
+                problems.push(format!("{rel}: not in the manifest"));
+            }
+        }
+    }
+    let mut keys_ok = 0;
+    if problems.is_empty() {
+        let checks = key_checks(dir, &manifest, backup_passphrase).await;
+        match checks {
+            Ok((n, mut p)) => {
+                keys_ok = n;
+                problems.append(&mut p);
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+        match audit_head(&dir.join(DB_FILE)).await {
+            Ok((n, h)) if n == manifest.audit_records && h == manifest.audit_head => {}
+            Ok((n, _)) => problems.push(format!(
+                "the database's audit chain ({n} records) differs from the manifest ({})",
+                manifest.audit_records
+            )),
+            Err(e) => problems.push(format!("database: {e}")),
+        }
+    }
+    Ok(BackupCheck {
+        manifest,
+        files_ok,
+        keys_ok,
+        problems,
+    })
+}
+
+fn decrypt_key(dir: &Path, rel: &str, pass: &[u8]) -> EngineResult<SoftwareKey> {
+    let text = fs::read(dir.join(rel)).map_err(io(format!("reading {rel}")))?;
+    let d = decode_input(&text).map_err(|e| EngineError::Config(format!("{rel}: {e}")))?;
+    let pkcs8 = decrypt_pkcs8(&d.der, pass).map_err(|_| {
+        EngineError::bad_input(
+            crate::codes::E_INVALIDARG,
+            format!("{rel}: cannot decrypt (wrong backup passphrase?)"),
+        )
+    })?;
+    SoftwareKey::from_pkcs8_der(&pkcs8).map_err(|e| EngineError::Config(format!("{rel}: {e}")))
+}
+
+fn cert_spki(dir: &Path, rel: &str) -> EngineResult<spki::SubjectPublicKeyInfoOwned> {
+    let pem = fs::read(dir.join(rel)).map_err(io(format!("reading {rel}")))?;
+    let der = decode_input(&pem)
+        .map_err(|e| EngineError::Config(format!("{rel}: {e}")))?
+        .der;
+    Ok(decode_certificate(&der)?
+        .tbs_certificate()
+        .subject_public_key_info()
+        .clone())
+}
+
+/// Every key decrypts; the CA and TLS keys match their certificate files and
+/// each exchange key matches its certificate in the snapshot.
+async fn key_checks(
+    dir: &Path,
+    manifest: &Manifest,
+    pass: &[u8],
+) -> EngineResult<(usize, Vec<String>)> {
+    let config: crate::config::Config = toml::from_str(
+        &fs::read_to_string(dir.join(CONFIG_FILE)).map_err(io("reading lockbox.toml".into()))?,
+    )
+    .map_err(|e| EngineError::Config(format!("lockbox.toml: {e}")))?;
+    let tmp = tempfile::tempdir().map_err(io("creating a temporary directory".into()))?;
+    let copy = tmp.path().join(DB_FILE);
+    fs::copy(dir.join(DB_FILE), &copy).map_err(io("copying the database".into()))?;
+    let store = SqliteStore::open(&copy, crate::audit::chain_hash).await?;
+    let (mut ok, mut problems) = (0, vec![]);
+    for f in manifest.files.iter().filter(|f| f.kind == "key") {
+        let key = match decrypt_key(dir, &f.path, pass) {
+            Ok(k) => k,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        let expected = if f.path == config.ca.key_file {
+            if dir.join(&config.ca.cert_file).is_file() {
+                Some(cert_spki(dir, &config.ca.cert_file)?)
+            } else {
+                None // a subordinate CA still waiting for its certificate
+            }
+        } else if f.path == "tls/server.key" {
+            Some(cert_spki(dir, "tls/server.pem")?)
+        } else if let Some(serial) = f
+            .path
+            .strip_prefix("keys/xchg-")
+            .and_then(|s| s.strip_suffix(".key"))
+        {
+            match store.get_by_serial(serial).await? {
+                Some(rec) => match rec.cert {
+                    Some(c) => Some(
+                        decode_certificate(&c.cert_der)?
+                            .tbs_certificate()
+                            .subject_public_key_info()
+                            .clone(),
+                    ),
+                    None => None,
+                },
+                None => {
+                    // written just after the snapshot: harmless, but say so
+                    problems.push(format!(
+                        "{}: no exchange certificate in the snapshot",
+                        f.path
+                    ));
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        match expected {
+            Some(spki) if &spki != key.public_key_info() => {
+                problems.push(format!("{}: does not match its certificate", f.path))
+            }
+            _ => ok += 1,
+        }
+    }
+    Ok((ok, problems))
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RestoreReport {
+    /// The backup's manifest.
+    pub manifest: Manifest,
+    /// Where an existing home was moved (with `--force`).
+    pub previous_home_moved_to: Option<PathBuf>,
+    /// Audit records after the restore (the restore's own is the last).
+    pub audit_records: i64,
+    /// KRA certificates and their status after the restore.
+    pub kras: Vec<(String, String)>,
+    /// Post-restore findings (empty: database, audit chain, keys and KRAs are sound).
+    pub problems: Vec<String>,
+}
+
+/// Restores a backup into `home` (absent or empty; with `force`, an existing
+/// home is moved aside, never deleted), then checks the result.
+pub async fn restore(
+    dir: &Path,
+    home: &Path,
+    backup_passphrase: &[u8],
+    force: bool,
+    who: &str,
+) -> EngineResult<RestoreReport> {
+    let check = verify_backup(dir, backup_passphrase).await?;
+    if !check.problems.is_empty() {
+        return Err(EngineError::bad_input(
+            crate::codes::E_INVALIDARG,
+            format!("the backup does not verify: {}", check.problems.join("; ")),
+        ));
+    }
+    let mut moved = None;
+    if !is_empty_dir(home) {
+        if !force {
+            return Err(EngineError::Conflict(format!(
+                "{} is not empty: restore into a new directory, or give --force to move the existing home aside",
+                home.display()
+            )));
+        }
+        let aside = PathBuf::from(format!("{}.before-restore-{}", home.display(), now()));
+        fs::rename(home, &aside).map_err(io(format!("moving {} aside", home.display())))?;
+        moved = Some(aside);
+    }
+    fs::create_dir_all(home).map_err(io(format!("creating {}", home.display())))?;
+    let target = Home::new(home);
+    for f in check.manifest.files.iter().filter(|f| f.kind == "file") {
+        let data = fs::read(dir.join(&f.path)).map_err(io(format!("reading {}", f.path)))?;
+        write_file(&home.join(&f.path), &data, false)?;
+    }
+    let config = target.load_config()?;
+    let ca_pass = passphrase(&target, config.ca.passphrase_file.as_deref())?;
+    if config.ca.key_encrypted && ca_pass.is_none() {
+        return Err(EngineError::Config(
+            "the CA keys are kept encrypted: set LOCKBOX_CA_PASSPHRASE or LOCKBOX_CA_PASSPHRASE_FILE for the restore".into(),
+        ));
+    }
+    for f in check.manifest.files.iter().filter(|f| f.kind == "key") {
+        let key = decrypt_key(dir, &f.path, backup_passphrase)?;
+        let pass = if config.ca.key_encrypted && f.path != "tls/server.key" {
+            ca_pass.as_deref().map(|p| p.as_slice())
+        } else {
+            None
+        };
+        let pem = crate::ca::key_pem(&key, pass)?;
+        write_file(&home.join(&f.path), pem.as_bytes(), true)?;
+    }
+    let db_rel = config
+        .database
+        .url
+        .strip_prefix("sqlite:")
+        .map(|f| f.trim_start_matches("//"))
+        .ok_or_else(|| EngineError::Config("unsupported database URL".into()))?;
+    if Path::new(db_rel).is_absolute() {
+        return Err(EngineError::Config(format!(
+            "the database path {db_rel} is absolute: restore needs it inside the home (database.url = \"sqlite:ca.db\")"
+        )));
+    }
+    let db = fs::read(dir.join(DB_FILE)).map_err(io("reading the database".into()))?;
+    write_file(&home.join(db_rel), &db, true)?;
+
+    // Open and check what was restored.
+    let ca = Ca::open(home).await?;
+    let actor = Actor::local_admin(who);
+    let mut problems = vec![];
+    if let Err(e) = ca.store.integrity_check().await {
+        problems.push(format!("database integrity: {e}"));
+    }
+    let detail = serde_json::json!({
+        "backup_created_at": check.manifest.created_at,
+        "backup_audit_records": check.manifest.audit_records,
+        "backup_audit_head": check.manifest.audit_head,
+    })
+    .to_string();
+    let audit = ca
+        .audited(ca.audit_entry(
+            &actor,
+            "backup",
+            "restore",
+            &dir.display().to_string(),
+            &detail,
+        ))
+        .await;
+    ca.store.append_audit(&audit).await?;
+    let report = ca.audit_verify(&actor).await?;
+    for p in &report.problems {
+        problems.push(format!("audit record {}: {}", p.position, p.problem));
+    }
+    if ca.cert.is_some() {
+        if let Err(e) = ca.signing_key() {
+            problems.push(format!("CA key: {e}"));
+        }
+    }
+    let kras: Vec<(String, String)> = ca
+        .kra_list(&actor)
+        .await?
+        .into_iter()
+        .map(|k| (k.subject, k.status))
+        .collect();
+    for (s, st) in &kras {
+        if st == "cannot be loaded" {
+            problems.push(format!("KRA {s}: cannot be loaded"));
+        }
+    }
+    Ok(RestoreReport {
+        manifest: check.manifest,
+        previous_home_moved_to: moved,
+        audit_records: report.records,
+        kras,
+        problems,
+    })
+}
