@@ -31,6 +31,11 @@ pub fn parse_restrictions(text: &str) -> EngineResult<Vec<Restriction>> {
             })?;
         let name = term[..pos].trim();
         let raw = term[pos + len..].trim().trim_matches('"');
+        if raw.starts_with(['<', '>', '=', '!']) {
+            return Err(bad(format!(
+                "restriction '{term}' has a malformed operator (=, !=, <, <=, >, >=)"
+            )));
+        }
         let column = Column::parse(name).ok_or_else(|| {
             bad(format!(
                 "unknown column '{name}' (known: {})",
@@ -121,6 +126,8 @@ mod tests {
         assert_eq!(r[0].value, Value::Text("1b4a".into()));
         assert!(parse_restrictions("Bogus=1").is_err());
         assert!(parse_restrictions("RequestID").is_err());
+        assert!(parse_restrictions("CommonName>>=").is_err());
+        assert!(parse_restrictions("CommonName=>x").is_err());
         assert!(parse_restrictions("RequestID=abc").is_err());
         assert!(parse_restrictions("NotBefore>=yesterday").is_err());
         assert_eq!(

@@ -1,0 +1,235 @@
+"""Hostile-input catalogue: malformed and malicious inputs against the HTTP
+API, the CMC endpoint, the certsrv form and the CLI's file inputs.
+
+Every case must give a clear refusal with a stable machine code (the JSON
+`error.status`, certsrv's `Error Number: 0x...`, a CMC failure response, or
+the CLI's printed status code / exit code), must not add or change a request
+row, and must leave the service answering /health. The table below is the
+documentation: one row per case, with what it sends and what it expects.
+
+Usage: catalogue.py BASE_URL CA_PEM ADMIN_TOKEN DB_PATH LOCKBOX_BIN WORKDIR
+Prints a JSON summary; exits 1 if any case fails.
+"""
+
+import base64
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+BASE, CA_PEM, TOKEN, DB, LOCKBOX, WORK = sys.argv[1:7]
+
+
+def csr(cn="Hostile", key=None):
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.DER)
+    )
+
+
+GOOD = csr()
+EC_GOOD = csr("Hostile EC", ec.generate_private_key(ec.SECP256R1()))
+SHA256_RSA = bytes.fromhex("06092a864886f70d01010b")
+ECDSA_SHA256 = bytes.fromhex("06082a8648ce3d040302")
+
+
+def swap(der, old, new):
+    assert old in der
+    return der.replace(old, new)
+
+
+def nested(depth):
+    body = b"\x05\x00"
+    for _ in range(depth):
+        n = len(body)
+        if n < 128:
+            hdr = bytes([0x30, n])
+        elif n < 256:
+            hdr = bytes([0x30, 0x81, n])
+        elif n < 65536:
+            hdr = bytes([0x30, 0x82, n >> 8, n & 0xFF])
+        else:
+            hdr = bytes([0x30, 0x83, n >> 16, (n >> 8) & 0xFF, n & 0xFF])
+        body = hdr + body
+    return body
+
+
+def bad_utf8_name():
+    # the CN value bytes replaced with invalid UTF-8 of the same length
+    der = csr("ZZZZZZ")
+    return der.replace(b"ZZZZZZ", b"\xff\xfe\xc3\x28\xa0\xa1")
+
+
+def pem(der, label="CERTIFICATE REQUEST"):
+    b = base64.encodebytes(der).decode()
+    return f"-----BEGIN {label}-----\n{b}-----END {label}-----\n".encode()
+
+
+JSON_CODE = "json"  # body is {"error": {"status": "0x...", ...}}
+CERTSRV_CODE = "certsrv"  # HTML with "Error Number: 0x" or "Denied by Policy Module  0x"
+CMC_FAIL = "cmc"  # a CMC response (application/pkcs7-mime), HTTP 4xx/200
+ANY_4XX = "4xx"  # a 4xx from the HTTP layer (size limit, method, route)
+
+octet = {"Content-Type": "application/octet-stream"}
+pkcs10 = {"Content-Type": "application/pkcs10"}
+cmc = {"Content-Type": "application/pkcs7-mime; smime-type=CMC-request"}
+form = {"Content-Type": "application/x-www-form-urlencoded"}
+admin = {"Authorization": f"Bearer {TOKEN}"}
+
+# (name, method, path, headers, body, expectation)
+HTTP_CASES = [
+    ("empty body", "POST", "/api/v1/requests", octet, b"", JSON_CODE),
+    ("truncated DER", "POST", "/api/v1/requests", octet, GOOD[: len(GOOD) // 2], JSON_CODE),
+    ("truncated by one byte", "POST", "/api/v1/requests", octet, GOOD[:-1], JSON_CODE),
+    ("trailing garbage after DER", "POST", "/api/v1/requests", octet, GOOD + b"\x00\x01", JSON_CODE),
+    ("overlong length (4 GiB claimed)", "POST", "/api/v1/requests", octet, b"\x30\x84\xff\xff\xff\xff" + GOOD[4:], JSON_CODE),
+    ("huge claimed length (8 bytes)", "POST", "/api/v1/requests", octet, b"\x30\x88" + b"\x7f" * 8 + b"\x00" * 32, JSON_CODE),
+    ("non-minimal length encoding", "POST", "/api/v1/requests", octet, b"\x30\x82\x00\x03\x02\x01\x00", JSON_CODE),
+    ("indefinite length", "POST", "/api/v1/requests", octet, b"\x30\x80" + GOOD[4:] + b"\x00\x00", JSON_CODE),
+    ("deep nesting (3000 levels)", "POST", "/api/v1/requests", octet, nested(3000), JSON_CODE),
+    ("not DER at all (random bytes)", "POST", "/api/v1/requests", octet, os.urandom(512), JSON_CODE),
+    ("wrong top-level tag", "POST", "/api/v1/requests", octet, b"\x31" + GOOD[1:], JSON_CODE),
+    ("unknown signature algorithm OID", "POST", "/api/v1/requests", octet, swap(GOOD, SHA256_RSA, bytes.fromhex("06092a864886f70d01017f")), JSON_CODE),
+    ("hash mismatch: sha384WithRSA over a SHA-256 signature", "POST", "/api/v1/requests", octet, swap(GOOD, SHA256_RSA, SHA256_RSA[:-1] + b"\x0c"), JSON_CODE),
+    ("EC key, RSA algorithm (mismatch)", "POST", "/api/v1/requests", octet, swap(EC_GOOD, ECDSA_SHA256, bytes.fromhex("06082a8648ce3d040303")), JSON_CODE),
+    ("bad signature (last byte flipped)", "POST", "/api/v1/requests", octet, GOOD[:-1] + bytes([GOOD[-1] ^ 1]), JSON_CODE),
+    ("invalid UTF-8 in subject", "POST", "/api/v1/requests", octet, bad_utf8_name(), JSON_CODE),
+    ("PEM with mismatched END label", "POST", "/api/v1/requests", pkcs10, pem(GOOD).replace(b"END CERTIFICATE REQUEST", b"END CERTIFICATE"), JSON_CODE),
+    ("PEM with bad base64", "POST", "/api/v1/requests", pkcs10, b"-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n", JSON_CODE),
+    ("PEM armour around a non-SEQUENCE", "POST", "/api/v1/requests", pkcs10, pem(b"\x04\x03abc"), JSON_CODE),
+    ("UTF-16 text body", "POST", "/api/v1/requests", pkcs10, pem(GOOD).decode().encode("utf-16"), JSON_CODE),
+    ("unknown template", "POST", "/api/v1/requests?template=NoSuchTemplate", octet, GOOD, JSON_CODE),
+    ("path-like template name", "POST", "/api/v1/requests?template=..%2F..%2Fetc%2Fpasswd", octet, GOOD, JSON_CODE),
+    ("template name with NUL", "POST", "/api/v1/requests?template=User%00x", octet, GOOD, JSON_CODE),
+    ("oversized body (2 MiB)", "POST", "/api/v1/requests", octet, b"\x30" * (2 * 1024 * 1024), ANY_4XX),
+    ("certificate instead of a request", "POST", "/api/v1/requests", octet, open(CA_PEM, "rb").read(), JSON_CODE),
+    ("CMC: random bytes", "POST", "/cmc", cmc, os.urandom(300), CMC_FAIL),
+    ("CMC: empty", "POST", "/cmc", cmc, b"", CMC_FAIL),
+    ("CMC: a bare PKCS#10 labelled as CMC", "POST", "/cmc", cmc, b"\x30\x80\x00\x00", CMC_FAIL),
+    ("CMC: ContentInfo with wrong content type", "POST", "/cmc", cmc, bytes.fromhex("300f06092a864886f70d010701a0020400"), CMC_FAIL),
+    ("CMC: deep nesting", "POST", "/cmc", cmc, nested(3000), CMC_FAIL),
+    ("API: request ID not a number", "GET", "/api/v1/requests/abc", admin, None, ANY_4XX),
+    ("API: request ID overflow", "GET", "/api/v1/requests/99999999999999999999999", admin, None, ANY_4XX),
+    ("API: unknown request ID", "GET", "/api/v1/requests/987654", admin, None, JSON_CODE),
+    ("API: issue unknown request", "POST", "/api/v1/requests/987654/issue", admin, b"", JSON_CODE),
+    ("API: revoke malformed serial", "POST", "/api/v1/certificates/zz..%2F/revoke", {**admin, "Content-Type": "application/json"}, b'{"reason":"keyCompromise"}', JSON_CODE),
+    ("API: revoke with unknown reason", "POST", "/api/v1/certificates/01/revoke", {**admin, "Content-Type": "application/json"}, b'{"reason":"because"}', JSON_CODE),
+    ("API: revoke with malformed JSON", "POST", "/api/v1/certificates/01/revoke", {**admin, "Content-Type": "application/json"}, b'{"reason":', ANY_4XX),
+    ("API: view with SQL-like restriction", "GET", "/api/v1/view?restrict=CommonName%3Dx%27%20OR%201%3D1%20--", admin, None, None),
+    ("API: view with broken restriction", "GET", "/api/v1/view?restrict=CommonName%3E%3E%3D", admin, None, JSON_CODE),
+    ("API: view with unknown column", "GET", "/api/v1/view?restrict=NoSuchColumn%3D1", admin, None, JSON_CODE),
+    ("auth: bogus bearer token", "POST", "/api/v1/requests/1/issue", {"Authorization": "Bearer lbt_nope_nope"}, b"", ANY_4XX),
+    ("auth: Basic with invalid base64", "GET", "/api/v1/view", {"Authorization": "Basic !!!"}, None, ANY_4XX),
+    ("auth: Basic without colon", "GET", "/api/v1/view", {"Authorization": "Basic " + base64.b64encode(b"nocolon").decode()}, None, ANY_4XX),
+    ("auth: 16 KiB Authorization header", "GET", "/api/v1/view", {"Authorization": "Bearer " + "A" * 16384}, None, ANY_4XX),
+    ("auth: spoofed client-certificate header", "GET", "/api/v1/view", {"x-lockbox-client-certificate-sha1": "00" * 20}, None, ANY_4XX),
+    ("certsrv: form without CertRequest", "POST", "/certsrv/certfnsh.asp", form, b"Mode=newreq&CertAttrib=", CERTSRV_CODE),
+    ("certsrv: garbage CertRequest", "POST", "/certsrv/certfnsh.asp", form, b"Mode=newreq&CertRequest=%3Cscript%3E", CERTSRV_CODE),
+    ("certsrv: unsupported Mode", "POST", "/certsrv/certfnsh.asp", form, b"Mode=chkpnd&CertRequest=x", CERTSRV_CODE),
+    ("certsrv: invalid percent-encoding", "POST", "/certsrv/certfnsh.asp", form, b"Mode=newreq&CertRequest=%zz%", CERTSRV_CODE),
+    ("certsrv: non-UTF-8 form bytes", "POST", "/certsrv/certfnsh.asp", form, b"Mode=newreq&CertRequest=\xff\xfe", CERTSRV_CODE),
+    ("certsrv: JSON body instead of a form", "POST", "/certsrv/certfnsh.asp", {"Content-Type": "application/json"}, b'{"Mode":"newreq"}', CERTSRV_CODE),
+    ("certsrv: path-like template attribute", "POST", "/certsrv/certfnsh.asp", form, b"Mode=newreq&CertAttrib=CertificateTemplate%3A..%2F..%2Fetc&CertRequest=" + base64.b64encode(GOOD).replace(b"+", b"%2B").replace(b"/", b"%2F").replace(b"=", b"%3D"), CERTSRV_CODE),
+    ("certsrv: cross-site post", "POST", "/certsrv/certfnsh.asp", {**form, "Origin": "https://evil.example"}, b"Mode=newreq&CertRequest=x", ANY_4XX),
+    ("certsrv: ReqID path traversal", "GET", "/certsrv/certnew.cer?ReqID=..%2F..%2Fetc%2Fpasswd&Enc=bin", {}, None, CERTSRV_CODE),
+    ("certsrv: ReqID overflow", "GET", "/certsrv/certnew.cer?ReqID=99999999999999999999999&Enc=b64", {}, None, CERTSRV_CODE),
+    ("certsrv: unknown CA renewal", "GET", "/certsrv/certnew.p7b?ReqID=CACert&Renewal=7", {}, None, CERTSRV_CODE),
+    ("certsrv: status with non-numeric ReqID", "GET", "/certsrv/certckpn.asp?ReqID=1%3Bdrop", {}, None, CERTSRV_CODE),
+    ("wrong method on submit", "PUT", "/api/v1/requests", octet, GOOD, ANY_4XX),
+]
+
+
+def request_rows():
+    con = sqlite3.connect(f"file:{DB}?mode=ro", uri=True)
+    try:
+        return con.execute(
+            "SELECT COUNT(*), COALESCE(MAX(request_id), 0), "
+            "COALESCE(GROUP_CONCAT(request_id || ':' || disposition || ':' || COALESCE(revoked_at, '') || ':' || LENGTH(COALESCE(archived_key, ''))), '') FROM requests"
+        ).fetchone()
+    finally:
+        con.close()
+
+
+def judge_http(resp, expect):
+    if expect is None:  # must simply not fail the server nor leak rows
+        return resp.status_code < 500, f"HTTP {resp.status_code}"
+    if resp.status_code >= 500:
+        return False, f"server error HTTP {resp.status_code}"
+    if expect == ANY_4XX:
+        return 400 <= resp.status_code < 500, f"HTTP {resp.status_code}"
+    if expect == JSON_CODE:
+        try:
+            status = resp.json()["error"]["status"]
+        except Exception:
+            return False, f"no JSON error code (HTTP {resp.status_code}): {resp.text[:200]}"
+        return resp.status_code >= 400 and status.startswith("0x"), f"HTTP {resp.status_code} {status}"
+    if expect == CERTSRV_CODE:
+        ok = "Error Number: 0x" in resp.text or "Denied by Policy Module  0x" in resp.text
+        return ok and "<script>" not in resp.text, f"HTTP {resp.status_code}"
+    if expect == CMC_FAIL:
+        ct = resp.headers.get("content-type", "")
+        return "pkcs7-mime" in ct and resp.status_code < 500, f"HTTP {resp.status_code} {ct}"
+    return False, "unknown expectation"
+
+
+def cli_cases():
+    """(name, argv, file content or None). Each must fail cleanly: non-zero
+    exit, a message on stderr/stdout, no panic."""
+    w = lambda n, data: (os.path.join(WORK, n), data)
+    return [
+        ("CLI submit: random bytes", ["submit", "{f}"], w("rand.req", os.urandom(700))),
+        ("CLI submit: truncated request", ["submit", "{f}"], w("trunc.req", GOOD[:100])),
+        ("CLI submit: deep nesting", ["submit", "{f}"], w("deep.req", nested(3000))),
+        ("CLI submit: a directory", ["submit", WORK], None),
+        ("CLI submit: missing file", ["submit", os.path.join(WORK, "missing.req")], None),
+        ("CLI importkms: garbage PKCS#12", ["importkms", "-p", "x", "{f}"], w("bad.pfx", os.urandom(900))),
+        ("CLI importkms: truncated PKCS#12 header", ["importkms", "-p", "x", "{f}"], w("bad2.p12", b"\x30\x82\x10\x00\x02\x01\x03")),
+        ("CLI recoverkey: garbage blob", ["recoverkey", "{f}", os.path.join(WORK, "o.pfx"), "--kra-key", "{f}", "--kra-cert", CA_PEM, "-p", "pw"], w("bad.rec", os.urandom(400))),
+        ("CLI dump: garbage p7m", ["dump", "{f}"], w("bad.p7m", b"Content-Type: application/pkcs7-mime\r\n\r\n!!!!")),
+        ("CLI mergepfx: garbage input", ["mergepfx", "{f},{f}", os.path.join(WORK, "m.pfx"), "-p", "a,a,b"], w("m.pfx.in", os.urandom(300))),
+        ("CLI view: broken restriction", ["view", "--restrict", "CommonName>>="], None),
+        ("CLI revoke: malformed serial", ["revoke", "zz-not-hex"], None),
+    ]
+
+
+def main():
+    results = []
+    before = request_rows()
+    client = httpx.Client(base_url=BASE, verify=CA_PEM, timeout=30)
+    for name, method, path, headers, body, expect in HTTP_CASES:
+        try:
+            resp = client.request(method, path, headers=headers, content=body)
+            ok, detail = judge_http(resp, expect)
+        except httpx.HTTPError as e:
+            ok, detail = (expect == ANY_4XX and "oversized" in name), f"transport: {e!r}"
+        health = client.get("/health").status_code == 200
+        results.append({"case": name, "ok": ok and health, "detail": detail, "health": health})
+    env = {k: v for k, v in os.environ.items()}
+    for name, argv, f in cli_cases():
+        if f:
+            with open(f[0], "wb") as fh:
+                fh.write(f[1])
+        args = [a.replace("{f}", f[0]) if f else a for a in argv]
+        p = subprocess.run([LOCKBOX] + args, capture_output=True, env=env, timeout=120)
+        text = (p.stdout + p.stderr).decode("utf-8", "replace")
+        ok = p.returncode != 0 and "panicked" not in text and len(text.strip()) > 0
+        results.append({"case": name, "ok": ok, "detail": f"exit {p.returncode}: {text.strip()[:160]}", "health": True})
+    after = request_rows()
+    unchanged = before == after
+    failed = [r for r in results if not r["ok"]]
+    print(json.dumps({"cases": len(results), "failed": failed, "rows_unchanged": unchanged, "rows": [before, after], "results": results}))
+    sys.exit(0 if not failed and unchanged else 1)
+
+
+if __name__ == "__main__":
+    main()
