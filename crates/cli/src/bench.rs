@@ -62,6 +62,20 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3.0)]
         sign_seconds: f64,
     },
+    /// Mixed load over HTTP: concurrent clients doing archival enrollments, status
+    /// queries and recovery-candidate searches for a fixed time; errors, throughput,
+    /// p50/p99 per operation and peak RSS.
+    Load {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Seconds spent measuring each RSA-2048 rate.
+        #[arg(long, default_value_t = 2.0)]
+        sign_seconds: f64,
+    },
 }
 
 /// Posts every body with `concurrency` clients; returns (sorted latencies ms, errors, seconds).
@@ -109,7 +123,7 @@ async fn drive(
 }
 
 async fn bench_ca(dir: &std::path::Path) -> Result<Arc<Ca>> {
-    Ca::init(InitOptions {
+    let init = Ca::init(InitOptions {
         home: dir.to_path_buf(),
         name: "Lockbox Bench CA".into(),
         subject: None,
@@ -122,27 +136,19 @@ async fn bench_ca(dir: &std::path::Path) -> Result<Arc<Ca>> {
         aia_urls: vec![],
     })
     .await?;
+    // The token is kept (as `lockbox init` does) for benchmarks that call the API.
+    std::fs::write(dir.join("admin.token"), &init.admin_token)?;
     let ca = Arc::new(Ca::open(dir).await?);
     ca.signing_key()?;
     Ok(ca)
 }
 
-async fn archival(
-    g: &Global,
-    requests: usize,
-    concurrency: usize,
-    seconds: f64,
-) -> Result<ExitCode> {
-    use lockbox_engine::client::{
-        build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
-    };
-    let sign_rate = tokio::task::spawn_blocking(move || rsa2048_sign_rate(seconds)).await??;
-    let decrypt_rate = tokio::task::spawn_blocking(move || rsa2048_decrypt_rate(seconds)).await??;
-    // One exchange-key decrypt and one CA signature per enrollment, both on all cores.
-    let limit = 1.0 / (1.0 / sign_rate + 1.0 / decrypt_rate);
-
-    let dir = tempfile::tempdir().context("temporary CA home")?;
-    let ca = bench_ca(dir.path()).await?;
+/// A bench CA with one KRA (required) and its current exchange certificate.
+async fn archival_bench_ca(
+    dir: &std::path::Path,
+) -> Result<(Arc<Ca>, x509_cert::certificate::Certificate)> {
+    use lockbox_engine::client::check_exchange_certificate;
+    let ca = bench_ca(dir).await?;
     ca.set_ca_template(&lb_admin(), "KeyRecoveryAgent", true)
         .await?;
     let kra_key = SoftwareKey::generate(KeySpec::Rsa2048)?;
@@ -165,6 +171,23 @@ async fn archival(
     ca.set_kra_required(&lb_admin(), 1).await?;
     let xchg_der = ca.current_exchange_certificate().await?;
     let xchg = check_exchange_certificate(&xchg_der, &ca.ca_certificate_der()?)?;
+    Ok((ca, xchg))
+}
+
+async fn archival(
+    g: &Global,
+    requests: usize,
+    concurrency: usize,
+    seconds: f64,
+) -> Result<ExitCode> {
+    use lockbox_engine::client::{build_archival_request, ArchivalOptions, KeyPayload};
+    let sign_rate = tokio::task::spawn_blocking(move || rsa2048_sign_rate(seconds)).await??;
+    let decrypt_rate = tokio::task::spawn_blocking(move || rsa2048_decrypt_rate(seconds)).await??;
+    // One exchange-key decrypt and one CA signature per enrollment, both on all cores.
+    let limit = 1.0 / (1.0 / sign_rate + 1.0 / decrypt_rate);
+
+    let dir = tempfile::tempdir().context("temporary CA home")?;
+    let (ca, xchg) = archival_bench_ca(dir.path()).await?;
 
     let warmup = 10.min(requests);
     let total = requests + warmup;
@@ -319,6 +342,11 @@ pub async fn run(g: &Global, cmd: BenchCmd) -> Result<ExitCode> {
             concurrency,
             sign_seconds,
         } => archival(g, requests.max(1), concurrency.max(1), sign_seconds).await,
+        BenchCmd::Load {
+            clients,
+            seconds,
+            sign_seconds,
+        } => load(g, clients.max(1), seconds.clamp(1.0, 3600.0), sign_seconds).await,
     }
 }
 
@@ -616,5 +644,238 @@ async fn import(g: &Global, files: usize) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// Peak resident set size of this process (kB), from /proc.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// One operation of the mixed load.
+#[derive(Clone, Copy)]
+enum LoadOp {
+    Archival,
+    Status,
+    Search,
+}
+
+async fn load(g: &Global, clients: usize, seconds: f64, sign_seconds: f64) -> Result<ExitCode> {
+    use lockbox_engine::client::{build_archival_request, ArchivalOptions, KeyPayload};
+    let sign_rate = tokio::task::spawn_blocking(move || rsa2048_sign_rate(sign_seconds)).await??;
+    let decrypt_rate =
+        tokio::task::spawn_blocking(move || rsa2048_decrypt_rate(sign_seconds)).await??;
+    let limit = 1.0 / (1.0 / sign_rate + 1.0 / decrypt_rate);
+    let dir = tempfile::tempdir().context("temporary CA home")?;
+    let (ca, xchg) = archival_bench_ca(dir.path()).await?;
+    let token = std::fs::read_to_string(dir.path().join("admin.token"))
+        .context("reading the bench CA's admin token")?
+        .trim()
+        .to_string();
+    let pool: Arc<Vec<SoftwareKey>> = Arc::new(
+        tokio::task::spawn_blocking(|| {
+            (0..16)
+                .map(|_| SoftwareKey::generate(KeySpec::Rsa2048))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await??,
+    );
+    let xchg = Arc::new(xchg);
+    let app = lockbox_server::router(ca.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    // Requests enrolled so far (ID, CN): status queries and searches pick from them.
+    let known: Arc<std::sync::Mutex<Vec<(i64, String)>>> = Arc::default();
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        let (known, counter, pool, xchg) =
+            (known.clone(), counter.clone(), pool.clone(), xchg.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat: [Vec<f64>; 3] = Default::default();
+            let mut errors: Vec<String> = Vec::new();
+            let mut i = c;
+            while Instant::now() < deadline {
+                i += clients;
+                let have = known.lock().map(|k| k.len()).unwrap_or(0);
+                let op = match (i % 3, have) {
+                    (_, 0) | (0, _) => LoadOp::Archival,
+                    (1, _) => LoadOp::Status,
+                    _ => LoadOp::Search,
+                };
+                let pick = known
+                    .lock()
+                    .ok()
+                    .and_then(|k| k.get(i.wrapping_mul(7919) % k.len().max(1)).cloned());
+                let t = Instant::now();
+                let result = match op {
+                    LoadOp::Archival => {
+                        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let cn = format!("load-user-{n}");
+                        let (pool, xchg, cn2) = (pool.clone(), xchg.clone(), cn.clone());
+                        // the client's own work (CSR signature, key encryption) is not timed
+                        let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+                            let key = &pool[n % pool.len()];
+                            let csr =
+                                sign_request(key, Name::from_str(&format!("CN={cn2}"))?, vec![])?;
+                            let o = ArchivalOptions {
+                                template: Some("ExchangeUser".into()),
+                                cipher: lockbox_crypto::symmetric::ContentCipher::Aes256Cbc,
+                                transport: lockbox_crypto::keytransport::KeyTransport::RsaPkcs1v15,
+                                payload: KeyPayload::KeyBlob,
+                            };
+                            Ok(build_archival_request(key, &csr, &xchg, &o)?)
+                        })
+                        .await;
+                        let body = match body {
+                            Ok(Ok(b)) => b,
+                            _ => {
+                                errors.push("building an archival request failed".into());
+                                continue;
+                            }
+                        };
+                        let t = Instant::now();
+                        let r = client
+                            .post(format!("{base}/api/v1/requests"))
+                            .body(body)
+                            .send()
+                            .await;
+                        match r {
+                            Ok(r) if r.status().is_success() => {
+                                let v: serde_json::Value = r.json().await.unwrap_or_default();
+                                if v["archived"] == true {
+                                    if let (Some(id), Ok(mut k)) =
+                                        (v["request_id"].as_i64(), known.lock())
+                                    {
+                                        k.push((id, cn));
+                                    }
+                                    lat[0].push(t.elapsed().as_secs_f64() * 1000.0);
+                                    Ok(())
+                                } else {
+                                    Err(format!("archival not archived: {v}"))
+                                }
+                            }
+                            Ok(r) => Err(format!("archival HTTP {}", r.status())),
+                            Err(e) => Err(format!("archival: {e}")),
+                        }
+                        .map(|_| ())
+                    }
+                    LoadOp::Status | LoadOp::Search => {
+                        let (id, cn) = pick.unwrap_or((1, "load-user-0".into()));
+                        let url = match op {
+                            LoadOp::Status => format!("{base}/api/v1/requests/{id}"),
+                            _ => format!("{base}/api/v1/keys?token={cn}"),
+                        };
+                        match client.get(url).bearer_auth(&token).send().await {
+                            Ok(r) if r.status().is_success() => {
+                                let _ = r.bytes().await;
+                                let slot = if matches!(op, LoadOp::Status) { 1 } else { 2 };
+                                lat[slot].push(t.elapsed().as_secs_f64() * 1000.0);
+                                Ok(())
+                            }
+                            Ok(r) => Err(format!("GET HTTP {}", r.status())),
+                            Err(e) => Err(format!("GET: {e}")),
+                        }
+                    }
+                };
+                if let Err(e) = result {
+                    errors.push(e);
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut lat: [Vec<f64>; 3] = Default::default();
+    let mut errors = Vec::new();
+    for t in tasks {
+        let (l, e) = t.await?;
+        for (all, mine) in lat.iter_mut().zip(l) {
+            all.extend(mine);
+        }
+        errors.extend(e);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    server.abort();
+    for l in lat.iter_mut() {
+        l.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    }
+    let mut all: Vec<f64> = lat.iter().flatten().copied().collect();
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    let per_op = |name: &str, l: &Vec<f64>| {
+        json!({ "operation": name, "count": l.len(), "per_s": round(l.len() as f64 / elapsed),
+                "latency_ms_p50": round(percentile(l, 50.0)), "latency_ms_p99": round(percentile(l, 99.0)) })
+    };
+    let archival_rate = lat[0].len() as f64 / elapsed;
+    let rss_mb = peak_rss_kb().map(|k| round(k as f64 / 1024.0));
+    let report = json!({
+        "benchmark": "mixed_load_http",
+        "clients": clients,
+        "seconds": round(elapsed),
+        "operations": all.len(),
+        "operations_per_s": round(all.len() as f64 / elapsed),
+        "errors": errors.len(),
+        "first_errors": errors.iter().take(5).collect::<Vec<_>>(),
+        "latency_ms_p50": round(percentile(&all, 50.0)),
+        "latency_ms_p99": round(percentile(&all, 99.0)),
+        "by_operation": [per_op("archival enrollment", &lat[0]), per_op("status query", &lat[1]), per_op("candidate search", &lat[2])],
+        "archival_limit_per_s": round(limit),
+        "archival_ratio_to_limit": (archival_rate / limit * 1000.0).round() / 1000.0,
+        "peak_rss_mb_process": rss_mb,
+        "note": "server and clients share this process: the peak RSS covers both",
+    });
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} clients for {:.1} s: {} operations ({:.1}/s), {} errors, p50 {:.2} ms, p99 {:.2} ms",
+            clients,
+            elapsed,
+            all.len(),
+            all.len() as f64 / elapsed,
+            errors.len(),
+            percentile(&all, 50.0),
+            percentile(&all, 99.0)
+        );
+        for (name, l) in [
+            ("archival enrollment", &lat[0]),
+            ("status query", &lat[1]),
+            ("candidate search", &lat[2]),
+        ] {
+            println!(
+                "  {name}: {} ({:.1}/s), p50 {:.2} ms, p99 {:.2} ms",
+                l.len(),
+                l.len() as f64 / elapsed,
+                percentile(l, 50.0),
+                percentile(l, 99.0)
+            );
+        }
+        println!(
+            "archival limit {:.1}/s (RSA-2048 decrypt + sign on all cores): ratio {:.3}",
+            limit,
+            archival_rate / limit
+        );
+        if let Some(mb) = rss_mb {
+            println!("peak RSS (server and clients, one process): {mb:.1} MB");
+        }
+        for e in errors.iter().take(5) {
+            println!("  error: {e}");
+        }
+    }
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
