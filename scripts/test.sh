@@ -54,6 +54,21 @@ passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$test_log" | awk '{s
 failed=$(grep -Eo '[0-9]+ failed;' "$test_log" | awk '{s+=$1} END {print s+0}')
 rm -f "$test_log"
 
+step "fuzzing (bounded regression run of every target)"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install --quiet --locked cargo-fuzz
+fi
+fuzz_seconds="${LOCKBOX_FUZZ_SECONDS:-10}"
+(
+  cd fuzz
+  cargo +nightly fuzz build
+  for t in $(cargo +nightly fuzz list); do
+    mkdir -p "corpus/$t"
+    cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
+      -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -max_len=65536 -timeout=10 2>&1 | tail -n 2
+  done
+)
+
 step "dependency audit"
 advisories="../shared/advisory-db"
 if [ -d "$advisories" ]; then

@@ -665,8 +665,24 @@ enum LoadOp {
     Search,
 }
 
-async fn load(g: &Global, clients: usize, seconds: f64, sign_seconds: f64) -> Result<ExitCode> {
+/// A CMC archival request for `cn` with `key`, encrypted to `xchg`.
+fn archival_body(
+    key: &SoftwareKey,
+    cn: &str,
+    xchg: &x509_cert::certificate::Certificate,
+) -> Result<Vec<u8>> {
     use lockbox_engine::client::{build_archival_request, ArchivalOptions, KeyPayload};
+    let csr = sign_request(key, Name::from_str(&format!("CN={cn}"))?, vec![])?;
+    let o = ArchivalOptions {
+        template: Some("ExchangeUser".into()),
+        cipher: lockbox_crypto::symmetric::ContentCipher::Aes256Cbc,
+        transport: lockbox_crypto::keytransport::KeyTransport::RsaPkcs1v15,
+        payload: KeyPayload::KeyBlob,
+    };
+    Ok(build_archival_request(key, &csr, xchg, &o)?)
+}
+
+async fn load(g: &Global, clients: usize, seconds: f64, sign_seconds: f64) -> Result<ExitCode> {
     let sign_rate = tokio::task::spawn_blocking(move || rsa2048_sign_rate(sign_seconds)).await??;
     let decrypt_rate =
         tokio::task::spawn_blocking(move || rsa2048_decrypt_rate(sign_seconds)).await??;
@@ -686,6 +702,31 @@ async fn load(g: &Global, clients: usize, seconds: f64, sign_seconds: f64) -> Re
         .await??,
     );
     let xchg = Arc::new(xchg);
+    // Clients' own work (CSR signature, key encryption) is done before the clock
+    // starts, on all cores: real clients are other machines.
+    let wanted = (seconds * 250.0) as usize;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut handles = Vec::new();
+    for part in 0..cores {
+        let (pool, xchg) = (pool.clone(), xchg.clone());
+        handles.push(tokio::task::spawn_blocking(
+            move || -> Result<Vec<(String, Vec<u8>)>> {
+                (part..wanted)
+                    .step_by(cores)
+                    .map(|n| {
+                        let cn = format!("load-user-{n}");
+                        let body = archival_body(&pool[n % pool.len()], &cn, &xchg)?;
+                        Ok((cn, body))
+                    })
+                    .collect()
+            },
+        ));
+    }
+    let mut bodies = Vec::new();
+    for h in handles {
+        bodies.extend(h.await??);
+    }
+    let prepared = Arc::new(std::sync::Mutex::new(bodies));
     let app = lockbox_server::router(ca.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -700,8 +741,13 @@ async fn load(g: &Global, clients: usize, seconds: f64, sign_seconds: f64) -> Re
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (client, base, token) = (client.clone(), base.clone(), token.clone());
-        let (known, counter, pool, xchg) =
-            (known.clone(), counter.clone(), pool.clone(), xchg.clone());
+        let (known, counter, pool, xchg, prepared) = (
+            known.clone(),
+            counter.clone(),
+            pool.clone(),
+            xchg.clone(),
+            prepared.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat: [Vec<f64>; 3] = Default::default();
             let mut errors: Vec<String> = Vec::new();
@@ -722,27 +768,24 @@ async fn load(g: &Global, clients: usize, seconds: f64, sign_seconds: f64) -> Re
                 let result = match op {
                     LoadOp::Archival => {
                         let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let cn = format!("load-user-{n}");
-                        let (pool, xchg, cn2) = (pool.clone(), xchg.clone(), cn.clone());
-                        // the client's own work (CSR signature, key encryption) is not timed
-                        let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
-                            let key = &pool[n % pool.len()];
-                            let csr =
-                                sign_request(key, Name::from_str(&format!("CN={cn2}"))?, vec![])?;
-                            let o = ArchivalOptions {
-                                template: Some("ExchangeUser".into()),
-                                cipher: lockbox_crypto::symmetric::ContentCipher::Aes256Cbc,
-                                transport: lockbox_crypto::keytransport::KeyTransport::RsaPkcs1v15,
-                                payload: KeyPayload::KeyBlob,
-                            };
-                            Ok(build_archival_request(key, &csr, &xchg, &o)?)
-                        })
-                        .await;
-                        let body = match body {
-                            Ok(Ok(b)) => b,
-                            _ => {
-                                errors.push("building an archival request failed".into());
-                                continue;
+                        let next = prepared.lock().ok().and_then(|mut p| p.pop());
+                        let (cn, body) = match next {
+                            Some(b) => b,
+                            None => {
+                                // the prepared set ran out: build one here (untimed)
+                                let cn = format!("load-user-extra-{n}");
+                                let (pool, xchg, cn2) = (pool.clone(), xchg.clone(), cn.clone());
+                                match tokio::task::spawn_blocking(move || {
+                                    archival_body(&pool[n % pool.len()], &cn2, &xchg)
+                                })
+                                .await
+                                {
+                                    Ok(Ok(b)) => (cn, b),
+                                    _ => {
+                                        errors.push("building an archival request failed".into());
+                                        continue;
+                                    }
+                                }
                             }
                         };
                         let t = Instant::now();

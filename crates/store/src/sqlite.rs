@@ -21,7 +21,14 @@ use crate::{Store, StoreError, StoreResult};
 pub struct SqliteStore {
     pool: SqlitePool,
     hasher: Hasher,
+    /// Writers queue here (first come, first served) instead of spinning in
+    /// SQLite's busy handler, whose back-off collapses throughput under many
+    /// concurrent writers.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
+
+/// Held for the duration of a write.
+type WriteGate = tokio::sync::OwnedMutexGuard<()>;
 
 /// The hash function chaining audit records (hex output); supplied by the engine
 /// so the store stays free of cryptography.
@@ -45,11 +52,17 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
+        // Readers run in parallel under WAL; writers queue on the write gate.
+        // Enough connections that reads do not queue behind 64 clients.
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(16)
             .connect_with(options)
             .await?;
-        let store = SqliteStore { pool, hasher };
+        let store = SqliteStore {
+            pool,
+            hasher,
+            write_gate: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -61,7 +74,11 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options)
             .await?;
-        let store = SqliteStore { pool, hasher };
+        let store = SqliteStore {
+            pool,
+            hasher,
+            write_gate: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -100,8 +117,9 @@ impl SqliteStore {
 
     /// Begins a write transaction holding SQLite's write lock from the start,
     /// so the audit chain head cannot move under it.
-    async fn begin_write(&self) -> StoreResult<Tx> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn begin_write(&self) -> StoreResult<(WriteGate, Tx)> {
+        let gate = self.write_gate.clone().lock_owned().await;
+        Ok((gate, self.pool.begin_with("BEGIN IMMEDIATE").await?))
     }
 
     /// Appends audit records inside `tx`, chained to the current head.
@@ -246,7 +264,7 @@ fn bind_cert<'q>(q: Query<'q>, c: &'q CertFields) -> Query<'q> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_request(&self, new: &NewRequest, audit: &[AuditEntry]) -> StoreResult<i64> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let resolved_at = match new.disposition {
             Disposition::Pending => None,
             _ => Some(new.submitted_at),
@@ -304,7 +322,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_requests_bulk(&self, news: &[NewRequest]) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         for new in news {
             let c = new.cert.as_ref();
             sqlx::query(
@@ -372,7 +390,7 @@ impl Store for SqliteStore {
         at: i64,
         audit: &[AuditEntry],
     ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let q = sqlx::query(
             "UPDATE requests SET cert_der = $1, serial = $2, subject = $3, common_name = $4, upn = $5, \
              email = $6, key_id = $7, thumbprint = $8, not_before = $9, not_after = $10, \
@@ -401,7 +419,7 @@ impl Store for SqliteStore {
         at: i64,
         audit: &[AuditEntry],
     ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE requests SET disposition = 'denied', disposition_message = $1, status_code = $2, \
              resolved_at = $3, archived_key = NULL, kra_hashes = NULL \
@@ -428,7 +446,7 @@ impl Store for SqliteStore {
         at: i64,
         audit: &[AuditEntry],
     ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE requests SET disposition = 'revoked', revoked_at = $1, revocation_reason = $2, \
              disposition_message = 'Revoked' WHERE serial = $3 AND disposition = 'issued'",
@@ -487,6 +505,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_crl(&self, crl: &CrlRecord) -> StoreResult<()> {
+        let _gate = self.write_gate.lock().await;
         sqlx::query(
             "INSERT INTO crls (crl_number, this_update, next_update, der) VALUES ($1, $2, $3, $4)",
         )
@@ -604,7 +623,7 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, changes: &[Change], audit: &[AuditEntry]) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         for c in changes {
             match c {
                 Change::PutTemplate { name, json } => {
@@ -912,7 +931,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, audit: &[AuditEntry]) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         self.append_in_tx(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
@@ -948,6 +967,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_audit_head(&self, head: &AuditHead) -> StoreResult<()> {
+        let _gate = self.write_gate.lock().await;
         sqlx::query(
             "INSERT INTO audit_heads (seq, hash, signature, at) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING",
         )
@@ -983,6 +1003,7 @@ impl Store for SqliteStore {
         level: &str,
         message: &str,
     ) -> StoreResult<()> {
+        let _gate = self.write_gate.lock().await;
         sqlx::query("INSERT INTO events (at, event_id, level, message) VALUES ($1, $2, $3, $4)")
             .bind(at)
             .bind(event_id)
