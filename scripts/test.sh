@@ -64,8 +64,14 @@ fuzz_seconds="${LOCKBOX_FUZZ_SECONDS:-10}"
   cargo +nightly fuzz build
   for t in $(cargo +nightly fuzz list); do
     mkdir -p "corpus/$t"
-    cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
-      -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -max_len=65536 -timeout=10 2>&1 | tail -n 2
+    log="$(mktemp)"
+    if cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
+      -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -max_len=65536 -timeout=10 >"$log" 2>&1; then
+      echo "$t: $(grep -E '^Done' "$log" | tail -n 1)"
+    else
+      tail -n 40 "$log"; echo "fuzz target $t failed (input saved under fuzz/artifacts/$t)" >&2; exit 1
+    fi
+    rm -f "$log"
   done
 )
 

@@ -60,8 +60,11 @@ fn unescape(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+            // Bytes, not a str slice: the two bytes after '%' may split a
+            // multi-byte character (found by the `pem` fuzz target).
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
                 i += 3;
                 continue;
             }
@@ -75,6 +78,13 @@ fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_before_a_multibyte_character_does_not_panic() {
+        let pairs = parse_name_value_pairs("CertificateTemplate:a%\u{4e4}b&x=%41%zz%");
+        assert_eq!(pairs[0], ("CertificateTemplate".into(), "a%\u{4e4}b".into()));
+        assert_eq!(pairs[1], ("x".into(), "A%zz%".into()));
+    }
 
     #[test]
     fn template_ext_round_trip() {
