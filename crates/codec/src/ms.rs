@@ -82,7 +82,10 @@ mod tests {
     #[test]
     fn percent_before_a_multibyte_character_does_not_panic() {
         let pairs = parse_name_value_pairs("CertificateTemplate:a%\u{4e4}b&x=%41%zz%");
-        assert_eq!(pairs[0], ("CertificateTemplate".into(), "a%\u{4e4}b".into()));
+        assert_eq!(
+            pairs[0],
+            ("CertificateTemplate".into(), "a%\u{4e4}b".into())
+        );
         assert_eq!(pairs[1], ("x".into(), "A%zz%".into()));
     }
 
