@@ -60,39 +60,7 @@ fn public_key(args: &[&str]) -> String {
 fn restored_backup_recovers_every_key_archived_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = d.join("ca");
-    ok(lb(&home, &["init", "--name", "Contoso Issuing CA"]));
-    ok(lb(&home, &["ca", "templates", "add", "KeyRecoveryAgent"]));
-    ok(lb(
-        &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "KeyRecoveryAgent",
-            "--subject",
-            "CN=Agent",
-            "--out",
-            s(&d.join("kra.req")),
-            "--key-out",
-            s(&d.join("kra.key")),
-        ],
-    ));
-    ok(lb(&home, &["submit", s(&d.join("kra.req"))]));
-    ok(lb(&home, &["issue", "1", "--out", s(&d.join("kra.pem"))]));
-    ok(openssl(&[
-        "pkcs12",
-        "-export",
-        "-inkey",
-        s(&d.join("kra.key")),
-        "-in",
-        s(&d.join("kra.pem")),
-        "-out",
-        s(&d.join("kra.pfx")),
-        "-passout",
-        "pass:kra",
-    ]));
-    ok(lb(&home, &["kra", "required", "1"]));
+    let home = ca_with_one_kra(d);
     let (alice_pem, alice_serial) = enroll(&home, d, "alice", "Alice Example");
 
     // back up (online; a passphrase is required)

@@ -2,39 +2,15 @@
 //! `certsrv` PyPI package and Certipy's web enrollment code
 //! (tests/interop/certsrv_web.py), over HTTPS with Basic authentication.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output};
 
 mod common;
 use common::*;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("LOCKBOX_CERTIPY_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let p = PathBuf::from(home).join(".cache/lockbox-tools/certipy-venv/bin/python");
-    assert!(
-        p.exists(),
-        "certipy-ad and certsrv are required: run scripts/test.sh (it creates {})",
-        p.display()
-    );
-    p
-}
-
 fn script(dir: &Path, args: &[&str]) -> Output {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/certsrv_web.py");
-    Command::new(python())
+    Command::new(tools_python())
         .arg(path)
         .args(args)
         // requests lets these override the client's own CA file (psf/requests#3829)
@@ -91,24 +67,8 @@ fn certsrv_clients_enroll_and_collect_pending_certificates() {
         "Approved",
     ]));
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let _server = Server(
-        lockbox_cmd(&["serve", "--home", h, "--listen", &listen])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let listen = free_listen_address();
+    let _server = Server::start(&home, &listen);
 
     let pw = "Corr3ct horse";
     let out = ok(script(d, &["submit", &listen, s(&ca_pem), "webalice", pw]));

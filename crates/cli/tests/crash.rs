@@ -5,10 +5,10 @@
 //! audit chain verifies and SQLite's own integrity check passes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 use common::*;
@@ -18,20 +18,6 @@ fn lb(home: &Path, args: &[&str]) -> Output {
         .env("LOCKBOX_HOME", home)
         .output()
         .expect("run lockbox")
-}
-
-fn start(home: &Path, listen: &str) -> Child {
-    let child = lockbox_cmd(&["serve", "--home", s(home), "--listen", listen])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(listen).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
 }
 
 /// A small deterministic-per-run pseudo-random source (no extra dependency).
@@ -46,38 +32,13 @@ fn jitter(seed: &mut u64, lo_ms: u64, hi_ms: u64) -> Duration {
 fn acknowledged_archival_enrollments_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
-    let home = d.join("ca");
-    ok(lb(&home, &["init", "--name", "Contoso Issuing CA"]));
-    ok(lb(&home, &["ca", "templates", "add", "KeyRecoveryAgent"]));
-    ok(lb(
-        &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "KeyRecoveryAgent",
-            "--subject",
-            "CN=Agent",
-            "--out",
-            s(&d.join("kra.req")),
-            "--key-out",
-            s(&d.join("kra.key")),
-        ],
-    ));
-    ok(lb(&home, &["submit", s(&d.join("kra.req"))]));
-    ok(lb(&home, &["issue", "1", "--out", s(&d.join("kra.pem"))]));
-    ok(lb(&home, &["kra", "required", "1"]));
+    let home = ca_with_one_kra(&d);
     let ca_pem = d.join("ca.pem");
     ok(lb(&home, &["ca", "cert", "--out", s(&ca_pem)]));
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = free_listen_address();
     let url = format!("https://{listen}");
-    let mut server = start(&home, &listen);
+    let mut server = Server::start(&home, &listen);
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<Vec<(i64, String)>>> = Arc::default();
@@ -132,21 +93,19 @@ fn acknowledged_archival_enrollments_survive_sigkill() {
         }));
     }
 
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(port);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ listen.len() as u64 ^ std::process::id() as u64;
     for _ in 0..4 {
         std::thread::sleep(jitter(&mut seed, 1200, 3500));
-        server.kill().unwrap(); // SIGKILL
-        server.wait().unwrap();
+        server.kill(); // SIGKILL
         std::thread::sleep(jitter(&mut seed, 50, 400));
-        server = start(&home, &listen);
+        server = Server::start(&home, &listen);
     }
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.join().unwrap();
     }
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
 
     let acked = acked.lock().unwrap().clone();
     assert!(

@@ -3,29 +3,10 @@
 //! form) and through the CLI's file inputs. Each gets a clear refusal with a
 //! stable code, the request table is unchanged and the service keeps answering.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 mod common;
 use common::*;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("LOCKBOX_CERTIPY_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    PathBuf::from(home).join(".cache/lockbox-tools/certipy-venv/bin/python")
-}
 
 #[test]
 fn hostile_inputs_are_refused_without_changing_anything() {
@@ -43,28 +24,12 @@ fn hostile_inputs_are_refused_without_changing_anything() {
     let ca_pem = d.join("ca.pem");
     ok(lockbox(&["ca", "cert", "--home", h, "--out", s(&ca_pem)]));
     let token = std::fs::read_to_string(home.join("admin.token")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let _server = Server(
-        lockbox_cmd(&["serve", "--home", h, "--listen", &listen])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let listen = free_listen_address();
+    let _server = Server::start(&home, &listen);
     let work = d.join("work");
     std::fs::create_dir_all(&work).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/hostile/catalogue.py");
-    let out = std::process::Command::new(python())
+    let out = std::process::Command::new(tools_python())
         .arg(script)
         .args([
             &format!("https://{listen}"),

@@ -37,3 +37,123 @@ pub fn ok(out: Output) -> String {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// The Python with certipy-ad, certsrv and cryptography (created by scripts/test.sh).
+pub fn tools_python() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("LOCKBOX_CERTIPY_PYTHON") {
+        return p.into();
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let p = std::path::PathBuf::from(home).join(".cache/lockbox-tools/certipy-venv/bin/python");
+    assert!(
+        p.exists(),
+        "the interop Python is required: run scripts/test.sh (it creates {})",
+        p.display()
+    );
+    p
+}
+
+/// A free loopback address (`127.0.0.1:PORT`).
+pub fn free_listen_address() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// `lockbox serve` on `listen` (HTTPS), killed when dropped.
+pub struct Server(pub std::process::Child);
+
+impl Server {
+    /// Starts the service for `home` and waits until it accepts connections.
+    pub fn start(home: &Path, listen: &str) -> Server {
+        let child = lockbox_cmd(&["serve", "--home", s(home), "--listen", listen])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start lockbox serve");
+        let server = Server(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(listen).is_err() {
+            assert!(std::time::Instant::now() < deadline, "server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// Kills the service with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A root CA in `d/ca` with one issued KRA (`d/kra.key`, `d/kra.pem`,
+/// `d/kra.pfx` with password "kra") configured and required.
+pub fn ca_with_one_kra(d: &Path) -> std::path::PathBuf {
+    let home = d.join("ca");
+    let h = s(&home);
+    ok(lockbox(&[
+        "init",
+        "--home",
+        h,
+        "--name",
+        "Contoso Issuing CA",
+    ]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "ca",
+        "templates",
+        "add",
+        "KeyRecoveryAgent",
+    ]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "request",
+        "new",
+        "--template",
+        "KeyRecoveryAgent",
+        "--subject",
+        "CN=Agent",
+        "--out",
+        s(&d.join("kra.req")),
+        "--key-out",
+        s(&d.join("kra.key")),
+    ]));
+    ok(lockbox(&["--home", h, "submit", s(&d.join("kra.req"))]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "issue",
+        "1",
+        "--out",
+        s(&d.join("kra.pem")),
+    ]));
+    ok(Command::new("openssl")
+        .args([
+            "pkcs12",
+            "-export",
+            "-inkey",
+            s(&d.join("kra.key")),
+            "-in",
+            s(&d.join("kra.pem")),
+            "-out",
+            s(&d.join("kra.pfx")),
+            "-passout",
+            "pass:kra",
+        ])
+        .output()
+        .expect("openssl is required"));
+    ok(lockbox(&["--home", h, "kra", "required", "1"]));
+    home
+}
