@@ -180,7 +180,6 @@ async fn archival(
     concurrency: usize,
     seconds: f64,
 ) -> Result<ExitCode> {
-    use lockbox_engine::client::{build_archival_request, ArchivalOptions, KeyPayload};
     let sign_rate = tokio::task::spawn_blocking(move || rsa2048_sign_rate(seconds)).await??;
     let decrypt_rate = tokio::task::spawn_blocking(move || rsa2048_decrypt_rate(seconds)).await??;
     // One exchange-key decrypt and one CA signature per enrollment, both on all cores.
@@ -196,22 +195,8 @@ async fn archival(
         let pool: Vec<SoftwareKey> = (0..16)
             .map(|_| SoftwareKey::generate(KeySpec::Rsa2048))
             .collect::<Result<_, _>>()?;
-        let o = ArchivalOptions {
-            template: Some("ExchangeUser".into()),
-            cipher: lockbox_crypto::symmetric::ContentCipher::Aes256Cbc,
-            transport: lockbox_crypto::keytransport::KeyTransport::RsaPkcs1v15,
-            payload: KeyPayload::KeyBlob,
-        };
         (0..total)
-            .map(|i| {
-                let key = &pool[i % pool.len()];
-                let csr = sign_request(
-                    key,
-                    Name::from_str(&format!("CN=archival-user-{i}"))?,
-                    vec![],
-                )?;
-                Ok(build_archival_request(key, &csr, &xchg, &o)?)
-            })
+            .map(|i| archival_body(&pool[i % pool.len()], &format!("archival-user-{i}"), &xchg))
             .collect()
     })
     .await??;

@@ -4,21 +4,14 @@
 //! its archived key, no archival-template certificate lacks its key, the
 //! audit chain verifies and SQLite's own integrity check passes.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod common;
 use common::*;
-
-fn lb(home: &Path, args: &[&str]) -> Output {
-    lockbox_cmd(args)
-        .env("LOCKBOX_HOME", home)
-        .output()
-        .expect("run lockbox")
-}
 
 /// A small deterministic-per-run pseudo-random source (no extra dependency).
 fn jitter(seed: &mut u64, lo_ms: u64, hi_ms: u64) -> Duration {

@@ -2,24 +2,10 @@
 //! -legacy) and Python `cryptography`; every imported key recovers.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod common;
 use common::*;
-
-fn lb(home: &Path, args: &[&str]) -> Output {
-    lockbox_cmd(args)
-        .env("LOCKBOX_HOME", home)
-        .output()
-        .expect("run lockbox")
-}
-
-fn openssl(args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl is required")
-}
 
 fn python() -> PathBuf {
     std::env::var("LOCKBOX_CERTIPY_PYTHON")

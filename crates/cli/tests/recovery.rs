@@ -8,20 +8,6 @@ use std::process::{Command, Output};
 mod common;
 use common::*;
 
-fn lb(home: &Path, args: &[&str]) -> Output {
-    lockbox_cmd(args)
-        .env("LOCKBOX_HOME", home)
-        .output()
-        .expect("run lockbox")
-}
-
-fn openssl(args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl is required")
-}
-
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -74,35 +60,6 @@ fn recovery_ca(d: &Path, kras: usize) -> (PathBuf, Vec<PathBuf>) {
     }
     ok(lb(&home, &["kra", "required", "1"]));
     (home, pfxs)
-}
-
-fn enroll(home: &Path, d: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf, String) {
-    let req = d.join(format!("{name}.req"));
-    let key = d.join(format!("{name}.key"));
-    let pem = d.join(format!("{name}.pem"));
-    ok(lb(
-        home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "ExchangeUser",
-            "--subject",
-            &format!("CN={cn}"),
-            "--archive",
-            "--out",
-            s(&req),
-            "--key-out",
-            s(&key),
-        ],
-    ));
-    let out: serde_json::Value = serde_json::from_str(&ok(lb(
-        home,
-        &["submit", s(&req), "--out", s(&pem), "--json"],
-    )))
-    .unwrap();
-    assert_eq!(out["archived"], true);
-    (pem, key, out["serial"].as_str().unwrap().to_string())
 }
 
 #[test]

@@ -87,32 +87,6 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> EngineError {
     EngineError::io(what)
 }
 
-fn write_file(path: &Path, data: &[u8], secret: bool) -> EngineResult<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-    }
-    #[cfg(unix)]
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(if secret { 0o600 } else { 0o644 })
-            .open(path)
-            .map_err(io(format!("creating {}", path.display())))?;
-        f.write_all(data)
-            .and_then(|_| f.sync_all())
-            .map_err(io(format!("writing {}", path.display())))?;
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = secret;
-        fs::write(path, data).map_err(io(format!("writing {}", path.display())))?;
-    }
-    Ok(())
-}
-
 fn entry(dir: &Path, rel: &str, kind: &str) -> EngineResult<BackupFile> {
     let data = fs::read(dir.join(rel)).map_err(io(format!("reading {rel}")))?;
     Ok(BackupFile {
@@ -175,6 +149,7 @@ impl Ca {
             )));
         }
         fs::create_dir_all(out).map_err(io(format!("creating {}", out.display())))?;
+        let dest = Home::new(out);
         // The backup's own record goes in first, so the snapshot carries it.
         let audit = self
             .audited(self.audit_entry(actor, "backup", "backup", &out.display().to_string(), "{}"))
@@ -195,8 +170,8 @@ impl Ca {
             let key = load_private_key(&bytes, ca_pass.as_deref().map(|p| p.as_slice()))
                 .map_err(|e| EngineError::Config(format!("{rel}: {e}")))?;
             let enc = encrypt_pkcs8(key.pkcs8_der(), backup_passphrase)?;
-            write_file(
-                &out.join(rel),
+            dest.write_atomic(
+                rel,
                 encode_pem("ENCRYPTED PRIVATE KEY", &enc).as_bytes(),
                 true,
             )?;
@@ -211,7 +186,7 @@ impl Ca {
         }
         for rel in &plain {
             let data = fs::read(home.join(rel)).map_err(io(format!("reading {rel}")))?;
-            write_file(&out.join(rel), &data, false)?;
+            dest.write_atomic(rel, &data, false)?;
             files.push(entry(out, rel, "file")?);
         }
         let (records, head) = audit_head(&out.join(DB_FILE)).await?;
@@ -226,17 +201,24 @@ impl Ca {
         };
         let json =
             serde_json::to_vec_pretty(&manifest).map_err(|e| EngineError::Config(e.to_string()))?;
-        write_file(&out.join(MANIFEST), &json, false)?;
+        dest.write_atomic(MANIFEST, &json, false)?;
         Ok(manifest)
     }
 }
 
-/// Count and last hash of the audit chain in a database file (opened on a copy).
-async fn audit_head(db: &Path) -> EngineResult<(i64, String)> {
+/// Opens a throw-away copy of a database file (the original stays untouched:
+/// opening runs migrations and creates WAL files).
+async fn open_copy(db: &Path) -> EngineResult<(tempfile::TempDir, SqliteStore)> {
     let tmp = tempfile::tempdir().map_err(io("creating a temporary directory".into()))?;
     let copy = tmp.path().join(DB_FILE);
     fs::copy(db, &copy).map_err(io(format!("copying {}", db.display())))?;
     let store = SqliteStore::open(&copy, crate::audit::chain_hash).await?;
+    Ok((tmp, store))
+}
+
+/// Count and last hash of the audit chain in a database file (opened on a copy).
+async fn audit_head(db: &Path) -> EngineResult<(i64, String)> {
+    let (_tmp, store) = open_copy(db).await?;
     store.integrity_check().await?;
     let (mut n, mut head, mut from) = (0i64, lockbox_store::GENESIS_HASH.to_string(), 0i64);
     loop {
@@ -347,10 +329,7 @@ async fn key_checks(
         &fs::read_to_string(dir.join(CONFIG_FILE)).map_err(io("reading lockbox.toml".into()))?,
     )
     .map_err(|e| EngineError::Config(format!("lockbox.toml: {e}")))?;
-    let tmp = tempfile::tempdir().map_err(io("creating a temporary directory".into()))?;
-    let copy = tmp.path().join(DB_FILE);
-    fs::copy(dir.join(DB_FILE), &copy).map_err(io("copying the database".into()))?;
-    let store = SqliteStore::open(&copy, crate::audit::chain_hash).await?;
+    let (_tmp, store) = open_copy(&dir.join(DB_FILE)).await?;
     let (mut ok, mut problems) = (0, vec![]);
     for f in manifest.files.iter().filter(|f| f.kind == "key") {
         let key = match decrypt_key(dir, &f.path, pass) {
@@ -452,7 +431,7 @@ pub async fn restore(
     let target = Home::new(home);
     for f in check.manifest.files.iter().filter(|f| f.kind == "file") {
         let data = fs::read(dir.join(&f.path)).map_err(io(format!("reading {}", f.path)))?;
-        write_file(&home.join(&f.path), &data, false)?;
+        target.write_atomic(&f.path, &data, false)?;
     }
     let config = target.load_config()?;
     let ca_pass = passphrase(&target, config.ca.passphrase_file.as_deref())?;
@@ -469,21 +448,22 @@ pub async fn restore(
             None
         };
         let pem = crate::ca::key_pem(&key, pass)?;
-        write_file(&home.join(&f.path), pem.as_bytes(), true)?;
+        target.write_atomic(&f.path, pem.as_bytes(), true)?;
     }
-    let db_rel = config
-        .database
-        .url
-        .strip_prefix("sqlite:")
-        .map(|f| f.trim_start_matches("//"))
-        .ok_or_else(|| EngineError::Config("unsupported database URL".into()))?;
-    if Path::new(db_rel).is_absolute() {
+    let db_path = crate::ca::database_path(&target, &config)?;
+    if !db_path.starts_with(home) {
         return Err(EngineError::Config(format!(
-            "the database path {db_rel} is absolute: restore needs it inside the home (database.url = \"sqlite:ca.db\")"
+            "the database path {} is outside the home: restore needs it inside (database.url = \"sqlite:ca.db\")",
+            db_path.display()
         )));
     }
     let db = fs::read(dir.join(DB_FILE)).map_err(io("reading the database".into()))?;
-    write_file(&home.join(db_rel), &db, true)?;
+    let db_rel = db_path
+        .strip_prefix(home)
+        .ok()
+        .and_then(|p| p.to_str())
+        .ok_or_else(|| EngineError::Config("the database path is not UTF-8".into()))?;
+    target.write_atomic(db_rel, &db, true)?;
 
     // Open and check what was restored.
     let ca = Ca::open(home).await?;

@@ -275,17 +275,22 @@ fn is_ca_cert(cert: &Certificate) -> bool {
         .is_some_and(|b| b.ca)
 }
 
-async fn open_store(home: &Home, config: &Config) -> EngineResult<Arc<dyn Store>> {
+/// The SQLite file the configuration names (relative paths are inside the home).
+pub(crate) fn database_path(home: &Home, config: &Config) -> EngineResult<PathBuf> {
     let url = &config.database.url;
     let file = url.strip_prefix("sqlite:").ok_or_else(|| {
         EngineError::Config(format!("unsupported database URL '{url}' (sqlite:FILE)"))
     })?;
     let file = file.trim_start_matches("//");
-    let path = if Path::new(file).is_absolute() {
+    Ok(if Path::new(file).is_absolute() {
         PathBuf::from(file)
     } else {
         home.path(file)
-    };
+    })
+}
+
+async fn open_store(home: &Home, config: &Config) -> EngineResult<Arc<dyn Store>> {
+    let path = database_path(home, config)?;
     Ok(Arc::new(
         SqliteStore::open(&path, crate::audit::chain_hash).await?,
     ))

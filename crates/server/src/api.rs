@@ -27,18 +27,24 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// The HTTP status for an engine error kind (`denied_as`: policy refusals,
+/// which the REST API and the form-based protocols report differently).
+pub(crate) fn http_status(e: &EngineError, denied_as: StatusCode) -> StatusCode {
+    match e.kind() {
+        "bad_input" => StatusCode::BAD_REQUEST,
+        "denied" => denied_as,
+        "not_found" => StatusCode::NOT_FOUND,
+        "conflict" => StatusCode::CONFLICT,
+        "forbidden" => StatusCode::FORBIDDEN,
+        "unauthorized" => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
-        let status = match e.kind() {
-            "bad_input" => StatusCode::BAD_REQUEST,
-            "denied" => StatusCode::UNPROCESSABLE_ENTITY,
-            "not_found" => StatusCode::NOT_FOUND,
-            "conflict" => StatusCode::CONFLICT,
-            "forbidden" => StatusCode::FORBIDDEN,
-            "unauthorized" => StatusCode::UNAUTHORIZED,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = http_status(&e, StatusCode::UNPROCESSABLE_ENTITY);
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "internal error");
             "internal error (see the server log)".to_string()
@@ -119,14 +125,18 @@ async fn authenticated(ca: &Ca, headers: &HeaderMap) -> ApiResult<Actor> {
 pub(crate) async fn enrollee(ca: &Ca, headers: &HeaderMap) -> ApiResult<Actor> {
     match caller(ca, headers).await? {
         Some(a) => Ok(a),
-        None if ca.config().server.allow_anonymous_enrollment => {
-            let mut a = Actor::anonymous();
-            a.groups
-                .push(lockbox_engine::authz::AUTHENTICATED_USERS.into());
-            Ok(a)
-        }
-        None => Err(unauthorized()),
+        None => anonymous_enrollee(ca).ok_or_else(unauthorized),
     }
+}
+
+/// The anonymous caller as an Authenticated User, when the CA allows it.
+pub(crate) fn anonymous_enrollee(ca: &Ca) -> Option<Actor> {
+    ca.config().server.allow_anonymous_enrollment.then(|| {
+        let mut a = Actor::anonymous();
+        a.groups
+            .push(lockbox_engine::authz::AUTHENTICATED_USERS.into());
+        a
+    })
 }
 
 /// Set by the connection layer (never by clients) to the verified TLS client certificate's SHA-1.

@@ -18,7 +18,7 @@ use axum::Router;
 use lockbox_codec::pem::encode_pem;
 use lockbox_engine::{Actor, Ca, Disposition, EngineError, Outcome, SubmitOptions};
 
-use crate::api::{base64_encode, caller};
+use crate::api::{anonymous_enrollee, base64_encode, caller, http_status};
 
 /// The `/certsrv/` routes (state: the CA).
 pub(crate) fn routes() -> Router<Arc<Ca>> {
@@ -40,13 +40,8 @@ pub(crate) fn routes() -> Router<Arc<Ca>> {
 async fn web_user(ca: &Ca, headers: &HeaderMap) -> Result<Actor, Response> {
     match caller(ca, headers).await {
         Ok(Some(a)) => Ok(a),
-        Ok(None) if ca.config().server.allow_anonymous_enrollment => {
-            let mut a = Actor::anonymous();
-            a.groups
-                .push(lockbox_engine::authz::AUTHENTICATED_USERS.into());
-            Ok(a)
-        }
-        _ => Err(challenge()),
+        Ok(None) => anonymous_enrollee(ca).ok_or_else(challenge),
+        Err(_) => Err(challenge()),
     }
 }
 
@@ -253,15 +248,7 @@ fn engine_failure_page(e: &EngineError) -> Response {
         )
             .into_response();
     }
-    let status = match e.kind() {
-        "bad_input" => StatusCode::BAD_REQUEST,
-        "denied" => StatusCode::OK,
-        "forbidden" => StatusCode::FORBIDDEN,
-        "not_found" => StatusCode::NOT_FOUND,
-        "conflict" => StatusCode::CONFLICT,
-        "unauthorized" => StatusCode::UNAUTHORIZED,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
+    let status = http_status(e, StatusCode::OK);
     let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = %e, "certsrv: internal error");
         "internal error (see the server log)".to_string()

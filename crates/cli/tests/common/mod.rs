@@ -157,3 +157,55 @@ pub fn ca_with_one_kra(d: &Path) -> std::path::PathBuf {
     ok(lockbox(&["--home", h, "kra", "required", "1"]));
     home
 }
+
+/// Runs `lockbox` with `LOCKBOX_HOME` set to `home`.
+pub fn lb(home: &Path, args: &[&str]) -> Output {
+    lockbox_cmd(args)
+        .env("LOCKBOX_HOME", home)
+        .output()
+        .expect("run lockbox")
+}
+
+/// Runs the `openssl` CLI.
+pub fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is required")
+}
+
+/// Enrolls `cn` for ExchangeUser with its key archived (`d/NAME.req|key|pem`);
+/// returns the certificate file, the key file and the serial number.
+pub fn enroll(
+    home: &Path,
+    d: &Path,
+    name: &str,
+    cn: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let req = d.join(format!("{name}.req"));
+    let key = d.join(format!("{name}.key"));
+    let pem = d.join(format!("{name}.pem"));
+    ok(lb(
+        home,
+        &[
+            "request",
+            "new",
+            "--template",
+            "ExchangeUser",
+            "--subject",
+            &format!("CN={cn}"),
+            "--archive",
+            "--out",
+            s(&req),
+            "--key-out",
+            s(&key),
+        ],
+    ));
+    let out: serde_json::Value = serde_json::from_str(&ok(lb(
+        home,
+        &["submit", s(&req), "--out", s(&pem), "--json"],
+    )))
+    .unwrap();
+    assert_eq!(out["archived"], true);
+    (pem, key, out["serial"].as_str().unwrap().to_string())
+}
