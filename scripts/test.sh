@@ -35,6 +35,17 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import certipy, crypt
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "certipy-ad==5.1.0" "certsrv==2.1.1"
 fi
 export LOCKBOX_CERTIPY_PYTHON="$venv/bin/python"
+# Headless Chromium (Debian's; Playwright cannot download browsers here) and
+# playwright-core for the browser tests (tests/browser).
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
 if ! cargo audit --version >/dev/null 2>&1; then
   cargo install --quiet --locked cargo-audit
 fi

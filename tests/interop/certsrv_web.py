@@ -1,7 +1,11 @@
 """Web enrollment (/certsrv/) interop: the `certsrv` PyPI client and Certipy's
 web enrollment functions, unchanged, against a running Lockbox server.
 
-Usage: certsrv_web.py submit|retrieve HOST:PORT CA_PEM USER PASSWORD [REQ_ID]
+Usage: certsrv_web.py submit|retrieve|impacket HOST:PORT CA_PEM USER PASSWORD [REQ_ID|TEMPLATE]
+
+`impacket` runs impacket's ntlmrelayx AD CS attack code (ADCSAttack._run, as
+shipped) over a connection that authenticates with Basic instead of a relayed
+NTLM session: the requests and the page parsing are impacket's own.
 Prints one JSON document with what it saw; any failed check exits non-zero.
 """
 
@@ -50,8 +54,52 @@ class Collect(logging.Handler):
         self.lines.append(record.getMessage())
 
 
+def impacket_enroll(server, cafile, user, password, template):
+    import base64
+    import http.client
+    import os
+    import ssl
+    import tempfile
+    import types
+
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from impacket.examples.ntlmrelayx.attacks.httpattacks.adcsattack import ADCSAttack
+
+    host, port = server.rsplit(":", 1)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    class Authenticated(http.client.HTTPSConnection):
+        # ntlmrelayx hands ADCSAttack an already-authenticated connection;
+        # here every request carries Basic credentials instead.
+        def request(self, method, url, body=None, headers=None, **kw):
+            headers = dict(headers or {})
+            headers["Authorization"] = f"Basic {token}"
+            return super().request(method, url, body=body, headers=headers, **kw)
+
+    ctx = ssl.create_default_context(cafile=cafile)
+    loot = tempfile.mkdtemp()
+    attack = ADCSAttack.__new__(ADCSAttack)
+    attack.client = Authenticated(host, int(port), context=ctx)
+    attack.username = user
+    attack.config = types.SimpleNamespace(template=template, altName=None, lootdir=loot)
+    attack._run()
+    pfx = os.path.join(loot, f"{user}.pfx")
+    out = {"impacket_pfx": os.path.exists(pfx)}
+    if out["impacket_pfx"]:
+        with open(pfx, "rb") as f:
+            key, cert, _ = pkcs12.load_key_and_certificates(f.read(), None)
+        with open(cafile, "rb") as f:
+            cert.verify_directly_issued_by(x509.load_pem_x509_certificate(f.read()))
+        out["impacket_subject"] = cert.subject.rfc4514_string()
+        out["impacket_key_matches"] = same_key(cert, key)
+    return out
+
+
 def main():
     mode, server, cafile, user, password = sys.argv[1:6]
+    if mode == "impacket":
+        print(json.dumps(impacket_enroll(server, cafile, user, password, sys.argv[6])))
+        return
     ca = Certsrv(server, user, password, auth_method="basic", cafile=cafile)
     out = {}
     with open(cafile, "rb") as f:

@@ -89,6 +89,16 @@ fn certsrv_clients_enroll_and_collect_pending_certificates() {
     assert_eq!(v["junk_has_error_number"], true, "{v}");
     let pending = v["pending_id"].as_i64().unwrap().to_string();
 
+    // impacket's ntlmrelayx AD CS client (its own request and page parsing)
+    let out = ok(script(
+        d,
+        &["impacket", &listen, s(&ca_pem), "webalice", pw, "User"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+    assert_eq!(v["impacket_pfx"], true, "{v}");
+    assert_eq!(v["impacket_subject"], "CN=webalice", "{v}");
+    assert_eq!(v["impacket_key_matches"], true, "{v}");
+
     // the officer approves; the user collects it the way certsrv clients do
     ok(lockbox(&["--home", h, "issue", &pending]));
     let out = ok(script(

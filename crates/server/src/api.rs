@@ -197,8 +197,25 @@ pub(crate) fn routes(ca: Arc<Ca>) -> Router {
             post(template_duplicate),
         )
         .merge(crate::certsrv::routes())
+        .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_request(host_from_authority))
         .with_state(ca)
+}
+
+/// HTTP/2 carries the host in `:authority`, not in a `Host` header: copy it
+/// there so same-origin checks see the same thing on both protocol versions.
+async fn host_from_authority(mut req: axum::extract::Request) -> axum::extract::Request {
+    if !req.headers().contains_key(header::HOST) {
+        if let Some(v) = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            req.headers_mut().insert(header::HOST, v);
+        }
+    }
+    req
 }
 
 async fn health(State(ca): State<AppState>) -> impl IntoResponse {

@@ -27,6 +27,8 @@ pub(crate) fn routes() -> Router<Arc<Ca>> {
         .route("/certsrv/", get(home))
         .route("/certsrv/default.asp", get(home))
         .route("/certsrv/certrqxt.asp", get(advanced_form))
+        .route("/certsrv/certrqma.asp", get(browser_form))
+        .route("/certsrv/lockbox-enroll.js", get(enroll_script))
         .route("/certsrv/certfnsh.asp", get(advanced_form).post(finish))
         .route("/certsrv/certnew.cer", get(certnew_cer))
         .route("/certsrv/certnew.p7b", get(certnew_p7b))
@@ -90,7 +92,7 @@ async fn home(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
         Err(r) => return r,
     };
     let body = format!(
-        "<p>Signed in as {user}. This certification authority ({ca}) issues certificates and archives encryption keys.</p>\n<ul>\n<li><a href=\"certrqxt.asp\">Submit an advanced certificate request</a> (PKCS #10 or CMC, base64)</li>\n<li><a href=\"certckpn.asp\">View the status of a pending certificate request</a></li>\n<li><a href=\"certcarc.asp\">Download a CA certificate, certificate chain, or CRL</a></li>\n</ul>",
+        "<p>Signed in as {user}. This certification authority ({ca}) issues certificates and archives encryption keys.</p>\n<ul>\n<li><a href=\"certrqma.asp\">Request a certificate</a> (the key is generated in this browser and archived by the CA when the template asks for it)</li>\n<li><a href=\"certrqxt.asp\">Submit an advanced certificate request</a> (PKCS #10 or CMC, base64)</li>\n<li><a href=\"certckpn.asp\">View the status of a pending certificate request</a></li>\n<li><a href=\"certcarc.asp\">Download a CA certificate, certificate chain, or CRL</a></li>\n</ul>",
         user = esc(&user.name),
         ca = esc(&ca.config().ca.name),
     );
@@ -107,6 +109,70 @@ async fn advanced_form(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Respons
         body,
     ))
     .into_response()
+}
+
+/// The browser enrollment page: the key is generated and, for archiving
+/// templates, enveloped to the CA exchange certificate by `lockbox-enroll.js`.
+async fn browser_form(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
+    // An archived key must belong to someone who can later ask for it back:
+    // this page always asks who the user is (the browser then sends the same
+    // credentials with the requests the script makes under /certsrv/).
+    let user = match caller(&ca, &headers).await {
+        Ok(Some(u)) => u,
+        _ => return challenge(),
+    };
+    let (templates, on_ca) = match (ca.templates().await, ca.ca_templates().await) {
+        (Ok(t), Ok(c)) => (t, c),
+        (Err(e), _) | (_, Err(e)) => return engine_failure_page(&e),
+    };
+    let mut options = String::new();
+    for t in templates
+        .iter()
+        .filter(|t| on_ca.contains(&t.name) && !t.ca)
+    {
+        if ca
+            .authorize(&user, lockbox_engine::authz::Op::Enroll(t))
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        options.push_str(&format!(
+            "<option value=\"{n}\"{sel}>{d}{a}</option>\n",
+            n = esc(&t.name),
+            d = esc(&t.display_name),
+            a = if t.archive_private_key {
+                " (key archived)"
+            } else {
+                ""
+            },
+            sel = if t.archive_private_key && !options.contains(" selected") {
+                " selected"
+            } else {
+                ""
+            },
+        ));
+    }
+    let body = format!(
+        "<noscript><p>This page needs JavaScript: the key is made in your browser.</p></noscript>\n<form id=\"enroll\">\n<p><label for=\"template\">Certificate template:</label> <select id=\"template\" name=\"template\">\n{options}</select></p>\n<p><label for=\"cn\">Name:</label> <input id=\"cn\" name=\"cn\" type=\"text\" value=\"{cn}\" required></p>\n<p><label for=\"bits\">Key size:</label> <select id=\"bits\" name=\"bits\"><option>2048</option><option>3072</option><option>4096</option></select></p>\n<p><label for=\"password\">Password for the PKCS #12 file:</label> <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" minlength=\"8\" required></p>\n<p><input type=\"submit\" id=\"btnEnroll\" value=\"Submit\"></p>\n</form>\n<p id=\"result\" role=\"status\"></p>\n<p id=\"download\"></p>\n<script src=\"lockbox-enroll.js\"></script>",
+        cn = esc(user.name.rsplit('\\').next().unwrap_or(&user.name)),
+    );
+    Html(page("Request a Certificate", &body)).into_response()
+}
+
+/// The enrollment script (WebCrypto key generation, CMC archival request, PKCS#12).
+async fn enroll_script() -> Response {
+    let mut r = include_str!("../assets/enroll.js").into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
 }
 
 /// A browser's cross-site form post carries a foreign `Origin`; certsrv
@@ -194,7 +260,7 @@ fn outcome_page(o: &Outcome) -> Response {
     match o.disposition {
         Disposition::Issued => {
             let body = format!(
-                "<p>The certificate you requested (request {id}) has been issued.</p>\n<p>Download it: <a href=\"certnew.cer?ReqID={id}&amp;Enc=bin\">DER encoded</a> or <a href=\"certnew.cer?ReqID={id}&amp;Enc=b64\">Base 64 encoded</a>; with its chain: <a href=\"certnew.p7b?ReqID={id}&amp;Enc=bin\">PKCS #7</a>.</p>\n<script>var nReqId={id}; var sCertUrl=\"certnew.cer?ReqID={id}&\";</script>"
+                "<p>The certificate you requested (request {id}) has been issued.</p>\n<p>Download it: <a href=\"certnew.cer?ReqID={id}&amp;Enc=bin\">DER encoded</a> or <a href=\"certnew.cer?ReqID={id}&amp;Enc=b64\">Base 64 encoded</a>; with its chain: <a href=\"certnew.p7b?ReqID={id}&amp;Enc=bin\">PKCS #7</a>.</p>\n<script>var nReqId={id}; var sCertUrl=\"certnew.cer?ReqID={id}&\";\nfunction getEncoding() {{ return \"Enc=b64\"; }}\nfunction handleGetCert() {{ location=\"certnew.cer?ReqID={id}&\"+getEncoding(); }}</script>"
             );
             Html(page("Certificate Issued", &body)).into_response()
         }
@@ -448,7 +514,7 @@ async fn pending_status(
         );
     };
     let Some(id) = q.req_id else {
-        let body = "<form method=\"get\" action=\"certckpn.asp\">\n<p><label for=\"ReqID\">Request ID:</label> <input id=\"ReqID\" name=\"ReqID\" type=\"number\" min=\"1\"> <input type=\"submit\" value=\"Check\"></p>\n</form>";
+        let body = "<form method=\"get\" action=\"certckpn.asp\">\n<p><label for=\"ReqID\">Request ID:</label> <input id=\"ReqID\" name=\"ReqID\" type=\"number\" min=\"1\"> <input type=\"submit\" value=\"Check\"></p>\n</form>\n<h4>Requests made from this browser</h4>\n<div id=\"browser-pending\"></div>\n<script src=\"lockbox-enroll.js\"></script>";
         return Html(page(
             "View the Status of a Pending Certificate Request",
             body,

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod certsrv;
+pub mod console;
 mod openapi;
 pub mod tls;
 

@@ -1,0 +1,882 @@
+//! The officer console (`/console/`): role-aware HTML pages for certificate
+//! managers, CA administrators and auditors.
+//!
+//! Every page authenticates the caller (HTTP Basic against Lockbox principals,
+//! or the API's other schemes) and asks the engine, which decides every
+//! operation; the console only hides what the caller could not use anyway.
+//! Markup is built with `maud`, which escapes every interpolated value. Every
+//! form carries a CSRF token bound to the signed-in principal (HMAC under a
+//! per-process key) and cross-origin posts are refused. No key material is
+//! ever rendered: recovery blobs (encrypted to the KRAs) are downloads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use lockbox_engine::authz::Role;
+use lockbox_engine::{Actor, Ca, Disposition, EngineError};
+use maud::{html, Markup, DOCTYPE};
+
+use crate::api::{caller, http_status};
+
+/// The `/console/` routes (state: the CA).
+pub(crate) fn routes() -> Router<Arc<Ca>> {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/") }))
+        .route("/console/", get(dashboard))
+        .route("/console/console.css", get(stylesheet))
+        .route("/console/requests", get(requests))
+        .route("/console/requests/{id}/{action}", post(decide))
+        .route("/console/revoke", post(revoke))
+        .route("/console/recovery", get(recovery))
+        .route("/console/recovery/blob", post(recovery_blob))
+        .route("/console/kra", get(kras))
+        .route("/console/kra/required", post(kra_required))
+        .route("/console/templates", get(templates))
+        .route("/console/audit", get(audit))
+        .route("/console/audit/verify", post(audit_verify))
+        .route(
+            "/console/restrictions",
+            get(restrictions).post(set_restrictions),
+        )
+}
+
+/// The signed-in caller and the CSRF token its forms carry.
+struct Session {
+    actor: Actor,
+    csrf: String,
+}
+
+fn csrf_key() -> &'static [u8; 32] {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut k = [0u8; 32];
+        match lockbox_crypto::random::random_bytes(32) {
+            Ok(b) => k.copy_from_slice(&b),
+            // No randomness: a process-unique fallback is still better than a
+            // constant, but the service should not run like this; log it.
+            Err(e) => {
+                tracing::error!(error = %e, "console: no random CSRF key");
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                k = lockbox_crypto::digest::sha256(
+                    format!("{t}:{}", std::process::id()).as_bytes(),
+                );
+            }
+        }
+        k
+    })
+}
+
+fn csrf_message(actor: &Actor) -> Vec<u8> {
+    format!("lockbox-console-csrf\0{}", actor.name).into_bytes()
+}
+
+/// The CSRF token of a principal's forms.
+fn csrf_token(actor: &Actor) -> String {
+    hex::encode(lockbox_crypto::digest::hmac_sha256(
+        csrf_key(),
+        &csrf_message(actor),
+    ))
+}
+
+fn csrf_ok(actor: &Actor, token: Option<&String>) -> bool {
+    token
+        .and_then(|t| hex::decode(t.trim()).ok())
+        .is_some_and(|t| {
+            lockbox_crypto::digest::hmac_sha256_verify(csrf_key(), &csrf_message(actor), &t)
+        })
+}
+
+/// A browser's post from another origin carries a foreign `Origin`.
+fn cross_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+    origin == "null" || !origin_host.eq_ignore_ascii_case(host)
+}
+
+fn challenge() -> Response {
+    let mut r = page_response(
+        StatusCode::UNAUTHORIZED,
+        html! {
+            (DOCTYPE)
+            html lang="en" { head { meta charset="utf-8"; title { "Sign in - Lockbox console" } }
+            body { h1 { "Authentication required" } p { "Sign in with your Lockbox user name and password." } } }
+        },
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"Lockbox console\", charset=\"UTF-8\""),
+    );
+    r
+}
+
+async fn session(ca: &Ca, headers: &HeaderMap) -> Result<Session, Response> {
+    match caller(ca, headers).await {
+        Ok(Some(actor)) => Ok(Session {
+            csrf: csrf_token(&actor),
+            actor,
+        }),
+        _ => Err(challenge()),
+    }
+}
+
+/// A session for a form post: authenticated, same origin, valid CSRF token.
+async fn post_session(
+    ca: &Ca,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Session, Response> {
+    let s = session(ca, headers).await?;
+    if cross_origin(headers) || !csrf_ok(&s.actor, form.get("csrf")) {
+        return Err(error_page(
+            ca,
+            &s,
+            StatusCode::FORBIDDEN,
+            "The form was refused: its anti-forgery token is missing or wrong, or it came from another site. Reload the page and try again.",
+        ));
+    }
+    Ok(s)
+}
+
+fn page_response(status: StatusCode, m: Markup) -> Response {
+    let mut r = (status, axum::response::Html(m.into_string())).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // `no-referrer` would make browsers send `Origin: null` with same-origin posts.
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// What the navigation offers a caller.
+struct Nav {
+    database: bool,
+    manager: bool,
+    admin: bool,
+    auditor: bool,
+}
+
+fn nav_for(a: &Actor) -> Nav {
+    let admin = a.local_admin || a.has(Role::CaAdministrator);
+    let manager = a.local_admin || a.has(Role::CertificateManager);
+    let auditor = a.has(Role::Auditor);
+    Nav {
+        database: admin || manager || auditor,
+        manager,
+        admin,
+        auditor,
+    }
+}
+
+fn layout(ca: &Ca, s: &Session, title: &str, body: Markup) -> Markup {
+    let n = nav_for(&s.actor);
+    let roles: Vec<&str> = s.actor.roles.iter().map(|r| r.name()).collect();
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (title) " - Lockbox console" }
+                link rel="stylesheet" href="/console/console.css";
+            }
+            body {
+                header {
+                    span.brand { "Lockbox — " (ca.config().ca.name) }
+                    nav {
+                        a href="/console/" { "Overview" }
+                        @if n.database {
+                            a href="/console/requests?view=pending" id="nav-pending" { "Pending" }
+                            a href="/console/requests?view=issued" id="nav-issued" { "Issued" }
+                            a href="/console/requests?view=revoked" id="nav-revoked" { "Revoked" }
+                            a href="/console/requests?view=failed" id="nav-failed" { "Failed" }
+                        }
+                        @if n.manager { a href="/console/recovery" id="nav-recovery" { "Key recovery" } }
+                        @if n.database { a href="/console/kra" id="nav-kra" { "Recovery agents" } }
+                        a href="/console/templates" id="nav-templates" { "Templates" }
+                        @if n.auditor { a href="/console/audit" id="nav-audit" { "Audit" } }
+                        @if n.admin { a href="/console/restrictions" id="nav-restrictions" { "Manager restrictions" } }
+                    }
+                    span.user id="signed-in" {
+                        "Signed in as " strong { (s.actor.name) }
+                        @if !roles.is_empty() { " (" (roles.join(", ")) ")" }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+fn render(ca: &Ca, s: &Session, title: &str, body: Markup) -> Response {
+    page_response(StatusCode::OK, layout(ca, s, title, body))
+}
+
+fn error_page(ca: &Ca, s: &Session, status: StatusCode, message: &str) -> Response {
+    page_response(
+        status,
+        layout(
+            ca,
+            s,
+            "Not done",
+            html! { p.error id="error" role="alert" { (message) } },
+        ),
+    )
+}
+
+fn engine_error(ca: &Ca, s: &Session, e: &EngineError) -> Response {
+    let status = http_status(e, StatusCode::UNPROCESSABLE_ENTITY);
+    let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %e, "console: internal error");
+        "internal error (see the server log)".to_string()
+    } else {
+        format!("{e} (0x{:08x})", e.code())
+    };
+    error_page(ca, s, status, &message)
+}
+
+fn hidden_csrf(s: &Session) -> Markup {
+    html! { input type="hidden" name="csrf" value=(s.csrf); }
+}
+
+fn when(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+async fn stylesheet() -> Response {
+    let mut r = CSS.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    r
+}
+
+const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b}\
+header{background:#1f3a5f;color:#fff;padding:.6em 1em;display:flex;flex-wrap:wrap;gap:1em;align-items:center}\
+header a{color:#fff;margin-right:.8em}.brand{font-weight:bold}.user{margin-left:auto}\
+main{padding:1em}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:.25em .5em;text-align:left;vertical-align:top}\
+th{background:#eef}.error{color:#a00;font-weight:bold}.ok{color:#060;font-weight:bold}form.inline{display:inline}\
+.mono{font-family:monospace}";
+
+async fn dashboard(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
+    let s = match session(&ca, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let n = nav_for(&s.actor);
+    let pending = if n.database {
+        ca.pending(&s.actor).await.map(|p| p.len()).ok()
+    } else {
+        None
+    };
+    let body = html! {
+        p { "Certification authority " strong { (ca.config().ca.name) } "." }
+        @if let Some(p) = pending {
+            p id="pending-count" { (p) " request(s) wait for a certificate manager." }
+        }
+        @if !n.database && !n.auditor {
+            p { "Your account holds no CA role; the console offers you the template list only. Enroll at " a href="/certsrv/" { "/certsrv/" } "." }
+        }
+    };
+    render(&ca, &s, "Overview", body)
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    view: Option<String>,
+    from: Option<i64>,
+    done: Option<String>,
+    id: Option<String>,
+}
+
+/// Rows per page of a request list.
+const PAGE: i64 = 200;
+
+async fn requests(
+    State(ca): State<Arc<Ca>>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let s = match session(&ca, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let view = q.view.as_deref().unwrap_or("pending");
+    let (title, disposition) = match view {
+        "issued" => ("Issued Certificates", "issued"),
+        "revoked" => ("Revoked Certificates", "revoked"),
+        "failed" => ("Failed Requests", "denied"),
+        _ => ("Pending Requests", "pending"),
+    };
+    let from = q.from.unwrap_or(1).max(1);
+    let restrict = format!("Disposition={disposition},RequestID>={from}");
+    let rows = match ca.view(&s.actor, &restrict, PAGE + 1).await {
+        Ok(r) => r,
+        Err(e) => return engine_error(&ca, &s, &e),
+    };
+    let more = rows.len() as i64 > PAGE;
+    let next = rows.get(PAGE as usize).map(|r| r.request_id);
+    let rows = &rows[..rows.len().min(PAGE as usize)];
+    let n = nav_for(&s.actor);
+    let done = q.done.as_deref().map(|d| match d {
+        "issued" => "issued",
+        "denied" => "denied",
+        "revoked" => "revoked",
+        _ => "updated",
+    });
+    let done_id: String =
+        q.id.as_deref()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .take(64)
+            .collect();
+    let body = html! {
+        @if let Some(d) = done {
+            p.ok id="done" role="status" { "Request " (done_id) " " (d) "." }
+        }
+        @if rows.is_empty() {
+            p id="empty" { "No requests." }
+        } @else {
+            table id="requests" {
+                thead { tr {
+                    th { "Request ID" } th { "Requester" } th { "Template" } th { "Subject" }
+                    @if disposition != "pending" && disposition != "denied" { th { "Serial Number" } th { "Expires" } }
+                    @if disposition == "revoked" { th { "Revoked" } th { "Reason" } }
+                    th { "Archived Key" }
+                    th { "Submitted" }
+                    @if disposition == "denied" || disposition == "pending" { th { "Disposition Message" } }
+                    @if n.manager && (disposition == "pending" || disposition == "issued") { th { "Action" } }
+                } }
+                tbody {
+                    @for r in rows {
+                        tr data-request-id=(r.request_id) {
+                            td { (r.request_id) }
+                            td { (r.requester) }
+                            td { (r.template.as_deref().unwrap_or("")) }
+                            td { (r.cert.as_ref().map(|c| c.subject.as_str()).unwrap_or(r.request_subject.as_str())) }
+                            @if disposition != "pending" && disposition != "denied" {
+                                td.mono { (r.cert.as_ref().map(|c| c.serial.as_str()).unwrap_or("")) }
+                                td { (r.cert.as_ref().map(|c| when(c.not_after)).unwrap_or_default()) }
+                            }
+                            @if disposition == "revoked" {
+                                td { (r.revoked_at.map(when).unwrap_or_default()) }
+                                td { (r.revocation_reason.map(lockbox_engine::crl::reason_name).unwrap_or("")) }
+                            }
+                            td.archived { @if r.has_archived_key { "Yes" } @else { "No" } }
+                            td { (when(r.submitted_at)) }
+                            @if disposition == "denied" || disposition == "pending" { td { (r.disposition_message) } }
+                            @if n.manager && disposition == "pending" {
+                                td {
+                                    form.inline method="post" action={"/console/requests/" (r.request_id) "/issue"} {
+                                        (hidden_csrf(&s)) button type="submit" name="issue" { "Issue" }
+                                    }
+                                    " "
+                                    form.inline method="post" action={"/console/requests/" (r.request_id) "/deny"} {
+                                        (hidden_csrf(&s)) button type="submit" name="deny" { "Deny" }
+                                    }
+                                }
+                            }
+                            @if n.manager && disposition == "issued" {
+                                td {
+                                    @if let Some(c) = &r.cert {
+                                        form.inline method="post" action="/console/revoke" {
+                                            (hidden_csrf(&s))
+                                            input type="hidden" name="serial" value=(c.serial);
+                                            select name="reason" aria-label="Revocation reason" {
+                                                @for (name, _) in lockbox_engine::crl::REASONS {
+                                                    option value=(name) { (name) }
+                                                }
+                                            }
+                                            " "
+                                            button type="submit" name="revoke" { "Revoke" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if more {
+                @if let Some(next) = next {
+                    p { a id="next-page" href={"/console/requests?view=" (view) "&from=" (next)} { "Next page" } }
+                }
+            }
+        }
+    };
+    render(&ca, &s, title, body)
+}
+
+async fn decide(
+    State(ca): State<Arc<Ca>>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(i64, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = match post_session(&ca, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let result = match action.as_str() {
+        "issue" => ca.issue(id, &s.actor).await,
+        "deny" => ca.deny(id, &s.actor).await,
+        _ => return error_page(&ca, &s, StatusCode::NOT_FOUND, "unknown action"),
+    };
+    match result {
+        Ok(o) => {
+            let done = match o.disposition {
+                Disposition::Issued => "issued",
+                _ => "denied",
+            };
+            Redirect::to(&format!(
+                "/console/requests?view=pending&done={done}&id={id}"
+            ))
+            .into_response()
+        }
+        Err(e) => engine_error(&ca, &s, &e),
+    }
+}
+
+async fn revoke(
+    State(ca): State<Arc<Ca>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = match post_session(&ca, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let serial = form.get("serial").map(String::as_str).unwrap_or("");
+    let reason = match lockbox_engine::crl::parse_reason(
+        form.get("reason")
+            .map(String::as_str)
+            .unwrap_or("unspecified"),
+    ) {
+        Ok(r) => r,
+        Err(e) => return engine_error(&ca, &s, &e),
+    };
+    match ca.revoke(serial, reason, &s.actor).await {
+        Ok(rec) => Redirect::to(&format!(
+            "/console/requests?view=revoked&done=revoked&id={}",
+            rec.request_id
+        ))
+        .into_response(),
+        Err(e) => engine_error(&ca, &s, &e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+}
+
+async fn recovery(
+    State(ca): State<Arc<Ca>>,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> Response {
+    let s = match session(&ca, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let token = q.q.as_deref().unwrap_or("").trim().to_string();
+    let candidates = if token.is_empty() {
+        None
+    } else {
+        match ca.find_candidates(&s.actor, &token).await {
+            Ok(c) => Some(c),
+            Err(e) => return engine_error(&ca, &s, &e),
+        }
+    };
+    let body = html! {
+        p { "Find the archived keys of a user by common name, UPN, DOMAIN\\user, e-mail, requester, serial number, thumbprint or key ID. The recovery blob you download is encrypted to the key recovery agents; give it to one of them." }
+        form method="get" action="/console/recovery" {
+            label for="q" { "User or certificate: " }
+            input id="q" name="q" type="search" value=(token) required;
+            " " button type="submit" id="search" { "Find" }
+        }
+        @if let Some(c) = &candidates {
+            @if c.is_empty() {
+                p id="empty" { "No archived key matches." }
+            } @else {
+                table id="candidates" {
+                    thead { tr { th { "Request ID" } th { "Serial Number" } th { "Subject" } th { "UPN" } th { "Template" } th { "Valid" } th { "Requester" } th { "Blob" } } }
+                    tbody {
+                        @for k in c {
+                            tr data-request-id=(k.request_id) {
+                                td { (k.request_id) }
+                                td.mono { (k.serial) }
+                                td { (k.subject) }
+                                td { (k.upn.as_deref().unwrap_or("")) }
+                                td { (k.template.as_deref().unwrap_or("")) @if let Some(v) = &k.version { " (" (v) ")" } }
+                                td { (when(k.not_before)) " – " (when(k.not_after)) }
+                                td { (k.requester) }
+                                td {
+                                    form.inline method="post" action="/console/recovery/blob" {
+                                        (hidden_csrf(&s))
+                                        input type="hidden" name="request_id" value=(k.request_id);
+                                        button type="submit" name="download" { "Download recovery blob" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    render(&ca, &s, "Key Recovery", body)
+}
+
+async fn recovery_blob(
+    State(ca): State<Arc<Ca>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = match post_session(&ca, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(id) = form
+        .get("request_id")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+    else {
+        return error_page(&ca, &s, StatusCode::BAD_REQUEST, "request_id is missing");
+    };
+    match ca.get_key_by_request(&s.actor, id).await {
+        Ok(b) => {
+            let mut r = b.blob.into_response();
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pkcs7-mime"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "attachment; filename=\"{}.rec\"",
+                b.candidate.serial
+            )) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => engine_error(&ca, &s, &e),
+    }
+}
+
+async fn kras(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
+    let s = match session(&ca, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let list = match ca.kra_list(&s.actor).await {
+        Ok(l) => l,
+        Err(e) => return engine_error(&ca, &s, &e),
+    };
+    let required = ca.kra_required().await.unwrap_or(0);
+    let usable = list.iter().filter(|k| k.status == "valid").count();
+    let admin = nav_for(&s.actor).admin;
+    let body = html! {
+        p id="kra-summary" {
+            "Keys are archived to " strong { (required) } " of " (list.len()) " configured recovery agent certificate(s); " (usable) " are valid."
+            @if usable < required || required == 0 { " " span.error { "Archival requests will be refused until enough valid agents are configured." } }
+        }
+        table id="kras" {
+            thead { tr { th { "Subject" } th { "Issuer" } th { "Serial Number" } th { "Expires" } th { "Thumbprint" } th { "Status" } } }
+            tbody {
+                @for k in &list {
+                    tr {
+                        td { (k.subject) } td { (k.issuer) } td.mono { (k.serial) }
+                        td { (when(k.not_after)) } td.mono { (k.thumbprint) }
+                        td.status { (k.status) }
+                    }
+                }
+            }
+        }
+        @if admin {
+            form method="post" action="/console/kra/required" {
+                (hidden_csrf(&s))
+                label for="required" { "Number of recovery agents to use: " }
+                input id="required" name="required" type="number" min="1" max=(list.len().max(1)) value=(required);
+                " " button type="submit" { "Apply" }
+            }
+        }
+    };
+    render(&ca, &s, "Key Recovery Agents", body)
+}
+
+async fn kra_required(
+    State(ca): State<Arc<Ca>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = match post_session(&ca, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(n) = form
+        .get("required")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    else {
+        return error_page(&ca, &s, StatusCode::BAD_REQUEST, "give a number");
+    };
+    match ca.set_kra_required(&s.actor, n).await {
+        Ok(()) => Redirect::to("/console/kra").into_response(),
+        Err(e) => engine_error(&ca, &s, &e),
+    }
+}
+
+async fn templates(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
+    let s = match session(&ca, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (all, on_ca) = match (ca.templates().await, ca.ca_templates().await) {
+        (Ok(a), Ok(c)) => (a, c),
+        (Err(e), _) | (_, Err(e)) => return engine_error(&ca, &s, &e),
+    };
+    let body = html! {
+        table id="templates" {
+            thead { tr { th { "Name" } th { "Display name" } th { "Version" } th { "Issued by this CA" } th { "Archive key" } th { "Approval" } th { "Key" } th { "Validity" } th { "Enroll" } } }
+            tbody {
+                @for t in all.iter().filter(|t| !t.internal) {
+                    tr {
+                        td { (t.name) } td { (t.display_name) }
+                        td { (t.major_version) "." (t.minor_version) }
+                        td { @if on_ca.contains(&t.name) { "Yes" } @else { "No" } }
+                        td { @if t.archive_private_key { "Yes" } @else { "No" } }
+                        td { @if t.requires_approval { "Certificate manager" } @else { "None" } }
+                        td { (t.key_algorithms.join(", ")) " ≥ " (t.min_key_size) }
+                        td { (t.validity.to_string()) }
+                        td { (t.enroll.join(", ")) }
+                    }
+                }
+            }
+        }
+    };
+    render(&ca, &s, "Certificate Templates", body)
+}
+
+async fn audit(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
+    let s = match session(&ca, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let records = match ca.audit_list(&s.actor, None, 1_000_000).await {
+        Ok(r) => r,
+        Err(e) => return engine_error(&ca, &s, &e),
+    };
+    let total = records.len();
+    let shown = &records[total.saturating_sub(500)..];
+    let body = html! {
+        form method="post" action="/console/audit/verify" {
+            (hidden_csrf(&s))
+            button type="submit" id="verify" { "Verify the audit chain" }
+        }
+        p { (total) " record(s); the latest " (shown.len()) " are shown, newest first." }
+        table id="audit" {
+            thead { tr { th { "#" } th { "When" } th { "Who" } th { "Category" } th { "Action" } th { "Target" } th { "Outcome" } } }
+            tbody {
+                @for r in shown.iter().rev() {
+                    tr {
+                        td { (r.seq) } td { (when(r.entry.at)) } td { (r.entry.actor) }
+                        td { (r.entry.category) } td { (r.entry.action) } td { (r.entry.target) }
+                        td { (r.entry.outcome) }
+                    }
+                }
+            }
+        }
+    };
+    render(&ca, &s, "Audit Trail", body)
+}
+
+async fn audit_verify(
+    State(ca): State<Arc<Ca>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = match post_session(&ca, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let report = match ca.audit_verify(&s.actor).await {
+        Ok(r) => r,
+        Err(e) => return engine_error(&ca, &s, &e),
+    };
+    let body = html! {
+        @if report.problems.is_empty() {
+            p.ok id="verify-result" role="status" {
+                "The audit chain is intact: " (report.records) " record(s), " (report.signed_heads) " signed head(s) verified."
+            }
+        } @else {
+            p.error id="verify-result" role="alert" {
+                "The audit chain is broken: " (report.problems.len()) " problem(s) in " (report.records) " record(s)."
+            }
+            ul { @for p in &report.problems { li { "#" (p.position) ": " (p.problem) } } }
+        }
+        p { a href="/console/audit" { "Back to the audit trail" } }
+    };
+    render(&ca, &s, "Audit Verification", body)
+}
+
+async fn restrictions(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
+    let s = match session(&ca, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let grants = match ca.role_grants(&s.actor).await {
+        Ok(g) => g,
+        Err(e) => return engine_error(&ca, &s, &e),
+    };
+    let mut managers = Vec::new();
+    for (who, role) in grants {
+        if role == Role::CertificateManager.name() {
+            let (groups, templates) = ca.restrictions(&who).await.unwrap_or_default();
+            managers.push((who, groups, templates));
+        }
+    }
+    let body = html! {
+        p { "A restricted certificate manager may act only on requests of members of the listed groups and for the listed templates; empty lists leave it unrestricted." }
+        table id="restrictions" {
+            thead { tr { th { "Certificate manager" } th { "Groups" } th { "Templates" } } }
+            tbody {
+                @for (who, groups, templates) in &managers {
+                    tr {
+                        td { (who) }
+                        td { @if groups.is_empty() { "(any)" } @else { (groups.join(", ")) } }
+                        td { @if templates.is_empty() { "(any)" } @else { (templates.join(", ")) } }
+                    }
+                }
+            }
+        }
+        h2 { "Set restrictions" }
+        form method="post" action="/console/restrictions" {
+            (hidden_csrf(&s))
+            p { label for="manager" { "Manager: " }
+                select id="manager" name="manager" { @for (who, _, _) in &managers { option value=(who) { (who) } } } }
+            p { label for="groups" { "Groups (comma separated): " } input id="groups" name="groups" type="text"; }
+            p { label for="templates" { "Templates (comma separated): " } input id="templates" name="templates" type="text"; }
+            button type="submit" { "Apply" }
+        }
+    };
+    render(&ca, &s, "Certificate Manager Restrictions", body)
+}
+
+fn list_field(form: &HashMap<String, String>, name: &str) -> Vec<String> {
+    form.get(name)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn set_restrictions(
+    State(ca): State<Arc<Ca>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = match post_session(&ca, &headers, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let manager = form.get("manager").map(String::as_str).unwrap_or("").trim();
+    if manager.is_empty() {
+        return error_page(&ca, &s, StatusCode::BAD_REQUEST, "choose a manager");
+    }
+    match ca
+        .set_restrictions(
+            &s.actor,
+            manager,
+            list_field(&form, "groups"),
+            list_field(&form, "templates"),
+        )
+        .await
+    {
+        Ok(()) => Redirect::to("/console/restrictions").into_response(),
+        Err(e) => engine_error(&ca, &s, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_tokens_are_bound_to_the_principal() {
+        let alice = Actor::anonymous();
+        let mut bob = Actor::anonymous();
+        bob.name = "bob".into();
+        let t = csrf_token(&alice);
+        assert!(csrf_ok(&alice, Some(&t)));
+        assert!(!csrf_ok(&bob, Some(&t)));
+        assert!(!csrf_ok(&alice, None));
+        assert!(!csrf_ok(&alice, Some(&"00".repeat(32))));
+        assert!(!csrf_ok(&alice, Some(&"not hex".to_string())));
+    }
+
+    #[test]
+    fn cross_origin_posts_are_detected() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("ca.example:8443"));
+        assert!(!cross_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://ca.example:8443"),
+        );
+        assert!(!cross_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(cross_origin(&h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(cross_origin(&h));
+    }
+
+    #[test]
+    fn interpolated_text_is_escaped() {
+        let evil = "<script>alert(1)</script>";
+        let m = html! { td { (evil) } }.into_string();
+        assert!(!m.contains("<script>"));
+        assert!(m.contains("&lt;script&gt;"));
+    }
+}
