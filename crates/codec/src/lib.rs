@@ -6,6 +6,7 @@
 //! Microsoft certificate-template extensions) as typed `der` structures.
 
 pub mod ber;
+pub mod certsrv;
 pub mod cmc;
 pub mod error;
 pub mod hexfmt;

@@ -332,7 +332,12 @@ pub fn open_key_history(
             format!("the lock box does not open with this destination key: {e}"),
         )
     })?;
-    let doc: KeyHistory = serde_json::from_slice(&plain).map_err(|e| {
+    parse_key_history(&plain)
+}
+
+/// Parses the decrypted payload of an export file (the key-history document).
+pub fn parse_key_history(plain: &[u8]) -> EngineResult<KeyHistory> {
+    let doc: KeyHistory = serde_json::from_slice(plain).map_err(|e| {
         EngineError::bad_input(codes::CRYPT_E_ASN1_BADTAG, format!("export payload: {e}"))
     })?;
     if doc.format != FORMAT {

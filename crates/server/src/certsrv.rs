@@ -7,10 +7,9 @@
 //! `Disposition message:` followed by two tabs and the message. Authentication
 //! is HTTP Basic against Lockbox principals (or the API's other schemes).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -189,19 +188,10 @@ fn cross_site(headers: &HeaderMap) -> bool {
     origin == "null" || !origin_host.eq_ignore_ascii_case(host)
 }
 
-/// `CertAttrib`: lines of `Name:Value` (CRLF or LF separated).
-pub(crate) fn parse_cert_attrib(text: &str) -> Vec<(String, String)> {
-    text.split(['\r', '\n'])
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .filter(|(k, _)| !k.is_empty())
-        .collect()
-}
-
 async fn finish(
     State(ca): State<Arc<Ca>>,
     headers: HeaderMap,
-    form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,
+    body: axum::body::Bytes,
 ) -> Response {
     let actor = match web_user(&ca, &headers).await {
         Ok(u) => u,
@@ -217,32 +207,34 @@ async fn finish(
         )
             .into_response();
     }
-    let Ok(Form(form)) = form else {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    if !is_form {
         return failure_page(
             StatusCode::BAD_REQUEST,
             "the form could not be read (expected application/x-www-form-urlencoded)",
             lockbox_engine::codes::E_INVALIDARG,
         );
-    };
-    let mode = form.get("Mode").map(String::as_str).unwrap_or("newreq");
-    if !mode.eq_ignore_ascii_case("newreq") {
-        return failure_page(
-            StatusCode::BAD_REQUEST,
-            &format!("unsupported Mode '{mode}' (only newreq)"),
-            lockbox_engine::codes::E_INVALIDARG,
-        );
     }
-    let Some(request) = form.get("CertRequest").filter(|r| !r.trim().is_empty()) else {
-        return failure_page(
-            StatusCode::BAD_REQUEST,
-            "the form has no CertRequest",
-            lockbox_engine::codes::E_INVALIDARG,
-        );
+    let form = match lockbox_codec::certsrv::parse_enroll_form(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            return failure_page(
+                StatusCode::BAD_REQUEST,
+                &e.to_string(),
+                lockbox_engine::codes::E_INVALIDARG,
+            )
+        }
     };
-    let attributes = form
-        .get("CertAttrib")
-        .map(|a| parse_cert_attrib(a))
-        .unwrap_or_default();
+    let request = form.cert_request;
+    let attributes = form.attributes;
     let opts = SubmitOptions {
         template: None,
         requester: actor.name.clone(),
@@ -568,7 +560,9 @@ mod tests {
 
     #[test]
     fn attributes_parse_crlf_and_lf() {
-        let a = parse_cert_attrib("CertificateTemplate:User\r\nSAN:upn=a@b.c\nnonsense\n:x");
+        let a = lockbox_codec::certsrv::parse_cert_attrib(
+            "CertificateTemplate:User\r\nSAN:upn=a@b.c\nnonsense\n:x",
+        );
         assert_eq!(
             a,
             vec![
