@@ -295,6 +295,33 @@ impl Remote {
         })
     }
 
+    /// Asks the service for an online backup (`POST /api/v1/backup`) and
+    /// unpacks the tar stream it answers into `out` (absent or empty).
+    pub async fn backup_into(
+        &self,
+        passphrase: &str,
+        out: &std::path::Path,
+    ) -> EngineResult<usize> {
+        let resp = self
+            .send(
+                self.req(Method::POST, "/api/v1/backup")
+                    .timeout(std::time::Duration::from_secs(3600))
+                    .json(&serde_json::json!({ "passphrase": passphrase })),
+            )
+            .await?;
+        // Spool to a temporary file first: the archive may be large.
+        let mut spool =
+            tempfile::tempfile().map_err(EngineError::io("creating a spool file".to_string()))?;
+        let mut resp = resp;
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            std::io::Write::write_all(&mut spool, &chunk)
+                .map_err(EngineError::io("spooling the backup".to_string()))?;
+        }
+        std::io::Seek::rewind(&mut spool)
+            .map_err(EngineError::io("spooling the backup".to_string()))?;
+        lockbox_engine::backup::unpack(std::io::BufReader::new(spool), out)
+    }
+
     /// GET a JSON document from the API.
     pub async fn get_json(&self, path: &str) -> EngineResult<Value> {
         self.json(self.req(Method::GET, path)).await

@@ -132,8 +132,26 @@ pub async fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         .out
         .ok_or_else(|| anyhow::anyhow!("give --out DIR (or 'backup verify DIR')"))?;
     let pass = backup_passphrase(a.passphrase_file.as_deref())?;
-    let local = Local::open(&local_home(g)?).await?;
-    let m = local.ca.backup(&local.actor, &out, &pass).await?;
+    let m = if let Some(server) = &g.server {
+        // A Backup Operator (or administrator) backs up a running service.
+        let remote = crate::backend::Remote::new(server, g.ca_cert.as_ref(), g.token.clone())?;
+        let text = Zeroizing::new(
+            String::from_utf8(pass.to_vec()).context("the backup passphrase must be UTF-8")?,
+        );
+        remote.backup_into(&text, &out).await?;
+        let check = lockbox_engine::backup::verify_backup(&out, &pass).await?;
+        if !check.problems.is_empty() {
+            bail!(
+                "the downloaded backup in {} does not verify: {}",
+                out.display(),
+                check.problems.join("; ")
+            );
+        }
+        check.manifest
+    } else {
+        let local = Local::open(&local_home(g)?).await?;
+        local.ca.backup(&local.actor, &out, &pass).await?
+    };
     if g.json {
         println!("{}", serde_json::to_string_pretty(&m)?);
     } else {

@@ -140,3 +140,75 @@ fn restored_backup_recovers_every_key_archived_before_it() {
         "nothing restored from a damaged backup"
     );
 }
+
+/// A Backup Operator backs up the running service over HTTPS; the download
+/// verifies and restores; other roles are refused.
+#[test]
+fn backup_operator_backs_up_a_running_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = ca_with_one_kra(d);
+    let (_alice, alice_key, _) = enroll(&home, d, "alice", "Alice Example");
+    let token_of = |out: String| -> String {
+        out.lines()
+            .find(|l| l.starts_with("lbt_"))
+            .expect("a token")
+            .to_string()
+    };
+    let bob = token_of(ok(lb(&home, &["principal", "add", "bob", "--token"])));
+    ok(lb(&home, &["role", "grant", "bob", "BackupOperator"]));
+    let max = token_of(ok(lb(&home, &["principal", "add", "max", "--token"])));
+    ok(lb(&home, &["role", "grant", "max", "CertificateManager"]));
+    let listen = free_listen_address();
+    let _server = Server::start(&home, &listen);
+    let url = format!("https://{listen}");
+    let ca_pem = home.join("certs/ca.pem");
+    let pass = d.join("backup.pass");
+    std::fs::write(&pass, "remote backup passphrase\n").unwrap();
+    let remote = |token: &str, out: &std::path::Path| {
+        lockbox_cmd(&[
+            "--server",
+            &url,
+            "--ca-cert",
+            s(&ca_pem),
+            "--token",
+            token,
+            "backup",
+            "--out",
+            s(out),
+            "--passphrase-file",
+            s(&pass),
+        ])
+        .output()
+        .unwrap()
+    };
+    // a certificate manager may not take backups
+    let refused = remote(&max, &d.join("nope"));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("0x80070005")
+            || String::from_utf8_lossy(&refused.stderr).contains("denied"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let b = d.join("remote-backup");
+    let out = ok(remote(&bob, &b));
+    assert!(out.contains("Backed up Contoso Issuing CA"), "{out}");
+    let out = ok(lb(
+        &home,
+        &["backup", "verify", s(&b), "--passphrase-file", s(&pass)],
+    ));
+    assert!(out.contains("Backup verified."), "{out}");
+    // the audit trail names the operator
+    let audit = ok(lb(&home, &["audit", "list", "--json"]));
+    assert!(
+        audit.contains("\"bob\"") && audit.contains("backup"),
+        "{audit}"
+    );
+    // and the download restores into a working CA that still holds alice's key
+    let h2 = d.join("h2");
+    ok(lb(&h2, &["restore", s(&b), "--passphrase-file", s(&pass)]));
+    let listing = ok(lb(&h2, &["getkey", "Alice Example"]));
+    assert!(listing.contains("Alice Example"), "{listing}");
+    assert!(alice_key.exists());
+}

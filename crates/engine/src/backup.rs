@@ -516,3 +516,154 @@ pub async fn restore(
         problems,
     })
 }
+
+/// Largest file accepted when unpacking a downloaded backup (the database snapshot included).
+pub const MAX_UNPACKED_FILE: u64 = 64 * 1024 * 1024 * 1024;
+
+/// Packs a backup directory (as [`Ca::backup`] wrote it) into a tar stream:
+/// the manifest first, then every file it lists. Keys stay encrypted.
+pub fn pack(dir: &Path, w: impl std::io::Write) -> EngineResult<()> {
+    let raw = fs::read(dir.join(MANIFEST)).map_err(io(format!("reading {MANIFEST}")))?;
+    let manifest: Manifest = serde_json::from_slice(&raw)
+        .map_err(|e| EngineError::Config(format!("{MANIFEST}: {e}")))?;
+    let mut t = tar::Builder::new(w);
+    t.mode(tar::HeaderMode::Deterministic);
+    let tar_err =
+        |what: String| move |e: std::io::Error| EngineError::Config(format!("{what}: {e}"));
+    t.append_path_with_name(dir.join(MANIFEST), MANIFEST)
+        .map_err(tar_err(format!("packing {MANIFEST}")))?;
+    for f in &manifest.files {
+        t.append_path_with_name(dir.join(&f.path), &f.path)
+            .map_err(tar_err(format!("packing {}", f.path)))?;
+    }
+    t.into_inner()
+        .map_err(tar_err("finishing the archive".into()))?
+        .flush()
+        .map_err(tar_err("writing the archive".into()))?;
+    Ok(())
+}
+
+/// Unpacks a backup tar stream into `dest` (absent or empty). Only regular
+/// files and directories with plain relative paths are accepted; links,
+/// devices, absolute paths and `..` are refused. Check the result with
+/// [`verify_backup`].
+pub fn unpack(r: impl std::io::Read, dest: &Path) -> EngineResult<usize> {
+    if !is_empty_dir(dest) {
+        return Err(EngineError::Conflict(format!(
+            "{} exists and is not empty: unpack into a new directory",
+            dest.display()
+        )));
+    }
+    let bad = |m: String| EngineError::bad_input(crate::codes::E_INVALIDARG, m);
+    fs::create_dir_all(dest).map_err(io(format!("creating {}", dest.display())))?;
+    let mut archive = tar::Archive::new(r);
+    let mut n = 0;
+    for entry in archive
+        .entries()
+        .map_err(|e| bad(format!("backup archive: {e}")))?
+    {
+        let mut entry = entry.map_err(|e| bad(format!("backup archive: {e}")))?;
+        let path = entry
+            .path()
+            .map_err(|e| bad(format!("backup archive: {e}")))?
+            .into_owned();
+        let plain = path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !plain || path.as_os_str().is_empty() {
+            return Err(bad(format!(
+                "backup archive: refusing the path {}",
+                path.display()
+            )));
+        }
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                fs::create_dir_all(dest.join(&path))
+                    .map_err(io(format!("creating {}", path.display())))?;
+            }
+            tar::EntryType::Regular => {
+                if entry.size() > MAX_UNPACKED_FILE {
+                    return Err(bad(format!(
+                        "backup archive: {} is too large",
+                        path.display()
+                    )));
+                }
+                let target = dest.join(&path);
+                if let Some(parent) = target.parent() {
+                    fs::create_dir_all(parent)
+                        .map_err(io(format!("creating {}", parent.display())))?;
+                }
+                let mut opts = fs::OpenOptions::new();
+                opts.write(true).create_new(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    opts.mode(0o600);
+                }
+                let mut f = opts
+                    .open(&target)
+                    .map_err(io(format!("creating {}", target.display())))?;
+                std::io::copy(&mut entry, &mut f)
+                    .map_err(io(format!("writing {}", target.display())))?;
+                f.sync_all()
+                    .map_err(io(format!("writing {}", target.display())))?;
+                n += 1;
+            }
+            other => {
+                return Err(bad(format!(
+                    "backup archive: {} is a {other:?}, not a file",
+                    path.display()
+                )))
+            }
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw_entry(name: &str, kind: tar::EntryType, body: &[u8]) -> Vec<u8> {
+        let mut h = tar::Header::new_ustar();
+        h.as_mut_bytes()[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_size(body.len() as u64);
+        h.set_entry_type(kind);
+        h.set_mode(0o600);
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.extend_from_slice(body);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out
+    }
+
+    #[test]
+    fn unpack_refuses_escaping_paths_and_links() {
+        for (name, kind) in [
+            ("../evil", tar::EntryType::Regular),
+            ("/etc/evil", tar::EntryType::Regular),
+            ("keys/../../evil", tar::EntryType::Regular),
+            ("link", tar::EntryType::Symlink),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut archive = raw_entry(name, kind, b"x");
+            archive.extend_from_slice(&[0u8; 1024]);
+            let dest = dir.path().join("out");
+            assert!(unpack(&archive[..], &dest).is_err(), "{name}");
+            assert!(!dir.path().join("evil").exists());
+        }
+    }
+
+    #[test]
+    fn unpack_writes_plain_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut archive = raw_entry("manifest.json", tar::EntryType::Regular, b"{}");
+        archive.extend(raw_entry("keys/a.key", tar::EntryType::Regular, b"k"));
+        archive.extend_from_slice(&[0u8; 1024]);
+        let dest = dir.path().join("out");
+        assert_eq!(unpack(&archive[..], &dest).unwrap(), 2);
+        assert_eq!(fs::read(dest.join("keys/a.key")).unwrap(), b"k");
+        // not into a directory that holds something
+        assert!(unpack(&archive[..], &dest).is_err());
+    }
+}

@@ -169,6 +169,7 @@ pub(crate) fn routes(ca: Arc<Ca>) -> Router {
         .route("/api/v1/keys/p7m", post(key_candidates_for_message))
         .route("/api/v1/audit", get(audit_list))
         .route("/api/v1/audit/verify", get(audit_verify))
+        .route("/api/v1/backup", post(backup))
         .route("/api/v1/events", get(events))
         .route("/api/v1/ca/templates", get(ca_templates))
         .route(
@@ -608,6 +609,58 @@ async fn audit_list(
             .await?,
     )
     .into_response())
+}
+
+#[derive(Deserialize)]
+struct BackupBody {
+    passphrase: String,
+}
+
+/// `POST /api/v1/backup` (Backup Operator or CA administrator): an online
+/// backup, keys encrypted under the passphrase in the body, returned as a tar
+/// stream (`lockbox --server URL backup --out DIR` unpacks and verifies it).
+async fn backup(
+    State(ca): State<AppState>,
+    headers: HeaderMap,
+    body: Option<Json<BackupBody>>,
+) -> ApiResult<Response> {
+    let actor = authenticated(&ca, &headers).await?;
+    let Some(Json(body)) = body else {
+        return Err(ApiError(EngineError::bad_input(
+            codes::E_INVALIDARG,
+            "send {\"passphrase\": \"...\"} as JSON",
+        )));
+    };
+    let pass = zeroize::Zeroizing::new(body.passphrase.into_bytes());
+    let tmp = tempfile::tempdir()
+        .map_err(|e| ApiError(EngineError::Config(format!("temporary directory: {e}"))))?;
+    let dir = tmp.path().join("backup");
+    ca.backup(&actor, &dir, &pass).await?;
+    let archive = tmp.path().join("backup.tar");
+    let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File, EngineError> {
+        let f = std::fs::File::create(&archive)
+            .map_err(|e| EngineError::Config(format!("creating the archive: {e}")))?;
+        lockbox_engine::backup::pack(&dir, std::io::BufWriter::new(&f))?;
+        // The open handle outlives the temporary directory (removed on return).
+        std::fs::File::open(&archive)
+            .map_err(|e| EngineError::Config(format!("reopening the archive: {e}")))
+    })
+    .await
+    .map_err(|e| ApiError(EngineError::Config(format!("packing the backup: {e}"))))??;
+    drop(tmp);
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    let mut resp = axum::body::Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"lockbox-backup.tar\""),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
 }
 
 async fn audit_verify(State(ca): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {

@@ -58,6 +58,7 @@ pub fn document() -> Value {
             "/api/v1/keys/p7m": { "post": op("Recovery candidates for the recipients of an encrypted message (body)", true) },
             "/api/v1/audit": { "get": with_params(op("Audit trail (Auditor)", true), &[("since", "query", false), ("limit", "query", false)]) },
             "/api/v1/audit/verify": { "get": op("Verify the audit chain and signed heads (Auditor)", true) },
+            "/api/v1/backup": { "post": op("Online backup as a tar stream; keys encrypted under the JSON {passphrase} (Backup Operator)", true) },
             "/api/v1/events": { "get": with_params(op("CA event log", true), &[("limit", "query", false)]) },
             "/api/v1/kra/required": { "get": op("Number of KRAs each key is encrypted to", true), "put": op("Set it (JSON {required})", true) },
             "/api/v1/kra/{id}": { "delete": with_params(op("Remove a KRA certificate (thumbprint or serial)", true), &[("id", "path", true)]) },
