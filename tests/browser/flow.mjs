@@ -185,6 +185,21 @@ try {
   await o.goto(`${BASE}/console/recovery?q=${encodeURIComponent("<b id=injected>x</b>")}`);
   result.injected_elements = await o.locator("#injected").count();
 
+  // 8. A CA administrator restricts the officer to one template; the officer
+  //    then finds only the keys of that template.
+  const admin = await open(env("ADMIN"), env("ADMIN_PASS"));
+  const ad = admin.page;
+  await ad.goto(`${BASE}/console/`);
+  await ad.click("#nav-restrictions");
+  await ad.selectOption("#manager", env("OFFICER"));
+  await ad.fill("#templates", env("APPROVAL_TEMPLATE"));
+  await ad.getByRole("button", { name: "Apply" }).click();
+  await ad.locator("#restrictions tbody tr").filter({ hasText: env("APPROVAL_TEMPLATE") }).waitFor();
+  result.restrictions_row = await ad.locator("#restrictions tbody tr").filter({ hasText: env("OFFICER") }).innerText();
+  await o.goto(`${BASE}/console/recovery?q=${encodeURIComponent(env("USER"))}`);
+  await o.locator("#candidates").waitFor();
+  result.restricted_candidates = await o.locator("#candidates tbody tr").evaluateAll((rows) => rows.map((r) => Number(r.dataset.requestId)));
+
   console.log(JSON.stringify(result));
 } catch (e) {
   result.error = String(e && e.stack ? e.stack : e);

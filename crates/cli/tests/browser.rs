@@ -83,10 +83,12 @@ fn browser_archival_enrollment_console_approval_and_recovery() {
     std::fs::write(d.join("pw-user"), "Us3r password\n").unwrap();
     std::fs::write(d.join("pw-officer"), "Off1cer password\n").unwrap();
     std::fs::write(d.join("pw-auditor"), "Aud1tor password\n").unwrap();
+    std::fs::write(d.join("pw-admin"), "Adm1n password\n").unwrap();
     for (who, pw) in [
         ("webalice", "pw-user"),
         ("officer", "pw-officer"),
         ("auditor", "pw-auditor"),
+        ("caadmin", "pw-admin"),
     ] {
         ok(lb(
             &home,
@@ -98,6 +100,7 @@ fn browser_archival_enrollment_console_approval_and_recovery() {
         &["role", "grant", "officer", "CertificateManager"],
     ));
     ok(lb(&home, &["role", "grant", "auditor", "Auditor"]));
+    ok(lb(&home, &["role", "grant", "caadmin", "CAAdministrator"]));
     ok(lb(
         &home,
         &["template", "duplicate", "ExchangeUser", "ExchangeApproved"],
@@ -150,6 +153,8 @@ fn browser_archival_enrollment_console_approval_and_recovery() {
         .env("OFFICER_PASS", "Off1cer password")
         .env("AUDITOR", "auditor")
         .env("AUDITOR_PASS", "Aud1tor password")
+        .env("ADMIN", "caadmin")
+        .env("ADMIN_PASS", "Adm1n password")
         .env("ARCHIVE_TEMPLATE", "ExchangeUser")
         .env("APPROVAL_TEMPLATE", "ExchangeApproved")
         .env("PFX_PASS", pfx_pass)
@@ -226,6 +231,19 @@ fn browser_archival_enrollment_console_approval_and_recovery() {
     );
     assert_eq!(v["auditor_recovery_status"], 403, "{v:#}");
     assert_eq!(v["injected_elements"], 0, "{v:#}");
+    // the administrator's restriction binds the officer at once
+    assert!(
+        v["restrictions_row"]
+            .as_str()
+            .unwrap()
+            .contains("ExchangeApproved"),
+        "{v:#}"
+    );
+    assert_eq!(
+        v["restricted_candidates"],
+        serde_json::json!([pending_id]),
+        "{v:#}"
+    );
 
     // Screenshots: real PNGs of a sensible size, each of a key element that showed the expected text.
     let shots = v["screenshots"].as_array().unwrap();
