@@ -149,47 +149,54 @@ impl Ca {
     }
 
     /// Signs the chain head when enough records accumulated since the last signed head.
+    ///
+    /// Called after every audited write, so it costs two indexed reads when no
+    /// head is due. Signers are serialised and re-check under the lock: without
+    /// that, every caller that saw a head due signed one of its own, the heads
+    /// kept lagging, and under load each write re-read the whole audit log.
     pub(crate) async fn maybe_sign_head(&self) -> EngineResult<()> {
-        let heads = self.store.audit_heads().await?;
-        let last_signed = heads.last().map(|h| h.seq).unwrap_or(0);
-        let recs = self
-            .store
-            .audit_records(last_signed + HEAD_INTERVAL, 1)
-            .await?;
-        if !recs.is_empty() {
-            self.sign_audit_head().await?;
+        if self.head_due().await?.is_none() {
+            return Ok(());
+        }
+        let _signing = self.head_signing.lock().await;
+        if let Some(last) = self.head_due().await? {
+            self.sign_head_of(last).await?;
         }
         Ok(())
     }
 
+    /// The newest audit record, when it is at least [`HEAD_INTERVAL`] records
+    /// past the last signed head.
+    async fn head_due(&self) -> EngineResult<Option<AuditRecord>> {
+        let last_signed = self.store.last_audit_head().await?.map_or(0, |h| h.seq);
+        Ok(self
+            .store
+            .last_audit_record()
+            .await?
+            .filter(|last| last.seq >= last_signed + HEAD_INTERVAL))
+    }
+
     /// Signs the current chain head with the CA key.
     pub async fn sign_audit_head(&self) -> EngineResult<Option<AuditHead>> {
-        let Some(last) = self.last_audit_record().await? else {
+        let _signing = self.head_signing.lock().await;
+        let Some(last) = self.store.last_audit_record().await? else {
             return Ok(None);
         };
+        Ok(Some(self.sign_head_of(last).await?))
+    }
+
+    /// Signs and stores a head naming `last` (the caller holds `head_signing`).
+    async fn sign_head_of(&self, last: AuditRecord) -> EngineResult<AuditHead> {
         let key = self.signing_key()?;
         let sig = key.sign(format!("{}:{}", last.seq, last.hash).as_bytes())?;
         let head = AuditHead {
             seq: last.seq,
-            hash: last.hash.clone(),
+            hash: last.hash,
             signature: to_hex(&sig),
             at: now(),
         };
         self.store.add_audit_head(&head).await?;
-        Ok(Some(head))
-    }
-
-    async fn last_audit_record(&self) -> EngineResult<Option<AuditRecord>> {
-        let mut from = 1;
-        let mut last = None;
-        loop {
-            let batch = self.store.audit_records(from, 10_000).await?;
-            if batch.is_empty() {
-                return Ok(last);
-            }
-            from = batch.last().map(|r| r.seq + 1).unwrap_or(from);
-            last = batch.last().cloned();
-        }
+        Ok(head)
     }
 
     /// Audit records since a time (Auditor, or CA administrator without role separation).

@@ -154,6 +154,9 @@ pub struct Ca {
     chain: Vec<Vec<u8>>,
     pub(crate) archival: crate::archival::ArchivalState,
     pub(crate) auth_cache: crate::audit::AuthCache,
+    /// Held while a chain head is signed, so concurrent writers sign one head
+    /// between them instead of one each.
+    pub(crate) head_signing: tokio::sync::Mutex<()>,
     pub(crate) directory: Arc<dyn crate::principals::Directory>,
     pub(crate) import_batch: Mutex<Option<crate::import::ImportBatch>>,
 }
@@ -461,6 +464,7 @@ impl Ca {
             chain,
             archival: crate::archival::ArchivalState::new()?,
             auth_cache: Default::default(),
+            head_signing: Default::default(),
             directory,
             import_batch: Mutex::new(None),
         })

@@ -108,10 +108,14 @@ pub trait Store: Send + Sync {
     async fn append_audit(&self, audit: &[AuditEntry]) -> StoreResult<()>;
     /// Audit records with seq >= `from`, in order, at most `limit`.
     async fn audit_records(&self, from: i64, limit: i64) -> StoreResult<Vec<AuditRecord>>;
+    /// The newest audit record (the chain head), if any; one indexed read.
+    async fn last_audit_record(&self) -> StoreResult<Option<AuditRecord>>;
     /// Stores a signed chain head.
     async fn add_audit_head(&self, head: &AuditHead) -> StoreResult<()>;
     /// All signed chain heads, oldest first.
     async fn audit_heads(&self) -> StoreResult<Vec<AuditHead>>;
+    /// The newest signed chain head, if any; one indexed read.
+    async fn last_audit_head(&self) -> StoreResult<Option<AuditHead>>;
     /// Records a CA event.
     async fn add_event(
         &self,

@@ -181,6 +181,47 @@ fn principal_from_row(r: &SqliteRow) -> StoreResult<Principal> {
     })
 }
 
+/// The SQL of [`Store::query`]: `$1..$n` are the restriction values, `$n+1` the limit.
+fn query_sql(restrictions: &[Restriction]) -> String {
+    let mut sql = format!("SELECT {SELECT_COLUMNS} FROM requests");
+    for (i, r) in restrictions.iter().enumerate() {
+        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+        // Column and operator come from closed enums; the value is bound.
+        sql.push_str(&format!("{} {} ${}", r.column.sql(), r.op.sql(), i + 1));
+    }
+    sql.push_str(&format!(
+        " ORDER BY request_id LIMIT ${}",
+        restrictions.len() + 1
+    ));
+    sql
+}
+
+fn audit_record_from_row(r: &SqliteRow) -> StoreResult<AuditRecord> {
+    Ok(AuditRecord {
+        seq: r.try_get("seq")?,
+        entry: AuditEntry {
+            at: r.try_get("at")?,
+            actor: r.try_get("actor")?,
+            category: r.try_get("category")?,
+            action: r.try_get("action")?,
+            target: r.try_get("target")?,
+            outcome: r.try_get("outcome")?,
+            details: r.try_get("details")?,
+        },
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
+fn audit_head_from_row(r: &SqliteRow) -> StoreResult<AuditHead> {
+    Ok(AuditHead {
+        seq: r.try_get("seq")?,
+        hash: r.try_get("hash")?,
+        signature: r.try_get("signature")?,
+        at: r.try_get("at")?,
+    })
+}
+
 fn record_from_row(row: &SqliteRow) -> StoreResult<RequestRecord> {
     let disposition: String = row.try_get("disposition")?;
     let disposition = Disposition::parse(&disposition)
@@ -540,17 +581,7 @@ impl Store for SqliteStore {
         restrictions: &[Restriction],
         limit: i64,
     ) -> StoreResult<Vec<RequestRecord>> {
-        let mut sql = format!("SELECT {SELECT_COLUMNS} FROM requests");
-        for (i, r) in restrictions.iter().enumerate() {
-            sql.push_str(if i == 0 { " WHERE " } else { " AND " });
-            // Column and operator come from closed enums; the value is bound.
-            sql.push_str(&format!("{} {} ${}", r.column.sql(), r.op.sql(), i + 1));
-        }
-        sql.push_str(&format!(
-            " ORDER BY request_id LIMIT ${}",
-            restrictions.len() + 1
-        ));
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut q = sqlx::query(AssertSqlSafe(query_sql(restrictions)));
         for r in restrictions {
             q = match &r.value {
                 Value::Text(t) => q.bind(t.clone()),
@@ -946,24 +977,17 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    seq: r.try_get("seq")?,
-                    entry: AuditEntry {
-                        at: r.try_get("at")?,
-                        actor: r.try_get("actor")?,
-                        category: r.try_get("category")?,
-                        action: r.try_get("action")?,
-                        target: r.try_get("target")?,
-                        outcome: r.try_get("outcome")?,
-                        details: r.try_get("details")?,
-                    },
-                    prev_hash: r.try_get("prev_hash")?,
-                    hash: r.try_get("hash")?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_record_from_row).collect()
+    }
+
+    async fn last_audit_record(&self) -> StoreResult<Option<AuditRecord>> {
+        let row = sqlx::query(
+            "SELECT seq, at, actor, category, action, target, outcome, details, prev_hash, hash FROM audit_log \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(audit_record_from_row).transpose()
     }
 
     async fn add_audit_head(&self, head: &AuditHead) -> StoreResult<()> {
@@ -984,16 +1008,16 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT seq, hash, signature, at FROM audit_heads ORDER BY seq")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditHead {
-                    seq: r.try_get("seq")?,
-                    hash: r.try_get("hash")?,
-                    signature: r.try_get("signature")?,
-                    at: r.try_get("at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_head_from_row).collect()
+    }
+
+    async fn last_audit_head(&self) -> StoreResult<Option<AuditHead>> {
+        let row = sqlx::query(
+            "SELECT seq, hash, signature, at FROM audit_heads ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(audit_head_from_row).transpose()
     }
 
     async fn add_event(
@@ -1284,6 +1308,65 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].request_id, b);
         s.integrity_check().await.unwrap();
+    }
+
+    /// The plan of `query` for `restrictions` (EXPLAIN QUERY PLAN details).
+    async fn plan(s: &SqliteStore, restrictions: &[Restriction]) -> String {
+        let sql = format!("EXPLAIN QUERY PLAN {}", query_sql(restrictions));
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for r in restrictions {
+            q = match &r.value {
+                Value::Text(t) => q.bind(t.clone()),
+                Value::Int(n) => q.bind(*n),
+            };
+        }
+        let rows = q.bind(10i64).fetch_all(&s.pool).await.unwrap();
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[tokio::test]
+    async fn hot_lookups_use_selective_indexes() {
+        let s = SqliteStore::open_in_memory(test_hash).await.unwrap();
+        let eq = |column, value: &str| Restriction {
+            column,
+            op: Op::Eq,
+            value: Value::Text(value.into()),
+        };
+        // The exchange-certificate lookup made by every archival must not walk
+        // every issued row through `requests_disposition`.
+        let p = plan(
+            &s,
+            &[
+                eq(Column::Template, "CAExchange"),
+                eq(Column::Disposition, "issued"),
+            ],
+        )
+        .await;
+        assert!(p.contains("requests_template_disposition"), "{p}");
+        // Recovery candidate searches.
+        for column in [
+            Column::CommonName,
+            Column::Upn,
+            Column::Email,
+            Column::Requester,
+        ] {
+            let p = plan(
+                &s,
+                &[
+                    eq(column, "x"),
+                    Restriction {
+                        column: Column::ArchivedKey,
+                        op: Op::Eq,
+                        value: Value::Int(1),
+                    },
+                ],
+            )
+            .await;
+            assert!(p.starts_with("SEARCH requests USING INDEX"), "{p}");
+        }
     }
 
     #[tokio::test]
