@@ -25,6 +25,8 @@ pub struct SqliteStore {
     /// SQLite's busy handler, whose back-off collapses throughput under many
     /// concurrent writers.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Write transactions begun since the planner statistics were refreshed.
+    writes_since_optimize: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Held for the duration of a write.
@@ -41,6 +43,9 @@ const SELECT_COLUMNS: &str = "request_id, request_der, request_kind, requester, 
     cert_der, serial, subject, common_name, upn, email, key_id, thumbprint, not_before, not_after, \
     key_algorithm, key_length, revoked_at, revocation_reason, \
     (CASE WHEN archived_key IS NULL THEN 0 ELSE 1 END) AS has_archived_key";
+
+/// Write transactions between two refreshes of the planner statistics.
+const OPTIMIZE_EVERY: u64 = 20_000;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
@@ -62,9 +67,26 @@ impl SqliteStore {
             pool,
             hasher,
             write_gate: Default::default(),
+            writes_since_optimize: Default::default(),
         };
         store.migrate().await?;
+        store.optimize().await?;
         Ok(store)
+    }
+
+    /// Refreshes the query planner's statistics where SQLite thinks they are
+    /// stale (`PRAGMA optimize`, bounded work). Without statistics the planner
+    /// cannot tell that `disposition` has four values and may walk every issued
+    /// row through that index instead of using a selective one.
+    async fn optimize(&self) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA analysis_limit=1000")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("PRAGMA optimize=0x10002")
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 
     /// Opens an in-memory database (tests).
@@ -78,6 +100,7 @@ impl SqliteStore {
             pool,
             hasher,
             write_gate: Default::default(),
+            writes_since_optimize: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -119,6 +142,18 @@ impl SqliteStore {
     /// so the audit chain head cannot move under it.
     async fn begin_write(&self) -> StoreResult<(WriteGate, Tx)> {
         let gate = self.write_gate.clone().lock_owned().await;
+        // Tables grow while the service runs: refresh statistics now and then,
+        // under the gate so no write transaction is open meanwhile.
+        let n = self
+            .writes_since_optimize
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n >= OPTIMIZE_EVERY {
+            self.writes_since_optimize
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+            if let Err(e) = self.optimize().await {
+                tracing::warn!(error = %e, "PRAGMA optimize failed");
+            }
+        }
         Ok((gate, self.pool.begin_with("BEGIN IMMEDIATE").await?))
     }
 
@@ -1367,6 +1402,37 @@ mod tests {
             .await;
             assert!(p.starts_with("SEARCH requests USING INDEX"), "{p}");
         }
+    }
+
+    #[tokio::test]
+    async fn statistics_steer_mixed_lookups_to_the_selective_index() {
+        let s = SqliteStore::open_in_memory(test_hash).await.unwrap();
+        for i in 0..400 {
+            let mut c = cert(&format!("{i:04x}"));
+            c.common_name = Some(format!("User {i}"));
+            c.thumbprint = format!("{i:040x}");
+            s.insert_request(&new_req(Disposition::Issued, Some(c)), &[])
+                .await
+                .unwrap();
+        }
+        s.optimize().await.unwrap();
+        let p = plan(
+            &s,
+            &[
+                Restriction {
+                    column: Column::CommonName,
+                    op: Op::Eq,
+                    value: Value::Text("User 7".into()),
+                },
+                Restriction {
+                    column: Column::Disposition,
+                    op: Op::Eq,
+                    value: Value::Text("issued".into()),
+                },
+            ],
+        )
+        .await;
+        assert!(!p.contains("requests_disposition"), "{p}");
     }
 
     #[tokio::test]
