@@ -139,6 +139,21 @@ pub(crate) fn anonymous_enrollee(ca: &Ca) -> Option<Actor> {
     })
 }
 
+/// Whether a browser sent this request from another origin: a foreign or
+/// `null` `Origin` header. Clients other than browsers send none. Basic
+/// credentials are ambient in browsers, so form posts check this.
+pub(crate) fn cross_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+    origin == "null" || !origin_host.eq_ignore_ascii_case(host)
+}
+
 /// Set by the connection layer (never by clients) to the verified TLS client certificate's SHA-1.
 pub const CLIENT_CERT_HEADER: &str = "x-lockbox-client-certificate-sha1";
 

@@ -17,7 +17,7 @@ use axum::Router;
 use lockbox_codec::pem::encode_pem;
 use lockbox_engine::{Actor, Ca, Disposition, EngineError, Outcome, SubmitOptions};
 
-use crate::api::{anonymous_enrollee, base64_encode, caller, http_status};
+use crate::api::{anonymous_enrollee, base64_encode, caller, cross_origin, http_status};
 
 /// The `/certsrv/` routes (state: the CA).
 pub(crate) fn routes() -> Router<Arc<Ca>> {
@@ -174,20 +174,6 @@ async fn enroll_script() -> Response {
     r
 }
 
-/// A browser's cross-site form post carries a foreign `Origin`; certsrv
-/// clients send none. Refuse the former (Basic credentials are ambient).
-fn cross_site(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
-    origin == "null" || !origin_host.eq_ignore_ascii_case(host)
-}
-
 async fn finish(
     State(ca): State<Arc<Ca>>,
     headers: HeaderMap,
@@ -197,7 +183,7 @@ async fn finish(
         Ok(u) => u,
         Err(r) => return r,
     };
-    if cross_site(&headers) {
+    if cross_origin(&headers) {
         return (
             StatusCode::FORBIDDEN,
             Html(page(
@@ -582,21 +568,21 @@ mod tests {
     }
 
     #[test]
-    fn foreign_origins_are_cross_site() {
+    fn foreign_origins_are_cross_origin() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("ca.example:8443"));
-        assert!(!cross_site(&h));
+        assert!(!cross_origin(&h));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://ca.example:8443"),
         );
-        assert!(!cross_site(&h));
+        assert!(!cross_origin(&h));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://evil.example"),
         );
-        assert!(cross_site(&h));
+        assert!(cross_origin(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert!(cross_site(&h));
+        assert!(cross_origin(&h));
     }
 }

@@ -21,7 +21,7 @@ use lockbox_engine::authz::Role;
 use lockbox_engine::{Actor, Ca, Disposition, EngineError};
 use maud::{html, Markup, DOCTYPE};
 
-use crate::api::{caller, http_status};
+use crate::api::{caller, cross_origin, http_status};
 
 /// The `/console/` routes (state: the CA).
 pub(crate) fn routes() -> Router<Arc<Ca>> {
@@ -92,19 +92,6 @@ fn csrf_ok(actor: &Actor, token: Option<&String>) -> bool {
         .is_some_and(|t| {
             lockbox_crypto::digest::hmac_sha256_verify(csrf_key(), &csrf_message(actor), &t)
         })
-}
-
-/// A browser's post from another origin carries a foreign `Origin`.
-fn cross_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
-    origin == "null" || !origin_host.eq_ignore_ascii_case(host)
 }
 
 fn challenge() -> Response {
@@ -851,25 +838,6 @@ mod tests {
         assert!(!csrf_ok(&alice, None));
         assert!(!csrf_ok(&alice, Some(&"00".repeat(32))));
         assert!(!csrf_ok(&alice, Some(&"not hex".to_string())));
-    }
-
-    #[test]
-    fn cross_origin_posts_are_detected() {
-        let mut h = HeaderMap::new();
-        h.insert(header::HOST, HeaderValue::from_static("ca.example:8443"));
-        assert!(!cross_origin(&h));
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("https://ca.example:8443"),
-        );
-        assert!(!cross_origin(&h));
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("https://evil.example"),
-        );
-        assert!(cross_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert!(cross_origin(&h));
     }
 
     #[test]
