@@ -107,7 +107,7 @@ try {
   await p.goto(`${BASE}/certsrv/certckpn.asp`);
   let row = p.locator(`.pending-entry[data-request-id="${pendingId}"]`);
   await row.locator("input[type=password]").fill(env("PFX_PASS"));
-  await row.locator("button").click();
+  await row.getByRole("button", { name: "Check and install" }).click();
   await row.locator(".status").filter({ hasText: /\S/ }).waitFor();
   result.before_approval = await row.locator(".status").innerText();
   check(result.before_approval.includes("Not issued yet"), `status before approval: ${result.before_approval}`);
@@ -140,11 +140,19 @@ try {
   // 4. The user collects the approved certificate from the status page.
   await p.goto(`${BASE}/certsrv/certckpn.asp`);
   row = p.locator(`.pending-entry[data-request-id="${pendingId}"]`);
+  // The key was sealed under the password chosen at request time.
+  await row.locator("input[type=password]").fill("not the password");
+  await row.getByRole("button", { name: "Check and install" }).click();
+  await row.locator(".status").filter({ hasText: "wrong password" }).waitFor();
+  result.wrong_password = await row.locator(".status").innerText();
   await row.locator("input[type=password]").fill(env("PFX_PASS"));
-  await row.locator("button").click();
+  await row.getByRole("button", { name: "Check and install" }).click();
   await row.locator("#download-pfx").waitFor({ timeout: 120000 });
   await shoot(p, "05-status-page-collected", `.pending-entry[data-request-id="${pendingId}"]`);
   await download(p, `.pending-entry[data-request-id="${pendingId}"] #download-pfx`, join(OUT, "browser-approved.p12"));
+  // Once both files are taken, the browser holds no key of this user any more.
+  await p.goto(`${BASE}/certsrv/certckpn.asp`);
+  result.keys_left = await p.locator("#browser-pending").innerText();
 
   // 5. The officer finds the user's archived keys and downloads a recovery blob.
   await o.click("#nav-recovery");

@@ -229,6 +229,36 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
+/// `https://` anywhere; `http://` only to a loopback address (tests, local tools).
+fn check_server_url(server: &str) -> EngineResult<()> {
+    let bad = |m: String| EngineError::bad_input(codes::E_INVALIDARG, m);
+    let Some(rest) = server.strip_prefix("http://") else {
+        return if server.starts_with("https://") {
+            Ok(())
+        } else {
+            Err(bad(format!(
+                "--server must be an https:// URL, not '{server}'"
+            )))
+        };
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "plain http:// is only allowed to a loopback address; use https:// for {host}"
+        )))
+    }
+}
+
 impl Remote {
     /// Connects to `server` (https:// or, on loopback, http://), trusting `ca_cert` for TLS.
     pub fn new(
@@ -236,7 +266,12 @@ impl Remote {
         ca_cert: Option<&PathBuf>,
         token: Option<String>,
     ) -> EngineResult<Self> {
-        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
+        check_server_url(server)?;
+        // No redirects: a redirect would carry the token and request bodies
+        // (passphrases, requests) somewhere the operator did not name.
+        let mut builder = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = ca_cert {
             let bytes = std::fs::read(path)
                 .map_err(EngineError::io(format!("reading {}", path.display())))?;
@@ -511,5 +546,31 @@ impl Backend for Remote {
     async fn candidates_for_message(&self, message: Vec<u8>) -> EngineResult<Vec<Candidate>> {
         self.json(self.req(Method::POST, "/api/v1/keys/p7m").body(message))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_server_url;
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        for ok in [
+            "https://ca.contoso.com:8443",
+            "http://127.0.0.1:8080",
+            "http://localhost:1/x",
+            "http://[::1]:8080",
+        ] {
+            assert!(check_server_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://ca.contoso.com",
+            "http://10.0.0.1:80",
+            "http://127.0.0.1.evil.example",
+            "ftp://x",
+            "ca:8443",
+        ] {
+            assert!(check_server_url(bad).is_err(), "{bad}");
+        }
     }
 }

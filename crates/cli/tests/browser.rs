@@ -197,6 +197,20 @@ fn browser_archival_enrollment_console_approval_and_recovery() {
         "{v:#}"
     );
     assert_eq!(v["forged_status"], 403, "{v:#}");
+    assert!(
+        v["wrong_password"]
+            .as_str()
+            .unwrap()
+            .contains("wrong password"),
+        "{v:#}"
+    );
+    assert!(
+        v["keys_left"]
+            .as_str()
+            .unwrap()
+            .contains("holds no request keys"),
+        "{v:#}"
+    );
     assert_eq!(v["no_token_status"], 403, "{v:#}");
     assert!(v["candidates"].as_i64().unwrap() >= 2, "{v:#}");
     assert!(

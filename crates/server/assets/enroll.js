@@ -185,17 +185,17 @@
     if (!(await subtle.verify(params, key, sig, cert.tbs))) throw new Error("the exchange certificate's signature does not verify");
   }
   async function exchangeCertificate() {
-    const ca = await fetchBytes("certnew.cer?ReqID=CACert&Enc=bin");
+    const caDer = await caCertificate();
     const x = await fetchBytes("/api/v1/ca/exchange?format=der");
-    if (!ca.ok || !x.ok) throw new Error("could not fetch the CA and exchange certificates");
-    const caCert = parseCertificate(ca.bytes);
+    if (!x.ok) throw new Error("could not fetch the CA exchange certificate");
+    const caCert = parseCertificate(caDer);
     const xchg = parseCertificate(x.bytes);
     await verifyIssuedBy(xchg, caCert);
     const now = Date.now();
     if (xchg.notBefore > now || xchg.notAfter <= now) throw new Error("the CA exchange certificate is not currently valid");
     if (!xchg.ekus.includes(OID.caExchange)) throw new Error("the certificate has no CA exchange EKU");
     if (xchg.spkiAlg !== OID.rsa) throw new Error("the CA exchange key is not RSA");
-    return { xchg, caDer: ca.bytes };
+    return { xchg, caDer };
   }
 
   // ---------- request building ----------
@@ -297,50 +297,61 @@
     return seq(int(3), dataInfo(authSafe), seq(seq(alg(OID.sha256, nul()), octets(mac)), octets(macSalt), int(macIter)));
   }
 
-  // ---------- pending keys (IndexedDB) ----------
+  // ---------- keys waiting in this browser (IndexedDB) ----------
+  // Each key is sealed (AES-256-GCM) under a key derived with PBKDF2-SHA-256
+  // from the password the user chose when requesting (the same password then
+  // protects the PKCS #12), and tagged with the signed-in principal. It is
+  // stored before the request is sent and removed only once the user has
+  // taken the PKCS #12 file, so no failure in between loses it.
   function db() {
     return new Promise((resolve, reject) => {
-      const r = indexedDB.open("lockbox-pending", 1);
-      r.onupgradeneeded = () => { r.result.createObjectStore("keys", { keyPath: "id" }); r.result.createObjectStore("wrap", { keyPath: "name" }); };
+      const r = indexedDB.open("lockbox-keys", 1);
+      r.onupgradeneeded = () => { r.result.createObjectStore("keys", { keyPath: "id" }); };
       r.onsuccess = () => resolve(r.result);
       r.onerror = () => reject(r.error);
     });
   }
-  function tx(d, store, mode, f) {
+  function tx(d, mode, f) {
     return new Promise((resolve, reject) => {
-      const t = d.transaction(store, mode);
-      const req = f(t.objectStore(store));
+      const t = d.transaction("keys", mode);
+      const req = f(t.objectStore("keys"));
       t.oncomplete = () => resolve(req && req.result);
       t.onerror = () => reject(t.error);
     });
   }
-  async function wrappingKey(d) {
-    const got = await tx(d, "wrap", "readonly", (s) => s.get("main"));
-    if (got) return got.key;
-    const key = await subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
-    await tx(d, "wrap", "readwrite", (s) => s.put({ name: "main", key }));
-    return key;
+  async function sealingKey(password, salt) {
+    const base = await subtle.importKey("raw", new TextEncoder().encode(password), "PBKDF2", false, ["deriveKey"]);
+    return subtle.deriveKey({ name: "PBKDF2", salt, iterations: 600000, hash: "SHA-256" }, base, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
   }
-  async function keepPending(id, pkcs8, spki, template, origin) {
-    const d = await db();
-    const k = await wrappingKey(d);
-    const iv = random(12);
+  function currentUser() {
+    const el = document.getElementById("lockbox-user");
+    return el ? el.textContent : "";
+  }
+  async function keepKey(pkcs8, spki, template, password) {
+    const salt = random(16), iv = random(12);
+    const k = await sealingKey(password, salt);
     const sealed = new Uint8Array(await subtle.encrypt({ name: "AES-GCM", iv }, k, pkcs8));
-    await tx(d, "keys", "readwrite", (s) => s.put({ id: `${origin}#${id}`, reqId: id, iv, sealed, spki, template, created: Date.now() }));
+    const entry = { id: `${location.origin}#${currentUser()}#${b64(random(12))}`, origin: location.origin, user: currentUser(), reqId: null, salt, iv, sealed, spki, template, created: Date.now() };
+    await tx(await db(), "readwrite", (s) => s.put(entry));
+    return entry;
   }
-  async function pendingList() {
-    const d = await db();
-    const all = await tx(d, "keys", "readonly", (s) => s.getAll());
-    return (all || []).filter((x) => x.id.startsWith(location.origin + "#"));
+  async function updateKey(entry) {
+    await tx(await db(), "readwrite", (s) => s.put(entry));
   }
-  async function openPending(entry) {
-    const d = await db();
-    const k = await wrappingKey(d);
-    return new Uint8Array(await subtle.decrypt({ name: "AES-GCM", iv: entry.iv }, k, entry.sealed));
+  async function myKeys() {
+    const all = await tx(await db(), "readonly", (s) => s.getAll());
+    return (all || []).filter((x) => x.origin === location.origin && x.user === currentUser());
   }
-  async function forgetPending(entry) {
-    const d = await db();
-    await tx(d, "keys", "readwrite", (s) => s.delete(entry.id));
+  async function openKey(entry, password) {
+    const k = await sealingKey(password, entry.salt);
+    try {
+      return new Uint8Array(await subtle.decrypt({ name: "AES-GCM", iv: entry.iv }, k, entry.sealed));
+    } catch (e) {
+      throw new Error("wrong password (use the one chosen when the certificate was requested)");
+    }
+  }
+  async function forgetKey(entry) {
+    await tx(await db(), "readwrite", (s) => s.delete(entry.id));
   }
 
   // ---------- UI ----------
@@ -349,10 +360,12 @@
     el.classList.remove("ok", "error", "pending");
     if (cls) el.classList.add(cls);
   }
-  function offerDownload(container, bytes, filename, label) {
+  function offerDownload(container, bytes, filename, label, entry) {
     const url = URL.createObjectURL(new Blob([bytes], { type: "application/x-pkcs12" }));
     const a = document.createElement("a");
     a.href = url; a.download = filename; a.id = "download-pfx"; a.textContent = label;
+    // The browser's copy of the key goes once the user has taken the file.
+    a.addEventListener("click", () => { if (entry) forgetKey(entry).catch(() => {}); });
     container.replaceChildren(a);
   }
   async function certificateFor(id) {
@@ -362,11 +375,16 @@
     const m = text.match(/Disposition message:<\/td>\s*([^<]*)/);
     return { message: m ? m[1].trim() : `HTTP ${r.ok ? "OK" : "error"}` };
   }
-  async function finish(outEl, dlEl, id, pkcs8, spki, certDer, caDer, password) {
+  async function caCertificate() {
+    const ca = await fetchBytes("certnew.cer?ReqID=CACert&Enc=bin");
+    if (!ca.ok || !ca.type.startsWith("application/pkix-cert")) throw new Error("could not fetch the CA certificate");
+    return ca.bytes;
+  }
+  async function finish(outEl, dlEl, id, pkcs8, spki, certDer, caDer, password, entry) {
     const cert = parseCertificate(certDer);
     if (!equal(cert.spki, spki)) throw new Error("the issued certificate does not carry this browser's key");
     const pfx = await pkcs12(pkcs8, certDer, caDer, password, `Lockbox request ${id}`);
-    offerDownload(dlEl, pfx, `lockbox-${id}.p12`, "Download your certificate and key (PKCS #12)");
+    offerDownload(dlEl, pfx, `lockbox-${id}.p12`, "Download your certificate and key (PKCS #12)", entry);
     show(outEl, `Certificate issued (request ${id}). Save the PKCS #12 file now: this page is the only place the key exists outside the CA's archive.`, "ok");
   }
 
@@ -391,27 +409,31 @@
       const p10 = await pkcs10(keys, cn);
       const env = await envelope(pkcs8, xchg);
       const cmc = await archivalRequest(keys, p10, env, template);
+      // Kept (sealed) before sending: whatever happens next, the key is not lost.
+      const entry = await keepKey(pkcs8, p10.spki, template, password);
       show(out, "Submitting the request…");
       const body = new URLSearchParams({ Mode: "newreq", CertRequest: pem("PKCS7", cmc), CertAttrib: `CertificateTemplate:${template}`, TargetStoreFlags: "0", SaveCert: "yes" });
       const r = await fetch("certfnsh.asp", { method: "POST", credentials: "same-origin", body });
       const html = await r.text();
       let m;
       if ((m = html.match(/certnew\.cer\?ReqID=(\d+)&/))) {
-        const id = Number(m[1]);
-        const c = await certificateFor(id);
-        if (!c.cert) throw new Error(c.message);
-        await finish(out, dl, id, pkcs8, p10.spki, c.cert, caDer, password);
+        entry.reqId = Number(m[1]);
+        await updateKey(entry);
+        const c = await certificateFor(entry.reqId);
+        if (!c.cert) throw new Error(`${c.message} (the key stays in this browser: see the status page)`);
+        await finish(out, dl, entry.reqId, pkcs8, p10.spki, c.cert, caDer, password, entry);
       } else if ((m = html.match(/Your Request Id is (\d+)/)) && /Certificate Pending/.test(html)) {
-        const id = Number(m[1]);
-        await keepPending(id, pkcs8, p10.spki, template, location.origin);
-        out.replaceChildren();
-        show(out, `Your certificate request is pending. Your Request Id is ${id}. Return to the status page to collect the certificate once a certificate manager has approved it; the key stays in this browser until then.`, "pending");
+        entry.reqId = Number(m[1]);
+        await updateKey(entry);
+        show(out, `Your certificate request is pending. Your Request Id is ${entry.reqId}. Return to the status page to collect the certificate once a certificate manager has approved it; the key stays in this browser until then, protected by the password you chose.`, "pending");
         const a = document.createElement("a"); a.href = "certckpn.asp"; a.textContent = "View the status of your pending requests"; a.id = "status-link";
         dl.replaceChildren(a);
       } else if ((m = html.match(/The disposition message is "([^"]*)"/))) {
-        throw new Error(`The request was denied: ${m[1]}`);
+        await forgetKey(entry);
+        const t = document.createElement("textarea"); t.innerHTML = m[1];
+        throw new Error(`The request was denied: ${t.value}`);
       } else {
-        throw new Error(`unexpected answer from the CA (HTTP ${r.status})`);
+        throw new Error(`unexpected answer from the CA (HTTP ${r.status}); the key stays in this browser`);
       }
     } finally {
       pkcs8.fill(0);
@@ -421,33 +443,38 @@
   async function refreshPending() {
     const list = document.getElementById("browser-pending");
     if (!list) return;
-    const entries = await pendingList();
+    const entries = await myKeys();
     list.replaceChildren();
-    if (!entries.length) { const p = document.createElement("p"); p.textContent = "This browser holds no pending request keys."; list.append(p); return; }
+    if (!entries.length) { const p = document.createElement("p"); p.textContent = "This browser holds no request keys of yours."; list.append(p); return; }
     for (const e of entries) {
       const row = document.createElement("div");
       row.className = "pending-entry";
-      row.dataset.requestId = String(e.reqId);
+      row.dataset.requestId = String(e.reqId || "");
       const label = document.createElement("span");
-      label.textContent = `Request ${e.reqId} (${e.template || "no template"}, ${new Date(e.created).toISOString()}) `;
+      label.textContent = e.reqId
+        ? `Request ${e.reqId} (${e.template || "no template"}, ${new Date(e.created).toISOString()}) `
+        : `A request not confirmed by the CA (${e.template || "no template"}, ${new Date(e.created).toISOString()}) `;
       const pw = document.createElement("input");
-      pw.type = "password"; pw.placeholder = "PKCS #12 password"; pw.name = `password-${e.reqId}`; pw.autocomplete = "new-password";
+      pw.type = "password"; pw.placeholder = "Password chosen when requesting"; pw.name = `password-${e.reqId}`; pw.autocomplete = "current-password";
       const btn = document.createElement("button");
-      btn.type = "button"; btn.textContent = "Check and install"; btn.name = `collect-${e.reqId}`;
+      btn.type = "button"; btn.textContent = "Check and install"; btn.name = `collect-${e.reqId}`; btn.disabled = !e.reqId;
+      const drop = document.createElement("button");
+      drop.type = "button"; drop.textContent = "Discard key"; drop.name = `discard-${e.reqId}`;
       const status = document.createElement("span"); status.className = "status";
       const dl = document.createElement("span");
       btn.addEventListener("click", async () => {
         try {
-          if (pw.value.length < 8) throw new Error("choose a PKCS #12 password of at least 8 characters");
           const c = await certificateFor(e.reqId);
           if (!c.cert) { show(status, ` Not issued yet: ${c.message}`, "pending"); return; }
-          const ca = await fetchBytes("certnew.cer?ReqID=CACert&Enc=bin");
-          const pkcs8 = await openPending(e);
-          try { await finish(status, dl, e.reqId, pkcs8, e.spki, c.cert, ca.bytes, pw.value); } finally { pkcs8.fill(0); }
-          await forgetPending(e);
+          const pkcs8 = await openKey(e, pw.value);
+          try { await finish(status, dl, e.reqId, pkcs8, e.spki, c.cert, await caCertificate(), pw.value, e); } finally { pkcs8.fill(0); }
         } catch (err) { show(status, ` ${err.message}`, "error"); }
       });
-      row.append(label, pw, " ", btn, status, " ", dl);
+      drop.addEventListener("click", async () => {
+        if (!window.confirm("Discard this key? Only a key recovery agent can bring it back.")) return;
+        await forgetKey(e); row.remove();
+      });
+      row.append(label, pw, " ", btn, " ", drop, status, " ", dl);
       list.append(row);
     }
   }

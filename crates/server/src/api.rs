@@ -215,8 +215,29 @@ pub(crate) fn routes(ca: Arc<Ca>) -> Router {
         .merge(crate::certsrv::routes())
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_cross_origin_writes))
         .layer(axum::middleware::map_request(host_from_authority))
         .with_state(ca)
+}
+
+/// Browsers send ambient credentials (a TLS client certificate, cached Basic
+/// credentials) with cross-site requests too: no state-changing request from
+/// another origin reaches a handler.
+async fn refuse_cross_origin_writes(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let safe = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe && cross_origin(req.headers()) {
+        return ApiError(EngineError::Forbidden(
+            "cross-origin requests that change state are refused".into(),
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// HTTP/2 carries the host in `:authority`, not in a `Host` header: copy it
@@ -647,7 +668,11 @@ async fn backup(
         )));
     };
     let pass = zeroize::Zeroizing::new(body.passphrase.into_bytes());
-    let tmp = tempfile::tempdir()
+    // Under the CA home (mode 0700, same protection as the database), not in
+    // a shared or RAM-backed /tmp; removed when the response is built.
+    let tmp = tempfile::Builder::new()
+        .prefix(".backup-")
+        .tempdir_in(ca.home().root())
         .map_err(|e| ApiError(EngineError::Config(format!("temporary directory: {e}"))))?;
     let dir = tmp.path().join("backup");
     ca.backup(&actor, &dir, &pass).await?;

@@ -34,6 +34,33 @@ pub(crate) fn routes() -> Router<Arc<Ca>> {
         .route("/certsrv/certcarc.asp", get(ca_page))
         .route("/certsrv/certckpn.asp", get(pending_status))
         .route("/certsrv/certcrl.crl", get(crl))
+        .layer(axum::middleware::map_response(page_headers))
+}
+
+/// Hardening headers on every certsrv HTML page (the enrollment page holds a
+/// key and a password): scripts from this origin only, no framing, no caching.
+async fn page_headers(mut r: Response) -> Response {
+    let html = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html"));
+    if html {
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    r
 }
 
 /// Who is calling: a principal, or anonymous (Authenticated Users) when the
@@ -129,10 +156,10 @@ async fn browser_form(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response
         .iter()
         .filter(|t| on_ca.contains(&t.name) && !t.ca)
     {
-        if ca
-            .authorize(&user, lockbox_engine::authz::Op::Enroll(t))
+        // `would_allow`: listing is not an attempt, so nothing is audited.
+        if !ca
+            .would_allow(&user, lockbox_engine::authz::Op::Enroll(t))
             .await
-            .is_err()
         {
             continue;
         }
@@ -153,8 +180,9 @@ async fn browser_form(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response
         ));
     }
     let body = format!(
-        "<noscript><p>This page needs JavaScript: the key is made in your browser.</p></noscript>\n<form id=\"enroll\">\n<p><label for=\"template\">Certificate template:</label> <select id=\"template\" name=\"template\">\n{options}</select></p>\n<p><label for=\"cn\">Name:</label> <input id=\"cn\" name=\"cn\" type=\"text\" value=\"{cn}\" required></p>\n<p><label for=\"bits\">Key size:</label> <select id=\"bits\" name=\"bits\"><option>2048</option><option>3072</option><option>4096</option></select></p>\n<p><label for=\"password\">Password for the PKCS #12 file:</label> <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" minlength=\"8\" required></p>\n<p><input type=\"submit\" id=\"btnEnroll\" value=\"Submit\"></p>\n</form>\n<p id=\"result\" role=\"status\"></p>\n<p id=\"download\"></p>\n<script src=\"lockbox-enroll.js\"></script>",
+        "<span id=\"lockbox-user\" hidden>{who}</span>\n<noscript><p>This page needs JavaScript: the key is made in your browser.</p></noscript>\n<form id=\"enroll\">\n<p><label for=\"template\">Certificate template:</label> <select id=\"template\" name=\"template\">\n{options}</select></p>\n<p><label for=\"cn\">Name:</label> <input id=\"cn\" name=\"cn\" type=\"text\" value=\"{cn}\" required></p>\n<p><label for=\"bits\">Key size:</label> <select id=\"bits\" name=\"bits\"><option>2048</option><option>3072</option><option>4096</option></select></p>\n<p><label for=\"password\">Password for the PKCS #12 file:</label> <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" minlength=\"8\" required></p>\n<p><input type=\"submit\" id=\"btnEnroll\" value=\"Submit\"></p>\n</form>\n<p id=\"result\" role=\"status\"></p>\n<p id=\"download\"></p>\n<script src=\"lockbox-enroll.js\"></script>",
         cn = esc(user.name.rsplit('\\').next().unwrap_or(&user.name)),
+        who = esc(&user.name),
     );
     Html(page("Request a Certificate", &body)).into_response()
 }
@@ -492,10 +520,13 @@ async fn pending_status(
         );
     };
     let Some(id) = q.req_id else {
-        let body = "<form method=\"get\" action=\"certckpn.asp\">\n<p><label for=\"ReqID\">Request ID:</label> <input id=\"ReqID\" name=\"ReqID\" type=\"number\" min=\"1\"> <input type=\"submit\" value=\"Check\"></p>\n</form>\n<h4>Requests made from this browser</h4>\n<div id=\"browser-pending\"></div>\n<script src=\"lockbox-enroll.js\"></script>";
+        let body = format!(
+            "<span id=\"lockbox-user\" hidden>{who}</span>\n<form method=\"get\" action=\"certckpn.asp\">\n<p><label for=\"ReqID\">Request ID:</label> <input id=\"ReqID\" name=\"ReqID\" type=\"number\" min=\"1\"> <input type=\"submit\" value=\"Check\"></p>\n</form>\n<h4>Requests made from this browser</h4>\n<div id=\"browser-pending\"></div>\n<script src=\"lockbox-enroll.js\"></script>",
+            who = esc(&user.name)
+        );
         return Html(page(
             "View the Status of a Pending Certificate Request",
-            body,
+            &body,
         ))
         .into_response();
     };

@@ -51,27 +51,22 @@ struct Session {
     csrf: String,
 }
 
-fn csrf_key() -> &'static [u8; 32] {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let mut k = [0u8; 32];
-        match lockbox_crypto::random::random_bytes(32) {
-            Ok(b) => k.copy_from_slice(&b),
-            // No randomness: a process-unique fallback is still better than a
-            // constant, but the service should not run like this; log it.
-            Err(e) => {
-                tracing::error!(error = %e, "console: no random CSRF key");
-                let t = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                k = lockbox_crypto::digest::sha256(
-                    format!("{t}:{}", std::process::id()).as_bytes(),
-                );
-            }
+/// The per-process CSRF key; `None` when the system offers no randomness, in
+/// which case every console form is refused (fail closed).
+fn csrf_key() -> Option<&'static [u8; 32]> {
+    static KEY: OnceLock<Option<[u8; 32]>> = OnceLock::new();
+    KEY.get_or_init(|| match lockbox_crypto::random::random_bytes(32) {
+        Ok(b) => {
+            let mut k = [0u8; 32];
+            k.copy_from_slice(&b);
+            Some(k)
         }
-        k
+        Err(e) => {
+            tracing::error!(error = %e, "console: no randomness for the CSRF key; forms are refused");
+            None
+        }
     })
+    .as_ref()
 }
 
 fn csrf_message(actor: &Actor) -> Vec<u8> {
@@ -80,18 +75,18 @@ fn csrf_message(actor: &Actor) -> Vec<u8> {
 
 /// The CSRF token of a principal's forms.
 fn csrf_token(actor: &Actor) -> String {
-    hex::encode(lockbox_crypto::digest::hmac_sha256(
-        csrf_key(),
-        &csrf_message(actor),
-    ))
+    csrf_key()
+        .map(|k| hex::encode(lockbox_crypto::digest::hmac_sha256(k, &csrf_message(actor))))
+        .unwrap_or_default()
 }
 
 fn csrf_ok(actor: &Actor, token: Option<&String>) -> bool {
+    let Some(key) = csrf_key() else {
+        return false;
+    };
     token
         .and_then(|t| hex::decode(t.trim()).ok())
-        .is_some_and(|t| {
-            lockbox_crypto::digest::hmac_sha256_verify(csrf_key(), &csrf_message(actor), &t)
-        })
+        .is_some_and(|t| lockbox_crypto::digest::hmac_sha256_verify(key, &csrf_message(actor), &t))
 }
 
 fn challenge() -> Response {
