@@ -1,7 +1,7 @@
 """Web enrollment (/certsrv/) interop: the `certsrv` PyPI client and Certipy's
 web enrollment functions, unchanged, against a running Lockbox server.
 
-Usage: certsrv_web.py submit|retrieve|impacket HOST:PORT CA_PEM USER PASSWORD [REQ_ID|TEMPLATE]
+Usage: certsrv_web.py submit|retrieve|foreign|impacket HOST:PORT CA_PEM USER PASSWORD [REQ_ID|TEMPLATE]
 
 `impacket` runs impacket's ntlmrelayx AD CS attack code (ADCSAttack._run, as
 shipped) over a connection that authenticates with Basic instead of a relayed
@@ -97,6 +97,19 @@ def impacket_enroll(server, cafile, user, password, template):
 
 def main():
     mode, server, cafile, user, password = sys.argv[1:6]
+    if mode == "foreign":
+        # another principal asks for someone else's certificate and status
+        session = httpx.Client(
+            base_url=f"https://{server}", auth=httpx.BasicAuth(user, password), verify=cafile
+        )
+        req_id = sys.argv[6]
+        print(json.dumps({
+            "cer_status": session.get(f"/certsrv/certnew.cer?ReqID={req_id}&Enc=b64").status_code,
+            "p7b_status": session.get(f"/certsrv/certnew.p7b?ReqID={req_id}&Enc=b64").status_code,
+            "status_page": session.get(f"/certsrv/certckpn.asp?ReqID={req_id}").status_code,
+            "ca_cert_status": session.get("/certsrv/certnew.cer?ReqID=CACert&Enc=b64").status_code,
+        }))
+        return
     if mode == "impacket":
         print(json.dumps(impacket_enroll(server, cafile, user, password, sys.argv[6])))
         return

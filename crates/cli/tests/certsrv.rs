@@ -107,6 +107,26 @@ fn certsrv_clients_enroll_and_collect_pending_certificates() {
     ));
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
     assert_eq!(v["retrieved_subject"], "CN=Web Bob", "{v}");
+
+    // another principal may not collect or inspect webalice's request
+    ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "add",
+        "webmallory",
+        "--password-file",
+        s(&d.join("pw")),
+    ]));
+    let out = ok(script(
+        d,
+        &["foreign", &listen, s(&ca_pem), "webmallory", pw, &pending],
+    ));
+    let f: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+    assert_eq!(f["cer_status"], 403, "{f}");
+    assert_eq!(f["p7b_status"], 403, "{f}");
+    assert_eq!(f["status_page"], 403, "{f}");
+    assert_eq!(f["ca_cert_status"], 200, "{f}");
     assert_eq!(v["certipy_retrieved"], true);
 
     // the requests are recorded under the authenticated principal

@@ -398,24 +398,54 @@ async fn not_issued_page(ca: &Ca, id: i64) -> Response {
     }
 }
 
+/// A user sees their own requests; readers of the CA database see all.
+async fn may_read(ca: &Ca, user: &Actor, requester: &str, id: i64) -> Result<(), Response> {
+    if requester.eq_ignore_ascii_case(&user.name)
+        || ca
+            .authorize(user, lockbox_engine::authz::Op::ReadDatabase)
+            .await
+            .is_ok()
+    {
+        return Ok(());
+    }
+    Err(failure_page(
+        StatusCode::FORBIDDEN,
+        &format!("request {id} is not yours"),
+        lockbox_engine::codes::E_ACCESSDENIED,
+    ))
+}
+
+/// Checks that `user` may read request `id` (unknown IDs fall through to the
+/// handler's own not-found answer).
+async fn may_read_request(ca: &Ca, user: &Actor, id: i64) -> Result<(), Response> {
+    match ca.request(id).await {
+        Ok(rec) => may_read(ca, user, &rec.requester, id).await,
+        Err(_) => Ok(()),
+    }
+}
+
 async fn certnew_cer(
     State(ca): State<Arc<Ca>>,
     headers: HeaderMap,
     Query(q): Query<CertQuery>,
 ) -> Response {
-    if let Err(r) = web_user(&ca, &headers).await {
-        return r;
-    }
+    let user = match web_user(&ca, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
     let der = match wanted(&q) {
         Err(r) => return *r,
         Ok(Wanted::Ca) => match ca.ca_certificate_der() {
             Ok(d) => d,
             Err(e) => return engine_failure_page(&e),
         },
-        Ok(Wanted::Request(id)) => match ca.certificate(id).await {
-            Ok(d) => d,
-            Err(EngineError::Conflict(_)) => return not_issued_page(&ca, id).await,
-            Err(e) => return engine_failure_page(&e),
+        Ok(Wanted::Request(id)) => match may_read_request(&ca, &user, id).await {
+            Err(r) => return r,
+            Ok(()) => match ca.certificate(id).await {
+                Ok(d) => d,
+                Err(EngineError::Conflict(_)) => return not_issued_page(&ca, id).await,
+                Err(e) => return engine_failure_page(&e),
+            },
         },
     };
     let disposition = "attachment; filename=\"certnew.cer\"";
@@ -439,9 +469,10 @@ async fn certnew_p7b(
     headers: HeaderMap,
     Query(q): Query<CertQuery>,
 ) -> Response {
-    if let Err(r) = web_user(&ca, &headers).await {
-        return r;
-    }
+    let user = match web_user(&ca, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
     let chain = match ca.chain_der() {
         Ok(c) => c,
         Err(e) => return engine_failure_page(&e),
@@ -449,10 +480,13 @@ async fn certnew_p7b(
     let certs = match wanted(&q) {
         Err(r) => return *r,
         Ok(Wanted::Ca) => chain,
-        Ok(Wanted::Request(id)) => match ca.certificate(id).await {
-            Ok(d) => std::iter::once(d).chain(chain).collect(),
-            Err(EngineError::Conflict(_)) => return not_issued_page(&ca, id).await,
-            Err(e) => return engine_failure_page(&e),
+        Ok(Wanted::Request(id)) => match may_read_request(&ca, &user, id).await {
+            Err(r) => return r,
+            Ok(()) => match ca.certificate(id).await {
+                Ok(d) => std::iter::once(d).chain(chain).collect(),
+                Err(EngineError::Conflict(_)) => return not_issued_page(&ca, id).await,
+                Err(e) => return engine_failure_page(&e),
+            },
         },
     };
     let p7b = match lockbox_crypto::cms::certs_only(&certs) {
@@ -534,19 +568,8 @@ async fn pending_status(
         Ok(r) => r,
         Err(e) => return engine_failure_page(&e),
     };
-    // A user sees their own requests; officers and auditors see all.
-    let own = rec.requester.eq_ignore_ascii_case(&user.name);
-    if !own
-        && ca
-            .authorize(&user, lockbox_engine::authz::Op::ReadDatabase)
-            .await
-            .is_err()
-    {
-        return failure_page(
-            StatusCode::FORBIDDEN,
-            &format!("request {id} is not yours"),
-            lockbox_engine::codes::E_ACCESSDENIED,
-        );
+    if let Err(r) = may_read(&ca, &user, &rec.requester, id).await {
+        return r;
     }
     let o = Outcome {
         request_id: id,
