@@ -590,7 +590,10 @@ async fn kras(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
         Ok(l) => l,
         Err(e) => return engine_error(&ca, &s, &e),
     };
-    let required = ca.kra_required().await.unwrap_or(0);
+    let required = match ca.kra_required().await {
+        Ok(n) => n,
+        Err(e) => return engine_error(&ca, &s, &e),
+    };
     let usable = list.iter().filter(|k| k.status == "valid").count();
     let admin = nav_for(&s.actor).admin;
     let body = html! {
@@ -748,7 +751,10 @@ async fn restrictions(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response
     let mut managers = Vec::new();
     for (who, role) in grants {
         if role == Role::CertificateManager.name() {
-            let (groups, templates) = ca.restrictions(&who).await.unwrap_or_default();
+            let (groups, templates) = match ca.restrictions(&who).await {
+                Ok(r) => r,
+                Err(e) => return engine_error(&ca, &s, &e),
+            };
             managers.push((who, groups, templates));
         }
     }
