@@ -225,6 +225,22 @@ impl Ca {
         Ok(out.split_off(skip))
     }
 
+    /// The latest `n` audit records, oldest first, and how many exist (one
+    /// indexed read for the count, one range read for the records).
+    pub async fn audit_latest(
+        &self,
+        actor: &Actor,
+        n: i64,
+    ) -> EngineResult<(i64, Vec<AuditRecord>)> {
+        self.authorize(actor, Op::ReadAudit).await?;
+        let Some(last) = self.store.last_audit_record().await? else {
+            return Ok((0, vec![]));
+        };
+        let n = n.clamp(1, 10_000);
+        let from = (last.seq - n + 1).max(1);
+        Ok((last.seq, self.store.audit_records(from, n).await?))
+    }
+
     /// Verifies the chain: every record's hash, its link to the previous one,
     /// contiguous positions, and every signed head.
     pub async fn audit_verify(&self, actor: &Actor) -> EngineResult<AuditReport> {

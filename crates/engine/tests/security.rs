@@ -86,6 +86,10 @@ async fn principals(ca: &Ca) {
 }
 
 /// Returns which operations `who` may perform, as a compact string.
+async fn max_of(ca: &Ca) -> lockbox_engine::Actor {
+    ca.actor_for("max").await.unwrap()
+}
+
 async fn capabilities(ca: &Ca, who: &str) -> String {
     let actor = ca.actor_for(who).await.unwrap();
     let t = ca.template("User").await.unwrap();
@@ -177,6 +181,13 @@ async fn every_role_against_every_operation_with_and_without_separation() {
     assert!(records
         .iter()
         .any(|r| r.entry.outcome == "refused" && r.entry.actor == "multi"));
+    // the console's tail view: the same last records, oldest first, and the count
+    let (total, tail) = ca.audit_latest(&aud, 5).await.unwrap();
+    let all = ca.audit_list(&aud, None, 1_000_000).await.unwrap();
+    assert_eq!(total, all.last().unwrap().seq);
+    assert_eq!(tail.len(), 5);
+    assert_eq!(tail[..], all[all.len() - 5..]);
+    assert!(ca.audit_latest(&max_of(&ca).await, 5).await.is_err());
     // the real operations honour the same decisions
     let max = ca.actor_for("max").await.unwrap();
     let nobody = ca.actor_for("nobody").await.unwrap();

@@ -682,12 +682,10 @@ async fn audit(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let records = match ca.audit_list(&s.actor, None, 1_000_000).await {
+    let (total, shown) = match ca.audit_latest(&s.actor, 500).await {
         Ok(r) => r,
         Err(e) => return engine_error(&ca, &s, &e),
     };
-    let total = records.len();
-    let shown = &records[total.saturating_sub(500)..];
     let body = html! {
         form method="post" action="/console/audit/verify" {
             (hidden_csrf(&s))
