@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -115,22 +116,40 @@ async fn session(ca: &Ca, headers: &HeaderMap) -> Result<Session, Response> {
     }
 }
 
-/// A session for a form post: authenticated, same origin, valid CSRF token.
-async fn post_session(
-    ca: &Ca,
-    headers: &HeaderMap,
-    form: &HashMap<String, String>,
-) -> Result<Session, Response> {
-    let s = session(ca, headers).await?;
-    if cross_origin(headers) || !csrf_ok(&s.actor, form.get("csrf")) {
-        return Err(error_page(
-            ca,
-            &s,
-            StatusCode::FORBIDDEN,
-            "The form was refused: its anti-forgery token is missing or wrong, or it came from another site. Reload the page and try again.",
-        ));
+impl FromRequestParts<Arc<Ca>> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, ca: &Arc<Ca>) -> Result<Self, Response> {
+        session(ca, &parts.headers).await
     }
-    Ok(s)
+}
+
+/// A form post: authenticated, same origin, carrying the principal's CSRF token.
+struct Posted {
+    s: Session,
+    form: HashMap<String, String>,
+}
+
+impl FromRequest<Arc<Ca>> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, ca: &Arc<Ca>) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let s = session(ca, &headers).await?;
+        let form = match Form::<HashMap<String, String>>::from_request(req, ca).await {
+            Ok(Form(f)) => f,
+            Err(e) => return Err(error_page(ca, &s, StatusCode::BAD_REQUEST, &e.body_text())),
+        };
+        if cross_origin(&headers) || !csrf_ok(&s.actor, form.get("csrf")) {
+            return Err(error_page(
+                ca,
+                &s,
+                StatusCode::FORBIDDEN,
+                "The form was refused: its anti-forgery token is missing or wrong, or it came from another site. Reload the page and try again.",
+            ));
+        }
+        Ok(Posted { s, form })
+    }
 }
 
 fn page_response(status: StatusCode, m: Markup) -> Response {
@@ -274,11 +293,7 @@ main{padding:1em}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px s
 th{background:#eef}.error{color:#a00;font-weight:bold}.ok{color:#060;font-weight:bold}form.inline{display:inline}\
 .mono{font-family:monospace}";
 
-async fn dashboard(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
-    let s = match session(&ca, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn dashboard(State(ca): State<Arc<Ca>>, s: Session) -> Response {
     let n = nav_for(&s.actor);
     let pending = if n.database {
         ca.pending(&s.actor).await.map(|p| p.len()).ok()
@@ -308,15 +323,7 @@ struct ListQuery {
 /// Rows per page of a request list.
 const PAGE: i64 = 200;
 
-async fn requests(
-    State(ca): State<Arc<Ca>>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    let s = match session(&ca, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn requests(State(ca): State<Arc<Ca>>, Query(q): Query<ListQuery>, s: Session) -> Response {
     let view = q.view.as_deref().unwrap_or("pending");
     let (title, disposition) = match view {
         "issued" => ("Issued Certificates", "issued"),
@@ -426,14 +433,9 @@ async fn requests(
 
 async fn decide(
     State(ca): State<Arc<Ca>>,
-    headers: HeaderMap,
     Path((id, action)): Path<(i64, String)>,
-    Form(form): Form<HashMap<String, String>>,
+    Posted { s, .. }: Posted,
 ) -> Response {
-    let s = match post_session(&ca, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let result = match action.as_str() {
         "issue" => ca.issue(id, &s.actor).await,
         "deny" => ca.deny(id, &s.actor).await,
@@ -454,15 +456,7 @@ async fn decide(
     }
 }
 
-async fn revoke(
-    State(ca): State<Arc<Ca>>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match post_session(&ca, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn revoke(State(ca): State<Arc<Ca>>, Posted { s, form }: Posted) -> Response {
     let serial = form.get("serial").map(String::as_str).unwrap_or("");
     let reason = match lockbox_engine::crl::parse_reason(
         form.get("reason")
@@ -487,15 +481,7 @@ struct SearchQuery {
     q: Option<String>,
 }
 
-async fn recovery(
-    State(ca): State<Arc<Ca>>,
-    headers: HeaderMap,
-    Query(q): Query<SearchQuery>,
-) -> Response {
-    let s = match session(&ca, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn recovery(State(ca): State<Arc<Ca>>, Query(q): Query<SearchQuery>, s: Session) -> Response {
     let token = q.q.as_deref().unwrap_or("").trim().to_string();
     let candidates = if token.is_empty() {
         None
@@ -545,15 +531,7 @@ async fn recovery(
     render(&ca, &s, "Key Recovery", body)
 }
 
-async fn recovery_blob(
-    State(ca): State<Arc<Ca>>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match post_session(&ca, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn recovery_blob(State(ca): State<Arc<Ca>>, Posted { s, form }: Posted) -> Response {
     let Some(id) = form
         .get("request_id")
         .and_then(|v| v.trim().parse::<i64>().ok())
@@ -581,11 +559,7 @@ async fn recovery_blob(
     }
 }
 
-async fn kras(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
-    let s = match session(&ca, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn kras(State(ca): State<Arc<Ca>>, s: Session) -> Response {
     let list = match ca.kra_list(&s.actor).await {
         Ok(l) => l,
         Err(e) => return engine_error(&ca, &s, &e),
@@ -625,15 +599,7 @@ async fn kras(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
     render(&ca, &s, "Key Recovery Agents", body)
 }
 
-async fn kra_required(
-    State(ca): State<Arc<Ca>>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match post_session(&ca, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn kra_required(State(ca): State<Arc<Ca>>, Posted { s, form }: Posted) -> Response {
     let Some(n) = form
         .get("required")
         .and_then(|v| v.trim().parse::<usize>().ok())
@@ -646,11 +612,7 @@ async fn kra_required(
     }
 }
 
-async fn templates(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
-    let s = match session(&ca, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn templates(State(ca): State<Arc<Ca>>, s: Session) -> Response {
     let (all, on_ca) = match (ca.templates().await, ca.ca_templates().await) {
         (Ok(a), Ok(c)) => (a, c),
         (Err(e), _) | (_, Err(e)) => return engine_error(&ca, &s, &e),
@@ -677,11 +639,7 @@ async fn templates(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
     render(&ca, &s, "Certificate Templates", body)
 }
 
-async fn audit(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
-    let s = match session(&ca, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn audit(State(ca): State<Arc<Ca>>, s: Session) -> Response {
     let (total, shown) = match ca.audit_latest(&s.actor, 500).await {
         Ok(r) => r,
         Err(e) => return engine_error(&ca, &s, &e),
@@ -708,15 +666,7 @@ async fn audit(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
     render(&ca, &s, "Audit Trail", body)
 }
 
-async fn audit_verify(
-    State(ca): State<Arc<Ca>>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match post_session(&ca, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn audit_verify(State(ca): State<Arc<Ca>>, Posted { s, .. }: Posted) -> Response {
     let report = match ca.audit_verify(&s.actor).await {
         Ok(r) => r,
         Err(e) => return engine_error(&ca, &s, &e),
@@ -737,11 +687,7 @@ async fn audit_verify(
     render(&ca, &s, "Audit Verification", body)
 }
 
-async fn restrictions(State(ca): State<Arc<Ca>>, headers: HeaderMap) -> Response {
-    let s = match session(&ca, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn restrictions(State(ca): State<Arc<Ca>>, s: Session) -> Response {
     let grants = match ca.role_grants(&s.actor).await {
         Ok(g) => g,
         Err(e) => return engine_error(&ca, &s, &e),
@@ -795,15 +741,7 @@ fn list_field(form: &HashMap<String, String>, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn set_restrictions(
-    State(ca): State<Arc<Ca>>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let s = match post_session(&ca, &headers, &form).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn set_restrictions(State(ca): State<Arc<Ca>>, Posted { s, form }: Posted) -> Response {
     let manager = form.get("manager").map(String::as_str).unwrap_or("").trim();
     if manager.is_empty() {
         return error_page(&ca, &s, StatusCode::BAD_REQUEST, "choose a manager");
