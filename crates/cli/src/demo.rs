@@ -267,6 +267,10 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         "\nExplore it: lockbox --home {} view | template list | serve",
         home.display()
     );
+    println!(
+        "  serve answers https://127.0.0.1:8443/certsrv/ (web enrollment) and /console/ (officers); add a principal first: lockbox --home {} principal add NAME --password-file F",
+        home.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
