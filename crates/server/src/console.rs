@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use lockbox_engine::authz::Role;
+use lockbox_engine::authz::{Op, Role};
 use lockbox_engine::{Actor, Ca, Disposition, EngineError};
 use maud::{html, Markup, DOCTYPE};
 
@@ -46,8 +46,9 @@ pub(crate) fn routes() -> Router<Arc<Ca>> {
         )
 }
 
-/// The signed-in caller and the CSRF token its forms carry.
+/// The signed-in caller, the CSRF token its forms carry and what it may use.
 struct Session {
+    nav: Nav,
     actor: Actor,
     csrf: String,
 }
@@ -110,6 +111,7 @@ async fn session(ca: &Ca, headers: &HeaderMap) -> Result<Session, Response> {
     match caller(ca, headers).await {
         Ok(Some(actor)) => Ok(Session {
             csrf: csrf_token(&actor),
+            nav: nav_for(ca, &actor).await,
             actor,
         }),
         _ => Err(challenge()),
@@ -175,7 +177,9 @@ fn page_response(status: StatusCode, m: Markup) -> Response {
     r
 }
 
-/// What the navigation offers a caller.
+/// What the navigation offers a caller: the engine's own decisions (asked
+/// quietly, so nothing is audited), including role separation.
+#[derive(Clone, Copy)]
 struct Nav {
     database: bool,
     manager: bool,
@@ -183,20 +187,17 @@ struct Nav {
     auditor: bool,
 }
 
-fn nav_for(a: &Actor) -> Nav {
-    let admin = a.local_admin || a.has(Role::CaAdministrator);
-    let manager = a.local_admin || a.has(Role::CertificateManager);
-    let auditor = a.has(Role::Auditor);
+async fn nav_for(ca: &Ca, a: &Actor) -> Nav {
     Nav {
-        database: admin || manager || auditor,
-        manager,
-        admin,
-        auditor,
+        database: ca.would_allow(a, Op::ReadDatabase).await,
+        manager: ca.would_allow(a, Op::SearchKeys).await,
+        admin: ca.would_allow(a, Op::Security).await,
+        auditor: ca.would_allow(a, Op::ReadAudit).await,
     }
 }
 
 fn layout(ca: &Ca, s: &Session, title: &str, body: Markup) -> Markup {
-    let n = nav_for(&s.actor);
+    let n = s.nav;
     let roles: Vec<&str> = s.actor.roles.iter().map(|r| r.name()).collect();
     html! {
         (DOCTYPE)
@@ -294,7 +295,7 @@ th{background:#eef}.error{color:#a00;font-weight:bold}.ok{color:#060;font-weight
 .mono{font-family:monospace}";
 
 async fn dashboard(State(ca): State<Arc<Ca>>, s: Session) -> Response {
-    let n = nav_for(&s.actor);
+    let n = s.nav;
     let pending = if n.database {
         ca.pending(&s.actor).await.map(|p| p.len()).ok()
     } else {
@@ -340,7 +341,7 @@ async fn requests(State(ca): State<Arc<Ca>>, Query(q): Query<ListQuery>, s: Sess
     let more = rows.len() as i64 > PAGE;
     let next = rows.get(PAGE as usize).map(|r| r.request_id);
     let rows = &rows[..rows.len().min(PAGE as usize)];
-    let n = nav_for(&s.actor);
+    let n = s.nav;
     let done = q.done.as_deref().map(|d| match d {
         "issued" => "issued",
         "denied" => "denied",
@@ -569,7 +570,7 @@ async fn kras(State(ca): State<Arc<Ca>>, s: Session) -> Response {
         Err(e) => return engine_error(&ca, &s, &e),
     };
     let usable = list.iter().filter(|k| k.status == "valid").count();
-    let admin = nav_for(&s.actor).admin;
+    let admin = s.nav.admin;
     let body = html! {
         p id="kra-summary" {
             "Keys are archived to " strong { (required) } " of " (list.len()) " configured recovery agent certificate(s); " (usable) " are valid."
