@@ -131,13 +131,18 @@ pub enum Op<'a> {
     Enroll(&'a Template),
     /// Issue, deny or revoke a request / certificate of `requester` for `template`.
     Officer {
+        /// `issue`, `deny` or `revoke`.
         action: &'a str,
+        /// Who made the request.
         requester: &'a str,
+        /// Its template, when it has one.
         template: Option<&'a str>,
     },
     /// Retrieve an archived key (recovery blob) of `requester` for `template`.
     RetrieveKey {
+        /// Who made the request.
         requester: &'a str,
+        /// Its template, when it has one.
         template: Option<&'a str>,
     },
     /// Search recovery candidates (certificate managers).

@@ -527,76 +527,145 @@ pub struct Permission {
 #[derive(Clone, Debug)]
 pub enum Change {
     /// Insert or replace a template definition.
-    PutTemplate { name: String, json: String },
+    PutTemplate {
+        /// Name.
+        name: String,
+        /// Definition (JSON).
+        json: String,
+    },
     /// Add/remove a template from the CA's issue list.
-    SetCaTemplate { name: String, enabled: bool },
+    SetCaTemplate {
+        /// Name.
+        name: String,
+        /// Whether the CA issues it.
+        enabled: bool,
+    },
     /// Add a KRA certificate (idempotent).
     AddKra {
+        /// SHA-1 thumbprint (hex).
         thumbprint: String,
+        /// Certificate (DER).
         cert_der: Vec<u8>,
+        /// Chain up to its root, PEM, when issued by another CA.
         chain_der: Option<Vec<u8>>,
+        /// Its issuer's CRL (file or http URL), when issued by another CA.
         crl_source: Option<String>,
+        /// When (unix seconds).
         at: i64,
     },
     /// Remove a KRA certificate.
-    RemoveKra { thumbprint: String },
+    RemoveKra {
+        /// SHA-1 thumbprint (hex).
+        thumbprint: String,
+    },
     /// Write a setting.
-    SetSetting { name: String, value: String },
+    SetSetting {
+        /// Name.
+        name: String,
+        /// Value.
+        value: String,
+    },
     /// Add a principal.
     AddPrincipal(Principal),
     /// Remove a principal with its tokens, roles, memberships and mappings.
-    RemovePrincipal { name: String },
+    RemovePrincipal {
+        /// Name.
+        name: String,
+    },
     /// Add a member to a group.
-    AddMember { group: String, member: String },
+    AddMember {
+        /// Group name.
+        group: String,
+        /// Member name.
+        member: String,
+    },
     /// Attach an archived key to an existing certificate row (manual archival).
     AttachArchivedKey {
+        /// Request ID.
         request_id: i64,
+        /// The EnvelopedData to the KRAs (DER).
         archived_key: Vec<u8>,
+        /// SHA-1 thumbprints of the KRAs used (comma separated).
         kra_hashes: String,
+        /// Owner principal, when known.
         owner: Option<String>,
+        /// Where the key came from (file, system).
         source: Option<String>,
     },
     /// Delete an archived key (after a verified export with --remove).
-    ClearArchivedKey { request_id: i64 },
+    ClearArchivedKey {
+        /// Request ID.
+        request_id: i64,
+    },
     /// Record an imported certificate row (foreign or this CA's), with or without a key.
     InsertImported {
+        /// The row to insert.
         request: Box<NewRequest>,
+        /// Issued by another CA.
         foreign: bool,
+        /// Owner principal, when known.
         owner: Option<String>,
+        /// Where the key came from (file, system).
         source: Option<String>,
     },
     /// Archive a key that matches no certificate, under its key ID.
     InsertUnmatchedKey {
+        /// Subject key identifier (hex).
         key_id: String,
+        /// The EnvelopedData to the KRAs (DER).
         archived_key: Vec<u8>,
+        /// SHA-1 thumbprints of the KRAs used (comma separated).
         kra_hashes: String,
+        /// Owner principal, when known.
         owner: Option<String>,
+        /// Where the key came from (file, system).
         source: Option<String>,
+        /// Who imported it.
         imported_by: String,
+        /// When (unix seconds).
         at: i64,
     },
     /// Add an API token.
     AddToken {
+        /// Token ID.
         id: String,
+        /// Principal name.
         principal: String,
+        /// SHA-256 of the secret (hex).
         secret_hash: String,
+        /// When (unix seconds).
         at: i64,
     },
     /// Map a client certificate to a principal.
     MapCertificate {
+        /// SHA-1 thumbprint (hex).
         thumbprint: String,
+        /// Principal name.
         principal: String,
     },
     /// Grant a role.
-    GrantRole { principal: String, role: String },
+    GrantRole {
+        /// Principal name.
+        principal: String,
+        /// Role name.
+        role: String,
+    },
     /// Revoke a role.
-    RevokeRole { principal: String, role: String },
+    RevokeRole {
+        /// Principal name.
+        principal: String,
+        /// Role name.
+        role: String,
+    },
     /// Set (replace) a permission entry; empty rights remove it.
     SetPermission(Permission),
     /// Replace a manager's restrictions.
     SetRestrictions {
+        /// Certificate manager.
         manager: String,
+        /// Groups it may act for (empty: any).
         groups: Vec<String>,
+        /// Templates it may act on (empty: any).
         templates: Vec<String>,
     },
 }
