@@ -130,6 +130,15 @@ try {
   await irow.waitFor();
   result.issued_row_archived = await irow.locator("td.archived").innerText();
   await shoot(o, "04-console-issued", "#requests");
+  // Add/Remove Columns: the officer picks the columns of the issued view.
+  await o.locator("#columns summary").click();
+  for (const c of ["RequestID", "RequesterName", "CertificateHash", "ArchivedKey"]) {
+    await o.locator(`#columns input[name="c_${c}"]`).check();
+  }
+  await o.click("#apply-columns");
+  await o.locator("#requests").waitFor();
+  result.chosen_headers = await o.locator("#requests thead th").allInnerTexts();
+  result.chosen_row = await o.locator(`#requests tr[data-request-id="${pendingId}"]`).innerText();
 
   // A forged post (no or a wrong anti-forgery token) is refused.
   const forged = await o.request.post(`${BASE}/console/requests/${pendingId}/deny`, { form: { csrf: "00".repeat(32) } });

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use lockbox_engine::period::rfc3339;
 use lockbox_engine::{codes, Column, EngineError, RequestRecord};
 use serde_json::{json, Value};
 
@@ -47,39 +46,7 @@ pub fn report_error(e: &anyhow::Error, json: bool) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// The value of one column of a row, as text.
-pub fn cell(r: &RequestRecord, c: Column) -> String {
-    let cert = r.cert.as_ref();
-    let opt = |s: Option<&String>| s.cloned().unwrap_or_default();
-    let time = |t: Option<i64>| t.map(rfc3339).unwrap_or_default();
-    match c {
-        Column::RequestId => r.request_id.to_string(),
-        Column::Disposition => r.disposition.as_str().to_string(),
-        Column::Requester => r.requester.clone(),
-        Column::Template => opt(r.template.as_ref()),
-        Column::SerialNumber => cert.map(|c| c.serial.clone()).unwrap_or_default(),
-        Column::Subject => cert
-            .map(|c| c.subject.clone())
-            .unwrap_or_else(|| r.request_subject.clone()),
-        Column::CommonName => opt(r.common_name.as_ref()),
-        Column::Upn => opt(r.upn.as_ref()),
-        Column::Email => opt(r.email.as_ref()),
-        Column::KeyId => cert.map(|c| c.key_id.clone()).unwrap_or_default(),
-        Column::Thumbprint => cert.map(|c| c.thumbprint.clone()).unwrap_or_default(),
-        Column::NotBefore => time(cert.map(|c| c.not_before)),
-        Column::NotAfter => time(cert.map(|c| c.not_after)),
-        Column::SubmittedWhen => rfc3339(r.submitted_at),
-        Column::ResolvedWhen => time(r.resolved_at),
-        Column::RevokedWhen => time(r.revoked_at),
-        Column::RevocationReason => r
-            .revocation_reason
-            .map(|x| lockbox_engine::crl::reason_name(x).to_string())
-            .unwrap_or_default(),
-        Column::StatusCode => format!("0x{:08x}", r.status_code as u32),
-        Column::KeyLength => cert.map(|c| c.key_length.to_string()).unwrap_or_default(),
-        Column::ArchivedKey => if r.has_archived_key { "yes" } else { "" }.to_string(),
-    }
-}
+pub use lockbox_engine::view::cell;
 
 /// Rows as JSON objects keyed by column name.
 pub fn rows_json(rows: &[RequestRecord], cols: &[Column]) -> Value {

@@ -189,6 +189,28 @@ fn browser_archival_enrollment_console_approval_and_recovery() {
         .collect();
     assert!(headers.contains(&"Archived Key"), "{headers:?}");
     assert_eq!(v["issued_row_archived"], "Yes", "{v:#}");
+    let chosen: Vec<&str> = v["chosen_headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h.as_str())
+        .collect();
+    assert_eq!(
+        chosen,
+        [
+            "Request ID",
+            "Requester Name",
+            "Certificate Hash",
+            "Archived Key",
+            "Action"
+        ],
+        "{v:#}"
+    );
+    assert!(
+        v["chosen_row"].as_str().unwrap().contains("webalice\t")
+            && v["chosen_row"].as_str().unwrap().contains("Yes"),
+        "{v:#}"
+    );
     assert!(
         v["issue_done"]
             .as_str()

@@ -1,7 +1,7 @@
 //! `view --restrict` parsing (certutil -view style).
 
 use lockbox_codec::hexfmt::normalize_hex;
-use lockbox_store::{Column, Disposition, Op, Restriction, Value};
+use lockbox_store::{Column, Disposition, Op, RequestRecord, Restriction, Value};
 
 use crate::error::{codes, EngineError, EngineResult};
 use crate::period::parse_datetime;
@@ -107,6 +107,40 @@ pub fn parse_columns(text: Option<&str>) -> EngineResult<Vec<Column>> {
             .split(',')
             .map(|c| Column::parse(c).ok_or_else(|| bad(format!("unknown column '{}'", c.trim()))))
             .collect(),
+    }
+}
+
+/// The value of one column of a row, as text.
+pub fn cell(r: &RequestRecord, c: Column) -> String {
+    let cert = r.cert.as_ref();
+    let opt = |s: Option<&String>| s.cloned().unwrap_or_default();
+    let time = |t: Option<i64>| t.map(crate::period::rfc3339).unwrap_or_default();
+    match c {
+        Column::RequestId => r.request_id.to_string(),
+        Column::Disposition => r.disposition.as_str().to_string(),
+        Column::Requester => r.requester.clone(),
+        Column::Template => opt(r.template.as_ref()),
+        Column::SerialNumber => cert.map(|c| c.serial.clone()).unwrap_or_default(),
+        Column::Subject => cert
+            .map(|c| c.subject.clone())
+            .unwrap_or_else(|| r.request_subject.clone()),
+        Column::CommonName => opt(r.common_name.as_ref()),
+        Column::Upn => opt(r.upn.as_ref()),
+        Column::Email => opt(r.email.as_ref()),
+        Column::KeyId => cert.map(|c| c.key_id.clone()).unwrap_or_default(),
+        Column::Thumbprint => cert.map(|c| c.thumbprint.clone()).unwrap_or_default(),
+        Column::NotBefore => time(cert.map(|c| c.not_before)),
+        Column::NotAfter => time(cert.map(|c| c.not_after)),
+        Column::SubmittedWhen => crate::period::rfc3339(r.submitted_at),
+        Column::ResolvedWhen => time(r.resolved_at),
+        Column::RevokedWhen => time(r.revoked_at),
+        Column::RevocationReason => r
+            .revocation_reason
+            .map(|x| crate::crl::reason_name(x).to_string())
+            .unwrap_or_default(),
+        Column::StatusCode => format!("0x{:08x}", r.status_code as u32),
+        Column::KeyLength => cert.map(|c| c.key_length.to_string()).unwrap_or_default(),
+        Column::ArchivedKey => if r.has_archived_key { "yes" } else { "" }.to_string(),
     }
 }
 

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use lockbox_engine::authz::{Op, Role};
-use lockbox_engine::{Actor, Ca, Disposition, EngineError};
+use lockbox_engine::{Actor, Ca, Column, Disposition, EngineError};
 use maud::{html, Markup, DOCTYPE};
 
 use crate::api::{caller, cross_origin, http_status};
@@ -292,7 +292,7 @@ header{background:#1f3a5f;color:#fff;padding:.6em 1em;display:flex;flex-wrap:wra
 header a{color:#fff;margin-right:.8em}.brand{font-weight:bold}.user{margin-left:auto}\
 main{padding:1em}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:.25em .5em;text-align:left;vertical-align:top}\
 th{background:#eef}.error{color:#a00;font-weight:bold}.ok{color:#060;font-weight:bold}form.inline{display:inline}\
-.mono{font-family:monospace}";
+.mono{font-family:monospace}label.col{white-space:nowrap}details{margin:.5em 0}";
 
 async fn dashboard(State(ca): State<Arc<Ca>>, s: Session) -> Response {
     let n = s.nav;
@@ -316,6 +316,7 @@ async fn dashboard(State(ca): State<Arc<Ca>>, s: Session) -> Response {
 #[derive(serde::Deserialize)]
 struct ListQuery {
     view: Option<String>,
+    columns: Option<String>,
     from: Option<i64>,
     done: Option<String>,
     id: Option<String>,
@@ -324,8 +325,21 @@ struct ListQuery {
 /// Rows per page of a request list.
 const PAGE: i64 = 200;
 
-async fn requests(State(ca): State<Arc<Ca>>, Query(q): Query<ListQuery>, s: Session) -> Response {
-    let view = q.view.as_deref().unwrap_or("pending");
+async fn requests(
+    State(ca): State<Arc<Ca>>,
+    Query(q): Query<ListQuery>,
+    Query(all): Query<HashMap<String, String>>,
+    s: Session,
+) -> Response {
+    let chosen = match chosen_columns(&q, &all) {
+        Ok(c) => c,
+        Err(e) => return engine_error(&ca, &s, &e),
+    };
+    let view = q
+        .view
+        .as_deref()
+        .filter(|v| matches!(*v, "issued" | "revoked" | "failed"))
+        .unwrap_or("pending");
     let (title, disposition) = match view {
         "issued" => ("Issued Certificates", "issued"),
         "revoked" => ("Revoked Certificates", "revoked"),
@@ -341,7 +355,7 @@ async fn requests(State(ca): State<Arc<Ca>>, Query(q): Query<ListQuery>, s: Sess
     let more = rows.len() as i64 > PAGE;
     let next = rows.get(PAGE as usize).map(|r| r.request_id);
     let rows = &rows[..rows.len().min(PAGE as usize)];
-    let n = s.nav;
+    let has_actions = s.nav.manager && (disposition == "pending" || disposition == "issued");
     let done = q.done.as_deref().map(|d| match d {
         "issued" => "issued",
         "denied" => "denied",
@@ -359,8 +373,30 @@ async fn requests(State(ca): State<Arc<Ca>>, Query(q): Query<ListQuery>, s: Sess
         @if let Some(d) = done {
             p.ok id="done" role="status" { "Request " (done_id) " " (d) "." }
         }
+        (column_chooser(view, chosen.as_deref()))
         @if rows.is_empty() {
             p id="empty" { "No requests." }
+        } @else if let Some(cols) = &chosen {
+            table id="requests" {
+                thead { tr {
+                    @for c in cols { th { (column_title(*c)) } }
+                    @if has_actions { th { "Action" } }
+                } }
+                tbody {
+                    @for r in rows {
+                        tr data-request-id=(r.request_id) {
+                            @for c in cols {
+                                @if *c == Column::ArchivedKey {
+                                    td.archived { @if r.has_archived_key { "Yes" } @else { "No" } }
+                                } @else {
+                                    td { (lockbox_engine::view::cell(r, *c)) }
+                                }
+                            }
+                            @if has_actions { (actions(&s, r)) }
+                        }
+                    }
+                }
+            }
         } @else {
             table id="requests" {
                 thead { tr {
@@ -370,7 +406,7 @@ async fn requests(State(ca): State<Arc<Ca>>, Query(q): Query<ListQuery>, s: Sess
                     th { "Archived Key" }
                     th { "Submitted" }
                     @if disposition == "denied" || disposition == "pending" { th { "Disposition Message" } }
-                    @if n.manager && (disposition == "pending" || disposition == "issued") { th { "Action" } }
+                    @if has_actions { th { "Action" } }
                 } }
                 tbody {
                     @for r in rows {
@@ -390,46 +426,131 @@ async fn requests(State(ca): State<Arc<Ca>>, Query(q): Query<ListQuery>, s: Sess
                             td.archived { @if r.has_archived_key { "Yes" } @else { "No" } }
                             td { (when(r.submitted_at)) }
                             @if disposition == "denied" || disposition == "pending" { td { (r.disposition_message) } }
-                            @if n.manager && disposition == "pending" {
-                                td {
-                                    form.inline method="post" action={"/console/requests/" (r.request_id) "/issue"} {
-                                        (hidden_csrf(&s)) button type="submit" name="issue" { "Issue" }
-                                    }
-                                    " "
-                                    form.inline method="post" action={"/console/requests/" (r.request_id) "/deny"} {
-                                        (hidden_csrf(&s)) button type="submit" name="deny" { "Deny" }
-                                    }
-                                }
-                            }
-                            @if n.manager && disposition == "issued" {
-                                td {
-                                    @if let Some(c) = &r.cert {
-                                        form.inline method="post" action="/console/revoke" {
-                                            (hidden_csrf(&s))
-                                            input type="hidden" name="serial" value=(c.serial);
-                                            select name="reason" aria-label="Revocation reason" {
-                                                @for (name, _) in lockbox_engine::crl::REASONS {
-                                                    option value=(name) { (name) }
-                                                }
-                                            }
-                                            " "
-                                            button type="submit" name="revoke" { "Revoke" }
-                                        }
-                                    }
-                                }
-                            }
+                            @if has_actions { (actions(&s, r)) }
                         }
                     }
                 }
             }
             @if more {
                 @if let Some(next) = next {
-                    p { a id="next-page" href={"/console/requests?view=" (view) "&from=" (next)} { "Next page" } }
+                    p { a id="next-page" href={"/console/requests?view=" (view) "&from=" (next) (columns_param(chosen.as_deref()))} { "Next page" } }
                 }
             }
         }
     };
     render(&ca, &s, title, body)
+}
+
+/// The columns an officer chose ("Add/Remove Columns"): checkboxes `c_NAME`
+/// from the chooser, or `columns=A,B,...` in a link; `None`: the view's default.
+fn chosen_columns(
+    q: &ListQuery,
+    all: &HashMap<String, String>,
+) -> Result<Option<Vec<Column>>, EngineError> {
+    let ticked: Vec<Column> = Column::ALL
+        .iter()
+        .copied()
+        .filter(|c| all.contains_key(&format!("c_{}", c.name())))
+        .collect();
+    if !ticked.is_empty() {
+        return Ok(Some(ticked));
+    }
+    match q
+        .columns
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        Some(text) => Ok(Some(lockbox_engine::view::parse_columns(Some(text))?)),
+        None => Ok(None),
+    }
+}
+
+fn columns_param(cols: Option<&[Column]>) -> String {
+    cols.map(|c| {
+        format!(
+            "&columns={}",
+            c.iter().map(|c| c.name()).collect::<Vec<_>>().join(",")
+        )
+    })
+    .unwrap_or_default()
+}
+
+/// A column's heading, in the words of the CA snap-in.
+fn column_title(c: Column) -> &'static str {
+    match c {
+        Column::RequestId => "Request ID",
+        Column::Disposition => "Request Disposition",
+        Column::Requester => "Requester Name",
+        Column::Template => "Certificate Template",
+        Column::SerialNumber => "Serial Number",
+        Column::Subject => "Subject",
+        Column::CommonName => "Issued Common Name",
+        Column::Upn => "User Principal Name",
+        Column::Email => "Issued Email Address",
+        Column::KeyId => "Issued Subject Key Identifier",
+        Column::Thumbprint => "Certificate Hash",
+        Column::NotBefore => "Certificate Effective Date",
+        Column::NotAfter => "Certificate Expiration Date",
+        Column::SubmittedWhen => "Request Submission Date",
+        Column::ResolvedWhen => "Request Resolution Date",
+        Column::RevokedWhen => "Revocation Date",
+        Column::RevocationReason => "Revocation Reason",
+        Column::StatusCode => "Request Status Code",
+        Column::KeyLength => "Public Key Length",
+        Column::ArchivedKey => "Archived Key",
+    }
+}
+
+/// "Add/Remove Columns": a GET form of checkboxes over every view column.
+fn column_chooser(view: &str, chosen: Option<&[Column]>) -> Markup {
+    html! {
+        details id="columns" {
+            summary { "Add/Remove Columns" }
+            form method="get" action="/console/requests" {
+                input type="hidden" name="view" value=(view);
+                @for c in Column::ALL {
+                    label.col {
+                        input type="checkbox" name={"c_" (c.name())} value="1"
+                            checked[chosen.is_some_and(|cs| cs.contains(&c))];
+                        " " (column_title(c))
+                    }
+                    " "
+                }
+                button type="submit" id="apply-columns" { "Apply" }
+            }
+        }
+    }
+}
+
+/// The officer's buttons for a row: Issue/Deny when pending, Revoke when issued.
+fn actions(s: &Session, r: &lockbox_engine::RequestRecord) -> Markup {
+    html! {
+        td {
+            @if r.disposition == Disposition::Pending {
+                form.inline method="post" action={"/console/requests/" (r.request_id) "/issue"} {
+                    (hidden_csrf(s)) button type="submit" name="issue" { "Issue" }
+                }
+                " "
+                form.inline method="post" action={"/console/requests/" (r.request_id) "/deny"} {
+                    (hidden_csrf(s)) button type="submit" name="deny" { "Deny" }
+                }
+            }
+            @if let (Disposition::Issued, Some(c)) = (r.disposition, &r.cert) {
+                form.inline method="post" action="/console/revoke" {
+                    (hidden_csrf(s))
+                    input type="hidden" name="serial" value=(c.serial);
+                    select name="reason" aria-label="Revocation reason" {
+                        @for (name, _) in lockbox_engine::crl::REASONS {
+                            option value=(name) { (name) }
+                        }
+                    }
+                    " "
+                    button type="submit" name="revoke" { "Revoke" }
+                }
+            }
+        }
+    }
 }
 
 async fn decide(
