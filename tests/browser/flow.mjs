@@ -217,6 +217,16 @@ try {
   await o.locator("#candidates").waitFor();
   result.restricted_candidates = await o.locator("#candidates tbody tr").evaluateAll((rows) => rows.map((r) => Number(r.dataset.requestId)));
 
+  // The administrator stops the CA issuing the approval template; the
+  // enrollment page no longer offers it.
+  await ad.click("#nav-templates");
+  const trow = ad.locator("#templates tbody tr").filter({ hasText: env("APPROVAL_TEMPLATE") });
+  await trow.getByRole("button", { name: "Stop issuing" }).click();
+  await ad.locator("#templates").waitFor();
+  result.template_row_after = await ad.locator("#templates tbody tr").filter({ hasText: env("APPROVAL_TEMPLATE") }).innerText();
+  await p.goto(`${BASE}/certsrv/certrqma.asp`);
+  result.offered_templates = await p.locator("#template option").evaluateAll((os) => os.map((x) => x.value));
+
   console.log(JSON.stringify(result));
 } catch (e) {
   result.error = String(e && e.stack ? e.stack : e);

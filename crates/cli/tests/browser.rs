@@ -280,6 +280,22 @@ fn browser_archival_enrollment_console_approval_and_recovery() {
         serde_json::json!([pending_id]),
         "{v:#}"
     );
+    // the administrator stopped the CA issuing the approval template
+    let row_after = v["template_row_after"].as_str().unwrap();
+    assert!(
+        row_after.contains("\tNo\t") && row_after.trim_end().ends_with("Issue"),
+        "{v:#}"
+    );
+    let offered: Vec<&str> = v["offered_templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    assert!(
+        offered.contains(&"ExchangeUser") && !offered.contains(&"ExchangeApproved"),
+        "{offered:?}"
+    );
 
     // Screenshots: real PNGs of a sensible size, each of a key element that showed the expected text.
     let shots = v["screenshots"].as_array().unwrap();

@@ -38,6 +38,7 @@ pub(crate) fn routes() -> Router<Arc<Ca>> {
         .route("/console/kra", get(kras))
         .route("/console/kra/required", post(kra_required))
         .route("/console/templates", get(templates))
+        .route("/console/templates/issue", post(template_issue))
         .route("/console/audit", get(audit))
         .route("/console/audit/verify", post(audit_verify))
         .route(
@@ -739,9 +740,10 @@ async fn templates(State(ca): State<Arc<Ca>>, s: Session) -> Response {
         (Ok(a), Ok(c)) => (a, c),
         (Err(e), _) | (_, Err(e)) => return engine_error(&ca, &s, &e),
     };
+    let configure = ca.would_allow(&s.actor, Op::Configure).await;
     let body = html! {
         table id="templates" {
-            thead { tr { th { "Name" } th { "Display name" } th { "Version" } th { "Issued by this CA" } th { "Archive key" } th { "Approval" } th { "Key" } th { "Validity" } th { "Enroll" } } }
+            thead { tr { th { "Name" } th { "Display name" } th { "Version" } th { "Issued by this CA" } th { "Archive key" } th { "Approval" } th { "Key" } th { "Validity" } th { "Enroll" } @if configure { th { "Action" } } } }
             tbody {
                 @for t in all.iter().filter(|t| !t.internal) {
                     tr {
@@ -753,12 +755,37 @@ async fn templates(State(ca): State<Arc<Ca>>, s: Session) -> Response {
                         td { (t.key_algorithms.join(", ")) " ≥ " (t.min_key_size) }
                         td { (t.validity.to_string()) }
                         td { (t.enroll.join(", ")) }
+                        @if configure {
+                            td {
+                                form.inline method="post" action="/console/templates/issue" {
+                                    (hidden_csrf(&s))
+                                    input type="hidden" name="name" value=(t.name);
+                                    @if on_ca.contains(&t.name) {
+                                        input type="hidden" name="enabled" value="false";
+                                        button type="submit" { "Stop issuing" }
+                                    } @else {
+                                        input type="hidden" name="enabled" value="true";
+                                        button type="submit" { "Issue" }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
     };
     render(&ca, &s, "Certificate Templates", body)
+}
+
+/// A CA administrator adds a template to, or removes it from, what this CA issues.
+async fn template_issue(State(ca): State<Arc<Ca>>, Posted { s, form }: Posted) -> Response {
+    let name = form.get("name").map(String::as_str).unwrap_or("");
+    let enabled = form.get("enabled").map(String::as_str) == Some("true");
+    match ca.set_ca_template(&s.actor, name, enabled).await {
+        Ok(_) => Redirect::to("/console/templates").into_response(),
+        Err(e) => engine_error(&ca, &s, &e),
+    }
 }
 
 async fn audit(State(ca): State<Arc<Ca>>, s: Session) -> Response {
