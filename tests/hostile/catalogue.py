@@ -147,6 +147,7 @@ HTTP_CASES = [
     ("certsrv: CertRequest given twice (ambiguous)", "POST", "/certsrv/certfnsh.asp", form, b"Mode=newreq&CertRequest=a&CertRequest=b", CERTSRV_CODE),
     ("API: cross-origin KRA addition (ambient credentials)", "POST", "/api/v1/kra", {**admin, **octet, "Origin": "https://attacker.example"}, open(CA_PEM, "rb").read(), JSON_CODE),
     ("API: cross-origin submission", "POST", "/api/v1/requests", {**octet, "Origin": "null"}, GOOD, JSON_CODE),
+    ("console: unknown column chosen", "GET", "/console/requests?view=issued&columns=NoSuchColumn%3Cscript%3E", admin, None, ANY_4XX),
     ("console: unauthenticated page", "GET", "/console/requests?view=pending", {}, None, ANY_4XX),
     ("console: issue without an anti-forgery token", "POST", "/console/requests/1/issue", {**admin, **form}, b"", ANY_4XX),
     ("console: deny with a forged token", "POST", "/console/requests/1/deny", {**admin, **form}, b"csrf=" + b"00" * 32, ANY_4XX),
