@@ -337,28 +337,36 @@ fn bind_cert<'q>(q: Query<'q>, c: &'q CertFields) -> Query<'q> {
         .bind(c.key_length)
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn insert_request(&self, new: &NewRequest, audit: &[AuditEntry]) -> StoreResult<i64> {
-        let (_gate, mut tx) = self.begin_write().await?;
-        let resolved_at = match new.disposition {
-            Disposition::Pending => None,
-            _ => Some(new.submitted_at),
-        };
-        let c = new.cert.as_ref();
-        // Certificate identities override the request's once a certificate exists.
-        let common_name = c.map_or(&new.request_common_name, |c| &c.common_name);
-        let upn = c.map_or(&new.request_upn, |c| &c.upn);
-        let email = c.map_or(&new.request_email, |c| &c.email);
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO requests (request_der, request_kind, requester, template, request_subject, \
-             disposition, disposition_message, status_code, submitted_at, resolved_at, \
-             common_name, upn, email, archived_key, kra_hashes, cert_der, serial, subject, key_id, \
-             thumbprint, not_before, not_after, key_algorithm, key_length) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-             $19, $20, $21, $22, $23, $24) RETURNING request_id",
-        )
-        .bind(&new.request_der)
+/// The INSERT of a new request row (every column it sets; the import
+/// columns take their defaults for requests made here).
+macro_rules! insert_request_sql {
+    () => {
+        "INSERT INTO requests (request_der, request_kind, requester, template, request_subject, \
+         disposition, disposition_message, status_code, submitted_at, resolved_at, \
+         common_name, upn, email, archived_key, kra_hashes, cert_der, serial, subject, key_id, \
+         thumbprint, not_before, not_after, key_algorithm, key_length, foreign_cert, owner, import_source) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+         $19, $20, $21, $22, $23, $24, $25, $26, $27)"
+    };
+}
+
+/// How an imported row differs from one requested here.
+#[derive(Clone, Copy, Default)]
+struct ImportMeta<'q> {
+    foreign: bool,
+    owner: Option<&'q str>,
+    source: Option<&'q str>,
+}
+
+/// Binds a new request to [`insert_request_sql`]: resolved unless pending;
+/// the certificate's identities override the request's once it exists.
+fn bind_new_request<'q>(q: Query<'q>, new: &'q NewRequest, import: ImportMeta<'q>) -> Query<'q> {
+    let resolved_at = match new.disposition {
+        Disposition::Pending => None,
+        _ => Some(new.submitted_at),
+    };
+    let c = new.cert.as_ref();
+    q.bind(&new.request_der)
         .bind(&new.request_kind)
         .bind(&new.requester)
         .bind(&new.template)
@@ -368,9 +376,9 @@ impl Store for SqliteStore {
         .bind(new.status_code)
         .bind(new.submitted_at)
         .bind(resolved_at)
-        .bind(common_name)
-        .bind(upn)
-        .bind(email)
+        .bind(c.map_or(&new.request_common_name, |c| &c.common_name))
+        .bind(c.map_or(&new.request_upn, |c| &c.upn))
+        .bind(c.map_or(&new.request_email, |c| &c.email))
         .bind(&new.archived_key)
         .bind(&new.kra_hashes)
         .bind(c.map(|c| &c.cert_der))
@@ -382,8 +390,23 @@ impl Store for SqliteStore {
         .bind(c.map(|c| c.not_after))
         .bind(c.map(|c| &c.key_algorithm))
         .bind(c.map(|c| c.key_length))
+        .bind(i64::from(import.foreign))
+        .bind(import.owner)
+        .bind(import.source)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_request(&self, new: &NewRequest, audit: &[AuditEntry]) -> StoreResult<i64> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        let id: i64 = bind_new_request(
+            sqlx::query(concat!(insert_request_sql!(), " RETURNING request_id")),
+            new,
+            ImportMeta::default(),
+        )
         .fetch_one(&mut *tx)
-        .await?;
+        .await?
+        .try_get("request_id")?;
         let audit: Vec<AuditEntry> = audit
             .iter()
             .cloned()
@@ -400,39 +423,11 @@ impl Store for SqliteStore {
     async fn insert_requests_bulk(&self, news: &[NewRequest]) -> StoreResult<()> {
         let (_gate, mut tx) = self.begin_write().await?;
         for new in news {
-            let c = new.cert.as_ref();
-            sqlx::query(
-                "INSERT INTO requests (request_der, request_kind, requester, template, request_subject, \
-                 disposition, disposition_message, status_code, submitted_at, resolved_at, \
-                 common_name, upn, email, archived_key, kra_hashes, cert_der, serial, subject, key_id, \
-                 thumbprint, not_before, not_after, key_algorithm, key_length) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-                 $19, $20, $21, $22, $23, $24)",
+            bind_new_request(
+                sqlx::query(insert_request_sql!()),
+                new,
+                ImportMeta::default(),
             )
-            .bind(&new.request_der)
-            .bind(&new.request_kind)
-            .bind(&new.requester)
-            .bind(&new.template)
-            .bind(&new.request_subject)
-            .bind(new.disposition.as_str())
-            .bind(&new.disposition_message)
-            .bind(new.status_code)
-            .bind(new.submitted_at)
-            .bind(Some(new.submitted_at))
-            .bind(c.map_or(&new.request_common_name, |c| &c.common_name))
-            .bind(c.map_or(&new.request_upn, |c| &c.upn))
-            .bind(c.map_or(&new.request_email, |c| &c.email))
-            .bind(&new.archived_key)
-            .bind(&new.kra_hashes)
-            .bind(c.map(|c| &c.cert_der))
-            .bind(c.map(|c| &c.serial))
-            .bind(c.map(|c| &c.subject))
-            .bind(c.map(|c| &c.key_id))
-            .bind(c.map(|c| &c.thumbprint))
-            .bind(c.map(|c| c.not_before))
-            .bind(c.map(|c| c.not_after))
-            .bind(c.map(|c| &c.key_algorithm))
-            .bind(c.map(|c| c.key_length))
             .execute(&mut *tx)
             .await?;
         }
@@ -842,43 +837,15 @@ impl Store for SqliteStore {
                     owner,
                     source,
                 } => {
-                    let new = request.as_ref();
-                    let c = new.cert.as_ref();
-                    sqlx::query(
-                        "INSERT INTO requests (request_der, request_kind, requester, template, request_subject, \
-                         disposition, disposition_message, status_code, submitted_at, resolved_at, \
-                         common_name, upn, email, archived_key, kra_hashes, cert_der, serial, subject, key_id, \
-                         thumbprint, not_before, not_after, key_algorithm, key_length, foreign_cert, owner, import_source) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-                         $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+                    bind_new_request(
+                        sqlx::query(insert_request_sql!()),
+                        request,
+                        ImportMeta {
+                            foreign: *foreign,
+                            owner: owner.as_deref(),
+                            source: source.as_deref(),
+                        },
                     )
-                    .bind(&new.request_der)
-                    .bind(&new.request_kind)
-                    .bind(&new.requester)
-                    .bind(&new.template)
-                    .bind(&new.request_subject)
-                    .bind(new.disposition.as_str())
-                    .bind(&new.disposition_message)
-                    .bind(new.status_code)
-                    .bind(new.submitted_at)
-                    .bind(Some(new.submitted_at))
-                    .bind(c.and_then(|c| c.common_name.clone()))
-                    .bind(c.and_then(|c| c.upn.clone()))
-                    .bind(c.and_then(|c| c.email.clone()))
-                    .bind(&new.archived_key)
-                    .bind(&new.kra_hashes)
-                    .bind(c.map(|c| &c.cert_der))
-                    .bind(c.map(|c| &c.serial))
-                    .bind(c.map(|c| &c.subject))
-                    .bind(c.map(|c| &c.key_id))
-                    .bind(c.map(|c| &c.thumbprint))
-                    .bind(c.map(|c| c.not_before))
-                    .bind(c.map(|c| c.not_after))
-                    .bind(c.map(|c| &c.key_algorithm))
-                    .bind(c.map(|c| c.key_length))
-                    .bind(i64::from(*foreign))
-                    .bind(owner)
-                    .bind(source)
                     .execute(&mut *tx)
                     .await?;
                 }
