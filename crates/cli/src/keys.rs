@@ -130,7 +130,8 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-fn write_secret(path: &Path, data: &[u8]) -> Result<()> {
+/// Writes a file only its owner can read (keys, PKCS#12 files, recovery blobs).
+pub(crate) fn write_secret(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

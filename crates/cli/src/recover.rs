@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::keys::write_secret;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use lockbox_codec::pem::{decode_all, decode_input};
@@ -97,22 +98,6 @@ pub struct RecoverUserArgs {
     /// Its password (else prompted twice on a terminal).
     #[arg(short = 'p', long)]
     pub password: Option<String>,
-}
-
-fn write_secret(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(data)
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The new PKCS#12 password: given, or prompted twice on a terminal; never guessed.
