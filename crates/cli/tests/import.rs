@@ -7,17 +7,6 @@ use std::process::Command;
 mod common;
 use common::*;
 
-fn python() -> PathBuf {
-    std::env::var("LOCKBOX_CERTIPY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(format!(
-                "{}/.cache/lockbox-tools/certipy-venv/bin/python",
-                std::env::var("HOME").unwrap_or_default()
-            ))
-        })
-}
-
 fn public_key(path: &Path, key: bool) -> String {
     let out = if key {
         openssl(&["pkey", "-in", s(path), "-pubout"])
@@ -32,37 +21,7 @@ fn pkcs12_files_from_other_tools_import_and_recover() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let home = d.join("ca");
-    ok(lb(&home, &["init", "--name", "Contoso Issuing CA"]));
-    ok(lb(&home, &["ca", "templates", "add", "KeyRecoveryAgent"]));
-    ok(lb(
-        &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "KeyRecoveryAgent",
-            "--subject",
-            "CN=Agent",
-            "--out",
-            s(&d.join("kra.req")),
-            "--key-out",
-            s(&d.join("kra.key")),
-        ],
-    ));
-    ok(lb(&home, &["submit", s(&d.join("kra.req"))]));
-    ok(lb(&home, &["issue", "1", "--out", s(&d.join("kra.pem"))]));
-    ok(openssl(&[
-        "pkcs12",
-        "-export",
-        "-inkey",
-        s(&d.join("kra.key")),
-        "-in",
-        s(&d.join("kra.pem")),
-        "-out",
-        s(&d.join("kra.pfx")),
-        "-passout",
-        "pass:kra",
-    ]));
+    ca_issuing_a_kra(&home, d, "Contoso Issuing CA", "CN=Agent", "kra");
     let input = d.join("in");
     std::fs::create_dir_all(&input).unwrap();
     // 1. a certificate this CA issued, exported with openssl's default (AES) PKCS#12: manual archival
@@ -154,7 +113,7 @@ open(r"{enc}", "wb").write(make("Py Foreign User", False))
         sig = s(&input.join("sig.p12")),
         enc = s(&input.join("py.p12"))
     );
-    ok(Command::new(python())
+    ok(Command::new(tools_python())
         .args(["-c", &code])
         .output()
         .expect("python with cryptography"));
@@ -314,42 +273,14 @@ open(r"{enc}", "wb").write(make("Py Foreign User", False))
 
 fn ca_with_kra(d: &Path, name: &str) -> (PathBuf, PathBuf) {
     let home = d.join(name);
-    ok(lb(&home, &["init", "--name", name]));
-    ok(lb(&home, &["ca", "templates", "add", "KeyRecoveryAgent"]));
-    let req = d.join(format!("{name}-kra.req"));
-    let key = d.join(format!("{name}-kra.key"));
-    let pem = d.join(format!("{name}-kra.pem"));
-    ok(lb(
+    let pfx = ca_issuing_a_kra(
         &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "KeyRecoveryAgent",
-            "--subject",
-            &format!("CN={name} Agent"),
-            "--out",
-            s(&req),
-            "--key-out",
-            s(&key),
-        ],
-    ));
-    ok(lb(&home, &["submit", s(&req)]));
-    ok(lb(&home, &["issue", "1", "--out", s(&pem)]));
+        d,
+        name,
+        &format!("CN={name} Agent"),
+        &format!("{name}-kra"),
+    );
     ok(lb(&home, &["kra", "required", "1"]));
-    let pfx = d.join(format!("{name}-kra.pfx"));
-    ok(openssl(&[
-        "pkcs12",
-        "-export",
-        "-inkey",
-        s(&key),
-        "-in",
-        s(&pem),
-        "-out",
-        s(&pfx),
-        "-passout",
-        "pass:kra",
-    ]));
     (home, pfx)
 }
 

@@ -96,65 +96,57 @@ impl Drop for Server {
     }
 }
 
+/// Creates a CA at `home` called `name` that has issued one KRA certificate
+/// to `subject` (`d/STEM.key`, `d/STEM.req`, `d/STEM.pem`, and `d/STEM.pfx`
+/// with password "kra"); archival is not yet required. Returns the PKCS#12.
+pub fn ca_issuing_a_kra(
+    home: &Path,
+    d: &Path,
+    name: &str,
+    subject: &str,
+    stem: &str,
+) -> std::path::PathBuf {
+    let file = |ext: &str| d.join(format!("{stem}.{ext}"));
+    ok(lb(home, &["init", "--name", name]));
+    ok(lb(home, &["ca", "templates", "add", "KeyRecoveryAgent"]));
+    ok(lb(
+        home,
+        &[
+            "request",
+            "new",
+            "--template",
+            "KeyRecoveryAgent",
+            "--subject",
+            subject,
+            "--out",
+            s(&file("req")),
+            "--key-out",
+            s(&file("key")),
+        ],
+    ));
+    ok(lb(home, &["submit", s(&file("req"))]));
+    ok(lb(home, &["issue", "1", "--out", s(&file("pem"))]));
+    ok(openssl(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        s(&file("key")),
+        "-in",
+        s(&file("pem")),
+        "-out",
+        s(&file("pfx")),
+        "-passout",
+        "pass:kra",
+    ]));
+    file("pfx")
+}
+
 /// A root CA in `d/ca` with one issued KRA (`d/kra.key`, `d/kra.pem`,
 /// `d/kra.pfx` with password "kra") configured and required.
 pub fn ca_with_one_kra(d: &Path) -> std::path::PathBuf {
     let home = d.join("ca");
-    let h = s(&home);
-    ok(lockbox(&[
-        "init",
-        "--home",
-        h,
-        "--name",
-        "Contoso Issuing CA",
-    ]));
-    ok(lockbox(&[
-        "--home",
-        h,
-        "ca",
-        "templates",
-        "add",
-        "KeyRecoveryAgent",
-    ]));
-    ok(lockbox(&[
-        "--home",
-        h,
-        "request",
-        "new",
-        "--template",
-        "KeyRecoveryAgent",
-        "--subject",
-        "CN=Agent",
-        "--out",
-        s(&d.join("kra.req")),
-        "--key-out",
-        s(&d.join("kra.key")),
-    ]));
-    ok(lockbox(&["--home", h, "submit", s(&d.join("kra.req"))]));
-    ok(lockbox(&[
-        "--home",
-        h,
-        "issue",
-        "1",
-        "--out",
-        s(&d.join("kra.pem")),
-    ]));
-    ok(Command::new("openssl")
-        .args([
-            "pkcs12",
-            "-export",
-            "-inkey",
-            s(&d.join("kra.key")),
-            "-in",
-            s(&d.join("kra.pem")),
-            "-out",
-            s(&d.join("kra.pfx")),
-            "-passout",
-            "pass:kra",
-        ])
-        .output()
-        .expect("openssl is required"));
-    ok(lockbox(&["--home", h, "kra", "required", "1"]));
+    ca_issuing_a_kra(&home, d, "Contoso Issuing CA", "CN=Agent", "kra");
+    ok(lb(&home, &["kra", "required", "1"]));
     home
 }
 
