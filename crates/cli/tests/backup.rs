@@ -55,21 +55,14 @@ fn restored_backup_recovers_every_key_archived_before_it() {
     let blob = d.join("alice.rec");
     ok(lb(&h2, &["getkey", &alice_serial, s(&blob)]));
     let pfx = d.join("alice.pfx");
-    ok(lockbox_cmd(&[
-        "recoverkey",
-        s(&blob),
-        s(&pfx),
-        "--kra",
-        s(&d.join("kra.pfx")),
-        "--kra-password",
+    ok(recoverkey(
+        &blob,
+        &pfx,
+        &d.join("kra.pfx"),
         "kra",
-        "-p",
         "Rec0vered!",
-        "--ca-cert",
-        s(&h2.join("certs/ca.pem")),
-    ])
-    .output()
-    .unwrap());
+        &h2.join("certs/ca.pem"),
+    ));
     ok(openssl(&[
         "pkcs12",
         "-in",

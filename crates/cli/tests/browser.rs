@@ -389,21 +389,14 @@ fn browser_archival_enrollment_console_approval_and_recovery() {
     // The key recovery agent opens the blob the officer downloaded: the key is
     // the one the browser made.
     let recovered = d.join("recovered.pfx");
-    ok(lockbox_cmd(&[
-        "recoverkey",
-        s(&out_dir.join("recovery.rec")),
-        s(&recovered),
-        "--kra",
-        s(&d.join("kra.pfx")),
-        "--kra-password",
+    ok(recoverkey(
+        &out_dir.join("recovery.rec"),
+        &recovered,
+        &d.join("kra.pfx"),
         "kra",
-        "-p",
         "Rec0vered!",
-        "--ca-cert",
-        s(&ca_pem),
-    ])
-    .output()
-    .unwrap());
+        &ca_pem,
+    ));
     let (rcert, rkey) = open_pfx(&recovered, "Rec0vered!", &d.join("recovered"));
     let (bcert, _) = open_pfx(
         &out_dir.join("browser-issued.p12"),

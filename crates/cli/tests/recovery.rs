@@ -103,21 +103,7 @@ fn recovered_key_decrypts_mail_and_loads_everywhere() {
     // the agent recovers offline (trusting the CA certificate only)
     let ca_pem = home.join("certs/ca.pem");
     let pfx = d.join("alice.pfx");
-    let out = lockbox_cmd(&[
-        "recoverkey",
-        s(&blob),
-        s(&pfx),
-        "--kra",
-        s(&kras[0]),
-        "--kra-password",
-        "kra",
-        "-p",
-        "Rec0vered!",
-        "--ca-cert",
-        s(&ca_pem),
-    ])
-    .output()
-    .unwrap();
+    let out = recoverkey(&blob, &pfx, &kras[0], "kra", "Rec0vered!", &ca_pem);
     ok(out);
     // openssl reads the PKCS#12 and its key decrypts the old message
     let key_pem = d.join("recovered.key");
@@ -309,21 +295,14 @@ fn round_robin_agents_ambiguity_batch_and_bad_inputs() {
         let recips = out["recipients"].as_array().unwrap();
         assert_eq!(recips.len(), 1);
         for kra in &kras {
-            let r = lockbox_cmd(&[
-                "recoverkey",
-                s(&blob),
-                s(&d.join(format!("{serial}.pfx"))),
-                "--kra",
-                s(kra),
-                "--kra-password",
+            let r = recoverkey(
+                &blob,
+                &d.join(format!("{serial}.pfx")),
+                kra,
                 "kra",
-                "-p",
                 "pw",
-                "--ca-cert",
-                s(&ca_pem),
-            ])
-            .output()
-            .unwrap();
+                &ca_pem,
+            );
             if r.status.success() {
                 opened += 1;
             } else {
@@ -381,21 +360,14 @@ fn round_robin_agents_ambiguity_batch_and_bad_inputs() {
     tampered[n - 5] ^= 0x01;
     std::fs::write(d.join("tampered.rec"), &tampered).unwrap();
     for kra in &kras {
-        let r = lockbox_cmd(&[
-            "recoverkey",
-            s(&d.join("tampered.rec")),
-            s(&d.join("t.pfx")),
-            "--kra",
-            s(kra),
-            "--kra-password",
+        let r = recoverkey(
+            &d.join("tampered.rec"),
+            &d.join("t.pfx"),
+            kra,
             "kra",
-            "-p",
             "x",
-            "--ca-cert",
-            s(&ca_pem),
-        ])
-        .output()
-        .unwrap();
+            &ca_pem,
+        );
         assert!(
             !r.status.success() && stderr(&r).contains("signature"),
             "{}",
@@ -404,41 +376,27 @@ fn round_robin_agents_ambiguity_batch_and_bad_inputs() {
     }
     let other = d.join("other");
     ok(lb(&other, &["init", "--name", "Fabrikam CA"]));
-    let r = lockbox_cmd(&[
-        "recoverkey",
-        s(&d.join(format!("{}.rec", list[0]["serial"].as_str().unwrap()))),
-        s(&d.join("o.pfx")),
-        "--kra",
-        s(&kras[0]),
-        "--kra-password",
+    let r = recoverkey(
+        &d.join(format!("{}.rec", list[0]["serial"].as_str().unwrap())),
+        &d.join("o.pfx"),
+        &kras[0],
         "kra",
-        "-p",
         "x",
-        "--ca-cert",
-        s(&other.join("certs/ca.pem")),
-    ])
-    .output()
-    .unwrap();
+        &other.join("certs/ca.pem"),
+    );
     assert!(
         !r.status.success() && stderr(&r).contains("trusted CA"),
         "{}",
         stderr(&r)
     );
-    let r = lockbox_cmd(&[
-        "recoverkey",
-        s(&d.join(format!("{}.rec", list[0]["serial"].as_str().unwrap()))),
-        s(&d.join("w.pfx")),
-        "--kra",
-        s(&kras[0]),
-        "--kra-password",
+    let r = recoverkey(
+        &d.join(format!("{}.rec", list[0]["serial"].as_str().unwrap())),
+        &d.join("w.pfx"),
+        &kras[0],
         "not-it",
-        "-p",
         "x",
-        "--ca-cert",
-        s(&ca_pem),
-    ])
-    .output()
-    .unwrap();
+        &ca_pem,
+    );
     assert!(
         !r.status.success() && stderr(&r).contains("password"),
         "{}",
@@ -448,21 +406,14 @@ fn round_robin_agents_ambiguity_batch_and_bad_inputs() {
     let pos = corrupt.windows(2).rposition(|w| w == [0x04, 0x82]).unwrap() + 40;
     corrupt[pos] ^= 0xff;
     std::fs::write(d.join("corrupt.rec"), &corrupt).unwrap();
-    let r = lockbox_cmd(&[
-        "recoverkey",
-        s(&d.join("corrupt.rec")),
-        s(&d.join("c.pfx")),
-        "--kra",
-        s(&kras[0]),
-        "--kra-password",
+    let r = recoverkey(
+        &d.join("corrupt.rec"),
+        &d.join("c.pfx"),
+        &kras[0],
         "kra",
-        "-p",
         "x",
-        "--ca-cert",
-        s(&ca_pem),
-    ])
-    .output()
-    .unwrap();
+        &ca_pem,
+    );
     assert!(!r.status.success(), "corrupt blob refused");
     // a KRA certificate missing from the CA's store: 0x80092004
     let kra_list: serde_json::Value =

@@ -158,6 +158,33 @@ pub fn lb(home: &Path, args: &[&str]) -> Output {
         .expect("run lockbox")
 }
 
+/// The key recovery agent's offline step: `lockbox recoverkey BLOB OUT --kra
+/// PFX --kra-password KRA_PASSWORD -p PASSWORD --ca-cert CA_PEM`.
+pub fn recoverkey(
+    blob: &Path,
+    out: &Path,
+    kra: &Path,
+    kra_password: &str,
+    password: &str,
+    ca_pem: &Path,
+) -> Output {
+    lockbox_cmd(&[
+        "recoverkey",
+        s(blob),
+        s(out),
+        "--kra",
+        s(kra),
+        "--kra-password",
+        kra_password,
+        "-p",
+        password,
+        "--ca-cert",
+        s(ca_pem),
+    ])
+    .output()
+    .expect("run lockbox")
+}
+
 /// Runs the `openssl` CLI.
 pub fn openssl(args: &[&str]) -> Output {
     Command::new("openssl")
