@@ -143,12 +143,8 @@ async fn bench_ca(dir: &std::path::Path) -> Result<Arc<Ca>> {
     Ok(ca)
 }
 
-/// A bench CA with one KRA (required) and its current exchange certificate.
-async fn archival_bench_ca(
-    dir: &std::path::Path,
-) -> Result<(Arc<Ca>, x509_cert::certificate::Certificate)> {
-    use lockbox_engine::client::check_exchange_certificate;
-    let ca = bench_ca(dir).await?;
+/// Issues a KRA certificate ("CN=Bench Recovery Agent", fresh RSA-2048 key) from the bench CA.
+async fn issue_bench_kra(ca: &Ca) -> Result<lockbox_engine::Outcome> {
     ca.set_ca_template(&lb_admin(), "KeyRecoveryAgent", true)
         .await?;
     let kra_key = SoftwareKey::generate(KeySpec::Rsa2048)?;
@@ -160,7 +156,16 @@ async fn archival_bench_ca(
         actor: None,
     };
     let pending = ca.submit(&kra_csr, &opts).await?;
-    let issued = ca.issue(pending.request_id, &lb_admin()).await?;
+    Ok(ca.issue(pending.request_id, &lb_admin()).await?)
+}
+
+/// A bench CA with one KRA (required) and its current exchange certificate.
+async fn archival_bench_ca(
+    dir: &std::path::Path,
+) -> Result<(Arc<Ca>, x509_cert::certificate::Certificate)> {
+    use lockbox_engine::client::check_exchange_certificate;
+    let ca = bench_ca(dir).await?;
+    let issued = issue_bench_kra(&ca).await?;
     ca.kra_add(
         &lb_admin(),
         issued.serial.unwrap_or_default().as_bytes(),
@@ -544,17 +549,7 @@ async fn import(g: &Global, files: usize) -> Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     let ca = bench_ca(&dir.path().join("ca")).await?;
     let admin = lb_admin();
-    ca.set_ca_template(&admin, "KeyRecoveryAgent", true).await?;
-    let kra_key = SoftwareKey::generate(KeySpec::Rsa2048)?;
-    let kra_csr = sign_request(&kra_key, Name::from_str("CN=Bench Recovery Agent")?, vec![])?;
-    let opts = lockbox_engine::SubmitOptions {
-        template: Some("KeyRecoveryAgent".into()),
-        requester: "bench".into(),
-        attributes: vec![],
-        actor: None,
-    };
-    let p = ca.submit(&kra_csr, &opts).await?;
-    ca.issue(p.request_id, &admin).await?;
+    issue_bench_kra(&ca).await?;
     ca.set_kra_required(&admin, 1).await?;
     ca.set_foreign_enabled(&admin, true).await?;
     // Generate the PKCS#12 files (as an old key store would have exported them).

@@ -453,12 +453,17 @@ async fn may_read(ca: &Ca, user: &Actor, requester: &str, id: i64) -> Result<(),
     ))
 }
 
-/// Checks that `user` may read request `id` (unknown IDs fall through to the
-/// handler's own not-found answer).
-async fn may_read_request(ca: &Ca, user: &Actor, id: i64) -> Result<(), Response> {
-    match ca.request(id).await {
-        Ok(rec) => may_read(ca, user, &rec.requester, id).await,
-        Err(_) => Ok(()),
+/// A request's certificate for `user` (its requester, or a reader of the
+/// database); a request without one answers the page clients read the
+/// disposition from.
+async fn request_certificate(ca: &Ca, user: &Actor, id: i64) -> Result<Vec<u8>, Response> {
+    if let Ok(rec) = ca.request(id).await {
+        may_read(ca, user, &rec.requester, id).await?;
+    }
+    match ca.certificate(id).await {
+        Ok(d) => Ok(d),
+        Err(EngineError::Conflict(_)) => Err(not_issued_page(ca, id).await),
+        Err(e) => Err(engine_failure_page(&e)),
     }
 }
 
@@ -477,13 +482,9 @@ async fn certnew_cer(
             Ok(d) => d,
             Err(e) => return engine_failure_page(&e),
         },
-        Ok(Wanted::Request(id)) => match may_read_request(&ca, &user, id).await {
+        Ok(Wanted::Request(id)) => match request_certificate(&ca, &user, id).await {
+            Ok(d) => d,
             Err(r) => return r,
-            Ok(()) => match ca.certificate(id).await {
-                Ok(d) => d,
-                Err(EngineError::Conflict(_)) => return not_issued_page(&ca, id).await,
-                Err(e) => return engine_failure_page(&e),
-            },
         },
     };
     let disposition = "attachment; filename=\"certnew.cer\"";
@@ -518,13 +519,9 @@ async fn certnew_p7b(
     let certs = match wanted(&q) {
         Err(r) => return *r,
         Ok(Wanted::Ca) => chain,
-        Ok(Wanted::Request(id)) => match may_read_request(&ca, &user, id).await {
+        Ok(Wanted::Request(id)) => match request_certificate(&ca, &user, id).await {
+            Ok(d) => std::iter::once(d).chain(chain).collect(),
             Err(r) => return r,
-            Ok(()) => match ca.certificate(id).await {
-                Ok(d) => std::iter::once(d).chain(chain).collect(),
-                Err(EngineError::Conflict(_)) => return not_issued_page(&ca, id).await,
-                Err(e) => return engine_failure_page(&e),
-            },
         },
     };
     let p7b = match lockbox_crypto::cms::certs_only(&certs) {
