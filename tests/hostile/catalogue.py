@@ -158,6 +158,118 @@ HTTP_CASES = [
 ]
 
 
+# Exchange-key oracle probes (issue 12, item 1). Each builds an archival
+# request with Certipy's own CMC code (certipy.lib.certificate), changing one
+# thing, and sends it over the REST API, /cmc and certsrv as the enrolling
+# principal (LOCKBOX_HOSTILE_USER / LOCKBOX_HOSTILE_PASSWORD; the CA has a KRA
+# configured). Every probe must be refused, and within each front end every
+# probe must get the same answer byte for byte: the same HTTP status,
+# content type and body, whatever went wrong after the exchange key.
+#   signature-key blob header   PRIVATEKEYBLOB with aiKeyAlg = CALG_RSA_SIGN
+#   blob one byte short         a truncated PRIVATEKEYBLOB
+#   not a key                   random bytes instead of a key blob
+#   key of another pair         a valid blob of a key that is not the CSR's
+#   rsa padding                 the key-transport block is not PKCS#1 v1.5
+ORACLE_PROBES = [
+    "signature-key blob header",
+    "blob one byte short",
+    "not a key",
+    "key of another pair",
+    "rsa padding",
+]
+
+
+class _BadPaddingKey:
+    """The exchange certificate's public key, except that 'encryption' gives
+    a block whose PKCS#1 v1.5 padding cannot be valid."""
+
+    def __init__(self, key):
+        self._key = key
+
+    def encrypt(self, data, pad):
+        return b"\x01" * (self._key.key_size // 8)
+
+    def __getattr__(self, name):
+        return getattr(self._key, name)
+
+
+rsa.RSAPublicKey.register(_BadPaddingKey)
+
+
+class _Cert:
+    def __init__(self, cert, key):
+        self._cert, self._key = cert, key
+
+    def public_key(self):
+        return self._key
+
+    def __getattr__(self, name):
+        return getattr(self._cert, name)
+
+
+def oracle_requests(xchg_pem):
+    import certipy.lib.certificate as cc
+
+    xchg = x509.load_pem_x509_certificate(xchg_pem)
+    real_blob = cc.private_key_to_ms_blob
+    out = {}
+    for probe in ORACLE_PROBES:
+        csr, key = cc.create_csr("hostile", None, None, None, "CN=hostile", 2048, None, None)
+        cax = xchg
+        if probe == "signature-key blob header":
+            cc.private_key_to_ms_blob = lambda k: (lambda b: b[:4] + (0x2400).to_bytes(4, "little") + b[8:])(real_blob(k))
+        elif probe == "blob one byte short":
+            cc.private_key_to_ms_blob = lambda k: real_blob(k)[:-1]
+        elif probe == "not a key":
+            cc.private_key_to_ms_blob = lambda k: os.urandom(len(real_blob(k)))
+        elif probe == "key of another pair":
+            other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            cc.private_key_to_ms_blob = lambda k: real_blob(other)
+        elif probe == "rsa padding":
+            cax = _Cert(xchg, _BadPaddingKey(xchg.public_key()))
+        try:
+            out[probe] = cc.create_key_archival(csr, key, cax)
+        finally:
+            cc.private_key_to_ms_blob = real_blob
+    return out
+
+
+def oracle_cases(client):
+    user = os.environ.get("LOCKBOX_HOSTILE_USER")
+    password = os.environ.get("LOCKBOX_HOSTILE_PASSWORD")
+    if not user or not password:
+        return [{"case": "oracle: no enrolling principal given", "ok": False, "detail": "", "health": True}]
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    xchg = client.get("/api/v1/ca/exchange?format=pem")
+    if xchg.status_code != 200:
+        return [{"case": "oracle: exchange certificate", "ok": False, "detail": f"HTTP {xchg.status_code}", "health": True}]
+    requests = oracle_requests(xchg.content)
+    esc = lambda b: base64.b64encode(b).replace(b"+", b"%2B").replace(b"/", b"%2F").replace(b"=", b"%3D")
+    fronts = {
+        "REST": lambda r: client.post("/api/v1/requests?template=ExchangeUser", headers={**auth, **octet}, content=r),
+        "/cmc": lambda r: client.post("/cmc?template=ExchangeUser", headers={**auth, **cmc}, content=r),
+        "certsrv": lambda r: client.post(
+            "/certsrv/certfnsh.asp",
+            headers={**auth, **form},
+            content=b"Mode=newreq&TargetStoredFlags=0&SaveCert=yes&CertAttrib=CertificateTemplate%3AExchangeUser&CertRequest=" + esc(r),
+        ),
+    }
+    results = []
+    for front, send in fronts.items():
+        answers = {}
+        for probe, req in requests.items():
+            resp = send(req)
+            answers[probe] = (resp.status_code, resp.headers.get("content-type", ""), resp.content)
+        first = ORACLE_PROBES[0]
+        for probe in ORACLE_PROBES:
+            a, f = answers[probe], answers[first]
+            refused = a[0] >= 400 or b"0x8009400c" in a[2].lower() or "pkcs7-mime" in a[1]
+            same = a == f
+            detail = f"HTTP {a[0]} {a[1]}" if same else f"differs from '{first}': HTTP {a[0]} vs {f[0]}: {a[2][:160]!r} vs {f[2][:160]!r}"
+            results.append({"case": f"oracle {front}: {probe}", "ok": refused and same and a[0] < 500, "detail": detail, "health": healthy(client)})
+    return results
+
+
 def request_rows():
     con = sqlite3.connect(f"file:{DB}?mode=ro", uri=True)
     try:
@@ -235,6 +347,7 @@ def main():
             ok, detail = (expect == ANY_4XX and "oversized" in name), f"transport: {e!r}"
         health = healthy(client)
         results.append({"case": name, "ok": ok and health, "detail": detail, "health": health})
+    results.extend(oracle_cases(client))
     env = {k: v for k, v in os.environ.items()}
     for name, argv, f in cli_cases():
         if f:

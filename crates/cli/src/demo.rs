@@ -1,5 +1,5 @@
 //! `lockbox demo`: the main job end to end on the embedded database, in a
-//! fresh CA home. It grows with the product (archival and recovery next).
+//! fresh CA home: issuance, approval, archival, recovery, revocation.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,6 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 use clap::Args;
 use lockbox_codec::pem::encode_pem;
-use lockbox_crypto::cms::{open_envelope, OpeningKey};
 use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::{KeySpec, SoftwareKey};
@@ -223,25 +222,45 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         d.archived
     );
 
-    println!("== 7. The agent opens the archived envelope offline and gets Dave's key back");
-    let env = ca.archived_key(d.request_id).await?;
-    let kra_cert = lockbox_engine::certbuild::decode_certificate(
-        &ca.certificate(kra_issued.request_id).await?,
-    )?;
-    let recovered = open_envelope(
-        &env,
-        &[OpeningKey {
-            issuer: kra_cert.tbs_certificate().issuer(),
-            serial: kra_cert.tbs_certificate().serial_number(),
-            key: &kra_key,
-        }],
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let back = SoftwareKey::from_pkcs8_der(&recovered)?;
     println!(
-        "   recovered key matches Dave's certificate: {}",
+        "== 7. Recovery: the certificate manager retrieves the blob, the agent opens it offline"
+    );
+    // The agent's key and certificate stay in the demo home (0600), so the
+    // same recovery can be run again with the CLI.
+    let kra_cert_der = ca.certificate(kra_issued.request_id).await?;
+    let kra_key_path = home.join("demo-kra.key");
+    let kra_cert_path = home.join("demo-kra.pem");
+    crate::keys::write_secret(
+        &kra_key_path,
+        encode_pem("PRIVATE KEY", kra_key.pkcs8_der()).as_bytes(),
+    )?;
+    std::fs::write(&kra_cert_path, encode_pem("CERTIFICATE", &kra_cert_der))?;
+    let blob = ca.get_key(&lb_admin(), "Dave Example").await?;
+    let blob_path = home.join("dave.rec");
+    std::fs::write(&blob_path, &blob.blob)?;
+    println!(
+        "   getkey \"Dave Example\": serial {}, blob for {} agent(s): {}",
+        blob.candidate.serial,
+        blob.recipients.len(),
+        blob_path.display()
+    );
+    let recovered = lockbox_engine::recovery::recover_from_blob(
+        &blob.blob,
+        &ca.ca_certificate_der()?,
+        &kra_key,
+        &kra_cert_der,
+    )?;
+    let back = SoftwareKey::from_pkcs8_der(&recovered.pkcs8)?;
+    println!(
+        "   recoverkey: CA signature checked, key matches Dave's certificate: {}",
         lockbox_crypto::KeyHandle::public_key_info(&back)
             == lockbox_crypto::KeyHandle::public_key_info(&dave_key)
+    );
+    println!(
+        "   the same with the CLI: lockbox --home {h} getkey \"Dave Example\" dave.rec && lockbox recoverkey dave.rec dave.pfx --kra-key {k} --kra-cert {c} --ca-cert {h}/certs/ca.pem",
+        h = home.display(),
+        k = kra_key_path.display(),
+        c = kra_cert_path.display(),
     );
 
     println!("== 8. Revoke Alice's certificate and publish a CRL");

@@ -12,15 +12,28 @@ use common::*;
 fn hostile_inputs_are_refused_without_changing_anything() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = d.join("ca");
+    // A CA with a required KRA, so that archival requests reach the exchange
+    // key, and a principal who may enroll for ExchangeUser.
+    let home = ca_with_one_kra(d);
     let h = s(&home);
-    ok(lockbox(&[
-        "init",
-        "--home",
-        h,
-        "--name",
-        "Contoso Issuing CA",
-    ]));
+    let password = "hostile enrollee password";
+    let pw_file = d.join("enrollee.pw");
+    std::fs::write(&pw_file, password).unwrap();
+    ok(lb(
+        &home,
+        &[
+            "principal",
+            "add",
+            "enrollee",
+            "--password-file",
+            s(&pw_file),
+        ],
+    ));
+    // The exchange certificate exists before the catalogue counts rows.
+    ok(lb(
+        &home,
+        &["ca", "cert", "--exchange", "--out", s(&d.join("xchg.pem"))],
+    ));
     let ca_pem = d.join("ca.pem");
     ok(lockbox(&["ca", "cert", "--home", h, "--out", s(&ca_pem)]));
     let token = std::fs::read_to_string(home.join("admin.token")).unwrap();
@@ -40,6 +53,8 @@ fn hostile_inputs_are_refused_without_changing_anything() {
             s(&work),
         ])
         .env("LOCKBOX_HOME", &home)
+        .env("LOCKBOX_HOSTILE_USER", "enrollee")
+        .env("LOCKBOX_HOSTILE_PASSWORD", password)
         .env_remove("LOCKBOX_SERVER")
         .env_remove("LOCKBOX_TOKEN")
         .output()

@@ -824,11 +824,9 @@ impl Ca {
                 ),
             )),
             (true, Some(env)) => {
-                let cmc = cmc.ok_or_else(archival_error)?;
+                // Configuration checks come first: they do not depend on the key.
                 let kras = self.choose_kras().await?;
-                let client_hash = self.check_key_hash(inbound, &env)?;
-                let pkcs8 = self.open_client_envelope(&env).await?;
-                check_key_matches(&pkcs8, inbound)?;
+                let (pkcs8, client_hash) = self.recover_client_key(inbound, &env).await?;
                 let recipients: Vec<Recipient> =
                     kras.iter().map(Recipient::from_certificate).collect();
                 let sealed = envelope(
@@ -843,7 +841,6 @@ impl Ca {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| EngineError::Config(e.to_string()))?
                     .join(",");
-                let _ = cmc;
                 Ok(Some(Archived {
                     envelope: sealed,
                     kra_hashes,
@@ -854,28 +851,18 @@ impl Ca {
         }
     }
 
-    /// The encrypted-key hash binds the envelope to the signed request.
-    fn check_key_hash(&self, inbound: &Inbound, envelope_der: &[u8]) -> EngineResult<Vec<u8>> {
-        let cmc = inbound.cmc.as_ref().ok_or_else(archival_error)?;
-        let sent = cmc.encrypted_key_hash.clone().ok_or_else(|| {
-            EngineError::bad_input(
-                CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
-                "The request carries an archived key but no encrypted-key hash (1.3.6.1.4.1.311.21.21) in its signed controls.",
-            )
-        })?;
-        let request_hash = digest_by_oid(&cmc.signer.digest_alg.oid, envelope_der).ok();
-        let sha1_hash = sha1(envelope_der).to_vec();
-        if request_hash.as_deref() == Some(sent.as_slice()) || sha1_hash == sent {
-            Ok(sent)
-        } else {
-            Err(EngineError::bad_input(
-                CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
-                "The encrypted-key hash in the signed request does not match the archived key envelope.",
-            ))
-        }
-    }
-
-    async fn open_client_envelope(&self, envelope_der: &[u8]) -> EngineResult<Zeroizing<Vec<u8>>> {
+    /// Opens the client's envelope with the exchange key and checks what it
+    /// holds. Once the envelope names one of the CA's exchange certificates,
+    /// every failure (RSA padding, content decryption, PRIVATEKEYBLOB or
+    /// PKCS#8 parsing, a signature key, a key that is not the request's, an
+    /// encrypted-key hash that does not bind the envelope) runs the same steps
+    /// and ends in the one error [`archival_error`]: the answer reveals nothing
+    /// about the plaintext, so the exchange key is no padding oracle.
+    async fn recover_client_key(
+        &self,
+        inbound: &Inbound,
+        envelope_der: &[u8],
+    ) -> EngineResult<(Zeroizing<Vec<u8>>, Vec<u8>)> {
         let certs: Vec<Certificate> = self
             .exchange_certificates()
             .await?
@@ -895,34 +882,37 @@ impl Ca {
                 key: k.as_ref(),
             })
             .collect();
-        let plain = open_envelope(envelope_der, &offered).map_err(|e| match e {
-            OpenError::NotForUs => EngineError::bad_input(
-                CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
-                "The archived key is not encrypted to a valid exchange certificate of this CA.",
-            ),
-            OpenError::Malformed(m) => EngineError::bad_input(
-                CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
-                format!("Archived key envelope: {m}"),
-            ),
-            OpenError::Decrypt => archival_error(),
-        })?;
-        // Payload: Microsoft PRIVATEKEYBLOB or PKCS#8.
-        if is_private_key_blob(&plain) {
-            let blob = parse_private_key_blob(&plain).map_err(|_| archival_error())?;
-            if blob.key_alg == CALG_RSA_SIGN {
-                return Err(EngineError::denied(
+        // Checks that do not depend on the plaintext run first, but their
+        // verdicts are only combined at the end, with the others.
+        let hash = check_key_hash(inbound, envelope_der);
+        let usage_ok = request_allows_encryption(inbound);
+        let (opened, plain) =
+            match open_envelope(envelope_der, &offered) {
+                Ok(p) => (true, p),
+                Err(OpenError::NotForUs) => return Err(EngineError::bad_input(
                     CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
-                    "The archived key is a signature key (CALG_RSA_SIGN); signature keys are never archived.",
-                ));
-            }
-            return Ok(Zeroizing::new(
-                blob_to_pkcs8(&blob).map_err(|_| archival_error())?,
-            ));
+                    "The archived key is not encrypted to a valid exchange certificate of this CA.",
+                )),
+                Err(OpenError::Malformed(m)) => {
+                    return Err(EngineError::bad_input(
+                        CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
+                        format!("Archived key envelope: {m}"),
+                    ))
+                }
+                // Continue on random bytes of the ciphertext's length, so that a
+                // decryption failure takes the same path as a plaintext that
+                // does not parse.
+                Err(OpenError::Decrypt) => (
+                    false,
+                    Zeroizing::new(random_bytes(envelope_der.len().min(8192))?),
+                ),
+            };
+        let key = client_key_pkcs8(&plain)
+            .and_then(|pkcs8| key_matches_request(&pkcs8, inbound).then_some(pkcs8));
+        match (opened, hash, usage_ok, key) {
+            (true, Some(hash), true, Some(pkcs8)) => Ok((pkcs8, hash)),
+            _ => Err(archival_error()),
         }
-        if plain.first() == Some(&0x30) {
-            return Ok(plain);
-        }
-        Err(archival_error())
     }
 
     /// The archived-key envelope stored with a request.
@@ -953,40 +943,68 @@ impl Ca {
     }
 }
 
+/// The encrypted-key hash in the signed controls binds the envelope to the
+/// request: same hash algorithm as the request signature, or SHA-1. None when
+/// it is missing or does not match.
+fn check_key_hash(inbound: &Inbound, envelope_der: &[u8]) -> Option<Vec<u8>> {
+    let cmc = inbound.cmc.as_ref()?;
+    let sent = cmc.encrypted_key_hash.clone()?;
+    let request_hash = digest_by_oid(&cmc.signer.digest_alg.oid, envelope_der).ok();
+    let sha1_hash = sha1(envelope_der).to_vec();
+    (request_hash.as_deref() == Some(sent.as_slice()) || sha1_hash == sent).then_some(sent)
+}
+
+/// Keys whose request asks for signature use only are never archived.
+fn request_allows_encryption(inbound: &Inbound) -> bool {
+    match inbound
+        .pkcs10
+        .extension(&oids::CE_KEY_USAGE)
+        .map(|e| KeyUsage::from_der(e.extn_value.as_bytes()))
+    {
+        None => true,
+        Some(Err(_)) => false,
+        Some(Ok(ku)) => {
+            ku.0.contains(KeyUsages::KeyEncipherment)
+                || ku.0.contains(KeyUsages::KeyAgreement)
+                || ku.0.contains(KeyUsages::DataEncipherment)
+        }
+    }
+}
+
+/// The decrypted payload as PKCS#8: a Microsoft PRIVATEKEYBLOB (exchange
+/// keys only; CALG_RSA_SIGN blobs are signature keys, never archived) or a
+/// PKCS#8 structure. None for anything else.
+fn client_key_pkcs8(plain: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    if is_private_key_blob(plain) {
+        let blob = parse_private_key_blob(plain).ok()?;
+        let converted = blob_to_pkcs8(&blob).ok().map(Zeroizing::new);
+        return converted.filter(|_| blob.key_alg != CALG_RSA_SIGN);
+    }
+    (plain.first() == Some(&0x30)).then(|| Zeroizing::new(plain.to_vec()))
+}
+
 /// The decrypted key must be the PKCS#10's key: it must load (aws-lc checks
 /// the RSA/EC key's internal consistency), carry the same public key, and
 /// produce a signature the request's public key verifies.
-fn check_key_matches(pkcs8: &[u8], inbound: &Inbound) -> EngineResult<()> {
-    let key = SoftwareKey::from_pkcs8_der(pkcs8).map_err(|_| archival_error())?;
+fn key_matches_request(pkcs8: &[u8], inbound: &Inbound) -> bool {
+    let Ok(key) = SoftwareKey::from_pkcs8_der(pkcs8) else {
+        return false;
+    };
     let request_key = &inbound.pkcs10.cert_req.info.public_key;
     if key.public_key_info() != request_key {
-        return Err(archival_error());
+        return false;
     }
     // RSA: importing the key ran AWS-LC's RSA_check_key (n = pq, CRT values,
     // d*e = 1), so equal public keys prove the pair. EC: prove it with a signature.
-    if !key.is_rsa() {
-        let probe = random_bytes(32)?;
-        let sig = key.sign(&probe).map_err(|_| archival_error())?;
-        verify_signature(request_key, &key.signature_algorithm(), &probe, &sig)
-            .map_err(|_| archival_error())?;
+    if key.is_rsa() {
+        return true;
     }
-    // Keys whose request asks for signature use only are not archived.
-    if let Some(ku) = inbound
-        .pkcs10
-        .extension(&oids::CE_KEY_USAGE)
-        .and_then(|e| KeyUsage::from_der(e.extn_value.as_bytes()).ok())
-    {
-        let encrypts = ku.0.contains(KeyUsages::KeyEncipherment)
-            || ku.0.contains(KeyUsages::KeyAgreement)
-            || ku.0.contains(KeyUsages::DataEncipherment);
-        if !encrypts {
-            return Err(EngineError::denied(
-                CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
-                "The request asks for a signature-only key; signature keys are never archived.",
-            ));
-        }
-    }
-    Ok(())
+    let Ok(probe) = random_bytes(32) else {
+        return false;
+    };
+    key.sign(&probe).is_ok_and(|sig| {
+        verify_signature(request_key, &key.signature_algorithm(), &probe, &sig).is_ok()
+    })
 }
 
 /// PEM of a certificate (helper for front ends).

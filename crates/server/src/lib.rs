@@ -1,9 +1,9 @@
 //! The Lockbox HTTP(S) service: a REST API over the engine.
 //!
 //! Every handler is a thin translation between HTTP and a [`lockbox_engine::Ca`]
-//! method; policy lives in the engine. Officer operations require the
-//! administrator token (`Authorization: Bearer ...`) until principals and roles
-//! arrive.
+//! method; policy lives in the engine, which authorizes every caller (API
+//! tokens, the administrator token, Basic passwords or mapped TLS client
+//! certificates, resolved to principals and roles).
 
 pub mod api;
 pub mod certsrv;
