@@ -143,7 +143,11 @@ pub fn rows_csv(rows: &[RequestRecord], cols: &[Column]) -> String {
 pub fn rows_table(rows: &[RequestRecord], cols: &[Column]) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| cols.iter().map(|c| safe(&cell(r, *c)).into_owned()).collect())
+        .map(|r| {
+            cols.iter()
+                .map(|c| safe(&cell(r, *c)).into_owned())
+                .collect()
+        })
         .collect();
     let widths: Vec<usize> = cols
         .iter()
@@ -195,7 +199,10 @@ mod tests {
         assert_eq!(safe("CONTOSO\\max"), "CONTOSO\\max");
         assert_eq!(safe("a\u{1b}[2Jb"), "a\\x1b[2Jb");
         assert_eq!(safe("x\ny\tz\u{7f}"), "x\\ny\\tz\\x7f");
-        assert_eq!(safe("\u{9b}31m\u{202e}gpj.exe"), "\\u{9b}31m\\u{202e}gpj.exe");
+        assert_eq!(
+            safe("\u{9b}31m\u{202e}gpj.exe"),
+            "\\u{9b}31m\\u{202e}gpj.exe"
+        );
         assert_eq!(safe_lines("a\u{1b}\nb"), "a\\x1b\nb");
     }
 }

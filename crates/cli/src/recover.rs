@@ -64,7 +64,11 @@ pub struct RecoverArgs {
     #[arg(short = 'p', long)]
     pub password: Option<String>,
     /// File holding the password for the new PKCS#12 (keeps it off the command line).
-    #[arg(long = "password-file", value_name = "FILE", conflicts_with = "password")]
+    #[arg(
+        long = "password-file",
+        value_name = "FILE",
+        conflicts_with = "password"
+    )]
     pub password_file: Option<PathBuf>,
     /// 3DES/SHA-1 PKCS#12 for old Windows.
     #[arg(long)]
@@ -81,7 +85,11 @@ pub struct MergeArgs {
     #[arg(short = 'p', long = "password", value_delimiter = ',')]
     pub passwords: Vec<String>,
     /// File holding the passwords instead, one per line: P1, P2, ..., POUT.
-    #[arg(long = "password-file", value_name = "FILE", conflicts_with = "passwords")]
+    #[arg(
+        long = "password-file",
+        value_name = "FILE",
+        conflicts_with = "passwords"
+    )]
     pub password_file: Option<PathBuf>,
     /// 3DES/SHA-1 output for old Windows.
     #[arg(long)]
@@ -112,7 +120,11 @@ pub struct RecoverUserArgs {
     #[arg(short = 'p', long)]
     pub password: Option<String>,
     /// File holding its password (keeps it off the command line).
-    #[arg(long = "password-file", value_name = "FILE", conflicts_with = "password")]
+    #[arg(
+        long = "password-file",
+        value_name = "FILE",
+        conflicts_with = "password"
+    )]
     pub password_file: Option<PathBuf>,
 }
 
@@ -497,7 +509,12 @@ pub async fn recover_user(g: &Global, a: RecoverUserArgs) -> Result<ExitCode> {
     }
     let ca = trusted_ca(g)?;
     let kra_pw = kra_password(a.kra_password, a.kra_password_file.as_deref())?;
-    let (key, cert) = agent(Some(&a.kra), kra_pw.as_ref().map(|p| p.as_str()), None, None)?;
+    let (key, cert) = agent(
+        Some(&a.kra),
+        kra_pw.as_ref().map(|p| p.as_str()),
+        None,
+        None,
+    )?;
     let candidates = local.ca.find_candidates(&local.actor, &a.token).await?;
     if candidates.is_empty() {
         bail!("no archived key matches '{}'", a.token);

@@ -216,7 +216,10 @@ fn slow_idle_and_excess_connections_are_closed_or_held_back() {
         assert!(closed, "a partial header over TLS holds the connection");
     }
     // at most max_connections are served at once: the next waits for a free slot
-    set_limits(&home, "idle_timeout_secs = 30\nheader_timeout_secs = 30\nmax_connections = 1");
+    set_limits(
+        &home,
+        "idle_timeout_secs = 30\nheader_timeout_secs = 30\nmax_connections = 1",
+    );
     let (_server, listen) = serve(&home, true);
     let first = TcpStream::connect(&listen).unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -233,7 +236,9 @@ fn slow_idle_and_excess_connections_are_closed_or_held_back() {
         "a second connection was served beyond max_connections = 1"
     );
     drop(first);
-    second.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let n = second.read(&mut buf).unwrap();
     assert!(
         buf[..n].starts_with(b"HTTP/1.1 200"),
@@ -425,9 +430,18 @@ fn recovery_script_keeps_passwords_off_command_lines() {
         ]));
         assert_eq!(keys.matches("BEGIN PRIVATE KEY").count(), 2, "{var}");
         let argv = std::fs::read_to_string(&log).unwrap();
-        assert!(argv.contains("recoverkey") && argv.contains("mergepfx"), "{argv}");
-        assert!(!argv.contains(kra_pw), "the agent's password on a command line: {argv}");
-        assert!(!argv.contains(&password), "the output password on a command line: {argv}");
+        assert!(
+            argv.contains("recoverkey") && argv.contains("mergepfx"),
+            "{argv}"
+        );
+        assert!(
+            !argv.contains(kra_pw),
+            "the agent's password on a command line: {argv}"
+        );
+        assert!(
+            !argv.contains(&password),
+            "the output password on a command line: {argv}"
+        );
     }
     // recoverkey and mergepfx take their passwords from files
     let blob = d.join("alice.rec");
@@ -494,12 +508,9 @@ fn recovery_script_keeps_passwords_off_command_lines() {
     ]));
 }
 
-#[test]
-fn terminal_output_is_escaped_and_survives_a_closed_pipe() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// A CA holding one issued request whose common name carries terminal escape sequences.
+fn ca_with_hostile_name(d: &Path) -> std::path::PathBuf {
     let home = quick_ca(d);
-    // a request whose name carries terminal escape sequences
     let req = d.join("evil.req");
     ok(lb(
         &home,
@@ -511,7 +522,7 @@ fn terminal_output_is_escaped_and_survives_a_closed_pipe() {
             "--key",
             "p256",
             "--subject",
-            "CN=evil\u{1b}[2J\u{1b}]0;owned\u{7},E=evil@contoso.com",
+            "CN=evil\u{1b}[2J\u{1b}]0;owned\u{7}",
             "--out",
             s(&req),
             "--key-out",
@@ -519,6 +530,13 @@ fn terminal_output_is_escaped_and_survives_a_closed_pipe() {
         ],
     ));
     ok(lb(&home, &["submit", s(&req), "--template", "User"]));
+    home
+}
+
+#[test]
+fn view_escapes_control_characters_in_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = ca_with_hostile_name(dir.path());
     for extra in [&[][..], &["--csv"][..]] {
         let mut args = vec!["view", "--out", "RequestID,CommonName,Subject"];
         args.extend_from_slice(extra);
@@ -526,11 +544,18 @@ fn terminal_output_is_escaped_and_survives_a_closed_pipe() {
         assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
         assert!(out.contains("evil\\x1b[2J\\x1b]0;owned\\x07"), "{out}");
     }
+    let out = ok(lb(&home, &["pending", "list"]));
+    assert!(!out.contains('\u{1b}'), "{out:?}");
     // JSON keeps the real characters (escaped by JSON itself)
     let json: serde_json::Value =
         serde_json::from_str(&ok(lb(&home, &["view", "--json", "--out", "CommonName"]))).unwrap();
     assert!(json.to_string().contains("\\u001b[2J"), "{json}");
+}
 
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = quick_ca(dir.path());
     // `lockbox view | head -1`: the reader goes away; no panic, a quiet exit
     let mut child = lockbox_cmd(&["view"])
         .env("LOCKBOX_HOME", &home)
@@ -543,8 +568,12 @@ fn terminal_output_is_escaped_and_survives_a_closed_pipe() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{err}");
+}
 
-    // no colour codes on a stderr that is not a terminal
+#[test]
+fn no_colour_codes_on_a_stderr_that_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = quick_ca(dir.path());
     let out = lockbox_cmd(&["ca", "cert"])
         .env("LOCKBOX_HOME", &home)
         .env("LOCKBOX_LOG", "debug")
@@ -556,7 +585,7 @@ fn terminal_output_is_escaped_and_survives_a_closed_pipe() {
 }
 
 #[test]
-fn subjects_take_common_attribute_names_and_config_set_lists_its_keys() {
+fn subjects_take_the_attribute_names_operators_type() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let home = quick_ca(d);
@@ -579,7 +608,13 @@ fn subjects_take_common_attribute_names_and_config_set_lists_its_keys() {
         ],
     ));
     let dump = ok(lb(&home, &["dump", s(&req)]));
-    for want in ["y@contoso.com", "z@contoso.com", "jdoe", "Redmond", "1 Main St"] {
+    for want in [
+        "y@contoso.com",
+        "z@contoso.com",
+        "jdoe",
+        "Redmond",
+        "1 Main St",
+    ] {
         assert!(dump.contains(want), "{want}: {dump}");
     }
     let bad = lb(
@@ -603,7 +638,12 @@ fn subjects_take_common_attribute_names_and_config_set_lists_its_keys() {
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
+}
 
+#[test]
+fn config_set_lists_and_checks_every_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = quick_ca(dir.path());
     let help = ok(lockbox(&["config", "set", "--help"]));
     for key in [
         "role_separation",
@@ -612,7 +652,10 @@ fn subjects_take_common_attribute_names_and_config_set_lists_its_keys() {
     ] {
         assert!(help.contains(key), "{key} missing from:\n{help}");
     }
-    ok(lb(&home, &["config", "set", "kra_expiry_warning_days", "45"]));
+    ok(lb(
+        &home,
+        &["config", "set", "kra_expiry_warning_days", "45"],
+    ));
     ok(lb(&home, &["config", "set", "kra.enable_foreign", "on"]));
     let r = lb(&home, &["config", "set", "role_separation", "maybe"]);
     assert_eq!(r.status.code(), Some(3), "an unclear value is refused");

@@ -135,13 +135,19 @@ pub fn parse_dn(s: &str) -> Result<Name, CodecError> {
         let printable = |c: char| c.is_ascii_alphanumeric() || " '()+,-./:=?".contains(c);
         match oid.as_str() {
             "2.5.4.6" if !(value.len() == 2 && value.chars().all(|c| c.is_ascii_alphabetic())) => {
-                return Err(bad(format!("C must be a two-letter country code, not '{value}'")));
+                return Err(bad(format!(
+                    "C must be a two-letter country code, not '{value}'"
+                )));
             }
             "2.5.4.5" if !value.chars().all(printable) => {
-                return Err(bad(format!("SERIALNUMBER '{value}' is not a PrintableString")));
+                return Err(bad(format!(
+                    "SERIALNUMBER '{value}' is not a PrintableString"
+                )));
             }
             "1.2.840.113549.1.9.1" | "0.9.2342.19200300.100.1.25" if !value.is_ascii() => {
-                return Err(bad(format!("'{key}' must be ASCII (IA5String), not '{value}'")));
+                return Err(bad(format!(
+                    "'{key}' must be ASCII (IA5String), not '{value}'"
+                )));
             }
             _ => {}
         }

@@ -244,10 +244,7 @@ async fn refuse_cross_origin_writes(
 /// Responses may carry keys, recovery blobs, tokens or database rows: none
 /// may be kept by a cache unless its handler says otherwise (the public CA
 /// certificate, chain and CRL set no header and stay cacheable).
-async fn no_store_by_default(
-    uri: axum::http::Uri,
-    mut resp: Response,
-) -> Response {
+async fn no_store_by_default(uri: axum::http::Uri, mut resp: Response) -> Response {
     const PUBLIC: &[&str] = &[
         "/api/v1/ca/certificate",
         "/api/v1/ca/chain",

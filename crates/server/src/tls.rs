@@ -214,9 +214,12 @@ where
                 let req = req.map(|b| TimedBody::new(b, body_timeout));
                 let resp = app.oneshot(req).await?;
                 // The connection stays busy until the response body has been sent.
-                Ok::<_, std::convert::Infallible>(
-                    resp.map(|b| axum::body::Body::new(BusyBody { inner: b, _busy: busy })),
-                )
+                Ok::<_, std::convert::Infallible>(resp.map(|b| {
+                    axum::body::Body::new(BusyBody {
+                        inner: b,
+                        _busy: busy,
+                    })
+                }))
             }
         })
     };
