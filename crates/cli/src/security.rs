@@ -157,7 +157,8 @@ fn print(g: &Global, v: Value, text: String) {
     if g.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        println!("{text}");
+        // Names from certificates and requests: control characters escaped.
+        println!("{}", crate::output::safe_lines(&text));
     }
 }
 

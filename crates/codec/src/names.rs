@@ -121,12 +121,17 @@ pub fn parse_dn(s: &str) -> Result<Name, CodecError> {
                     .strip_prefix("OID.")
                     .or_else(|| key.strip_prefix("oid."))
                     .unwrap_or(key);
-                ObjectIdentifier::new(dotted).map_err(|_| {
-                    bad(format!(
-                        "unknown attribute '{key}' (use CN, O, OU, C, L, ST, STREET, E, UID, DC, SERIALNUMBER, T, G, SN, I, POSTALCODE or a dotted OID)"
-                    ))
-                })?;
-                dotted.to_string()
+                match ObjectIdentifier::new(dotted) {
+                    Ok(oid) => oid.to_string(),
+                    // The long names (commonName, organizationName, ...).
+                    Err(_) => x509_cert::attr::AttributeTypeAndValue::from_str(&format!("{key}=x"))
+                        .map(|atv| atv.oid.to_string())
+                        .map_err(|_| {
+                            bad(format!(
+                                "unknown attribute '{key}' (use CN, O, OU, C, L, ST, STREET, E, UID, DC, SERIALNUMBER, T, G, SN, I, POSTALCODE or a dotted OID)"
+                            ))
+                        })?,
+                }
             }
         };
         if value.trim().is_empty() {
@@ -244,6 +249,10 @@ mod tests {
         assert_eq!(
             parse_dn("OID.2.5.4.3=x").unwrap(),
             Name::from_str("CN=x").unwrap()
+        );
+        assert_eq!(
+            parse_dn("commonName=x,organizationName=Contoso").unwrap(),
+            Name::from_str("CN=x,O=Contoso").unwrap()
         );
         for bad in ["CN=x,Q=y", "CN=", "CN=x,C=France", "x", "CN=x,E=é@x"] {
             assert!(parse_dn(bad).is_err(), "{bad}");

@@ -103,7 +103,7 @@ impl From<&lockbox_engine::config::ServerLimits> for Limits {
             header: secs(c.header_timeout_secs),
             body: secs(c.body_timeout_secs),
             idle: secs(c.idle_timeout_secs),
-            max_connections: c.max_connections.max(1),
+            max_connections: c.max_connections.clamp(1, 1 << 20),
         }
     }
 }
@@ -128,15 +128,18 @@ pub async fn serve_connections(
 ) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let all_slots = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let limits = Arc::new(limits);
+    // Tells every connection to finish its requests and close.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     loop {
         // Wait for a free slot before accepting: extra clients queue in the backlog.
         let permit = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => break,
             p = slots.clone().acquire_owned() => p?,
         };
         let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -150,11 +153,13 @@ pub async fn serve_connections(
         let acceptor = acceptor.clone();
         let app = app.clone();
         let limits = limits.clone();
+        let stopping = stopping.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let Some(acceptor) = acceptor else {
                 // Plain HTTP carries no client certificate: strip any such header a client sends.
-                serve_connection(tcp, with_client_certificate(app, None), &limits, peer).await;
+                let app = with_client_certificate(app, None);
+                serve_connection(tcp, app, &limits, peer, stopping).await;
                 return;
             };
             let tls = match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
@@ -179,10 +184,19 @@ pub async fn serve_connections(
                 "TLS connection accepted"
             );
             let thumb = client_cert.map(|c| hex::encode(lockbox_crypto::digest::sha1(&c.0)));
-            serve_connection(tls, with_client_certificate(app, thumb), &limits, peer).await;
+            let app = with_client_certificate(app, thumb);
+            serve_connection(tls, app, &limits, peer, stopping).await;
         });
     }
+    // Shutting down: no new connections; the open ones answer the requests
+    // they hold and close, for at most DRAIN.
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(DRAIN, slots.acquire_many(all_slots)).await;
+    Ok(())
 }
+
+/// How long shutting down waits for open connections to finish.
+const DRAIN: Duration = Duration::from_secs(10);
 
 /// Accepts TLS connections and serves `app` on each until `shutdown`
 /// completes, with the default [`Limits`].
@@ -199,8 +213,13 @@ pub async fn serve_tls(
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves HTTP/1.1 or HTTP/2 on one connection with the header, body and idle limits.
-async fn serve_connection<I>(io: I, app: axum::Router, limits: &Limits, peer: SocketAddr)
-where
+async fn serve_connection<I>(
+    io: I,
+    app: axum::Router,
+    limits: &Limits,
+    peer: SocketAddr,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new());
@@ -244,6 +263,11 @@ where
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
                 return;
+            }
+            _ = stopping.changed(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+                wake.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
             }
             _ = wake.as_mut() => {
                 if closing {
