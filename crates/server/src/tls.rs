@@ -1,4 +1,5 @@
-//! TLS termination with rustls (aws-lc-rs provider).
+//! TLS termination with rustls (aws-lc-rs provider), and the connection loop
+//! (TLS or plain HTTP) with its timeouts and connection limit.
 
 use std::future::Future;
 use std::net::SocketAddr;
