@@ -155,6 +155,9 @@ HTTP_CASES = [
     ("console: blob download without a token", "POST", "/console/recovery/blob", {**admin, **form}, b"request_id=1", ANY_4XX),
     ("certsrv: status with non-numeric ReqID", "GET", "/certsrv/certckpn.asp?ReqID=1%3Bdrop", {}, None, CERTSRV_CODE),
     ("wrong method on submit", "PUT", "/api/v1/requests", octet, GOOD, ANY_4XX),
+    # fix-surface: a request's certificate is its requester's (or a database reader's); IDs cannot be probed
+    ("API: certificate of another's request, anonymously", "GET", "/api/v1/requests/1/certificate", {}, None, JSON_CODE),
+    ("API: certificate of a missing request, anonymously", "GET", "/api/v1/requests/999999/certificate", {}, None, JSON_CODE),
 ]
 
 
@@ -332,6 +335,11 @@ def cli_cases():
         ("CLI mergepfx: garbage input", ["mergepfx", "{f},{f}", os.path.join(WORK, "m.pfx"), "-p", "a,a,b"], w("m.pfx.in", os.urandom(300))),
         ("CLI view: broken restriction", ["view", "--restrict", "CommonName>>="], None),
         ("CLI revoke: malformed serial", ["revoke", "zz-not-hex"], None),
+        # fix-surface
+        ("CLI request new: unknown subject attribute", ["request", "new", "--template", "User", "--subject", "CN=x,NOPE=y", "--out", os.path.join(WORK, "s.req"), "--key-out", os.path.join(WORK, "s.key")], None),
+        ("CLI request new: control characters in a country code", ["request", "new", "--template", "User", "--subject", "CN=x,C=\x1b[", "--out", os.path.join(WORK, "s.req"), "--key-out", os.path.join(WORK, "s.key")], None),
+        ("CLI config set: a switch that is neither true nor false", ["config", "set", "role_separation", "maybe"], None),
+        ("CLI recoverkey: missing password file", ["recoverkey", "{f}", os.path.join(WORK, "o.pfx"), "--kra-key", "{f}", "--kra-cert", CA_PEM, "--password-file", os.path.join(WORK, "missing.pw")], w("bad2.rec", os.urandom(400))),
     ]
 
 

@@ -15,7 +15,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::backend::{Backend, Local, Remote};
-use crate::output::{rows_csv, rows_json, rows_table};
+use crate::output::{rows_csv, rows_json, rows_table, safe};
 use crate::{Cli, Command, Global};
 
 #[derive(Args, Debug)]
@@ -432,8 +432,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 print_json(&r)?;
             } else {
                 println!("RequestId: {}\nDisposition: {}\nMessage: {}\nRequester: {}\nTemplate: {}\nSubmitted: {}",
-                    r.request_id, r.disposition.as_str(), r.disposition_message, r.requester,
-                    r.template.as_deref().unwrap_or(""), rfc3339(r.submitted_at));
+                    r.request_id, r.disposition.as_str(), safe(&r.disposition_message), safe(&r.requester),
+                    safe(r.template.as_deref().unwrap_or("")), rfc3339(r.submitted_at));
                 if let Some(c) = &r.cert {
                     println!(
                         "SerialNumber: {}\nNotAfter: {}",

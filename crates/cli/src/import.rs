@@ -418,7 +418,7 @@ pub async fn run(g: &Global, a: ImportArgs, keys: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         for l in &export_lines {
-            println!("{l}");
+            println!("{}", crate::output::safe_lines(l));
         }
         if let Some(issuer) = items
             .iter()

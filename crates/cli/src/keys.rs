@@ -23,9 +23,9 @@ use lockbox_engine::client::{
 };
 use lockbox_engine::period::rfc3339;
 use serde_json::json;
-use x509_cert::name::Name;
 
 use crate::backend::Backend;
+use crate::output::{safe, safe_lines};
 use crate::Global;
 
 #[derive(Subcommand, Debug)]
@@ -165,7 +165,9 @@ pub async fn kra(g: &Global, b: Box<dyn Backend>, cmd: KraCmd) -> Result<ExitCod
             } else {
                 println!(
                     "Added KRA certificate {} ({}): {}",
-                    k.thumbprint, k.subject, k.status
+                    k.thumbprint,
+                    safe(&k.subject),
+                    k.status
                 );
             }
         }
@@ -196,7 +198,7 @@ pub async fn kra(g: &Global, b: Box<dyn Backend>, cmd: KraCmd) -> Result<ExitCod
                         k.status,
                         k.serial,
                         rfc3339(k.not_after),
-                        k.subject
+                        safe(&k.subject)
                     );
                 }
                 println!(
@@ -221,7 +223,8 @@ pub async fn kra(g: &Global, b: Box<dyn Backend>, cmd: KraCmd) -> Result<ExitCod
 /// `lockbox request new`
 pub async fn request_new(g: &Global, b: Box<dyn Backend>, a: NewRequestArgs) -> Result<ExitCode> {
     let spec = KeySpec::from_str(&a.key).map_err(|e| anyhow!("{e}"))?;
-    let subject = Name::from_str(&a.subject).map_err(|e| anyhow!("invalid --subject: {e}"))?;
+    let subject = lockbox_codec::names::parse_dn(&a.subject)
+        .map_err(|e| anyhow!("invalid --subject: {e}"))?;
     let key = SoftwareKey::generate(spec)?;
     let csr = sign_request(&key, subject, vec![])?;
     let request = if a.archive {
@@ -538,7 +541,7 @@ pub fn dump(g: &Global, a: DumpArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for l in lines {
-            println!("{l}");
+            println!("{}", safe_lines(&l));
         }
     }
     Ok(ExitCode::SUCCESS)

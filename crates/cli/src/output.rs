@@ -1,5 +1,6 @@
 //! Human and JSON output, error reporting and exit codes.
 
+use std::borrow::Cow;
 use std::process::ExitCode;
 
 use lockbox_engine::{codes, Column, EngineError, RequestRecord};
@@ -33,7 +34,11 @@ pub fn report_error(e: &anyhow::Error, json: bool) -> ExitCode {
             } else {
                 "error"
             };
-            eprintln!("lockbox: {label}: {ee} (0x{c:08x} {})", codes::name(c));
+            eprintln!(
+                "lockbox: {label}: {} (0x{c:08x} {})",
+                safe_lines(&ee.to_string()),
+                codes::name(c)
+            );
         }
     } else if json {
         println!(
@@ -41,12 +46,47 @@ pub fn report_error(e: &anyhow::Error, json: bool) -> ExitCode {
             json!({ "error": { "kind": "error", "message": format!("{e:#}") } })
         );
     } else {
-        eprintln!("lockbox: error: {e:#}");
+        eprintln!("lockbox: error: {}", safe_lines(&format!("{e:#}")));
     }
     ExitCode::from(code)
 }
 
 pub use lockbox_engine::view::cell;
+
+/// Text from certificates and requests as it may be shown on a terminal, in
+/// a table or CSV: control characters (C0, DEL, C1) and Unicode bidirectional
+/// controls are written escaped (`\x1b`, `\n`, `\u{202e}`), so a name cannot
+/// move the cursor, recolour the terminal or disguise itself. JSON output is
+/// escaped by serde instead.
+pub fn safe(s: &str) -> Cow<'_, str> {
+    fn hostile(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(hostile) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if hostile(c) && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if hostile(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Each line of `text` made [`safe`], keeping the line breaks.
+pub fn safe_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|l| safe(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// Rows as JSON objects keyed by column name.
 pub fn rows_json(rows: &[RequestRecord], cols: &[Column]) -> Value {
@@ -90,7 +130,7 @@ pub fn rows_csv(rows: &[RequestRecord], cols: &[Column]) -> String {
         out.push_str(
             &cols
                 .iter()
-                .map(|c| csv_field(&cell(r, *c)))
+                .map(|c| csv_field(&safe(&cell(r, *c))))
                 .collect::<Vec<_>>()
                 .join(","),
         );
@@ -103,7 +143,11 @@ pub fn rows_csv(rows: &[RequestRecord], cols: &[Column]) -> String {
 pub fn rows_table(rows: &[RequestRecord], cols: &[Column]) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| cols.iter().map(|c| cell(r, *c)).collect())
+        .map(|r| {
+            cols.iter()
+                .map(|c| safe(&cell(r, *c)).into_owned())
+                .collect()
+        })
         .collect();
     let widths: Vec<usize> = cols
         .iter()
@@ -143,4 +187,22 @@ pub fn base64(der: &[u8]) -> String {
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(safe("Alice Example"), "Alice Example");
+        assert_eq!(safe("CONTOSO\\max"), "CONTOSO\\max");
+        assert_eq!(safe("a\u{1b}[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(safe("x\ny\tz\u{7f}"), "x\\ny\\tz\\x7f");
+        assert_eq!(
+            safe("\u{9b}31m\u{202e}gpj.exe"),
+            "\\u{9b}31m\\u{202e}gpj.exe"
+        );
+        assert_eq!(safe_lines("a\u{1b}\nb"), "a\\x1b\nb");
+    }
 }

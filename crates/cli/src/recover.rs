@@ -18,6 +18,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::backend::Backend;
+use crate::output::safe;
 use crate::Global;
 
 #[derive(Args, Debug)]
@@ -50,15 +51,25 @@ pub struct RecoverArgs {
         hide_env_values = true
     )]
     pub kra_password: Option<String>,
+    /// File holding the agent's password, instead of --kra-password (keeps it off the command line).
+    #[arg(long = "kra-password-file", value_name = "FILE")]
+    pub kra_password_file: Option<PathBuf>,
     /// The agent's private key (PEM/DER PKCS#8), instead of --kra.
     #[arg(long = "kra-key", value_name = "FILE")]
     pub kra_key: Option<PathBuf>,
     /// The agent's KRA certificate, with --kra-key.
     #[arg(long = "kra-cert", value_name = "FILE")]
     pub kra_cert: Option<PathBuf>,
-    /// Password for the new PKCS#12 (else prompted twice on a terminal).
+    /// Password for the new PKCS#12 (else --password-file, else prompted twice on a terminal).
     #[arg(short = 'p', long)]
     pub password: Option<String>,
+    /// File holding the password for the new PKCS#12 (keeps it off the command line).
+    #[arg(
+        long = "password-file",
+        value_name = "FILE",
+        conflicts_with = "password"
+    )]
+    pub password_file: Option<PathBuf>,
     /// 3DES/SHA-1 PKCS#12 for old Windows.
     #[arg(long)]
     pub legacy: bool,
@@ -73,6 +84,13 @@ pub struct MergeArgs {
     /// Passwords P1,P2,...,POUT (comma separated, or the flag repeated).
     #[arg(short = 'p', long = "password", value_delimiter = ',')]
     pub passwords: Vec<String>,
+    /// File holding the passwords instead, one per line: P1, P2, ..., POUT.
+    #[arg(
+        long = "password-file",
+        value_name = "FILE",
+        conflicts_with = "passwords"
+    )]
+    pub password_file: Option<PathBuf>,
     /// 3DES/SHA-1 output for old Windows.
     #[arg(long)]
     pub legacy: bool,
@@ -92,18 +110,55 @@ pub struct RecoverUserArgs {
         hide_env_values = true
     )]
     pub kra_password: Option<String>,
+    /// File holding the agent's password, instead of --kra-password.
+    #[arg(long = "kra-password-file", value_name = "FILE")]
+    pub kra_password_file: Option<PathBuf>,
     /// The PKCS#12 to write with every recovered key.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-    /// Its password (else prompted twice on a terminal).
+    /// Its password (else --password-file, else prompted twice on a terminal).
     #[arg(short = 'p', long)]
     pub password: Option<String>,
+    /// File holding its password (keeps it off the command line).
+    #[arg(
+        long = "password-file",
+        value_name = "FILE",
+        conflicts_with = "password"
+    )]
+    pub password_file: Option<PathBuf>,
 }
 
-/// The new PKCS#12 password: given, or prompted twice on a terminal; never guessed.
-fn new_password(given: Option<String>) -> Result<Zeroizing<String>> {
+/// A secret from a file (a trailing line break is not part of it).
+fn read_secret_file(path: &Path) -> Result<Zeroizing<String>> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    Ok(Zeroizing::new(
+        text.trim_end_matches(['\r', '\n']).to_string(),
+    ))
+}
+
+/// The agent's password: from its file when one is given, else the option or
+/// LOCKBOX_KRA_PASSWORD.
+fn kra_password(given: Option<String>, file: Option<&Path>) -> Result<Option<Zeroizing<String>>> {
+    match file {
+        Some(f) => Ok(Some(read_secret_file(f)?)),
+        None => Ok(given.map(Zeroizing::new)),
+    }
+}
+
+/// The new PKCS#12 password: given, read from a file, or prompted twice on a
+/// terminal; never guessed.
+fn new_password(given: Option<String>, file: Option<&Path>) -> Result<Zeroizing<String>> {
     if let Some(p) = given {
         return Ok(Zeroizing::new(p));
+    }
+    if let Some(f) = file {
+        let p = read_secret_file(f)?;
+        if p.is_empty() {
+            bail!("the password file {} is empty", f.display());
+        }
+        return Ok(p);
     }
     if !std::io::stdin().is_terminal() {
         bail!("no password: give -p PASSWORD (there is no terminal to prompt on)");
@@ -177,14 +232,18 @@ fn print_candidates(g: &Global, list: &[Candidate]) -> Result<()> {
     }
     for c in list {
         println!("Serial Number: {}", c.serial);
-        println!("  Subject: {}", c.subject);
-        println!("  UPN: {}", c.upn.as_deref().unwrap_or(""));
+        println!("  Subject: {}", safe(&c.subject));
+        println!("  UPN: {}", safe(c.upn.as_deref().unwrap_or("")));
         println!("  NotBefore: {}", rfc3339(c.not_before));
         println!("  NotAfter: {}", rfc3339(c.not_after));
-        println!("  Template: {}", c.template.as_deref().unwrap_or(""));
-        println!("  Version: {}", c.version.as_deref().unwrap_or(""));
+        println!("  Template: {}", safe(c.template.as_deref().unwrap_or("")));
+        println!("  Version: {}", safe(c.version.as_deref().unwrap_or("")));
         println!("  Cert Hash(sha1): {}", c.cert_hash);
-        println!("  RequestID: {}  Requester: {}", c.request_id, c.requester);
+        println!(
+            "  RequestID: {}  Requester: {}",
+            c.request_id,
+            safe(&c.requester)
+        );
     }
     println!("{} candidate(s)", list.len());
     Ok(())
@@ -201,14 +260,16 @@ fn print_blob(g: &Global, b: &RecoveryBlob, out: &Path) -> Result<()> {
     println!(
         "Recovery blob for serial {} ({}) written to {}",
         b.candidate.serial,
-        b.candidate.subject,
+        safe(&b.candidate.subject),
         out.display()
     );
     println!("Recipient Info (KRAs able to open it):");
     for r in &b.recipients {
         println!(
             "  issuer: {}\n  serial: {}\n  sha1:   {}",
-            r.issuer, r.serial, r.sha1
+            safe(&r.issuer),
+            r.serial,
+            r.sha1
         );
     }
     Ok(())
@@ -304,22 +365,26 @@ fn script(g: &Global, token: &str, list: &[Candidate]) -> String {
     let mut s = String::new();
     s.push_str("#!/bin/sh\n");
     s.push_str(&format!(
-        "# Recover every archived key of {token} ({} certificate(s)) into {user}.p12.\n",
+        "# Recover every archived key of {} ({} certificate(s)) into {user}.p12.\n",
+        script_comment(token),
         list.len()
     ));
-    s.push_str("# Needs: KRA_PFX (the agent's PKCS#12) and KRA_PASSWORD in the environment.\n");
-    s.push_str("set -eu\n: \"${KRA_PFX:?set KRA_PFX to the key recovery agent's PKCS#12}\"\n: \"${KRA_PASSWORD:?set KRA_PASSWORD}\"\n");
+    s.push_str("# Needs: KRA_PFX (the agent's PKCS#12) and its password in the file named by\n");
+    s.push_str("# KRA_PASSWORD_FILE, or in KRA_PASSWORD. No password is put on a command line:\n");
+    s.push_str("# each one travels in a file (mode 0600) in a private temporary directory.\n");
+    s.push_str("set -eu\n: \"${KRA_PFX:?set KRA_PFX to the key recovery agent's PKCS#12}\"\n");
     s.push_str(
-        "LOCKBOX=\"${LOCKBOX:-lockbox}\"\nwork=$(mktemp -d)\ntrap 'rm -rf \"$work\"' EXIT\n",
+        "umask 077\nLOCKBOX=\"${LOCKBOX:-lockbox}\"\nwork=$(mktemp -d)\ntrap 'rm -rf \"$work\"' EXIT\n",
     );
-    s.push_str("pw() { od -An -tx1 -N18 /dev/urandom | tr -d ' \\n'; }\n");
+    s.push_str("if [ -n \"${KRA_PASSWORD_FILE:-}\" ]; then\n  kra_pw=\"$KRA_PASSWORD_FILE\"\nelif [ -n \"${KRA_PASSWORD+set}\" ]; then\n  printf '%s\\n' \"$KRA_PASSWORD\" >\"$work/kra.pw\"\n  kra_pw=\"$work/kra.pw\"\nelse\n  echo \"set KRA_PASSWORD_FILE (a file holding the agent's password) or KRA_PASSWORD\" >&2\n  exit 1\nfi\n");
+    s.push_str("pw() { od -An -tx1 -N18 /dev/urandom | tr -d ' \\n'; echo; }\n");
     let mut inputs = Vec::new();
     let mut pws = Vec::new();
     for (i, c) in list.iter().enumerate() {
         let n = i + 1;
         s.push_str(&format!(
             "# {} (serial {}, {} .. {})\n",
-            c.subject,
+            script_comment(&c.subject),
             c.serial,
             rfc3339(c.not_before),
             rfc3339(c.not_after)
@@ -328,39 +393,48 @@ fn script(g: &Global, token: &str, list: &[Candidate]) -> String {
             "\"$LOCKBOX\"{ctx} getkey {} \"$work/{n}.rec\" >/dev/null\n",
             shell_quote(&c.serial)
         ));
-        s.push_str(&format!("pw{n}=$(pw)\n"));
+        s.push_str(&format!("pw >\"$work/{n}.pw\"\n"));
         s.push_str(&format!(
-            "\"$LOCKBOX\"{ctx} recoverkey \"$work/{n}.rec\" \"$work/{n}.pfx\" --kra \"$KRA_PFX\" --kra-password \"$KRA_PASSWORD\" -p \"$pw{n}\" >/dev/null\n"
+            "\"$LOCKBOX\"{ctx} recoverkey \"$work/{n}.rec\" \"$work/{n}.pfx\" --kra \"$KRA_PFX\" --kra-password-file \"$kra_pw\" --password-file \"$work/{n}.pw\" >/dev/null\n"
         ));
         inputs.push(format!("$work/{n}.pfx"));
-        pws.push(format!("$pw{n}"));
+        pws.push(format!("\"$work/{n}.pw\""));
     }
-    s.push_str("final=$(pw)\n");
+    s.push_str("pw >\"$work/final.pw\"\n");
     s.push_str(&format!(
-        "\"$LOCKBOX\" mergepfx \"{}\" {} -p \"{},$final\" >/dev/null\n",
-        inputs.join(","),
-        shell_quote(&format!("{user}.p12")),
-        pws.join(",")
+        "cat {} \"$work/final.pw\" >\"$work/merge.pw\"\n",
+        pws.join(" ")
     ));
     s.push_str(&format!(
-        "echo \"Recovered {} key(s) into {user}.p12; its password is: $final\"\n",
+        "\"$LOCKBOX\" mergepfx \"{}\" {} --password-file \"$work/merge.pw\" >/dev/null\n",
+        inputs.join(","),
+        shell_quote(&format!("{user}.p12")),
+    ));
+    s.push_str(&format!(
+        "echo \"Recovered {} key(s) into {user}.p12; its password is: $(cat \"$work/final.pw\")\"\n",
         list.len()
     ));
     s
+}
+
+/// Text for a comment line of the script: no line breaks or control characters.
+fn script_comment(text: &str) -> String {
+    safe(text).replace(['\n', '\r'], " ")
 }
 
 /// `lockbox recoverkey`
 pub async fn recoverkey(g: &Global, a: RecoverArgs) -> Result<ExitCode> {
     let ca = trusted_ca(g)?;
     let blob = std::fs::read(&a.blob).with_context(|| format!("reading {}", a.blob.display()))?;
+    let kra_pw = kra_password(a.kra_password, a.kra_password_file.as_deref())?;
     let (key, cert) = agent(
         a.kra.as_deref(),
-        a.kra_password.as_deref(),
+        kra_pw.as_ref().map(|p| p.as_str()),
         a.kra_key.as_deref(),
         a.kra_cert.as_deref(),
     )?;
     let rec = recover_from_blob(&blob, &ca, &key, &cert)?;
-    let password = new_password(a.password)?;
+    let password = new_password(a.password, a.password_file.as_deref())?;
     let mut certs = vec![rec.certificate.clone()];
     certs.extend(rec.chain);
     let pfx = write_pfx(&rec.pkcs8, &certs, &password, a.legacy)?;
@@ -374,7 +448,7 @@ pub async fn recoverkey(g: &Global, a: RecoverArgs) -> Result<ExitCode> {
     } else {
         println!(
             "Recovered the key of {} (serial {}) into {}",
-            f.subject,
+            safe(&f.subject),
             f.serial,
             a.out.display()
         );
@@ -393,15 +467,22 @@ pub fn mergepfx(g: &Global, a: MergeArgs) -> Result<ExitCode> {
     if inputs.is_empty() {
         bail!("give the input files, comma separated");
     }
-    if a.passwords.len() != inputs.len() + 1 {
-        bail!("give one password per input and one for the output: -p P1,...,Pn,POUT ({} inputs, {} passwords)", inputs.len(), a.passwords.len());
+    let passwords: Vec<Zeroizing<String>> = match &a.password_file {
+        Some(f) => read_secret_file(f)?
+            .lines()
+            .map(|l| Zeroizing::new(l.trim_end_matches('\r').to_string()))
+            .collect(),
+        None => a.passwords.iter().cloned().map(Zeroizing::new).collect(),
+    };
+    if passwords.len() != inputs.len() + 1 {
+        bail!("give one password per input and one for the output: -p P1,...,Pn,POUT or --password-file with one per line ({} inputs, {} passwords)", inputs.len(), passwords.len());
     }
     let mut data = Vec::new();
     for (i, path) in inputs.iter().enumerate() {
         let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-        data.push((bytes, a.passwords[i].clone()));
+        data.push((bytes, passwords[i].to_string()));
     }
-    let out_pw = a.passwords.last().cloned().unwrap_or_default();
+    let out_pw = passwords.last().map(|p| p.to_string()).unwrap_or_default();
     let pfx = merge_pfx(&data, &out_pw, a.legacy)?;
     write_secret(&a.out, &pfx)?;
     if g.json {
@@ -427,12 +508,18 @@ pub async fn recover_user(g: &Global, a: RecoverUserArgs) -> Result<ExitCode> {
         bail!("recover-user needs one person to retrieve and decrypt; role separation is on, so use getkey (certificate manager) and recoverkey (key recovery agent)");
     }
     let ca = trusted_ca(g)?;
-    let (key, cert) = agent(Some(&a.kra), a.kra_password.as_deref(), None, None)?;
+    let kra_pw = kra_password(a.kra_password, a.kra_password_file.as_deref())?;
+    let (key, cert) = agent(
+        Some(&a.kra),
+        kra_pw.as_ref().map(|p| p.as_str()),
+        None,
+        None,
+    )?;
     let candidates = local.ca.find_candidates(&local.actor, &a.token).await?;
     if candidates.is_empty() {
         bail!("no archived key matches '{}'", a.token);
     }
-    let password = new_password(a.password)?;
+    let password = new_password(a.password, a.password_file.as_deref())?;
     let mut parts = Vec::new();
     let tmp_pw = lockbox_codec::hexfmt::to_hex(&lockbox_crypto::random::random_bytes(16)?);
     for c in &candidates {

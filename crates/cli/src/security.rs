@@ -79,8 +79,40 @@ pub enum OfficerCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCmd {
-    /// Set a CA setting: role_separation (true/false), kra_expiry_warning_days (N).
-    Set { key: String, value: String },
+    /// Set a CA setting: role_separation, kra.enable_foreign (true/false) or kra_expiry_warning_days (N).
+    Set {
+        /// The setting.
+        key: Setting,
+        /// Its new value.
+        value: String,
+    },
+}
+
+/// The CA settings `lockbox config set` changes.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Setting {
+    /// true/false: a principal holding two CA roles is refused everything (0x80094008).
+    #[value(name = "role_separation")]
+    RoleSeparation,
+    /// true/false: importkms -f may archive keys whose certificates other CAs issued.
+    #[value(name = "kra.enable_foreign")]
+    KraEnableForeign,
+    /// N: days before a KRA certificate expires that event 127 warns (default 30).
+    #[value(name = "kra_expiry_warning_days")]
+    KraExpiryWarningDays,
+}
+
+/// A yes/no setting value; anything else is refused rather than read as "no".
+fn parse_switch(value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "on" | "1" | "yes" => Ok(true),
+        "false" | "off" | "0" | "no" => Ok(false),
+        _ => Err(lockbox_engine::EngineError::bad_input(
+            lockbox_engine::codes::E_INVALIDARG,
+            format!("'{value}' is not true or false"),
+        )
+        .into()),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -125,7 +157,8 @@ fn print(g: &Global, v: Value, text: String) {
     if g.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        println!("{text}");
+        // Names from certificates and requests: control characters escaped.
+        println!("{}", crate::output::safe_lines(&text));
     }
 }
 
@@ -357,12 +390,9 @@ pub async fn config(g: &Global, cmd: ConfigCmd) -> Result<ExitCode> {
     local_only(g, "config")?;
     let l = local(g).await?;
     let ConfigCmd::Set { key, value } = cmd;
-    match key.as_str() {
-        "role_separation" => {
-            let on = matches!(
-                value.to_ascii_lowercase().as_str(),
-                "true" | "on" | "1" | "yes"
-            );
+    match key {
+        Setting::RoleSeparation => {
+            let on = parse_switch(&value)?;
             l.ca.set_role_separation(&l.actor, on).await?;
             print(
                 g,
@@ -370,11 +400,8 @@ pub async fn config(g: &Global, cmd: ConfigCmd) -> Result<ExitCode> {
                 format!("Role separation is {}", if on { "on" } else { "off" }),
             );
         }
-        "kra.enable_foreign" => {
-            let on = matches!(
-                value.to_ascii_lowercase().as_str(),
-                "true" | "on" | "1" | "yes"
-            );
+        Setting::KraEnableForeign => {
+            let on = parse_switch(&value)?;
             l.ca.set_foreign_enabled(&l.actor, on).await?;
             print(
                 g,
@@ -385,7 +412,20 @@ pub async fn config(g: &Global, cmd: ConfigCmd) -> Result<ExitCode> {
                 ),
             );
         }
-        other => bail!("unknown setting '{other}' (role_separation, kra.enable_foreign)"),
+        Setting::KraExpiryWarningDays => {
+            let days: u32 = value.trim().parse().map_err(|_| {
+                lockbox_engine::EngineError::bad_input(
+                    lockbox_engine::codes::E_INVALIDARG,
+                    format!("'{value}' is not a number of days"),
+                )
+            })?;
+            l.ca.set_kra_expiry_warning_days(&l.actor, days).await?;
+            print(
+                g,
+                json!({ "kra_expiry_warning_days": days }),
+                format!("KRA certificates are reported {days} day(s) before they expire"),
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -749,6 +749,32 @@ impl Ca {
         Ok(())
     }
 
+    /// Sets how many days before a KRA certificate expires the CA warns
+    /// (event 127; `kra_expiry_warning_days`, default 30).
+    pub async fn set_kra_expiry_warning_days(&self, actor: &Actor, days: u32) -> EngineResult<()> {
+        self.authorize(actor, Op::Configure).await?;
+        let audit = self
+            .audited(self.audit_entry(
+                actor,
+                "config",
+                "set kra_expiry_warning_days",
+                &days.to_string(),
+                "{}",
+            ))
+            .await;
+        self.store
+            .apply(
+                &[Change::SetSetting {
+                    name: "kra_expiry_warning_days".into(),
+                    value: days.to_string(),
+                }],
+                &audit,
+            )
+            .await?;
+        self.validate_kras().await?;
+        Ok(())
+    }
+
     /// N KRA certificates chosen round robin among the valid ones.
     /// The valid KRA certificates and the number required, or the AD CS refusal.
     pub(crate) async fn valid_kras_for_batch(&self) -> EngineResult<(Vec<Certificate>, usize)> {

@@ -199,7 +199,7 @@ pub fn load_private_key(bytes: &[u8], pass: Option<&[u8]>) -> EngineResult<Softw
 }
 
 fn subject_name(dn: &str) -> EngineResult<Name> {
-    Name::from_str(dn)
+    lockbox_codec::names::parse_dn(dn)
         .map_err(|e| EngineError::bad_input(codes::E_INVALIDARG, format!("invalid DN '{dn}': {e}")))
 }
 
@@ -385,6 +385,7 @@ impl Ca {
                 crl_validity: Period::Days(7),
             },
             server: ServerSection {
+                limits: Default::default(),
                 listen: "127.0.0.1:8443".into(),
                 admin_token_sha256: to_hex(&sha256(admin_token.as_bytes())),
                 allow_anonymous_enrollment: true,

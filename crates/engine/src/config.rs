@@ -81,6 +81,41 @@ pub struct ServerSection {
     pub admin_token_sha256: String,
     /// Accept enrollment requests without a token (requester recorded as `anonymous`).
     pub allow_anonymous_enrollment: bool,
+    /// Connection limits and timeouts (`[server.limits]`).
+    #[serde(default)]
+    pub limits: ServerLimits,
+}
+
+/// `[server.limits]`: how long `lockbox serve` waits for a slow or idle
+/// client, and how many connections it serves at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerLimits {
+    /// Seconds allowed for the TLS handshake.
+    pub handshake_timeout_secs: u64,
+    /// Seconds allowed to receive a request's headers (HTTP/1.1), counted from
+    /// the end of the previous request: a keep-alive connection that sends no
+    /// new request within this time is closed too.
+    pub header_timeout_secs: u64,
+    /// Seconds allowed to receive a request body, from the request's arrival.
+    pub body_timeout_secs: u64,
+    /// Seconds a connection may stay without a request in progress before it
+    /// is closed (HTTP/1.1 and HTTP/2).
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            handshake_timeout_secs: 10,
+            header_timeout_secs: 20,
+            body_timeout_secs: 60,
+            idle_timeout_secs: 60,
+            max_connections: 256,
+        }
+    }
 }
 
 /// `[database]` section.

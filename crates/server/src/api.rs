@@ -215,6 +215,7 @@ pub(crate) fn routes(ca: Arc<Ca>) -> Router {
         .merge(crate::certsrv::routes())
         .merge(crate::console::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(no_store_by_default))
         .layer(axum::middleware::from_fn(refuse_cross_origin_writes))
         .layer(axum::middleware::map_request(host_from_authority))
         .with_state(ca)
@@ -238,6 +239,24 @@ async fn refuse_cross_origin_writes(
         .into_response();
     }
     next.run(req).await
+}
+
+/// Responses may carry keys, recovery blobs, tokens or database rows: none
+/// may be kept by a cache unless its handler says otherwise (the public CA
+/// certificate, chain and CRL set no header and stay cacheable).
+async fn no_store_by_default(uri: axum::http::Uri, mut resp: Response) -> Response {
+    const PUBLIC: &[&str] = &[
+        "/api/v1/ca/certificate",
+        "/api/v1/ca/chain",
+        "/api/v1/ca/exchange",
+        "/api/v1/crl",
+        "/crl/ca.crl",
+    ];
+    if !PUBLIC.contains(&uri.path()) && !resp.headers().contains_key(header::CACHE_CONTROL) {
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
 }
 
 /// HTTP/2 carries the host in `:authority`, not in a `Host` header: copy it
@@ -491,11 +510,47 @@ async fn request_status(
     .into_response())
 }
 
+/// The request `id` if `user` may read it: its requester, or a reader of the
+/// CA database (certsrv's rule). Anyone else gets one answer whether the
+/// request exists or not, so request IDs cannot be probed.
+pub(crate) async fn readable_request(
+    ca: &Ca,
+    user: Option<&Actor>,
+    id: i64,
+) -> Result<lockbox_engine::RequestRecord, EngineError> {
+    let rec = ca.request(id).await;
+    if let (Some(u), Ok(r)) = (user, &rec) {
+        if r.requester.eq_ignore_ascii_case(&u.name) {
+            return rec;
+        }
+    }
+    if let Some(u) = user {
+        if ca
+            .authorize(u, lockbox_engine::authz::Op::ReadDatabase)
+            .await
+            .is_ok()
+        {
+            return rec;
+        }
+    }
+    Err(EngineError::Forbidden(format!(
+        "request {id} does not exist or is not yours"
+    )))
+}
+
+/// `GET /api/v1/requests/{id}/certificate`: for the request's requester (an
+/// anonymous requester when anonymous enrollment is on) or a reader of the database.
 async fn request_certificate(
     State(ca): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<i64>,
     Query(q): Query<FormatQuery>,
 ) -> ApiResult<Response> {
+    let user = match caller(&ca, &headers).await? {
+        Some(a) => Some(a),
+        None => anonymous_enrollee(&ca),
+    };
+    readable_request(&ca, user.as_ref(), id).await?;
     Ok(cert_response(
         ca.certificate(id).await?,
         q.format.as_deref(),
@@ -752,7 +807,11 @@ async fn key_blob(
             )))
         }
     };
-    Ok(Json(blob).into_response())
+    let mut resp = Json(blob).into_response();
+    // A recovery blob is an archived key: never cached.
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
 }
 
 async fn key_candidates_for_message(

@@ -18,7 +18,9 @@ use lockbox_codec::pem::encode_pem;
 use lockbox_engine::{Actor, Ca, Disposition, EngineError, Outcome, SubmitOptions};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use crate::api::{anonymous_enrollee, base64_encode, caller, cross_origin, http_status};
+use crate::api::{
+    anonymous_enrollee, base64_encode, caller, cross_origin, http_status, readable_request,
+};
 
 /// The `/certsrv/` routes (state: the CA).
 pub(crate) fn routes() -> Router<Arc<Ca>> {
@@ -437,33 +439,17 @@ async fn not_issued_page(ca: &Ca, id: i64) -> Response {
 }
 
 /// A user sees their own requests; readers of the CA database see all.
-async fn may_read(ca: &Ca, user: &Actor, requester: &str, id: i64) -> Result<(), Response> {
-    if requester.eq_ignore_ascii_case(&user.name)
-        || ca
-            .authorize(user, lockbox_engine::authz::Op::ReadDatabase)
-            .await
-            .is_ok()
-    {
-        return Ok(());
-    }
-    Err(failure_page(
-        StatusCode::FORBIDDEN,
-        &format!("request {id} is not yours"),
-        lockbox_engine::codes::E_ACCESSDENIED,
-    ))
-}
-
 /// A request's certificate for `user` (its requester, or a reader of the
-/// database); a request without one answers the page clients read the
+/// database; anyone else gets the same answer whether the request exists or
+/// not); a request without one answers the page clients read the
 /// disposition from.
 async fn request_certificate(ca: &Ca, user: &Actor, id: i64) -> Result<Vec<u8>, Response> {
-    if let Ok(rec) = ca.request(id).await {
-        may_read(ca, user, &rec.requester, id).await?;
-    }
-    match ca.certificate(id).await {
-        Ok(d) => Ok(d),
-        Err(EngineError::Conflict(_)) => Err(not_issued_page(ca, id).await),
-        Err(e) => Err(engine_failure_page(&e)),
+    let rec = readable_request(ca, Some(user), id)
+        .await
+        .map_err(|e| engine_failure_page(&e))?;
+    match rec.cert {
+        Some(c) => Ok(c.cert_der),
+        None => Err(not_issued_page(ca, id).await),
     }
 }
 
@@ -608,13 +594,10 @@ async fn pending_status(
         };
         return page("View the Status of a Pending Certificate Request", body).into_response();
     };
-    let rec = match ca.request(id).await {
+    let rec = match readable_request(&ca, Some(&user), id).await {
         Ok(r) => r,
         Err(e) => return engine_failure_page(&e),
     };
-    if let Err(r) = may_read(&ca, &user, &rec.requester, id).await {
-        return r;
-    }
     let o = Outcome {
         request_id: id,
         disposition: rec.disposition,

@@ -29,9 +29,12 @@ pub struct ServeOptions {
     pub hosts: Vec<String>,
 }
 
-/// Runs the service until SIGINT/SIGTERM.
+/// Runs the service until SIGINT/SIGTERM, with the connection limits and
+/// timeouts of the configuration's `[server.limits]`.
 pub async fn serve(ca: Arc<Ca>, opts: ServeOptions) -> anyhow::Result<()> {
     let app = api::routes(ca.clone());
+    // Timeouts and the connection limit come from `[server.limits]`.
+    let limits = tls::Limits::from(&ca.config().server.limits);
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let local = listener.local_addr()?;
     if opts.plain_http {
@@ -39,17 +42,12 @@ pub async fn serve(ca: Arc<Ca>, opts: ServeOptions) -> anyhow::Result<()> {
             anyhow::bail!("--http is only allowed on a loopback address; use HTTPS elsewhere");
         }
         println!("lockbox: listening on http://{local}");
-        // Plain HTTP carries no client certificate: strip any such header a client sends.
-        let app = tls::with_client_certificate(app, None);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
-        return Ok(());
+        return tls::serve_connections(listener, None, app, limits, shutdown_signal()).await;
     }
     let (chain_pem, key_pem) = ca.server_tls_identity(&opts.hosts).await?;
     let acceptor = tls::acceptor(&chain_pem, &key_pem, &ca.chain_der()?)?;
     println!("lockbox: listening on https://{local}");
-    tls::serve_tls(listener, acceptor, app, shutdown_signal()).await
+    tls::serve_connections(listener, Some(acceptor), app, limits, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

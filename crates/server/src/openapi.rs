@@ -69,7 +69,7 @@ pub fn document() -> Value {
             "/crl/ca.crl": { "get": op("Current CRL (DER), CDP form", false) },
             "/api/v1/requests": { "post": submit, "get": with_params(op("List requests", true), &[("disposition", "query", false), ("limit", "query", false)]) },
             "/api/v1/requests/{id}": { "get": with_params(op("Request status and row", true), &[id]) },
-            "/api/v1/requests/{id}/certificate": { "get": with_params(op("Issued certificate", false), &[id, ("format", "query", false)]) },
+            "/api/v1/requests/{id}/certificate": { "get": with_params(op("Issued certificate (its requester or a reader of the CA database)", true), &[id, ("format", "query", false)]) },
             "/api/v1/requests/{id}/issue": { "post": with_params(op("Issue a pending request", true), &[id]) },
             "/api/v1/requests/{id}/deny": { "post": with_params(op("Deny a pending request", true), &[id]) },
             "/api/v1/certificates/{serial}/revoke": { "post": with_params(op("Revoke a certificate (JSON body {\"reason\": \"keyCompromise\"})", true), &[("serial", "path", true)]) },

@@ -1,14 +1,25 @@
-//! TLS termination with rustls (aws-lc-rs provider).
+//! TLS termination with rustls (aws-lc-rs provider), and the connection loop
+//! (TLS or plain HTTP) with its timeouts and connection limit.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use axum::body::Bytes;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The TLS client certificate a connection presented (verified against the CA).
 #[derive(Clone, Debug)]
@@ -55,7 +66,6 @@ pub fn acceptor(
 /// certificate thumbprint in [`crate::api::CLIENT_CERT_HEADER`], and never a
 /// value the client supplied itself.
 pub fn with_client_certificate(app: axum::Router, thumbprint: Option<String>) -> axum::Router {
-    use tower::ServiceExt;
     let inner = app.map_request(move |mut req: axum::extract::Request| {
         req.headers_mut().remove(crate::api::CLIENT_CERT_HEADER);
         if let Some(v) = thumbprint
@@ -69,34 +79,91 @@ pub fn with_client_certificate(app: axum::Router, thumbprint: Option<String>) ->
     axum::Router::new().fallback_service(inner)
 }
 
-/// Accepts TLS connections and serves `app` on each until `shutdown` completes.
-pub async fn serve_tls(
+/// Connection limits and timeouts of the service (from `[server.limits]`).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Time allowed for the TLS handshake.
+    pub handshake: Duration,
+    /// Time allowed to receive a request's headers (HTTP/1.1), also while a
+    /// keep-alive connection waits for its next request.
+    pub header: Duration,
+    /// Time allowed to receive a request body, from the request's arrival.
+    pub body: Duration,
+    /// Time a connection may stay without a request in progress.
+    pub idle: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl From<&lockbox_engine::config::ServerLimits> for Limits {
+    fn from(c: &lockbox_engine::config::ServerLimits) -> Self {
+        // Zero would mean "close at once": treat it as the smallest useful value.
+        let secs = |s: u64| Duration::from_secs(s.max(1));
+        Limits {
+            handshake: secs(c.handshake_timeout_secs),
+            header: secs(c.header_timeout_secs),
+            body: secs(c.body_timeout_secs),
+            idle: secs(c.idle_timeout_secs),
+            max_connections: c.max_connections.clamp(1, 1 << 20),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::from(&lockbox_engine::config::ServerLimits::default())
+    }
+}
+
+/// Accepts connections (TLS when `acceptor` is given, else plain HTTP) and
+/// serves `app` on each until `shutdown` completes. At most
+/// `limits.max_connections` are served at once; each connection is closed
+/// when its TLS handshake, a request's headers or body, or an idle period
+/// exceeds its limit.
+pub async fn serve_connections(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     app: axum::Router,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let all_slots = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let limits = Arc::new(limits);
+    // Tells every connection to finish its requests and close.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     loop {
+        // Wait for a free slot before accepting: extra clients queue in the backlog.
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => p?,
+        };
         let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
+                    // e.g. out of file descriptors: do not spin.
                     tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let limits = limits.clone();
+        let stopping = stopping.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                acceptor.accept(tcp),
-            )
-            .await
-            {
+            let _permit = permit;
+            let Some(acceptor) = acceptor else {
+                // Plain HTTP carries no client certificate: strip any such header a client sends.
+                let app = with_client_certificate(app, None);
+                serve_connection(tcp, app, &limits, peer, stopping).await;
+                return;
+            };
+            let tls = match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -118,13 +185,223 @@ pub async fn serve_tls(
                 "TLS connection accepted"
             );
             let thumb = client_cert.map(|c| hex::encode(lockbox_crypto::digest::sha1(&c.0)));
-            let service = TowerToHyperService::new(with_client_certificate(app, thumb));
-            if let Err(e) = Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            let app = with_client_certificate(app, thumb);
+            serve_connection(tls, app, &limits, peer, stopping).await;
         });
+    }
+    // Shutting down: no new connections; the open ones answer the requests
+    // they hold and close, for at most DRAIN.
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(DRAIN, slots.acquire_many(all_slots)).await;
+    Ok(())
+}
+
+/// How long shutting down waits for open connections to finish.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Accepts TLS connections and serves `app` on each until `shutdown`
+/// completes, with the default [`Limits`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    serve_connections(listener, Some(acceptor), app, Limits::default(), shutdown).await
+}
+
+/// How long a connection asked to close gracefully may take before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves HTTP/1.1 or HTTP/2 on one connection with the header, body and idle limits.
+async fn serve_connection<I>(
+    io: I,
+    app: axum::Router,
+    limits: &Limits,
+    peer: SocketAddr,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::new());
+    let body_timeout = limits.body;
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let app = app.clone();
+            let busy = Busy::enter(&activity);
+            async move {
+                let req = req.map(|b| TimedBody::new(b, body_timeout));
+                let resp = app.oneshot(req).await?;
+                // The connection stays busy until the response body has been sent.
+                Ok::<_, std::convert::Infallible>(resp.map(|b| {
+                    axum::body::Body::new(BusyBody {
+                        inner: b,
+                        _busy: busy,
+                    })
+                }))
+            }
+        })
+    };
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header)
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(64);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let idle = limits.idle;
+    let wake = tokio::time::sleep(idle);
+    tokio::pin!(wake);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stopping.changed(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+                wake.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
+            }
+            _ = wake.as_mut() => {
+                if closing {
+                    tracing::debug!(%peer, "connection did not close in time: dropped");
+                    return;
+                }
+                match activity.idle_since() {
+                    Some(since) if since.elapsed() >= idle => {
+                        tracing::debug!(%peer, "idle connection closed");
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                        wake.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
+                    }
+                    Some(since) => wake.as_mut().reset((since + idle).into()),
+                    None => wake.as_mut().reset(tokio::time::Instant::now() + idle),
+                }
+            }
+        }
+    }
+}
+
+/// Requests in progress on a connection, and when the last one ended.
+struct Activity {
+    state: std::sync::Mutex<(usize, Instant)>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            state: std::sync::Mutex::new((0, Instant::now())),
+        }
+    }
+
+    /// `None` while a request is in progress, else when the connection became idle.
+    fn idle_since(&self) -> Option<Instant> {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        (s.0 == 0).then_some(s.1)
+    }
+}
+
+/// Marks a request in progress until dropped.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn enter(a: &Arc<Activity>) -> Self {
+        let mut s = a.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 += 1;
+        Busy(a.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 = s.0.saturating_sub(1);
+        s.1 = Instant::now();
+    }
+}
+
+/// A response body that keeps its connection busy until it is sent.
+struct BusyBody {
+    inner: axum::body::Body,
+    _busy: Busy,
+}
+
+impl HttpBody for BusyBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The request body took longer than the body timeout to arrive.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimeout;
+
+/// A request body that fails with [`BodyTimeout`] when it has not been
+/// received within its deadline.
+struct TimedBody<B> {
+    inner: B,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B: HttpBody> TimedBody<B> {
+    fn new(inner: B, timeout: Duration) -> Self {
+        let deadline = (!inner.is_end_stream()).then(|| Box::pin(tokio::time::sleep(timeout)));
+        TimedBody { inner, deadline }
+    }
+}
+
+impl<B> HttpBody for TimedBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if let Some(deadline) = this.deadline.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Some(Err(Box::new(BodyTimeout))));
+            }
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
