@@ -155,6 +155,12 @@ HTTP_CASES = [
     ("console: blob download without a token", "POST", "/console/recovery/blob", {**admin, **form}, b"request_id=1", ANY_4XX),
     ("certsrv: status with non-numeric ReqID", "GET", "/certsrv/certckpn.asp?ReqID=1%3Bdrop", {}, None, CERTSRV_CODE),
     ("wrong method on submit", "PUT", "/api/v1/requests", octet, GOOD, ANY_4XX),
+    # fix-names (issue 12, item 2): anonymous callers (enrollment switched on for this run)
+    ("anonymous enrollment for a client-authentication template", "POST", "/api/v1/requests?template=User", octet, GOOD, JSON_CODE),
+    ("anonymous enrollment for an archiving template", "POST", "/api/v1/requests?template=ExchangeUser", octet, GOOD, JSON_CODE),
+    ("anonymous enrollment for a template named from the requester", "POST", "/api/v1/requests?template=EFS", octet, GOOD, JSON_CODE),
+    ("anonymous enrollment on behalf of a principal", "POST", "/api/v1/requests?template=User&on_behalf_of=admin", octet, GOOD, JSON_CODE),
+    ("anonymous CMC enrollment on behalf of a principal", "POST", "/cmc?template=User&on_behalf_of=admin", cmc, GOOD, CMC_FAIL),
 ]
 
 

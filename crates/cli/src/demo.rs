@@ -80,6 +80,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         requester: "CONTOSO\\alice".into(),
         attributes: vec![],
         actor: None,
+        on_behalf_of: None,
     };
     println!("== 2. Alice submits a PKCS#10 request for the User template");
     let alice_key = SoftwareKey::generate(KeySpec::P256)?;
@@ -115,6 +116,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 requester: "CONTOSO\\bob".into(),
                 attributes: vec![],
                 actor: None,
+                on_behalf_of: None,
             },
         )
         .await?;
@@ -136,6 +138,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 requester: "CONTOSO\\carol".into(),
                 attributes: vec![],
                 actor: None,
+                on_behalf_of: None,
             },
         )
         .await;
@@ -162,6 +165,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 requester: "CONTOSO\\kra".into(),
                 attributes: vec![],
                 actor: None,
+                on_behalf_of: None,
             },
         )
         .await?;
@@ -213,6 +217,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 requester: "CONTOSO\\dave".into(),
                 attributes: vec![],
                 actor: None,
+                on_behalf_of: None,
             },
         )
         .await?;
