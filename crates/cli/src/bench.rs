@@ -160,10 +160,8 @@ async fn bench_ca(dir: &std::path::Path) -> Result<Arc<Ca>> {
 }
 
 /// (built-in, bench copy) templates: the copies take the request's names.
-const BENCH_TEMPLATES: [(&str, &str); 2] = [
-    ("User", "BenchUser"),
-    ("ExchangeUser", "BenchExchangeUser"),
-];
+const BENCH_TEMPLATES: [(&str, &str); 2] =
+    [("User", "BenchUser"), ("ExchangeUser", "BenchExchangeUser")];
 
 fn admin_token(dir: &std::path::Path) -> Result<String> {
     Ok(std::fs::read_to_string(dir.join("admin.token"))

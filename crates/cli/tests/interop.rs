@@ -671,7 +671,14 @@ fn subject_email_is_copied_to_the_san_and_record_names_lint_clean() {
     );
     let eve = d.join("eve.pem");
     ok(lockbox(&[
-        "submit", s(&csr), "--template", "User", "--out", s(&eve), "--home", h,
+        "submit",
+        s(&csr),
+        "--template",
+        "User",
+        "--out",
+        s(&eve),
+        "--home",
+        h,
     ]));
     let lint = run("lint_pkix_cert", &["lint", s(&eve)]);
     let findings = String::from_utf8_lossy(&lint.stdout);
@@ -695,7 +702,12 @@ fn subject_email_is_copied_to_the_san_and_record_names_lint_clean() {
         "--email",
         "alice.example@contoso.test",
     ]));
-    let other = openssl_csr(d, "other", "/CN=Mallory/O=Elsewhere", &["-newkey", "rsa:2048"]);
+    let other = openssl_csr(
+        d,
+        "other",
+        "/CN=Mallory/O=Elsewhere",
+        &["-newkey", "rsa:2048"],
+    );
     let alice = d.join("alice.pem");
     let out = ok(lockbox(&[
         "submit",
@@ -712,7 +724,10 @@ fn subject_email_is_copied_to_the_san_and_record_names_lint_clean() {
     ]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["disposition"], "issued", "{v}");
-    let text = ok(run("openssl", &["x509", "-in", s(&alice), "-noout", "-text"]));
+    let text = ok(run(
+        "openssl",
+        &["x509", "-in", s(&alice), "-noout", "-text"],
+    ));
     assert!(
         text.contains("Subject: CN = alice") && !text.contains("Mallory"),
         "{text}"

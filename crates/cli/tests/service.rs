@@ -663,3 +663,100 @@ fn http_get(url: &str, path: &str) -> String {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default()
 }
+
+/// Issue 12, item 2 over the REST API: a principal gets its own names whatever
+/// its request says; an EnrollmentAgent enrolls for another principal
+/// (`on_behalf_of`), anyone else is refused with 0x80094012.
+#[test]
+fn enrollment_agents_enroll_for_others_and_principals_get_their_own_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = d.join("ca");
+    let h = s(&home);
+    ok(lockbox(&[
+        "init", "--home", h, "--name", "Test CA", "--key", "p256",
+    ]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "add",
+        "alice",
+        "--upn",
+        "alice@contoso.com",
+    ]));
+    let mallory = principal_with_token(&home, "mallory");
+    let agent = principal_with_token(&home, "agent");
+    ok(lockbox(&[
+        "--home",
+        h,
+        "role",
+        "grant",
+        "agent",
+        "EnrollmentAgent",
+    ]));
+    let (_server, url) = start(&home, &["--http"]);
+    let csr = openssl_csr(d, "forged", "/CN=Alice/emailAddress=alice@contoso.com");
+    let submit = |token: &str, extra: &[&str]| -> Output {
+        let mut all = vec![
+            "--server",
+            url.as_str(),
+            "--token",
+            token,
+            "submit",
+            s(&csr),
+            "--template",
+            "User",
+            "--json",
+        ];
+        all.extend_from_slice(extra);
+        lockbox(&all)
+    };
+    let subject_of = |out: Output| -> String {
+        let v: serde_json::Value = serde_json::from_str(&ok(out)).unwrap();
+        let pem = d.join("issued.pem");
+        std::fs::write(&pem, v["certificate_pem"].as_str().unwrap()).unwrap();
+        ok(Command::new("openssl")
+            .args([
+                "x509",
+                "-in",
+                s(&pem),
+                "-noout",
+                "-subject",
+                "-ext",
+                "subjectAltName",
+            ])
+            .output()
+            .unwrap())
+    };
+    // mallory asks for Alice's names and gets her own
+    let text = subject_of(submit(&mallory, &[]));
+    assert!(
+        text.contains("CN = mallory") && !text.contains("Alice") && !text.contains("alice@"),
+        "{text}"
+    );
+    // the agent enrolls for alice: alice's record names the certificate
+    let text = subject_of(submit(&agent, &["--on-behalf-of", "alice@contoso.com"]));
+    assert!(
+        text.contains("CN = alice") && text.contains("alice@contoso.com"),
+        "{text}"
+    );
+    // mallory may not enroll on behalf of anyone
+    let refused = submit(&mallory, &["--on-behalf-of", "alice"]);
+    assert_eq!(refused.status.code(), Some(3));
+    let e: serde_json::Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(e["error"]["status"], "0x80094012", "{e}");
+    let rows: serde_json::Value = serde_json::from_str(&ok(lockbox(&[
+        "--home",
+        h,
+        "view",
+        "--json",
+        "--out",
+        "RequestID,RequesterName,CommonName",
+    ])))
+    .unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1]["RequesterName"], "alice", "{rows:?}");
+    assert_eq!(rows[1]["CommonName"], "alice", "{rows:?}");
+}

@@ -177,10 +177,9 @@ impl Op<'_> {
         match self {
             Op::Configure | Op::EditTemplate(_) => "config",
             Op::Security => "security",
-            Op::Enroll(_)
-            | Op::EnrollOnBehalfOf { .. }
-            | Op::Officer { .. }
-            | Op::ReadDatabase => "requests",
+            Op::Enroll(_) | Op::EnrollOnBehalfOf { .. } | Op::Officer { .. } | Op::ReadDatabase => {
+                "requests"
+            }
             Op::RetrieveKey { .. } | Op::SearchKeys => "keys",
             Op::PublishCrl => "revocation",
             Op::Backup => "backup",

@@ -1012,17 +1012,23 @@ impl Ca {
                 .principal(&target.name)
                 .await?
                 .filter(|p| p.kind != "group")
-                .ok_or_else(|| {
-                    EngineError::NotFound(format!("no principal named '{subject}'"))
-                })?;
+                .ok_or_else(|| EngineError::NotFound(format!("no principal named '{subject}'")))?;
             if !actor.local_admin {
                 // The certificate is the subject's: the template must allow it too.
                 self.authorize(&target, Op::Enroll(template)).await?;
             }
             let names = if template.enrollee_supplies_subject {
-                LeafNames::from_request(inbound, &record.name, "the request (template: enrollee supplies subject)")?
+                LeafNames::from_request(
+                    inbound,
+                    &record.name,
+                    "the request (template: enrollee supplies subject)",
+                )?
             } else {
-                LeafNames::from_record(&record.name, record.upn.as_deref(), record.email.as_deref())?
+                LeafNames::from_record(
+                    &record.name,
+                    record.upn.as_deref(),
+                    record.email.as_deref(),
+                )?
             };
             return Ok((record.name, names, true));
         }
@@ -1551,9 +1557,16 @@ impl LeafNames {
             .collect();
         if !missing.is_empty() {
             let mut names = match &san {
-                Some(e) => SubjectAltName::from_der(e.extn_value.as_bytes())
-                    .map_err(|e| EngineError::bad_input(codes::CRYPT_E_ASN1_BADTAG, format!("subjectAltName: {e}")))?
-                    .0,
+                Some(e) => {
+                    SubjectAltName::from_der(e.extn_value.as_bytes())
+                        .map_err(|e| {
+                            EngineError::bad_input(
+                                codes::CRYPT_E_ASN1_BADTAG,
+                                format!("subjectAltName: {e}"),
+                            )
+                        })?
+                        .0
+                }
                 None => vec![],
             };
             for m in missing {
@@ -1586,7 +1599,9 @@ impl LeafNames {
         let bad = |what: &str| {
             EngineError::denied(
                 codes::CERTSRV_E_BAD_REQUESTSUBJECT,
-                format!("The subject cannot be built from the principal record of '{name}': {what}."),
+                format!(
+                    "The subject cannot be built from the principal record of '{name}': {what}."
+                ),
             )
         };
         if name.trim().is_empty() || name.chars().count() > UB_COMMON_NAME {
@@ -1594,8 +1609,10 @@ impl LeafNames {
         }
         let cn = AttributeTypeAndValue {
             oid: oids::AT_COMMON_NAME,
-            value: Any::encode_from(&Utf8StringRef::new(name).map_err(|_| bad("the name is not UTF-8"))?)
-                .map_err(|_| bad("encoding"))?,
+            value: Any::encode_from(
+                &Utf8StringRef::new(name).map_err(|_| bad("the name is not UTF-8"))?,
+            )
+            .map_err(|_| bad("encoding"))?,
         };
         let rdn = RelativeDistinguishedName::try_from(vec![cn]).map_err(|_| bad("encoding"))?;
         let mut seq = RdnSequence::default();
@@ -1609,8 +1626,10 @@ impl LeafNames {
         if let Some(u) = upn.map(str::trim).filter(|u| !u.is_empty()) {
             alt.push(GeneralName::OtherName(OtherName {
                 type_id: oids::MS_UPN,
-                value: Any::encode_from(&Utf8StringRef::new(u).map_err(|_| bad("the UPN is not UTF-8"))?)
-                    .map_err(|_| bad("encoding"))?,
+                value: Any::encode_from(
+                    &Utf8StringRef::new(u).map_err(|_| bad("the UPN is not UTF-8"))?,
+                )
+                .map_err(|_| bad("encoding"))?,
             }));
         }
         let san = if alt.is_empty() {

@@ -37,7 +37,11 @@ fn anonymous() -> Actor {
     a
 }
 
-fn opts(template: Option<&str>, actor: Option<&Actor>, on_behalf_of: Option<&str>) -> SubmitOptions {
+fn opts(
+    template: Option<&str>,
+    actor: Option<&Actor>,
+    on_behalf_of: Option<&str>,
+) -> SubmitOptions {
     SubmitOptions {
         template: template.map(str::to_string),
         requester: actor.map_or_else(|| "LOCAL\\operator".to_string(), |a| a.name.clone()),
@@ -137,7 +141,9 @@ async fn archival_request_naming_alice(ca: &Ca) -> Vec<u8> {
 /// Subject DN and SAN identities of an issued certificate.
 fn subject_and_alt(o: &Outcome) -> (String, AltNames) {
     let pem = o.certificate_pem.as_deref().expect("issued");
-    let der = lockbox_codec::pem::decode_input(pem.as_bytes()).unwrap().der;
+    let der = lockbox_codec::pem::decode_input(pem.as_bytes())
+        .unwrap()
+        .der;
     let cert = x509_cert::Certificate::from_der(&der).unwrap();
     let tbs = cert.tbs_certificate();
     let alt = tbs
@@ -223,7 +229,9 @@ async fn enrollee_supplied_names_only_for_templates_that_say_so() {
     let (_d, ca) = setup().await;
     let a = admin();
     let mallory = ca.actor_for("mallory").await.unwrap();
-    ca.duplicate_template(&a, "WebServer", "OpenWeb").await.unwrap();
+    ca.duplicate_template(&a, "WebServer", "OpenWeb")
+        .await
+        .unwrap();
     ca.set_template(&a, "OpenWeb", "enroll", AUTHENTICATED_USERS)
         .await
         .unwrap();
@@ -282,7 +290,9 @@ async fn anonymous_callers_never_archive_nor_get_client_authentication() {
     assert_eq!(e.code(), TEMPLATE_DENIED, "{e}");
     // even a template open to everyone that supplies its own names, once it
     // authenticates clients or archives keys
-    ca.duplicate_template(&a, "WebServer", "OpenWeb").await.unwrap();
+    ca.duplicate_template(&a, "WebServer", "OpenWeb")
+        .await
+        .unwrap();
     ca.set_template(&a, "OpenWeb", "enroll", AUTHENTICATED_USERS)
         .await
         .unwrap();
@@ -327,7 +337,10 @@ async fn enrollment_agents_and_the_local_operator() {
     let csr = sign_request(&key, Name::from_str("CN=Someone Else").unwrap(), vec![]).unwrap();
     // the agent enrolls for alice: alice is the requester, her record gives the names
     let o = ca
-        .submit(&csr, &opts(Some("User"), Some(&agent), Some("alice@contoso.com")))
+        .submit(
+            &csr,
+            &opts(Some("User"), Some(&agent), Some("alice@contoso.com")),
+        )
         .await
         .unwrap();
     let (subject, alt) = subject_and_alt(&o);
@@ -361,10 +374,14 @@ async fn enrollment_agents_and_the_local_operator() {
     let audit = ca.audit_list(&a, None, 1000).await.unwrap();
     let rec = audit
         .iter()
-        .find(|r| r.entry.action == "certificate issued" && r.entry.target == o.request_id.to_string())
+        .find(|r| {
+            r.entry.action == "certificate issued" && r.entry.target == o.request_id.to_string()
+        })
         .unwrap();
     assert!(
-        rec.entry.details.contains("local administrator as operator"),
+        rec.entry
+            .details
+            .contains("local administrator as operator"),
         "{}",
         rec.entry.details
     );

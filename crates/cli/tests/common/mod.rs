@@ -253,6 +253,9 @@ pub fn allow_anonymous_enrollment(home: &Path) {
         "allow_anonymous_enrollment = false",
         "allow_anonymous_enrollment = true",
     );
-    assert_ne!(text, updated, "no allow_anonymous_enrollment setting in {text}");
+    assert_ne!(
+        text, updated,
+        "no allow_anonymous_enrollment setting in {text}"
+    );
     std::fs::write(&path, updated).expect("write lockbox.toml");
 }
