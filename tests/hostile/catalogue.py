@@ -158,6 +158,12 @@ HTTP_CASES = [
     # fix-surface: a request's certificate is its requester's (or a database reader's); IDs cannot be probed
     ("API: certificate of another's request, anonymously", "GET", "/api/v1/requests/1/certificate", {}, None, JSON_CODE),
     ("API: certificate of a missing request, anonymously", "GET", "/api/v1/requests/999999/certificate", {}, None, JSON_CODE),
+    # fix-names (issue 12, item 2): anonymous callers (enrollment switched on for this run)
+    ("anonymous enrollment for a client-authentication template", "POST", "/api/v1/requests?template=User", octet, GOOD, JSON_CODE),
+    ("anonymous enrollment for an archiving template", "POST", "/api/v1/requests?template=ExchangeUser", octet, GOOD, JSON_CODE),
+    ("anonymous enrollment for a template named from the requester", "POST", "/api/v1/requests?template=EFS", octet, GOOD, JSON_CODE),
+    ("anonymous enrollment on behalf of a principal", "POST", "/api/v1/requests?template=User&on_behalf_of=admin", octet, GOOD, JSON_CODE),
+    ("anonymous CMC enrollment on behalf of a principal", "POST", "/cmc?template=User&on_behalf_of=admin", cmc, GOOD, CMC_FAIL),
 ]
 
 

@@ -23,8 +23,13 @@ pub trait Backend: Send + Sync {
     async fn ca_cert(&self) -> EngineResult<Vec<u8>>;
     /// CA certificate and parents (DER).
     async fn ca_chain(&self) -> EngineResult<Vec<Vec<u8>>>;
-    /// Submit a request.
-    async fn submit(&self, req: Vec<u8>, template: Option<String>) -> EngineResult<Outcome>;
+    /// Submit a request (for `on_behalf_of`, an enrollment agent's request).
+    async fn submit(
+        &self,
+        req: Vec<u8>,
+        template: Option<String>,
+        on_behalf_of: Option<String>,
+    ) -> EngineResult<Outcome>;
     /// Pending requests.
     async fn pending(&self) -> EngineResult<Vec<RequestRecord>>;
     /// Issue a pending request.
@@ -109,12 +114,18 @@ impl Backend for Local {
     async fn ca_chain(&self) -> EngineResult<Vec<Vec<u8>>> {
         self.ca.chain_der()
     }
-    async fn submit(&self, req: Vec<u8>, template: Option<String>) -> EngineResult<Outcome> {
+    async fn submit(
+        &self,
+        req: Vec<u8>,
+        template: Option<String>,
+        on_behalf_of: Option<String>,
+    ) -> EngineResult<Outcome> {
         let opts = SubmitOptions {
             template,
             requester: self.who.clone(),
             attributes: vec![],
             actor: Some(self.actor.clone()),
+            on_behalf_of,
         };
         let mut o = self.ca.submit(&req, &opts).await?;
         if o.body_part_id.is_some() {
@@ -326,6 +337,7 @@ impl Remote {
             "not_found" => EngineError::NotFound(message),
             "conflict" => EngineError::Conflict(message),
             "forbidden" => EngineError::Forbidden(message),
+            "unauthorized" => EngineError::Unauthenticated(message),
             _ => EngineError::Config(format!("server error ({status}): {message}")),
         })
     }
@@ -391,10 +403,23 @@ impl Backend for Remote {
             .await?;
         Ok(decode_all(&String::from_utf8_lossy(&pem), "CERTIFICATE")?)
     }
-    async fn submit(&self, req: Vec<u8>, template: Option<String>) -> EngineResult<Outcome> {
-        let mut path = "/api/v1/requests".to_string();
+    async fn submit(
+        &self,
+        req: Vec<u8>,
+        template: Option<String>,
+        on_behalf_of: Option<String>,
+    ) -> EngineResult<Outcome> {
+        let mut query = Vec::new();
         if let Some(t) = template {
-            path.push_str(&format!("?template={}", enc(&t)));
+            query.push(format!("template={}", enc(&t)));
+        }
+        if let Some(p) = on_behalf_of {
+            query.push(format!("on_behalf_of={}", enc(&p)));
+        }
+        let mut path = "/api/v1/requests".to_string();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
         }
         self.json(
             self.req(Method::POST, &path)

@@ -83,6 +83,7 @@ async fn drive(
     url: &str,
     bodies: Vec<Vec<u8>>,
     concurrency: usize,
+    token: &str,
 ) -> Result<(Vec<f64>, usize, f64)> {
     let client = reqwest::Client::new();
     let work = Arc::new(tokio::sync::Mutex::new(bodies.into_iter()));
@@ -92,6 +93,7 @@ async fn drive(
         let work = work.clone();
         let client = client.clone();
         let url = url.to_string();
+        let token = token.to_string();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0usize;
@@ -99,7 +101,13 @@ async fn drive(
                 let next = work.lock().await.next();
                 let Some(body) = next else { break };
                 let t = Instant::now();
-                match client.post(&url).body(body).send().await {
+                match client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .body(body)
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
                         lat.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -140,7 +148,26 @@ async fn bench_ca(dir: &std::path::Path) -> Result<Arc<Ca>> {
     std::fs::write(dir.join("admin.token"), &init.admin_token)?;
     let ca = Arc::new(Ca::open(dir).await?);
     ca.signing_key()?;
+    // Enrollment is authenticated (the admin token) and the generated names
+    // are kept: templates whose enrollee supplies the subject.
+    for (src, name) in BENCH_TEMPLATES {
+        ca.duplicate_template(&lb_admin(), src, name).await?;
+        ca.set_template(&lb_admin(), name, "enrollee_supplies_subject", "true")
+            .await?;
+        ca.set_ca_template(&lb_admin(), name, true).await?;
+    }
     Ok(ca)
+}
+
+/// (built-in, bench copy) templates: the copies take the request's names.
+const BENCH_TEMPLATES: [(&str, &str); 2] =
+    [("User", "BenchUser"), ("ExchangeUser", "BenchExchangeUser")];
+
+fn admin_token(dir: &std::path::Path) -> Result<String> {
+    Ok(std::fs::read_to_string(dir.join("admin.token"))
+        .context("reading the bench CA's admin token")?
+        .trim()
+        .to_string())
 }
 
 /// Issues a KRA certificate ("CN=Bench Recovery Agent", fresh RSA-2048 key) from the bench CA.
@@ -154,6 +181,7 @@ async fn issue_bench_kra(ca: &Ca) -> Result<lockbox_engine::Outcome> {
         requester: "bench".into(),
         attributes: vec![],
         actor: None,
+        on_behalf_of: None,
     };
     let pending = ca.submit(&kra_csr, &opts).await?;
     Ok(ca.issue(pending.request_id, &lb_admin()).await?)
@@ -210,12 +238,13 @@ async fn archival(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let url = format!("http://{addr}/api/v1/requests");
+    let url = format!("http://{addr}/api/v1/requests?template=BenchExchangeUser");
+    let token = admin_token(dir.path())?;
     let mut bodies = bodies;
     let timed = bodies.split_off(warmup);
-    let (_, warm_errors, _) = drive(&url, bodies, 2).await?;
+    let (_, warm_errors, _) = drive(&url, bodies, 2, &token).await?;
     anyhow::ensure!(warm_errors == 0, "warm-up requests failed");
-    let (latencies, errors, elapsed) = drive(&url, timed, concurrency).await?;
+    let (latencies, errors, elapsed) = drive(&url, timed, concurrency, &token).await?;
     server.abort();
     let archived = ca
         .view(&lb_admin(), "ArchivedKey=true", 1_000_000)
@@ -368,12 +397,13 @@ async fn issuance(
     })
     .await??;
 
-    let url = format!("http://{addr}/api/v1/requests?template=User");
+    let url = format!("http://{addr}/api/v1/requests?template=BenchUser");
+    let token = admin_token(dir.path())?;
     let mut csrs = csrs;
     let timed = csrs.split_off(warmup);
-    let (_, warm_errors, _) = drive(&url, csrs, 2).await?;
+    let (_, warm_errors, _) = drive(&url, csrs, 2, &token).await?;
     anyhow::ensure!(warm_errors == 0, "warm-up requests failed");
-    let (latencies, errors, elapsed) = drive(&url, timed, concurrency).await?;
+    let (latencies, errors, elapsed) = drive(&url, timed, concurrency, &token).await?;
     server.abort();
     let rate = latencies.len() as f64 / elapsed;
     let report = json!({
@@ -770,7 +800,8 @@ async fn load(g: &Global, clients: usize, seconds: f64, sign_seconds: f64) -> Re
                         };
                         let t = Instant::now();
                         let r = client
-                            .post(format!("{base}/api/v1/requests"))
+                            .post(format!("{base}/api/v1/requests?template=BenchExchangeUser"))
+                            .bearer_auth(&token)
                             .body(body)
                             .send()
                             .await;

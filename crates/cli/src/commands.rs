@@ -127,6 +127,11 @@ pub struct SubmitArgs {
     /// For CMC requests, write the CMC Full PKI Response here (DER).
     #[arg(long = "response-out", value_name = "FILE")]
     pub response_out: Option<PathBuf>,
+    /// Enroll for this principal (name, UPN or DOMAIN\name): it becomes the
+    /// requester and the certificate names come from its record. For the
+    /// local administrator (--home) and holders of the EnrollmentAgent role.
+    #[arg(long = "on-behalf-of", value_name = "PRINCIPAL")]
+    pub on_behalf_of: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -317,7 +322,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Template(cmd) => template(&g, cmd).await,
         Command::Submit(args) => {
             let req = read_file(&args.request)?;
-            let o = backend(&g).await?.submit(req, args.template).await?;
+            let o = backend(&g)
+                .await?
+                .submit(req, args.template, args.on_behalf_of)
+                .await?;
             if let (Some(path), Some(b64)) = (&args.response_out, &o.cmc_response) {
                 write_file(path, &lockbox_codec::pem::decode_input(b64.as_bytes())?.der)?;
             }

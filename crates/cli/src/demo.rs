@@ -79,6 +79,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         requester: "CONTOSO\\alice".into(),
         attributes: vec![],
         actor: None,
+        on_behalf_of: None,
     };
     println!("== 2. Alice submits a PKCS#10 request for the User template");
     let alice_key = SoftwareKey::generate(KeySpec::P256)?;
@@ -114,6 +115,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 requester: "CONTOSO\\bob".into(),
                 attributes: vec![],
                 actor: None,
+                on_behalf_of: None,
             },
         )
         .await?;
@@ -135,6 +137,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 requester: "CONTOSO\\carol".into(),
                 attributes: vec![],
                 actor: None,
+                on_behalf_of: None,
             },
         )
         .await;
@@ -161,6 +164,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 requester: "CONTOSO\\kra".into(),
                 attributes: vec![],
                 actor: None,
+                on_behalf_of: None,
             },
         )
         .await?;
@@ -212,6 +216,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
                 requester: "CONTOSO\\dave".into(),
                 attributes: vec![],
                 actor: None,
+                on_behalf_of: None,
             },
         )
         .await?;

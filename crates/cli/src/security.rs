@@ -53,7 +53,7 @@ pub enum GroupCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum RoleCmd {
-    /// Grant a role: CAAdministrator, CertificateManager, BackupOperator, Auditor.
+    /// Grant a role: CAAdministrator, CertificateManager, BackupOperator, Auditor, EnrollmentAgent.
     Grant { principal: String, role: String },
     /// Revoke a role.
     Revoke { principal: String, role: String },

@@ -28,6 +28,8 @@ fn acknowledged_archival_enrollments_survive_sigkill() {
     let home = ca_with_one_kra(&d);
     let ca_pem = d.join("ca.pem");
     ok(lb(&home, &["ca", "cert", "--out", s(&ca_pem)]));
+    // archival needs an authenticated enrollee (anonymous callers never archive)
+    let token = principal_with_token(&home, "worker");
 
     let listen = free_listen_address();
     let url = format!("https://{listen}");
@@ -40,6 +42,7 @@ fn acknowledged_archival_enrollments_survive_sigkill() {
     for w in 0..4 {
         let (stop, acked, attempts) = (stop.clone(), acked.clone(), attempts.clone());
         let (d, url, ca_pem): (PathBuf, String, PathBuf) = (d.clone(), url.clone(), ca_pem.clone());
+        let token = token.clone();
         workers.push(std::thread::spawn(move || {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
@@ -68,7 +71,7 @@ fn acknowledged_archival_enrollments_survive_sigkill() {
                     std::thread::sleep(Duration::from_millis(100));
                     continue;
                 }
-                let out = remote(&["submit", s(&req), "--json"]);
+                let out = remote(&["submit", s(&req), "--json", "--token", token.as_str()]);
                 if !out.status.success() {
                     continue;
                 }

@@ -653,3 +653,97 @@ fn approval_workflow_and_template_editing_from_the_cli() {
         Some(4)
     );
 }
+
+/// Issue 12, item 10: a CSR with `emailAddress` in the subject and no SAN is
+/// issued with the address in the SAN (RFC 5280 4.2.1.6); and item 2: names
+/// built from a principal record (`--on-behalf-of`) lint clean too.
+#[test]
+fn subject_email_is_copied_to_the_san_and_record_names_lint_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = init_root(d);
+    let h = s(&home);
+    let csr = openssl_csr(
+        d,
+        "eve",
+        "/CN=Eve Example/emailAddress=eve@contoso.test",
+        &["-newkey", "rsa:2048"],
+    );
+    let eve = d.join("eve.pem");
+    ok(lockbox(&[
+        "submit",
+        s(&csr),
+        "--template",
+        "User",
+        "--out",
+        s(&eve),
+        "--home",
+        h,
+    ]));
+    let lint = run("lint_pkix_cert", &["lint", s(&eve)]);
+    let findings = String::from_utf8_lossy(&lint.stdout);
+    assert!(
+        !findings.contains("pkix.subject_email_address_not_in_san"),
+        "{findings}"
+    );
+    let text = ok(run("openssl", &["x509", "-in", s(&eve), "-noout", "-text"]));
+    assert!(text.contains("email:eve@contoso.test"), "{text}");
+    pkilint_cert(&eve);
+
+    // the local administrator enrolls for a principal: the names come from its record
+    ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "add",
+        "alice",
+        "--upn",
+        "alice@contoso.test",
+        "--email",
+        "alice.example@contoso.test",
+    ]));
+    let other = openssl_csr(
+        d,
+        "other",
+        "/CN=Mallory/O=Elsewhere",
+        &["-newkey", "rsa:2048"],
+    );
+    let alice = d.join("alice.pem");
+    let out = ok(lockbox(&[
+        "submit",
+        s(&other),
+        "--template",
+        "User",
+        "--on-behalf-of",
+        "alice",
+        "--out",
+        s(&alice),
+        "--home",
+        h,
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["disposition"], "issued", "{v}");
+    let text = ok(run(
+        "openssl",
+        &["x509", "-in", s(&alice), "-noout", "-text"],
+    ));
+    assert!(
+        text.contains("Subject: CN = alice") && !text.contains("Mallory"),
+        "{text}"
+    );
+    assert!(text.contains("email:alice.example@contoso.test"), "{text}");
+    pkilint_cert(&alice);
+    let row: serde_json::Value = serde_json::from_str(&ok(lockbox(&[
+        "view",
+        "--home",
+        h,
+        "--json",
+        "--restrict",
+        "CommonName=alice",
+        "--out",
+        "RequestID,RequesterName",
+    ])))
+    .unwrap();
+    assert_eq!(row[0]["RequesterName"], "alice", "{row}");
+}

@@ -96,9 +96,23 @@ fn https_service_serves_remote_cli_operations() {
         s(&ca_pem),
     ]));
     let token = std::fs::read_to_string(home.join("admin.token")).unwrap();
+    // enrollees are principals: anonymous enrollment is off on a new CA
+    let alice_token = principal_with_token(&home, "alice");
     let (_server, url) = start(&home, &[]);
     let remote = |args: &[&str]| -> Output {
         let mut all = vec!["--server", url.as_str(), "--ca-cert", s(&ca_pem)];
+        all.extend_from_slice(args);
+        lockbox(&all)
+    };
+    let enrollee = |args: &[&str]| -> Output {
+        let mut all = vec![
+            "--server",
+            url.as_str(),
+            "--ca-cert",
+            s(&ca_pem),
+            "--token",
+            alice_token.as_str(),
+        ];
         all.extend_from_slice(args);
         lockbox(&all)
     };
@@ -120,9 +134,15 @@ fn https_service_serves_remote_cli_operations() {
     let remote_ca = ok(remote(&["ca", "cert"]));
     assert_eq!(remote_ca, std::fs::read_to_string(&ca_pem).unwrap());
 
-    // anonymous enrollment, officer operations with the token
+    // anonymous enrollment is refused (off by default); a principal enrolls
     let csr = openssl_csr(d, "alice", "/CN=Alice");
-    let out: serde_json::Value = serde_json::from_str(&ok(remote(&[
+    assert_eq!(
+        remote(&["submit", s(&csr), "--template", "User"])
+            .status
+            .code(),
+        Some(6)
+    );
+    let out: serde_json::Value = serde_json::from_str(&ok(enrollee(&[
         "submit",
         s(&csr),
         "--template",
@@ -160,7 +180,7 @@ fn https_service_serves_remote_cli_operations() {
         "view",
         "--json",
         "--restrict",
-        "CommonName=Alice",
+        "CommonName=alice",
     ])))
     .unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 1);
@@ -175,7 +195,7 @@ fn https_service_serves_remote_cli_operations() {
     ]));
     ok(officer(&["ca", "templates", "add", "Approved"]));
     let bob = openssl_csr(d, "bob", "/CN=Bob");
-    let pend: serde_json::Value = serde_json::from_str(&ok(remote(&[
+    let pend: serde_json::Value = serde_json::from_str(&ok(enrollee(&[
         "submit",
         s(&bob),
         "--template",
@@ -185,7 +205,7 @@ fn https_service_serves_remote_cli_operations() {
     .unwrap();
     assert_eq!(pend["disposition"], "pending");
     let pid = pend["request_id"].as_i64().unwrap().to_string();
-    assert!(ok(officer(&["pending", "list"])).contains("Bob"));
+    assert!(ok(officer(&["pending", "list"])).contains("alice"));
     assert_eq!(
         remote(&["issue", &pid]).status.code(),
         Some(6),
@@ -194,7 +214,7 @@ fn https_service_serves_remote_cli_operations() {
     ok(officer(&["issue", &pid]));
 
     // policy refusals travel with their AD CS code
-    let refused = remote(&["submit", s(&bob), "--template", "ExchangeUser", "--json"]);
+    let refused = enrollee(&["submit", s(&bob), "--template", "ExchangeUser", "--json"]);
     assert_eq!(refused.status.code(), Some(3));
     let e: serde_json::Value = serde_json::from_slice(&refused.stdout).unwrap();
     assert_eq!(e["error"]["status"], "0x80094804");
@@ -307,12 +327,19 @@ fn plain_http_is_loopback_only_and_api_is_described() {
         "0.0.0.0:0",
     ]);
     assert!(!refused.status.success());
+    let alice_token = principal_with_token(&home, "alice");
     let (_server, url) = start(&home, &["--http"]);
     // the OpenAPI document is served and names the endpoints
     let doc = http_get(&url, "/api/v1/openapi.json");
     let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
     assert_eq!(v["openapi"], "3.0.3");
     assert!(v["paths"]["/api/v1/requests"]["post"].is_object());
+    assert!(
+        v["paths"]["/api/v1/requests"]["post"]["parameters"]
+            .to_string()
+            .contains("on_behalf_of"),
+        "{v}"
+    );
     let out = ok(lockbox(&[
         "--server",
         &url,
@@ -385,7 +412,24 @@ fn plain_http_is_loopback_only_and_api_is_described() {
         s(&d.join("alice.key")),
     ]));
     let body = std::fs::read(&req).unwrap();
-    let (status, ctype, resp) = http_post(&url, "/cmc", "application/pkcs7-mime", &body);
+    // anonymous enrollment is off by default: 401, for CMC too
+    let (status, _, _) = http_post(&url, "/cmc", "application/pkcs7-mime", &body, None);
+    assert_eq!(status, 401);
+    let (status, _, _) = http_post(
+        &url,
+        "/api/v1/requests?template=User",
+        "application/pkcs10",
+        &std::fs::read(&kra_req).unwrap(),
+        None,
+    );
+    assert_eq!(status, 401);
+    let (status, ctype, resp) = http_post(
+        &url,
+        "/cmc",
+        "application/pkcs7-mime",
+        &body,
+        Some(&alice_token),
+    );
     assert_eq!(status, 200);
     assert!(ctype.contains("application/pkcs7-mime"), "{ctype}");
     let rsp = d.join("alice.rsp");
@@ -401,6 +445,7 @@ fn plain_http_is_loopback_only_and_api_is_described() {
         "/api/v1/requests?template=User",
         "application/pkcs7-mime",
         &body,
+        Some(&alice_token),
     );
     assert_eq!(status, 200);
     std::fs::write(&rsp, &resp).unwrap();
@@ -569,13 +614,22 @@ fn http_get_auth(url: &str, path: &str, basic: &str) -> String {
     resp
 }
 
-fn http_post(url: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+fn http_post(
+    url: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    bearer: Option<&str>,
+) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let host = url.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(host).unwrap();
+    let auth = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
@@ -608,4 +662,101 @@ fn http_get(url: &str, path: &str) -> String {
     resp.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default()
+}
+
+/// Issue 12, item 2 over the REST API: a principal gets its own names whatever
+/// its request says; an EnrollmentAgent enrolls for another principal
+/// (`on_behalf_of`), anyone else is refused with 0x80094012.
+#[test]
+fn enrollment_agents_enroll_for_others_and_principals_get_their_own_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = d.join("ca");
+    let h = s(&home);
+    ok(lockbox(&[
+        "init", "--home", h, "--name", "Test CA", "--key", "p256",
+    ]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "add",
+        "alice",
+        "--upn",
+        "alice@contoso.com",
+    ]));
+    let mallory = principal_with_token(&home, "mallory");
+    let agent = principal_with_token(&home, "agent");
+    ok(lockbox(&[
+        "--home",
+        h,
+        "role",
+        "grant",
+        "agent",
+        "EnrollmentAgent",
+    ]));
+    let (_server, url) = start(&home, &["--http"]);
+    let csr = openssl_csr(d, "forged", "/CN=Alice/emailAddress=alice@contoso.com");
+    let submit = |token: &str, extra: &[&str]| -> Output {
+        let mut all = vec![
+            "--server",
+            url.as_str(),
+            "--token",
+            token,
+            "submit",
+            s(&csr),
+            "--template",
+            "User",
+            "--json",
+        ];
+        all.extend_from_slice(extra);
+        lockbox(&all)
+    };
+    let subject_of = |out: Output| -> String {
+        let v: serde_json::Value = serde_json::from_str(&ok(out)).unwrap();
+        let pem = d.join("issued.pem");
+        std::fs::write(&pem, v["certificate_pem"].as_str().unwrap()).unwrap();
+        ok(Command::new("openssl")
+            .args([
+                "x509",
+                "-in",
+                s(&pem),
+                "-noout",
+                "-subject",
+                "-ext",
+                "subjectAltName",
+            ])
+            .output()
+            .unwrap())
+    };
+    // mallory asks for Alice's names and gets her own
+    let text = subject_of(submit(&mallory, &[]));
+    assert!(
+        text.contains("CN = mallory") && !text.contains("Alice") && !text.contains("alice@"),
+        "{text}"
+    );
+    // the agent enrolls for alice: alice's record names the certificate
+    let text = subject_of(submit(&agent, &["--on-behalf-of", "alice@contoso.com"]));
+    assert!(
+        text.contains("CN = alice") && text.contains("alice@contoso.com"),
+        "{text}"
+    );
+    // mallory may not enroll on behalf of anyone
+    let refused = submit(&mallory, &["--on-behalf-of", "alice"]);
+    assert_eq!(refused.status.code(), Some(3));
+    let e: serde_json::Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(e["error"]["status"], "0x80094012", "{e}");
+    let rows: serde_json::Value = serde_json::from_str(&ok(lockbox(&[
+        "--home",
+        h,
+        "view",
+        "--json",
+        "--out",
+        "RequestID,RequesterName,CommonName",
+    ])))
+    .unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1]["RequesterName"], "alice", "{rows:?}");
+    assert_eq!(rows[1]["CommonName"], "alice", "{rows:?}");
 }

@@ -32,15 +32,19 @@ pub enum Role {
     BackupOperator,
     /// Reads and verifies the audit trail; chooses what is audited.
     Auditor,
+    /// Submits requests on behalf of other principals (`submit --on-behalf-of`);
+    /// the certificate names come from that principal's record.
+    EnrollmentAgent,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 5] = [
         Role::CaAdministrator,
         Role::CertificateManager,
         Role::BackupOperator,
         Role::Auditor,
+        Role::EnrollmentAgent,
     ];
 
     /// The name used on the command line and in the database.
@@ -50,6 +54,7 @@ impl Role {
             Role::CertificateManager => "CertificateManager",
             Role::BackupOperator => "BackupOperator",
             Role::Auditor => "Auditor",
+            Role::EnrollmentAgent => "EnrollmentAgent",
         }
     }
 
@@ -58,7 +63,7 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.name().eq_ignore_ascii_case(s.trim())).ok_or_else(|| {
             EngineError::bad_input(
                 crate::codes::E_INVALIDARG,
-                format!("unknown role '{s}' (CAAdministrator, CertificateManager, BackupOperator, Auditor)"),
+                format!("unknown role '{s}' (CAAdministrator, CertificateManager, BackupOperator, Auditor, EnrollmentAgent)"),
             )
         })
     }
@@ -129,6 +134,13 @@ pub enum Op<'a> {
     EditTemplate(&'a Template),
     /// Enroll for a template.
     Enroll(&'a Template),
+    /// Submit a request on behalf of another principal (EnrollmentAgent).
+    EnrollOnBehalfOf {
+        /// The template.
+        template: &'a Template,
+        /// The principal the certificate is for.
+        subject: &'a str,
+    },
     /// Issue, deny or revoke a request / certificate of `requester` for `template`.
     Officer {
         /// `issue`, `deny` or `revoke`.
@@ -165,7 +177,9 @@ impl Op<'_> {
         match self {
             Op::Configure | Op::EditTemplate(_) => "config",
             Op::Security => "security",
-            Op::Enroll(_) | Op::Officer { .. } | Op::ReadDatabase => "requests",
+            Op::Enroll(_) | Op::EnrollOnBehalfOf { .. } | Op::Officer { .. } | Op::ReadDatabase => {
+                "requests"
+            }
             Op::RetrieveKey { .. } | Op::SearchKeys => "keys",
             Op::PublishCrl => "revocation",
             Op::Backup => "backup",
@@ -179,6 +193,9 @@ impl Op<'_> {
             Op::Security => "change security".into(),
             Op::EditTemplate(t) => format!("edit template {}", t.name),
             Op::Enroll(t) => format!("enroll for {}", t.name),
+            Op::EnrollOnBehalfOf { template, subject } => {
+                format!("enroll for {} on behalf of {subject}", template.name)
+            }
             Op::Officer { action, .. } => action.to_string(),
             Op::RetrieveKey { .. } => "retrieve archived key".into(),
             Op::SearchKeys => "search recovery candidates".into(),
@@ -258,12 +275,48 @@ impl Ca {
                 "CAAdministrator or Write permission",
             ),
             Op::Enroll(t) => {
+                if actor.is_anonymous() {
+                    let why = if t.archive_private_key {
+                        Some("it archives private keys")
+                    } else if t.allows_client_auth() {
+                        Some("its certificates authenticate clients")
+                    } else if !t.enrollee_supplies_subject {
+                        Some("its names are built from the requester's principal record")
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        return Err(denied(
+                            CERTSRV_E_TEMPLATE_DENIED,
+                            format!("Anonymous callers may not enroll for certificate template '{}': {why}.", t.name),
+                        ));
+                    }
+                }
                 if self.template_allows(actor, t, "Enroll").await? {
                     Ok(())
                 } else {
                     Err(denied(
                         CERTSRV_E_TEMPLATE_DENIED,
                         format!("The permissions on certificate template '{}' do not allow {} to enroll.", t.name, actor.name),
+                    ))
+                }
+            }
+            Op::EnrollOnBehalfOf { template, .. } => {
+                if !actor.has(Role::EnrollmentAgent) {
+                    return Err(denied(
+                        CERTSRV_E_TEMPLATE_DENIED,
+                        format!(
+                            "{} may not enroll on behalf of another principal: the EnrollmentAgent role is required",
+                            actor.name
+                        ),
+                    ));
+                }
+                if self.template_allows(actor, template, "Enroll").await? {
+                    Ok(())
+                } else {
+                    Err(denied(
+                        CERTSRV_E_TEMPLATE_DENIED,
+                        format!("The permissions on certificate template '{}' do not allow {} to enroll.", template.name, actor.name),
                     ))
                 }
             }

@@ -95,6 +95,10 @@ pub struct SubmitOptions {
     pub attributes: Vec<(String, String)>,
     /// The authenticated caller; `None` means the local administrator (CLI on the CA home).
     pub actor: Option<Actor>,
+    /// Submit for this principal (name, UPN or `DOMAIN\\name`): it becomes the
+    /// requester and the names come from its record. Only the local
+    /// administrator and holders of the EnrollmentAgent role may.
+    pub on_behalf_of: Option<String>,
 }
 
 /// The result of a submission or an officer action.
@@ -388,7 +392,7 @@ impl Ca {
                 limits: Default::default(),
                 listen: "127.0.0.1:8443".into(),
                 admin_token_sha256: to_hex(&sha256(admin_token.as_bytes())),
-                allow_anonymous_enrollment: true,
+                allow_anonymous_enrollment: false,
             },
             database: DatabaseSection {
                 url: format!("sqlite:{DB_FILE}"),
@@ -658,8 +662,16 @@ impl Ca {
             .await?
             .into_iter()
             .map(|(name, json)| {
-                serde_json::from_str(&json)
-                    .map_err(|e| EngineError::Config(format!("template '{name}' is corrupt: {e}")))
+                let corrupt = |e: serde_json::Error| {
+                    EngineError::Config(format!("template '{name}' is corrupt: {e}"))
+                };
+                let value: serde_json::Value = serde_json::from_str(&json).map_err(corrupt)?;
+                let stored_before_flag = value.get("enrollee_supplies_subject").is_none();
+                let mut t: Template = serde_json::from_value(value).map_err(corrupt)?;
+                if stored_before_flag {
+                    t.enrollee_supplies_subject = t.legacy_enrollee_supplies_subject();
+                }
+                Ok(t)
             })
             .collect()
     }
@@ -814,20 +826,11 @@ impl Ca {
     ) -> EngineResult<Outcome> {
         let inbound = decode_and_verify(input)?;
         let template = self.resolve_template(&inbound, opts).await?;
-        self.authorize(actor, Op::Enroll(&template)).await?;
+        let (requester, names, agent) = self
+            .enrollee_names(actor, &inbound, &template, opts)
+            .await?;
         self.check_key_policy(&inbound, &template)?;
-        let info = &inbound.pkcs10.cert_req.info;
-        let alt = request_alt_names(&inbound)?;
-        if info.subject.as_ref().is_empty()
-            && alt.is_none()
-            && requester_subject(&opts.requester).is_none()
-        {
-            return Err(EngineError::denied(
-                codes::CERTSRV_E_BAD_REQUESTSUBJECT,
-                "The request has an empty subject and no subject alternative name, and the requester is anonymous.",
-            ));
-        }
-        let alt_names = alt.unwrap_or_default();
+        let alt_names = names.alt_names()?;
         // Archive before anything is recorded or issued: decrypt, check, re-envelope.
         let archived = self.archive_if_required(&inbound, &template).await?;
         let mut new = NewRequest {
@@ -835,12 +838,12 @@ impl Ca {
                 .as_ref()
                 .map_or_else(|| inbound.der.clone(), |a| a.stripped_request.clone()),
             request_kind: inbound.kind.as_str().into(),
-            requester: opts.requester.clone(),
+            requester: requester.clone(),
             template: Some(template.name.clone()),
-            request_subject: dn_string(&info.subject),
-            request_common_name: common_name(&info.subject),
+            request_subject: dn_string(&names.subject),
+            request_common_name: common_name(&names.subject),
             request_upn: alt_names.upns.first().cloned(),
-            request_email: email(&info.subject, &alt_names),
+            request_email: email(&names.subject, &alt_names),
             disposition: Disposition::Pending,
             disposition_message: "Taken Under Submission".into(),
             status_code: 0,
@@ -850,7 +853,7 @@ impl Ca {
             kra_hashes: archived.as_ref().map(|a| a.kra_hashes.clone()),
         };
         if !template.requires_approval {
-            let fields = self.build_leaf(&template, &inbound, &opts.requester)?;
+            let fields = self.build_leaf(&template, &inbound, &names)?;
             new.disposition = Disposition::Issued;
             new.disposition_message = "Issued".into();
             new.cert = Some(fields);
@@ -860,7 +863,7 @@ impl Ca {
             "requests",
             if new.disposition == Disposition::Issued { "certificate issued" } else { "request pended" },
             "{request_id}",
-            &serde_json::json!({ "template": template.name, "requester": opts.requester, "serial": new.cert.as_ref().map(|c| c.serial.clone()) }).to_string(),
+            &serde_json::json!({ "template": template.name, "requester": requester, "names": names.source, "on_behalf_of": agent.then_some(&requester), "serial": new.cert.as_ref().map(|c| c.serial.clone()) }).to_string(),
         );
         if let Some(a) = &archived {
             audit.extend(self.audit_entry(
@@ -980,11 +983,146 @@ impl Ca {
         Ok(())
     }
 
+    /// Who the request is for and the names its certificate gets (see
+    /// [`SubmitOptions::on_behalf_of`] and `Template::enrollee_supplies_subject`).
+    /// Returns the requester, the names and whether an agent submitted it.
+    async fn enrollee_names(
+        &self,
+        actor: &Actor,
+        inbound: &Inbound,
+        template: &Template,
+        opts: &SubmitOptions,
+    ) -> EngineResult<(String, LeafNames, bool)> {
+        let on_behalf_of = opts
+            .on_behalf_of
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        if let Some(subject) = on_behalf_of {
+            let target = self.actor_for(subject).await?;
+            self.authorize(
+                actor,
+                Op::EnrollOnBehalfOf {
+                    template,
+                    subject: &target.name,
+                },
+            )
+            .await?;
+            let record = self
+                .directory
+                .principal(&target.name)
+                .await?
+                .filter(|p| p.kind != "group")
+                .ok_or_else(|| EngineError::NotFound(format!("no principal named '{subject}'")))?;
+            if !actor.local_admin {
+                // The certificate is the subject's: the template must allow it too.
+                self.authorize(&target, Op::Enroll(template)).await?;
+            }
+            let names = if template.enrollee_supplies_subject {
+                LeafNames::from_request(
+                    inbound,
+                    &record.name,
+                    "the request (template: enrollee supplies subject)",
+                )?
+            } else {
+                LeafNames::from_record(
+                    &record.name,
+                    record.upn.as_deref(),
+                    record.email.as_deref(),
+                )?
+            };
+            return Ok((record.name, names, true));
+        }
+        self.authorize(actor, Op::Enroll(template)).await?;
+        let names = if actor.local_admin {
+            LeafNames::from_request(
+                inbound,
+                &opts.requester,
+                "the request (local administrator as operator)",
+            )?
+        } else if template.enrollee_supplies_subject {
+            LeafNames::from_request(
+                inbound,
+                &opts.requester,
+                "the request (template: enrollee supplies subject)",
+            )?
+        } else {
+            let record = self
+                .directory
+                .principal(&actor.name)
+                .await?
+                .filter(|p| p.kind != "group");
+            LeafNames::from_record(
+                &actor.name,
+                record.as_ref().and_then(|p| p.upn.as_deref()),
+                record.as_ref().and_then(|p| p.email.as_deref()),
+            )?
+        };
+        Ok((opts.requester.clone(), names, false))
+    }
+
+    /// The names of a pending request's certificate, decided again at issue
+    /// time: the record-built names when they are what was recorded at
+    /// submission, else the request's own when those were recorded (the
+    /// operator's), else the requester's current record.
+    async fn pending_names(
+        &self,
+        template: &Template,
+        inbound: &Inbound,
+        rec: &RequestRecord,
+    ) -> EngineResult<LeafNames> {
+        let from_request = || {
+            LeafNames::from_request(
+                inbound,
+                &rec.requester,
+                "the request (template: enrollee supplies subject)",
+            )
+        };
+        if template.enrollee_supplies_subject {
+            return from_request();
+        }
+        let recorded = |n: &LeafNames| -> EngineResult<bool> {
+            let alt = n.alt_names()?;
+            let same = |a: Option<&String>, b: Option<&String>| match (a, b) {
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                (None, None) => true,
+                _ => false,
+            };
+            Ok(dn_string(&n.subject) == rec.request_subject
+                && same(alt.upns.first(), rec.upn.as_ref())
+                && same(email(&n.subject, &alt).as_ref(), rec.email.as_ref()))
+        };
+        let record = self
+            .directory
+            .principal(&rec.requester)
+            .await?
+            .filter(|p| p.kind != "group");
+        let from_record = record
+            .as_ref()
+            .map(|p| LeafNames::from_record(&p.name, p.upn.as_deref(), p.email.as_deref()))
+            .transpose()?;
+        if let Some(n) = from_record.as_ref() {
+            if recorded(n)? {
+                return from_record.ok_or_else(|| EngineError::Config("unreachable".into()));
+            }
+        }
+        let n = LeafNames::from_request(inbound, &rec.requester, "the request")?;
+        if recorded(&n)? {
+            return Ok(n);
+        }
+        from_record.ok_or_else(|| {
+            EngineError::Conflict(format!(
+                "request {} was made by '{}', who no longer has a principal record: its certificate names cannot be built (deny it)",
+                rec.request_id, rec.requester
+            ))
+        })
+    }
+
     fn build_leaf(
         &self,
         template: &Template,
         inbound: &Inbound,
-        requester: &str,
+        names: &LeafNames,
     ) -> EngineResult<CertFields> {
         let key = self.signing_key()?;
         let (_, ca) = self.ca_cert()?;
@@ -1007,31 +1145,14 @@ impl Ca {
             &self.config.issuance.cdp_urls,
             &self.config.issuance.aia_urls,
         )?);
-        if let Some(san) = inbound.pkcs10.extension(&oids::CE_SUBJECT_ALT_NAME) {
-            let mut san = san.clone();
-            san.critical = info.subject.as_ref().is_empty();
-            exts.push(san);
+        if let Some(san) = &names.san {
+            exts.push(san.clone());
         }
         let cert = sign_certificate(
             key.as_ref(),
             CertSpec {
                 issuer: ca.tbs_certificate().subject().clone(),
-                subject: if info.subject.as_ref().is_empty()
-                    && inbound
-                        .pkcs10
-                        .extension(&oids::CE_SUBJECT_ALT_NAME)
-                        .is_none()
-                {
-                    // Windows leaves the subject for the CA to fill in (from the directory, in AD CS).
-                    requester_subject(requester).ok_or_else(|| {
-                        EngineError::denied(
-                            codes::CERTSRV_E_BAD_REQUESTSUBJECT,
-                            "The request has an empty subject.",
-                        )
-                    })?
-                } else {
-                    info.subject.clone()
-                },
+                subject: names.subject.clone(),
                 spki: spki.clone(),
                 serial: serial_number(self.config.issuance.serial_bytes.clamp(8, 20))?,
                 not_before,
@@ -1071,7 +1192,8 @@ impl Ca {
         let inbound = decode_and_verify(&rec.request_der)?;
         let tname = rec.template.clone().unwrap_or_default();
         let template = self.template(&tname).await?;
-        let fields = self.build_leaf(&template, &inbound, &rec.requester)?;
+        let names = self.pending_names(&template, &inbound, &rec).await?;
+        let fields = self.build_leaf(&template, &inbound, &names)?;
         let message = format!("Issued by {}", actor.name);
         let audit = self
             .audited(self.audit_entry(
@@ -1392,6 +1514,159 @@ fn server_alt_names(hosts: &[String]) -> EngineResult<x509_cert::ext::pkix::Subj
     Ok(x509_cert::ext::pkix::SubjectAltName(names))
 }
 
+/// The names an issued certificate carries and where they came from.
+pub(crate) struct LeafNames {
+    /// Subject DN.
+    pub(crate) subject: Name,
+    /// subjectAltName extension, if any.
+    pub(crate) san: Option<x509_cert::ext::Extension>,
+    /// Where the names come from (for the audit record).
+    pub(crate) source: String,
+}
+
+/// Upper bound of a common name (RFC 5280 ub-common-name).
+const UB_COMMON_NAME: usize = 64;
+
+impl LeafNames {
+    /// The request's own names. An empty subject without SAN gets `CN=<requester>`
+    /// (Windows leaves it for the CA to fill in); an `emailAddress` in the
+    /// subject is also written to the SAN as rfc822Name (RFC 5280 4.2.1.6).
+    fn from_request(inbound: &Inbound, requester: &str, source: &str) -> EngineResult<LeafNames> {
+        use x509_cert::ext::pkix::name::GeneralName;
+        use x509_cert::ext::pkix::SubjectAltName;
+        let info = &inbound.pkcs10.cert_req.info;
+        let requested = inbound.pkcs10.extension(&oids::CE_SUBJECT_ALT_NAME);
+        let subject = if info.subject.as_ref().is_empty() && requested.is_none() {
+            requester_subject(requester).ok_or_else(|| {
+                EngineError::denied(
+                    codes::CERTSRV_E_BAD_REQUESTSUBJECT,
+                    "The request has an empty subject and no subject alternative name, and the requester is anonymous.",
+                )
+            })?
+        } else {
+            info.subject.clone()
+        };
+        let subject_emails = lockbox_codec::names::name_attr(&subject, &oids::PKCS9_EMAIL_ADDRESS);
+        let mut san = requested.cloned();
+        let listed = match &san {
+            Some(e) => parse_alt_names(e.extn_value.as_bytes())?.emails,
+            None => vec![],
+        };
+        let missing: Vec<&String> = subject_emails
+            .iter()
+            .filter(|m| !listed.iter().any(|l| l.eq_ignore_ascii_case(m)))
+            .collect();
+        if !missing.is_empty() {
+            let mut names = match &san {
+                Some(e) => {
+                    SubjectAltName::from_der(e.extn_value.as_bytes())
+                        .map_err(|e| {
+                            EngineError::bad_input(
+                                codes::CRYPT_E_ASN1_BADTAG,
+                                format!("subjectAltName: {e}"),
+                            )
+                        })?
+                        .0
+                }
+                None => vec![],
+            };
+            for m in missing {
+                names.push(GeneralName::Rfc822Name(rfc822(m)?));
+            }
+            san = Some(crate::certbuild::extension(
+                oids::CE_SUBJECT_ALT_NAME,
+                false,
+                &SubjectAltName(names),
+            )?);
+        }
+        if let Some(e) = san.as_mut() {
+            e.critical = subject.as_ref().is_empty();
+        }
+        Ok(LeafNames {
+            subject,
+            san,
+            source: source.into(),
+        })
+    }
+
+    /// Names built from a principal record: CN from the principal name, e-mail
+    /// as SAN rfc822Name, UPN as SAN otherName; nothing from the request.
+    fn from_record(name: &str, upn: Option<&str>, mail: Option<&str>) -> EngineResult<LeafNames> {
+        use der::asn1::{Any, Utf8StringRef};
+        use x509_cert::attr::AttributeTypeAndValue;
+        use x509_cert::ext::pkix::name::{GeneralName, OtherName};
+        use x509_cert::ext::pkix::SubjectAltName;
+        use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
+        let bad = |what: &str| {
+            EngineError::denied(
+                codes::CERTSRV_E_BAD_REQUESTSUBJECT,
+                format!(
+                    "The subject cannot be built from the principal record of '{name}': {what}."
+                ),
+            )
+        };
+        if name.trim().is_empty() || name.chars().count() > UB_COMMON_NAME {
+            return Err(bad("the name is empty or longer than 64 characters"));
+        }
+        let cn = AttributeTypeAndValue {
+            oid: oids::AT_COMMON_NAME,
+            value: Any::encode_from(
+                &Utf8StringRef::new(name).map_err(|_| bad("the name is not UTF-8"))?,
+            )
+            .map_err(|_| bad("encoding"))?,
+        };
+        let rdn = RelativeDistinguishedName::try_from(vec![cn]).map_err(|_| bad("encoding"))?;
+        let mut seq = RdnSequence::default();
+        seq.push(rdn);
+        let subject = Name::from_der(&seq.to_der().map_err(|_| bad("encoding"))?)
+            .map_err(|_| bad("encoding"))?;
+        let mut alt = Vec::new();
+        if let Some(m) = mail.map(str::trim).filter(|m| !m.is_empty()) {
+            alt.push(GeneralName::Rfc822Name(rfc822(m)?));
+        }
+        if let Some(u) = upn.map(str::trim).filter(|u| !u.is_empty()) {
+            alt.push(GeneralName::OtherName(OtherName {
+                type_id: oids::MS_UPN,
+                value: Any::encode_from(
+                    &Utf8StringRef::new(u).map_err(|_| bad("the UPN is not UTF-8"))?,
+                )
+                .map_err(|_| bad("encoding"))?,
+            }));
+        }
+        let san = if alt.is_empty() {
+            None
+        } else {
+            Some(crate::certbuild::extension(
+                oids::CE_SUBJECT_ALT_NAME,
+                false,
+                &SubjectAltName(alt),
+            )?)
+        };
+        Ok(LeafNames {
+            subject,
+            san,
+            source: format!("the principal record of {name}"),
+        })
+    }
+
+    /// The identities in the SAN.
+    fn alt_names(&self) -> EngineResult<AltNames> {
+        Ok(match &self.san {
+            Some(e) => parse_alt_names(e.extn_value.as_bytes())?,
+            None => AltNames::default(),
+        })
+    }
+}
+
+fn rfc822(mail: &str) -> EngineResult<der::asn1::Ia5String> {
+    der::asn1::Ia5String::new(mail).map_err(|_| {
+        EngineError::denied(
+            codes::CERTSRV_E_BAD_REQUESTSUBJECT,
+            format!("The e-mail address '{}' is not ASCII.", mail.escape_debug()),
+        )
+    })
+}
+
 /// `CN=<user>` for a requester `DOMAIN\\user` or `user@domain`; None for anonymous callers.
 fn requester_subject(requester: &str) -> Option<Name> {
     let name = requester.rsplit('\\').next().unwrap_or(requester);
@@ -1404,14 +1679,6 @@ fn requester_subject(requester: &str) -> Option<Name> {
         name.replace(['\\', ',', '+', '"', '<', '>', ';', '='], "_")
     ))
     .ok()
-}
-
-fn request_alt_names(inbound: &Inbound) -> EngineResult<Option<AltNames>> {
-    inbound
-        .pkcs10
-        .extension(&oids::CE_SUBJECT_ALT_NAME)
-        .map(|e| parse_alt_names(e.extn_value.as_bytes()).map_err(EngineError::from))
-        .transpose()
 }
 
 fn conflict(e: StoreError) -> EngineError {

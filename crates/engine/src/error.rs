@@ -95,6 +95,9 @@ pub enum EngineError {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The caller gave no credentials where they are required (HTTP 401).
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The CA is misconfigured or not ready.
     #[error("{0}")]
     Config(String),
@@ -121,7 +124,7 @@ impl EngineError {
             EngineError::BadInput { code, .. } | EngineError::Denied { code, .. } => *code,
             EngineError::NotFound(_) => codes::E_NOT_FOUND,
             EngineError::Conflict(_) => codes::E_INVALID_STATE,
-            EngineError::Forbidden(_) => codes::E_ACCESSDENIED,
+            EngineError::Forbidden(_) | EngineError::Unauthenticated(_) => codes::E_ACCESSDENIED,
             EngineError::Store(StoreError::NotFound(_)) => codes::E_NOT_FOUND,
             EngineError::Store(StoreError::Conflict(_)) => codes::E_INVALID_STATE,
             _ => codes::E_FAIL,
@@ -136,6 +139,7 @@ impl EngineError {
             EngineError::NotFound(_) | EngineError::Store(StoreError::NotFound(_)) => "not_found",
             EngineError::Conflict(_) | EngineError::Store(StoreError::Conflict(_)) => "conflict",
             EngineError::Forbidden(_) => "forbidden",
+            EngineError::Unauthenticated(_) => "unauthorized",
             EngineError::Config(_) => "config",
             EngineError::Store(_) | EngineError::Crypto(_) | EngineError::Io { .. } => "internal",
         }

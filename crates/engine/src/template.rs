@@ -69,6 +69,12 @@ pub struct Template {
     pub ca: bool,
     /// Internal to the CA (not requestable by clients), like CAExchange.
     pub internal: bool,
+    /// The enrollee supplies the subject and subject alternative names in the
+    /// request (`WebServer`, `SubCA`). Otherwise the CA builds them from the
+    /// requester's principal record (CN, e-mail, UPN) and ignores every name in
+    /// the request, as AD CS builds them from Active Directory.
+    #[serde(default)]
+    pub enrollee_supplies_subject: bool,
 }
 
 /// The Microsoft arc under which built-in Lockbox templates are numbered.
@@ -77,6 +83,14 @@ pub const TEMPLATE_ARC: &str = "1.3.6.1.4.1.311.21.8.7638725.6482482.15862581.49
 const EKU_EFS: &str = "1.3.6.1.4.1.311.10.3.4";
 const EKU_EMAIL: &str = "1.3.6.1.5.5.7.3.4";
 const EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
+/// EKUs that let a certificate authenticate a client: client authentication,
+/// smart card logon, PKINIT client, any purpose.
+const CLIENT_AUTH_EKUS: &[&str] = &[
+    EKU_CLIENT_AUTH,
+    "1.3.6.1.4.1.311.20.2.2",
+    "1.3.6.1.5.2.3.4",
+    "2.5.29.37.0",
+];
 const EKU_SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
 const EKU_KRA: &str = "1.3.6.1.4.1.311.21.6";
 const EKU_CA_EXCHANGE: &str = "1.3.6.1.4.1.311.21.5";
@@ -117,6 +131,7 @@ fn base(
         autoenroll: vec![],
         ca: false,
         internal: false,
+        enrollee_supplies_subject: false,
     }
 }
 
@@ -203,6 +218,7 @@ pub fn builtins() -> Vec<Template> {
     );
     subca.ca = true;
     subca.enroll = vec!["Administrators".into()];
+    subca.enrollee_supplies_subject = true;
     let web = base(
         "WebServer",
         "Web Server",
@@ -215,6 +231,7 @@ pub fn builtins() -> Vec<Template> {
     );
     let mut web = web;
     web.enroll = vec!["Administrators".into()];
+    web.enrollee_supplies_subject = true;
     vec![user, efs, exch, sig, kra, xchg, subca, web]
 }
 
@@ -278,6 +295,7 @@ impl Template {
         "superseded_templates",
         "enroll",
         "autoenroll",
+        "enrollee_supplies_subject",
     ];
 
     /// Changes one property. Version 1 templates are fixed: duplicate them first.
@@ -361,6 +379,7 @@ impl Template {
             "superseded_templates" => self.superseded_templates = parse_list(value),
             "enroll" => self.enroll = parse_list(value),
             "autoenroll" => self.autoenroll = parse_list(value),
+            "enrollee_supplies_subject" => self.enrollee_supplies_subject = parse_bool(value)?,
             _ => {
                 return Err(bad(format!(
                     "unknown template property '{key}' (settable: {})",
@@ -371,6 +390,25 @@ impl Template {
         self.validate()?;
         self.major_version += 1;
         Ok(())
+    }
+
+    /// Whether certificates of this template can authenticate a client: an
+    /// EKU for client authentication (or any purpose), or no EKU at all on an
+    /// end-entity certificate (valid for every purpose).
+    pub fn allows_client_auth(&self) -> bool {
+        (self.ekus.is_empty() && !self.ca)
+            || self
+                .ekus
+                .iter()
+                .any(|e| CLIENT_AUTH_EKUS.contains(&e.trim()))
+    }
+
+    /// The built-in default of `enrollee_supplies_subject` for a template
+    /// stored before the property existed: on for CA and server-authentication
+    /// templates without client authentication (`SubCA`, `WebServer` and
+    /// their duplicates), off for the rest.
+    pub fn legacy_enrollee_supplies_subject(&self) -> bool {
+        (self.ca || self.ekus.iter().any(|e| e == EKU_SERVER_AUTH)) && !self.allows_client_auth()
     }
 
     /// Checks internal consistency.
@@ -453,5 +491,32 @@ mod tests {
             .unwrap();
         assert!(s.set("archive_private_key", "true").is_err());
         assert!(user.duplicate("bad name!", "1.2".into()).is_err());
+    }
+
+    #[test]
+    fn enrollee_supplied_subject_defaults_and_client_auth() {
+        let all = builtins();
+        for t in &all {
+            let supplies = matches!(t.name.as_str(), "WebServer" | "SubCA");
+            assert_eq!(t.enrollee_supplies_subject, supplies, "{}", t.name);
+            if t.enrollee_supplies_subject {
+                assert!(!t.allows_client_auth(), "{} allows client auth", t.name);
+            }
+            assert_eq!(t.legacy_enrollee_supplies_subject(), supplies, "{}", t.name);
+        }
+        let user = all.iter().find(|t| t.name == "User").unwrap();
+        assert!(user.allows_client_auth());
+        let mut d = user.duplicate("Named", "1.2.3.6".into()).unwrap();
+        assert!(!d.enrollee_supplies_subject);
+        d.set("enrollee_supplies_subject", "true").unwrap();
+        assert!(d.enrollee_supplies_subject);
+        assert!(d.set("enrollee_supplies_subject", "maybe").is_err());
+        // a template stored before the property existed reads as false
+        let mut json: serde_json::Value = serde_json::to_value(user).unwrap();
+        json.as_object_mut()
+            .unwrap()
+            .remove("enrollee_supplies_subject");
+        let old: Template = serde_json::from_value(json).unwrap();
+        assert!(!old.enrollee_supplies_subject);
     }
 }

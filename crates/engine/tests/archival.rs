@@ -32,6 +32,7 @@ fn opts(template: &str) -> SubmitOptions {
         requester: "CONTOSO\\alice".into(),
         attributes: vec![],
         actor: None,
+        on_behalf_of: None,
     }
 }
 

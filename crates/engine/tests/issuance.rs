@@ -52,6 +52,7 @@ fn opts(template: Option<&str>) -> SubmitOptions {
         requester: "CONTOSO\\alice".into(),
         attributes: vec![],
         actor: None,
+        on_behalf_of: None,
     }
 }
 
@@ -288,6 +289,7 @@ async fn bad_inputs_are_refused_and_change_nothing() {
         requester: "anonymous".into(),
         attributes: vec![],
         actor: None,
+        on_behalf_of: None,
     };
     assert_eq!(
         code_of(ca.submit(&empty, &anon).await),
@@ -656,6 +658,7 @@ async fn template_from_windows_name_value_attribute_and_override() {
                 requester: "x".into(),
                 attributes: vec![("CertificateTemplate".into(), "WebServer".into())],
                 actor: None,
+                on_behalf_of: None,
             },
         )
         .await

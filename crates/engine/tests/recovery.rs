@@ -52,6 +52,7 @@ async fn setup() -> (tempfile::TempDir, Ca) {
                 requester: "x".into(),
                 attributes: vec![],
                 actor: None,
+                on_behalf_of: None,
             },
         )
         .await
@@ -104,6 +105,7 @@ async fn archive(
             requester: requester.into(),
             attributes: vec![],
             actor: None,
+            on_behalf_of: None,
         },
     )
     .await
@@ -172,6 +174,7 @@ async fn every_token_type_finds_the_key_and_only_archived_rows_count() {
                 requester: "x".into(),
                 attributes: vec![],
                 actor: None,
+                on_behalf_of: None,
             },
         )
         .await

@@ -49,6 +49,7 @@ async fn submit_as(
             requester: actor.name.clone(),
             attributes: vec![],
             actor: Some(actor.clone()),
+            on_behalf_of: None,
         },
     )
     .await
@@ -361,6 +362,7 @@ async fn audit_verify_finds_edited_deleted_and_reordered_records() {
                     requester: format!("CONTOSO\\u{i}"),
                     attributes: vec![],
                     actor: None,
+                    on_behalf_of: None,
                 },
             )
             .await
@@ -472,6 +474,7 @@ async fn kra_states_statuses_events_and_archival_behaviour() {
                 requester: "x".into(),
                 attributes: vec![],
                 actor: None,
+                on_behalf_of: None,
             },
         )
         .await
@@ -497,6 +500,7 @@ async fn kra_states_statuses_events_and_archival_behaviour() {
                 requester: "x".into(),
                 attributes: vec![],
                 actor: None,
+                on_behalf_of: None,
             },
         )
         .await

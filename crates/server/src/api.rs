@@ -125,7 +125,12 @@ async fn authenticated(ca: &Ca, headers: &HeaderMap) -> ApiResult<Actor> {
 pub(crate) async fn enrollee(ca: &Ca, headers: &HeaderMap) -> ApiResult<Actor> {
     match caller(ca, headers).await? {
         Some(a) => Ok(a),
-        None => anonymous_enrollee(ca).ok_or_else(unauthorized),
+        None => anonymous_enrollee(ca).ok_or_else(|| {
+            ApiError(EngineError::Unauthenticated(
+                "authentication required: anonymous enrollment is off (server.allow_anonymous_enrollment); send 'Authorization: Bearer <token>' or Basic credentials"
+                    .into(),
+            ))
+        }),
     }
 }
 
@@ -338,6 +343,8 @@ pub(crate) fn base64_encode(data: &[u8]) -> String {
 #[derive(Deserialize)]
 struct SubmitQuery {
     template: Option<String>,
+    /// Enroll for this principal (EnrollmentAgent or CA administrator token).
+    on_behalf_of: Option<String>,
 }
 
 async fn submit(
@@ -354,6 +361,7 @@ async fn submit(
         requester,
         attributes: vec![],
         actor: Some(actor),
+        on_behalf_of: q.on_behalf_of,
     };
     if wants_cmc {
         return Ok(cmc_exchange(&ca, &body, &opts).await);
@@ -412,6 +420,7 @@ async fn submit_cmc(
         requester,
         attributes: vec![],
         actor: Some(actor),
+        on_behalf_of: q.on_behalf_of,
     };
     Ok(cmc_exchange(&ca, &body, &opts).await)
 }

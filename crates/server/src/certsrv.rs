@@ -274,6 +274,7 @@ async fn finish(
         requester: actor.name.clone(),
         attributes,
         actor: Some(actor),
+        on_behalf_of: None,
     };
     match ca.submit(request.as_bytes(), &opts).await {
         Ok(o) => outcome_page(&o),

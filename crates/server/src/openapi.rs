@@ -29,8 +29,13 @@ pub fn document() -> Value {
             "Submit a PKCS#10 or CMC request (DER, PEM or base64 body)",
             false,
         ),
-        &[("template", "query", false)],
+        &[
+            ("template", "query", false),
+            ("on_behalf_of", "query", false),
+        ],
     );
+    submit["description"] = json!("Authenticated callers enroll as themselves; anonymous callers only when server.allow_anonymous_enrollment is on (else 401), and never for templates that archive keys, authenticate clients or build names from the requester. Unless the template has enrollee_supplies_subject, the certificate names (CN, SAN e-mail and UPN) come from the requester's principal record and the names in the request are ignored.");
+    submit["parameters"][1]["description"] = json!("Enroll for this principal (name, UPN or DOMAIN\\name): it becomes the requester and the names come from its record. Needs the EnrollmentAgent role; others get 0x80094012.");
     submit["requestBody"] = json!({ "required": true, "content": {
         "application/pkcs10": { "schema": { "type": "string", "format": "binary" } },
         "application/pkcs7-mime": { "schema": { "type": "string", "format": "binary" } },

@@ -228,3 +228,34 @@ pub fn enroll(
     assert_eq!(out["archived"], true);
     (pem, key, out["serial"].as_str().unwrap().to_string())
 }
+
+/// Adds principal `name` (UPN `name@contoso.com`) with an API token; returns the token.
+pub fn principal_with_token(home: &Path, name: &str) -> String {
+    let upn = format!("{name}@contoso.com");
+    let out = ok(lb(
+        home,
+        &["principal", "add", name, "--upn", &upn, "--token"],
+    ));
+    out.lines()
+        .find(|l| l.starts_with("lbt_"))
+        .expect("a token")
+        .trim()
+        .to_string()
+}
+
+/// Turns on `server.allow_anonymous_enrollment` (off on a new CA) in the
+/// home's configuration, for tests about something else that post without
+/// credentials. Start the service afterwards.
+pub fn allow_anonymous_enrollment(home: &Path) {
+    let path = home.join("lockbox.toml");
+    let text = std::fs::read_to_string(&path).expect("lockbox.toml");
+    let updated = text.replace(
+        "allow_anonymous_enrollment = false",
+        "allow_anonymous_enrollment = true",
+    );
+    assert_ne!(
+        text, updated,
+        "no allow_anonymous_enrollment setting in {text}"
+    );
+    std::fs::write(&path, updated).expect("write lockbox.toml");
+}
