@@ -317,10 +317,18 @@ fn use_aes_for_key_transport_refuses_3des_archival_requests() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let home = ca_with_one_kra(d);
-    ok(lb(&home, &["template", "duplicate", "ExchangeUser", "AesUser"]));
     ok(lb(
         &home,
-        &["template", "set", "AesUser", "use_aes_for_key_transport=true"],
+        &["template", "duplicate", "ExchangeUser", "AesUser"],
+    ));
+    ok(lb(
+        &home,
+        &[
+            "template",
+            "set",
+            "AesUser",
+            "use_aes_for_key_transport=true",
+        ],
     ));
     ok(lb(&home, &["ca", "templates", "add", "AesUser"]));
     let request = |template: &str, name: &str, des: bool| -> PathBuf {

@@ -118,12 +118,18 @@ async fn unsupported_template_settings_are_refused() {
         ca.set_template(&admin(), "ContosoUser", "publish_to_directory", "true")
             .await,
     );
-    assert!(m.contains("publish_to_directory is not supported yet"), "{m}");
+    assert!(
+        m.contains("publish_to_directory is not supported yet"),
+        "{m}"
+    );
     let m = refused(
         ca.set_template(&admin(), "ContosoUser", "superseded_templates", "User")
             .await,
     );
-    assert!(m.contains("superseded_templates is not supported yet"), "{m}");
+    assert!(
+        m.contains("superseded_templates is not supported yet"),
+        "{m}"
+    );
     let m = refused(
         ca.set_template(&admin(), "ContosoUser", "superseded_templates", "Nope")
             .await,
@@ -226,12 +232,7 @@ async fn exchange_and_tls_certificates_are_audited() {
         .iter()
         .filter(|r| r.entry.action.ends_with("certificate issued"))
         .all(|r| r.entry.target.parse::<i64>().is_ok()));
-    assert!(ca
-        .audit_verify(&admin())
-        .await
-        .unwrap()
-        .problems
-        .is_empty());
+    assert!(ca.audit_verify(&admin()).await.unwrap().problems.is_empty());
 }
 
 /// Weakness: exchange keys stay out of backups unless the local administrator
