@@ -26,6 +26,12 @@ pub struct BackupArgs {
     /// File holding the backup passphrase (else LOCKBOX_BACKUP_PASSPHRASE).
     #[arg(long, value_name = "FILE")]
     passphrase_file: Option<PathBuf>,
+    /// Also back up the CA exchange private keys (local administrator on
+    /// --home only). Left out by default: whoever holds them could open
+    /// captured archival requests without a KRA; a restored CA makes a new
+    /// exchange certificate.
+    #[arg(long)]
+    include_exchange_keys: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,6 +137,9 @@ pub async fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     let out = a
         .out
         .ok_or_else(|| anyhow::anyhow!("give --out DIR (or 'backup verify DIR')"))?;
+    if a.include_exchange_keys && g.server.is_some() {
+        bail!("--include-exchange-keys is for the local administrator only (lockbox --home DIR backup)");
+    }
     let pass = backup_passphrase(a.passphrase_file.as_deref())?;
     let m = if let Some(server) = &g.server {
         // A Backup Operator (or administrator) backs up a running service.
@@ -150,7 +159,13 @@ pub async fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         check.manifest
     } else {
         let local = Local::open(&local_home(g)?).await?;
-        local.ca.backup(&local.actor, &out, &pass).await?
+        let options = lockbox_engine::backup::BackupOptions {
+            include_exchange_keys: a.include_exchange_keys,
+        };
+        local
+            .ca
+            .backup_with(&local.actor, &out, &pass, options)
+            .await?
     };
     if g.json {
         println!("{}", serde_json::to_string_pretty(&m)?);

@@ -729,8 +729,15 @@ async fn template(g: &Global, cmd: TemplateCmd) -> Result<ExitCode> {
 }
 
 async fn serve(g: &Global, args: ServeArgs) -> Result<ExitCode> {
+    // Everything the service creates (database journals, TLS key, backups) is
+    // private to its owner, whatever umask it was started with.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let home = home_of(g)?;
     let ca = Arc::new(Ca::open(&home).await?);
+    for finding in lockbox_engine::ca::permission_findings(ca.home(), ca.config()) {
+        eprintln!("lockbox: WARNING: {finding}");
+    }
     // Load the key now so a wrong passphrase fails at start, not at the first request.
     ca.signing_key().map_err(|e: EngineError| anyhow!(e))?;
     // KRAs are validated when the service starts (and on every KRA change).

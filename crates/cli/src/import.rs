@@ -104,7 +104,7 @@ pub async fn export(g: &Global, a: ExportArgs) -> Result<ExitCode> {
         .ca
         .export_keys(&local.actor, &selection, &dest, &kra_key, &kra_cert)
         .await?;
-    std::fs::write(&a.out, &export.file).with_context(|| format!("writing {}", a.out.display()))?;
+    crate::keys::write_secret(&a.out, &export.file)?;
     // Verify what was written before anything is removed.
     let written = std::fs::read(&a.out)?;
     lockbox_crypto::cms::verify_signed_data(&written)

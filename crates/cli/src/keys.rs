@@ -143,6 +143,16 @@ pub(crate) fn write_secret(path: &Path, data: &[u8]) -> Result<()> {
     let mut f = opts
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // An existing file keeps its mode on open: restrict it before writing.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = f.metadata().map(|m| m.permissions().mode()).unwrap_or(0);
+        if mode & 0o077 != 0 {
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("restricting {}", path.display()))?;
+        }
+    }
     f.write_all(data)
         .with_context(|| format!("writing {}", path.display()))
 }
@@ -257,7 +267,8 @@ pub async fn request_new(g: &Global, b: Box<dyn Backend>, a: NewRequestArgs) -> 
         &a.key_out,
         encode_pem("PRIVATE KEY", key.pkcs8_der()).as_bytes(),
     )?;
-    std::fs::write(&a.out, &request).with_context(|| format!("writing {}", a.out.display()))?;
+    // An archival request carries the private key (encrypted to the CA): owner-only like the key.
+    write_secret(&a.out, &request)?;
     if g.json {
         println!(
             "{}",

@@ -292,7 +292,7 @@ pub async fn getkey(g: &Global, b: Box<dyn Backend>, a: GetkeyArgs) -> Result<Ex
         for c in &list {
             let blob = b.get_key_by_request(c.request_id).await?;
             let path = outdir.join(format!("{}.rec", c.serial));
-            std::fs::write(&path, &blob.blob)?;
+            write_secret(&path, &blob.blob)?;
             print_blob(g, &blob, &path)?;
         }
         return Ok(ExitCode::SUCCESS);
@@ -326,8 +326,7 @@ pub async fn getkey(g: &Global, b: Box<dyn Backend>, a: GetkeyArgs) -> Result<Ex
                 Err(e) => return Err(e.into()),
             };
             let out = PathBuf::from(out);
-            std::fs::write(&out, &blob.blob)
-                .with_context(|| format!("writing {}", out.display()))?;
+            write_secret(&out, &blob.blob)?;
             print_blob(g, &blob, &out)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -307,3 +307,63 @@ fn certipy_key_archival_requests_are_archived_and_issued() {
         "{dump}"
     );
 }
+
+/// Issue 12 item 14: a template with `use_aes_for_key_transport` refuses an
+/// archival request whose key was sent to the CA under 3DES (before any
+/// decryption, with its own code and message) and accepts AES; the built-in
+/// ExchangeUser keeps accepting 3DES (Windows Server 2003 clients).
+#[test]
+fn use_aes_for_key_transport_refuses_3des_archival_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = ca_with_one_kra(d);
+    ok(lb(
+        &home,
+        &["template", "duplicate", "ExchangeUser", "AesUser"],
+    ));
+    ok(lb(
+        &home,
+        &[
+            "template",
+            "set",
+            "AesUser",
+            "use_aes_for_key_transport=true",
+        ],
+    ));
+    ok(lb(&home, &["ca", "templates", "add", "AesUser"]));
+    let request = |template: &str, name: &str, des: bool| -> PathBuf {
+        let req = d.join(format!("{name}.req"));
+        let key = d.join(format!("{name}.key"));
+        let subject = format!("CN={name}");
+        let mut args = vec![
+            "request",
+            "new",
+            "--template",
+            template,
+            "--subject",
+            &subject,
+            "--archive",
+            "--out",
+            s(&req),
+            "--key-out",
+            s(&key),
+        ];
+        if des {
+            args.push("--3des");
+        }
+        ok(lb(&home, &args));
+        req
+    };
+    let refused = lb(&home, &["submit", s(&request("AesUser", "des", true))]);
+    assert_eq!(refused.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("0x80090008") && err.contains("use_aes_for_key_transport"),
+        "{err}"
+    );
+    ok(lb(&home, &["submit", s(&request("AesUser", "aes", false))]));
+    ok(lb(
+        &home,
+        &["submit", s(&request("ExchangeUser", "legacy", true))],
+    ));
+}

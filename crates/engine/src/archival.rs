@@ -182,7 +182,10 @@ impl Ca {
 
     // ----- exchange certificate ------------------------------------------
 
-    /// Exchange certificates still valid (newest first), as DER.
+    /// Exchange certificates still valid whose private key this CA holds
+    /// (newest first), as DER. A home restored from a backup without exchange
+    /// keys has the old certificates but not their keys: they are skipped, and
+    /// a new exchange certificate is made when one is next needed.
     pub async fn exchange_certificates(&self) -> EngineResult<Vec<Vec<u8>>> {
         let t = now();
         let rows = self
@@ -198,6 +201,11 @@ impl Ca {
             .into_iter()
             .filter_map(|r| r.cert)
             .filter(|c| c.not_before <= t && c.not_after > t)
+            .filter(|c| {
+                self.home
+                    .path(&format!("keys/xchg-{}.key", c.serial))
+                    .is_file()
+            })
             .map(|c| (c.not_before, c.cert_der))
             .collect();
         certs.sort_by_key(|c| std::cmp::Reverse(c.0));
@@ -310,9 +318,26 @@ impl Ca {
                     archived_key: None,
                     kra_hashes: None,
                 },
-                &[],
+                // Issuing the CA's own exchange certificate is audited like any issuance.
+                &self
+                    .audited(vec![lockbox_store::AuditEntry {
+                        at: issued_at,
+                        actor: format!("{} (CA exchange)", self.config.ca.name),
+                        category: "requests".into(),
+                        action: "exchange certificate issued".into(),
+                        target: "{request_id}".into(),
+                        outcome: "success".into(),
+                        details: serde_json::json!({
+                            "template": "CAExchange",
+                            "serial": fields.serial,
+                            "not_after": fields.not_after,
+                        })
+                        .to_string(),
+                    }])
+                    .await,
             )
             .await?;
+        let _ = self.maybe_sign_head().await;
         let _ = self
             .event(
                 1001,
@@ -851,6 +876,7 @@ impl Ca {
             )),
             (true, Some(env)) => {
                 // Configuration checks come first: they do not depend on the key.
+                check_transport_cipher(t, &env)?;
                 let kras = self.choose_kras().await?;
                 let (pkcs8, client_hash) = self.recover_client_key(inbound, &env).await?;
                 let recipients: Vec<Recipient> =
@@ -1007,6 +1033,29 @@ fn client_key_pkcs8(plain: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
         return converted.filter(|_| blob.key_alg != CALG_RSA_SIGN);
     }
     (plain.first() == Some(&0x30)).then(|| Zeroizing::new(plain.to_vec()))
+}
+
+/// `use_aes_for_key_transport`: the template refuses a key the client
+/// encrypted to the CA with 3DES. Only the envelope's clear algorithm
+/// identifier is read, before the exchange key is used, so the refusal says
+/// nothing about the encrypted content.
+fn check_transport_cipher(t: &Template, envelope_der: &[u8]) -> EngineResult<()> {
+    if !t.use_aes_for_key_transport {
+        return Ok(());
+    }
+    let alg = lockbox_crypto::cms::decode_envelope(envelope_der)
+        .ok()
+        .map(|e| e.encrypted_content.content_enc_alg.oid);
+    if alg.and_then(|o| ContentCipher::from_oid(&o)) == Some(ContentCipher::DesEde3Cbc) {
+        return Err(EngineError::denied(
+            codes::NTE_BAD_ALGID,
+            format!(
+                "Template '{}' requires AES for the private key sent to the CA (use_aes_for_key_transport); the request used 3DES.",
+                t.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The decrypted key must be the PKCS#10's key: it must load (aws-lc checks

@@ -5,7 +5,11 @@
 //! Layout of a backup directory:
 //! - `ca.db`: an online snapshot of the database (`VACUUM INTO`, one read transaction);
 //! - `keys/*.key`, `tls/server.key`: every private key, re-encrypted as PKCS#8
-//!   PBES2 (PBKDF2-SHA256, AES-256-CBC) under the backup passphrase;
+//!   PBES2 (PBKDF2-SHA256, AES-256-CBC) under the backup passphrase, except the
+//!   CA exchange keys (`keys/xchg-*.key`): whoever holds them could open captured
+//!   archival requests without a KRA, so they stay out unless the local
+//!   administrator asks for them ([`BackupOptions::include_exchange_keys`]); a
+//!   restored CA makes a new exchange certificate;
 //! - `lockbox.toml`, `certs/*`, `tls/server.pem`, `tls/hosts`: copied;
 //! - `manifest.json`: format, time, CA, audit head at the snapshot and the
 //!   SHA-256 and size of every file above.
@@ -70,6 +74,21 @@ pub struct Manifest {
     pub files: Vec<BackupFile>,
 }
 
+/// Options of [`Ca::backup_with`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BackupOptions {
+    /// Also copy the CA exchange private keys (`keys/xchg-*.key`). Only the
+    /// local administrator may ask for them: a Backup Operator holding them
+    /// could decrypt captured archival requests without a KRA.
+    pub include_exchange_keys: bool,
+}
+
+/// Whether a home-relative key path is a CA exchange key.
+fn is_exchange_key(rel: &str) -> bool {
+    rel.strip_prefix("keys/xchg-")
+        .is_some_and(|r| r.ends_with(".key"))
+}
+
 /// The result of checking a backup.
 #[derive(Clone, Debug, Serialize)]
 pub struct BackupCheck {
@@ -128,14 +147,35 @@ fn is_empty_dir(p: &Path) -> bool {
 }
 
 impl Ca {
-    /// Takes an online, consistent backup into `out` (absent or empty).
+    /// Takes an online, consistent backup into `out` (absent or empty),
+    /// without the CA exchange keys.
     pub async fn backup(
         &self,
         actor: &Actor,
         out: &Path,
         backup_passphrase: &[u8],
     ) -> EngineResult<Manifest> {
+        self.backup_with(actor, out, backup_passphrase, BackupOptions::default())
+            .await
+    }
+
+    /// [`Ca::backup`] with options.
+    pub async fn backup_with(
+        &self,
+        actor: &Actor,
+        out: &Path,
+        backup_passphrase: &[u8],
+        options: BackupOptions,
+    ) -> EngineResult<Manifest> {
         self.authorize(actor, Op::Backup).await?;
+        if options.include_exchange_keys && !actor.local_admin {
+            let e = EngineError::Forbidden(
+                "only the local administrator (lockbox --home) may include the CA exchange keys in a backup".into(),
+            );
+            self.audit_refusal(actor, "backup", "backup", &out.display().to_string(), &e)
+                .await?;
+            return Err(e);
+        }
         if backup_passphrase.len() < 8 {
             return Err(EngineError::bad_input(
                 crate::codes::E_INVALIDARG,
@@ -148,11 +188,20 @@ impl Ca {
                 out.display()
             )));
         }
-        fs::create_dir_all(out).map_err(io(format!("creating {}", out.display())))?;
+        crate::config::create_private_dir(out)?;
+        crate::config::make_dir_private(out)?;
         let dest = Home::new(out);
         // The backup's own record goes in first, so the snapshot carries it.
+        let details =
+            serde_json::json!({ "exchange_keys": options.include_exchange_keys }).to_string();
         let audit = self
-            .audited(self.audit_entry(actor, "backup", "backup", &out.display().to_string(), "{}"))
+            .audited(self.audit_entry(
+                actor,
+                "backup",
+                "backup",
+                &out.display().to_string(),
+                &details,
+            ))
             .await;
         self.store.append_audit(&audit).await?;
         self.store.snapshot(&out.join(DB_FILE)).await?;
@@ -161,6 +210,9 @@ impl Ca {
         let home = self.home.root().to_path_buf();
         let ca_pass = passphrase(&self.home, self.config.ca.passphrase_file.as_deref())?;
         let mut key_files = files_in(&home, "keys")?;
+        if !options.include_exchange_keys {
+            key_files.retain(|rel| !is_exchange_key(rel));
+        }
         if home.join("tls/server.key").is_file() {
             key_files.push("tls/server.key".into());
         }
@@ -186,7 +238,7 @@ impl Ca {
         }
         for rel in &plain {
             let data = fs::read(home.join(rel)).map_err(io(format!("reading {rel}")))?;
-            dest.write_atomic(rel, &data, false)?;
+            dest.write_atomic(rel, &data, rel == CONFIG_FILE)?;
             files.push(entry(out, rel, "file")?);
         }
         let (records, head) = audit_head(&out.join(DB_FILE)).await?;
@@ -427,11 +479,12 @@ pub async fn restore(
         fs::rename(home, &aside).map_err(io(format!("moving {} aside", home.display())))?;
         moved = Some(aside);
     }
-    fs::create_dir_all(home).map_err(io(format!("creating {}", home.display())))?;
+    crate::config::create_private_dir(home)?;
+    crate::config::make_dir_private(home)?;
     let target = Home::new(home);
     for f in check.manifest.files.iter().filter(|f| f.kind == "file") {
         let data = fs::read(dir.join(&f.path)).map_err(io(format!("reading {}", f.path)))?;
-        target.write_atomic(&f.path, &data, false)?;
+        target.write_atomic(&f.path, &data, f.path == CONFIG_FILE)?;
     }
     let config = target.load_config()?;
     let ca_pass = passphrase(&target, config.ca.passphrase_file.as_deref())?;
@@ -517,8 +570,10 @@ pub async fn restore(
     })
 }
 
-/// Largest file accepted when unpacking a downloaded backup (the database snapshot included).
-pub const MAX_UNPACKED_FILE: u64 = 64 * 1024 * 1024 * 1024;
+/// Largest total accepted when unpacking a downloaded backup (4 GiB).
+pub const MAX_UNPACKED_TOTAL: u64 = 4 * 1024 * 1024 * 1024;
+/// Largest `manifest.json` accepted when unpacking (the first entry).
+pub const MAX_MANIFEST: u64 = 16 * 1024 * 1024;
 
 /// Packs a backup directory (as [`Ca::backup`] wrote it) into a tar stream:
 /// the manifest first, then every file it lists. Keys stay encrypted.
@@ -543,21 +598,60 @@ pub fn pack(dir: &Path, w: impl std::io::Write) -> EngineResult<()> {
     Ok(())
 }
 
-/// Unpacks a backup tar stream into `dest` (absent or empty). Only regular
-/// files and directories with plain relative paths are accepted; links,
-/// devices, absolute paths and `..` are refused. Check the result with
-/// [`verify_backup`].
+/// Unpacks a backup tar stream into `dest` (absent or empty). The manifest
+/// comes first (at most [`MAX_MANIFEST`]); every later entry must be a regular
+/// file the manifest lists, no larger than the size it states, with at most
+/// [`MAX_UNPACKED_TOTAL`] in all. Links, devices, absolute paths, `..`,
+/// unlisted and duplicate files are refused. On any refusal or error nothing
+/// is left behind: what was written is removed (and `dest` too when this call
+/// created it). Check the result with [`verify_backup`].
 pub fn unpack(r: impl std::io::Read, dest: &Path) -> EngineResult<usize> {
+    unpack_limited(r, dest, MAX_UNPACKED_TOTAL)
+}
+
+fn unpack_limited(r: impl std::io::Read, dest: &Path, max_total: u64) -> EngineResult<usize> {
     if !is_empty_dir(dest) {
         return Err(EngineError::Conflict(format!(
             "{} exists and is not empty: unpack into a new directory",
             dest.display()
         )));
     }
+    let existed = dest.is_dir();
+    crate::config::create_private_dir(dest)?;
+    let result = unpack_into(r, dest, max_total);
+    if result.is_err() {
+        remove_partial(dest, existed);
+    }
+    result
+}
+
+/// Removes what a failed unpack wrote: `dest` itself when it did not exist
+/// before, else everything inside it.
+fn remove_partial(dest: &Path, existed: bool) {
+    if !existed {
+        let _ = fs::remove_dir_all(dest);
+        return;
+    }
+    if let Ok(rd) = fs::read_dir(dest) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = fs::remove_dir_all(&p);
+            } else {
+                let _ = fs::remove_file(&p);
+            }
+        }
+    }
+}
+
+fn unpack_into(r: impl std::io::Read, dest: &Path, max_total: u64) -> EngineResult<usize> {
+    use std::io::Read;
     let bad = |m: String| EngineError::bad_input(crate::codes::E_INVALIDARG, m);
-    fs::create_dir_all(dest).map_err(io(format!("creating {}", dest.display())))?;
     let mut archive = tar::Archive::new(r);
     let mut n = 0;
+    let mut total = 0u64;
+    // path -> size the manifest states; each may appear once
+    let mut expected: Option<std::collections::BTreeMap<String, u64>> = None;
     for entry in archive
         .entries()
         .map_err(|e| bad(format!("backup archive: {e}")))?
@@ -576,22 +670,43 @@ pub fn unpack(r: impl std::io::Read, dest: &Path) -> EngineResult<usize> {
                 path.display()
             )));
         }
+        let rel = path
+            .to_str()
+            .ok_or_else(|| bad(format!("backup archive: {} is not UTF-8", path.display())))?
+            .to_string();
         match entry.header().entry_type() {
             tar::EntryType::Directory => {
-                fs::create_dir_all(dest.join(&path))
-                    .map_err(io(format!("creating {}", path.display())))?;
+                crate::config::create_private_dir(&dest.join(&path))?;
             }
             tar::EntryType::Regular => {
-                if entry.size() > MAX_UNPACKED_FILE {
+                let size = entry.size();
+                let limit = match &mut expected {
+                    None if rel == MANIFEST => MAX_MANIFEST,
+                    None => {
+                        return Err(bad(format!(
+                            "backup archive: {rel} comes before {MANIFEST}"
+                        )))
+                    }
+                    Some(files) => files.remove(&rel).ok_or_else(|| {
+                        bad(format!(
+                            "backup archive: {rel} is not in the manifest (or appears twice)"
+                        ))
+                    })?,
+                };
+                if size > limit {
                     return Err(bad(format!(
-                        "backup archive: {} is too large",
-                        path.display()
+                        "backup archive: {rel} is too large ({size} bytes, at most {limit})"
+                    )));
+                }
+                total = total.saturating_add(size);
+                if total > max_total {
+                    return Err(bad(format!(
+                        "backup archive: more than {max_total} bytes in all"
                     )));
                 }
                 let target = dest.join(&path);
                 if let Some(parent) = target.parent() {
-                    fs::create_dir_all(parent)
-                        .map_err(io(format!("creating {}", parent.display())))?;
+                    crate::config::create_private_dir(parent)?;
                 }
                 let mut opts = fs::OpenOptions::new();
                 opts.write(true).create_new(true);
@@ -603,10 +718,28 @@ pub fn unpack(r: impl std::io::Read, dest: &Path) -> EngineResult<usize> {
                 let mut f = opts
                     .open(&target)
                     .map_err(io(format!("creating {}", target.display())))?;
-                std::io::copy(&mut entry, &mut f)
+                // never more than the header (and the limit) allow
+                let written = std::io::copy(&mut (&mut entry).take(limit), &mut f)
                     .map_err(io(format!("writing {}", target.display())))?;
                 f.sync_all()
                     .map_err(io(format!("writing {}", target.display())))?;
+                if expected.is_none() {
+                    let raw = fs::read(&target).map_err(io(format!("reading {MANIFEST}")))?;
+                    let manifest: Manifest = serde_json::from_slice(&raw)
+                        .map_err(|e| bad(format!("backup archive: {MANIFEST}: {e}")))?;
+                    let mut files = std::collections::BTreeMap::new();
+                    for f in manifest.files {
+                        if f.path == MANIFEST || files.insert(f.path.clone(), f.size).is_some() {
+                            return Err(bad(format!(
+                                "backup archive: {MANIFEST} lists {} twice",
+                                f.path
+                            )));
+                        }
+                    }
+                    expected = Some(files);
+                } else if written != size {
+                    return Err(bad(format!("backup archive: {rel} is truncated")));
+                }
                 n += 1;
             }
             other => {
@@ -654,16 +787,134 @@ mod tests {
         }
     }
 
+    fn manifest_json(files: &[(&str, u64)]) -> Vec<u8> {
+        let m = Manifest {
+            format: FORMAT.into(),
+            created_at: 0,
+            ca_name: "CA".into(),
+            ca_certificate_sha256: None,
+            audit_records: 0,
+            audit_head: String::new(),
+            files: files
+                .iter()
+                .map(|(p, size)| BackupFile {
+                    path: p.to_string(),
+                    kind: "file".into(),
+                    sha256: String::new(),
+                    size: *size,
+                })
+                .collect(),
+        };
+        serde_json::to_vec(&m).unwrap()
+    }
+
+    fn archive_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut a = vec![];
+        for (name, body) in entries {
+            a.extend(raw_entry(name, tar::EntryType::Regular, body));
+        }
+        a.extend_from_slice(&[0u8; 1024]);
+        a
+    }
+
     #[test]
     fn unpack_writes_plain_files() {
         let dir = tempfile::tempdir().unwrap();
-        let mut archive = raw_entry("manifest.json", tar::EntryType::Regular, b"{}");
-        archive.extend(raw_entry("keys/a.key", tar::EntryType::Regular, b"k"));
-        archive.extend_from_slice(&[0u8; 1024]);
+        let manifest = manifest_json(&[("keys/a.key", 1)]);
+        let archive = archive_of(&[("manifest.json", &manifest), ("keys/a.key", b"k")]);
         let dest = dir.path().join("out");
         assert_eq!(unpack(&archive[..], &dest).unwrap(), 2);
         assert_eq!(fs::read(dest.join("keys/a.key")).unwrap(), b"k");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dest), 0o700);
+            assert_eq!(mode(&dest.join("keys")), 0o700);
+            assert_eq!(mode(&dest.join("keys/a.key")), 0o600);
+        }
         // not into a directory that holds something
         assert!(unpack(&archive[..], &dest).is_err());
+    }
+
+    /// Issue 12: each file is capped at its manifest size, the whole at a total,
+    /// files the manifest does not list are refused, and a refusal leaves nothing.
+    #[test]
+    fn unpack_caps_sizes_and_leaves_nothing_after_a_refusal() {
+        let manifest = manifest_json(&[("ca.db", 4), ("keys/a.key", 4)]);
+        let cases: Vec<(&str, Vec<u8>, u64)> = vec![
+            // larger than the manifest says
+            (
+                "oversized file",
+                archive_of(&[("manifest.json", &manifest), ("ca.db", b"12345678")]),
+                MAX_UNPACKED_TOTAL,
+            ),
+            // not listed in the manifest
+            (
+                "unlisted file",
+                archive_of(&[
+                    ("manifest.json", &manifest),
+                    ("ca.db", b"1234"),
+                    ("extra.bin", b"x"),
+                ]),
+                MAX_UNPACKED_TOTAL,
+            ),
+            // the same file twice
+            (
+                "duplicate",
+                archive_of(&[
+                    ("manifest.json", &manifest),
+                    ("ca.db", b"1234"),
+                    ("ca.db", b"1234"),
+                ]),
+                MAX_UNPACKED_TOTAL,
+            ),
+            // a file before the manifest
+            (
+                "no manifest first",
+                archive_of(&[("ca.db", b"1234"), ("manifest.json", &manifest)]),
+                MAX_UNPACKED_TOTAL,
+            ),
+            // every file within its size, but over the total
+            (
+                "total",
+                archive_of(&[
+                    ("manifest.json", &manifest),
+                    ("ca.db", b"1234"),
+                    ("keys/a.key", b"1234"),
+                ]),
+                manifest.len() as u64 + 6,
+            ),
+        ];
+        for (what, archive, total) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            // a destination this call creates disappears
+            let dest = dir.path().join("out");
+            assert!(
+                unpack_limited(&archive[..], &dest, total).is_err(),
+                "{what}"
+            );
+            assert!(!dest.exists(), "{what}: partial output left behind");
+            // an empty directory given beforehand is left empty
+            let given = dir.path().join("given");
+            fs::create_dir(&given).unwrap();
+            assert!(
+                unpack_limited(&archive[..], &given, total).is_err(),
+                "{what}"
+            );
+            assert!(is_empty_dir(&given), "{what}: partial output left behind");
+        }
+        // within every limit it unpacks
+        let dir = tempfile::tempdir().unwrap();
+        let ok = archive_of(&[
+            ("manifest.json", &manifest),
+            ("ca.db", b"1234"),
+            ("keys/a.key", b"1234"),
+        ]);
+        let total = manifest.len() as u64 + 8;
+        assert_eq!(
+            unpack_limited(&ok[..], &dir.path().join("out"), total).unwrap(),
+            3
+        );
     }
 }

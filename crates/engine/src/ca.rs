@@ -296,6 +296,13 @@ pub(crate) fn database_path(home: &Home, config: &Config) -> EngineResult<PathBu
     })
 }
 
+/// Group- or world-accessible entries of a CA home (see
+/// [`Home::permission_findings`]), the configured database and its `-wal` and
+/// `-shm` files included; `lockbox serve` warns about each at start.
+pub fn permission_findings(home: &Home, config: &Config) -> Vec<String> {
+    home.permission_findings(database_path(home, config).ok().as_deref())
+}
+
 async fn open_store(home: &Home, config: &Config) -> EngineResult<Arc<dyn Store>> {
     let path = database_path(home, config)?;
     Ok(Arc::new(
@@ -328,8 +335,9 @@ impl Ca {
             .clone()
             .unwrap_or_else(|| format!("CN={}", opts.name.replace(',', "\\,")));
         let subject = subject_name(&subject_dn)?;
-        std::fs::create_dir_all(home.root())
-            .map_err(EngineError::io(format!("creating {}", opts.home.display())))?;
+        // The home is private to the CA's owner (0700), whether created here or given empty.
+        crate::config::create_private_dir(home.root())?;
+        crate::config::make_dir_private(home.root())?;
 
         let key = SoftwareKey::generate(opts.key)?;
         let pem = key_pem(&key, opts.passphrase.as_deref().map(|p| p.as_slice()))?;
@@ -742,6 +750,18 @@ impl Ca {
     ) -> EngineResult<Template> {
         let mut t = self.template(name).await?;
         self.authorize(actor, Op::EditTemplate(&t)).await?;
+        if key.trim().to_ascii_lowercase().replace('-', "_") == "superseded_templates" {
+            // Names must be templates of this CA (before the "not supported yet" refusal).
+            let all = self.templates().await?;
+            for n in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                if find_template(&all, n).is_none() {
+                    return Err(EngineError::bad_input(
+                        codes::E_INVALIDARG,
+                        format!("superseded_templates: no template named '{n}'"),
+                    ));
+                }
+            }
+        }
         t.set(key, value)?;
         self.save_template(actor, &t, &format!("set {key}={value}"))
             .await?;
@@ -830,6 +850,8 @@ impl Ca {
             .enrollee_names(actor, &inbound, &template, opts)
             .await?;
         self.check_key_policy(&inbound, &template)?;
+        self.check_duplicate_enrollment(&template, &requester)
+            .await?;
         let alt_names = names.alt_names()?;
         // Archive before anything is recorded or issued: decrypt, check, re-envelope.
         let archived = self.archive_if_required(&inbound, &template).await?;
@@ -950,6 +972,51 @@ impl Ca {
                     "The request names a certificate template that is not supported by this CA: '{label}'."
                 ),
             )),
+        }
+    }
+
+    /// `do_not_reenroll_if_duplicate`: a requester holding a valid certificate
+    /// of the template (issued, not revoked, not expired) may not enroll again
+    /// until that certificate is within the template's `renewal_overlap` of
+    /// its expiry.
+    async fn check_duplicate_enrollment(&self, t: &Template, requester: &str) -> EngineResult<()> {
+        if !t.do_not_reenroll_if_duplicate {
+            return Ok(());
+        }
+        let renew_from = now() + t.renewal_overlap.approx_seconds();
+        use lockbox_store::{Column, Op as Cmp, Restriction, Value};
+        let term = |column, op, value| Restriction { column, op, value };
+        let held = self
+            .store
+            .query(
+                &[
+                    term(Column::Requester, Cmp::Eq, Value::Text(requester.into())),
+                    term(Column::Template, Cmp::Eq, Value::Text(t.name.clone())),
+                    term(
+                        Column::Disposition,
+                        Cmp::Eq,
+                        Value::Text(Disposition::Issued.as_str().into()),
+                    ),
+                    term(Column::NotAfter, Cmp::Gt, Value::Int(renew_from)),
+                ],
+                1000,
+            )
+            .await?
+            .into_iter()
+            .filter(|r| r.disposition == Disposition::Issued && r.revoked_at.is_none())
+            .find_map(|r| r.cert);
+        match held {
+            Some(c) => Err(EngineError::denied(
+                codes::E_ALREADY_EXISTS,
+                format!(
+                    "Template '{}' does not re-enroll a requester that already holds a valid certificate of it (serial {}, valid until {}); renewal opens {} before expiry.",
+                    t.name,
+                    c.serial,
+                    crate::period::rfc3339(c.not_after),
+                    t.renewal_overlap
+                ),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -1456,6 +1523,24 @@ impl Ca {
             .to_der()
             .map_err(|e| EngineError::Config(e.to_string()))?;
         let fields = cert_fields(&der)?;
+        // The service's own certificate is audited like any issuance.
+        let audit = self
+            .audited(vec![lockbox_store::AuditEntry {
+                at: issued_at,
+                actor: "lockbox serve".into(),
+                category: "requests".into(),
+                action: "TLS server certificate issued".into(),
+                target: "{request_id}".into(),
+                outcome: "success".into(),
+                details: serde_json::json!({
+                    "template": "WebServer",
+                    "serial": fields.serial,
+                    "hosts": hosts,
+                    "not_after": fields.not_after,
+                })
+                .to_string(),
+            }])
+            .await;
         self.store
             .insert_request(
                 &NewRequest {
@@ -1475,9 +1560,10 @@ impl Ca {
                     archived_key: None,
                     kra_hashes: None,
                 },
-                &[],
+                &audit,
             )
             .await?;
+        let _ = self.maybe_sign_head().await;
         let mut chain_pem = encode_pem("CERTIFICATE", &der);
         for c in self.chain_der()? {
             chain_pem.push_str(&encode_pem("CERTIFICATE", &c));

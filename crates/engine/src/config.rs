@@ -216,23 +216,25 @@ impl Home {
         toml::from_str(&text).map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))
     }
 
-    /// Writes the configuration atomically.
+    /// Writes the configuration atomically (mode 0600: it holds the admin token hash).
     pub fn save_config(&self, config: &Config) -> EngineResult<()> {
         let text =
             toml::to_string_pretty(config).map_err(|e| EngineError::Config(e.to_string()))?;
-        self.write_atomic(CONFIG_FILE, text.as_bytes(), false)
+        self.write_atomic(CONFIG_FILE, text.as_bytes(), true)
     }
 
     /// Writes a file atomically (temp file + fsync + rename); `secret` files get mode 0600.
     pub fn write_atomic(&self, rel: &str, data: &[u8], secret: bool) -> EngineResult<()> {
         let path = self.path(rel);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
+        create_private_dir(&dir)?;
         let tmp = dir.join(format!(
             ".{}.tmp",
             path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
         ));
         {
+            // A stale temporary file would keep its old (possibly looser) mode.
+            let _ = fs::remove_file(&tmp);
             let mut opts = fs::OpenOptions::new();
             opts.write(true).create(true).truncate(true);
             #[cfg(unix)]
@@ -261,6 +263,109 @@ impl Home {
         let path = self.path(rel);
         fs::read(&path).map_err(EngineError::io(format!("reading {}", path.display())))
     }
+
+    /// Group- or world-accessible entries in the home: the home itself, its
+    /// `keys/` and `tls/` directories, and every file holding keys, hashes,
+    /// envelopes or tokens (configuration, admin token, keys, the database and
+    /// its `-wal`/`-shm`). `database` is the SQLite file the configuration
+    /// names (it may live outside the home). Each finding names the path and
+    /// its mode; empty when everything is private to the owner.
+    pub fn permission_findings(&self, database: Option<&Path>) -> Vec<String> {
+        let mut paths = vec![self.root.clone()];
+        for sub in ["keys", "tls"] {
+            let dir = self.path(sub);
+            if dir.is_dir() {
+                paths.push(dir.clone());
+                if let Ok(rd) = fs::read_dir(&dir) {
+                    let mut files: Vec<PathBuf> = rd
+                        .filter_map(|e| e.ok())
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                        .map(|e| e.path())
+                        // certificates are public; the key files are not
+                        .filter(|p| sub == "keys" || p.extension().is_some_and(|x| x == "key"))
+                        .collect();
+                    files.sort();
+                    paths.extend(files);
+                }
+            }
+        }
+        paths.push(self.path(CONFIG_FILE));
+        paths.push(self.path("admin.token"));
+        if let Some(db) = database {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut p = db.as_os_str().to_owned();
+                p.push(suffix);
+                paths.push(PathBuf::from(p));
+            }
+        }
+        let mut out = Vec::new();
+        for p in paths {
+            if let Some(mode) = loose_mode(&p) {
+                out.push(format!(
+                    "{} is accessible to other users (mode {:04o}; expected {})",
+                    p.display(),
+                    mode,
+                    if p.is_dir() { "0700" } else { "0600" }
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// The permission bits of `p` when group or others have any access; None when
+/// private to the owner or absent.
+#[cfg(unix)]
+fn loose_mode(p: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(p).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn loose_mode(_p: &Path) -> Option<u32> {
+    None
+}
+
+/// Creates `dir` (and missing parents) with mode 0700 from the start: a CA
+/// home, its key directories and backup directories are private to the
+/// owner. Parents that already exist are left as they are.
+pub fn create_private_dir(dir: &Path) -> EngineResult<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)
+            .map_err(EngineError::io(format!("creating {}", parent.display())))?;
+    }
+    let mut b = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    match b.create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        r => r.map_err(EngineError::io(format!("creating {}", dir.display()))),
+    }
+}
+
+/// Makes an existing directory private to its owner (mode 0700): used where a
+/// CA home or backup goes into a directory the operator created beforehand.
+pub fn make_dir_private(dir: &Path) -> EngineResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir)
+            .map_err(EngineError::io(format!("reading {}", dir.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(EngineError::io(format!("restricting {}", dir.display())))?;
+        }
+    }
+    Ok(())
 }
 
 /// Finds the CA key passphrase: the configured file, `LOCKBOX_CA_PASSPHRASE_FILE`,

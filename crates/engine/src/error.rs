@@ -37,6 +37,9 @@ pub mod codes {
     pub const CERTSRV_E_KEY_LENGTH: u32 = 0x8009_4811;
     /// Generic internal failure (E_FAIL).
     pub const E_FAIL: u32 = 0x8000_4005;
+    /// HRESULT_FROM_WIN32(ERROR_ALREADY_EXISTS): the requester already holds a
+    /// valid certificate of a template that does not re-enroll duplicates.
+    pub const E_ALREADY_EXISTS: u32 = 0x8007_00B7;
 
     /// Symbolic name of a code, if known.
     pub fn name(code: u32) -> &'static str {
@@ -55,6 +58,7 @@ pub mod codes {
             CERTSRV_E_ARCHIVED_KEY_REQUIRED => "CERTSRV_E_ARCHIVED_KEY_REQUIRED",
             CERTSRV_E_ARCHIVED_KEY_UNEXPECTED => "CERTSRV_E_ARCHIVED_KEY_UNEXPECTED",
             CERTSRV_E_KEY_LENGTH => "CERTSRV_E_KEY_LENGTH",
+            E_ALREADY_EXISTS => "ERROR_ALREADY_EXISTS",
             0x8002_802C => "TYPE_E_AMBIGUOUSNAME",
             0x8009_2004 => "CRYPT_E_NOT_FOUND",
             0x8009_4008 => "CERTSRV_E_ROLECONFLICT",

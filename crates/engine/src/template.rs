@@ -43,7 +43,8 @@ pub struct Template {
     pub application_policies: bool,
     /// Certificate validity.
     pub validity: Period,
-    /// Renewal overlap.
+    /// Renewal overlap: with `do_not_reenroll_if_duplicate`, a requester may
+    /// enroll again once its current certificate expires within this period.
     pub renewal_overlap: Period,
     /// Minimum key size in bits (RSA modulus; EC field size).
     pub min_key_size: u32,
@@ -51,15 +52,22 @@ pub struct Template {
     pub key_algorithms: Vec<String>,
     /// Archive the subject's encryption private key.
     pub archive_private_key: bool,
-    /// Use AES (rather than 3DES) when the client encrypts the key to the CA.
+    /// Archival requests must encrypt the key to the CA with AES: the CA
+    /// refuses a 3DES envelope (checked on the envelope's algorithm before
+    /// anything is decrypted). Off for the built-ins (Windows 2003 clients send 3DES).
     pub use_aes_for_key_transport: bool,
     /// Pend requests for certificate-manager approval.
     pub requires_approval: bool,
-    /// Publish issued certificates to the directory.
+    /// Publish issued certificates to the directory. Not supported yet
+    /// (directory publication arrives with directory integration): setting it
+    /// to true is refused.
     pub publish_to_directory: bool,
-    /// Do not re-enroll if a valid certificate already exists in the directory.
+    /// Refuse a new enrollment by a requester who already holds a valid
+    /// (issued, unrevoked, unexpired) certificate of this template, unless that
+    /// certificate is within `renewal_overlap` of its expiry.
     pub do_not_reenroll_if_duplicate: bool,
-    /// Templates this one supersedes.
+    /// Templates this one supersedes. Not supported yet (supersession arrives
+    /// with autoenrollment): setting a non-empty list is refused.
     pub superseded_templates: Vec<String>,
     /// Principals and groups that may enroll.
     pub enroll: Vec<String>,
@@ -122,7 +130,7 @@ fn base(
         min_key_size: 2048,
         key_algorithms: vec!["rsa".into(), "p256".into(), "p384".into()],
         archive_private_key: false,
-        use_aes_for_key_transport: true,
+        use_aes_for_key_transport: false,
         requires_approval: false,
         publish_to_directory: false,
         do_not_reenroll_if_duplicate: false,
@@ -137,7 +145,7 @@ fn base(
 
 /// The built-in templates a new CA starts with.
 pub fn builtins() -> Vec<Template> {
-    let mut user = base(
+    let user = base(
         "User",
         "User",
         1,
@@ -147,7 +155,6 @@ pub fn builtins() -> Vec<Template> {
         &[EKU_EFS, EKU_EMAIL, EKU_CLIENT_AUTH],
         Period::Years(1),
     );
-    user.publish_to_directory = true;
     let efs = base(
         "EFS",
         "Basic EFS",
@@ -169,7 +176,6 @@ pub fn builtins() -> Vec<Template> {
         Period::Years(1),
     );
     exch.archive_private_key = true;
-    exch.publish_to_directory = true;
     let sig = base(
         "ExchangeUserSignature",
         "Exchange Signature Only",
@@ -372,11 +378,25 @@ impl Template {
             "archive_private_key" => self.archive_private_key = parse_bool(value)?,
             "use_aes_for_key_transport" => self.use_aes_for_key_transport = parse_bool(value)?,
             "requires_approval" => self.requires_approval = parse_bool(value)?,
-            "publish_to_directory" => self.publish_to_directory = parse_bool(value)?,
+            "publish_to_directory" => {
+                if parse_bool(value)? {
+                    return Err(bad(
+                        "publish_to_directory is not supported yet: Lockbox has no directory to publish certificates to (it arrives with directory integration); leave it false",
+                    ));
+                }
+                self.publish_to_directory = false;
+            }
             "do_not_reenroll_if_duplicate" => {
                 self.do_not_reenroll_if_duplicate = parse_bool(value)?
             }
-            "superseded_templates" => self.superseded_templates = parse_list(value),
+            "superseded_templates" => {
+                if !parse_list(value).is_empty() {
+                    return Err(bad(
+                        "superseded_templates is not supported yet: superseding templates arrives with autoenrollment; only an empty list is accepted",
+                    ));
+                }
+                self.superseded_templates = vec![];
+            }
             "enroll" => self.enroll = parse_list(value),
             "autoenroll" => self.autoenroll = parse_list(value),
             "enrollee_supplies_subject" => self.enrollee_supplies_subject = parse_bool(value)?,
@@ -437,6 +457,9 @@ impl Template {
         t.minor_version = 0;
         t.application_policies = true;
         t.internal = false;
+        // settings Lockbox does not act on yet never carry over
+        t.publish_to_directory = false;
+        t.superseded_templates = vec![];
         Ok(t)
     }
 }
@@ -518,5 +541,31 @@ mod tests {
             .remove("enrollee_supplies_subject");
         let old: Template = serde_json::from_value(json).unwrap();
         assert!(!old.enrollee_supplies_subject);
+    }
+
+    /// Issue 12 item 14: settings Lockbox does not act on are refused when set.
+    #[test]
+    fn unsupported_settings_are_refused() {
+        let mut d = builtins()
+            .into_iter()
+            .find(|t| t.name == "User")
+            .unwrap()
+            .duplicate("U2", "1.2.3.6".into())
+            .unwrap();
+        for (k, v) in [
+            ("publish_to_directory", "true"),
+            ("superseded_templates", "User"),
+            ("superseded_templates", "User,EFS"),
+        ] {
+            let e = d.set(k, v).unwrap_err();
+            assert!(e.to_string().contains("not supported yet"), "{k}: {e}");
+        }
+        d.set("publish_to_directory", "false").unwrap();
+        d.set("superseded_templates", "").unwrap();
+        assert!(!d.publish_to_directory && d.superseded_templates.is_empty());
+        // no built-in claims a behaviour that does not exist
+        assert!(builtins()
+            .iter()
+            .all(|t| !t.publish_to_directory && t.superseded_templates.is_empty()));
     }
 }

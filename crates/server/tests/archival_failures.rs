@@ -64,6 +64,7 @@ async fn ca_with_kra(dir: &std::path::Path) -> Ca {
         requester: "CONTOSO\\admin".into(),
         attributes: vec![],
         actor: None,
+        on_behalf_of: None,
     };
     let pending = ca.submit(&csr, &opts).await.unwrap();
     let issued = ca.issue(pending.request_id, &admin()).await.unwrap();
@@ -286,6 +287,7 @@ async fn every_failure_after_the_exchange_key_answers_the_same_on_every_front_en
         requester: "alice".into(),
         attributes: vec![],
         actor: Some(ca.actor_for("alice").await.unwrap()),
+        on_behalf_of: None,
     };
     let mut engine_errors = Vec::new();
     for (class, req) in &cases {

@@ -47,9 +47,31 @@ const SELECT_COLUMNS: &str = "request_id, request_der, request_kind, requester, 
 /// Write transactions between two refreshes of the planner statistics.
 const OPTIMIZE_EVERY: u64 = 20_000;
 
+/// Creates `path` as an empty file with mode 0600 when it does not exist yet.
+fn create_private_file(path: &Path) -> StoreResult<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("creating {}: {e}", path.display()),
+        )))),
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path, hasher: Hasher) -> StoreResult<Self> {
+        // SQLite gives the -wal and -shm files the database file's mode: create
+        // it 0600 (an empty file is an empty database) so all three are private.
+        create_private_file(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -1201,6 +1223,8 @@ impl Store for SqliteStore {
         let target = dest
             .to_str()
             .ok_or_else(|| StoreError::Integrity("snapshot path is not UTF-8".into()))?;
+        // VACUUM INTO accepts an empty file: create it 0600 so the copy is never readable by others.
+        create_private_file(dest)?;
         sqlx::query("VACUUM INTO $1")
             .bind(target)
             .execute(&self.pool)
