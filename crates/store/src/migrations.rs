@@ -223,7 +223,7 @@ CREATE TABLE key_owner_names (
     name       TEXT NOT NULL COLLATE NOCASE,
     PRIMARY KEY (request_id, name)
 );
-CREATE INDEX key_owner_names_name ON key_owner_names (name);
+CREATE INDEX key_owner_names_name ON key_owner_names (name, request_id);
 INSERT OR IGNORE INTO key_owner_names (request_id, name)
     SELECT request_id, json_extract(owner, '$.record.' || f.key) FROM requests,
         (SELECT 'upn' AS key UNION ALL SELECT 'email' UNION ALL SELECT 'mailbox') AS f

@@ -1493,7 +1493,40 @@ mod tests {
             )
             .await;
             assert!(p.starts_with("SEARCH requests USING INDEX"), "{p}");
+            // case-insensitive recovery searches use the NOCASE indexes
+            let p = plan(
+                &s,
+                &[
+                    Restriction {
+                        column,
+                        op: Op::EqNoCase,
+                        value: Value::Text("x".into()),
+                    },
+                    Restriction {
+                        column: Column::ArchivedKey,
+                        op: Op::Eq,
+                        value: Value::Int(1),
+                    },
+                ],
+            )
+            .await;
+            assert!(
+                p.starts_with("SEARCH requests USING INDEX") && p.contains("_nocase"),
+                "{p}"
+            );
         }
+        // imported owners' names
+        let rows = sqlx::query(
+            "EXPLAIN QUERY PLAN SELECT request_id FROM key_owner_names WHERE name = 'x'",
+        )
+        .fetch_all(&s.pool)
+        .await
+        .unwrap();
+        let p: String = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
+            .collect();
+        assert!(p.contains("USING COVERING INDEX key_owner_names_name"), "{p}");
     }
 
     #[tokio::test]
