@@ -757,10 +757,17 @@ impl Ca {
                 let details = if orphaned.is_empty() {
                     "{}".to_string()
                 } else {
-                    serde_json::json!({ "forced": true, "keys_without_agent": orphaned }).to_string()
+                    serde_json::json!({ "forced": true, "keys_without_agent": orphaned })
+                        .to_string()
                 };
                 let audit = self
-                    .audited(self.audit_entry(actor, "config", "KRA removed", &k.thumbprint, &details))
+                    .audited(self.audit_entry(
+                        actor,
+                        "config",
+                        "KRA removed",
+                        &k.thumbprint,
+                        &details,
+                    ))
                     .await;
                 self.store.apply(&changes, &audit).await?;
                 self.validate_kras().await?;
@@ -790,7 +797,8 @@ impl Ca {
             .into_iter()
             .filter(|k| {
                 let hashes: Vec<&str> = k.kra_hashes.split(',').map(str::trim).collect();
-                hashes.contains(&thumbprint) && !hashes.iter().any(|h| others.iter().any(|o| o == h))
+                hashes.contains(&thumbprint)
+                    && !hashes.iter().any(|h| others.iter().any(|o| o == h))
             })
             .map(|k| match (k.request_id, k.serial, k.key_id) {
                 (Some(id), Some(serial), _) => format!("request {id} (serial {serial})"),

@@ -142,7 +142,10 @@ fn read_head_file(home: &Home) -> std::io::Result<Option<Vec<Result<AuditHead, u
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                match (f.first().map(|v| v.parse::<i64>()), f.get(3).map(|v| v.parse::<i64>())) {
+                match (
+                    f.first().map(|v| v.parse::<i64>()),
+                    f.get(3).map(|v| v.parse::<i64>()),
+                ) {
                     (Some(Ok(seq)), Some(Ok(at))) if f.len() == 4 => Ok(AuditHead {
                         seq,
                         hash: f[1].to_string(),

@@ -181,8 +181,12 @@ impl Ca {
                 .find(|p| {
                     p.kind == "user"
                         && (p.name.eq_ignore_ascii_case(req)
-                            || p.downlevel.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(req))
-                            || p.upn.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(req)))
+                            || p.downlevel
+                                .as_deref()
+                                .is_some_and(|d| d.eq_ignore_ascii_case(req))
+                            || p.upn
+                                .as_deref()
+                                .is_some_and(|u| u.eq_ignore_ascii_case(req)))
                 })
                 .map(|p| KeyOwner {
                     principal: Some(p.name.clone()),

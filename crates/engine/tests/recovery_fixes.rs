@@ -148,7 +148,14 @@ async fn blobs_signed_by_an_end_entity_certificate_of_the_ca_are_refused() {
     let ca_der = ca.ca_certificate_der().unwrap();
     let a = admin();
     // a genuine blob recovers
-    let o = archive(&ca, "Bob Example", "bob@contoso.com", "bob@contoso.com", "bob").await;
+    let o = archive(
+        &ca,
+        "Bob Example",
+        "bob@contoso.com",
+        "bob@contoso.com",
+        "bob",
+    )
+    .await;
     let blob = ca.get_key_by_request(&a, o.request_id).await.unwrap();
     recover_from_blob(&blob.blob, &ca_der, &kra_key, &kra_cert).unwrap();
 
@@ -184,7 +191,10 @@ async fn blobs_signed_by_an_end_entity_certificate_of_the_ca_are_refused() {
     let err = recover_from_blob(&forged, &ca_der, &kra_key, &kra_cert)
         .err()
         .expect("a blob signed by an end-entity certificate must be refused");
-    assert!(err.to_string().contains("not signed by the trusted CA"), "{err}");
+    assert!(
+        err.to_string().contains("not signed by the trusted CA"),
+        "{err}"
+    );
 
     // the CA's own key over a self-signed user certificate: refused too
     let ca_cert = decode_certificate(&ca_der).unwrap();
@@ -199,7 +209,10 @@ async fn blobs_signed_by_an_end_entity_certificate_of_the_ca_are_refused() {
     let err = recover_from_blob(&swapped, &ca_der, &kra_key, &kra_cert)
         .err()
         .expect("a user certificate the CA did not issue must be refused");
-    assert!(err.to_string().contains("not issued by the trusted CA"), "{err}");
+    assert!(
+        err.to_string().contains("not issued by the trusted CA"),
+        "{err}"
+    );
 
     // a renewed certificate of the same CA (same subject, cA, keyCertSign,
     // signed by the trusted certificate's key) may sign
@@ -232,11 +245,8 @@ async fn blobs_signed_by_an_end_entity_certificate_of_the_ca_are_refused() {
     recover_from_blob(&by_renewed, &ca_der, &kra_key, &kra_cert).unwrap();
 
     // key-history exports: the same rule
-    let err = lockbox_engine::export::open_key_history(
-        &forged, &ca_der, &kra_key, &kra_cert,
-    )
-    .err()
-    .expect("an export signed by an end-entity certificate must be refused");
+    let err = lockbox_engine::export::open_key_history(&forged, &ca_der, &kra_key, &kra_cert)
+        .expect_err("an export signed by an end-entity certificate must be refused");
     assert!(err.to_string().contains("trusted source CA"), "{err}");
 }
 
@@ -302,7 +312,10 @@ async fn audit_verify_names_a_truncated_tail_deleted_heads_and_a_recomputed_chai
         }
         let report = ca.audit_verify(&a).await.unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
-        assert!(report.external_heads >= 5, "every commit is sealed: {report:?}");
+        assert!(
+            report.external_heads >= 5,
+            "every commit is sealed: {report:?}"
+        );
         last = report.records;
         // the head file is private
         #[cfg(unix)]
@@ -397,7 +410,14 @@ async fn recovery_search_ignores_case_in_names() {
     )
     .await
     .unwrap();
-    let o = archive(&ca, "Bob", "Bob.Upn@Contoso.com", "Bob.Mail@Contoso.com", "Bobby").await;
+    let o = archive(
+        &ca,
+        "Bob",
+        "Bob.Upn@Contoso.com",
+        "Bob.Mail@Contoso.com",
+        "Bobby",
+    )
+    .await;
     for token in [
         "bob",
         "BOB",
@@ -520,8 +540,7 @@ async fn removing_the_last_agent_of_archived_keys_needs_force() {
     let err = ca
         .kra_remove(&a, &thumb(&kra_a), false)
         .await
-        .err()
-        .expect("refused without --force");
+        .expect_err("refused without --force");
     let msg = err.to_string();
     assert!(
         msg.contains(&format!("request {}", only_a.request_id))
@@ -531,10 +550,9 @@ async fn removing_the_last_agent_of_archived_keys_needs_force() {
     );
     assert_eq!(err.code(), lockbox_engine::codes::E_INVALID_STATE);
     // an agent whose keys another agent can also open goes without --force
-    ca.kra_remove(&a, &thumb(&kra_b), false)
-        .await
-        .err()
-        .map(|e| panic!("B is not the last agent of any key: {e}"));
+    if let Err(e) = ca.kra_remove(&a, &thumb(&kra_b), false).await {
+        panic!("B is not the last agent of any key: {e}");
+    }
     ca.kra_remove(&a, &thumb(&kra_a), true).await.unwrap();
     assert!(ca.kra_list(&a).await.unwrap().is_empty());
 }
@@ -561,7 +579,14 @@ async fn exported_keys_keep_their_owner_identity_on_the_destination() {
     .await
     .unwrap();
     // the certificate names differ from the directory names
-    archive(&src, "Alice Example", "ae@old.contoso.com", "ae@old.contoso.com", "alice").await;
+    archive(
+        &src,
+        "Alice Example",
+        "ae@old.contoso.com",
+        "ae@old.contoso.com",
+        "alice",
+    )
+    .await;
     let dest_key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
     let dest_cert = self_signed(&dest_key, "Dest Export");
     let export = src

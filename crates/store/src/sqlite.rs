@@ -1526,7 +1526,10 @@ mod tests {
             .iter()
             .map(|r| r.try_get::<String, _>("detail").unwrap())
             .collect();
-        assert!(p.contains("USING COVERING INDEX key_owner_names_name"), "{p}");
+        assert!(
+            p.contains("USING COVERING INDEX key_owner_names_name"),
+            "{p}"
+        );
     }
 
     #[tokio::test]
