@@ -117,3 +117,81 @@ pub fn check_ca_signer(what: &str, signer_der: &[u8], anchor_der: &[u8]) -> Engi
     }
     Ok(CaSigner { anchor, signer })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
+    use x509_cert::name::Name;
+
+    use super::*;
+    use crate::certbuild::{ca_extensions, sign_certificate, CertSpec};
+
+    fn cert(
+        signer: &SoftwareKey,
+        issuer: &str,
+        subject: &str,
+        key: &SoftwareKey,
+        ca: bool,
+    ) -> Vec<u8> {
+        let t = crate::period::now();
+        sign_certificate(
+            signer,
+            CertSpec {
+                issuer: Name::from_str(issuer).unwrap(),
+                subject: Name::from_str(subject).unwrap(),
+                spki: key.public_key_info().clone(),
+                serial: vec![0x11],
+                not_before: t - 60,
+                not_after: t + 3600,
+                extensions: if ca {
+                    ca_extensions(key.public_key_info(), false).unwrap()
+                } else {
+                    vec![]
+                },
+            },
+        )
+        .unwrap()
+        .to_der()
+        .unwrap()
+    }
+
+    #[test]
+    fn only_the_ca_certificate_or_its_renewal_signs_for_the_ca() {
+        let ca_key = SoftwareKey::generate(KeySpec::P256).unwrap();
+        let anchor = cert(&ca_key, "CN=Contoso CA", "CN=Contoso CA", &ca_key, true);
+        assert!(check_ca_signer("x", &anchor, &anchor).is_ok());
+        // an end-entity certificate issued by the CA, even with the CA's name
+        let ee_key = SoftwareKey::generate(KeySpec::P256).unwrap();
+        let ee = cert(&ca_key, "CN=Contoso CA", "CN=Contoso CA", &ee_key, false);
+        assert!(check_ca_signer("x", &ee, &anchor).is_err());
+        let other = cert(&ca_key, "CN=Contoso CA", "CN=Bob", &ee_key, false);
+        assert!(check_ca_signer("x", &other, &anchor).is_err());
+        // a subordinate CA of this CA is another CA
+        let sub = cert(&ca_key, "CN=Contoso CA", "CN=Contoso Sub CA", &ee_key, true);
+        assert!(check_ca_signer("x", &sub, &anchor).is_err());
+        // a same-name CA certificate not signed by the trusted key
+        let rogue_key = SoftwareKey::generate(KeySpec::P256).unwrap();
+        let rogue = cert(
+            &rogue_key,
+            "CN=Contoso CA",
+            "CN=Contoso CA",
+            &rogue_key,
+            true,
+        );
+        assert!(check_ca_signer("x", &rogue, &anchor).is_err());
+        // the renewal: same subject, cA + keyCertSign, signed by the trusted key
+        let new_key = SoftwareKey::generate(KeySpec::P256).unwrap();
+        let renewed = cert(&ca_key, "CN=Contoso CA", "CN=Contoso CA", &new_key, true);
+        let signer = check_ca_signer("x", &renewed, &anchor).unwrap();
+        // users issued under either key are the CA's; a self-made one is not
+        let user_key = SoftwareKey::generate(KeySpec::P256).unwrap();
+        let by_old = cert(&ca_key, "CN=Contoso CA", "CN=Ann", &user_key, false);
+        let by_new = cert(&new_key, "CN=Contoso CA", "CN=Ann", &user_key, false);
+        let self_made = cert(&user_key, "CN=Ann", "CN=Ann", &user_key, false);
+        assert!(signer.check_issued("x", &by_old).is_ok());
+        assert!(signer.check_issued("x", &by_new).is_ok());
+        assert!(signer.check_issued("x", &self_made).is_err());
+    }
+}
