@@ -36,7 +36,7 @@ fn extension<'a>(cert: &'a Certificate, oid: &der::oid::ObjectIdentifier) -> Opt
 }
 
 /// Whether `cert` is a CA certificate able to sign certificates
-/// (basicConstraints cA=TRUE and, when keyUsage is present, keyCertSign).
+/// (basicConstraints cA=TRUE and keyUsage with keyCertSign).
 pub fn is_signing_ca_certificate(cert: &Certificate) -> bool {
     let ca = extension(cert, &oids::CE_BASIC_CONSTRAINTS)
         .and_then(|v| BasicConstraints::from_der(v).ok())
