@@ -324,10 +324,35 @@ def judge_http(resp, expect):
     return False, "unknown expectation"
 
 
+def forged_blob():
+    """A "recovery blob" signed by a self-made certificate (not the CA), with
+    the key and certificate of that signer as the would-be agent."""
+    from cryptography.hazmat.primitives.serialization import pkcs7
+    import datetime
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Contoso Issuing CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    blob = (pkcs7.PKCS7SignatureBuilder().set_data(b"not an envelope")
+            .add_signer(cert, key, hashes.SHA256())
+            .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary]))
+    paths = {"key": os.path.join(WORK, "forged-kra.key"), "cert": os.path.join(WORK, "forged-kra.pem")}
+    with open(paths["key"], "wb") as fh:
+        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    with open(paths["cert"], "wb") as fh:
+        fh.write(cert.public_bytes(serialization.Encoding.PEM))
+    return {**paths, "blob": blob}
+
+
 def cli_cases():
     """(name, argv, file content or None). Each must fail cleanly: non-zero
     exit, a message on stderr/stdout, no panic."""
     w = lambda n, data: (os.path.join(WORK, n), data)
+    forged = forged_blob()
     return [
         ("CLI submit: random bytes", ["submit", "{f}"], w("rand.req", os.urandom(700))),
         ("CLI submit: truncated request", ["submit", "{f}"], w("trunc.req", GOOD[:100])),
@@ -346,6 +371,9 @@ def cli_cases():
         ("CLI request new: control characters in a country code", ["request", "new", "--template", "User", "--subject", "CN=x,C=\x1b[", "--out", os.path.join(WORK, "s.req"), "--key-out", os.path.join(WORK, "s.key")], None),
         ("CLI config set: a switch that is neither true nor false", ["config", "set", "role_separation", "maybe"], None),
         ("CLI recoverkey: missing password file", ["recoverkey", "{f}", os.path.join(WORK, "o.pfx"), "--kra-key", "{f}", "--kra-cert", CA_PEM, "--password-file", os.path.join(WORK, "missing.pw")], w("bad2.rec", os.urandom(400))),
+        # fix-recovery (issue 12 items 6, 12)
+        ("CLI recoverkey: blob signed by a certificate that is not the CA", ["recoverkey", "{f}", os.path.join(WORK, "o2.pfx"), "--kra-key", forged["key"], "--kra-cert", forged["cert"], "--ca-cert", CA_PEM, "-p", "pw"], w("forged.rec", forged["blob"])),
+        ("CLI kra remove: unknown agent", ["kra", "remove", "00" * 20], None),
     ]
 
 

@@ -70,7 +70,7 @@ pub trait Backend: Send + Sync {
         crl: Option<String>,
     ) -> EngineResult<KraStatus>;
     /// Remove a KRA certificate.
-    async fn kra_remove(&self, id: &str) -> EngineResult<String>;
+    async fn kra_remove(&self, id: &str, force: bool) -> EngineResult<String>;
     /// Read (None) or set (Some) the number of KRAs per key.
     async fn kra_required(&self, set: Option<usize>) -> EngineResult<usize>;
     /// Recovery candidates for a token.
@@ -195,8 +195,8 @@ impl Backend for Local {
             .kra_add(&self.actor, &cert_or_serial, chain, crl)
             .await
     }
-    async fn kra_remove(&self, id: &str) -> EngineResult<String> {
-        self.ca.kra_remove(&self.actor, id).await
+    async fn kra_remove(&self, id: &str, force: bool) -> EngineResult<String> {
+        self.ca.kra_remove(&self.actor, id, force).await
     }
     async fn kra_required(&self, set: Option<usize>) -> EngineResult<usize> {
         if let Some(n) = set {
@@ -531,9 +531,12 @@ impl Backend for Remote {
         self.json(self.req(Method::POST, "/api/v1/kra").body(cert_or_serial))
             .await
     }
-    async fn kra_remove(&self, id: &str) -> EngineResult<String> {
+    async fn kra_remove(&self, id: &str, force: bool) -> EngineResult<String> {
         let v: Value = self
-            .json(self.req(Method::DELETE, &format!("/api/v1/kra/{}", enc(id))))
+            .json(self.req(
+                Method::DELETE,
+                &format!("/api/v1/kra/{}?force={force}", enc(id)),
+            ))
             .await?;
         Ok(v["removed"].as_str().unwrap_or_default().to_string())
     }

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
-use der::{Decode, Encode};
+use der::Decode;
 use lockbox_codec::cmc::{parse_cmc_request, CmcAddAttributes, CmcStatusInfo, PkiResponse};
 use lockbox_codec::oids;
 use lockbox_codec::pem::{decode_all, decode_input, encode_pem};
@@ -15,7 +15,7 @@ use lockbox_crypto::digest::sha1;
 use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
-use lockbox_engine::ca::{load_private_key, verify_issued_by};
+use lockbox_engine::ca::load_private_key;
 use lockbox_engine::certbuild::{decode_certificate, sign_request};
 use lockbox_engine::client::{
     build_archival_request, check_exchange_certificate, pki_data, sign_cmc, ArchivalOptions,
@@ -41,8 +41,14 @@ pub enum KraCmd {
         #[arg(long, value_name = "FILE|URL")]
         crl: Option<String>,
     },
-    /// Remove a KRA certificate (thumbprint or serial).
-    Remove { id: String },
+    /// Remove a KRA certificate (thumbprint or serial). Refused when it is the
+    /// last configured agent able to open some archived keys (they are listed).
+    Remove {
+        id: String,
+        /// Remove it even though some archived keys then have no configured agent.
+        #[arg(long)]
+        force: bool,
+    },
     /// List the configured KRA certificates and their status.
     List,
     /// Set how many KRAs each archived key is encrypted to.
@@ -181,8 +187,8 @@ pub async fn kra(g: &Global, b: Box<dyn Backend>, cmd: KraCmd) -> Result<ExitCod
                 );
             }
         }
-        KraCmd::Remove { id } => {
-            let t = b.kra_remove(&id).await?;
+        KraCmd::Remove { id, force } => {
+            let t = b.kra_remove(&id, force).await?;
             if g.json {
                 println!("{}", json!({ "removed": t }))
             } else {
@@ -326,15 +332,26 @@ pub async fn request_accept(g: &Global, a: AcceptArgs) -> Result<ExitCode> {
             if sd.econtent_type != oids::ID_CCT_PKI_RESPONSE {
                 bail!("the SignedData is not a CMC response");
             }
-            if let Some(ca_path) = &g.ca_cert {
-                let anchor = decode_certificate(&decode_input(&read(ca_path)?)?.der)?;
-                let signer = decode_certificate(&sd.signer_certificate)?;
-                if sd.signer_certificate != anchor.to_der()?
-                    && verify_issued_by(&signer, &anchor).is_err()
-                {
-                    bail!("the response is not signed by the trusted CA (--ca-cert)");
-                }
-            }
+            // The trusted CA: --ca-cert, else the CA certificate of --home.
+            let anchor_path = g.ca_cert.clone().or_else(|| {
+                g.home
+                    .as_ref()
+                    .map(|h| h.join("certs/ca.pem"))
+                    .filter(|p| p.exists())
+            });
+            let trusted = match &anchor_path {
+                Some(ca_path) => Some(
+                    lockbox_engine::trust::check_ca_signer(
+                        "the response",
+                        &sd.signer_certificate,
+                        &decode_input(&read(ca_path)?)?.der,
+                    )
+                    .map_err(|e| {
+                        anyhow!("the response is not signed by the trusted CA (--ca-cert): {e}")
+                    })?,
+                ),
+                None => None,
+            };
             let resp = PkiResponse::from_der(&sd.econtent)?;
             for c in resp
                 .control_sequence
@@ -367,6 +384,9 @@ pub async fn request_accept(g: &Global, a: AcceptArgs) -> Result<ExitCode> {
                         "the response holds no certificate matching its issued-certificate hash"
                     )
                 })?;
+            if let Some(ca) = &trusted {
+                ca.check_issued("the response", &cert)?;
+            }
             if let Some(req_path) = &a.request {
                 let req = parse_cmc_request(&decode_input(&read(req_path)?)?.der)?;
                 if let Some(sent) = req.encrypted_key_hash {

@@ -484,8 +484,8 @@ pub async fn audit(g: &Global, cmd: AuditCmd) -> Result<ExitCode> {
             let problems = v["problems"].as_array().cloned().unwrap_or_default();
             let text = if problems.is_empty() {
                 format!(
-                    "Audit chain intact: {} records, {} signed heads verified",
-                    v["records"], v["signed_heads"]
+                    "Audit chain intact: {} records, {} signed heads verified ({} in the head file outside the database)",
+                    v["records"], v["signed_heads"], v["external_heads"]
                 )
             } else {
                 problems

@@ -421,7 +421,12 @@ fn round_robin_agents_ambiguity_batch_and_bad_inputs() {
     for k in kra_list["certificates"].as_array().unwrap() {
         ok(lb(
             &home,
-            &["kra", "remove", k["thumbprint"].as_str().unwrap()],
+            &[
+                "kra",
+                "remove",
+                k["thumbprint"].as_str().unwrap(),
+                "--force",
+            ],
         ));
     }
     let r = lb(

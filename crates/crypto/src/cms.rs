@@ -327,6 +327,32 @@ pub fn sign_data(
     sign_data_with(key, sid, econtent_type, econtent, certs, Vec::new())
 }
 
+/// [`sign_data`] with extra signed attributes (after contentType and
+/// messageDigest), so the signature also covers them.
+pub fn sign_data_with_attributes(
+    key: &dyn KeyHandle,
+    signer_cert: &Certificate,
+    econtent_type: ObjectIdentifier,
+    econtent: &[u8],
+    certs: &[Vec<u8>],
+    signed_attrs: Vec<Attribute>,
+) -> Result<Vec<u8>, CryptoError> {
+    let tbs = signer_cert.tbs_certificate();
+    let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+        issuer: tbs.issuer().clone(),
+        serial_number: tbs.serial_number().clone(),
+    });
+    sign_data_full(
+        key,
+        sid,
+        econtent_type,
+        econtent,
+        certs,
+        signed_attrs,
+        Vec::new(),
+    )
+}
+
 /// The general form of [`sign_data`]: any signer identifier, and unsigned
 /// attributes (CMC archival requests carry the encrypted key there).
 pub fn sign_data_with(
@@ -335,6 +361,26 @@ pub fn sign_data_with(
     econtent_type: ObjectIdentifier,
     econtent: &[u8],
     certs: &[Vec<u8>],
+    unsigned_attrs: Vec<Attribute>,
+) -> Result<Vec<u8>, CryptoError> {
+    sign_data_full(
+        key,
+        sid,
+        econtent_type,
+        econtent,
+        certs,
+        Vec::new(),
+        unsigned_attrs,
+    )
+}
+
+fn sign_data_full(
+    key: &dyn KeyHandle,
+    sid: SignerIdentifier,
+    econtent_type: ObjectIdentifier,
+    econtent: &[u8],
+    certs: &[Vec<u8>],
+    extra_signed: Vec<Attribute>,
     unsigned_attrs: Vec<Attribute>,
 ) -> Result<Vec<u8>, CryptoError> {
     // RFC 5652 5.3: version 3 with a subject key identifier, else 1.
@@ -353,7 +399,7 @@ pub fn sign_data_with(
             values: SetOfVec::try_from(vec![value]).map_err(enc)?,
         })
     };
-    let signed_attrs = SetOfVec::try_from(vec![
+    let mut attrs = vec![
         attr(
             oids::PKCS9_CONTENT_TYPE,
             Any::encode_from(&econtent_type).map_err(enc)?,
@@ -362,8 +408,9 @@ pub fn sign_data_with(
             oids::PKCS9_MESSAGE_DIGEST,
             Any::encode_from(&OctetString::new(digest).map_err(enc)?).map_err(enc)?,
         )?,
-    ])
-    .map_err(enc)?;
+    ];
+    attrs.extend(extra_signed);
+    let signed_attrs = SetOfVec::try_from(attrs).map_err(enc)?;
     let signature = key.sign(&signed_attrs.to_der().map_err(enc)?)?;
     let signer = SignerInfo {
         version,
@@ -422,6 +469,8 @@ pub struct VerifiedSignedData {
     pub certificates: Vec<Vec<u8>>,
     /// The signer's certificate (DER).
     pub signer_certificate: Vec<u8>,
+    /// The signed attributes (covered by the signature).
+    pub signed_attributes: Vec<Attribute>,
 }
 
 /// Verifies a CMS SignedData (one signer, certificate in the set, signed
@@ -509,6 +558,7 @@ pub fn verify_signed_data(der: &[u8]) -> Result<VerifiedSignedData, CryptoError>
         econtent: econtent.as_bytes().to_vec(),
         signer_certificate: certificates[idx].clone(),
         certificates,
+        signed_attributes: attrs.iter().cloned().collect(),
     })
 }
 

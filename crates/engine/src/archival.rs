@@ -49,6 +49,8 @@ pub const CERTSRV_E_NO_VALID_KRA: u32 = 0x8009_400B;
 pub const CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL: u32 = 0x8009_400C;
 /// Setting holding the number of KRAs each key is encrypted to.
 pub const KRA_REQUIRED: &str = "kra_required";
+/// Setting holding the KRA states the events were last logged for.
+const KRA_LOGGED_STATES: &str = "kra_logged_states";
 
 /// Per-process archival state.
 pub struct ArchivalState {
@@ -520,6 +522,82 @@ impl Ca {
                 return Err(e);
             }
         };
+        let counts = self.log_kra_events(&statuses).await?;
+        self.remember_kra_states(&statuses).await?;
+        Ok(counts)
+    }
+
+    /// What the KRA events were last logged for: every certificate's status
+    /// and the number required.
+    async fn kra_states_fingerprint(
+        &self,
+        statuses: &[(KraStatus, Option<Certificate>)],
+    ) -> EngineResult<String> {
+        let mut parts: Vec<String> = statuses
+            .iter()
+            .map(|(k, _)| format!("{}={}", k.thumbprint, k.status))
+            .collect();
+        parts.sort();
+        parts.push(format!("required={}", self.kra_required().await?));
+        Ok(parts.join(";"))
+    }
+
+    async fn remember_kra_states(
+        &self,
+        statuses: &[(KraStatus, Option<Certificate>)],
+    ) -> EngineResult<()> {
+        let fp = self.kra_states_fingerprint(statuses).await?;
+        if self.store.setting(KRA_LOGGED_STATES).await?.as_deref() != Some(fp.as_str()) {
+            self.store
+                .apply(
+                    &[Change::SetSetting {
+                        name: KRA_LOGGED_STATES.into(),
+                        value: fp,
+                    }],
+                    &[],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Logs the KRA events (84 naming each unusable agent and why, 82, 98, 127)
+    /// when the agents' states differ from those last logged: a KRA revoked
+    /// with `lockbox revoke`, or expired, is reported when the CA first finds
+    /// it (at revocation or at the next archival), once, not for every request.
+    pub(crate) async fn report_kra_changes(
+        &self,
+        statuses: &[(KraStatus, Option<Certificate>)],
+    ) -> EngineResult<()> {
+        let fp = self.kra_states_fingerprint(statuses).await?;
+        if self.store.setting(KRA_LOGGED_STATES).await?.as_deref() == Some(fp.as_str()) {
+            return Ok(());
+        }
+        self.log_kra_events(statuses).await?;
+        self.remember_kra_states(statuses).await
+    }
+
+    /// After a revocation: if the certificate is a configured KRA, log what changed.
+    pub(crate) async fn kra_revoked_check(&self, cert_der: &[u8]) -> EngineResult<()> {
+        let thumb = to_hex(&sha1(cert_der));
+        if self
+            .store
+            .kra_certificates()
+            .await?
+            .iter()
+            .any(|k| k.thumbprint == thumb)
+        {
+            let statuses = self.kra_statuses().await?;
+            self.report_kra_changes(&statuses).await?;
+        }
+        Ok(())
+    }
+
+    /// Records the events for the given KRA states; returns (valid, total).
+    async fn log_kra_events(
+        &self,
+        statuses: &[(KraStatus, Option<Certificate>)],
+    ) -> EngineResult<(usize, usize)> {
         let total = statuses.len();
         let mut valid = 0;
         let warn_days: i64 = self
@@ -528,7 +606,7 @@ impl Ca {
             .await?
             .and_then(|v| v.parse().ok())
             .unwrap_or(30);
-        for (k, _) in &statuses {
+        for (k, _) in statuses {
             match k.status.as_str() {
                 "valid" => {
                     valid += 1;
@@ -666,8 +744,10 @@ impl Ca {
             .ok_or_else(|| EngineError::Config("KRA vanished".into()))
     }
 
-    /// Removes a KRA certificate by thumbprint or serial number.
-    pub async fn kra_remove(&self, actor: &Actor, id: &str) -> EngineResult<String> {
+    /// Removes a KRA certificate by thumbprint or serial number. Refused
+    /// (0x8007139F, listing them) when it is the last configured agent able to
+    /// open some archived keys, unless `force`.
+    pub async fn kra_remove(&self, actor: &Actor, id: &str, force: bool) -> EngineResult<String> {
         self.authorize(actor, Op::Configure).await?;
         let norm = normalize_hex(id).ok_or_else(|| {
             EngineError::bad_input(
@@ -677,6 +757,17 @@ impl Ca {
         })?;
         for (k, _) in self.kra_statuses().await? {
             if k.thumbprint == norm || k.serial == norm {
+                let orphaned = self.keys_only_for_kra(&k.thumbprint).await?;
+                if !orphaned.is_empty() && !force {
+                    return Err(EngineError::Conflict(format!(
+                        "KRA certificate {} ({}) is the last configured agent able to open {} archived key(s): {}; \
+                         without it they cannot be recovered (give --force to remove it anyway)",
+                        k.thumbprint,
+                        k.subject,
+                        orphaned.len(),
+                        orphaned.join(", ")
+                    )));
+                }
                 let required = self.kra_required().await?;
                 let left = self.store.kra_certificates().await?.len().saturating_sub(1);
                 let mut changes = vec![Change::RemoveKra {
@@ -688,8 +779,20 @@ impl Ca {
                         value: left.to_string(),
                     });
                 }
+                let details = if orphaned.is_empty() {
+                    "{}".to_string()
+                } else {
+                    serde_json::json!({ "forced": true, "keys_without_agent": orphaned })
+                        .to_string()
+                };
                 let audit = self
-                    .audited(self.audit_entry(actor, "config", "KRA removed", &k.thumbprint, "{}"))
+                    .audited(self.audit_entry(
+                        actor,
+                        "config",
+                        "KRA removed",
+                        &k.thumbprint,
+                        &details,
+                    ))
                     .await;
                 self.store.apply(&changes, &audit).await?;
                 self.validate_kras().await?;
@@ -699,6 +802,36 @@ impl Ca {
         Err(EngineError::NotFound(format!(
             "no configured KRA certificate matches '{id}'"
         )))
+    }
+
+    /// The archived keys that no configured KRA other than `thumbprint` can
+    /// open, as "request N (serial S)" or "key ID K".
+    async fn keys_only_for_kra(&self, thumbprint: &str) -> EngineResult<Vec<String>> {
+        let others: Vec<String> = self
+            .store
+            .kra_certificates()
+            .await?
+            .into_iter()
+            .map(|e| e.thumbprint)
+            .filter(|t| t != thumbprint)
+            .collect();
+        Ok(self
+            .store
+            .keys_for_kra(thumbprint)
+            .await?
+            .into_iter()
+            .filter(|k| {
+                let hashes: Vec<&str> = k.kra_hashes.split(',').map(str::trim).collect();
+                hashes.contains(&thumbprint)
+                    && !hashes.iter().any(|h| others.iter().any(|o| o == h))
+            })
+            .map(|k| match (k.request_id, k.serial, k.key_id) {
+                (Some(id), Some(serial), _) => format!("request {id} (serial {serial})"),
+                (Some(id), None, _) => format!("request {id}"),
+                (None, _, Some(key_id)) => format!("key ID {key_id}"),
+                _ => "an archived key".into(),
+            })
+            .collect())
     }
 
     /// Issued Key Recovery Agent certificates land in the CA's KRA store (the
@@ -811,9 +944,13 @@ impl Ca {
                 "Cannot archive private key. The certification authority is not configured for key archival.",
             ));
         }
-        let valid: Vec<Certificate> = self
-            .kra_statuses()
-            .await?
+        let statuses = self.kra_statuses().await?;
+        // A KRA that became unusable since the events were last logged (revoked
+        // through `lockbox revoke`, expired) is reported now, once.
+        if let Err(e) = self.report_kra_changes(&statuses).await {
+            tracing::warn!(error = %e, "KRA events not recorded");
+        }
+        let valid: Vec<Certificate> = statuses
             .into_iter()
             .filter_map(|(s, c)| if s.status == "valid" { c } else { None })
             .collect();

@@ -2,17 +2,22 @@
 //! event log.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_crypto::digest::sha256;
 use lockbox_crypto::verify::verify_signature;
-use lockbox_store::{AuditEntry, AuditHead, AuditRecord, Change, EventRecord, GENESIS_HASH};
+use lockbox_crypto::KeyHandle;
+use lockbox_store::{
+    AuditEntry, AuditHead, AuditRecord, Change, EventRecord, HeadSealer, GENESIS_HASH,
+};
 use serde::Serialize;
 
 use crate::authz::{Actor, Op};
 use crate::ca::Ca;
+use crate::config::Home;
 use crate::error::{EngineError, EngineResult};
 use crate::period::now;
 
@@ -31,6 +36,128 @@ pub const CATEGORIES: &[&str] = &[
 pub const AUDIT_CATEGORIES: &str = "audit_categories";
 /// A signed head is added at least every this many records.
 pub const HEAD_INTERVAL: i64 = 64;
+
+/// The file in the home that keeps every signed chain head outside the
+/// database (append-only, fsynced, mode 0600): one line `seq hash signature at`.
+pub const HEADS_FILE: &str = "audit-heads.log";
+
+/// Signs the chain head inside every store transaction that appends audit
+/// records, and copies each committed head to [`HEADS_FILE`].
+pub(crate) struct HeadSeal {
+    /// The CA key slot, shared with [`Ca`] (loaded on first use).
+    pub(crate) key: Arc<Mutex<Option<Arc<dyn KeyHandle>>>>,
+    pub(crate) home: Home,
+    pub(crate) key_file: String,
+    pub(crate) passphrase_file: Option<String>,
+    pub(crate) warned: AtomicBool,
+}
+
+impl std::fmt::Debug for HeadSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeadSeal")
+            .field("home", &self.home.root())
+            .finish()
+    }
+}
+
+impl HeadSeal {
+    fn key(&self) -> EngineResult<Arc<dyn KeyHandle>> {
+        let mut slot = self
+            .key
+            .lock()
+            .map_err(|_| EngineError::Config("key lock poisoned".into()))?;
+        if let Some(k) = slot.as_ref() {
+            return Ok(k.clone());
+        }
+        let bytes = zeroize::Zeroizing::new(self.home.read(&self.key_file)?);
+        let pass = crate::config::passphrase(&self.home, self.passphrase_file.as_deref())?;
+        let key: Arc<dyn KeyHandle> = Arc::new(crate::ca::load_private_key(
+            &bytes,
+            pass.as_deref().map(|p| p.as_slice()),
+        )?);
+        *slot = Some(key.clone());
+        Ok(key)
+    }
+
+    fn warn_once(&self, what: &str, e: &dyn std::fmt::Display) {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(error = %e, "audit chain head not {what}");
+        }
+    }
+}
+
+impl HeadSealer for HeadSeal {
+    fn seal(&self, seq: i64, hash: &str) -> Option<String> {
+        let signed = self
+            .key()
+            .and_then(|k| Ok(k.sign(format!("{seq}:{hash}").as_bytes())?));
+        match signed {
+            Ok(sig) => Some(to_hex(&sig)),
+            Err(e) => {
+                self.warn_once("signed", &e);
+                None
+            }
+        }
+    }
+
+    fn sealed(&self, head: &AuditHead) {
+        if let Err(e) = append_head_file(&self.home, head) {
+            self.warn_once("copied to the head file", &e);
+        }
+    }
+}
+
+/// Appends a signed head to [`HEADS_FILE`] and flushes it to disk.
+pub(crate) fn append_head_file(home: &Home, head: &AuditHead) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(home.path(HEADS_FILE))?;
+    f.write_all(
+        format!(
+            "{} {} {} {}\n",
+            head.seq, head.hash, head.signature, head.at
+        )
+        .as_bytes(),
+    )?;
+    f.sync_data()
+}
+
+/// The heads in [`HEADS_FILE`] (`None` when there is no file); a line that
+/// does not parse is returned as its line number.
+fn read_head_file(home: &Home) -> std::io::Result<Option<Vec<Result<AuditHead, usize>>>> {
+    let text = match std::fs::read_to_string(home.path(HEADS_FILE)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(Some(
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                match (
+                    f.first().map(|v| v.parse::<i64>()),
+                    f.get(3).map(|v| v.parse::<i64>()),
+                ) {
+                    (Some(Ok(seq)), Some(Ok(at))) if f.len() == 4 => Ok(AuditHead {
+                        seq,
+                        hash: f[1].to_string(),
+                        signature: f[2].to_string(),
+                        at,
+                    }),
+                    _ => Err(i + 1),
+                }
+            })
+            .collect(),
+    ))
+}
 
 /// The chain hash (hex SHA-256), handed to the store.
 pub fn chain_hash(data: &[u8]) -> String {
@@ -57,6 +184,8 @@ pub struct AuditReport {
     pub records: i64,
     /// Signed heads checked.
     pub signed_heads: usize,
+    /// Signed heads read from the head file outside the database.
+    pub external_heads: usize,
     /// Findings (empty: the chain is intact).
     pub problems: Vec<AuditProblem>,
 }
@@ -196,6 +325,9 @@ impl Ca {
             at: now(),
         };
         self.store.add_audit_head(&head).await?;
+        if let Err(e) = append_head_file(&self.home, &head) {
+            tracing::warn!(error = %e, "audit chain head not copied to the head file");
+        }
         Ok(head)
     }
 
@@ -285,25 +417,19 @@ impl Ca {
                 expected_seq = r.seq + 1;
             }
         }
+        let last_seq = expected_seq - 1;
         let heads = self.store.audit_heads().await?;
         let (_, ca) = self.ca_cert()?;
-        for h in &heads {
+        let key_alg = self.signing_key()?.signature_algorithm();
+        let signed_ok = |h: &AuditHead| {
             let sig = hex::decode(&h.signature).unwrap_or_default();
-            let ok = verify_signature(
-                ca.tbs_certificate().subject_public_key_info(),
-                ca.signature_algorithm(),
-                format!("{}:{}", h.seq, h.hash).as_bytes(),
-                &sig,
-            );
-            let ca_alg_ok = ok.is_ok()
-                || verify_signature(
-                    ca.tbs_certificate().subject_public_key_info(),
-                    &self.signing_key()?.signature_algorithm(),
-                    format!("{}:{}", h.seq, h.hash).as_bytes(),
-                    &sig,
-                )
-                .is_ok();
-            if !ca_alg_ok {
+            let msg = format!("{}:{}", h.seq, h.hash);
+            let spki = ca.tbs_certificate().subject_public_key_info();
+            verify_signature(spki, ca.signature_algorithm(), msg.as_bytes(), &sig).is_ok()
+                || verify_signature(spki, &key_alg, msg.as_bytes(), &sig).is_ok()
+        };
+        for h in &heads {
+            if !signed_ok(h) {
                 problems.push(AuditProblem {
                     position: h.seq,
                     problem: "signed head has a bad signature".into(),
@@ -322,9 +448,94 @@ impl Ca {
                 }),
             }
         }
+        // The copy of every signed head outside the database: a database-only
+        // attacker can delete records and heads, or rewrite records and
+        // recompute the chain, but cannot change this file or sign new heads.
+        let db_heads: HashMap<i64, &AuditHead> = heads.iter().map(|h| (h.seq, h)).collect();
+        let mut covered = heads.last().map_or(0, |h| h.seq);
+        let file = read_head_file(&self.home).map_err(EngineError::io(format!(
+            "reading {}",
+            self.home.path(HEADS_FILE).display()
+        )))?;
+        let mut external = 0;
+        let mut missing_heads: Vec<i64> = Vec::new();
+        let mut truncated_to: Option<i64> = None;
+        for line in file.unwrap_or_default() {
+            let h = match line {
+                Ok(h) => h,
+                Err(n) => {
+                    problems.push(AuditProblem {
+                        position: 0,
+                        problem: format!("{HEADS_FILE} line {n} is damaged"),
+                    });
+                    continue;
+                }
+            };
+            external += 1;
+            let same = db_heads
+                .get(&h.seq)
+                .is_some_and(|d| d.hash == h.hash && d.signature == h.signature);
+            if !same && !signed_ok(&h) {
+                problems.push(AuditProblem {
+                    position: h.seq,
+                    problem: format!("the head in {HEADS_FILE} has a bad signature"),
+                });
+                continue;
+            }
+            covered = covered.max(h.seq);
+            match by_seq.get(&h.seq) {
+                Some(hash) if hash == &h.hash => {}
+                Some(_) => problems.push(AuditProblem {
+                    position: h.seq,
+                    problem: format!(
+                        "record differs from the signed head kept in {HEADS_FILE}: rewritten (the chain was recomputed)"
+                    ),
+                }),
+                None if h.seq > last_seq => {
+                    truncated_to = Some(truncated_to.map_or(h.seq, |t: i64| t.max(h.seq)));
+                }
+                None => problems.push(AuditProblem {
+                    position: h.seq,
+                    problem: format!(
+                        "the signed head kept in {HEADS_FILE} names a record that is gone: deleted"
+                    ),
+                }),
+            }
+            if !db_heads.contains_key(&h.seq) {
+                missing_heads.push(h.seq);
+            }
+        }
+        if let Some(t) = truncated_to {
+            problems.push(AuditProblem {
+                position: last_seq + 1,
+                problem: format!(
+                    "truncated tail: records {}..{t} were deleted (the database ends at {last_seq}; {HEADS_FILE} holds a signed head at {t})",
+                    last_seq + 1
+                ),
+            });
+        }
+        if let Some(first) = missing_heads.first() {
+            problems.push(AuditProblem {
+                position: *first,
+                problem: format!(
+                    "{} signed head(s) kept in {HEADS_FILE} are missing from the database (first at {first}): deleted",
+                    missing_heads.len()
+                ),
+            });
+        }
+        if last_seq > covered {
+            problems.push(AuditProblem {
+                position: covered + 1,
+                problem: format!(
+                    "records {}..{last_seq} are not covered by a signed head: appended outside the CA, or written without the CA key",
+                    covered + 1
+                ),
+            });
+        }
         Ok(AuditReport {
             records: count,
             signed_heads: heads.len(),
+            external_heads: external,
             problems,
         })
     }

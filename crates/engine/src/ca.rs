@@ -153,7 +153,7 @@ pub struct Ca {
     pub(crate) home: Home,
     pub(crate) config: Config,
     pub(crate) store: Arc<dyn Store>,
-    key: Mutex<Option<Arc<dyn KeyHandle>>>,
+    key: Arc<Mutex<Option<Arc<dyn KeyHandle>>>>,
     pub(crate) cert: Option<(Vec<u8>, Certificate)>,
     chain: Vec<Vec<u8>>,
     pub(crate) archival: crate::archival::ArchivalState,
@@ -303,11 +303,23 @@ pub fn permission_findings(home: &Home, config: &Config) -> Vec<String> {
     home.permission_findings(database_path(home, config).ok().as_deref())
 }
 
-async fn open_store(home: &Home, config: &Config) -> EngineResult<Arc<dyn Store>> {
+/// Opens the database with a head sealer sharing `key` (the CA key slot), so
+/// every transaction that appends audit records also signs the chain head.
+async fn open_store(
+    home: &Home,
+    config: &Config,
+    key: Arc<Mutex<Option<Arc<dyn KeyHandle>>>>,
+) -> EngineResult<Arc<dyn Store>> {
     let path = database_path(home, config)?;
-    Ok(Arc::new(
-        SqliteStore::open(&path, crate::audit::chain_hash).await?,
-    ))
+    let store = SqliteStore::open(&path, crate::audit::chain_hash).await?;
+    store.set_head_sealer(Arc::new(crate::audit::HeadSeal {
+        key,
+        home: home.clone(),
+        key_file: config.ca.key_file.clone(),
+        passphrase_file: config.ca.passphrase_file.clone(),
+        warned: Default::default(),
+    }));
+    Ok(Arc::new(store))
 }
 
 fn find_template<'a>(all: &'a [Template], name: &str) -> Option<&'a Template> {
@@ -407,7 +419,8 @@ impl Ca {
             },
             archival: Default::default(),
         };
-        let store = open_store(&home, &config).await?;
+        let init_key: Arc<dyn KeyHandle> = Arc::new(key);
+        let store = open_store(&home, &config, Arc::new(Mutex::new(Some(init_key)))).await?;
         let mut changes = Vec::new();
         for t in builtins() {
             let json = serde_json::to_string(&t).map_err(|e| EngineError::Config(e.to_string()))?;
@@ -450,7 +463,8 @@ impl Ca {
     pub async fn open(root: &Path) -> EngineResult<Ca> {
         let home = Home::new(root);
         let config = home.load_config()?;
-        let store = open_store(&home, &config).await?;
+        let key = Arc::new(Mutex::new(None));
+        let store = open_store(&home, &config, key.clone()).await?;
         let directory: Arc<dyn crate::principals::Directory> =
             Arc::new(crate::principals::StoreDirectory(store.clone()));
         let (cert, chain) = if config.ca.state == CaState::Active {
@@ -472,7 +486,7 @@ impl Ca {
             home,
             config,
             store,
-            key: Mutex::new(None),
+            key,
             cert,
             chain,
             archival: crate::archival::ArchivalState::new()?,
@@ -1373,6 +1387,11 @@ impl Ca {
             .map_err(conflict)?;
         let _ = self.maybe_sign_head().await;
         tracing::info!(serial = %s, reason, "certificate revoked");
+        if let Some(c) = &rec.cert {
+            if let Err(e) = self.kra_revoked_check(&c.cert_der).await {
+                tracing::warn!(error = %e, "KRA events after revocation not recorded");
+            }
+        }
         self.store
             .get_by_serial(&s)
             .await?

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::authz::Actor;
-use crate::ca::{verify_issued_by, Ca};
+use crate::ca::Ca;
 use crate::certbuild::decode_certificate;
 use crate::error::{codes, EngineError, EngineResult};
 use crate::import::{ImportItem, ImportOptions};
@@ -42,6 +42,20 @@ pub struct ExportedKey {
     pub template: Option<String>,
 }
 
+/// Who a user's keys belong to on the source: the principal and the names
+/// it is known by. The destination makes each of them a recovery search key.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct KeyOwner {
+    /// Principal name on the source.
+    pub principal: Option<String>,
+    /// User principal name.
+    pub upn: Option<String>,
+    /// Down-level logon name (`DOMAIN\user`).
+    pub downlevel: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+}
+
 /// One user and the keys exported for them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExportedUser {
@@ -49,10 +63,13 @@ pub struct ExportedUser {
     pub subject: String,
     /// Mailbox / requester name on the source.
     pub mailbox: String,
-    /// UPN.
+    /// UPN (from the certificate).
     pub upn: Option<String>,
-    /// E-mail.
+    /// E-mail (from the certificate).
     pub email: Option<String>,
+    /// The owner's identity on the source (absent in files of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<KeyOwner>,
     /// Key history.
     pub keys: Vec<ExportedKey>,
     /// Signature certificates (never with keys), base64 DER.
@@ -147,6 +164,7 @@ impl Ca {
             ));
         }
         let ca_der = self.ca_certificate_der()?;
+        let principals = self.directory.principals().await?;
         let mut users: BTreeMap<String, ExportedUser> = BTreeMap::new();
         for id in &ids {
             let blob = self.get_key_by_request(actor, *id).await?;
@@ -156,6 +174,32 @@ impl Ca {
                 .cert
                 .clone()
                 .ok_or_else(|| EngineError::NotFound(format!("request {id} has no certificate")))?;
+            // The requester as a principal (by name, down-level name or UPN).
+            let req = row.requester.as_str();
+            let owner = principals
+                .iter()
+                .find(|p| {
+                    p.kind == "user"
+                        && (p.name.eq_ignore_ascii_case(req)
+                            || p.downlevel
+                                .as_deref()
+                                .is_some_and(|d| d.eq_ignore_ascii_case(req))
+                            || p.upn
+                                .as_deref()
+                                .is_some_and(|u| u.eq_ignore_ascii_case(req)))
+                })
+                .map(|p| KeyOwner {
+                    principal: Some(p.name.clone()),
+                    upn: p.upn.clone(),
+                    downlevel: p.downlevel.clone(),
+                    email: p.email.clone(),
+                })
+                .unwrap_or_else(|| KeyOwner {
+                    principal: None,
+                    upn: f.upn.clone(),
+                    downlevel: req.contains('\\').then(|| req.to_string()),
+                    email: f.email.clone(),
+                });
             let u = users
                 .entry(f.subject.clone())
                 .or_insert_with(|| ExportedUser {
@@ -163,6 +207,7 @@ impl Ca {
                     mailbox: row.requester.clone(),
                     upn: f.upn.clone(),
                     email: f.email.clone(),
+                    owner: Some(owner),
                     keys: vec![],
                     signature_certificates: vec![],
                 });
@@ -252,7 +297,7 @@ impl Ca {
         let doc = open_key_history(file, trusted_source, dest_key, dest_cert)?;
         let mut items = Vec::new();
         for u in &doc.users {
-            let record = serde_json::json!({ "subject": u.subject, "mailbox": u.mailbox, "upn": u.upn, "email": u.email });
+            let record = serde_json::json!({ "subject": u.subject, "mailbox": u.mailbox, "upn": u.upn, "email": u.email, "owner": u.owner });
             for k in &u.keys {
                 let der = unb64(&k.certificate)?;
                 let pkcs8 = Zeroizing::new(unb64(&k.pkcs8)?);
@@ -306,14 +351,17 @@ pub fn open_key_history(
             format!("the export file's signature does not verify: {e}"),
         )
     })?;
-    let anchor = decode_certificate(&lockbox_codec::pem::decode_input(trusted_source)?.der)?;
-    let signer = decode_certificate(&sd.signer_certificate)?;
-    if signer != anchor && verify_issued_by(&signer, &anchor).is_err() {
-        return Err(EngineError::bad_input(
+    crate::trust::check_ca_signer(
+        "the export file",
+        &sd.signer_certificate,
+        &lockbox_codec::pem::decode_input(trusted_source)?.der,
+    )
+    .map_err(|e| {
+        EngineError::bad_input(
             codes::NTE_BAD_SIGNATURE,
-            "the export file is not signed by the trusted source CA",
-        ));
-    }
+            format!("the export file is not signed by the trusted source CA: {e}"),
+        )
+    })?;
     decode_envelope(&sd.econtent).map_err(|e| {
         EngineError::bad_input(codes::CRYPT_E_ASN1_BADTAG, format!("lock box: {e}"))
     })?;
@@ -332,6 +380,9 @@ pub fn open_key_history(
             format!("the lock box does not open with this destination key: {e}"),
         )
     })?;
+    // The certificates travel inside the signed payload: the source CA's
+    // signature vouches for them (including foreign certificates the source
+    // imported); the destination's foreign-certificate rules still apply.
     parse_key_history(&plain)
 }
 

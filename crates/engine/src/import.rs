@@ -327,6 +327,17 @@ impl Ca {
         };
         let archived = pkcs8.is_some();
         self.write_or_defer(change, audit).await?;
+        let names = owner_names(owner_record.as_ref());
+        if !names.is_empty() {
+            self.write_or_defer(
+                Change::SetOwnerNames {
+                    thumbprint: f.thumbprint.clone(),
+                    names,
+                },
+                vec![],
+            )
+            .await?;
+        }
         item.outcome = if archived { "archived" } else { "imported" }.into();
         Ok(item)
     }
@@ -577,4 +588,27 @@ fn parse_many(files: &[(String, Vec<u8>)], password: &str) -> Vec<EngineResult<P
             })
             .collect()
     })
+}
+
+/// The names an imported key's owner is known by, from a key-history user
+/// record: the owner's principal name, UPN, down-level name and e-mail, and
+/// the source's mailbox, UPN and e-mail (distinct, case-insensitively).
+fn owner_names(record: Option<&serde_json::Value>) -> Vec<String> {
+    let Some(r) = record else {
+        return vec![];
+    };
+    let mut out: Vec<String> = Vec::new();
+    let owner = r.get("owner");
+    let fields = ["principal", "upn", "downlevel", "email"]
+        .iter()
+        .filter_map(|k| owner.and_then(|o| o.get(*k)))
+        .chain(["mailbox", "upn", "email"].iter().filter_map(|k| r.get(*k)));
+    for v in fields {
+        if let Some(n) = v.as_str().map(str::trim).filter(|n| !n.is_empty()) {
+            if !out.iter().any(|o| o.eq_ignore_ascii_case(n)) {
+                out.push(n.to_string());
+            }
+        }
+    }
+    out
 }

@@ -21,6 +21,7 @@ pub mod period;
 pub mod principals;
 pub mod recovery;
 pub mod template;
+pub mod trust;
 pub mod view;
 
 pub use authz::{Actor, Role};

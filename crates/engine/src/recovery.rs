@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use der::Encode;
 use lockbox_codec::hexfmt::{normalize_hex, to_hex};
 use lockbox_codec::oids;
 use lockbox_crypto::cms::{
-    decode_envelope, open_envelope, sign_data, verify_signed_data, OpenError, OpeningKey,
+    decode_envelope, open_envelope, sign_data_with_attributes, verify_signed_data, OpenError,
+    OpeningKey,
 };
 use lockbox_crypto::digest::sha1;
 use lockbox_crypto::keytransport::DecryptionKey;
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::authz::{Actor, Op};
-use crate::ca::{verify_issued_by, Ca};
+use crate::ca::Ca;
 use crate::certbuild::decode_certificate;
 use crate::error::{codes, EngineError, EngineResult};
 
@@ -110,12 +110,14 @@ fn candidate(r: &RequestRecord) -> Option<Candidate> {
 }
 
 fn archived(column: Column, value: Value) -> Vec<Restriction> {
+    // Names match case-insensitively, as in AD CS (`getkey bob` finds CN=Bob);
+    // hex tokens are normalised to lowercase already.
+    let op = match column {
+        Column::CommonName | Column::Upn | Column::Email | Column::Requester => QOp::EqNoCase,
+        _ => QOp::Eq,
+    };
     vec![
-        Restriction {
-            column,
-            op: QOp::Eq,
-            value,
-        },
+        Restriction { column, op, value },
         Restriction {
             column: Column::ArchivedKey,
             op: QOp::Eq,
@@ -162,6 +164,10 @@ impl Ca {
             }
         }
         let mut found: BTreeMap<i64, RequestRecord> = BTreeMap::new();
+        // Imported keys: the names their owner was known by on the source.
+        for r in self.store.find_by_owner_name(t, 10_000).await? {
+            found.insert(r.request_id, r);
+        }
         for q in queries {
             for r in self.store.query(&q, 10_000).await? {
                 found.insert(r.request_id, r);
@@ -292,7 +298,26 @@ impl Ca {
             .map(|c| c.cert_der.clone())
             .unwrap_or_default()];
         certs.extend(self.chain_der()?);
-        let blob = sign_data(key.as_ref(), ca_cert, oids::ID_DATA, &env, &certs)?;
+        // The user certificate's hash is a signed attribute: the CA vouches for
+        // the certificate it pairs with the key (needed for imported foreign
+        // certificates, which the CA did not issue).
+        let vouch = x509_cert::attr::Attribute {
+            oid: oids::MS_ISSUED_CERT_HASH,
+            values: der::asn1::SetOfVec::try_from(vec![der::asn1::Any::encode_from(
+                &der::asn1::OctetString::new(sha1(&certs[0]))
+                    .map_err(|e| EngineError::Config(e.to_string()))?,
+            )
+            .map_err(|e| EngineError::Config(e.to_string()))?])
+            .map_err(|e| EngineError::Config(e.to_string()))?,
+        };
+        let blob = sign_data_with_attributes(
+            key.as_ref(),
+            ca_cert,
+            oids::ID_DATA,
+            &env,
+            &certs,
+            vec![vouch],
+        )?;
         let audit = self
             .audited(self.audit_entry(
                 actor,
@@ -443,13 +468,11 @@ pub fn recover_from_blob(
             "the recovery blob's signature does not verify: {e}"
         ))
     })?;
-    let anchor = decode_certificate(trusted_ca)?;
-    let signer = decode_certificate(&sd.signer_certificate)?;
-    if sd.signer_certificate != trusted_ca && verify_issued_by(&signer, &anchor).is_err() {
-        return Err(bad(
-            "the recovery blob was not signed by the trusted CA".into()
-        ));
-    }
+    let ca = crate::trust::check_ca_signer(
+        "the recovery blob",
+        &sd.signer_certificate,
+        &lockbox_codec::pem::decode_input(trusted_ca)?.der,
+    )?;
     let env = if sd.econtent.first() == Some(&0x30) && decode_envelope(&sd.econtent).is_ok() {
         sd.econtent.clone()
     } else {
@@ -520,7 +543,18 @@ pub fn recover_from_blob(
             "the recovered key does not match the certificate in the blob",
         )
     })?;
-    let _ = certificate.to_der();
+    // The user certificate must be one the CA issued: a blob cannot name a
+    // self-made certificate as "the key of" someone.
+    let vouched = sd
+        .signed_attributes
+        .iter()
+        .filter(|a| a.oid == oids::MS_ISSUED_CERT_HASH)
+        .flat_map(|a| a.values.iter())
+        .filter_map(|v| v.decode_as::<der::asn1::OctetString>().ok())
+        .any(|h| h.as_bytes() == sha1(&certificate).as_slice());
+    if !vouched {
+        ca.check_issued("the recovery blob", &certificate)?;
+    }
     Ok(Recovered {
         pkcs8,
         certificate,

@@ -92,7 +92,7 @@ async fn fixture(kras: usize) -> Fixture {
     } else {
         // Issued KRA certificates land in the KRA store; this fixture wants none configured.
         for k in ca.kra_list(&admin()).await.unwrap() {
-            ca.kra_remove(&admin(), &k.thumbprint).await.unwrap();
+            ca.kra_remove(&admin(), &k.thumbprint, false).await.unwrap();
         }
     }
     let (kra_key, kra_cert) = first.unwrap();

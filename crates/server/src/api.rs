@@ -453,13 +453,21 @@ async fn kra_add(
         .into_response())
 }
 
+/// `?force=true`: remove a KRA even when it is the last agent of some archived keys.
+#[derive(Deserialize)]
+struct ForceQuery {
+    #[serde(default)]
+    force: bool,
+}
+
 async fn kra_remove(
     State(ca): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(q): Query<ForceQuery>,
 ) -> ApiResult<Response> {
     let actor = authenticated(&ca, &headers).await?;
-    let t = ca.kra_remove(&actor, &id).await?;
+    let t = ca.kra_remove(&actor, &id, q.force).await?;
     Ok(Json(json!({ "removed": t })).into_response())
 }
 

@@ -13,7 +13,7 @@ mod sqlite;
 use async_trait::async_trait;
 
 pub use model::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{HeadSealer, SqliteStore};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -98,12 +98,18 @@ pub trait Store: Send + Sync {
     async fn archived_key(&self, id: i64) -> StoreResult<Option<Vec<u8>>>;
     /// The KRA certificate hashes of a request's archived key.
     async fn kra_hashes(&self, id: i64) -> StoreResult<Option<String>>;
+    /// Every archived key (certificate rows and keys archived under their key
+    /// ID) encrypted to the KRA with this SHA-1 thumbprint (lowercase hex).
+    async fn keys_for_kra(&self, thumbprint: &str) -> StoreResult<Vec<ArchivedKeyAgents>>;
     /// Configured Key Recovery Agent certificates.
     async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>>;
     /// Reads a CA setting.
     async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
     /// Applies configuration changes and their audit records in one transaction.
     async fn apply(&self, changes: &[Change], audit: &[AuditEntry]) -> StoreResult<()>;
+    /// Rows holding an archived key whose imported owner is known by `name`
+    /// (principal name, UPN, down-level name or e-mail; case-insensitive).
+    async fn find_by_owner_name(&self, name: &str, limit: i64) -> StoreResult<Vec<RequestRecord>>;
     /// Appends audit records (refusals, reads) in their own transaction.
     async fn append_audit(&self, audit: &[AuditEntry]) -> StoreResult<()>;
     /// Audit records with seq >= `from`, in order, at most `limit`.

@@ -207,4 +207,28 @@ CREATE TABLE unmatched_keys (
 CREATE INDEX requests_template_disposition ON requests (template, disposition);
 "#,
     ),
+    (
+        6,
+        // Recovery searches match names case-insensitively, as AD CS does
+        // (`getkey bob` finds CN=Bob): NOCASE indexes keep them indexed.
+        // Imported keys keep the names their owner is known by (principal,
+        // UPN, down-level name, e-mail), filled here from earlier imports.
+        r#"
+CREATE INDEX requests_common_name_nocase ON requests (common_name COLLATE NOCASE);
+CREATE INDEX requests_upn_nocase ON requests (upn COLLATE NOCASE);
+CREATE INDEX requests_email_nocase ON requests (email COLLATE NOCASE);
+CREATE INDEX requests_requester_nocase ON requests (requester COLLATE NOCASE);
+CREATE TABLE key_owner_names (
+    request_id INTEGER NOT NULL,
+    name       TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (request_id, name)
+);
+CREATE INDEX key_owner_names_name ON key_owner_names (name, request_id);
+INSERT OR IGNORE INTO key_owner_names (request_id, name)
+    SELECT request_id, json_extract(owner, '$.record.' || f.key) FROM requests,
+        (SELECT 'upn' AS key UNION ALL SELECT 'email' UNION ALL SELECT 'mailbox') AS f
+    WHERE owner IS NOT NULL AND json_valid(owner)
+      AND json_type(owner, '$.record.' || f.key) = 'text';
+"#,
+    ),
 ];

@@ -355,6 +355,8 @@ impl Column {
 pub enum Op {
     /// `=`
     Eq,
+    /// `=` ignoring ASCII case (`COLLATE NOCASE`): recovery searches by name.
+    EqNoCase,
     /// `!=` / `<>`
     Ne,
     /// `<`
@@ -370,12 +372,20 @@ pub enum Op {
 impl Op {
     pub(crate) fn sql(&self) -> &'static str {
         match self {
-            Op::Eq => "=",
+            Op::Eq | Op::EqNoCase => "=",
             Op::Ne => "<>",
             Op::Lt => "<",
             Op::Le => "<=",
             Op::Gt => ">",
             Op::Ge => ">=",
+        }
+    }
+
+    /// The collation clause after the bound value.
+    pub(crate) fn collation(&self) -> &'static str {
+        match self {
+            Op::EqNoCase => " COLLATE NOCASE",
+            _ => "",
         }
     }
 }
@@ -398,6 +408,19 @@ pub struct Restriction {
     pub op: Op,
     /// Value.
     pub value: Value,
+}
+
+/// An archived key and the KRA certificates it is encrypted to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchivedKeyAgents {
+    /// Request ID of the certificate row (`None` for a key archived under its key ID only).
+    pub request_id: Option<i64>,
+    /// Serial number of the certificate (hex), when there is one.
+    pub serial: Option<String>,
+    /// Key ID (hex), for a key archived without a certificate.
+    pub key_id: Option<String>,
+    /// SHA-1 thumbprints of the KRAs the key is encrypted to (comma separated).
+    pub kra_hashes: String,
 }
 
 /// A configured Key Recovery Agent certificate.
@@ -591,6 +614,15 @@ pub enum Change {
         owner: Option<String>,
         /// Where the key came from (file, system).
         source: Option<String>,
+    },
+    /// Record the names an imported key's owner is known by (principal name,
+    /// UPN, down-level name, e-mail), searchable case-insensitively, for the
+    /// row holding the certificate with this SHA-1 thumbprint.
+    SetOwnerNames {
+        /// SHA-1 thumbprint (hex) of the certificate row.
+        thumbprint: String,
+        /// The names.
+        names: Vec<String>,
     },
     /// Delete an archived key (after a verified export with --remove).
     ClearArchivedKey {

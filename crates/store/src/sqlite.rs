@@ -27,6 +27,20 @@ pub struct SqliteStore {
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Write transactions begun since the planner statistics were refreshed.
     writes_since_optimize: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Signs the chain head in every transaction that appends audit records.
+    sealer: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn HeadSealer>>>,
+}
+
+/// Signs audit chain heads inside the transaction that appends the records
+/// (supplied by the engine: the store holds no keys), so every committed
+/// record is covered by a signed head and deleting the newest records shows.
+pub trait HeadSealer: Send + Sync + std::fmt::Debug {
+    /// The signature (hex) over the head `seq:hash`, or `None` when no key is
+    /// available (the records are then committed unsealed).
+    fn seal(&self, seq: i64, hash: &str) -> Option<String>;
+    /// Called once the transaction holding `head` has committed (the engine
+    /// copies the head outside the database).
+    fn sealed(&self, head: &AuditHead);
 }
 
 /// Held for the duration of a write.
@@ -90,6 +104,7 @@ impl SqliteStore {
             hasher,
             write_gate: Default::default(),
             writes_since_optimize: Default::default(),
+            sealer: Default::default(),
         };
         store.migrate().await?;
         store.optimize().await?;
@@ -123,6 +138,7 @@ impl SqliteStore {
             hasher,
             write_gate: Default::default(),
             writes_since_optimize: Default::default(),
+            sealer: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -179,10 +195,27 @@ impl SqliteStore {
         Ok((gate, self.pool.begin_with("BEGIN IMMEDIATE").await?))
     }
 
-    /// Appends audit records inside `tx`, chained to the current head.
-    async fn append_in_tx(&self, tx: &mut Tx, entries: &[AuditEntry]) -> StoreResult<()> {
+    /// Installs the head sealer (once; later calls are ignored).
+    pub fn set_head_sealer(&self, sealer: std::sync::Arc<dyn HeadSealer>) {
+        let _ = self.sealer.set(sealer);
+    }
+
+    /// Hands a committed head to the sealer.
+    fn after_commit(&self, head: Option<AuditHead>) {
+        if let (Some(h), Some(s)) = (head, self.sealer.get()) {
+            s.sealed(&h);
+        }
+    }
+
+    /// Appends audit records inside `tx`, chained to the current head, and
+    /// signs the new head in the same transaction when a sealer is installed.
+    async fn append_in_tx(
+        &self,
+        tx: &mut Tx,
+        entries: &[AuditEntry],
+    ) -> StoreResult<Option<AuditHead>> {
         if entries.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let last: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
@@ -210,7 +243,25 @@ impl SqliteStore {
             .await?;
             prev = hash;
         }
-        Ok(())
+        let Some(signature) = self.sealer.get().and_then(|s| s.seal(seq, &prev)) else {
+            return Ok(None);
+        };
+        let head = AuditHead {
+            seq,
+            hash: prev,
+            signature,
+            at: now(),
+        };
+        sqlx::query(
+            "INSERT INTO audit_heads (seq, hash, signature, at) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING",
+        )
+        .bind(head.seq)
+        .bind(&head.hash)
+        .bind(&head.signature)
+        .bind(head.at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(Some(head))
     }
 
     /// Closes the pool, checkpointing the WAL.
@@ -244,7 +295,13 @@ fn query_sql(restrictions: &[Restriction]) -> String {
     for (i, r) in restrictions.iter().enumerate() {
         sql.push_str(if i == 0 { " WHERE " } else { " AND " });
         // Column and operator come from closed enums; the value is bound.
-        sql.push_str(&format!("{} {} ${}", r.column.sql(), r.op.sql(), i + 1));
+        sql.push_str(&format!(
+            "{} {} ${}{}",
+            r.column.sql(),
+            r.op.sql(),
+            i + 1,
+            r.op.collation()
+        ));
     }
     sql.push_str(&format!(
         " ORDER BY request_id LIMIT ${}",
@@ -437,8 +494,9 @@ impl Store for SqliteStore {
                 e
             })
             .collect();
-        self.append_in_tx(&mut tx, &audit).await?;
+        let head = self.append_in_tx(&mut tx, &audit).await?;
         tx.commit().await?;
+        self.after_commit(head);
         Ok(id)
     }
 
@@ -499,8 +557,9 @@ impl Store for SqliteStore {
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict(format!("request {id} is not pending")));
         }
-        self.append_in_tx(&mut tx, audit).await?;
+        let head = self.append_in_tx(&mut tx, audit).await?;
         tx.commit().await?;
+        self.after_commit(head);
         Ok(())
     }
 
@@ -527,8 +586,9 @@ impl Store for SqliteStore {
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict(format!("request {id} is not pending")));
         }
-        self.append_in_tx(&mut tx, audit).await?;
+        let head = self.append_in_tx(&mut tx, audit).await?;
         tx.commit().await?;
+        self.after_commit(head);
         Ok(())
     }
 
@@ -550,8 +610,9 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 1 {
-            self.append_in_tx(&mut tx, audit).await?;
+            let head = self.append_in_tx(&mut tx, audit).await?;
             tx.commit().await?;
+            self.after_commit(head);
             return Ok(());
         }
         drop(tx);
@@ -677,6 +738,42 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(v.flatten())
+    }
+
+    async fn keys_for_kra(&self, thumbprint: &str) -> StoreResult<Vec<ArchivedKeyAgents>> {
+        // kra_hashes is a comma-separated list of fixed-length hex thumbprints.
+        let pattern = format!("%{}%", thumbprint.replace(['%', '_'], ""));
+        let mut out = Vec::new();
+        for r in sqlx::query(
+            "SELECT request_id, serial, kra_hashes FROM requests \
+             WHERE archived_key IS NOT NULL AND kra_hashes LIKE $1 ORDER BY request_id",
+        )
+        .bind(&pattern)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            out.push(ArchivedKeyAgents {
+                request_id: Some(r.try_get("request_id")?),
+                serial: r.try_get("serial")?,
+                key_id: None,
+                kra_hashes: r.try_get("kra_hashes")?,
+            });
+        }
+        for r in sqlx::query(
+            "SELECT key_id, kra_hashes FROM unmatched_keys WHERE kra_hashes LIKE $1 ORDER BY key_id",
+        )
+        .bind(&pattern)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            out.push(ArchivedKeyAgents {
+                request_id: None,
+                serial: None,
+                key_id: Some(r.try_get("key_id")?),
+                kra_hashes: r.try_get("kra_hashes")?,
+            });
+        }
+        Ok(out)
     }
 
     async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>> {
@@ -871,6 +968,19 @@ impl Store for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
                 }
+                Change::SetOwnerNames { thumbprint, names } => {
+                    for name in names {
+                        sqlx::query(
+                            "INSERT INTO key_owner_names (request_id, name) \
+                             SELECT request_id, $2 FROM requests WHERE thumbprint = $1 \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(thumbprint)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
                 Change::ClearArchivedKey { request_id } => {
                     sqlx::query("UPDATE requests SET archived_key = NULL, kra_hashes = NULL WHERE request_id = $1")
                         .bind(request_id)
@@ -980,15 +1090,30 @@ impl Store for SqliteStore {
                 }
             }
         }
-        self.append_in_tx(&mut tx, audit).await?;
+        let head = self.append_in_tx(&mut tx, audit).await?;
         tx.commit().await?;
+        self.after_commit(head);
         Ok(())
+    }
+
+    async fn find_by_owner_name(&self, name: &str, limit: i64) -> StoreResult<Vec<RequestRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM requests WHERE request_id IN \
+             (SELECT request_id FROM key_owner_names WHERE name = $1) \
+             AND archived_key IS NOT NULL ORDER BY request_id LIMIT $2"
+        )))
+        .bind(name)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
     }
 
     async fn append_audit(&self, audit: &[AuditEntry]) -> StoreResult<()> {
         let (_gate, mut tx) = self.begin_write().await?;
-        self.append_in_tx(&mut tx, audit).await?;
+        let head = self.append_in_tx(&mut tx, audit).await?;
         tx.commit().await?;
+        self.after_commit(head);
         Ok(())
     }
 
@@ -1392,7 +1517,43 @@ mod tests {
             )
             .await;
             assert!(p.starts_with("SEARCH requests USING INDEX"), "{p}");
+            // case-insensitive recovery searches use the NOCASE indexes
+            let p = plan(
+                &s,
+                &[
+                    Restriction {
+                        column,
+                        op: Op::EqNoCase,
+                        value: Value::Text("x".into()),
+                    },
+                    Restriction {
+                        column: Column::ArchivedKey,
+                        op: Op::Eq,
+                        value: Value::Int(1),
+                    },
+                ],
+            )
+            .await;
+            assert!(
+                p.starts_with("SEARCH requests USING INDEX") && p.contains("_nocase"),
+                "{p}"
+            );
         }
+        // imported owners' names
+        let rows = sqlx::query(
+            "EXPLAIN QUERY PLAN SELECT request_id FROM key_owner_names WHERE name = 'x'",
+        )
+        .fetch_all(&s.pool)
+        .await
+        .unwrap();
+        let p: String = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
+            .collect();
+        assert!(
+            p.contains("USING COVERING INDEX key_owner_names_name"),
+            "{p}"
+        );
     }
 
     #[tokio::test]
