@@ -326,6 +326,7 @@ impl Remote {
             "not_found" => EngineError::NotFound(message),
             "conflict" => EngineError::Conflict(message),
             "forbidden" => EngineError::Forbidden(message),
+            "throttled" => EngineError::Throttled(message),
             _ => EngineError::Config(format!("server error ({status}): {message}")),
         })
     }

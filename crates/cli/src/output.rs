@@ -12,7 +12,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some("bad_input") | Some("denied") => 3,
         Some("not_found") => 4,
         Some("conflict") => 5,
-        Some("forbidden") => 6,
+        Some("forbidden") | Some("throttled") => 6,
         _ => 1,
     }
 }

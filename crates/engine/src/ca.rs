@@ -153,7 +153,7 @@ pub struct Ca {
     pub(crate) cert: Option<(Vec<u8>, Certificate)>,
     chain: Vec<Vec<u8>>,
     pub(crate) archival: crate::archival::ArchivalState,
-    pub(crate) auth_cache: crate::audit::AuthCache,
+    pub(crate) auth: crate::principals::AuthState,
     /// Held while a chain head is signed, so concurrent writers sign one head
     /// between them instead of one each.
     pub(crate) head_signing: tokio::sync::Mutex<()>,
@@ -463,7 +463,7 @@ impl Ca {
             cert,
             chain,
             archival: crate::archival::ArchivalState::new()?,
-            auth_cache: Default::default(),
+            auth: Default::default(),
             head_signing: Default::default(),
             directory,
             import_batch: Mutex::new(None),
@@ -1270,7 +1270,9 @@ impl Ca {
     ) -> EngineResult<Vec<RequestRecord>> {
         self.authorize(actor, Op::ReadDatabase).await?;
         let r = parse_restrictions(restrict)?;
-        Ok(self.store.query(&r, limit.clamp(1, 1_000_000)).await?)
+        let rows = self.store.query(&r, limit.clamp(1, 1_000_000)).await?;
+        // A restricted manager reads only the rows it may act on.
+        self.visible_rows(actor, rows).await
     }
 
     /// Issues (or reuses) the TLS server certificate for `lockbox serve`.

@@ -70,6 +70,7 @@ async fn web_user(ca: &Ca, headers: &HeaderMap) -> Result<Actor, Response> {
     match caller(ca, headers).await {
         Ok(Some(a)) => Ok(a),
         Ok(None) => anonymous_enrollee(ca).ok_or_else(challenge),
+        Err(e) if e.0.kind() == "throttled" => Err(e.into_response()),
         Err(_) => Err(challenge()),
     }
 }
@@ -436,14 +437,10 @@ async fn not_issued_page(ca: &Ca, id: i64) -> Response {
     }
 }
 
-/// A user sees their own requests; readers of the CA database see all.
+/// A user sees their own requests; readers of the CA database see all
+/// (a restricted manager: those within its restrictions).
 async fn may_read(ca: &Ca, user: &Actor, requester: &str, id: i64) -> Result<(), Response> {
-    if requester.eq_ignore_ascii_case(&user.name)
-        || ca
-            .authorize(user, lockbox_engine::authz::Op::ReadDatabase)
-            .await
-            .is_ok()
-    {
+    if requester.eq_ignore_ascii_case(&user.name) || ca.read_request(user, id).await.is_ok() {
         return Ok(());
     }
     Err(failure_page(

@@ -115,6 +115,7 @@ async fn session(ca: &Ca, headers: &HeaderMap) -> Result<Session, Response> {
             nav: nav_for(ca, &actor).await,
             actor,
         }),
+        Err(e) if e.0.kind() == "throttled" => Err(e.into_response()),
         _ => Err(challenge()),
     }
 }
@@ -357,6 +358,11 @@ async fn requests(
     let next = rows.get(PAGE as usize).map(|r| r.request_id);
     let rows = &rows[..rows.len().min(PAGE as usize)];
     let has_actions = s.nav.manager && (disposition == "pending" || disposition == "issued");
+    // Buttons only on the rows this manager may act on (its restrictions).
+    let mut manageable = Vec::with_capacity(rows.len());
+    for r in rows {
+        manageable.push(has_actions && ca.may_manage(&s.actor, r).await);
+    }
     let done = q.done.as_deref().map(|d| match d {
         "issued" => "issued",
         "denied" => "denied",
@@ -384,7 +390,7 @@ async fn requests(
                     @if has_actions { th { "Action" } }
                 } }
                 tbody {
-                    @for r in rows {
+                    @for (r, act) in rows.iter().zip(&manageable) {
                         tr data-request-id=(r.request_id) {
                             @for c in cols {
                                 @if *c == Column::ArchivedKey {
@@ -393,7 +399,7 @@ async fn requests(
                                     td { (lockbox_engine::view::cell(r, *c)) }
                                 }
                             }
-                            @if has_actions { (actions(&s, r)) }
+                            @if has_actions { @if *act { (actions(&s, r)) } @else { td {} } }
                         }
                     }
                 }
@@ -410,7 +416,7 @@ async fn requests(
                     @if has_actions { th { "Action" } }
                 } }
                 tbody {
-                    @for r in rows {
+                    @for (r, act) in rows.iter().zip(&manageable) {
                         tr data-request-id=(r.request_id) {
                             td { (r.request_id) }
                             td { (r.requester) }
@@ -427,7 +433,7 @@ async fn requests(
                             td.archived { @if r.has_archived_key { "Yes" } @else { "No" } }
                             td { (when(r.submitted_at)) }
                             @if disposition == "denied" || disposition == "pending" { td { (r.disposition_message) } }
-                            @if has_actions { (actions(&s, r)) }
+                            @if has_actions { @if *act { (actions(&s, r)) } @else { td {} } }
                         }
                     }
                 }

@@ -41,8 +41,11 @@ pub async fn serve(ca: Arc<Ca>, opts: ServeOptions) -> anyhow::Result<()> {
         println!("lockbox: listening on http://{local}");
         // Plain HTTP carries no client certificate: strip any such header a client sends.
         let app = tls::with_client_certificate(app, None);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
             .await?;
         return Ok(());
     }

@@ -118,7 +118,10 @@ pub async fn serve_tls(
                 "TLS connection accepted"
             );
             let thumb = client_cert.map(|c| hex::encode(lockbox_crypto::digest::sha1(&c.0)));
-            let service = TowerToHyperService::new(with_client_certificate(app, thumb));
+            let service = TowerToHyperService::new(
+                with_client_certificate(app, thumb)
+                    .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+            );
             if let Err(e) = Builder::new(TokioExecutor::new())
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)
                 .await
