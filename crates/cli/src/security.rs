@@ -236,7 +236,9 @@ pub async fn principal(g: &Global, cmd: PrincipalCmd) -> Result<ExitCode> {
         PrincipalCmd::Token {
             cmd: None,
             name: None,
-        } => bail!("give a user name: principal token NAME | token list NAME | token revoke NAME ID"),
+        } => {
+            bail!("give a user name: principal token NAME | token list NAME | token revoke NAME ID")
+        }
         PrincipalCmd::Token {
             cmd: Some(TokenCmd::List { name }),
             ..

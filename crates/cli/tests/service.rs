@@ -650,32 +650,77 @@ fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled()
         s(&d.join("pw")),
         "--token",
     ])));
-    ok(lockbox(&["--home", h, "role", "grant", "max", "CertificateManager"]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "role",
+        "grant",
+        "max",
+        "CertificateManager",
+    ]));
     let second = tok(ok(lockbox(&["--home", h, "principal", "token", "Max"])));
     let (_server, url) = start(&home, &["--http"]);
     assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 200"));
     assert!(http_get_bearer(&url, "/api/v1/view", &second).starts_with("HTTP/1.1 200"));
     // one token revoked by ID (from the listing)
     let list: serde_json::Value = serde_json::from_str(&ok(lockbox(&[
-        "--home", h, "principal", "token", "list", "max", "--json",
+        "--home",
+        h,
+        "principal",
+        "token",
+        "list",
+        "max",
+        "--json",
     ])))
     .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
     let id = second.split('_').nth(1).unwrap();
-    ok(lockbox(&["--home", h, "principal", "token", "revoke", "max", id]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "token",
+        "revoke",
+        "max",
+        id,
+    ]));
     assert!(http_get_bearer(&url, "/api/v1/view", &second).starts_with("HTTP/1.1 403"));
     assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 200"));
     // role revoked
-    ok(lockbox(&["--home", h, "role", "revoke", "MAX", "CertificateManager"]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "role",
+        "revoke",
+        "MAX",
+        "CertificateManager",
+    ]));
     assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 403"));
     // principal removed, then re-created under the same name
-    ok(lockbox(&["--home", h, "role", "grant", "max", "CertificateManager"]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "role",
+        "grant",
+        "max",
+        "CertificateManager",
+    ]));
     assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 200"));
     ok(lockbox(&["--home", h, "principal", "remove", "max"]));
     ok(lockbox(&["--home", h, "principal", "add", "Max"]));
-    ok(lockbox(&["--home", h, "role", "grant", "Max", "CertificateManager"]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "role",
+        "grant",
+        "Max",
+        "CertificateManager",
+    ]));
     let r = http_get_bearer(&url, "/api/v1/view", &max);
-    assert!(r.starts_with("HTTP/1.1 403"), "old token after removal: {r}");
+    assert!(
+        r.starts_with("HTTP/1.1 403"),
+        "old token after removal: {r}"
+    );
     // creating MAX beside Max is refused
     assert!(!lockbox(&["--home", h, "principal", "add", "MAX"])
         .status
@@ -730,9 +775,21 @@ fn unmap_cert_removes_a_client_certificate_mapping_by_serial() {
     ok(lockbox(&["--home", h, "principal", "add", "max"]));
     let ca_pem = d.join("ca.pem");
     ok(lockbox(&["--home", h, "ca", "cert", "--out", s(&ca_pem)]));
-    ok(lockbox(&["--home", h, "principal", "map-cert", "max", s(&ca_pem)]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "map-cert",
+        "max",
+        s(&ca_pem),
+    ]));
     let certs: serde_json::Value = serde_json::from_str(&ok(lockbox(&[
-        "--home", h, "principal", "certs", "MAX", "--json",
+        "--home",
+        h,
+        "principal",
+        "certs",
+        "MAX",
+        "--json",
     ])))
     .unwrap();
     let serial = certs[0]["serial"].as_str().unwrap().to_string();
@@ -742,9 +799,21 @@ fn unmap_cert_removes_a_client_certificate_mapping_by_serial() {
             .code(),
         Some(4)
     );
-    ok(lockbox(&["--home", h, "principal", "unmap-cert", "Max", &serial]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "unmap-cert",
+        "Max",
+        &serial,
+    ]));
     let certs: serde_json::Value = serde_json::from_str(&ok(lockbox(&[
-        "--home", h, "principal", "certs", "max", "--json",
+        "--home",
+        h,
+        "principal",
+        "certs",
+        "max",
+        "--json",
     ])))
     .unwrap();
     assert_eq!(certs.as_array().unwrap().len(), 0);

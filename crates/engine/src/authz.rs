@@ -423,10 +423,19 @@ impl Ca {
         if self.visible_rows(actor, vec![r.clone()]).await?.is_empty() {
             let e = denied(
                 CERTSRV_E_RESTRICTEDOFFICER,
-                format!("{} may not read request {id} (outside its restrictions)", actor.name),
+                format!(
+                    "{} may not read request {id} (outside its restrictions)",
+                    actor.name
+                ),
             );
-            self.audit_refusal(actor, "requests", "read the CA database", &id.to_string(), &e)
-                .await?;
+            self.audit_refusal(
+                actor,
+                "requests",
+                "read the CA database",
+                &id.to_string(),
+                &e,
+            )
+            .await?;
             return Err(e);
         }
         Ok(r)

@@ -150,7 +150,11 @@ impl Credential<'_> {
                 )
             }
             Credential::Certificate(thumb) => {
-                let t: String = thumb.chars().take(64).collect::<String>().to_ascii_lowercase();
+                let t: String = thumb
+                    .chars()
+                    .take(64)
+                    .collect::<String>()
+                    .to_ascii_lowercase();
                 (format!("cert:{t}"), serde_json::json!({ "thumbprint": t }))
             }
         }
@@ -288,11 +292,17 @@ impl Ca {
         credential: Credential<'_>,
         source: Option<IpAddr>,
     ) -> EngineResult<Option<Actor>> {
-        let (key, shown) = credential.subject();
+        let (mut key, shown) = credential.subject();
         let password = matches!(credential, Credential::Password { .. });
-        let source_over = source.is_some_and(|ip| {
-            over_limit(&self.auth.by_source, &ip, LOGIN_FAILURES_PER_SOURCE)
-        });
+        if let Credential::Password { name, .. } = credential {
+            // One counter per principal, whichever of its names (any case,
+            // UPN, DOMAIN\name) the guesser sends.
+            if let Some(p) = self.find_principal(name).await? {
+                key = format!("name:{}", p.name.to_ascii_lowercase());
+            }
+        }
+        let source_over = source
+            .is_some_and(|ip| over_limit(&self.auth.by_source, &ip, LOGIN_FAILURES_PER_SOURCE));
         if password
             && (source_over || over_limit(&self.auth.by_name, &key, LOGIN_FAILURES_PER_NAME))
         {
@@ -538,7 +548,10 @@ impl Ca {
         self.authorize(actor, Op::Security).await?;
         let p = self.existing(name).await?;
         if p.kind == "group" {
-            return Err(bad(format!("'{}' is a group; tokens are for users", p.name)));
+            return Err(bad(format!(
+                "'{}' is a group; tokens are for users",
+                p.name
+            )));
         }
         let id = to_hex(&random_bytes(6)?);
         let secret = to_hex(&random_bytes(24)?);

@@ -1014,7 +1014,8 @@ mod tests {
         let app = crate::api::router(Arc::new(ca));
         let get = |who: &str, path: String| {
             let app = app.clone();
-            let basic = crate::api::base64_encode(format!("{who}:correct horse battery").as_bytes());
+            let basic =
+                crate::api::base64_encode(format!("{who}:correct horse battery").as_bytes());
             async move {
                 let resp = app
                     .oneshot(
@@ -1035,22 +1036,36 @@ mod tests {
         // the restricted manager's pending list holds only alice's row
         let (status, page) = get("max", "/console/requests?view=pending".into()).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(page.contains(&format!("data-request-id=\"{alice}\"")), "{page}");
-        assert!(!page.contains(&format!("data-request-id=\"{carol}\"")), "{page}");
+        assert!(
+            page.contains(&format!("data-request-id=\"{alice}\"")),
+            "{page}"
+        );
+        assert!(
+            !page.contains(&format!("data-request-id=\"{carol}\"")),
+            "{page}"
+        );
         // a restricted administrator reads every row but gets buttons only where it may act
         let (_, page) = get("ada", "/console/requests?view=pending".into()).await;
-        assert!(page.contains(&format!("data-request-id=\"{carol}\"")), "{page}");
+        assert!(
+            page.contains(&format!("data-request-id=\"{carol}\"")),
+            "{page}"
+        );
         assert!(page.contains(&format!("/console/requests/{alice}/issue")));
-        assert!(!page.contains(&format!("/console/requests/{carol}/issue")), "{page}");
+        assert!(
+            !page.contains(&format!("/console/requests/{carol}/issue")),
+            "{page}"
+        );
         assert!(!page.contains(&format!("/console/requests/{carol}/deny")));
         // REST: the list is filtered, another row is 0x80094009
         let (_, list) = get("max", "/api/v1/requests".into()).await;
         let rows: serde_json::Value = serde_json::from_str(&list).unwrap();
-        assert!(rows
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["requester"] == "alice"), "{list}");
+        assert!(
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["requester"] == "alice"),
+            "{list}"
+        );
         let (status, body) = get("max", format!("/api/v1/requests/{carol}")).await;
         assert!(status.is_client_error());
         assert!(body.contains("0x80094009"), "{body}");

@@ -46,7 +46,7 @@ pub async fn serve(ca: Arc<Ca>, opts: ServeOptions) -> anyhow::Result<()> {
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        .await?;
         return Ok(());
     }
     let (chain_pem, key_pem) = ca.server_tls_identity(&opts.hosts).await?;

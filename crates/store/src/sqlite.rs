@@ -934,11 +934,12 @@ impl Store for SqliteStore {
                     .await?;
                 }
                 Change::RevokeToken { principal, id } => {
-                    let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND principal = $2")
-                        .bind(id)
-                        .bind(principal)
-                        .execute(&mut *tx)
-                        .await?;
+                    let done =
+                        sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND principal = $2")
+                            .bind(id)
+                            .bind(principal)
+                            .execute(&mut *tx)
+                            .await?;
                     if done.rows_affected() == 0 {
                         return Err(StoreError::NotFound(format!(
                             "'{principal}' has no API token with ID '{id}'"
@@ -1370,11 +1371,17 @@ mod tests {
         let s = SqliteStore::open(&path, test_hash).await.unwrap();
         assert_eq!(s.principal("MGR").await.unwrap().unwrap().name, "mgr");
         assert_eq!(s.principals().await.unwrap().len(), 2);
-        assert!(s.token("bb").await.unwrap().is_none(), "MGR's token moved to mgr");
+        assert!(
+            s.token("bb").await.unwrap().is_none(),
+            "MGR's token moved to mgr"
+        );
         assert_eq!(s.token("aa").await.unwrap().unwrap().0, "mgr");
         assert!(s.principal_for_certificate("t1").await.unwrap().is_none());
         let roles = s.roles().await.unwrap();
-        assert_eq!(roles, vec![("mgr".to_string(), "CertificateManager".to_string())]);
+        assert_eq!(
+            roles,
+            vec![("mgr".to_string(), "CertificateManager".to_string())]
+        );
         assert_eq!(s.groups_of("MGR").await.unwrap().len(), 1);
         assert_eq!(s.restrictions("Mgr").await.unwrap().0, vec!["Sales"]);
         let perms = s.permissions("User").await.unwrap();
