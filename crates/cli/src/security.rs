@@ -54,6 +54,7 @@ pub enum PrincipalCmd {
     Certs { name: String },
 }
 
+/// `lockbox principal token ...`
 #[derive(Subcommand, Debug)]
 pub enum TokenCmd {
     /// Create another API token for a user (shown once).

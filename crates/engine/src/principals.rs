@@ -99,6 +99,15 @@ fn count_failure<K: Hash + Eq + Clone>(map: &Mutex<HashMap<K, (Instant, u32)>>, 
     e.1
 }
 
+/// A name as sent by a client, fit for the audit trail: at most 128
+/// characters, control characters (terminal escapes) replaced.
+fn shown_name(name: &str) -> String {
+    name.chars()
+        .take(128)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
 /// A credential presented over the network.
 #[derive(Clone, Copy, Debug)]
 pub enum Credential<'a> {
@@ -143,7 +152,7 @@ impl Credential<'_> {
                 }
             }
             Credential::Password { name, .. } => {
-                let shown: String = name.chars().take(128).collect();
+                let shown = shown_name(name);
                 (
                     format!("name:{}", shown.to_ascii_lowercase()),
                     serde_json::json!({ "name": shown }),
@@ -344,7 +353,7 @@ impl Ca {
         let entry = AuditEntry {
             at: now(),
             actor: match credential {
-                Credential::Password { name, .. } => name.chars().take(128).collect(),
+                Credential::Password { name, .. } => shown_name(name),
                 _ => "anonymous".into(),
             },
             category: "security".into(),

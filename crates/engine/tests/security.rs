@@ -989,6 +989,13 @@ async fn failed_logins_are_audited_and_throttled() {
         }
     }
     assert!(throttled, "one address spraying names is never throttled");
+    // a name carrying terminal escapes is recorded without them
+    let fourth: std::net::IpAddr = "192.0.2.10".parse().unwrap();
+    let escaped = Credential::Password {
+        name: "ad\u{1b}[31mmin",
+        password: "x",
+    };
+    assert!(ca.login(escaped, Some(fourth)).await.unwrap().is_none());
     // bad token secrets and unknown certificates are audited too
     let (id, _) = token.trim_start_matches("lbt_").split_once('_').unwrap();
     let forged = format!("lbt_{id}_{}", "ab".repeat(24));
@@ -1014,6 +1021,7 @@ async fn failed_logins_are_audited_and_throttled() {
         let text = format!("{:?}", r.entry);
         assert!(!text.contains("Tr0ub4dor"), "secret in audit: {text}");
         assert!(!text.contains(&"ab".repeat(24)), "token secret in audit");
+        assert!(!r.entry.actor.contains('\u{1b}') && !r.entry.details.contains('\u{1b}'));
     }
     assert!(logins.iter().any(|r| r.entry.target == "token"
         && r.entry.details.contains(id)
