@@ -863,8 +863,8 @@ async fn manager_restrictions_resolve_names_and_apply_to_group_members() {
     for officer in ["carl", "dora"] {
         let o = ca.actor_for(officer).await.unwrap();
         assert!(o.has(Role::CertificateManager));
-        let inside = submit_as(&ca, &alice, "ApprovedUser").await.unwrap();
         let outside = submit_as(&ca, &carol, "ApprovedUser").await.unwrap();
+        let inside = submit_as(&ca, &alice, "ApprovedUser").await.unwrap();
         let e = ca.issue(outside.request_id, &o).await.unwrap_err();
         assert_eq!(e.code(), 0x8009_4009, "{officer} acts outside Sales");
         assert!(ca.issue(inside.request_id, &o).await.is_ok(), "{officer}");
@@ -872,6 +872,10 @@ async fn manager_restrictions_resolve_names_and_apply_to_group_members() {
         let rows = ca.view(&o, "", 1000).await.unwrap();
         assert!(rows.iter().all(|r| r.requester == "alice"), "{officer}");
         assert!(rows.iter().any(|r| r.request_id == inside.request_id));
+        // the limit counts the rows the manager may read
+        let first = ca.view(&o, "", 1).await.unwrap();
+        assert_eq!(first.len(), 1, "{officer}");
+        assert_eq!(first[0].requester, "alice");
         assert!(!ca
             .pending(&o)
             .await
