@@ -164,6 +164,13 @@ HTTP_CASES = [
     ("anonymous enrollment for a template named from the requester", "POST", "/api/v1/requests?template=EFS", octet, GOOD, JSON_CODE),
     ("anonymous enrollment on behalf of a principal", "POST", "/api/v1/requests?template=User&on_behalf_of=admin", octet, GOOD, JSON_CODE),
     ("anonymous CMC enrollment on behalf of a principal", "POST", "/cmc?template=User&on_behalf_of=admin", cmc, GOOD, CMC_FAIL),
+    # fix-creds: failed logins are audited without the secret and throttled (429 after 5 per name)
+    *[(f"auth: password guess {i} for one name", "GET", "/api/v1/view", {"Authorization": "Basic " + base64.b64encode(b"guessme:wrong-%d" % i).decode()}, None, JSON_CODE) for i in range(7)],
+    ("auth: client-sent peer address header", "GET", "/api/v1/view", {"X-Lockbox-Peer-Address": "203.0.113.9", "Authorization": "Basic " + base64.b64encode(b"guessme:x").decode()}, None, JSON_CODE),
+    ("auth: Basic with a 4 KiB user name", "GET", "/api/v1/view", {"Authorization": "Basic " + base64.b64encode(b"u" * 4096 + b":pw").decode()}, None, ANY_4XX),
+    ("auth: Basic with control characters in the name", "GET", "/api/v1/view", {"Authorization": "Basic " + base64.b64encode(b"ad\x1b[31mmin\n:pw").decode()}, None, ANY_4XX),
+    ("auth: token with a non-hex ID", "GET", "/api/v1/view", {"Authorization": "Bearer lbt_../../x_" + "ab" * 24}, None, ANY_4XX),
+    ("auth: token with an empty secret", "GET", "/api/v1/view", {"Authorization": "Bearer lbt_0011223344_"}, None, ANY_4XX),
 ]
 
 

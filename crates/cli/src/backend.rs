@@ -338,6 +338,7 @@ impl Remote {
             "conflict" => EngineError::Conflict(message),
             "forbidden" => EngineError::Forbidden(message),
             "unauthorized" => EngineError::Unauthenticated(message),
+            "throttled" => EngineError::Throttled(message),
             _ => EngineError::Config(format!("server error ({status}): {message}")),
         })
     }

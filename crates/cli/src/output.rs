@@ -13,7 +13,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some("bad_input") | Some("denied") => 3,
         Some("not_found") => 4,
         Some("conflict") => 5,
-        Some("forbidden") | Some("unauthorized") => 6,
+        Some("forbidden") | Some("unauthorized") | Some("throttled") => 6,
         _ => 1,
     }
 }

@@ -37,10 +37,32 @@ pub enum PrincipalCmd {
     List,
     /// Remove a principal (tokens, roles and memberships go with it).
     Remove { name: String },
-    /// Create another API token for a user (shown once).
-    Token { name: String },
+    /// API tokens: `token NAME` (or `token new NAME`) creates one (shown once),
+    /// `token list NAME` lists their IDs, `token revoke NAME ID` revokes one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Token {
+        #[command(subcommand)]
+        cmd: Option<TokenCmd>,
+        /// The user to create a token for.
+        name: Option<String>,
+    },
     /// Map a TLS client certificate to a principal.
     MapCert { name: String, cert: PathBuf },
+    /// Remove a client-certificate mapping by the certificate's serial number (or thumbprint).
+    UnmapCert { name: String, serial: String },
+    /// List the client certificates mapped to a principal.
+    Certs { name: String },
+}
+
+/// `lockbox principal token ...`
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create another API token for a user (shown once).
+    New { name: String },
+    /// List a user's API tokens (IDs and dates; secrets are never kept).
+    List { name: String },
+    /// Revoke one API token (refused at the next request of every process).
+    Revoke { name: String, id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -230,13 +252,78 @@ pub async fn principal(g: &Global, cmd: PrincipalCmd) -> Result<ExitCode> {
             l.ca.remove_principal(a, &name).await?;
             print(g, json!({ "removed": name }), format!("Removed {name}"));
         }
-        PrincipalCmd::Token { name } => {
+        PrincipalCmd::Token {
+            cmd: Some(TokenCmd::New { name }),
+            ..
+        }
+        | PrincipalCmd::Token {
+            cmd: None,
+            name: Some(name),
+        } => {
             let t = l.ca.add_token(a, &name).await?;
             print(
                 g,
                 json!({ "principal": name, "token": t }),
                 format!("API token for {name} (shown once):\n{t}"),
             );
+        }
+        PrincipalCmd::Token {
+            cmd: None,
+            name: None,
+        } => {
+            bail!("give a user name: principal token NAME | token list NAME | token revoke NAME ID")
+        }
+        PrincipalCmd::Token {
+            cmd: Some(TokenCmd::List { name }),
+            ..
+        } => {
+            let list = l.ca.tokens(a, &name).await?;
+            let text = if list.is_empty() {
+                format!("{name} has no API tokens")
+            } else {
+                list.iter()
+                    .map(|t| format!("{}  created {}", t.id, rfc3339(t.created_at)))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            print(g, serde_json::to_value(&list)?, text);
+        }
+        PrincipalCmd::Token {
+            cmd: Some(TokenCmd::Revoke { name, id }),
+            ..
+        } => {
+            l.ca.revoke_token(a, &name, &id).await?;
+            print(
+                g,
+                json!({ "principal": name, "revoked": id }),
+                format!("Revoked API token {id} of {name}"),
+            );
+        }
+        PrincipalCmd::UnmapCert { name, serial } => {
+            let thumb = l.ca.unmap_certificate(a, &name, &serial).await?;
+            print(
+                g,
+                json!({ "principal": name, "unmapped": thumb }),
+                format!("Certificate {thumb} no longer authenticates {name}"),
+            );
+        }
+        PrincipalCmd::Certs { name } => {
+            let list = l.ca.certificate_mappings(a, &name).await?;
+            let text = if list.is_empty() {
+                format!("no certificates are mapped to {name}")
+            } else {
+                list.iter()
+                    .map(|m| {
+                        format!(
+                            "serial {}  thumbprint {}",
+                            m.serial.as_deref().unwrap_or("-"),
+                            m.thumbprint
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            print(g, serde_json::to_value(&list)?, text);
         }
         PrincipalCmd::MapCert { name, cert } => {
             let bytes =

@@ -760,3 +760,214 @@ fn enrollment_agents_enroll_for_others_and_principals_get_their_own_names() {
     assert_eq!(rows[1]["RequesterName"], "alice", "{rows:?}");
     assert_eq!(rows[1]["CommonName"], "alice", "{rows:?}");
 }
+
+fn http_get_bearer(url: &str, path: &str, token: &str) -> String {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp).unwrap();
+    resp
+}
+
+/// Issue 12 item 3 and the login weaknesses, end to end: the CLI (another
+/// process) removes a principal, revokes a token or a role, and the running
+/// service refuses at the next request; failed logins are audited and a
+/// password guesser gets 429.
+#[test]
+fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = d.join("ca");
+    let h = s(&home);
+    ok(lockbox(&[
+        "init", "--home", h, "--name", "Test CA", "--key", "p256",
+    ]));
+    std::fs::write(d.join("pw"), "correct horse battery\n").unwrap();
+    let tok = |out: String| {
+        out.lines()
+            .find(|l| l.starts_with("lbt_"))
+            .unwrap()
+            .to_string()
+    };
+    let max = tok(ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "add",
+        "max",
+        "--password-file",
+        s(&d.join("pw")),
+        "--token",
+    ])));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "role",
+        "grant",
+        "max",
+        "CertificateManager",
+    ]));
+    let second = tok(ok(lockbox(&["--home", h, "principal", "token", "Max"])));
+    let (_server, url) = start(&home, &["--http"]);
+    assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 200"));
+    assert!(http_get_bearer(&url, "/api/v1/view", &second).starts_with("HTTP/1.1 200"));
+    // one token revoked by ID (from the listing)
+    let list: serde_json::Value = serde_json::from_str(&ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "token",
+        "list",
+        "max",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let id = second.split('_').nth(1).unwrap();
+    ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "token",
+        "revoke",
+        "max",
+        id,
+    ]));
+    assert!(http_get_bearer(&url, "/api/v1/view", &second).starts_with("HTTP/1.1 403"));
+    assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 200"));
+    // role revoked
+    ok(lockbox(&[
+        "--home",
+        h,
+        "role",
+        "revoke",
+        "MAX",
+        "CertificateManager",
+    ]));
+    assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 403"));
+    // principal removed, then re-created under the same name
+    ok(lockbox(&[
+        "--home",
+        h,
+        "role",
+        "grant",
+        "max",
+        "CertificateManager",
+    ]));
+    assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 200"));
+    ok(lockbox(&["--home", h, "principal", "remove", "max"]));
+    ok(lockbox(&["--home", h, "principal", "add", "Max"]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "role",
+        "grant",
+        "Max",
+        "CertificateManager",
+    ]));
+    let r = http_get_bearer(&url, "/api/v1/view", &max);
+    assert!(
+        r.starts_with("HTTP/1.1 403"),
+        "old token after removal: {r}"
+    );
+    // creating MAX beside Max is refused
+    assert!(!lockbox(&["--home", h, "principal", "add", "MAX"])
+        .status
+        .success());
+    // a password guesser: five failures, then 429 even with the right password
+    ok(lockbox(&["--home", h, "principal", "remove", "max"]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "add",
+        "max",
+        "--password-file",
+        s(&d.join("pw")),
+    ]));
+    let wrong = lockbox_codec_b64("max:Tr0ub4dor&3");
+    for _ in 0..5 {
+        let r = http_get_auth(&url, "/api/v1/view", &wrong);
+        assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    }
+    let right = lockbox_codec_b64("max:correct horse battery");
+    let r = http_get_auth(&url, "/api/v1/view", &right);
+    assert!(r.starts_with("HTTP/1.1 429"), "{r}");
+    assert!(r.to_ascii_lowercase().contains("retry-after: 60"), "{r}");
+    assert!(r.contains("0x80070775"), "{r}");
+    // the failures are in the audit trail, without the password
+    let audit = ok(lockbox(&["--home", h, "audit", "list", "--json"]));
+    let records: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let logins: Vec<&serde_json::Value> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "login" && r["outcome"] == "refused")
+        .collect();
+    assert!(logins.len() >= 7, "{audit}");
+    assert!(logins
+        .iter()
+        .any(|r| r["details"].as_str().unwrap_or("").contains("127.0.0.1")));
+    assert!(!audit.contains("Tr0ub4dor"));
+}
+
+/// Issue 12 item 3: `principal unmap-cert NAME SERIAL`.
+#[test]
+fn unmap_cert_removes_a_client_certificate_mapping_by_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = d.join("ca");
+    let h = s(&home);
+    ok(lockbox(&[
+        "init", "--home", h, "--name", "Test CA", "--key", "p256",
+    ]));
+    ok(lockbox(&["--home", h, "principal", "add", "max"]));
+    let ca_pem = d.join("ca.pem");
+    ok(lockbox(&["--home", h, "ca", "cert", "--out", s(&ca_pem)]));
+    ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "map-cert",
+        "max",
+        s(&ca_pem),
+    ]));
+    let certs: serde_json::Value = serde_json::from_str(&ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "certs",
+        "MAX",
+        "--json",
+    ])))
+    .unwrap();
+    let serial = certs[0]["serial"].as_str().unwrap().to_string();
+    assert_eq!(
+        lockbox(&["--home", h, "principal", "unmap-cert", "max", "0badc0de"])
+            .status
+            .code(),
+        Some(4)
+    );
+    ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "unmap-cert",
+        "Max",
+        &serial,
+    ]));
+    let certs: serde_json::Value = serde_json::from_str(&ok(lockbox(&[
+        "--home",
+        h,
+        "principal",
+        "certs",
+        "max",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(certs.as_array().unwrap().len(), 0);
+    let audit = ok(lockbox(&["--home", h, "audit", "list"]));
+    assert!(audit.contains("unmap certificate"), "{audit}");
+}

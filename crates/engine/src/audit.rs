@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_crypto::digest::sha256;
@@ -164,10 +163,6 @@ pub fn chain_hash(data: &[u8]) -> String {
     to_hex(&sha256(data))
 }
 
-/// Verified-credential cache (token hash -> principal), so Argon2 runs once per token per process.
-#[derive(Default)]
-pub struct AuthCache(Mutex<HashMap<String, (String, Instant)>>);
-
 /// One finding of `audit verify`.
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditProblem {
@@ -191,28 +186,6 @@ pub struct AuditReport {
 }
 
 impl Ca {
-    pub(crate) fn auth_cache_get(&self, key: &str) -> Option<String> {
-        let map = self.auth_cache.0.lock().ok()?;
-        map.get(key)
-            .filter(|(_, t)| t.elapsed() < Duration::from_secs(300))
-            .map(|(n, _)| n.clone())
-    }
-
-    pub(crate) fn auth_cache_put(&self, key: String, name: String) {
-        if let Ok(mut m) = self.auth_cache.0.lock() {
-            if m.len() > 10_000 {
-                m.clear();
-            }
-            m.insert(key, (name, Instant::now()));
-        }
-    }
-
-    pub(crate) fn auth_cache_clear(&self) {
-        if let Ok(mut m) = self.auth_cache.0.lock() {
-            m.clear();
-        }
-    }
-
     async fn categories(&self) -> Vec<String> {
         match self.store.setting(AUDIT_CATEGORIES).await {
             Ok(Some(v)) => v

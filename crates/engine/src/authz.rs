@@ -2,6 +2,9 @@
 //! certificate-manager restrictions. [`Ca::authorize`] is the one function
 //! that decides every operation, local or remote; refusals are audited.
 
+use std::collections::HashMap;
+
+use lockbox_store::RequestRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::ca::Ca;
@@ -388,39 +391,148 @@ impl Ca {
         Ok(builtin)
     }
 
-    /// Certificate-manager restrictions by requester group and template.
+    /// The restrictions that apply to `actor`: its own and those of every
+    /// group it belongs to (a restriction on a group restricts its members,
+    /// whether they hold CertificateManager through it or directly). Each
+    /// entry: (restricted principal, groups, templates).
+    async fn restriction_sets(&self, actor: &Actor) -> EngineResult<Vec<RestrictionSet>> {
+        let mut out = Vec::new();
+        for who in std::iter::once(&actor.name).chain(actor.groups.iter()) {
+            let (groups, templates) = self.store.restrictions(who).await?;
+            if !groups.is_empty() || !templates.is_empty() {
+                out.push((who.clone(), groups, templates));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Certificate-manager restrictions by requester group and template:
+    /// every restriction that applies to the manager must allow the row.
     async fn check_restrictions(
         &self,
         actor: &Actor,
         requester: &str,
         template: Option<&str>,
     ) -> EngineResult<()> {
-        let (groups, templates) = self.store.restrictions(&actor.name).await?;
+        let sets = self.restriction_sets(actor).await?;
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let subject = self.actor_for(requester).await?;
+        restrictions_allow(actor, &sets, requester, &subject.groups, template)
+    }
+
+    /// The rows of `rows` the actor may read: all of them, except for a
+    /// restricted certificate manager (not also a CA administrator or an
+    /// auditor), who reads only the rows it may act on.
+    pub async fn visible_rows(
+        &self,
+        actor: &Actor,
+        rows: Vec<RequestRecord>,
+    ) -> EngineResult<Vec<RequestRecord>> {
+        if actor.local_admin || actor.has(Role::CaAdministrator) || actor.has(Role::Auditor) {
+            return Ok(rows);
+        }
+        let sets = self.restriction_sets(actor).await?;
+        if sets.is_empty() {
+            return Ok(rows);
+        }
+        let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
+        let mut out = Vec::new();
+        for r in rows {
+            let key = r.requester.to_ascii_lowercase();
+            if !groups_of.contains_key(&key) {
+                let g = self.actor_for(&r.requester).await?.groups;
+                groups_of.insert(key.clone(), g);
+            }
+            let groups = groups_of.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+            if restrictions_allow(actor, &sets, &r.requester, groups, r.template.as_deref()).is_ok()
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the actor may act on the row as a certificate manager (issue,
+    /// deny, revoke), without auditing: for showing or hiding buttons.
+    pub async fn may_manage(&self, actor: &Actor, r: &RequestRecord) -> bool {
+        self.would_allow(
+            actor,
+            Op::Officer {
+                action: "issue",
+                requester: &r.requester,
+                template: r.template.as_deref(),
+            },
+        )
+        .await
+    }
+
+    /// One request row for a reader of the CA database; a restricted manager
+    /// gets 0x80094009 for a row outside its restrictions (audited).
+    pub async fn read_request(&self, actor: &Actor, id: i64) -> EngineResult<RequestRecord> {
+        self.authorize(actor, Op::ReadDatabase).await?;
+        let r = self.request(id).await?;
+        if self.visible_rows(actor, vec![r.clone()]).await?.is_empty() {
+            let e = denied(
+                CERTSRV_E_RESTRICTEDOFFICER,
+                format!(
+                    "{} may not read request {id} (outside its restrictions)",
+                    actor.name
+                ),
+            );
+            self.audit_refusal(
+                actor,
+                "requests",
+                "read the CA database",
+                &id.to_string(),
+                &e,
+            )
+            .await?;
+            return Err(e);
+        }
+        Ok(r)
+    }
+}
+
+/// (restricted principal, groups, templates).
+type RestrictionSet = (String, Vec<String>, Vec<String>);
+
+fn restrictions_allow(
+    actor: &Actor,
+    sets: &[RestrictionSet],
+    requester: &str,
+    requester_groups: &[String],
+    template: Option<&str>,
+) -> EngineResult<()> {
+    for (who, groups, templates) in sets {
+        let via = if who.eq_ignore_ascii_case(&actor.name) {
+            String::new()
+        } else {
+            format!(" (restriction on its group '{who}')")
+        };
         if !templates.is_empty()
             && !template.is_some_and(|t| templates.iter().any(|x| x.eq_ignore_ascii_case(t)))
         {
             return Err(denied(
                 CERTSRV_E_RESTRICTEDOFFICER,
                 format!(
-                    "{} may not manage certificates of template '{}'",
+                    "{} may not manage certificates of template '{}'{via}",
                     actor.name,
                     template.unwrap_or("(none)")
                 ),
             ));
         }
-        if !groups.is_empty() {
-            let subject = self.actor_for(requester).await?;
-            let ok = subject
-                .groups
+        if !groups.is_empty()
+            && !requester_groups
                 .iter()
-                .any(|g| groups.iter().any(|x| x.eq_ignore_ascii_case(g)));
-            if !ok {
-                return Err(denied(
-                    CERTSRV_E_RESTRICTEDOFFICER,
-                    format!("{} may not manage certificates of requester '{requester}' (outside its groups)", actor.name),
-                ));
-            }
+                .any(|g| groups.iter().any(|x| x.eq_ignore_ascii_case(g)))
+        {
+            return Err(denied(
+                CERTSRV_E_RESTRICTEDOFFICER,
+                format!("{} may not manage certificates of requester '{requester}' (outside its groups){via}", actor.name),
+            ));
         }
-        Ok(())
     }
+    Ok(())
 }

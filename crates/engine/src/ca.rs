@@ -157,7 +157,7 @@ pub struct Ca {
     pub(crate) cert: Option<(Vec<u8>, Certificate)>,
     chain: Vec<Vec<u8>>,
     pub(crate) archival: crate::archival::ArchivalState,
-    pub(crate) auth_cache: crate::audit::AuthCache,
+    pub(crate) auth: crate::principals::AuthState,
     /// Held while a chain head is signed, so concurrent writers sign one head
     /// between them instead of one each.
     pub(crate) head_signing: tokio::sync::Mutex<()>,
@@ -490,7 +490,7 @@ impl Ca {
             cert,
             chain,
             archival: crate::archival::ArchivalState::new()?,
-            auth_cache: Default::default(),
+            auth: Default::default(),
             head_signing: Default::default(),
             directory,
             import_batch: Mutex::new(None),
@@ -1478,8 +1478,30 @@ impl Ca {
         limit: i64,
     ) -> EngineResult<Vec<RequestRecord>> {
         self.authorize(actor, Op::ReadDatabase).await?;
-        let r = parse_restrictions(restrict)?;
-        Ok(self.store.query(&r, limit.clamp(1, 1_000_000)).await?)
+        let mut r = parse_restrictions(restrict)?;
+        let limit = limit.clamp(1, 1_000_000);
+        // A restricted manager reads only the rows it may act on: page on by
+        // request ID until `limit` visible rows or the end of the table.
+        let mut out = Vec::new();
+        let at = r.len();
+        loop {
+            let rows = self.store.query(&r, limit).await?;
+            let (fetched, last) = (rows.len() as i64, rows.last().map(|x| x.request_id));
+            out.extend(self.visible_rows(actor, rows).await?);
+            match last {
+                Some(last) if fetched == limit && (out.len() as i64) < limit => {
+                    r.truncate(at);
+                    r.push(lockbox_store::Restriction {
+                        column: lockbox_store::Column::RequestId,
+                        op: lockbox_store::Op::Gt,
+                        value: lockbox_store::Value::Int(last),
+                    });
+                }
+                _ => break,
+            }
+        }
+        out.truncate(limit as usize);
+        Ok(out)
     }
 
     /// Issues (or reuses) the TLS server certificate for `lockbox serve`.

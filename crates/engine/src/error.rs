@@ -40,6 +40,8 @@ pub mod codes {
     /// HRESULT_FROM_WIN32(ERROR_ALREADY_EXISTS): the requester already holds a
     /// valid certificate of a template that does not re-enroll duplicates.
     pub const E_ALREADY_EXISTS: u32 = 0x8007_00B7;
+    /// ERROR_ACCOUNT_LOCKED_OUT (as HRESULT): too many failed logins; try later.
+    pub const E_ACCOUNT_LOCKED_OUT: u32 = 0x8007_0775;
 
     /// Symbolic name of a code, if known.
     pub fn name(code: u32) -> &'static str {
@@ -66,6 +68,7 @@ pub mod codes {
             0x8009_4012 => "CERTSRV_E_TEMPLATE_DENIED",
             0x8009_400B => "CERTSRV_E_NO_VALID_KRA",
             0x8009_400C => "CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL",
+            E_ACCOUNT_LOCKED_OUT => "ERROR_ACCOUNT_LOCKED_OUT",
             _ => "E_FAIL",
         }
     }
@@ -119,6 +122,9 @@ pub enum EngineError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Too many failed logins for this name or source address: try again later.
+    #[error("{0}")]
+    Throttled(String),
 }
 
 impl EngineError {
@@ -129,6 +135,7 @@ impl EngineError {
             EngineError::NotFound(_) => codes::E_NOT_FOUND,
             EngineError::Conflict(_) => codes::E_INVALID_STATE,
             EngineError::Forbidden(_) | EngineError::Unauthenticated(_) => codes::E_ACCESSDENIED,
+            EngineError::Throttled(_) => codes::E_ACCOUNT_LOCKED_OUT,
             EngineError::Store(StoreError::NotFound(_)) => codes::E_NOT_FOUND,
             EngineError::Store(StoreError::Conflict(_)) => codes::E_INVALID_STATE,
             _ => codes::E_FAIL,
@@ -145,6 +152,7 @@ impl EngineError {
             EngineError::Forbidden(_) => "forbidden",
             EngineError::Unauthenticated(_) => "unauthorized",
             EngineError::Config(_) => "config",
+            EngineError::Throttled(_) => "throttled",
             EngineError::Store(_) | EngineError::Crypto(_) | EngineError::Io { .. } => "internal",
         }
     }

@@ -221,7 +221,26 @@ impl Ca {
     pub async fn get_key(&self, actor: &Actor, token: &str) -> EngineResult<RecoveryBlob> {
         let candidates = self.find_candidates(actor, token).await?;
         let c = match candidates.len() {
-            0 => return Err(EngineError::NotFound(format!("no archived key matches '{token}'"))),
+            0 => {
+                // A key outside a restricted manager's groups or templates is
+                // refused as such (0x80094009, audited), not reported missing.
+                if let Some(r) = self
+                    .search_rows(token)
+                    .await?
+                    .into_iter()
+                    .find(|r| candidate(r).is_some())
+                {
+                    self.authorize(
+                        actor,
+                        Op::RetrieveKey {
+                            requester: &r.requester,
+                            template: r.template.as_deref(),
+                        },
+                    )
+                    .await?;
+                }
+                return Err(EngineError::NotFound(format!("no archived key matches '{token}'")));
+            }
             1 => candidates.into_iter().next().ok_or_else(|| EngineError::NotFound(token.into()))?,
             n => {
                 return Err(EngineError::denied(

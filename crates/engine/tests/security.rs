@@ -599,3 +599,500 @@ async fn kra_states_statuses_events_and_archival_behaviour() {
         .any(|e| e.event_id == 84 && e.message.contains("not a KRA certificate")));
     assert_eq!(cert_fields(&expired_der).unwrap().serial, "42");
 }
+
+// ---- fix-creds: issue 12 items 3, 4, 5 and the login weaknesses ----
+
+async fn user(ca: &Ca, name: &str, token: bool) -> Option<String> {
+    ca.add_principal(
+        &admin(),
+        name,
+        false,
+        Some(format!("{name}@contoso.com")),
+        None,
+        Some(format!("CONTOSO\\{name}")),
+        Some(zeroize::Zeroizing::new("correct horse battery".to_string())),
+        token,
+    )
+    .await
+    .unwrap()
+    .token
+}
+
+/// Issue 12 item 3: a second process (another `Ca` on the same home, as the
+/// service beside the CLI) stops accepting a token at the next request after
+/// the principal is removed, the token revoked, or a role revoked; a principal
+/// re-created under the same name does not inherit the old token.
+#[tokio::test]
+async fn revoked_credentials_stop_working_in_every_process_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let cli = new_ca(d.path(), "Contoso CA").await;
+    let service = Ca::open(d.path()).await.unwrap();
+    let a = admin();
+    let token = user(&cli, "max", true).await.unwrap();
+    cli.set_role(&a, "max", Role::CertificateManager, true)
+        .await
+        .unwrap();
+    let who = service.authenticate_token(&token).await.unwrap().unwrap();
+    assert_eq!(who.name, "max");
+    assert!(who.has(Role::CertificateManager));
+    // role revocation: next request
+    cli.set_role(&a, "max", Role::CertificateManager, false)
+        .await
+        .unwrap();
+    let who = service.authenticate_token(&token).await.unwrap().unwrap();
+    assert!(!who.has(Role::CertificateManager));
+    // removal in the other process: next request
+    cli.remove_principal(&a, "max").await.unwrap();
+    assert!(
+        service.authenticate_token(&token).await.unwrap().is_none(),
+        "a removed principal's token still authenticates (cached)"
+    );
+    // re-created under the same name (another case): no inheritance
+    user(&cli, "MAX", false).await;
+    assert!(service.authenticate_token(&token).await.unwrap().is_none());
+    // one token revoked, the other still good
+    let t1 = cli.add_token(&a, "max").await.unwrap();
+    let t2 = cli.add_token(&a, "Max").await.unwrap();
+    assert!(service.authenticate_token(&t1).await.unwrap().is_some());
+    assert!(service.authenticate_token(&t2).await.unwrap().is_some());
+    let ids = cli.tokens(&a, "max").await.unwrap();
+    assert_eq!(ids.len(), 2);
+    let id1 = t1.split('_').nth(1).unwrap();
+    assert!(ids.iter().any(|t| t.id == id1));
+    cli.revoke_token(&a, "MAX", id1).await.unwrap();
+    assert!(service.authenticate_token(&t1).await.unwrap().is_none());
+    assert!(service.authenticate_token(&t2).await.unwrap().is_some());
+    assert_eq!(
+        cli.revoke_token(&a, "max", id1).await.unwrap_err().code(),
+        0x8007_0002
+    );
+    let records = cli.audit_list(&a, None, 10_000).await.unwrap();
+    for action in ["remove principal", "revoke token", "revoke role"] {
+        assert!(
+            records.iter().any(|r| r.entry.action == action),
+            "{action} audited"
+        );
+    }
+}
+
+/// Issue 12 item 3: a client certificate the CA revoked stops authenticating
+/// at its next use; `unmap-cert` by serial number removes a mapping.
+#[tokio::test]
+async fn revoked_or_unmapped_client_certificates_stop_authenticating() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(d.path(), "Contoso CA").await;
+    let service = Ca::open(d.path()).await.unwrap();
+    let a = admin();
+    user(&ca, "max", false).await;
+    let mut certs = Vec::new();
+    for _ in 0..2 {
+        let out = submit_as(&ca, &a, "User").await.unwrap();
+        let der = ca.certificate(out.request_id).await.unwrap();
+        ca.map_certificate(&a, "MAX", &der).await.unwrap();
+        certs.push((out.serial.unwrap(), der));
+    }
+    for (_, der) in &certs {
+        let who = service
+            .authenticate_certificate(der)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(who.name, "max");
+    }
+    let maps = ca.certificate_mappings(&a, "max").await.unwrap();
+    assert_eq!(maps.len(), 2);
+    assert!(maps.iter().all(|m| m.serial.is_some()));
+    ca.revoke(&certs[0].0, 1, &a).await.unwrap();
+    assert!(
+        service
+            .authenticate_certificate(&certs[0].1)
+            .await
+            .unwrap()
+            .is_none(),
+        "a revoked client certificate still authenticates"
+    );
+    // unmap by serial, typed with spaces and upper case
+    let spaced: String = certs[1]
+        .0
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    ca.unmap_certificate(&a, "max", &spaced).await.unwrap();
+    assert!(service
+        .authenticate_certificate(&certs[1].1)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        ca.unmap_certificate(&a, "max", &certs[1].0)
+            .await
+            .unwrap_err()
+            .code(),
+        0x8007_0002
+    );
+    let records = ca.audit_list(&a, None, 10_000).await.unwrap();
+    assert!(records
+        .iter()
+        .any(|r| r.entry.action == "unmap certificate"));
+}
+
+/// Issue 12 item 4: principal names are case-insensitive everywhere.
+#[tokio::test]
+async fn principal_names_differing_only_in_case_are_one_name() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(d.path(), "Contoso CA").await;
+    principals(&ca).await;
+    let a = admin();
+    let e = ca
+        .add_principal(&a, "MAX", false, None, None, None, None, false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), "conflict", "MAX beside max: {e}");
+    assert!(ca
+        .add_principal(&a, "Max", true, None, None, None, None, false)
+        .await
+        .is_err());
+    // every lookup by another case finds the one principal, with its roles
+    let m = ca.actor_for("MAX").await.unwrap();
+    assert_eq!(m.name, "max");
+    assert!(m.has(Role::CertificateManager));
+    // memberships, restrictions and template permissions by another case
+    user(&ca, "alice", false).await;
+    ca.add_principal(&a, "Sales", true, None, None, None, None, false)
+        .await
+        .unwrap();
+    ca.add_member(&a, "SALES", "ALICE").await.unwrap();
+    assert!(ca
+        .actor_for("alice")
+        .await
+        .unwrap()
+        .groups
+        .contains(&"Sales".to_string()));
+    ca.set_restrictions(&a, "MAX", vec!["sales".into()], vec!["user".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        ca.restrictions("max").await.unwrap(),
+        (vec!["Sales".to_string()], vec!["User".to_string()])
+    );
+    let p = ca
+        .set_template_permission(&a, "User", "ALICE", &["Enroll".into()], false)
+        .await
+        .unwrap();
+    assert_eq!(p.principal, "alice");
+    let alice = ca.actor_for("Alice").await.unwrap();
+    assert_eq!(
+        submit_as(&ca, &alice, "User").await.unwrap_err().code(),
+        0x8009_4012
+    );
+    // role grants by another case land on the principal
+    ca.set_role(&a, "NOBODY", Role::Auditor, true)
+        .await
+        .unwrap();
+    let grants = ca.role_grants(&a).await.unwrap();
+    assert!(grants.contains(&("nobody".to_string(), "Auditor".to_string())));
+}
+
+/// Issue 12 item 5: restrictions name existing principals and groups, and a
+/// restriction on a group restricts its members.
+#[tokio::test]
+async fn manager_restrictions_resolve_names_and_apply_to_group_members() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(d.path(), "Contoso CA").await;
+    principals(&ca).await;
+    let a = admin();
+    for u in ["alice", "carol", "carl", "dora"] {
+        user(&ca, u, false).await;
+    }
+    for g in ["Sales", "Officers"] {
+        ca.add_principal(&a, g, true, None, None, None, None, false)
+            .await
+            .unwrap();
+    }
+    ca.add_member(&a, "Sales", "alice").await.unwrap();
+    // names that do not resolve are refused
+    for (who, groups, templates) in [
+        ("ghost@contoso.com", vec![], vec!["User"]),
+        ("CONTOSO\\ghost", vec![], vec!["User"]),
+        ("maxx", vec!["Sales"], vec![]),
+        ("max", vec!["Salez"], vec![]),
+        ("max", vec!["alice"], vec![]),
+        ("max", vec![], vec!["Usr"]),
+    ] {
+        assert!(
+            ca.set_restrictions(
+                &a,
+                who,
+                groups.iter().map(|s| s.to_string()).collect(),
+                templates.iter().map(|s| s.to_string()).collect()
+            )
+            .await
+            .is_err(),
+            "restriction of {who} {groups:?} {templates:?} accepted"
+        );
+    }
+    // a UPN or down-level name that resolves is stored under the principal
+    ca.set_restrictions(&a, "max@contoso.com", vec!["Sales".into()], vec![])
+        .await
+        .unwrap();
+    assert_eq!(ca.restrictions("max").await.unwrap().0, vec!["Sales"]);
+    ca.set_restrictions(&a, "CONTOSO\\max", vec![], vec![])
+        .await
+        .unwrap();
+    // the group holds the role and the restriction; carl gets the role through it
+    ca.add_member(&a, "Officers", "carl").await.unwrap();
+    ca.set_role(&a, "Officers", Role::CertificateManager, true)
+        .await
+        .unwrap();
+    ca.set_restrictions(&a, "Officers", vec!["Sales".into()], vec![])
+        .await
+        .unwrap();
+    // dora holds the role directly and is a member of the restricted group
+    ca.add_member(&a, "Officers", "dora").await.unwrap();
+    ca.set_role(&a, "dora", Role::CertificateManager, true)
+        .await
+        .unwrap();
+    ca.duplicate_template(&a, "User", "ApprovedUser")
+        .await
+        .unwrap();
+    ca.set_template(&a, "ApprovedUser", "requires_approval", "true")
+        .await
+        .unwrap();
+    ca.set_ca_template(&a, "ApprovedUser", true).await.unwrap();
+    let alice = ca.actor_for("alice").await.unwrap();
+    let carol = ca.actor_for("carol").await.unwrap();
+    for officer in ["carl", "dora"] {
+        let o = ca.actor_for(officer).await.unwrap();
+        assert!(o.has(Role::CertificateManager));
+        let outside = submit_as(&ca, &carol, "ApprovedUser").await.unwrap();
+        let inside = submit_as(&ca, &alice, "ApprovedUser").await.unwrap();
+        let e = ca.issue(outside.request_id, &o).await.unwrap_err();
+        assert_eq!(e.code(), 0x8009_4009, "{officer} acts outside Sales");
+        assert!(ca.issue(inside.request_id, &o).await.is_ok(), "{officer}");
+        // view and pending lists hold only the rows the manager may act on
+        let rows = ca.view(&o, "", 1000).await.unwrap();
+        assert!(rows.iter().all(|r| r.requester == "alice"), "{officer}");
+        assert!(rows.iter().any(|r| r.request_id == inside.request_id));
+        // the limit counts the rows the manager may read
+        let first = ca.view(&o, "", 1).await.unwrap();
+        assert_eq!(first.len(), 1, "{officer}");
+        assert_eq!(first[0].requester, "alice");
+        assert!(!ca
+            .pending(&o)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.request_id == outside.request_id));
+        assert_eq!(
+            ca.read_request(&o, outside.request_id)
+                .await
+                .unwrap_err()
+                .code(),
+            0x8009_4009
+        );
+        assert!(
+            !ca.may_manage(&o, &ca.request(outside.request_id).await.unwrap())
+                .await
+        );
+    }
+    // an unrestricted reader still sees every row
+    let ada = ca.actor_for("ada").await.unwrap();
+    assert!(ca
+        .view(&ada, "", 1000)
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.requester == "carol"));
+}
+
+/// Issue 12 weaknesses: a restricted manager asking for a key outside its
+/// restrictions gets 0x80094009, not 0x80070002.
+#[tokio::test]
+async fn restricted_manager_getkey_outside_restrictions_is_0x80094009() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(d.path(), "Contoso CA").await;
+    principals(&ca).await;
+    let a = admin();
+    user(&ca, "carol", false).await;
+    ca.add_principal(&a, "Sales", true, None, None, None, None, false)
+        .await
+        .unwrap();
+    ca.set_restrictions(&a, "max", vec!["Sales".into()], vec![])
+        .await
+        .unwrap();
+    let carol = ca.actor_for("carol").await.unwrap();
+    let out = submit_as(&ca, &carol, "User").await.unwrap();
+    let id = out.request_id.to_string();
+    sql(
+        d.path(),
+        &[&format!(
+            "UPDATE requests SET archived_key = x'3000' WHERE request_id = {id}"
+        )],
+    )
+    .await;
+    let max = ca.actor_for("max").await.unwrap();
+    let e = ca.get_key(&max, "carol").await.unwrap_err();
+    assert_eq!(e.code(), 0x8009_4009, "{e}");
+    assert_eq!(
+        ca.get_key(&max, "nobody-at-all").await.unwrap_err().code(),
+        0x8007_0002
+    );
+}
+
+/// Issue 12 weaknesses: failed logins are audited without the secret and
+/// throttled per name and per source address; verification leaves the
+/// request threads free.
+#[tokio::test]
+async fn failed_logins_are_audited_and_throttled() {
+    use lockbox_engine::principals::{Credential, LOGIN_FAILURES_PER_NAME};
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(d.path(), "Contoso CA").await;
+    let token = user(&ca, "max", true).await.unwrap();
+    let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    let wrong = |name: &'static str| Credential::Password {
+        name,
+        password: "Tr0ub4dor&3-secret",
+    };
+    // the guesser rotates through the principal's names: one counter
+    for n in ["max", "MAX", "max@contoso.com", "CONTOSO\\max", "Max"]
+        .into_iter()
+        .take(LOGIN_FAILURES_PER_NAME as usize)
+    {
+        assert!(ca.login(wrong(n), Some(ip)).await.unwrap().is_none());
+    }
+    // now even the right password is refused for a while (no check made)
+    let right = Credential::Password {
+        name: "MAX",
+        password: "correct horse battery",
+    };
+    let e = ca.login(right, Some(ip)).await.unwrap_err();
+    assert_eq!(e.code(), 0x8007_0775, "{e}");
+    assert_eq!(e.kind(), "throttled");
+    // another name from another address is not affected
+    let other: std::net::IpAddr = "192.0.2.8".parse().unwrap();
+    user(&ca, "aud", false).await;
+    let aud = Credential::Password {
+        name: "CONTOSO\\aud",
+        password: "correct horse battery",
+    };
+    assert!(ca.login(aud, Some(other)).await.unwrap().is_some());
+    // a spray of names from one address is throttled by address
+    let names: Vec<String> = (0..40).map(|i| format!("user{i}")).collect();
+    let mut throttled = false;
+    for n in &names {
+        let c = Credential::Password {
+            name: n,
+            password: "Tr0ub4dor&3-secret",
+        };
+        match ca.login(c, Some(other)).await {
+            Ok(None) => {}
+            Err(e) if e.kind() == "throttled" => {
+                throttled = true;
+                break;
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+    assert!(throttled, "one address spraying names is never throttled");
+    // a name carrying terminal escapes is recorded without them
+    let fourth: std::net::IpAddr = "192.0.2.10".parse().unwrap();
+    let escaped = Credential::Password {
+        name: "ad\u{1b}[31mmin",
+        password: "x",
+    };
+    assert!(ca.login(escaped, Some(fourth)).await.unwrap().is_none());
+    // bad token secrets and unknown certificates are audited too
+    let (id, _) = token.trim_start_matches("lbt_").split_once('_').unwrap();
+    let forged = format!("lbt_{id}_{}", "ab".repeat(24));
+    let third: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+    assert!(ca
+        .login(Credential::Token(&forged), Some(third))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(ca
+        .login(Credential::Certificate(&"00".repeat(20)), Some(third))
+        .await
+        .unwrap()
+        .is_none());
+    let records = ca.audit_list(&admin(), None, 10_000).await.unwrap();
+    let logins: Vec<_> = records
+        .iter()
+        .filter(|r| r.entry.action == "login" && r.entry.outcome == "refused")
+        .collect();
+    assert!(logins.len() >= 7, "{}", logins.len());
+    assert!(logins.iter().all(|r| r.entry.category == "security"));
+    for r in &logins {
+        let text = format!("{:?}", r.entry);
+        assert!(!text.contains("Tr0ub4dor"), "secret in audit: {text}");
+        assert!(!text.contains(&"ab".repeat(24)), "token secret in audit");
+        assert!(!r.entry.actor.contains('\u{1b}') && !r.entry.details.contains('\u{1b}'));
+    }
+    assert!(logins.iter().any(|r| r.entry.target == "token"
+        && r.entry.details.contains(id)
+        && r.entry.details.contains("192.0.2.9")));
+    assert!(logins.iter().any(|r| r.entry.target == "certificate"));
+    assert!(logins
+        .iter()
+        .any(|r| r.entry.actor == "max" && r.entry.details.contains("192.0.2.7")));
+}
+
+/// Issue 12 weaknesses: Argon2 runs off the request threads: on a
+/// single-threaded runtime, other tasks keep running while passwords are
+/// checked (inline, the thread stalls for a whole check each time).
+#[tokio::test(flavor = "current_thread")]
+async fn password_checks_do_not_block_the_request_threads() {
+    use lockbox_crypto::password::{hash_secret, verify_secret};
+    let d = tempfile::tempdir().unwrap();
+    let ca = std::sync::Arc::new(new_ca(d.path(), "Contoso CA").await);
+    user(&ca, "max", false).await;
+    // how long one Argon2 check takes here (the cheapest of three)
+    let hash = hash_secret(b"correct horse battery").unwrap();
+    let one = (0..3)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            assert!(!verify_secret(b"wrong", &hash));
+            t.elapsed()
+        })
+        .min()
+        .unwrap();
+    let mut best = std::time::Duration::MAX;
+    for _ in 0..3 {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ticker = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut worst = std::time::Duration::ZERO;
+                let mut last = std::time::Instant::now();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    worst = worst.max(last.elapsed());
+                    last = std::time::Instant::now();
+                }
+                worst
+            })
+        };
+        tokio::task::yield_now().await;
+        let mut checks = Vec::new();
+        for _ in 0..4 {
+            let ca = ca.clone();
+            checks.push(tokio::spawn(async move {
+                ca.authenticate_password("max", "wrong password!")
+                    .await
+                    .unwrap()
+            }));
+        }
+        for c in checks {
+            assert!(c.await.unwrap().is_none());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        best = best.min(ticker.await.unwrap());
+    }
+    assert!(
+        best < one * 3 / 4,
+        "the runtime thread stalled {best:?} (one check takes {one:?})"
+    );
+}

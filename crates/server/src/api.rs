@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use lockbox_codec::pem::encode_pem;
+use lockbox_engine::principals::Credential;
 use lockbox_engine::{codes, Actor, Ca, EngineError, SubmitOptions};
 use serde::Deserialize;
 use serde_json::json;
@@ -37,6 +38,7 @@ pub(crate) fn http_status(e: &EngineError, denied_as: StatusCode) -> StatusCode 
         "conflict" => StatusCode::CONFLICT,
         "forbidden" => StatusCode::FORBIDDEN,
         "unauthorized" => StatusCode::UNAUTHORIZED,
+        "throttled" => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -68,6 +70,12 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"lockbox\""),
             );
         }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(lockbox_engine::principals::LOGIN_WINDOW.as_secs()),
+            );
+        }
         resp
     }
 }
@@ -82,7 +90,13 @@ fn unauthorized() -> ApiError {
 
 /// Authenticates the caller: `Authorization: Bearer` (API token or the
 /// administrator token) or `Basic` (principal password). `None`: no credentials.
+/// Failures are audited and throttled per name and per source address
+/// (429 with `Retry-After` while throttled).
 pub(crate) async fn caller(ca: &Ca, headers: &HeaderMap) -> ApiResult<Option<Actor>> {
+    let source = headers
+        .get(PEER_ADDRESS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<std::net::IpAddr>().ok());
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         // A verified TLS client certificate mapped to a principal authenticates it
         // (the header is set by the connection layer, never taken from clients).
@@ -90,20 +104,27 @@ pub(crate) async fn caller(ca: &Ca, headers: &HeaderMap) -> ApiResult<Option<Act
             .get(CLIENT_CERT_HEADER)
             .and_then(|v| v.to_str().ok())
         {
-            Some(thumb) => Ok(ca.authenticate_certificate_thumbprint(thumb).await?),
+            Some(thumb) => Ok(ca.login(Credential::Certificate(thumb), source).await?),
             None => Ok(None),
         };
     };
     let value = value.to_str().map_err(|_| unauthorized())?;
     let (scheme, cred) = value.split_once(' ').ok_or_else(unauthorized)?;
     let actor = if scheme.eq_ignore_ascii_case("bearer") {
-        ca.authenticate_token(cred.trim()).await?
+        ca.login(Credential::Token(cred.trim()), source).await?
     } else if scheme.eq_ignore_ascii_case("basic") {
         let decoded =
             lockbox_codec::pem::decode_base64_text(cred.trim()).map_err(|_| unauthorized())?;
-        let text = String::from_utf8(decoded).map_err(|_| unauthorized())?;
+        let text = zeroize::Zeroizing::new(String::from_utf8(decoded).map_err(|_| unauthorized())?);
         let (user, pass) = text.split_once(':').ok_or_else(unauthorized)?;
-        ca.authenticate_password(user, pass).await?
+        ca.login(
+            Credential::Password {
+                name: user,
+                password: pass,
+            },
+            source,
+        )
+        .await?
     } else {
         None
     };
@@ -161,6 +182,23 @@ pub(crate) fn cross_origin(headers: &HeaderMap) -> bool {
 
 /// Set by the connection layer (never by clients) to the verified TLS client certificate's SHA-1.
 pub const CLIENT_CERT_HEADER: &str = "x-lockbox-client-certificate-sha1";
+
+/// Set from the connection's peer address (never by clients), for throttling failed logins.
+pub const PEER_ADDRESS_HEADER: &str = "x-lockbox-peer-address";
+
+/// Replaces any client-sent [`PEER_ADDRESS_HEADER`] with the connection's
+/// peer address (`ConnectInfo`, set by `serve`), when known.
+async fn peer_address(mut req: axum::extract::Request) -> axum::extract::Request {
+    req.headers_mut().remove(PEER_ADDRESS_HEADER);
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    if let Some(v) = peer.and_then(|p| HeaderValue::from_str(&p).ok()) {
+        req.headers_mut().insert(PEER_ADDRESS_HEADER, v);
+    }
+    req
+}
 
 /// Builds the router for a connection without a verified client certificate:
 /// any client-supplied certificate header is removed.
@@ -223,6 +261,7 @@ pub(crate) fn routes(ca: Arc<Ca>) -> Router {
         .layer(axum::middleware::map_response(no_store_by_default))
         .layer(axum::middleware::from_fn(refuse_cross_origin_writes))
         .layer(axum::middleware::map_request(host_from_authority))
+        .layer(axum::middleware::map_request(peer_address))
         .with_state(ca)
 }
 
@@ -519,12 +558,7 @@ async fn request_status(
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
     let actor = authenticated(&ca, &headers).await?;
-    Ok({
-        ca.authorize(&actor, lockbox_engine::authz::Op::ReadDatabase)
-            .await?;
-        Json(ca.request(id).await?)
-    }
-    .into_response())
+    Ok(Json(ca.read_request(&actor, id).await?).into_response())
 }
 
 /// The request `id` if `user` may read it: its requester, or a reader of the
@@ -547,7 +581,8 @@ pub(crate) async fn readable_request(
             .await
             .is_ok()
         {
-            return rec;
+            // A restricted manager reads only the rows within its restrictions.
+            return ca.read_request(u, id).await;
         }
     }
     Err(EngineError::Forbidden(format!(

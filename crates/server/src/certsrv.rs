@@ -72,6 +72,7 @@ async fn web_user(ca: &Ca, headers: &HeaderMap) -> Result<Actor, Response> {
     match caller(ca, headers).await {
         Ok(Some(a)) => Ok(a),
         Ok(None) => anonymous_enrollee(ca).ok_or_else(challenge),
+        Err(e) if e.0.kind() == "throttled" => Err(e.into_response()),
         Err(_) => Err(challenge()),
     }
 }
@@ -439,7 +440,6 @@ async fn not_issued_page(ca: &Ca, id: i64) -> Response {
     }
 }
 
-/// A user sees their own requests; readers of the CA database see all.
 /// A request's certificate for `user` (its requester, or a reader of the
 /// database; anyone else gets the same answer whether the request exists or
 /// not); a request without one answers the page clients read the

@@ -115,6 +115,7 @@ async fn session(ca: &Ca, headers: &HeaderMap) -> Result<Session, Response> {
             nav: nav_for(ca, &actor).await,
             actor,
         }),
+        Err(e) if e.0.kind() == "throttled" => Err(e.into_response()),
         _ => Err(challenge()),
     }
 }
@@ -357,6 +358,11 @@ async fn requests(
     let next = rows.get(PAGE as usize).map(|r| r.request_id);
     let rows = &rows[..rows.len().min(PAGE as usize)];
     let has_actions = s.nav.manager && (disposition == "pending" || disposition == "issued");
+    // Buttons only on the rows this manager may act on (its restrictions).
+    let mut manageable = Vec::with_capacity(rows.len());
+    for r in rows {
+        manageable.push(has_actions && ca.may_manage(&s.actor, r).await);
+    }
     let done = q.done.as_deref().map(|d| match d {
         "issued" => "issued",
         "denied" => "denied",
@@ -384,7 +390,7 @@ async fn requests(
                     @if has_actions { th { "Action" } }
                 } }
                 tbody {
-                    @for r in rows {
+                    @for (r, act) in rows.iter().zip(&manageable) {
                         tr data-request-id=(r.request_id) {
                             @for c in cols {
                                 @if *c == Column::ArchivedKey {
@@ -393,7 +399,7 @@ async fn requests(
                                     td { (lockbox_engine::view::cell(r, *c)) }
                                 }
                             }
-                            @if has_actions { (actions(&s, r)) }
+                            @if has_actions { @if *act { (actions(&s, r)) } @else { td {} } }
                         }
                     }
                 }
@@ -410,7 +416,7 @@ async fn requests(
                     @if has_actions { th { "Action" } }
                 } }
                 tbody {
-                    @for r in rows {
+                    @for (r, act) in rows.iter().zip(&manageable) {
                         tr data-request-id=(r.request_id) {
                             td { (r.request_id) }
                             td { (r.requester) }
@@ -427,7 +433,7 @@ async fn requests(
                             td.archived { @if r.has_archived_key { "Yes" } @else { "No" } }
                             td { (when(r.submitted_at)) }
                             @if disposition == "denied" || disposition == "pending" { td { (r.disposition_message) } }
-                            @if has_actions { (actions(&s, r)) }
+                            @if has_actions { @if *act { (actions(&s, r)) } @else { td {} } }
                         }
                     }
                 }
@@ -924,6 +930,148 @@ mod tests {
         assert!(!csrf_ok(&alice, None));
         assert!(!csrf_ok(&alice, Some(&"00".repeat(32))));
         assert!(!csrf_ok(&alice, Some(&"not hex".to_string())));
+    }
+
+    /// Issue 12 (weaknesses): a restricted manager reads only the rows it may
+    /// act on (console and REST), gets 0x80094009 for another row, and the
+    /// console shows Issue/Deny only on rows the caller may act on.
+    #[tokio::test]
+    async fn restricted_managers_see_and_act_only_within_their_restrictions() {
+        use lockbox_engine::authz::Role;
+        use lockbox_engine::period::Period;
+        use lockbox_engine::{InitOptions, SubmitOptions};
+        use tower::ServiceExt;
+        let d = tempfile::tempdir().unwrap();
+        Ca::init(InitOptions {
+            home: d.path().to_path_buf(),
+            name: "Contoso CA".into(),
+            subject: None,
+            key: lockbox_crypto::KeySpec::P256,
+            validity: Period::Years(5),
+            subordinate: false,
+            passphrase: None,
+            passphrase_file: None,
+            cdp_urls: vec![],
+            aia_urls: vec![],
+        })
+        .await
+        .unwrap();
+        let ca = Ca::open(d.path()).await.unwrap();
+        let a = Actor::local_admin("admin");
+        let pw = || Some(zeroize::Zeroizing::new("correct horse battery".to_string()));
+        for u in ["alice", "carol", "max", "ada"] {
+            ca.add_principal(&a, u, false, None, None, None, pw(), false)
+                .await
+                .unwrap();
+        }
+        ca.add_principal(&a, "Sales", true, None, None, None, None, false)
+            .await
+            .unwrap();
+        ca.add_member(&a, "Sales", "alice").await.unwrap();
+        ca.set_role(&a, "max", Role::CertificateManager, true)
+            .await
+            .unwrap();
+        ca.set_role(&a, "ada", Role::CaAdministrator, true)
+            .await
+            .unwrap();
+        for m in ["max", "ada"] {
+            ca.set_restrictions(&a, m, vec!["Sales".into()], vec![])
+                .await
+                .unwrap();
+        }
+        ca.duplicate_template(&a, "User", "ApprovedUser")
+            .await
+            .unwrap();
+        ca.set_template(&a, "ApprovedUser", "requires_approval", "true")
+            .await
+            .unwrap();
+        ca.set_ca_template(&a, "ApprovedUser", true).await.unwrap();
+        let mut ids = Vec::new();
+        for u in ["alice", "carol"] {
+            let actor = ca.actor_for(u).await.unwrap();
+            let key = lockbox_crypto::SoftwareKey::generate(lockbox_crypto::KeySpec::P256).unwrap();
+            let csr = lockbox_engine::certbuild::sign_request(
+                &key,
+                format!("CN={u}").parse().unwrap(),
+                vec![],
+            )
+            .unwrap();
+            let out = ca
+                .submit(
+                    &csr,
+                    &SubmitOptions {
+                        template: Some("ApprovedUser".into()),
+                        requester: u.into(),
+                        attributes: vec![],
+                        actor: Some(actor),
+                        on_behalf_of: None,
+                    },
+                )
+                .await
+                .unwrap();
+            ids.push(out.request_id);
+        }
+        let (alice, carol) = (ids[0], ids[1]);
+        let app = crate::api::router(Arc::new(ca));
+        let get = |who: &str, path: String| {
+            let app = app.clone();
+            let basic =
+                crate::api::base64_encode(format!("{who}:correct horse battery").as_bytes());
+            async move {
+                let resp = app
+                    .oneshot(
+                        axum::http::Request::get(path)
+                            .header("authorization", format!("Basic {basic}"))
+                            .body(axum::body::Body::empty())
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                let status = resp.status();
+                let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        // the restricted manager's pending list holds only alice's row
+        let (status, page) = get("max", "/console/requests?view=pending".into()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains(&format!("data-request-id=\"{alice}\"")),
+            "{page}"
+        );
+        assert!(
+            !page.contains(&format!("data-request-id=\"{carol}\"")),
+            "{page}"
+        );
+        // a restricted administrator reads every row but gets buttons only where it may act
+        let (_, page) = get("ada", "/console/requests?view=pending".into()).await;
+        assert!(
+            page.contains(&format!("data-request-id=\"{carol}\"")),
+            "{page}"
+        );
+        assert!(page.contains(&format!("/console/requests/{alice}/issue")));
+        assert!(
+            !page.contains(&format!("/console/requests/{carol}/issue")),
+            "{page}"
+        );
+        assert!(!page.contains(&format!("/console/requests/{carol}/deny")));
+        // REST: the list is filtered, another row is 0x80094009
+        let (_, list) = get("max", "/api/v1/requests".into()).await;
+        let rows: serde_json::Value = serde_json::from_str(&list).unwrap();
+        assert!(
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["requester"] == "alice"),
+            "{list}"
+        );
+        let (status, body) = get("max", format!("/api/v1/requests/{carol}")).await;
+        assert!(status.is_client_error());
+        assert!(body.contains("0x80094009"), "{body}");
+        let (_, body) = get("max", format!("/api/v1/view?restrict=RequestID%3D{carol}")).await;
+        assert!(!body.contains("carol"), "{body}");
     }
 
     #[test]

@@ -223,6 +223,8 @@ async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // The peer address reaches the routes as ConnectInfo (throttling of failed logins).
+    let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
     let activity = Arc::new(Activity::new());
     let body_timeout = limits.body;
     let service = {

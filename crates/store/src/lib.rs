@@ -154,6 +154,14 @@ pub trait Store: Send + Sync {
     async fn permissions(&self, template: &str) -> StoreResult<Vec<Permission>>;
     /// A manager's restrictions: (groups, templates).
     async fn restrictions(&self, manager: &str) -> StoreResult<(Vec<String>, Vec<String>)>;
+    /// The credential version: bumped by every change to principals,
+    /// memberships, tokens, certificate mappings, roles, permissions and
+    /// restrictions. Read per request, so revocations reach every process.
+    async fn credential_version(&self) -> StoreResult<i64>;
+    /// A principal's API tokens (IDs and dates only).
+    async fn tokens(&self, principal: &str) -> StoreResult<Vec<TokenInfo>>;
+    /// A principal's client-certificate mappings.
+    async fn certificate_mappings(&self, principal: &str) -> StoreResult<Vec<CertificateMapping>>;
     /// Runs the backend's integrity check.
     async fn integrity_check(&self) -> StoreResult<()>;
     /// Writes a consistent copy of the whole database to `dest` (a new file)

@@ -231,4 +231,127 @@ INSERT OR IGNORE INTO key_owner_names (request_id, name)
       AND json_type(owner, '$.record.' || f.key) = 'text';
 "#,
     ),
+    (
+        7,
+        // Principal names are case-insensitive (like Windows accounts): every
+        // column naming a principal compares with NOCASE, so `MGR` and `mgr`
+        // are one name everywhere. Of names that already differ only in case,
+        // the earliest-created principal keeps the name; every row naming a
+        // later one exactly (its tokens, certificate mappings, roles,
+        // memberships, permissions, restrictions) is removed with it, so no
+        // credential or grant moves to the surviving principal, and an event
+        // (4097) records each removal. `credential_version` is bumped by every
+        // change to principals and credentials and read per request, so
+        // revocations take effect at once in every process. Certificate
+        // mappings keep the serial number for `principal unmap-cert NAME SERIAL`.
+        r#"
+CREATE TABLE principal_case_duplicates AS
+    SELECT p.name AS name, (
+        SELECT q.name FROM principals q
+        WHERE q.name = p.name COLLATE NOCASE AND q.name <> p.name
+        ORDER BY q.created_at, q.name LIMIT 1
+    ) AS kept
+    FROM principals p
+    WHERE EXISTS (
+        SELECT 1 FROM principals q
+        WHERE q.name = p.name COLLATE NOCASE AND q.name <> p.name
+          AND (q.created_at < p.created_at OR (q.created_at = p.created_at AND q.name < p.name))
+    );
+INSERT INTO events (at, event_id, level, message)
+    SELECT CAST(strftime('%s', 'now') AS INTEGER), 4097, 'warning',
+        'principal ''' || name || ''' removed with its tokens, certificate mappings, roles, memberships, permissions and restrictions: principal names are case-insensitive and ''' || kept || ''' is older'
+    FROM principal_case_duplicates;
+DELETE FROM api_tokens WHERE principal IN (SELECT name FROM principal_case_duplicates);
+DELETE FROM certificate_mappings WHERE principal IN (SELECT name FROM principal_case_duplicates);
+DELETE FROM roles WHERE principal IN (SELECT name FROM principal_case_duplicates);
+DELETE FROM group_members WHERE member_name IN (SELECT name FROM principal_case_duplicates)
+    OR group_name IN (SELECT name FROM principal_case_duplicates);
+DELETE FROM template_permissions WHERE principal IN (SELECT name FROM principal_case_duplicates);
+DELETE FROM manager_restrictions WHERE manager IN (SELECT name FROM principal_case_duplicates);
+DELETE FROM principals WHERE name IN (SELECT name FROM principal_case_duplicates);
+DROP TABLE principal_case_duplicates;
+
+CREATE TABLE principals_v6 (
+    name          TEXT PRIMARY KEY COLLATE NOCASE,
+    kind          TEXT NOT NULL CHECK (kind IN ('user', 'group')),
+    upn           TEXT,
+    email         TEXT,
+    downlevel     TEXT,
+    password_hash TEXT,
+    created_at    BIGINT NOT NULL
+);
+INSERT INTO principals_v6 SELECT name, kind, upn, email, downlevel, password_hash, created_at FROM principals;
+DROP TABLE principals;
+ALTER TABLE principals_v6 RENAME TO principals;
+CREATE INDEX principals_upn ON principals (upn);
+CREATE INDEX principals_downlevel ON principals (downlevel);
+
+CREATE TABLE group_members_v6 (
+    group_name  TEXT NOT NULL COLLATE NOCASE,
+    member_name TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (group_name, member_name)
+);
+INSERT OR IGNORE INTO group_members_v6 SELECT group_name, member_name FROM group_members;
+DROP TABLE group_members;
+ALTER TABLE group_members_v6 RENAME TO group_members;
+CREATE INDEX group_members_member ON group_members (member_name);
+
+CREATE TABLE api_tokens_v6 (
+    id          TEXT PRIMARY KEY,
+    principal   TEXT NOT NULL COLLATE NOCASE,
+    secret_hash TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+INSERT INTO api_tokens_v6 SELECT id, principal, secret_hash, created_at FROM api_tokens;
+DROP TABLE api_tokens;
+ALTER TABLE api_tokens_v6 RENAME TO api_tokens;
+CREATE INDEX api_tokens_principal ON api_tokens (principal);
+
+CREATE TABLE certificate_mappings_v6 (
+    thumbprint TEXT PRIMARY KEY,
+    principal  TEXT NOT NULL COLLATE NOCASE,
+    serial     TEXT
+);
+INSERT INTO certificate_mappings_v6 (thumbprint, principal, serial)
+    SELECT m.thumbprint, m.principal, (SELECT r.serial FROM requests r WHERE r.thumbprint = m.thumbprint)
+    FROM certificate_mappings m;
+DROP TABLE certificate_mappings;
+ALTER TABLE certificate_mappings_v6 RENAME TO certificate_mappings;
+CREATE INDEX certificate_mappings_principal ON certificate_mappings (principal);
+
+CREATE TABLE roles_v6 (
+    principal TEXT NOT NULL COLLATE NOCASE,
+    role      TEXT NOT NULL,
+    PRIMARY KEY (principal, role)
+);
+INSERT OR IGNORE INTO roles_v6 SELECT principal, role FROM roles;
+DROP TABLE roles;
+ALTER TABLE roles_v6 RENAME TO roles;
+
+CREATE TABLE template_permissions_v6 (
+    template  TEXT NOT NULL,
+    principal TEXT NOT NULL COLLATE NOCASE,
+    allow     INTEGER NOT NULL,
+    rights    TEXT NOT NULL,
+    PRIMARY KEY (template, principal, allow)
+);
+INSERT INTO template_permissions_v6
+    SELECT template, MIN(principal), allow, group_concat(rights, ',')
+    FROM template_permissions GROUP BY template, principal COLLATE NOCASE, allow;
+DROP TABLE template_permissions;
+ALTER TABLE template_permissions_v6 RENAME TO template_permissions;
+
+CREATE TABLE manager_restrictions_v6 (
+    manager TEXT NOT NULL COLLATE NOCASE,
+    kind    TEXT NOT NULL CHECK (kind IN ('group', 'template')),
+    value   TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (manager, kind, value)
+);
+INSERT OR IGNORE INTO manager_restrictions_v6 SELECT manager, kind, value FROM manager_restrictions;
+DROP TABLE manager_restrictions;
+ALTER TABLE manager_restrictions_v6 RENAME TO manager_restrictions;
+
+INSERT INTO counters (name, value) VALUES ('credential_version', 0) ON CONFLICT (name) DO NOTHING;
+"#,
+    ),
 ];

@@ -674,6 +674,8 @@ pub enum Change {
         thumbprint: String,
         /// Principal name.
         principal: String,
+        /// The certificate's serial number (lowercase hex).
+        serial: Option<String>,
     },
     /// Grant a role.
     GrantRole {
@@ -700,4 +702,40 @@ pub enum Change {
         /// Templates it may act on (empty: any).
         templates: Vec<String>,
     },
+    /// Delete one API token of a principal (not found if it has no such token).
+    RevokeToken {
+        /// Principal name.
+        principal: String,
+        /// Token ID.
+        id: String,
+    },
+    /// Remove a client-certificate mapping of a principal (not found if absent).
+    UnmapCertificate {
+        /// Principal name.
+        principal: String,
+        /// SHA-1 thumbprint (hex).
+        thumbprint: String,
+    },
+}
+
+/// An API token as listed (never its secret or hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Token ID (the part after `lbt_`).
+    pub id: String,
+    /// Principal name.
+    pub principal: String,
+    /// Created, unix seconds.
+    pub created_at: i64,
+}
+
+/// A TLS client certificate mapped to a principal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateMapping {
+    /// SHA-1 thumbprint (hex).
+    pub thumbprint: String,
+    /// Principal name.
+    pub principal: String,
+    /// Serial number (lowercase hex), when recorded.
+    pub serial: Option<String>,
 }

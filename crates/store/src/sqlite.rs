@@ -270,6 +270,24 @@ impl SqliteStore {
     }
 }
 
+/// Whether a change touches principals or credentials (bumps `credential_version`).
+fn changes_credentials(c: &Change) -> bool {
+    matches!(
+        c,
+        Change::AddPrincipal(_)
+            | Change::RemovePrincipal { .. }
+            | Change::AddMember { .. }
+            | Change::AddToken { .. }
+            | Change::RevokeToken { .. }
+            | Change::MapCertificate { .. }
+            | Change::UnmapCertificate { .. }
+            | Change::GrantRole { .. }
+            | Change::RevokeRole { .. }
+            | Change::SetPermission(_)
+            | Change::SetRestrictions { .. }
+    )
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -804,6 +822,14 @@ impl Store for SqliteStore {
 
     async fn apply(&self, changes: &[Change], audit: &[AuditEntry]) -> StoreResult<()> {
         let (_gate, mut tx) = self.begin_write().await?;
+        if changes.iter().any(changes_credentials) {
+            sqlx::query(
+                "INSERT INTO counters (name, value) VALUES ('credential_version', 1) \
+                 ON CONFLICT (name) DO UPDATE SET value = value + 1",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
         for c in changes {
             match c {
                 Change::PutTemplate { name, json } => {
@@ -1027,15 +1053,47 @@ impl Store for SqliteStore {
                 Change::MapCertificate {
                     thumbprint,
                     principal,
+                    serial,
                 } => {
                     sqlx::query(
-                        "INSERT INTO certificate_mappings (thumbprint, principal) VALUES ($1, $2) \
-                         ON CONFLICT (thumbprint) DO UPDATE SET principal = excluded.principal",
+                        "INSERT INTO certificate_mappings (thumbprint, principal, serial) VALUES ($1, $2, $3) \
+                         ON CONFLICT (thumbprint) DO UPDATE SET principal = excluded.principal, serial = excluded.serial",
+                    )
+                    .bind(thumbprint)
+                    .bind(principal)
+                    .bind(serial)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Change::RevokeToken { principal, id } => {
+                    let done =
+                        sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND principal = $2")
+                            .bind(id)
+                            .bind(principal)
+                            .execute(&mut *tx)
+                            .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!(
+                            "'{principal}' has no API token with ID '{id}'"
+                        )));
+                    }
+                }
+                Change::UnmapCertificate {
+                    principal,
+                    thumbprint,
+                } => {
+                    let done = sqlx::query(
+                        "DELETE FROM certificate_mappings WHERE thumbprint = $1 AND principal = $2",
                     )
                     .bind(thumbprint)
                     .bind(principal)
                     .execute(&mut *tx)
                     .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!(
+                            "no certificate {thumbprint} is mapped to '{principal}'"
+                        )));
+                    }
                 }
                 Change::GrantRole { principal, role } => {
                     sqlx::query("INSERT INTO roles (principal, role) VALUES ($1, $2) ON CONFLICT DO NOTHING")
@@ -1328,6 +1386,48 @@ impl Store for SqliteStore {
         Ok((groups, templates))
     }
 
+    async fn credential_version(&self) -> StoreResult<i64> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'credential_version'")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    async fn tokens(&self, principal: &str) -> StoreResult<Vec<TokenInfo>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT id, principal, created_at FROM api_tokens WHERE principal = $1 ORDER BY created_at, id",
+        )
+        .bind(principal)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, principal, created_at)| TokenInfo {
+                id,
+                principal,
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn certificate_mappings(&self, principal: &str) -> StoreResult<Vec<CertificateMapping>> {
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT thumbprint, principal, serial FROM certificate_mappings WHERE principal = $1 ORDER BY thumbprint",
+        )
+        .bind(principal)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(thumbprint, principal, serial)| CertificateMapping {
+                thumbprint,
+                principal,
+                serial,
+            })
+            .collect())
+    }
+
     async fn integrity_check(&self) -> StoreResult<()> {
         let result: String = sqlx::query_scalar("PRAGMA integrity_check")
             .fetch_one(&self.pool)
@@ -1369,6 +1469,104 @@ mod tests {
             b.iter()
                 .fold(0u64, |h, x| h.wrapping_mul(31).wrapping_add(*x as u64))
         )
+    }
+
+    /// Issue 12 item 4: migration 6 makes principal names case-insensitive in
+    /// an existing database: of `mgr` and `MGR`, the older keeps the name and
+    /// nothing of the younger (token, role, membership, restriction) moves to it.
+    #[tokio::test]
+    async fn migration_6_folds_principal_names_without_moving_credentials() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.db");
+        {
+            let mut c = sqlx::SqliteConnection::connect_with(
+                &SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+            sqlx::raw_sql(
+                "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+            for (v, sql) in migrations::SQLITE.iter().filter(|m| m.0 <= 5) {
+                sqlx::raw_sql(AssertSqlSafe(*sql))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                sqlx::query("INSERT INTO schema_migrations VALUES ($1, 0)")
+                    .bind(v)
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+            for stmt in [
+                "INSERT INTO principals (name, kind, created_at) VALUES ('mgr', 'user', 1), ('MGR', 'user', 2), ('Sales', 'group', 1)",
+                "INSERT INTO api_tokens VALUES ('aa', 'mgr', 'h1', 1), ('bb', 'MGR', 'h2', 2)",
+                "INSERT INTO roles VALUES ('mgr', 'CertificateManager'), ('MGR', 'CAAdministrator')",
+                "INSERT INTO group_members VALUES ('Sales', 'MGR'), ('sales', 'mgr')",
+                "INSERT INTO manager_restrictions VALUES ('mgr', 'group', 'Sales'), ('MGR', 'group', 'Other')",
+                "INSERT INTO certificate_mappings VALUES ('t1', 'MGR')",
+                "INSERT INTO template_permissions VALUES ('User', 'sales', 0, 'Enroll'), ('User', 'SALES', 0, 'Read')",
+            ] {
+                sqlx::query(AssertSqlSafe(stmt)).execute(&mut c).await.unwrap();
+            }
+            c.close().await.unwrap();
+        }
+        let s = SqliteStore::open(&path, test_hash).await.unwrap();
+        assert_eq!(s.principal("MGR").await.unwrap().unwrap().name, "mgr");
+        assert_eq!(s.principals().await.unwrap().len(), 2);
+        assert!(
+            s.token("bb").await.unwrap().is_none(),
+            "MGR's token moved to mgr"
+        );
+        assert_eq!(s.token("aa").await.unwrap().unwrap().0, "mgr");
+        assert!(s.principal_for_certificate("t1").await.unwrap().is_none());
+        let roles = s.roles().await.unwrap();
+        assert_eq!(
+            roles,
+            vec![("mgr".to_string(), "CertificateManager".to_string())]
+        );
+        assert_eq!(s.groups_of("MGR").await.unwrap().len(), 1);
+        assert_eq!(s.restrictions("Mgr").await.unwrap().0, vec!["Sales"]);
+        let perms = s.permissions("User").await.unwrap();
+        assert_eq!(perms.len(), 1);
+        assert_eq!(perms[0].rights.len(), 2, "deny entries merged, none lost");
+        assert!(s
+            .events(10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.event_id == 4097 && e.message.contains("'MGR'")));
+        let v = s.credential_version().await.unwrap();
+        let p = Principal {
+            name: "Mgr".into(),
+            kind: "user".into(),
+            upn: None,
+            email: None,
+            downlevel: None,
+            password_hash: None,
+            created_at: 3,
+        };
+        assert!(matches!(
+            s.apply(&[Change::AddPrincipal(p)], &[]).await,
+            Err(StoreError::Conflict(_))
+        ));
+        s.apply(
+            &[Change::RevokeToken {
+                principal: "MGR".into(),
+                id: "aa".into(),
+            }],
+            &[],
+        )
+        .await
+        .unwrap();
+        assert!(s.credential_version().await.unwrap() > v);
+        assert!(s.tokens("mgr").await.unwrap().is_empty());
     }
 
     fn new_req(disposition: Disposition, cert: Option<CertFields>) -> NewRequest {
