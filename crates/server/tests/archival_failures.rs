@@ -150,7 +150,7 @@ fn requests(xchg: &Certificate) -> (Vec<u8>, Vec<(&'static str, Vec<u8>)>) {
     let signing_only = sign_request(
         &user,
         name,
-        vec![key_usage(KeyUsages::DigitalSignature.into())],
+        vec![key_usage(KeyUsages::DigitalSignature)],
     )
     .unwrap();
     let pkcs8 = user.pkcs8_der().to_vec();
