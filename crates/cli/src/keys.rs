@@ -327,18 +327,21 @@ pub async fn request_accept(g: &Global, a: AcceptArgs) -> Result<ExitCode> {
     let key = load_private_key(&key_bytes, None)?;
     let raw = read(&a.response)?;
     let der = decode_input(&raw)?.der;
+    // The trusted CA: --ca-cert, else the CA certificate of --home.
+    let anchor_path = g.ca_cert.clone().or_else(|| {
+        g.home
+            .as_ref()
+            .map(|h| h.join("certs/ca.pem"))
+            .filter(|p| p.exists())
+    });
     let (cert_der, chain) = match verify_signed_data(&der) {
         Ok(sd) => {
             if sd.econtent_type != oids::ID_CCT_PKI_RESPONSE {
                 bail!("the SignedData is not a CMC response");
             }
-            // The trusted CA: --ca-cert, else the CA certificate of --home.
-            let anchor_path = g.ca_cert.clone().or_else(|| {
-                g.home
-                    .as_ref()
-                    .map(|h| h.join("certs/ca.pem"))
-                    .filter(|p| p.exists())
-            });
+            if anchor_path.is_none() {
+                bail!("a CMC response is only accepted from a trusted CA: give its certificate with --ca-cert (or the CA home with --home)");
+            }
             let trusted = match &anchor_path {
                 Some(ca_path) => Some(
                     lockbox_engine::trust::check_ca_signer(
@@ -413,6 +416,13 @@ pub async fn request_accept(g: &Global, a: AcceptArgs) -> Result<ExitCode> {
         ),
     };
     let cert = decode_certificate(&cert_der)?;
+    if let Some(ca_path) = &anchor_path {
+        // A bare certificate too must come from the trusted CA.
+        let anchor = decode_certificate(&decode_input(&read(ca_path)?)?.der)?;
+        lockbox_engine::ca::verify_issued_by(&cert, &anchor).map_err(|e| {
+            anyhow!("the certificate is not issued by the trusted CA (--ca-cert): {e}")
+        })?;
+    }
     if cert.tbs_certificate().subject_public_key_info() != key.public_key_info() {
         bail!("the certificate is not for this private key");
     }

@@ -178,6 +178,37 @@ pub fn blob_to_pkcs8(blob: &RsaBlob) -> Result<Vec<u8>, CodecError> {
     pki.to_der().map_err(CodecError::der("PrivateKeyInfo"))
 }
 
+/// RFC 8017 RSAPublicKey.
+#[derive(Sequence)]
+struct RsaPublicKey<'a> {
+    modulus: UintRef<'a>,
+    public_exponent: UintRef<'a>,
+}
+
+/// The DER RSAPublicKey (the SubjectPublicKeyInfo bit string's content) for
+/// big-endian `n` and `e`, leading zeros removed.
+pub fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Result<Vec<u8>, CodecError> {
+    RsaPublicKey {
+        modulus: UintRef::new(n).map_err(CodecError::der("RSA modulus"))?,
+        public_exponent: UintRef::new(e).map_err(CodecError::der("RSA exponent"))?,
+    }
+    .to_der()
+    .map_err(CodecError::der("RSAPublicKey"))
+}
+
+/// The RSA public key a PKCS#8 RSA private key claims to have (as
+/// [`rsa_public_key_der`]), read without checking the key; None for other
+/// key types or malformed input. A cheap filter before an expensive import.
+pub fn pkcs8_rsa_public_key(pkcs8: &[u8]) -> Option<Vec<u8>> {
+    use der::Decode;
+    let pki = PrivateKeyInfoRef::from_der(pkcs8).ok()?;
+    if pki.algorithm.oid != oids::RSA_ENCRYPTION {
+        return None;
+    }
+    let rsa = RsaPrivateKey::from_der(pki.private_key.as_bytes()).ok()?;
+    rsa_public_key_der(rsa.modulus.as_bytes(), rsa.public_exponent.as_bytes()).ok()
+}
+
 /// Builds a PRIVATEKEYBLOB from big-endian components (client side, tests).
 #[allow(clippy::too_many_arguments)]
 pub fn build_private_key_blob(
@@ -279,5 +310,31 @@ mod tests {
         hdr.extend_from_slice(&65537u32.to_le_bytes());
         assert!(parse_private_key_blob(&hdr).is_err(), "absurd bit length");
         assert!(!is_private_key_blob(b"\x30\x82"));
+    }
+
+    #[test]
+    fn claimed_rsa_public_key_is_read_without_the_key() {
+        let blob = RsaBlob {
+            key_alg: CALG_RSA_KEYX,
+            bits: 16,
+            e: vec![1, 0, 1],
+            n: vec![0xc3, 0x5b],
+            p: vec![0xd3],
+            q: vec![0xed],
+            dp: vec![5],
+            dq: vec![7],
+            qinv: vec![9],
+            d: vec![0x21, 0x11],
+        };
+        let pkcs8 = blob_to_pkcs8(&blob).unwrap();
+        let expected = rsa_public_key_der(&[0xc3, 0x5b], &[1, 0, 1]).unwrap();
+        assert_eq!(pkcs8_rsa_public_key(&pkcs8), Some(expected.clone()));
+        // leading zeros do not change the encoding
+        assert_eq!(
+            rsa_public_key_der(&[0, 0xc3, 0x5b], &[0, 1, 0, 1]).unwrap(),
+            expected
+        );
+        assert_eq!(pkcs8_rsa_public_key(b"\x30\x03\x02\x01\x00"), None);
+        assert_eq!(pkcs8_rsa_public_key(&pkcs8[..pkcs8.len() - 1]), None);
     }
 }

@@ -12,7 +12,7 @@ use der::asn1::{Any, ObjectIdentifier};
 use der::{Decode, Encode};
 use lockbox_codec::hexfmt::{normalize_hex, to_hex};
 use lockbox_codec::keyblob::{
-    blob_to_pkcs8, is_private_key_blob, parse_private_key_blob, CALG_RSA_SIGN,
+    blob_to_pkcs8, is_private_key_blob, parse_private_key_blob, pkcs8_rsa_public_key, CALG_RSA_SIGN,
 };
 use lockbox_codec::oids;
 use lockbox_codec::pem::{decode_input, encode_pem};
@@ -1097,7 +1097,8 @@ impl Ca {
                 ),
             };
         let key = client_key_pkcs8(&plain)
-            .and_then(|pkcs8| key_matches_request(&pkcs8, inbound).then_some(pkcs8));
+            .filter(|pkcs8| claims_request_key(pkcs8, inbound))
+            .filter(|pkcs8| key_matches_request(pkcs8, inbound));
         match (opened, hash, usage_ok, key) {
             (true, Some(hash), true, Some(pkcs8)) => Ok((pkcs8, hash)),
             _ => Err(archival_error()),
@@ -1193,6 +1194,21 @@ fn check_transport_cipher(t: &Template, envelope_der: &[u8]) -> EngineResult<()>
         ));
     }
     Ok(())
+}
+
+/// A cheap filter before the key is imported: an RSA request's key must be
+/// the RSA public key the payload claims (read from the PKCS#8 without
+/// checking it). A forged payload (an envelope taken from someone else's
+/// request) fails here, at the same early step as a payload that does not
+/// parse, and never reaches the expensive import and key check.
+fn claims_request_key(pkcs8: &[u8], inbound: &Inbound) -> bool {
+    let request_key = &inbound.pkcs10.cert_req.info.public_key;
+    if request_key.algorithm.oid != oids::RSA_ENCRYPTION {
+        return true;
+    }
+    pkcs8_rsa_public_key(pkcs8).is_some_and(|claimed| {
+        Some(claimed.as_slice()) == request_key.subject_public_key.as_bytes()
+    })
 }
 
 /// The decrypted key must be the PKCS#10's key: it must load (aws-lc checks

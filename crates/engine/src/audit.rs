@@ -430,6 +430,14 @@ impl Ca {
             "reading {}",
             self.home.path(HEADS_FILE).display()
         )))?;
+        if file.is_none() && !heads.is_empty() {
+            problems.push(AuditProblem {
+                position: 0,
+                problem: format!(
+                    "{HEADS_FILE} is missing: the signed heads kept outside the database are gone, so a rollback of the database cannot be ruled out"
+                ),
+            });
+        }
         let mut external = 0;
         let mut missing_heads: Vec<i64> = Vec::new();
         let mut truncated_to: Option<i64> = None;

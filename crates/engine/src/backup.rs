@@ -11,6 +11,8 @@
 //!   administrator asks for them ([`BackupOptions::include_exchange_keys`]); a
 //!   restored CA makes a new exchange certificate;
 //! - `lockbox.toml`, `certs/*`, `tls/server.pem`, `tls/hosts`: copied;
+//! - `audit-heads.log`: the signed audit heads kept outside the database,
+//!   read before the snapshot (so every head it holds is in the copy);
 //! - `manifest.json`: format, time, CA, audit head at the snapshot and the
 //!   SHA-256 and size of every file above.
 //!
@@ -204,6 +206,14 @@ impl Ca {
             ))
             .await;
         self.store.append_audit(&audit).await?;
+        // The signed heads kept outside the database are read before the
+        // snapshot, so every head in the copy names a record the copy holds.
+        let heads_file = self.home.path(crate::audit::HEADS_FILE);
+        let heads = match fs::read(&heads_file) {
+            Ok(d) => Some(d),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(format!("reading {}", heads_file.display()))(e)),
+        };
         self.store.snapshot(&out.join(DB_FILE)).await?;
         let mut files = vec![entry(out, DB_FILE, "database")?];
         // Keys after the database (see the module documentation).
@@ -240,6 +250,10 @@ impl Ca {
             let data = fs::read(home.join(rel)).map_err(io(format!("reading {rel}")))?;
             dest.write_atomic(rel, &data, rel == CONFIG_FILE)?;
             files.push(entry(out, rel, "file")?);
+        }
+        if let Some(data) = heads {
+            dest.write_atomic(crate::audit::HEADS_FILE, &data, true)?;
+            files.push(entry(out, crate::audit::HEADS_FILE, "file")?);
         }
         let (records, head) = audit_head(&out.join(DB_FILE)).await?;
         let manifest = Manifest {
@@ -484,7 +498,11 @@ pub async fn restore(
     let target = Home::new(home);
     for f in check.manifest.files.iter().filter(|f| f.kind == "file") {
         let data = fs::read(dir.join(&f.path)).map_err(io(format!("reading {}", f.path)))?;
-        target.write_atomic(&f.path, &data, f.path == CONFIG_FILE)?;
+        target.write_atomic(
+            &f.path,
+            &data,
+            f.path == CONFIG_FILE || f.path == crate::audit::HEADS_FILE,
+        )?;
     }
     let config = target.load_config()?;
     let ca_pass = passphrase(&target, config.ca.passphrase_file.as_deref())?;

@@ -866,6 +866,7 @@ impl Ca {
         self.check_key_policy(&inbound, &template)?;
         self.check_duplicate_enrollment(&template, &requester)
             .await?;
+        self.refuse_ca_name(&names)?;
         let alt_names = names.alt_names()?;
         // Archive before anything is recorded or issued: decrypt, check, re-envelope.
         let archived = self.archive_if_required(&inbound, &template).await?;
@@ -1199,12 +1200,30 @@ impl Ca {
         })
     }
 
+    /// No issued certificate carries the CA's own subject: verifiers that
+    /// accept a renewed CA certificate by its name (recovery blobs, key-history
+    /// exports, CMC responses) must never meet an enrollee's certificate
+    /// under that name.
+    fn refuse_ca_name(&self, names: &LeafNames) -> EngineResult<()> {
+        let Ok((_, ca)) = self.ca_cert() else {
+            return Ok(());
+        };
+        if &names.subject == ca.tbs_certificate().subject() {
+            return Err(EngineError::denied(
+                codes::CERTSRV_E_BAD_REQUESTSUBJECT,
+                "The requested subject is the CA's own name; only the CA's certificates carry it.",
+            ));
+        }
+        Ok(())
+    }
+
     fn build_leaf(
         &self,
         template: &Template,
         inbound: &Inbound,
         names: &LeafNames,
     ) -> EngineResult<CertFields> {
+        self.refuse_ca_name(names)?;
         let key = self.signing_key()?;
         let (_, ca) = self.ca_cert()?;
         let info = &inbound.pkcs10.cert_req.info;

@@ -434,3 +434,30 @@ async fn a_subject_email_address_is_written_to_the_san() {
     assert_eq!(alt.emails, vec!["eve@contoso.com".to_string()]);
     assert_eq!(alt.dns, vec!["eve.contoso.com".to_string()]);
 }
+
+/// No enrollee gets a certificate under the CA's own name (the trust rule for
+/// CA-signed objects accepts a renewed CA certificate by that name): refused
+/// for the local operator and for the SubCA template alike, with no row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_certificate_is_issued_under_the_ca_name() {
+    let (_dir, ca) = setup().await;
+    let a = admin();
+    ca.set_ca_template(&a, "SubCA", true).await.unwrap();
+    let before = ca.view(&a, "", 1000).await.unwrap().len();
+    let key = SoftwareKey::generate(KeySpec::P256).unwrap();
+    let csr = sign_request(&key, Name::from_str("CN=Contoso CA").unwrap(), vec![]).unwrap();
+    for template in ["SubCA", "WebServer"] {
+        ca.set_ca_template(&a, template, true).await.unwrap();
+        let e = ca
+            .submit(&csr, &opts(Some(template), None, None))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), 0x8009_4001, "{template}: {e}");
+    }
+    assert_eq!(ca.view(&a, "", 1000).await.unwrap().len(), before);
+    // another name still works
+    let csr = sign_request(&key, Name::from_str("CN=Contoso Sub CA").unwrap(), vec![]).unwrap();
+    ca.submit(&csr, &opts(Some("SubCA"), None, None))
+        .await
+        .unwrap();
+}

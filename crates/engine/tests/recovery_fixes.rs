@@ -377,6 +377,10 @@ async fn audit_verify_names_a_truncated_tail_deleted_heads_and_a_recomputed_chai
     }
     sql(&copy, &statements).await;
     expect_problem(&copy, needle, position).await;
+    // 4. the head file outside the database removed
+    let (copy, needle, position) = check("nofile", "is missing", 0).await;
+    std::fs::remove_file(copy.join(lockbox_engine::audit::HEADS_FILE)).unwrap();
+    expect_problem(&copy, needle, position).await;
 }
 
 async fn expect_problem(home: &std::path::Path, needle: &str, position: i64) {
