@@ -153,7 +153,14 @@ fn https_service_serves_remote_cli_operations() {
     assert_eq!(out["disposition"], "issued");
     let id = out["request_id"].as_i64().unwrap().to_string();
     let cert = d.join("alice.pem");
-    ok(remote(&["request", "retrieve", &id, "--out", s(&cert)]));
+    // the certificate goes to its requester (anonymous callers get 403)
+    assert_eq!(
+        remote(&["request", "retrieve", &id, "--out", s(&cert)])
+            .status
+            .code(),
+        Some(6)
+    );
+    ok(enrollee(&["request", "retrieve", &id, "--out", s(&cert)]));
     let v = ok(Command::new("openssl")
         .args(["verify", "-CAfile", s(&ca_pem), s(&cert)])
         .output()

@@ -382,7 +382,7 @@ pub(crate) fn base64_encode(data: &[u8]) -> String {
 #[derive(Deserialize)]
 struct SubmitQuery {
     template: Option<String>,
-    /// Enroll for this principal (EnrollmentAgent or CA administrator token).
+    /// Enroll for this principal (callers holding the EnrollmentAgent role).
     on_behalf_of: Option<String>,
 }
 
