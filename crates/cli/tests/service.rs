@@ -782,9 +782,7 @@ fn http_get_auth_from(source: &str, url: &str, path: &str, basic: &str) -> Strin
         .unwrap();
     let stream = rt.block_on(async {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket
-            .bind(format!("{source}:0").parse().unwrap())
-            .unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
         socket.connect(host.parse().unwrap()).await.unwrap()
     });
     let mut stream = stream.into_std().unwrap();

@@ -46,6 +46,10 @@ const ARGON2_SLOTS: usize = 4;
 /// A hash that matches nothing, verified for unknown names so timing does not tell them apart.
 const DUMMY_HASH: &str = "argon2id$19456$2$1$00000000000000000000000000000000$0000000000000000000000000000000000000000000000000000000000000000";
 
+/// A throttling key (principal, or the name as sent) and the source group it
+/// was sent from.
+type Pair = (String, Option<IpAddr>);
+
 /// Per-process authentication state: verified tokens (valid only while the
 /// database's credential version is unchanged, so a revocation made by any
 /// process takes effect on the next request), failed-login counters, and the
@@ -53,7 +57,7 @@ const DUMMY_HASH: &str = "argon2id$19456$2$1$00000000000000000000000000000000$00
 /// request threads).
 pub struct AuthState {
     cache: Mutex<HashMap<String, (String, i64, Instant)>>,
-    by_pair: Mutex<HashMap<(String, Option<IpAddr>), (Instant, u32)>>,
+    by_pair: Mutex<HashMap<Pair, (Instant, u32)>>,
     by_source: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     argon2: tokio::sync::Semaphore,
 }
@@ -76,9 +80,9 @@ impl Default for AuthState {
 fn source_group(source: Option<IpAddr>) -> Option<IpAddr> {
     source.map(|ip| match ip.to_canonical() {
         IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => {
-            IpAddr::V6(std::net::Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX)))
-        }
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+            v6.to_bits() & !u128::from(u64::MAX),
+        )),
     })
 }
 
