@@ -79,6 +79,7 @@ JSON_CODE = "json"  # body is {"error": {"status": "0x...", ...}}
 CERTSRV_CODE = "certsrv"  # HTML with "Error Number: 0x" or "Denied by Policy Module  0x"
 CMC_FAIL = "cmc"  # a CMC response (application/pkcs7-mime), HTTP 4xx/200
 ANY_4XX = "4xx"  # a 4xx from the HTTP layer (size limit, method, route)
+THROTTLED = "429"  # HTTP 429 with Retry-After and the JSON status 0x80070775
 
 octet = {"Content-Type": "application/octet-stream"}
 pkcs10 = {"Content-Type": "application/pkcs10"}
@@ -164,9 +165,13 @@ HTTP_CASES = [
     ("anonymous enrollment for a template named from the requester", "POST", "/api/v1/requests?template=EFS", octet, GOOD, JSON_CODE),
     ("anonymous enrollment on behalf of a principal", "POST", "/api/v1/requests?template=User&on_behalf_of=admin", octet, GOOD, JSON_CODE),
     ("anonymous CMC enrollment on behalf of a principal", "POST", "/cmc?template=User&on_behalf_of=admin", cmc, GOOD, CMC_FAIL),
-    # fix-creds: failed logins are audited without the secret and throttled (429 after 5 per name)
-    *[(f"auth: password guess {i} for one name", "GET", "/api/v1/view", {"Authorization": "Basic " + base64.b64encode(b"guessme:wrong-%d" % i).decode()}, None, JSON_CODE) for i in range(7)],
-    ("auth: client-sent peer address header", "GET", "/api/v1/view", {"X-Lockbox-Peer-Address": "203.0.113.9", "Authorization": "Basic " + base64.b64encode(b"guessme:x").decode()}, None, JSON_CODE),
+    # fix-creds: failed logins are audited without the secret and throttled
+    # (fix-lockout: 429 after 5 per name from one address, here 127.0.0.1;
+    # the per-address limit of 20 must not be reached before the oracle cases
+    # below log in as the enrollee from the same address)
+    *[(f"auth: password guess {i} for one name", "GET", "/api/v1/view", {"Authorization": "Basic " + base64.b64encode(b"guessme:wrong-%d" % i).decode()}, None, JSON_CODE if i < 5 else THROTTLED) for i in range(7)],
+    # the client-sent header does not make the guesser a new source: still 429
+    ("auth: client-sent peer address header", "GET", "/api/v1/view", {"X-Lockbox-Peer-Address": "203.0.113.9", "Authorization": "Basic " + base64.b64encode(b"guessme:x").decode()}, None, THROTTLED),
     ("auth: Basic with a 4 KiB user name", "GET", "/api/v1/view", {"Authorization": "Basic " + base64.b64encode(b"u" * 4096 + b":pw").decode()}, None, ANY_4XX),
     ("auth: Basic with control characters in the name", "GET", "/api/v1/view", {"Authorization": "Basic " + base64.b64encode(b"ad\x1b[31mmin\n:pw").decode()}, None, ANY_4XX),
     ("auth: token with a non-hex ID", "GET", "/api/v1/view", {"Authorization": "Bearer lbt_../../x_" + "ab" * 24}, None, ANY_4XX),
@@ -290,6 +295,36 @@ def oracle_cases(client):
     return results
 
 
+def lockout_cases(client):
+    """fix-lockout: a guesser cannot lock the enrollee out. Wrong passwords
+    for the enrollee from 127.0.0.2 get 429 after 5; the enrollee with the
+    right password from 127.0.0.1 (where the oracle cases then run) still
+    signs in."""
+    user = os.environ.get("LOCKBOX_HOSTILE_USER")
+    password = os.environ.get("LOCKBOX_HOSTILE_PASSWORD")
+    if not user or not password:
+        return [{"case": "lockout: no enrolling principal given", "ok": False, "detail": "", "health": True}]
+    basic = lambda u, p: {"Authorization": "Basic " + base64.b64encode(f"{u}:{p}".encode()).decode()}
+    results = []
+    other = httpx.Client(base_url=BASE, verify=CA_PEM, timeout=30, transport=httpx.HTTPTransport(verify=CA_PEM, local_address="127.0.0.2"))
+    try:
+        for i in range(7):
+            resp = other.get("/api/v1/view", headers=basic(user, f"guess-{i}"))
+            ok, detail = judge_http(resp, JSON_CODE if i < 5 else THROTTLED)
+            if i < 5:
+                ok = ok and resp.status_code != 429
+            results.append({"case": f"lockout: guess {i} for the enrollee from 127.0.0.2", "ok": ok, "detail": detail, "health": healthy(client)})
+        resp = other.get("/certsrv/", headers=basic(user, password))
+        ok, detail = judge_http(resp, THROTTLED)
+        results.append({"case": "lockout: the right password from the guessing address is refused unchecked", "ok": ok, "detail": detail, "health": healthy(client)})
+    finally:
+        other.close()
+    resp = client.get("/certsrv/", headers=basic(user, password))
+    ok = resp.status_code == 200 and f"Signed in as {user}" in resp.text
+    results.append({"case": "lockout: the enrollee still signs in from 127.0.0.1", "ok": ok, "detail": f"HTTP {resp.status_code}", "health": healthy(client)})
+    return results
+
+
 def request_rows():
     con = sqlite3.connect(f"file:{DB}?mode=ro", uri=True)
     try:
@@ -326,6 +361,13 @@ def judge_http(resp, expect):
         except Exception:
             return False, f"no JSON error code (HTTP {resp.status_code}): {resp.text[:200]}"
         return resp.status_code >= 400 and status.startswith("0x"), f"HTTP {resp.status_code} {status}"
+    if expect == THROTTLED:
+        try:
+            status = resp.json()["error"]["status"]
+        except Exception:
+            return False, f"no JSON error code (HTTP {resp.status_code}): {resp.text[:200]}"
+        ok = resp.status_code == 429 and status == "0x80070775" and resp.headers.get("retry-after") == "60"
+        return ok, f"HTTP {resp.status_code} {status} Retry-After {resp.headers.get('retry-after')}"
     if expect == CERTSRV_CODE:
         ok = "Error Number: 0x" in resp.text or "Denied by Policy Module  0x" in resp.text
         return ok and "<script>" not in resp.text, f"HTTP {resp.status_code}"
@@ -400,6 +442,7 @@ def main():
             ok, detail = (expect == ANY_4XX and "oversized" in name), f"transport: {e!r}"
         health = healthy(client)
         results.append({"case": name, "ok": ok and health, "detail": detail, "health": health})
+    results.extend(lockout_cases(client))
     results.extend(oracle_cases(client))
     env = {k: v for k, v in os.environ.items()}
     for name, argv, f in cli_cases():

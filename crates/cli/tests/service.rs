@@ -778,10 +778,33 @@ fn http_get_bearer(url: &str, path: &str, token: &str) -> String {
     resp
 }
 
+/// [`http_get_auth`] from a chosen local source address (e.g. `127.0.0.2`:
+/// every 127/8 address is the loopback interface on Linux).
+fn http_get_auth_from(source: &str, url: &str, path: &str, basic: &str) -> String {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        socket.connect(host.parse().unwrap()).await.unwrap()
+    });
+    let mut stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp).unwrap();
+    resp
+}
+
 /// Issue 12 item 3 and the login weaknesses, end to end: the CLI (another
 /// process) removes a principal, revokes a token or a role, and the running
 /// service refuses at the next request; failed logins are audited and a
-/// password guesser gets 429.
+/// password guesser gets 429 from its own address, while the same principal
+/// from another address still logs in (fix-lockout).
 #[test]
 fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled() {
     let dir = tempfile::tempdir().unwrap();
@@ -883,7 +906,8 @@ fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled()
     assert!(!lockbox(&["--home", h, "principal", "add", "MAX"])
         .status
         .success());
-    // a password guesser: five failures, then 429 even with the right password
+    // a password guesser: five failures, then 429 from that address even
+    // with the right password
     ok(lockbox(&["--home", h, "principal", "remove", "max"]));
     ok(lockbox(&[
         "--home",
@@ -904,6 +928,24 @@ fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled()
     assert!(r.starts_with("HTTP/1.1 429"), "{r}");
     assert!(r.to_ascii_lowercase().contains("retry-after: 60"), "{r}");
     assert!(r.contains("0x80070775"), "{r}");
+    // the victim from another address is not locked out
+    ok(lockbox(&[
+        "--home",
+        h,
+        "role",
+        "grant",
+        "max",
+        "CertificateManager",
+    ]));
+    let r = http_get_auth_from("127.0.0.2", &url, "/api/v1/view", &right);
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let r = http_get_auth_from("127.0.0.2", &url, "/api/v1/view", &wrong);
+    assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    let r = http_get_auth_from("127.0.0.2", &url, "/api/v1/view", &right);
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    // while the guesser's address stays throttled
+    let r = http_get_auth(&url, "/api/v1/view", &right);
+    assert!(r.starts_with("HTTP/1.1 429"), "{r}");
     // the failures are in the audit trail, without the password
     let audit = ok(lockbox(&["--home", h, "audit", "list", "--json"]));
     let records: serde_json::Value = serde_json::from_str(&audit).unwrap();

@@ -24,14 +24,18 @@ use crate::ca::Ca;
 use crate::error::{codes, EngineError, EngineResult};
 use crate::period::now;
 
-/// Failed logins allowed per principal name (or token, or certificate) within
-/// [`LOGIN_WINDOW`]; further attempts are refused without being checked.
-pub const LOGIN_FAILURES_PER_NAME: u32 = 5;
-/// Failed logins allowed per source address within [`LOGIN_WINDOW`].
+/// Failed password logins allowed per (principal, source) pair within
+/// [`LOGIN_WINDOW`]; further password logins of that principal from that
+/// source are refused without being checked. The same principal from another
+/// source is not affected, so a guesser cannot lock a victim out.
+pub const LOGIN_FAILURES_PER_PAIR: u32 = 5;
+/// Failed logins (of any kind) allowed per source within [`LOGIN_WINDOW`]
+/// (an IPv4 address, or an IPv6 /64).
 pub const LOGIN_FAILURES_PER_SOURCE: u32 = 20;
 /// The window failed logins are counted in.
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
-/// Names and addresses tracked at most (bounded memory under a spray).
+/// (Principal, source) pairs, and sources, tracked at most per table
+/// (bounded memory under a spray).
 const THROTTLE_ENTRIES: usize = 4096;
 /// Verified tokens remembered at most.
 const CACHE_ENTRIES: usize = 10_000;
@@ -42,6 +46,10 @@ const ARGON2_SLOTS: usize = 4;
 /// A hash that matches nothing, verified for unknown names so timing does not tell them apart.
 const DUMMY_HASH: &str = "argon2id$19456$2$1$00000000000000000000000000000000$0000000000000000000000000000000000000000000000000000000000000000";
 
+/// A throttling key (principal, or the name as sent) and the source group it
+/// was sent from.
+type Pair = (String, Option<IpAddr>);
+
 /// Per-process authentication state: verified tokens (valid only while the
 /// database's credential version is unchanged, so a revocation made by any
 /// process takes effect on the next request), failed-login counters, and the
@@ -49,7 +57,7 @@ const DUMMY_HASH: &str = "argon2id$19456$2$1$00000000000000000000000000000000$00
 /// request threads).
 pub struct AuthState {
     cache: Mutex<HashMap<String, (String, i64, Instant)>>,
-    by_name: Mutex<HashMap<String, (Instant, u32)>>,
+    by_pair: Mutex<HashMap<Pair, (Instant, u32)>>,
     by_source: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     argon2: tokio::sync::Semaphore,
 }
@@ -58,11 +66,24 @@ impl Default for AuthState {
     fn default() -> Self {
         AuthState {
             cache: Mutex::default(),
-            by_name: Mutex::default(),
+            by_pair: Mutex::default(),
             by_source: Mutex::default(),
             argon2: tokio::sync::Semaphore::new(ARGON2_SLOTS),
         }
     }
+}
+
+/// The source failed logins are counted for: an IPv4 address (also when it
+/// arrives IPv4-mapped on a dual-stack socket), or the /64 an IPv6 address
+/// belongs to (one host or site usually holds a whole /64). `None`: a caller
+/// without a peer address (only in-process; `serve` always knows it).
+fn source_group(source: Option<IpAddr>) -> Option<IpAddr> {
+    source.map(|ip| match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+            v6.to_bits() & !u128::from(u64::MAX),
+        )),
+    })
 }
 
 /// Whether `key` has `limit` failures or more in the current window.
@@ -289,10 +310,13 @@ impl Ca {
     /// or revoked token, unmapped or revoked certificate) is written to the
     /// audit trail (category `security`, outcome `refused`) without the
     /// secret. Password logins (the guessable credential) are refused with
-    /// [`EngineError::Throttled`] (0x80070775), unchecked, while the name has
-    /// [`LOGIN_FAILURES_PER_NAME`] or the source address
-    /// [`LOGIN_FAILURES_PER_SOURCE`] failures of any kind in the last
-    /// [`LOGIN_WINDOW`]; tokens (192 random bits) and TLS-verified
+    /// [`EngineError::Throttled`] (0x80070775), unchecked, while the pair
+    /// (principal, source) has [`LOGIN_FAILURES_PER_PAIR`] failed password
+    /// logins, or the source [`LOGIN_FAILURES_PER_SOURCE`] failures of any
+    /// kind, in the last [`LOGIN_WINDOW`]. A source is an IPv4 address or an
+    /// IPv6 /64. The same principal from a source that is not itself over a
+    /// limit is checked as usual, so a guesser slows only itself and cannot
+    /// lock a victim out. Tokens (192 random bits) and TLS-verified
     /// certificates are never throttled, and once a source is over its limit
     /// its further token and certificate failures in that window are not
     /// recorded again (the record that crossed the limit says so).
@@ -304,19 +328,21 @@ impl Ca {
         let (mut key, shown) = credential.subject();
         let password = matches!(credential, Credential::Password { .. });
         if let Credential::Password { name, .. } = credential {
-            // One counter per principal, whichever of its names (any case,
-            // UPN, DOMAIN\name) the guesser sends.
+            // One counter per principal and source, whichever of its names
+            // (any case, UPN, DOMAIN\name) the guesser sends.
             if let Some(p) = self.find_principal(name).await? {
                 key = format!("name:{}", p.name.to_ascii_lowercase());
             }
         }
-        let source_over = source
+        let group = source_group(source);
+        let pair = (key, group);
+        let source_over = group
             .is_some_and(|ip| over_limit(&self.auth.by_source, &ip, LOGIN_FAILURES_PER_SOURCE));
         if password
-            && (source_over || over_limit(&self.auth.by_name, &key, LOGIN_FAILURES_PER_NAME))
+            && (source_over || over_limit(&self.auth.by_pair, &pair, LOGIN_FAILURES_PER_PAIR))
         {
             return Err(EngineError::Throttled(format!(
-                "too many failed logins; try again in {} seconds",
+                "too many failed logins from this address; try again in {} seconds",
                 LOGIN_WINDOW.as_secs()
             )));
         }
@@ -329,23 +355,23 @@ impl Ca {
         };
         if actor.is_some() {
             if password {
-                if let Ok(mut m) = self.auth.by_name.lock() {
-                    m.remove(&key);
+                if let Ok(mut m) = self.auth.by_pair.lock() {
+                    m.remove(&pair);
                 }
             }
             return Ok(actor);
         }
-        let by_name = if password {
-            count_failure(&self.auth.by_name, key)
+        let by_pair = if password {
+            count_failure(&self.auth.by_pair, pair)
         } else {
             0
         };
-        let by_source = source.map_or(0, |ip| count_failure(&self.auth.by_source, ip));
+        let by_source = group.map_or(0, |ip| count_failure(&self.auth.by_source, ip));
         if source_over {
             return Ok(None);
         }
         let throttled =
-            by_name >= LOGIN_FAILURES_PER_NAME || by_source >= LOGIN_FAILURES_PER_SOURCE;
+            by_pair >= LOGIN_FAILURES_PER_PAIR || by_source >= LOGIN_FAILURES_PER_SOURCE;
         let mut details = shown;
         details["method"] = credential.method().into();
         details["source"] = source.map(|ip| ip.to_string()).into();

@@ -943,11 +943,11 @@ async fn restricted_manager_getkey_outside_restrictions_is_0x80094009() {
 }
 
 /// Issue 12 weaknesses: failed logins are audited without the secret and
-/// throttled per name and per source address; verification leaves the
-/// request threads free.
+/// throttled per (principal, source) pair and per source address;
+/// verification leaves the request threads free.
 #[tokio::test]
 async fn failed_logins_are_audited_and_throttled() {
-    use lockbox_engine::principals::{Credential, LOGIN_FAILURES_PER_NAME};
+    use lockbox_engine::principals::{Credential, LOGIN_FAILURES_PER_PAIR};
     let d = tempfile::tempdir().unwrap();
     let ca = new_ca(d.path(), "Contoso CA").await;
     let token = user(&ca, "max", true).await.unwrap();
@@ -959,11 +959,12 @@ async fn failed_logins_are_audited_and_throttled() {
     // the guesser rotates through the principal's names: one counter
     for n in ["max", "MAX", "max@contoso.com", "CONTOSO\\max", "Max"]
         .into_iter()
-        .take(LOGIN_FAILURES_PER_NAME as usize)
+        .take(LOGIN_FAILURES_PER_PAIR as usize)
     {
         assert!(ca.login(wrong(n), Some(ip)).await.unwrap().is_none());
     }
-    // now even the right password is refused for a while (no check made)
+    // now even the right password is refused from that address for a while
+    // (no check made)
     let right = Credential::Password {
         name: "MAX",
         password: "correct horse battery",
@@ -971,8 +972,10 @@ async fn failed_logins_are_audited_and_throttled() {
     let e = ca.login(right, Some(ip)).await.unwrap_err();
     assert_eq!(e.code(), 0x8007_0775, "{e}");
     assert_eq!(e.kind(), "throttled");
-    // another name from another address is not affected
+    // the same principal from another address is not locked out, nor is
+    // another name
     let other: std::net::IpAddr = "192.0.2.8".parse().unwrap();
+    assert!(ca.login(right, Some(other)).await.unwrap().is_some());
     user(&ca, "aud", false).await;
     let aud = Credential::Password {
         name: "CONTOSO\\aud",
@@ -997,6 +1000,12 @@ async fn failed_logins_are_audited_and_throttled() {
         }
     }
     assert!(throttled, "one address spraying names is never throttled");
+    // that address is refused for every name, even with the right password;
+    // the same principal from elsewhere still logs in
+    let e = ca.login(aud, Some(other)).await.unwrap_err();
+    assert_eq!(e.code(), 0x8007_0775, "{e}");
+    let elsewhere: std::net::IpAddr = "192.0.2.11".parse().unwrap();
+    assert!(ca.login(aud, Some(elsewhere)).await.unwrap().is_some());
     // a name carrying terminal escapes is recorded without them
     let fourth: std::net::IpAddr = "192.0.2.10".parse().unwrap();
     let escaped = Credential::Password {
@@ -1038,6 +1047,54 @@ async fn failed_logins_are_audited_and_throttled() {
     assert!(logins
         .iter()
         .any(|r| r.entry.actor == "max" && r.entry.details.contains("192.0.2.7")));
+}
+
+/// Review of issue 12 (fix-lockout): a guesser cannot lock a victim out.
+/// Guesses for `victim` from source A get 429 after the limit, while
+/// `victim` with the right password from source B still logs in; an IPv6
+/// source is its /64, and an IPv4 address counts as itself also when it
+/// arrives IPv4-mapped (so all IPv4 clients of a dual-stack listener are not
+/// one source).
+#[tokio::test]
+async fn a_password_guesser_cannot_lock_out_a_victim_from_another_source() {
+    use lockbox_engine::principals::{Credential, LOGIN_FAILURES_PER_PAIR};
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(d.path(), "Contoso CA").await;
+    user(&ca, "victim", false).await;
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+    let wrong = Credential::Password {
+        name: "victim",
+        password: "Tr0ub4dor&3",
+    };
+    let right = Credential::Password {
+        name: "Victim",
+        password: "correct horse battery",
+    };
+    let throttled = |r: Result<Option<_>, lockbox_engine::EngineError>| match r {
+        Err(e) => e.code() == 0x8007_0775 && e.kind() == "throttled",
+        Ok(_) => false,
+    };
+    // (source A, another address of A's source, an unrelated source B)
+    for (a, a2, b) in [
+        ("198.51.100.1", "198.51.100.1", "198.51.100.2"),
+        ("2001:db8:1:2::10", "2001:db8:1:2::99", "2001:db8:1:3::10"),
+        ("::ffff:203.0.113.5", "203.0.113.5", "::ffff:203.0.113.6"),
+    ] {
+        let (a, a2, b) = (ip(a), ip(a2), ip(b));
+        for _ in 0..LOGIN_FAILURES_PER_PAIR {
+            assert!(ca.login(wrong, Some(a)).await.unwrap().is_none(), "{a}");
+        }
+        // the guesser is slowed: refused unchecked from its source
+        assert!(throttled(ca.login(wrong, Some(a)).await), "{a}");
+        assert!(throttled(ca.login(right, Some(a2)).await), "{a2}");
+        // the victim elsewhere is not locked out, again and again
+        for _ in 0..3 {
+            assert!(ca.login(right, Some(b)).await.unwrap().is_some(), "{b}");
+            assert!(ca.login(wrong, Some(b)).await.unwrap().is_none(), "{b}");
+            assert!(throttled(ca.login(wrong, Some(a)).await), "{a}");
+        }
+        assert!(ca.login(right, Some(b)).await.unwrap().is_some(), "{b}");
+    }
 }
 
 /// Issue 12 weaknesses: Argon2 runs off the request threads: on a

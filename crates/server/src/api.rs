@@ -90,8 +90,10 @@ fn unauthorized() -> ApiError {
 
 /// Authenticates the caller: `Authorization: Bearer` (API token or the
 /// administrator token) or `Basic` (principal password). `None`: no credentials.
-/// Failures are audited and throttled per name and per source address
-/// (429 with `Retry-After` while throttled).
+/// Failures are audited; password logins are throttled per (principal,
+/// peer address) pair and per peer address (429 with `Retry-After` while
+/// that pair or address is throttled; the same principal from another
+/// address is unaffected).
 pub(crate) async fn caller(ca: &Ca, headers: &HeaderMap) -> ApiResult<Option<Actor>> {
     let source = headers
         .get(PEER_ADDRESS_HEADER)
