@@ -68,6 +68,17 @@ fn hostile_inputs_are_refused_without_changing_anything() {
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    println!("hostile catalogue: {} cases", v["cases"]);
+    let names: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["case"].as_str())
+        .collect();
+    assert!(
+        names.iter().filter(|n| n.starts_with("oracle ")).count() >= 15,
+        "the exchange-key oracle probes ran: {names:?}"
+    );
     assert!(v["cases"].as_u64().unwrap() >= 50, "{v}");
     assert_eq!(v["failed"], serde_json::json!([]), "{:#}", v["failed"]);
     assert_eq!(v["rows_unchanged"], true, "{}", v["rows"]);
