@@ -147,8 +147,12 @@ fn requests(xchg: &Certificate) -> (Vec<u8>, Vec<(&'static str, Vec<u8>)>) {
     let other = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
     let name = Name::from_str("CN=alice").unwrap();
     let csr = sign_request(&user, name.clone(), vec![]).unwrap();
-    let signing_only =
-        sign_request(&user, name, vec![key_usage(KeyUsages::DigitalSignature)]).unwrap();
+    let signing_only = sign_request(
+        &user,
+        name,
+        vec![key_usage(KeyUsages::DigitalSignature)],
+    )
+    .unwrap();
     let pkcs8 = user.pkcs8_der().to_vec();
     let good_env = seal(&pkcs8, xchg);
     let with = |env: &[u8]| cmc_request(&user, &csr, env, &sha256(env));
