@@ -325,11 +325,20 @@ async fn serve_connection<I>(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(64);
+    // Writes are watched too: a response fully handed to hyper may still be
+    // waiting for a client that does not read.
+    let io = ProgressIo {
+        inner: io,
+        activity: activity.clone(),
+    };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let idle = limits.idle;
     let response = limits.response;
-    let wake = tokio::time::sleep(idle);
+    // The timers are checked at their deadlines and at least this often: a
+    // connection can go from idle to stalled (or back) between two checks.
+    let tick = idle.min(response) / 2;
+    let wake = tokio::time::sleep(tick);
     tokio::pin!(wake);
     let mut closing = false;
     loop {
@@ -361,9 +370,8 @@ async fn serve_connection<I>(
                         tracing::debug!(%peer, "response made no progress: connection closed");
                         None
                     }
-                    Phase::Idle(since) => Some(since + idle),
-                    // Look again within `idle` too: the request may end before then.
-                    Phase::Busy(progress) => Some((progress + response).min(Instant::now() + idle)),
+                    Phase::Idle(since) => Some((since + idle).min(Instant::now() + tick)),
+                    Phase::Busy(progress) => Some((progress + response).min(Instant::now() + tick)),
                 };
                 match next {
                     Some(at) => wake.as_mut().reset(at.into()),
@@ -389,8 +397,11 @@ struct ActivityState {
     next: u64,
     /// Requests in progress: when each arrived or its response last made write progress.
     busy: HashMap<u64, Instant>,
-    /// When the last request ended (or the connection opened).
+    /// When the last request ended, the connection last wrote, or it opened.
     idle_since: Instant,
+    /// Since when the connection has had bytes to write that the client does
+    /// not take (a write or flush that could not proceed), if it has.
+    write_blocked_since: Option<Instant>,
 }
 
 /// What a connection is doing, for its idle and response timers.
@@ -408,6 +419,7 @@ impl Activity {
                 next: 0,
                 busy: HashMap::new(),
                 idle_since: Instant::now(),
+                write_blocked_since: None,
             }),
         }
     }
@@ -416,12 +428,85 @@ impl Activity {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A stalled request or write makes the connection busy since its last progress.
     fn phase(&self) -> Phase {
         let s = self.lock();
-        match s.busy.values().min() {
-            Some(oldest) => Phase::Busy(*oldest),
+        match s.busy.values().copied().chain(s.write_blocked_since).min() {
+            Some(oldest) => Phase::Busy(oldest),
             None => Phase::Idle(s.idle_since),
         }
+    }
+
+    /// A write or flush completed (`true`) or could not proceed (`false`).
+    fn wrote(&self, done: bool) {
+        let mut s = self.lock();
+        if done {
+            s.write_blocked_since = None;
+            s.idle_since = s.idle_since.max(Instant::now());
+        } else if s.write_blocked_since.is_none() {
+            s.write_blocked_since = Some(Instant::now());
+        }
+    }
+}
+
+/// A connection's I/O that records in its [`Activity`] whether writes proceed.
+struct ProgressIo<I> {
+    inner: I,
+    activity: Arc<Activity>,
+}
+
+impl<I> ProgressIo<I> {
+    fn record<T>(&self, r: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        match &r {
+            Poll::Ready(Ok(_)) => self.activity.wrote(true),
+            Poll::Pending => self.activity.wrote(false),
+            // The connection is failing: hyper ends it.
+            Poll::Ready(Err(_)) => {}
+        }
+        r
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for ProgressIo<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for ProgressIo<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.record(r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.record(r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.record(r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
