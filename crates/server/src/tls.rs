@@ -408,7 +408,8 @@ struct ActivityState {
 enum Phase {
     /// No request in progress since this instant.
     Idle(Instant),
-    /// Requests in progress; the one stalled longest last made progress at this instant.
+    /// Requests in progress or a write waiting for the client; the one
+    /// stalled longest last made progress at this instant.
     Busy(Instant),
 }
 
