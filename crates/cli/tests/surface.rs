@@ -290,6 +290,10 @@ fn one_address_cannot_take_every_connection_slot() {
         "idle_timeout_secs = 30\nheader_timeout_secs = 30\nmax_connections = 8\nmax_connections_per_address = 2",
     );
     let (_server, listen) = serve(&home, true);
+    // the service answers, and the probe connection of `serve` is gone
+    let (status, _, _) = http(&listen, "GET", "/health", &[], b"");
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(300));
     // two idle connections from 127.0.0.1 are held...
     let mut held: Vec<TcpStream> = (0..2)
         .map(|_| connect_from("127.0.0.1", &listen, None))
