@@ -247,6 +247,154 @@ fn slow_idle_and_excess_connections_are_closed_or_held_back() {
     );
 }
 
+/// A TCP connection to `listen` from the local address `from` (Linux routes
+/// all of 127/8 to loopback), with a small receive buffer if `recv_buffer`.
+fn connect_from(from: &str, listen: &str, recv_buffer: Option<u32>) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(n) = recv_buffer {
+            socket.set_recv_buffer_size(n).unwrap();
+        }
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let stream = socket.connect(listen.parse().unwrap()).await.unwrap();
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+    })
+}
+
+/// Sends `GET /health` on `stream` and returns the start of the answer.
+fn health_on(stream: &mut TcpStream) -> String {
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = stream.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).to_string()
+}
+
+#[test]
+fn one_address_cannot_take_every_connection_slot() {
+    // fix-conns: max_connections_per_address
+    let dir = tempfile::tempdir().unwrap();
+    let home = quick_ca(dir.path());
+    set_limits(
+        &home,
+        "idle_timeout_secs = 30\nheader_timeout_secs = 30\nmax_connections = 8\nmax_connections_per_address = 2",
+    );
+    let (_server, listen) = serve(&home, true);
+    // the service answers, and the probe connection of `serve` is gone
+    let (status, _, _) = http(&listen, "GET", "/health", &[], b"");
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    // two idle connections from 127.0.0.1 are held...
+    let mut held: Vec<TcpStream> = (0..2)
+        .map(|_| connect_from("127.0.0.1", &listen, None))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // ...and every further one from that address is closed at once, so that
+    // it cannot fill the 8 slots
+    let mut extra = Vec::new();
+    for i in 0..7 {
+        let mut c = connect_from("127.0.0.1", &listen, None);
+        let t = closed_within(&mut c, Duration::from_secs(3));
+        assert!(
+            t.is_some(),
+            "connection {} from one address was kept beyond max_connections_per_address = 2",
+            i + 3
+        );
+        extra.push(c);
+    }
+    // another address is served
+    let mut other = connect_from("127.0.0.2", &listen, None);
+    let answer = health_on(&mut other);
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "a connection from 127.0.0.2 was not served: {answer:?}"
+    );
+    // and the connections held from 127.0.0.1 still are
+    let answer = health_on(&mut held[0]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+}
+
+#[test]
+fn a_client_that_never_reads_its_response_is_disconnected() {
+    // fix-conns: response_timeout_secs
+    let dir = tempfile::tempdir().unwrap();
+    let home = quick_ca(dir.path());
+    set_limits(
+        &home,
+        "idle_timeout_secs = 30\nheader_timeout_secs = 30\nresponse_timeout_secs = 2",
+    );
+    let (_server, listen) = serve(&home, true);
+    let (status, _, doc) = http(&listen, "GET", "/api/v1/openapi.json", &[], b"");
+    assert_eq!(status, 200);
+    // pipelined requests for far more than the socket buffers hold (16 MB),
+    // on a connection with a small receive buffer, and nothing read
+    let count = (16 << 20) / doc.len().max(1) + 1;
+    let expected = count * doc.len();
+    let mut stream = connect_from("127.0.0.1", &listen, Some(4096));
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let one = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n";
+        for _ in 0..count {
+            if writer.write_all(one).is_err() {
+                break;
+            }
+        }
+    });
+    // 2 s without write progress (checked every second), then at most 5 s of
+    // graceful close, and a margin for a loaded machine
+    std::thread::sleep(Duration::from_secs(12));
+    // what the server sent is still readable; then the connection must end,
+    // well short of everything asked for
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let start = Instant::now();
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let ended = loop {
+        if start.elapsed() > Duration::from_secs(15) {
+            break false;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => received += n,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                // drained and still open
+                if received > 0 {
+                    break false;
+                }
+            }
+            Err(_) => break true,
+        }
+    };
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = sender.join();
+    assert!(
+        ended,
+        "a client that never read its responses kept its connection ({received} bytes read after the wait)"
+    );
+    assert!(
+        received < expected,
+        "the whole response was sent ({received} of {expected} bytes)"
+    );
+    // the service still answers
+    let (status, _, _) = http(&listen, "GET", "/health", &[], b"");
+    assert_eq!(status, 200);
+}
+
 fn token_for(home: &Path, name: &str) -> String {
     let out = ok(lb(home, &["principal", "add", name, "--token"]));
     out.lines()

@@ -104,6 +104,13 @@ pub struct ServerLimits {
     pub idle_timeout_secs: u64,
     /// Connections served at once; further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections served at once from one source address (IPv6 grouped by
+    /// /64); a further connection from that source is closed at once.
+    pub max_connections_per_address: usize,
+    /// Seconds a request may stay in progress without its response making
+    /// write progress (counted from the request's arrival, then from the last
+    /// chunk of the response the client accepted) before the connection is closed.
+    pub response_timeout_secs: u64,
 }
 
 impl Default for ServerLimits {
@@ -114,6 +121,8 @@ impl Default for ServerLimits {
             body_timeout_secs: 60,
             idle_timeout_secs: 60,
             max_connections: 256,
+            max_connections_per_address: 32,
+            response_timeout_secs: 120,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! TLS termination with rustls (aws-lc-rs provider), and the connection loop
-//! (TLS or plain HTTP) with its timeouts and connection limit.
+//! (TLS or plain HTTP) with its timeouts and connection limits.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -93,6 +94,13 @@ pub struct Limits {
     pub idle: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections served at once from one source (an IPv4 address or an
+    /// IPv6 /64); a further connection from that source is closed at once.
+    pub max_connections_per_address: usize,
+    /// Time a request may stay in progress without its response making write
+    /// progress (from the request's arrival, then from the last chunk of the
+    /// response the connection accepted).
+    pub response: Duration,
 }
 
 impl From<&lockbox_engine::config::ServerLimits> for Limits {
@@ -105,6 +113,8 @@ impl From<&lockbox_engine::config::ServerLimits> for Limits {
             body: secs(c.body_timeout_secs),
             idle: secs(c.idle_timeout_secs),
             max_connections: c.max_connections.clamp(1, 1 << 20),
+            max_connections_per_address: c.max_connections_per_address.clamp(1, 1 << 20),
+            response: secs(c.response_timeout_secs),
         }
     }
 }
@@ -117,9 +127,11 @@ impl Default for Limits {
 
 /// Accepts connections (TLS when `acceptor` is given, else plain HTTP) and
 /// serves `app` on each until `shutdown` completes. At most
-/// `limits.max_connections` are served at once; each connection is closed
-/// when its TLS handshake, a request's headers or body, or an idle period
-/// exceeds its limit.
+/// `limits.max_connections` are served at once, and at most
+/// `limits.max_connections_per_address` from one source (further ones from
+/// that source are closed at once); each connection is closed when its TLS
+/// handshake, a request's headers or body, an idle period, or a request whose
+/// response makes no write progress exceeds its limit.
 pub async fn serve_connections(
     listener: TcpListener,
     acceptor: Option<TlsAcceptor>,
@@ -130,6 +142,7 @@ pub async fn serve_connections(
     tokio::pin!(shutdown);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let all_slots = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let per_source = Arc::new(PerSource::default());
     let limits = Arc::new(limits);
     // Tells every connection to finish its requests and close.
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -151,12 +164,20 @@ pub async fn serve_connections(
                 }
             },
         };
+        // One source may not take every slot: over its share, close at once.
+        let Some(source_slot) = per_source.enter(peer.ip(), limits.max_connections_per_address)
+        else {
+            tracing::debug!(%peer, "too many connections from this source: closed");
+            drop(tcp);
+            continue;
+        };
         let acceptor = acceptor.clone();
         let app = app.clone();
         let limits = limits.clone();
         let stopping = stopping.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _source_slot = source_slot;
             let Some(acceptor) = acceptor else {
                 // Plain HTTP carries no client certificate: strip any such header a client sends.
                 let app = with_client_certificate(app, None);
@@ -213,7 +234,61 @@ pub async fn serve_tls(
 /// How long a connection asked to close gracefully may take before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves HTTP/1.1 or HTTP/2 on one connection with the header, body and idle limits.
+/// The source a connection counts against for the per-address limit: the
+/// IPv4 address (also when carried as an IPv4-mapped IPv6 address), or the
+/// /64 prefix of an IPv6 address (one site or host usually holds a whole /64).
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u64::MAX as u128))),
+        },
+    }
+}
+
+/// Open connections per source (see [`source_key`]).
+#[derive(Default)]
+struct PerSource(std::sync::Mutex<HashMap<IpAddr, usize>>);
+
+impl PerSource {
+    /// Counts a new connection from `ip`, or `None` when its source already
+    /// holds `max` connections.
+    fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<SourceSlot> {
+        let key = source_key(ip);
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot {
+            table: self.clone(),
+            key,
+        })
+    }
+}
+
+/// One connection counted against its source until dropped.
+struct SourceSlot {
+    table: Arc<PerSource>,
+    key: IpAddr,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on one connection with the header, body, idle
+/// and response limits.
 async fn serve_connection<I>(
     io: I,
     app: axum::Router,
@@ -236,12 +311,9 @@ async fn serve_connection<I>(
                 let req = req.map(|b| TimedBody::new(b, body_timeout));
                 let resp = app.oneshot(req).await?;
                 // The connection stays busy until the response body has been sent.
-                Ok::<_, std::convert::Infallible>(resp.map(|b| {
-                    axum::body::Body::new(BusyBody {
-                        inner: b,
-                        _busy: busy,
-                    })
-                }))
+                Ok::<_, std::convert::Infallible>(
+                    resp.map(|b| axum::body::Body::new(BusyBody { inner: b, busy })),
+                )
             }
         })
     };
@@ -253,10 +325,20 @@ async fn serve_connection<I>(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(64);
+    // Writes are watched too: a response fully handed to hyper may still be
+    // waiting for a client that does not read.
+    let io = ProgressIo {
+        inner: io,
+        activity: activity.clone(),
+    };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let idle = limits.idle;
-    let wake = tokio::time::sleep(idle);
+    let response = limits.response;
+    // The timers are checked at their deadlines and at least this often: a
+    // connection can go from idle to stalled (or back) between two checks.
+    let tick = idle.min(response) / 2;
+    let wake = tokio::time::sleep(tick);
     tokio::pin!(wake);
     let mut closing = false;
     loop {
@@ -277,63 +359,198 @@ async fn serve_connection<I>(
                     tracing::debug!(%peer, "connection did not close in time: dropped");
                     return;
                 }
-                match activity.idle_since() {
-                    Some(since) if since.elapsed() >= idle => {
+                let next = match activity.phase() {
+                    Phase::Idle(since) if since.elapsed() >= idle => {
                         tracing::debug!(%peer, "idle connection closed");
+                        None
+                    }
+                    Phase::Busy(progress) if progress.elapsed() >= response => {
+                        // A client that never reads its response (or a request
+                        // that never completes) must not hold its slot forever.
+                        tracing::debug!(%peer, "response made no progress: connection closed");
+                        None
+                    }
+                    Phase::Idle(since) => Some((since + idle).min(Instant::now() + tick)),
+                    Phase::Busy(progress) => Some((progress + response).min(Instant::now() + tick)),
+                };
+                match next {
+                    Some(at) => wake.as_mut().reset(at.into()),
+                    None => {
                         conn.as_mut().graceful_shutdown();
                         closing = true;
                         wake.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
                     }
-                    Some(since) => wake.as_mut().reset((since + idle).into()),
-                    None => wake.as_mut().reset(tokio::time::Instant::now() + idle),
                 }
             }
         }
     }
 }
 
-/// Requests in progress on a connection, and when the last one ended.
+/// Requests in progress on a connection, when each last made progress, and
+/// when the last one ended.
 struct Activity {
-    state: std::sync::Mutex<(usize, Instant)>,
+    state: std::sync::Mutex<ActivityState>,
+}
+
+struct ActivityState {
+    /// Identifier of the next request.
+    next: u64,
+    /// Requests in progress: when each arrived or its response last made write progress.
+    busy: HashMap<u64, Instant>,
+    /// When the last request ended, the connection last wrote, or it opened.
+    idle_since: Instant,
+    /// Since when the connection has had bytes to write that the client does
+    /// not take (a write or flush that could not proceed), if it has.
+    write_blocked_since: Option<Instant>,
+}
+
+/// What a connection is doing, for its idle and response timers.
+enum Phase {
+    /// No request in progress since this instant.
+    Idle(Instant),
+    /// Requests in progress or a write waiting for the client; the one
+    /// stalled longest last made progress at this instant.
+    Busy(Instant),
 }
 
 impl Activity {
     fn new() -> Self {
         Activity {
-            state: std::sync::Mutex::new((0, Instant::now())),
+            state: std::sync::Mutex::new(ActivityState {
+                next: 0,
+                busy: HashMap::new(),
+                idle_since: Instant::now(),
+                write_blocked_since: None,
+            }),
         }
     }
 
-    /// `None` while a request is in progress, else when the connection became idle.
-    fn idle_since(&self) -> Option<Instant> {
-        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        (s.0 == 0).then_some(s.1)
+    fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A stalled request or write makes the connection busy since its last progress.
+    fn phase(&self) -> Phase {
+        let s = self.lock();
+        match s.busy.values().copied().chain(s.write_blocked_since).min() {
+            Some(oldest) => Phase::Busy(oldest),
+            None => Phase::Idle(s.idle_since),
+        }
+    }
+
+    /// A write or flush completed (`true`) or could not proceed (`false`).
+    fn wrote(&self, done: bool) {
+        let mut s = self.lock();
+        if done {
+            s.write_blocked_since = None;
+            s.idle_since = s.idle_since.max(Instant::now());
+        } else if s.write_blocked_since.is_none() {
+            s.write_blocked_since = Some(Instant::now());
+        }
+    }
+}
+
+/// A connection's I/O that records in its [`Activity`] whether writes proceed.
+struct ProgressIo<I> {
+    inner: I,
+    activity: Arc<Activity>,
+}
+
+impl<I> ProgressIo<I> {
+    fn record<T>(&self, r: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        match &r {
+            Poll::Ready(Ok(_)) => self.activity.wrote(true),
+            Poll::Pending => self.activity.wrote(false),
+            // The connection is failing: hyper ends it.
+            Poll::Ready(Err(_)) => {}
+        }
+        r
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for ProgressIo<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for ProgressIo<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.record(r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.record(r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.record(r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
 /// Marks a request in progress until dropped.
-struct Busy(Arc<Activity>);
+struct Busy {
+    activity: Arc<Activity>,
+    id: u64,
+}
 
 impl Busy {
     fn enter(a: &Arc<Activity>) -> Self {
-        let mut s = a.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.0 += 1;
-        Busy(a.clone())
+        let mut s = a.lock();
+        let id = s.next;
+        s.next = s.next.wrapping_add(1);
+        s.busy.insert(id, Instant::now());
+        Busy {
+            activity: a.clone(),
+            id,
+        }
+    }
+
+    /// The response made write progress: the connection asked for more of it.
+    fn progress(&self) {
+        let mut s = self.activity.lock();
+        if let Some(t) = s.busy.get_mut(&self.id) {
+            *t = Instant::now();
+        }
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.0 = s.0.saturating_sub(1);
-        s.1 = Instant::now();
+        let mut s = self.activity.lock();
+        s.busy.remove(&self.id);
+        s.idle_since = Instant::now();
     }
 }
 
-/// A response body that keeps its connection busy until it is sent.
+/// A response body that keeps its connection busy until it is sent, and
+/// records write progress each time the connection asks for more of it.
 struct BusyBody {
     inner: axum::body::Body,
-    _busy: Busy,
+    busy: Busy,
 }
 
 impl HttpBody for BusyBody {
@@ -344,6 +561,9 @@ impl HttpBody for BusyBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        // hyper polls the body only when it can write (HTTP/1.1 buffer room,
+        // HTTP/2 flow-control window): a client that stops reading stops this.
+        self.busy.progress();
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 
@@ -405,5 +625,36 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_group_ipv6_by_64_and_mapped_ipv4_as_ipv4() {
+        let k = |s: &str| source_key(s.parse().expect("address"));
+        assert_eq!(k("192.0.2.7"), k("::ffff:192.0.2.7"));
+        assert_ne!(k("192.0.2.7"), k("192.0.2.8"));
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+    }
+
+    #[test]
+    fn per_source_limit_counts_open_connections() {
+        let table = Arc::new(PerSource::default());
+        let a: IpAddr = "2001:db8::1".parse().expect("address");
+        let b: IpAddr = "2001:db8::2".parse().expect("address");
+        let c: IpAddr = "2001:db9::1".parse().expect("address");
+        let first = table.enter(a, 2).expect("first");
+        let _second = table.enter(b, 2).expect("second, same /64");
+        assert!(table.enter(a, 2).is_none(), "third from the same /64");
+        assert!(table.enter(c, 2).is_some(), "another /64 is served");
+        drop(first);
+        assert!(
+            table.enter(a, 2).is_some(),
+            "a slot freed by a closed connection"
+        );
     }
 }
