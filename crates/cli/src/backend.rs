@@ -11,7 +11,7 @@ use lockbox_engine::authz::Actor;
 use lockbox_engine::recovery::{Candidate, RecoveryBlob};
 use lockbox_engine::template::Template;
 use lockbox_engine::{
-    codes, Ca, CrlInfo, EngineError, EngineResult, Outcome, RequestRecord, SubmitOptions,
+    codes, Ca, CrlInfo, EngineError, EngineResult, ErrorKind, Outcome, RequestRecord, SubmitOptions,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -331,14 +331,14 @@ impl Remote {
             .as_u64()
             .map(|c| c as u32)
             .unwrap_or(codes::E_FAIL);
-        Err(match err["kind"].as_str().unwrap_or("") {
-            "bad_input" => EngineError::BadInput { code, message },
-            "denied" => EngineError::Denied { code, message },
-            "not_found" => EngineError::NotFound(message),
-            "conflict" => EngineError::Conflict(message),
-            "forbidden" => EngineError::Forbidden(message),
-            "unauthorized" => EngineError::Unauthenticated(message),
-            "throttled" => EngineError::Throttled(message),
+        Err(match err["kind"].as_str().and_then(ErrorKind::parse) {
+            Some(ErrorKind::BadInput) => EngineError::BadInput { code, message },
+            Some(ErrorKind::Denied) => EngineError::Denied { code, message },
+            Some(ErrorKind::NotFound) => EngineError::NotFound(message),
+            Some(ErrorKind::Conflict) => EngineError::Conflict(message),
+            Some(ErrorKind::Forbidden) => EngineError::Forbidden(message),
+            Some(ErrorKind::Unauthorized) => EngineError::Unauthenticated(message),
+            Some(ErrorKind::Throttled) => EngineError::Throttled(message),
             _ => EngineError::Config(format!("server error ({status}): {message}")),
         })
     }

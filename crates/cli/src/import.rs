@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use lockbox_engine::codes;
 use lockbox_engine::import::{ImportItem, ImportOptions};
 use serde_json::json;
 
@@ -314,7 +315,10 @@ pub async fn run(g: &Global, a: ImportArgs, keys: bool) -> Result<ExitCode> {
                 items.append(&mut v);
             }
             Err(e) => {
-                if matches!(e.code(), 0x8009_400A | 0x8009_400B) {
+                if matches!(
+                    e.code(),
+                    codes::CERTSRV_E_KEY_ARCHIVAL_NOT_CONFIGURED | codes::CERTSRV_E_NO_VALID_KRA
+                ) {
                     return Err(e.into());
                 }
                 failures.push((source, e.to_string()));
@@ -363,7 +367,11 @@ pub async fn run(g: &Global, a: ImportArgs, keys: bool) -> Result<ExitCode> {
                 Ok(mut v) => items.append(&mut v),
                 Err(e) => {
                     // Archival not configured stops the run: nothing can be archived.
-                    if matches!(e.code(), 0x8009_400A | 0x8009_400B) {
+                    if matches!(
+                        e.code(),
+                        codes::CERTSRV_E_KEY_ARCHIVAL_NOT_CONFIGURED
+                            | codes::CERTSRV_E_NO_VALID_KRA
+                    ) {
                         bar.finish_and_clear();
                         return Err(e.into());
                     }

@@ -21,6 +21,7 @@ use lockbox_engine::client::{
     build_archival_request, check_exchange_certificate, pki_data, sign_cmc, ArchivalOptions,
     KeyPayload,
 };
+use lockbox_engine::codes;
 use lockbox_engine::period::rfc3339;
 use serde_json::json;
 
@@ -394,7 +395,11 @@ pub async fn request_accept(g: &Global, a: AcceptArgs) -> Result<ExitCode> {
                 let req = parse_cmc_request(&decode_input(&read(req_path)?)?.der)?;
                 if let Some(sent) = req.encrypted_key_hash {
                     if !attr_values(&resp, oids::MS_ENCRYPTED_KEY_HASH).contains(&sent) {
-                        bail!("the response does not echo the request's encrypted-key hash (XENROLL_E_RESPONSE_KA_HASH_MISMATCH 0x80095004)");
+                        let c = codes::XENROLL_E_RESPONSE_KA_HASH_MISMATCH;
+                        bail!(
+                            "the response does not echo the request's encrypted-key hash ({} 0x{c:08x})",
+                            codes::name(c)
+                        );
                     }
                 }
             }

@@ -3,17 +3,17 @@
 use std::borrow::Cow;
 use std::process::ExitCode;
 
-use lockbox_engine::{codes, Column, EngineError, RequestRecord};
+use lockbox_engine::{codes, Column, EngineError, ErrorKind, RequestRecord};
 use serde_json::{json, Value};
 
 /// Exit codes: 0 success, 1 failure, 2 usage, 3 request refused (bad input or
 /// policy), 4 not found, 5 wrong state.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<EngineError>().map(|e| e.kind()) {
-        Some("bad_input") | Some("denied") => 3,
-        Some("not_found") => 4,
-        Some("conflict") => 5,
-        Some("forbidden") | Some("unauthorized") | Some("throttled") => 6,
+        Some(ErrorKind::BadInput | ErrorKind::Denied) => 3,
+        Some(ErrorKind::NotFound) => 4,
+        Some(ErrorKind::Conflict) => 5,
+        Some(ErrorKind::Forbidden | ErrorKind::Unauthorized | ErrorKind::Throttled) => 6,
         _ => 1,
     }
 }
@@ -26,10 +26,10 @@ pub fn report_error(e: &anyhow::Error, json: bool) -> ExitCode {
         if json {
             println!(
                 "{}",
-                json!({ "error": { "kind": ee.kind(), "code": c, "status": format!("0x{c:08x}"), "name": codes::name(c), "message": ee.to_string() } })
+                json!({ "error": { "kind": ee.kind().as_str(), "code": c, "status": format!("0x{c:08x}"), "name": codes::name(c), "message": ee.to_string() } })
             );
         } else {
-            let label = if ee.kind() == "denied" {
+            let label = if ee.kind() == ErrorKind::Denied {
                 "denied"
             } else {
                 "error"

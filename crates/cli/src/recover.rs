@@ -317,7 +317,7 @@ pub async fn getkey(g: &Global, b: Box<dyn Backend>, a: GetkeyArgs) -> Result<Ex
         Some(out) => {
             let blob = match b.get_key(token).await {
                 Ok(blob) => blob,
-                Err(e) if e.code() == lockbox_engine::recovery::TYPE_E_AMBIGUOUSNAME => {
+                Err(e) if e.code() == lockbox_engine::codes::TYPE_E_AMBIGUOUSNAME => {
                     if !g.json {
                         print_candidates(g, &b.find_candidates(token).await.unwrap_or_default())?;
                     }

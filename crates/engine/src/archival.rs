@@ -38,15 +38,12 @@ use crate::certbuild::{
     aki, decode_certificate, sign_certificate, sign_request, ski, template_extensions, CertSpec,
 };
 use crate::config::passphrase;
+use crate::error::codes::{CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL, CERTSRV_E_NO_VALID_KRA};
 use crate::error::{codes, EngineError, EngineResult};
 use crate::inbound::Inbound;
 use crate::period::{now, unix_of};
 use crate::template::{builtins, Template};
 
-/// CERTSRV_E_NO_VALID_KRA.
-pub const CERTSRV_E_NO_VALID_KRA: u32 = 0x8009_400B;
-/// CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL.
-pub const CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL: u32 = 0x8009_400C;
 /// Setting holding the number of KRAs each key is encrypted to.
 pub const KRA_REQUIRED: &str = "kra_required";
 /// Setting holding the KRA states the events were last logged for.

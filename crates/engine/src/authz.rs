@@ -8,15 +8,12 @@ use lockbox_store::RequestRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::ca::Ca;
+use crate::error::codes::{
+    CERTSRV_E_RESTRICTEDOFFICER, CERTSRV_E_ROLECONFLICT, CERTSRV_E_TEMPLATE_DENIED,
+};
 use crate::error::{EngineError, EngineResult};
 use crate::template::Template;
 
-/// CERTSRV_E_ROLECONFLICT.
-pub const CERTSRV_E_ROLECONFLICT: u32 = 0x8009_4008;
-/// CERTSRV_E_RESTRICTEDOFFICER.
-pub const CERTSRV_E_RESTRICTEDOFFICER: u32 = 0x8009_4009;
-/// CERTSRV_E_TEMPLATE_DENIED.
-pub const CERTSRV_E_TEMPLATE_DENIED: u32 = 0x8009_4012;
 /// The group every authenticated principal belongs to.
 pub const AUTHENTICATED_USERS: &str = "Authenticated Users";
 /// The virtual group of CA administrators (template ACLs name it).

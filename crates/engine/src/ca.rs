@@ -35,7 +35,7 @@ use crate::config::{
     passphrase, CaSection, CaState, Config, DatabaseSection, Home, IssuanceSection, ServerSection,
 };
 use crate::crl::{sign_crl, CrlSpec};
-use crate::error::{codes, EngineError, EngineResult};
+use crate::error::{codes, EngineError, EngineResult, ErrorKind};
 use crate::inbound::{decode_and_verify, Inbound};
 use crate::period::{now, unix_of, Period};
 use crate::template::{builtins, validate_name, Template, DEFAULT_CA_TEMPLATES, TEMPLATE_ARC};
@@ -837,11 +837,10 @@ impl Ca {
         match self.submit_as(&actor, input, opts).await {
             Ok(o) => Ok(o),
             Err(e) => {
-                if matches!(e.kind(), "denied" | "forbidden")
+                if matches!(e.kind(), ErrorKind::Denied | ErrorKind::Forbidden)
                     && !matches!(
                         e.code(),
-                        crate::authz::CERTSRV_E_TEMPLATE_DENIED
-                            | crate::authz::CERTSRV_E_ROLECONFLICT
+                        codes::CERTSRV_E_TEMPLATE_DENIED | codes::CERTSRV_E_ROLECONFLICT
                     )
                 {
                     self.audit_refusal(&actor, "requests", "submit request", "", &e)

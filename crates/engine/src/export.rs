@@ -376,7 +376,7 @@ pub fn open_key_history(
     )
     .map_err(|e| {
         EngineError::bad_input(
-            crate::recovery::CRYPT_E_NOT_FOUND,
+            crate::error::codes::CRYPT_E_NOT_FOUND,
             format!("the lock box does not open with this destination key: {e}"),
         )
     })?;

@@ -26,5 +26,5 @@ pub mod view;
 
 pub use authz::{Actor, Role};
 pub use ca::{Ca, CrlInfo, InitOptions, InitOutcome, Outcome, SubmitOptions};
-pub use error::{codes, EngineError, EngineResult};
+pub use error::{codes, EngineError, EngineResult, ErrorKind};
 pub use lockbox_store::{Column, Disposition, RequestRecord};

@@ -19,12 +19,10 @@ use zeroize::Zeroizing;
 use crate::authz::{Actor, Op};
 use crate::ca::Ca;
 use crate::certbuild::decode_certificate;
+use crate::error::codes::{
+    CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL, CRYPT_E_NOT_FOUND, TYPE_E_AMBIGUOUSNAME,
+};
 use crate::error::{codes, EngineError, EngineResult};
-
-/// TYPE_E_AMBIGUOUSNAME.
-pub const TYPE_E_AMBIGUOUSNAME: u32 = 0x8002_802C;
-/// CRYPT_E_NOT_FOUND.
-pub const CRYPT_E_NOT_FOUND: u32 = 0x8009_2004;
 
 /// A recovery candidate, as `getkey` lists it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -533,14 +531,14 @@ pub fn recover_from_blob(
         }
         Err(e) => {
             return Err(EngineError::bad_input(
-                CERTSRV_E_RECOVERY,
+                CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
                 format!("the archived key could not be decrypted: {e}"),
             ))
         }
     };
     let key = SoftwareKey::from_pkcs8_der(&pkcs8).map_err(|e| {
         EngineError::bad_input(
-            CERTSRV_E_RECOVERY,
+            CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
             format!("the recovered key does not load: {e}"),
         )
     })?;
@@ -558,7 +556,7 @@ pub fn recover_from_blob(
     }
     let certificate = user.ok_or_else(|| {
         EngineError::bad_input(
-            CERTSRV_E_RECOVERY,
+            CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
             "the recovered key does not match the certificate in the blob",
         )
     })?;
@@ -580,6 +578,3 @@ pub fn recover_from_blob(
         chain,
     })
 }
-
-/// A recovery failure after the agent was found among the recipients.
-pub const CERTSRV_E_RECOVERY: u32 = 0x8009_400C;

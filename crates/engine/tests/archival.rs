@@ -11,6 +11,7 @@ use lockbox_engine::client::{
     build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
 };
 use lockbox_engine::period::Period;
+use lockbox_engine::ErrorKind;
 use lockbox_engine::{codes, Ca, Disposition, InitOptions, SubmitOptions};
 use x509_cert::certificate::Certificate;
 use x509_cert::name::Name;
@@ -359,7 +360,7 @@ async fn hostile_archival_requests_are_denied_and_nothing_is_archived() {
         .submit(&good[..good.len() - 7], &opts("ExchangeUser"))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), "bad_input");
+    assert_eq!(e.kind(), ErrorKind::BadInput);
 
     assert_eq!(rows(ca).await, 0, "nothing recorded");
     // the genuine request still works afterwards

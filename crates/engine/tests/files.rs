@@ -8,6 +8,7 @@ use lockbox_crypto::{KeySpec, SoftwareKey};
 use lockbox_engine::backup::BackupOptions;
 use lockbox_engine::certbuild::sign_request;
 use lockbox_engine::period::Period;
+use lockbox_engine::ErrorKind;
 use lockbox_engine::{codes, Actor, Ca, EngineError, InitOptions, Role, SubmitOptions};
 use x509_cert::name::Name;
 
@@ -170,7 +171,7 @@ async fn do_not_reenroll_if_duplicate_and_renewal_overlap_work() {
     match again {
         Err(e) => {
             assert_eq!(e.code(), codes::E_ALREADY_EXISTS, "{e}");
-            assert_eq!(e.kind(), "denied");
+            assert_eq!(e.kind(), ErrorKind::Denied);
             assert!(e.to_string().contains(&serial), "{e}");
         }
         Ok(o) => panic!("re-enrolled: {o:?}"),

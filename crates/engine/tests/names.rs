@@ -19,6 +19,7 @@ use lockbox_engine::client::{
     build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
 };
 use lockbox_engine::period::Period;
+use lockbox_engine::ErrorKind;
 use lockbox_engine::{Actor, Ca, InitOptions, Outcome, Role, SubmitOptions};
 use x509_cert::ext::pkix::name::{GeneralName, OtherName};
 use x509_cert::ext::pkix::SubjectAltName;
@@ -358,7 +359,7 @@ async fn enrollment_agents_and_the_local_operator() {
         .submit(&csr, &opts(Some("User"), Some(&agent), Some("nobody")))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), "not_found", "{e}");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     // the local administrator may too
     let o = ca
         .submit(&csr, &opts(Some("User"), None, Some("mallory")))

@@ -7,6 +7,7 @@ use lockbox_crypto::{KeySpec, SoftwareKey};
 use lockbox_engine::authz::{Op, Role};
 use lockbox_engine::certbuild::sign_request;
 use lockbox_engine::period::Period;
+use lockbox_engine::ErrorKind;
 use lockbox_engine::{Actor, Ca, Disposition, InitOptions, SubmitOptions};
 use x509_cert::name::Name;
 
@@ -750,7 +751,7 @@ async fn principal_names_differing_only_in_case_are_one_name() {
         .add_principal(&a, "MAX", false, None, None, None, None, false)
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), "conflict", "MAX beside max: {e}");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "MAX beside max: {e}");
     assert!(ca
         .add_principal(&a, "Max", true, None, None, None, None, false)
         .await
@@ -971,7 +972,7 @@ async fn failed_logins_are_audited_and_throttled() {
     };
     let e = ca.login(right, Some(ip)).await.unwrap_err();
     assert_eq!(e.code(), 0x8007_0775, "{e}");
-    assert_eq!(e.kind(), "throttled");
+    assert_eq!(e.kind(), ErrorKind::Throttled);
     // the same principal from another address is not locked out, nor is
     // another name
     let other: std::net::IpAddr = "192.0.2.8".parse().unwrap();
@@ -992,7 +993,7 @@ async fn failed_logins_are_audited_and_throttled() {
         };
         match ca.login(c, Some(other)).await {
             Ok(None) => {}
-            Err(e) if e.kind() == "throttled" => {
+            Err(e) if e.kind() == ErrorKind::Throttled => {
                 throttled = true;
                 break;
             }
@@ -1071,7 +1072,7 @@ async fn a_password_guesser_cannot_lock_out_a_victim_from_another_source() {
         password: "correct horse battery",
     };
     let throttled = |r: Result<Option<_>, lockbox_engine::EngineError>| match r {
-        Err(e) => e.code() == 0x8007_0775 && e.kind() == "throttled",
+        Err(e) => e.code() == 0x8007_0775 && e.kind() == ErrorKind::Throttled,
         Ok(_) => false,
     };
     // (source A, another address of A's source, an unrelated source B)

@@ -10,7 +10,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use lockbox_codec::pem::encode_pem;
 use lockbox_engine::principals::Credential;
-use lockbox_engine::{codes, Actor, Ca, EngineError, SubmitOptions};
+use lockbox_engine::{codes, Actor, Ca, EngineError, ErrorKind, SubmitOptions};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -32,13 +32,13 @@ impl From<EngineError> for ApiError {
 /// which the REST API and the form-based protocols report differently).
 pub(crate) fn http_status(e: &EngineError, denied_as: StatusCode) -> StatusCode {
     match e.kind() {
-        "bad_input" => StatusCode::BAD_REQUEST,
-        "denied" => denied_as,
-        "not_found" => StatusCode::NOT_FOUND,
-        "conflict" => StatusCode::CONFLICT,
-        "forbidden" => StatusCode::FORBIDDEN,
-        "unauthorized" => StatusCode::UNAUTHORIZED,
-        "throttled" => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::BadInput => StatusCode::BAD_REQUEST,
+        ErrorKind::Denied => denied_as,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Throttled => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -56,7 +56,7 @@ impl IntoResponse for ApiError {
         let code = e.code();
         let body = json!({
             "error": {
-                "kind": e.kind(),
+                "kind": e.kind().as_str(),
                 "code": code,
                 "status": format!("0x{code:08x}"),
                 "name": codes::name(code),
@@ -436,8 +436,8 @@ async fn cmc_exchange(ca: &Ca, body: &[u8], opts: &SubmitOptions) -> Response {
         },
         Err(e) => {
             let status = match e.kind() {
-                "bad_input" => StatusCode::BAD_REQUEST,
-                "denied" => StatusCode::OK,
+                ErrorKind::BadInput => StatusCode::BAD_REQUEST,
+                ErrorKind::Denied => StatusCode::OK,
                 _ => return ApiError(e).into_response(),
             };
             match lockbox_engine::cmcresponse::failure(ca, &e, 1).await {

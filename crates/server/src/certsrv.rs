@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use lockbox_codec::pem::encode_pem;
-use lockbox_engine::{Actor, Ca, Disposition, EngineError, Outcome, SubmitOptions};
+use lockbox_engine::{Actor, Ca, Disposition, EngineError, ErrorKind, Outcome, SubmitOptions};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::api::{
@@ -72,7 +72,7 @@ async fn web_user(ca: &Ca, headers: &HeaderMap) -> Result<Actor, Response> {
     match caller(ca, headers).await {
         Ok(Some(a)) => Ok(a),
         Ok(None) => anonymous_enrollee(ca).ok_or_else(challenge),
-        Err(e) if e.0.kind() == "throttled" => Err(e.into_response()),
+        Err(e) if e.0.kind() == ErrorKind::Throttled => Err(e.into_response()),
         Err(_) => Err(challenge()),
     }
 }

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use lockbox_engine::authz::{Op, Role};
-use lockbox_engine::{Actor, Ca, Column, Disposition, EngineError};
+use lockbox_engine::{Actor, Ca, Column, Disposition, EngineError, ErrorKind};
 use maud::{html, Markup, DOCTYPE};
 
 use crate::api::{caller, cross_origin, http_status};
@@ -115,7 +115,7 @@ async fn session(ca: &Ca, headers: &HeaderMap) -> Result<Session, Response> {
             nav: nav_for(ca, &actor).await,
             actor,
         }),
-        Err(e) if e.0.kind() == "throttled" => Err(e.into_response()),
+        Err(e) if e.0.kind() == ErrorKind::Throttled => Err(e.into_response()),
         _ => Err(challenge()),
     }
 }
