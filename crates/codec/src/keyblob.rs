@@ -150,9 +150,7 @@ struct PrivateKeyInfo<'a> {
 
 /// Converts an RSA key blob to PKCS#8 DER. The caller should zeroize the result.
 pub fn blob_to_pkcs8(blob: &RsaBlob) -> Result<Vec<u8>, CodecError> {
-    fn u(b: &[u8]) -> Result<UintRef<'_>, CodecError> {
-        UintRef::new(b).map_err(CodecError::der("RSA integer"))
-    }
+    let u = rsa_uint;
     let rsa = RsaPrivateKey {
         version: 0,
         modulus: u(&blob.n)?,
@@ -178,6 +176,15 @@ pub fn blob_to_pkcs8(blob: &RsaBlob) -> Result<Vec<u8>, CodecError> {
     pki.to_der().map_err(CodecError::der("PrivateKeyInfo"))
 }
 
+/// A positive RSA integer (big-endian). Zero is refused: no RSA key has a
+/// zero component, and an empty INTEGER would not be valid DER.
+fn rsa_uint(b: &[u8]) -> Result<UintRef<'_>, CodecError> {
+    if b.iter().all(|&x| x == 0) {
+        return Err(CodecError::invalid("RSA key", "a key component is zero"));
+    }
+    UintRef::new(b).map_err(CodecError::der("RSA integer"))
+}
+
 /// RFC 8017 RSAPublicKey.
 #[derive(Sequence)]
 struct RsaPublicKey<'a> {
@@ -189,8 +196,8 @@ struct RsaPublicKey<'a> {
 /// big-endian `n` and `e`, leading zeros removed.
 pub fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Result<Vec<u8>, CodecError> {
     RsaPublicKey {
-        modulus: UintRef::new(n).map_err(CodecError::der("RSA modulus"))?,
-        public_exponent: UintRef::new(e).map_err(CodecError::der("RSA exponent"))?,
+        modulus: rsa_uint(n)?,
+        public_exponent: rsa_uint(e)?,
     }
     .to_der()
     .map_err(CodecError::der("RSAPublicKey"))
@@ -335,6 +342,11 @@ mod tests {
             expected
         );
         assert_eq!(pkcs8_rsa_public_key(b"\x30\x03\x02\x01\x00"), None);
+        // zero components are refused (found by the keyblob fuzz target)
+        assert!(rsa_public_key_der(&[0xc3], &[0, 0]).is_err());
+        let mut zero_e = blob;
+        zero_e.e = vec![0];
+        assert!(blob_to_pkcs8(&zero_e).is_err());
         assert_eq!(pkcs8_rsa_public_key(&pkcs8[..pkcs8.len() - 1]), None);
     }
 }
