@@ -335,6 +335,7 @@ pub async fn request_accept(g: &Global, a: AcceptArgs) -> Result<ExitCode> {
             .map(|h| h.join("certs/ca.pem"))
             .filter(|p| p.exists())
     });
+    let mut bare = false;
     let (cert_der, chain) = match verify_signed_data(&der) {
         Ok(sd) => {
             if sd.econtent_type != oids::ID_CCT_PKI_RESPONSE {
@@ -412,7 +413,10 @@ pub async fn request_accept(g: &Global, a: AcceptArgs) -> Result<ExitCode> {
             (cert, chain)
         }
         Err(_) => (
-            der,
+            {
+                bare = true;
+                der
+            },
             decode_all(&String::from_utf8_lossy(&raw), "CERTIFICATE")
                 .unwrap_or_default()
                 .into_iter()
@@ -421,12 +425,20 @@ pub async fn request_accept(g: &Global, a: AcceptArgs) -> Result<ExitCode> {
         ),
     };
     let cert = decode_certificate(&cert_der)?;
-    if let Some(ca_path) = &anchor_path {
-        // A bare certificate too must come from the trusted CA.
-        let anchor = decode_certificate(&decode_input(&read(ca_path)?)?.der)?;
-        lockbox_engine::ca::verify_issued_by(&cert, &anchor).map_err(|e| {
-            anyhow!("the certificate is not issued by the trusted CA (--ca-cert): {e}")
-        })?;
+    if bare {
+        // A bare certificate too must come from the trusted CA (a CMC
+        // response's certificate was checked with the response's signer).
+        match &anchor_path {
+            Some(ca_path) => {
+                let anchor = decode_certificate(&decode_input(&read(ca_path)?)?.der)?;
+                lockbox_engine::ca::verify_issued_by(&cert, &anchor).map_err(|e| {
+                    anyhow!("the certificate is not issued by the trusted CA (--ca-cert): {e}")
+                })?;
+            }
+            None => eprintln!(
+                "lockbox: warning: the certificate was not checked against a CA (give --ca-cert)"
+            ),
+        }
     }
     if cert.tbs_certificate().subject_public_key_info() != key.public_key_info() {
         bail!("the certificate is not for this private key");

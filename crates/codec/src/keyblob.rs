@@ -216,6 +216,53 @@ pub fn pkcs8_rsa_public_key(pkcs8: &[u8]) -> Option<Vec<u8>> {
     rsa_public_key_der(rsa.modulus.as_bytes(), rsa.public_exponent.as_bytes()).ok()
 }
 
+/// RFC 5915 ECPrivateKey (the fields read before an import).
+#[derive(Sequence)]
+struct EcPrivateKey<'a> {
+    version: u8,
+    private_key: &'a der::asn1::OctetStringRef,
+    #[asn1(context_specific = "0", optional = "true")]
+    parameters: Option<der::asn1::AnyRef<'a>>,
+    #[asn1(context_specific = "1", optional = "true")]
+    public_key: Option<der::asn1::BitStringRef<'a>>,
+}
+
+/// The public key a PKCS#8 private key claims, read without checking the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimedPublicKey {
+    /// The key algorithm (rsaEncryption, id-ecPublicKey, ...).
+    pub algorithm: der::asn1::ObjectIdentifier,
+    /// DER of the algorithm parameters (the named curve for EC), if any.
+    pub parameters: Option<Vec<u8>>,
+    /// What a SubjectPublicKeyInfo's BIT STRING would hold: the DER
+    /// RSAPublicKey, or the EC point.
+    pub public_key: Vec<u8>,
+}
+
+/// The public key a PKCS#8 RSA or EC private key claims ([`ClaimedPublicKey`]);
+/// None for other key types, malformed input, or an EC key that does not
+/// carry its public point. A cheap filter before an expensive import.
+pub fn pkcs8_claimed_public_key(pkcs8: &[u8]) -> Option<ClaimedPublicKey> {
+    use der::Decode;
+    let pki = PrivateKeyInfoRef::from_der(pkcs8).ok()?;
+    let algorithm = pki.algorithm.oid;
+    let parameters = match pki.algorithm.parameters {
+        Some(p) => Some(p.to_der().ok()?),
+        None => None,
+    };
+    let public_key = if algorithm == oids::RSA_ENCRYPTION {
+        pkcs8_rsa_public_key(pkcs8)?
+    } else {
+        let ec = EcPrivateKey::from_der(pki.private_key.as_bytes()).ok()?;
+        ec.public_key?.as_bytes()?.to_vec()
+    };
+    Some(ClaimedPublicKey {
+        algorithm,
+        parameters,
+        public_key,
+    })
+}
+
 /// Builds a PRIVATEKEYBLOB from big-endian components (client side, tests).
 #[allow(clippy::too_many_arguments)]
 pub fn build_private_key_blob(

@@ -12,7 +12,8 @@ use der::asn1::{Any, ObjectIdentifier};
 use der::{Decode, Encode};
 use lockbox_codec::hexfmt::{normalize_hex, to_hex};
 use lockbox_codec::keyblob::{
-    blob_to_pkcs8, is_private_key_blob, parse_private_key_blob, pkcs8_rsa_public_key, CALG_RSA_SIGN,
+    blob_to_pkcs8, is_private_key_blob, parse_private_key_blob, pkcs8_claimed_public_key,
+    CALG_RSA_SIGN,
 };
 use lockbox_codec::oids;
 use lockbox_codec::pem::{decode_input, encode_pem};
@@ -1068,10 +1069,15 @@ impl Ca {
                 key: k.as_ref(),
             })
             .collect();
-        // Checks that do not depend on the plaintext run first, but their
-        // verdicts are only combined at the end, with the others.
-        let hash = check_key_hash(inbound, envelope_der);
-        let usage_ok = request_allows_encryption(inbound);
+        // Verdicts that need no key come first: the requester already knows
+        // them (it signed the hash and chose the key usage), and a request
+        // that fails them never has its payload parsed or imported.
+        let Some(hash) = check_key_hash(inbound, envelope_der) else {
+            return Err(archival_error());
+        };
+        if !request_allows_encryption(inbound) {
+            return Err(archival_error());
+        }
         let (opened, plain) =
             match open_envelope(envelope_der, &offered) {
                 Ok(p) => (true, p),
@@ -1096,8 +1102,8 @@ impl Ca {
         let key = client_key_pkcs8(&plain)
             .filter(|pkcs8| claims_request_key(pkcs8, inbound))
             .filter(|pkcs8| key_matches_request(pkcs8, inbound));
-        match (opened, hash, usage_ok, key) {
-            (true, Some(hash), true, Some(pkcs8)) => Ok((pkcs8, hash)),
+        match (opened, key) {
+            (true, Some(pkcs8)) => Ok((pkcs8, hash)),
             _ => Err(archival_error()),
         }
     }
@@ -1193,19 +1199,27 @@ fn check_transport_cipher(t: &Template, envelope_der: &[u8]) -> EngineResult<()>
     Ok(())
 }
 
-/// A cheap filter before the key is imported: an RSA request's key must be
-/// the RSA public key the payload claims (read from the PKCS#8 without
-/// checking it). A forged payload (an envelope taken from someone else's
-/// request) fails here, at the same early step as a payload that does not
-/// parse, and never reaches the expensive import and key check.
+/// A cheap filter before the key is imported: the payload must claim the
+/// request's public key — same algorithm (and curve), same RSA modulus and
+/// exponent or EC point — read from the PKCS#8 without checking the key. A
+/// forged payload (an envelope taken from someone else's request, whatever
+/// the attacker's own key type) fails here, at the same early step as a
+/// payload that does not parse, and never reaches the expensive import.
 fn claims_request_key(pkcs8: &[u8], inbound: &Inbound) -> bool {
     let request_key = &inbound.pkcs10.cert_req.info.public_key;
-    if request_key.algorithm.oid != oids::RSA_ENCRYPTION {
-        return true;
-    }
-    pkcs8_rsa_public_key(pkcs8).is_some_and(|claimed| {
-        Some(claimed.as_slice()) == request_key.subject_public_key.as_bytes()
-    })
+    let Some(claimed) = pkcs8_claimed_public_key(pkcs8) else {
+        return false;
+    };
+    let same_parameters = request_key.algorithm.oid == oids::RSA_ENCRYPTION
+        || request_key
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.to_der().ok())
+            == claimed.parameters;
+    claimed.algorithm == request_key.algorithm.oid
+        && same_parameters
+        && Some(claimed.public_key.as_slice()) == request_key.subject_public_key.as_bytes()
 }
 
 /// The decrypted key must be the PKCS#10's key: it must load (aws-lc checks

@@ -430,11 +430,11 @@ impl Ca {
             "reading {}",
             self.home.path(HEADS_FILE).display()
         )))?;
-        if file.is_none() && !heads.is_empty() {
+        if file.as_ref().is_none_or(|f| f.is_empty()) && !heads.is_empty() {
             problems.push(AuditProblem {
                 position: 0,
                 problem: format!(
-                    "{HEADS_FILE} is missing: the signed heads kept outside the database are gone, so a rollback of the database cannot be ruled out"
+                    "{HEADS_FILE} is missing or empty: the signed heads kept outside the database are gone, so a rollback of the database cannot be ruled out"
                 ),
             });
         }

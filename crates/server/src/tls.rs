@@ -105,8 +105,9 @@ pub struct Limits {
 
 impl From<&lockbox_engine::config::ServerLimits> for Limits {
     fn from(c: &lockbox_engine::config::ServerLimits) -> Self {
-        // Zero would mean "close at once": treat it as the smallest useful value.
-        let secs = |s: u64| Duration::from_secs(s.max(1));
+        // Zero would mean "close at once": treat it as the smallest useful
+        // value; a year is the largest (no deadline arithmetic can overflow).
+        let secs = |s: u64| Duration::from_secs(s.clamp(1, 365 * 24 * 3600));
         Limits {
             handshake: secs(c.handshake_timeout_secs),
             header: secs(c.header_timeout_secs),
@@ -442,8 +443,10 @@ impl Activity {
     fn wrote(&self, done: bool) {
         let mut s = self.lock();
         if done {
+            // Writes end a stall but are no activity of the client's: only a
+            // finished request moves `idle_since` (an HTTP/2 PING answered
+            // every minute must not keep an idle connection open).
             s.write_blocked_since = None;
-            s.idle_since = s.idle_since.max(Instant::now());
         } else if s.write_blocked_since.is_none() {
             s.write_blocked_since = Some(Instant::now());
         }

@@ -167,11 +167,15 @@ fn requests(xchg: &Certificate) -> (Vec<u8>, Vec<(&'static str, Vec<u8>)>) {
     bad_content[n - 3] ^= 0x20;
     let keyx_blob = pkcs8_to_blob(&pkcs8, CALG_RSA_KEYX).unwrap();
     let sign_blob = pkcs8_to_blob(&pkcs8, CALG_RSA_SIGN).unwrap();
+    let sign_env = seal(&sign_blob, xchg);
+    // An attacker's own EC key signs a request around an RSA payload.
+    let ec_user = SoftwareKey::generate(KeySpec::P256).unwrap();
+    let ec_csr = sign_request(&ec_user, Name::from_str("CN=alice").unwrap(), vec![]).unwrap();
 
     let cases = vec![
         ("rsa padding", with(&bad_padding)),
         ("content decryption", with(&bad_content)),
-        ("signature-key blob header", with(&seal(&sign_blob, xchg))),
+        ("signature-key blob header", with(&sign_env)),
         (
             "blob one byte short",
             with(&seal(&keyx_blob[..keyx_blob.len() - 1], xchg)),
@@ -189,6 +193,14 @@ fn requests(xchg: &Certificate) -> (Vec<u8>, Vec<(&'static str, Vec<u8>)>) {
         (
             "signature-only key usage",
             cmc_request(&user, &signing_only, &good_env, &sha256(&good_env)),
+        ),
+        (
+            "an EC request carrying someone's RSA key",
+            cmc_request(&ec_user, &ec_csr, &good_env, &sha256(&good_env)),
+        ),
+        (
+            "an EC request carrying a signature-key blob",
+            cmc_request(&ec_user, &ec_csr, &sign_env, &sha256(&sign_env)),
         ),
     ];
     (with(&good_env), cases)
