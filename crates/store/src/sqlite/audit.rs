@@ -1,0 +1,213 @@
+//! Audit log and heads: the chained append inside a write transaction, the head sealer hook, reads.
+
+use super::rows::{audit_head_from_row, audit_record_from_row};
+use super::{now, SqliteStore, Tx};
+use crate::model::*;
+use crate::StoreResult;
+
+/// Signs audit chain heads inside the transaction that appends the records
+/// (supplied by the engine: the store holds no keys), so every committed
+/// record is covered by a signed head and deleting the newest records shows.
+pub trait HeadSealer: Send + Sync + std::fmt::Debug {
+    /// The signature (hex) over the head `seq:hash`, or `None` when no key is
+    /// available (the records are then committed unsealed).
+    fn seal(&self, seq: i64, hash: &str) -> Option<String>;
+    /// Called once the transaction holding `head` has committed (the engine
+    /// copies the head outside the database).
+    fn sealed(&self, head: &AuditHead);
+}
+
+impl SqliteStore {
+    /// Installs the head sealer (once; later calls are ignored).
+    pub fn set_head_sealer(&self, sealer: std::sync::Arc<dyn HeadSealer>) {
+        let _ = self.sealer.set(sealer);
+    }
+
+    /// Hands a committed head to the sealer.
+    pub(super) fn after_commit(&self, head: Option<AuditHead>) {
+        if let (Some(h), Some(s)) = (head, self.sealer.get()) {
+            s.sealed(&h);
+        }
+    }
+
+    /// Appends audit records inside `tx`, chained to the current head, and
+    /// signs the new head in the same transaction when a sealer is installed.
+    pub(super) async fn append_in_tx(
+        &self,
+        tx: &mut Tx,
+        entries: &[AuditEntry],
+    ) -> StoreResult<Option<AuditHead>> {
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut **tx)
+                .await?;
+        let (mut seq, mut prev) = last.unwrap_or((0, GENESIS_HASH.to_string()));
+        for e in entries {
+            seq += 1;
+            let hash = (self.hasher)(&AuditRecord::chain_input(seq, e, &prev));
+            sqlx::query(
+                "INSERT INTO audit_log (seq, at, actor, category, action, target, outcome, details, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(seq)
+            .bind(e.at)
+            .bind(&e.actor)
+            .bind(&e.category)
+            .bind(&e.action)
+            .bind(&e.target)
+            .bind(&e.outcome)
+            .bind(&e.details)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut **tx)
+            .await?;
+            prev = hash;
+        }
+        let Some(signature) = self.sealer.get().and_then(|s| s.seal(seq, &prev)) else {
+            return Ok(None);
+        };
+        let head = AuditHead {
+            seq,
+            hash: prev,
+            signature,
+            at: now(),
+        };
+        sqlx::query(
+            "INSERT INTO audit_heads (seq, hash, signature, at) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING",
+        )
+        .bind(head.seq)
+        .bind(&head.hash)
+        .bind(&head.signature)
+        .bind(head.at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(Some(head))
+    }
+
+    pub(super) async fn append_audit(&self, audit: &[AuditEntry]) -> StoreResult<()> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        let head = self.append_in_tx(&mut tx, audit).await?;
+        tx.commit().await?;
+        self.after_commit(head);
+        Ok(())
+    }
+
+    pub(super) async fn audit_records(
+        &self,
+        from: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, category, action, target, outcome, details, prev_hash, hash FROM audit_log \
+             WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(from)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_record_from_row).collect()
+    }
+
+    pub(super) async fn last_audit_record(&self) -> StoreResult<Option<AuditRecord>> {
+        let row = sqlx::query(
+            "SELECT seq, at, actor, category, action, target, outcome, details, prev_hash, hash FROM audit_log \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(audit_record_from_row).transpose()
+    }
+
+    pub(super) async fn add_audit_head(&self, head: &AuditHead) -> StoreResult<()> {
+        let _gate = self.write_gate.lock().await;
+        sqlx::query(
+            "INSERT INTO audit_heads (seq, hash, signature, at) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING",
+        )
+        .bind(head.seq)
+        .bind(&head.hash)
+        .bind(&head.signature)
+        .bind(head.at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn audit_heads(&self) -> StoreResult<Vec<AuditHead>> {
+        let rows = sqlx::query("SELECT seq, hash, signature, at FROM audit_heads ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_head_from_row).collect()
+    }
+
+    pub(super) async fn last_audit_head(&self) -> StoreResult<Option<AuditHead>> {
+        let row = sqlx::query(
+            "SELECT seq, hash, signature, at FROM audit_heads ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(audit_head_from_row).transpose()
+    }
+}
+
+#[cfg(test)]
+mod audit_tests {
+    use super::*;
+
+    fn h(b: &[u8]) -> String {
+        format!(
+            "{:x}",
+            b.iter()
+                .fold(0u64, |h, x| h.wrapping_mul(131).wrapping_add(*x as u64))
+        )
+    }
+
+    fn entry(action: &str) -> AuditEntry {
+        AuditEntry {
+            at: 1,
+            actor: "a".into(),
+            category: "config".into(),
+            action: action.into(),
+            target: "t".into(),
+            outcome: "success".into(),
+            details: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn audit_chain_links_and_config_changes_are_atomic() {
+        let s = SqliteStore::open_in_memory(h).await.unwrap();
+        s.append_audit(&[entry("one"), entry("two")]).await.unwrap();
+        // a failing change leaves neither the change nor its audit record
+        let bad = s
+            .apply(
+                &[Change::RemoveKra {
+                    thumbprint: "nope".into(),
+                }],
+                &[entry("three")],
+            )
+            .await;
+        assert!(bad.is_err());
+        let recs = s.audit_records(1, 100).await.unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].prev_hash, GENESIS_HASH);
+        assert_eq!(recs[1].prev_hash, recs[0].hash);
+        assert_eq!(
+            recs[1].hash,
+            h(&AuditRecord::chain_input(2, &recs[1].entry, &recs[0].hash))
+        );
+        s.apply(
+            &[Change::SetSetting {
+                name: "x".into(),
+                value: "1".into(),
+            }],
+            &[entry("four")],
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.setting("x").await.unwrap().as_deref(), Some("1"));
+        assert_eq!(s.audit_records(1, 100).await.unwrap().len(), 3);
+    }
+}

@@ -1,0 +1,535 @@
+//! The change set of [`crate::Store::apply`]: every `Change` written in one
+//! transaction with its audit records, one function per `Change` variant.
+
+use sqlx::SqliteConnection;
+
+use super::rows::{bind_new_request, insert_request_sql, ImportMeta};
+use super::SqliteStore;
+use crate::model::*;
+use crate::{StoreError, StoreResult};
+
+/// Whether a change touches principals or credentials (bumps `credential_version`).
+fn changes_credentials(c: &Change) -> bool {
+    matches!(
+        c,
+        Change::AddPrincipal(_)
+            | Change::RemovePrincipal { .. }
+            | Change::AddMember { .. }
+            | Change::AddToken { .. }
+            | Change::RevokeToken { .. }
+            | Change::MapCertificate { .. }
+            | Change::UnmapCertificate { .. }
+            | Change::GrantRole { .. }
+            | Change::RevokeRole { .. }
+            | Change::SetPermission(_)
+            | Change::SetRestrictions { .. }
+    )
+}
+
+impl SqliteStore {
+    pub(super) async fn apply(&self, changes: &[Change], audit: &[AuditEntry]) -> StoreResult<()> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        if changes.iter().any(changes_credentials) {
+            sqlx::query(
+                "INSERT INTO counters (name, value) VALUES ('credential_version', 1) \
+                 ON CONFLICT (name) DO UPDATE SET value = value + 1",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        for c in changes {
+            apply_one(&mut tx, c).await?;
+        }
+        let head = self.append_in_tx(&mut tx, audit).await?;
+        tx.commit().await?;
+        self.after_commit(head);
+        Ok(())
+    }
+}
+
+/// Writes one change inside the transaction (dispatch only).
+async fn apply_one(tx: &mut SqliteConnection, c: &Change) -> StoreResult<()> {
+    match c {
+        Change::PutTemplate { name, json } => put_template(tx, name, json).await,
+        Change::SetCaTemplate { name, enabled } => set_ca_template(tx, name, *enabled).await,
+        Change::AddKra {
+            thumbprint,
+            cert_der,
+            chain_der,
+            crl_source,
+            at,
+        } => {
+            add_kra(
+                tx,
+                thumbprint,
+                cert_der,
+                chain_der.as_deref(),
+                crl_source.as_deref(),
+                *at,
+            )
+            .await
+        }
+        Change::RemoveKra { thumbprint } => remove_kra(tx, thumbprint).await,
+        Change::SetSetting { name, value } => set_setting(tx, name, value).await,
+        Change::AddPrincipal(p) => add_principal(tx, p).await,
+        Change::RemovePrincipal { name } => remove_principal(tx, name).await,
+        Change::AddMember { group, member } => add_member(tx, group, member).await,
+        Change::AttachArchivedKey {
+            request_id,
+            archived_key,
+            kra_hashes,
+            owner,
+            source,
+        } => {
+            attach_archived_key(
+                tx,
+                *request_id,
+                archived_key,
+                kra_hashes,
+                owner.as_deref(),
+                source.as_deref(),
+            )
+            .await
+        }
+        Change::InsertImported {
+            request,
+            foreign,
+            owner,
+            source,
+        } => insert_imported(tx, request, *foreign, owner.as_deref(), source.as_deref()).await,
+        Change::SetOwnerNames { thumbprint, names } => set_owner_names(tx, thumbprint, names).await,
+        Change::ClearArchivedKey { request_id } => clear_archived_key(tx, *request_id).await,
+        Change::InsertUnmatchedKey {
+            key_id,
+            archived_key,
+            kra_hashes,
+            owner,
+            source,
+            imported_by,
+            at,
+        } => {
+            let key = UnmatchedKey {
+                key_id,
+                archived_key,
+                kra_hashes,
+                owner: owner.as_deref(),
+                source: source.as_deref(),
+                imported_by,
+                at: *at,
+            };
+            insert_unmatched_key(tx, key).await
+        }
+        Change::AddToken {
+            id,
+            principal,
+            secret_hash,
+            at,
+        } => add_token(tx, id, principal, secret_hash, *at).await,
+        Change::MapCertificate {
+            thumbprint,
+            principal,
+            serial,
+        } => map_certificate(tx, thumbprint, principal, serial.as_deref()).await,
+        Change::RevokeToken { principal, id } => revoke_token(tx, principal, id).await,
+        Change::UnmapCertificate {
+            principal,
+            thumbprint,
+        } => unmap_certificate(tx, principal, thumbprint).await,
+        Change::GrantRole { principal, role } => grant_role(tx, principal, role).await,
+        Change::RevokeRole { principal, role } => revoke_role(tx, principal, role).await,
+        Change::SetPermission(p) => set_permission(tx, p).await,
+        Change::SetRestrictions {
+            manager,
+            groups,
+            templates,
+        } => set_restrictions(tx, manager, groups, templates).await,
+    }
+}
+
+/// The fields of `Change::InsertUnmatchedKey`, borrowed.
+struct UnmatchedKey<'a> {
+    key_id: &'a str,
+    archived_key: &'a [u8],
+    kra_hashes: &'a str,
+    owner: Option<&'a str>,
+    source: Option<&'a str>,
+    imported_by: &'a str,
+    at: i64,
+}
+
+/// `Change::PutTemplate`: inserts or replaces a template definition.
+async fn put_template(tx: &mut SqliteConnection, name: &str, json: &str) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO templates (name, definition) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET definition = excluded.definition",
+    )
+    .bind(name)
+    .bind(json)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// `Change::SetCaTemplate`: offers the template for issuance (`enabled`) or stops offering it.
+async fn set_ca_template(tx: &mut SqliteConnection, name: &str, enabled: bool) -> StoreResult<()> {
+    if enabled {
+        sqlx::query("INSERT INTO ca_templates (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+    } else {
+        sqlx::query("DELETE FROM ca_templates WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// `Change::AddKra`: adds a KRA certificate, or refreshes its chain and CRL source.
+async fn add_kra(
+    tx: &mut SqliteConnection,
+    thumbprint: &str,
+    cert_der: &[u8],
+    chain_der: Option<&[u8]>,
+    crl_source: Option<&str>,
+    at: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO kra_certificates (thumbprint, cert_der, added_at, chain_der, crl_source) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (thumbprint) DO UPDATE SET \
+                 chain_der = excluded.chain_der, crl_source = excluded.crl_source",
+    )
+    .bind(thumbprint)
+    .bind(cert_der)
+    .bind(at)
+    .bind(chain_der)
+    .bind(crl_source)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// `Change::RemoveKra`: removes a KRA certificate (not found when absent).
+async fn remove_kra(tx: &mut SqliteConnection, thumbprint: &str) -> StoreResult<()> {
+    let done = sqlx::query("DELETE FROM kra_certificates WHERE thumbprint = $1")
+        .bind(thumbprint)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!(
+            "no KRA certificate {thumbprint}"
+        )));
+    }
+    Ok(())
+}
+
+/// `Change::SetSetting`: inserts or replaces a setting.
+async fn set_setting(tx: &mut SqliteConnection, name: &str, value: &str) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(name)
+    .bind(value)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// `Change::AddPrincipal`: adds a principal (conflict when the name exists).
+async fn add_principal(tx: &mut SqliteConnection, p: &Principal) -> StoreResult<()> {
+    let done = sqlx::query(
+        "INSERT INTO principals (name, kind, upn, email, downlevel, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&p.name)
+    .bind(&p.kind)
+    .bind(&p.upn)
+    .bind(&p.email)
+    .bind(&p.downlevel)
+    .bind(&p.password_hash)
+    .bind(p.created_at)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Conflict(format!(
+            "a principal named '{}' already exists",
+            p.name
+        )));
+    }
+    Ok(())
+}
+
+/// `Change::RemovePrincipal`: removes a principal and everything granted to it.
+async fn remove_principal(tx: &mut SqliteConnection, name: &str) -> StoreResult<()> {
+    let done = sqlx::query("DELETE FROM principals WHERE name = $1")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("no principal named '{name}'")));
+    }
+    for sql in [
+        "DELETE FROM api_tokens WHERE principal = $1",
+        "DELETE FROM roles WHERE principal = $1",
+        "DELETE FROM group_members WHERE member_name = $1 OR group_name = $1",
+        "DELETE FROM certificate_mappings WHERE principal = $1",
+        "DELETE FROM template_permissions WHERE principal = $1",
+        "DELETE FROM manager_restrictions WHERE manager = $1",
+    ] {
+        sqlx::query(sql).bind(name).execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// `Change::AddMember`: adds a member to a group.
+async fn add_member(tx: &mut SqliteConnection, group: &str, member: &str) -> StoreResult<()> {
+    sqlx::query(
+                "INSERT INTO group_members (group_name, member_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(group)
+            .bind(member)
+            .execute(&mut *tx)
+            .await?;
+    Ok(())
+}
+
+/// `Change::AttachArchivedKey`: attaches an archived key to a request that holds none.
+async fn attach_archived_key(
+    tx: &mut SqliteConnection,
+    request_id: i64,
+    archived_key: &[u8],
+    kra_hashes: &str,
+    owner: Option<&str>,
+    source: Option<&str>,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+                "UPDATE requests SET archived_key = $1, kra_hashes = $2, owner = COALESCE($3, owner), \
+                 import_source = COALESCE($4, import_source) WHERE request_id = $5 AND archived_key IS NULL",
+            )
+            .bind(archived_key)
+            .bind(kra_hashes)
+            .bind(owner)
+            .bind(source)
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "request {request_id} already holds an archived key"
+        )));
+    }
+    Ok(())
+}
+
+/// `Change::InsertImported`: inserts an imported request row.
+async fn insert_imported(
+    tx: &mut SqliteConnection,
+    request: &NewRequest,
+    foreign: bool,
+    owner: Option<&str>,
+    source: Option<&str>,
+) -> StoreResult<()> {
+    bind_new_request(
+        sqlx::query(insert_request_sql!()),
+        request,
+        ImportMeta {
+            foreign,
+            owner,
+            source,
+        },
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// `Change::SetOwnerNames`: records the names a key owner is found by.
+async fn set_owner_names(
+    tx: &mut SqliteConnection,
+    thumbprint: &str,
+    names: &[String],
+) -> StoreResult<()> {
+    for name in names {
+        sqlx::query(
+            "INSERT INTO key_owner_names (request_id, name) \
+                     SELECT request_id, $2 FROM requests WHERE thumbprint = $1 \
+                     ON CONFLICT DO NOTHING",
+        )
+        .bind(thumbprint)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// `Change::ClearArchivedKey`: drops a request's archived key.
+async fn clear_archived_key(tx: &mut SqliteConnection, request_id: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE requests SET archived_key = NULL, kra_hashes = NULL WHERE request_id = $1")
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// `Change::InsertUnmatchedKey`: stores an imported key that matches no request.
+async fn insert_unmatched_key(tx: &mut SqliteConnection, key: UnmatchedKey<'_>) -> StoreResult<()> {
+    sqlx::query(
+                "INSERT INTO unmatched_keys (key_id, archived_key, kra_hashes, owner, import_source, imported_by, imported_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key_id) DO NOTHING",
+            )
+            .bind(key.key_id)
+            .bind(key.archived_key)
+            .bind(key.kra_hashes)
+            .bind(key.owner)
+            .bind(key.source)
+            .bind(key.imported_by)
+            .bind(key.at)
+            .execute(&mut *tx)
+            .await?;
+    Ok(())
+}
+
+/// `Change::AddToken`: adds an API token.
+async fn add_token(
+    tx: &mut SqliteConnection,
+    id: &str,
+    principal: &str,
+    secret_hash: &str,
+    at: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO api_tokens (id, principal, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(principal)
+    .bind(secret_hash)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// `Change::MapCertificate`: maps a client certificate to a principal (or moves the mapping).
+async fn map_certificate(
+    tx: &mut SqliteConnection,
+    thumbprint: &str,
+    principal: &str,
+    serial: Option<&str>,
+) -> StoreResult<()> {
+    sqlx::query(
+                "INSERT INTO certificate_mappings (thumbprint, principal, serial) VALUES ($1, $2, $3) \
+                 ON CONFLICT (thumbprint) DO UPDATE SET principal = excluded.principal, serial = excluded.serial",
+            )
+            .bind(thumbprint)
+            .bind(principal)
+            .bind(serial)
+            .execute(&mut *tx)
+            .await?;
+    Ok(())
+}
+
+/// `Change::RevokeToken`: removes an API token of a principal (not found when absent).
+async fn revoke_token(tx: &mut SqliteConnection, principal: &str, id: &str) -> StoreResult<()> {
+    let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND principal = $2")
+        .bind(id)
+        .bind(principal)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!(
+            "'{principal}' has no API token with ID '{id}'"
+        )));
+    }
+    Ok(())
+}
+
+/// `Change::UnmapCertificate`: removes a certificate mapping of a principal (not found when absent).
+async fn unmap_certificate(
+    tx: &mut SqliteConnection,
+    principal: &str,
+    thumbprint: &str,
+) -> StoreResult<()> {
+    let done =
+        sqlx::query("DELETE FROM certificate_mappings WHERE thumbprint = $1 AND principal = $2")
+            .bind(thumbprint)
+            .bind(principal)
+            .execute(&mut *tx)
+            .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!(
+            "no certificate {thumbprint} is mapped to '{principal}'"
+        )));
+    }
+    Ok(())
+}
+
+/// `Change::GrantRole`: grants a role.
+async fn grant_role(tx: &mut SqliteConnection, principal: &str, role: &str) -> StoreResult<()> {
+    sqlx::query("INSERT INTO roles (principal, role) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(principal)
+        .bind(role)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// `Change::RevokeRole`: revokes a role.
+async fn revoke_role(tx: &mut SqliteConnection, principal: &str, role: &str) -> StoreResult<()> {
+    sqlx::query("DELETE FROM roles WHERE principal = $1 AND role = $2")
+        .bind(principal)
+        .bind(role)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// `Change::SetPermission`: replaces the allow or deny rights of a principal on a template.
+async fn set_permission(tx: &mut SqliteConnection, p: &Permission) -> StoreResult<()> {
+    sqlx::query(
+        "DELETE FROM template_permissions WHERE template = $1 AND principal = $2 AND allow = $3",
+    )
+    .bind(&p.template)
+    .bind(&p.principal)
+    .bind(i64::from(p.allow))
+    .execute(&mut *tx)
+    .await?;
+    if !p.rights.is_empty() {
+        sqlx::query("INSERT INTO template_permissions (template, principal, allow, rights) VALUES ($1, $2, $3, $4)")
+                    .bind(&p.template)
+                    .bind(&p.principal)
+                    .bind(i64::from(p.allow))
+                    .bind(p.rights.join(","))
+                    .execute(&mut *tx)
+                    .await?;
+    }
+    Ok(())
+}
+
+/// `Change::SetRestrictions`: replaces the groups and templates a manager is restricted to.
+async fn set_restrictions(
+    tx: &mut SqliteConnection,
+    manager: &str,
+    groups: &[String],
+    templates: &[String],
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM manager_restrictions WHERE manager = $1")
+        .bind(manager)
+        .execute(&mut *tx)
+        .await?;
+    for (kind, values) in [("group", groups), ("template", templates)] {
+        for v in values {
+            sqlx::query(
+                "INSERT INTO manager_restrictions (manager, kind, value) VALUES ($1, $2, $3)",
+            )
+            .bind(manager)
+            .bind(kind)
+            .bind(v)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,558 @@
+//! Request rows: insert, lookups, disposition changes, revocation and the restricted search.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use super::rows::{
+    bind_cert, bind_new_request, insert_request_sql, record_from_row, ImportMeta, SELECT_COLUMNS,
+};
+use super::SqliteStore;
+use crate::model::*;
+use crate::{StoreError, StoreResult};
+
+/// The SQL of [`crate::Store::query`]: `$1..$n` are the restriction values, `$n+1` the limit.
+pub(super) fn query_sql(restrictions: &[Restriction]) -> String {
+    let mut sql = format!("SELECT {SELECT_COLUMNS} FROM requests");
+    for (i, r) in restrictions.iter().enumerate() {
+        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+        // Column and operator come from closed enums; the value is bound.
+        sql.push_str(&format!(
+            "{} {} ${}{}",
+            r.column.sql(),
+            r.op.sql(),
+            i + 1,
+            r.op.collation()
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY request_id LIMIT ${}",
+        restrictions.len() + 1
+    ));
+    sql
+}
+
+impl SqliteStore {
+    pub(super) async fn insert_request(
+        &self,
+        new: &NewRequest,
+        audit: &[AuditEntry],
+    ) -> StoreResult<i64> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        let id: i64 = bind_new_request(
+            sqlx::query(concat!(insert_request_sql!(), " RETURNING request_id")),
+            new,
+            ImportMeta::default(),
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("request_id")?;
+        let audit: Vec<AuditEntry> = audit
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                e.target = e.target.replace("{request_id}", &id.to_string());
+                e
+            })
+            .collect();
+        let head = self.append_in_tx(&mut tx, &audit).await?;
+        tx.commit().await?;
+        self.after_commit(head);
+        Ok(id)
+    }
+
+    pub(super) async fn insert_requests_bulk(&self, news: &[NewRequest]) -> StoreResult<()> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        for new in news {
+            bind_new_request(
+                sqlx::query(insert_request_sql!()),
+                new,
+                ImportMeta::default(),
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn get_request(&self, id: i64) -> StoreResult<Option<RequestRecord>> {
+        let sql = format!("SELECT {SELECT_COLUMNS} FROM requests WHERE request_id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    pub(super) async fn get_by_serial(&self, serial: &str) -> StoreResult<Option<RequestRecord>> {
+        let sql = format!("SELECT {SELECT_COLUMNS} FROM requests WHERE serial = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    pub(super) async fn issue_pending(
+        &self,
+        id: i64,
+        cert: &CertFields,
+        message: &str,
+        at: i64,
+        audit: &[AuditEntry],
+    ) -> StoreResult<()> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        let q = sqlx::query(
+            "UPDATE requests SET cert_der = $1, serial = $2, subject = $3, common_name = $4, upn = $5, \
+             email = $6, key_id = $7, thumbprint = $8, not_before = $9, not_after = $10, \
+             key_algorithm = $11, key_length = $12, disposition = 'issued', disposition_message = $13, \
+             status_code = 0, resolved_at = $14 WHERE request_id = $15 AND disposition = 'pending'",
+        );
+        let done = bind_cert(q, cert)
+            .bind(message)
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict(format!("request {id} is not pending")));
+        }
+        let head = self.append_in_tx(&mut tx, audit).await?;
+        tx.commit().await?;
+        self.after_commit(head);
+        Ok(())
+    }
+
+    pub(super) async fn deny_pending(
+        &self,
+        id: i64,
+        message: &str,
+        status_code: i64,
+        at: i64,
+        audit: &[AuditEntry],
+    ) -> StoreResult<()> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE requests SET disposition = 'denied', disposition_message = $1, status_code = $2, \
+             resolved_at = $3, archived_key = NULL, kra_hashes = NULL \
+             WHERE request_id = $4 AND disposition = 'pending'",
+        )
+        .bind(message)
+        .bind(status_code)
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict(format!("request {id} is not pending")));
+        }
+        let head = self.append_in_tx(&mut tx, audit).await?;
+        tx.commit().await?;
+        self.after_commit(head);
+        Ok(())
+    }
+
+    pub(super) async fn revoke(
+        &self,
+        serial: &str,
+        reason: i32,
+        at: i64,
+        audit: &[AuditEntry],
+    ) -> StoreResult<()> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE requests SET disposition = 'revoked', revoked_at = $1, revocation_reason = $2, \
+             disposition_message = 'Revoked' WHERE serial = $3 AND disposition = 'issued'",
+        )
+        .bind(at)
+        .bind(reason)
+        .bind(serial)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            let head = self.append_in_tx(&mut tx, audit).await?;
+            tx.commit().await?;
+            self.after_commit(head);
+            return Ok(());
+        }
+        drop(tx);
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT disposition FROM requests WHERE serial = $1")
+                .bind(serial)
+                .fetch_optional(&self.pool)
+                .await?;
+        match state {
+            None => Err(StoreError::NotFound(format!(
+                "no certificate with serial number {serial}"
+            ))),
+            Some(s) => Err(StoreError::Conflict(format!(
+                "certificate {serial} cannot be revoked: it is {s}"
+            ))),
+        }
+    }
+
+    pub(super) async fn revoked(&self) -> StoreResult<Vec<RevokedEntry>> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked_at, revocation_reason FROM requests \
+             WHERE disposition = 'revoked' ORDER BY revoked_at, request_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RevokedEntry {
+                    serial: r.try_get("serial")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                    reason: r.try_get("revocation_reason")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn query(
+        &self,
+        restrictions: &[Restriction],
+        limit: i64,
+    ) -> StoreResult<Vec<RequestRecord>> {
+        let mut q = sqlx::query(AssertSqlSafe(query_sql(restrictions)));
+        for r in restrictions {
+            q = match &r.value {
+                Value::Text(t) => q.bind(t.clone()),
+                Value::Int(n) => q.bind(*n),
+            };
+        }
+        let rows = q.bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    pub(super) async fn archived_key(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
+        let v: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT archived_key FROM requests WHERE request_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.flatten())
+    }
+
+    pub(super) async fn kra_hashes(&self, id: i64) -> StoreResult<Option<String>> {
+        let v: Option<Option<String>> =
+            sqlx::query_scalar("SELECT kra_hashes FROM requests WHERE request_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.flatten())
+    }
+
+    pub(super) async fn keys_for_kra(
+        &self,
+        thumbprint: &str,
+    ) -> StoreResult<Vec<ArchivedKeyAgents>> {
+        // kra_hashes is a comma-separated list of fixed-length hex thumbprints.
+        let pattern = format!("%{}%", thumbprint.replace(['%', '_'], ""));
+        let mut out = Vec::new();
+        for r in sqlx::query(
+            "SELECT request_id, serial, kra_hashes FROM requests \
+             WHERE archived_key IS NOT NULL AND kra_hashes LIKE $1 ORDER BY request_id",
+        )
+        .bind(&pattern)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            out.push(ArchivedKeyAgents {
+                request_id: Some(r.try_get("request_id")?),
+                serial: r.try_get("serial")?,
+                key_id: None,
+                kra_hashes: r.try_get("kra_hashes")?,
+            });
+        }
+        for r in sqlx::query(
+            "SELECT key_id, kra_hashes FROM unmatched_keys WHERE kra_hashes LIKE $1 ORDER BY key_id",
+        )
+        .bind(&pattern)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            out.push(ArchivedKeyAgents {
+                request_id: None,
+                serial: None,
+                key_id: Some(r.try_get("key_id")?),
+                kra_hashes: r.try_get("kra_hashes")?,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn find_by_owner_name(
+        &self,
+        name: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<RequestRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM requests WHERE request_id IN \
+             (SELECT request_id FROM key_owner_names WHERE name = $1) \
+             AND archived_key IS NOT NULL ORDER BY request_id LIMIT $2"
+        )))
+        .bind(name)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    pub(super) async fn get_by_thumbprint(
+        &self,
+        thumbprint: &str,
+    ) -> StoreResult<Option<RequestRecord>> {
+        let sql = format!("SELECT {SELECT_COLUMNS} FROM requests WHERE thumbprint = $1 LIMIT 1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(thumbprint)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    pub(super) async fn unmatched_key_exists(&self, key_id: &str) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM unmatched_keys WHERE key_id = $1")
+            .bind(key_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::tests::test_hash;
+    use crate::Store;
+
+    fn new_req(disposition: Disposition, cert: Option<CertFields>) -> NewRequest {
+        NewRequest {
+            request_der: vec![0x30, 0x00],
+            request_kind: "pkcs10".into(),
+            requester: "alice".into(),
+            template: Some("User".into()),
+            request_subject: "CN=Alice".into(),
+            request_common_name: Some("Alice".into()),
+            request_upn: None,
+            request_email: None,
+            disposition,
+            disposition_message: "x".into(),
+            status_code: 0,
+            submitted_at: 1_700_000_000,
+            cert,
+            archived_key: None,
+            kra_hashes: None,
+        }
+    }
+
+    fn cert(serial: &str) -> CertFields {
+        CertFields {
+            cert_der: vec![0x30, 0x00],
+            serial: serial.into(),
+            subject: "CN=Alice".into(),
+            common_name: Some("Alice".into()),
+            upn: Some("alice@contoso.com".into()),
+            email: None,
+            key_id: "aa".into(),
+            thumbprint: "bb".into(),
+            not_before: 1_700_000_000,
+            not_after: 1_800_000_000,
+            key_algorithm: "rsa".into(),
+            key_length: 2048,
+        }
+    }
+
+    #[tokio::test]
+    async fn lifecycle() {
+        let s = SqliteStore::open_in_memory(test_hash).await.unwrap();
+        let a = s
+            .insert_request(&new_req(Disposition::Issued, Some(cert("01"))), &[])
+            .await
+            .unwrap();
+        let b = s
+            .insert_request(&new_req(Disposition::Pending, None), &[])
+            .await
+            .unwrap();
+        assert!(b > a);
+        s.issue_pending(b, &cert("02"), "Issued", 1, &[])
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.issue_pending(b, &cert("03"), "Issued", 1, &[]).await,
+            Err(StoreError::Conflict(_))
+        ));
+        // Duplicate serial is refused by the unique index and changes nothing.
+        let c = s
+            .insert_request(&new_req(Disposition::Issued, Some(cert("01"))), &[])
+            .await;
+        assert!(c.is_err());
+        assert_eq!(s.query(&[], 100).await.unwrap().len(), 2);
+        s.revoke("01", 1, 5, &[]).await.unwrap();
+        assert!(matches!(
+            s.revoke("01", 1, 5, &[]).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.revoke("ff", 1, 5, &[]).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(s.revoked().await.unwrap().len(), 1);
+        assert_eq!(s.next_crl_number().await.unwrap(), 1);
+        assert_eq!(s.next_crl_number().await.unwrap(), 2);
+        let r = s
+            .query(
+                &[Restriction {
+                    column: Column::Disposition,
+                    op: Op::Eq,
+                    value: Value::Text("issued".into()),
+                }],
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].request_id, b);
+        s.integrity_check().await.unwrap();
+    }
+
+    /// The plan of `query` for `restrictions` (EXPLAIN QUERY PLAN details).
+    async fn plan(s: &SqliteStore, restrictions: &[Restriction]) -> String {
+        let sql = format!("EXPLAIN QUERY PLAN {}", query_sql(restrictions));
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for r in restrictions {
+            q = match &r.value {
+                Value::Text(t) => q.bind(t.clone()),
+                Value::Int(n) => q.bind(*n),
+            };
+        }
+        let rows = q.bind(10i64).fetch_all(&s.pool).await.unwrap();
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[tokio::test]
+    async fn hot_lookups_use_selective_indexes() {
+        let s = SqliteStore::open_in_memory(test_hash).await.unwrap();
+        let eq = |column, value: &str| Restriction {
+            column,
+            op: Op::Eq,
+            value: Value::Text(value.into()),
+        };
+        // The exchange-certificate lookup made by every archival must not walk
+        // every issued row through `requests_disposition`.
+        let p = plan(
+            &s,
+            &[
+                eq(Column::Template, "CAExchange"),
+                eq(Column::Disposition, "issued"),
+            ],
+        )
+        .await;
+        assert!(p.contains("requests_template_disposition"), "{p}");
+        // Recovery candidate searches.
+        for column in [
+            Column::CommonName,
+            Column::Upn,
+            Column::Email,
+            Column::Requester,
+        ] {
+            let p = plan(
+                &s,
+                &[
+                    eq(column, "x"),
+                    Restriction {
+                        column: Column::ArchivedKey,
+                        op: Op::Eq,
+                        value: Value::Int(1),
+                    },
+                ],
+            )
+            .await;
+            assert!(p.starts_with("SEARCH requests USING INDEX"), "{p}");
+            // case-insensitive recovery searches use the NOCASE indexes
+            let p = plan(
+                &s,
+                &[
+                    Restriction {
+                        column,
+                        op: Op::EqNoCase,
+                        value: Value::Text("x".into()),
+                    },
+                    Restriction {
+                        column: Column::ArchivedKey,
+                        op: Op::Eq,
+                        value: Value::Int(1),
+                    },
+                ],
+            )
+            .await;
+            assert!(
+                p.starts_with("SEARCH requests USING INDEX") && p.contains("_nocase"),
+                "{p}"
+            );
+        }
+        // imported owners' names
+        let rows = sqlx::query(
+            "EXPLAIN QUERY PLAN SELECT request_id FROM key_owner_names WHERE name = 'x'",
+        )
+        .fetch_all(&s.pool)
+        .await
+        .unwrap();
+        let p: String = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
+            .collect();
+        assert!(
+            p.contains("USING COVERING INDEX key_owner_names_name"),
+            "{p}"
+        );
+    }
+
+    #[tokio::test]
+    async fn statistics_steer_mixed_lookups_to_the_selective_index() {
+        let s = SqliteStore::open_in_memory(test_hash).await.unwrap();
+        for i in 0..400 {
+            let mut c = cert(&format!("{i:04x}"));
+            c.common_name = Some(format!("User {i}"));
+            c.thumbprint = format!("{i:040x}");
+            s.insert_request(&new_req(Disposition::Issued, Some(c)), &[])
+                .await
+                .unwrap();
+        }
+        s.optimize().await.unwrap();
+        let p = plan(
+            &s,
+            &[
+                Restriction {
+                    column: Column::CommonName,
+                    op: Op::Eq,
+                    value: Value::Text("User 7".into()),
+                },
+                Restriction {
+                    column: Column::Disposition,
+                    op: Op::Eq,
+                    value: Value::Text("issued".into()),
+                },
+            ],
+        )
+        .await;
+        assert!(!p.contains("requests_disposition"), "{p}");
+    }
+
+    #[tokio::test]
+    async fn denial_clears_archived_key() {
+        let s = SqliteStore::open_in_memory(test_hash).await.unwrap();
+        let mut n = new_req(Disposition::Pending, None);
+        n.archived_key = Some(vec![1, 2, 3]);
+        let id = s.insert_request(&n, &[]).await.unwrap();
+        assert!(s.get_request(id).await.unwrap().unwrap().has_archived_key);
+        s.deny_pending(id, "Denied by officer", 0, 2, &[])
+            .await
+            .unwrap();
+        let r = s.get_request(id).await.unwrap().unwrap();
+        assert_eq!(r.disposition, Disposition::Denied);
+        assert!(!r.has_archived_key);
+    }
+}
