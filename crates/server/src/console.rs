@@ -22,7 +22,9 @@ use lockbox_engine::authz::{Op, Role};
 use lockbox_engine::{Actor, Ca, Column, Disposition, EngineError, ErrorKind};
 use maud::{html, Markup, DOCTYPE};
 
-use crate::api::{caller, cross_origin, http_status};
+use crate::auth::caller;
+use crate::error::http_status;
+use crate::http::cross_origin;
 
 /// The `/console/` routes (state: the CA).
 pub(crate) fn routes() -> Router<Arc<Ca>> {
@@ -1012,11 +1014,11 @@ mod tests {
             ids.push(out.request_id);
         }
         let (alice, carol) = (ids[0], ids[1]);
-        let app = crate::api::router(Arc::new(ca));
+        let app = crate::router(Arc::new(ca));
         let get = |who: &str, path: String| {
             let app = app.clone();
             let basic =
-                crate::api::base64_encode(format!("{who}:correct horse battery").as_bytes());
+                crate::http::base64_encode(format!("{who}:correct horse battery").as_bytes());
             async move {
                 let resp = app
                     .oneshot(
