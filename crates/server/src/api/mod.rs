@@ -13,11 +13,17 @@ use axum::routing::{delete, get, post, put};
 use axum::Router;
 use lockbox_engine::Ca;
 
-use admin::*;
-use ca::*;
-use keys::*;
-use kra::*;
-use requests::*;
+use admin::{
+    audit_list, audit_verify, backup, ca_template_add, ca_template_remove, ca_templates, crl,
+    crl_publish, events, template, template_duplicate, template_set, templates,
+};
+use ca::{ca_certificate, ca_chain, ca_exchange, health, openapi};
+use keys::{key_blob, key_candidates, key_candidates_for_message};
+use kra::{kra_add, kra_list, kra_remove, kra_required, kra_set_required};
+use requests::{
+    deny, issue, list_requests, request_certificate, request_status, revoke, submit, submit_cmc,
+    view,
+};
 
 type AppState = Arc<Ca>;
 
