@@ -2,6 +2,10 @@
 //! client certificates, anonymous enrollees) and who may read a request,
 //! shared by REST, certsrv and console.
 
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use lockbox_engine::principals::Credential;
 use lockbox_engine::{Actor, Ca, EngineError};
@@ -67,6 +71,18 @@ pub(crate) async fn authenticated(ca: &Ca, headers: &HeaderMap) -> ApiResult<Act
                 .into(),
         ))
     })
+}
+
+/// An authenticated caller as an extractor: the request is refused as by
+/// [`authenticated`] when it carries no valid credentials.
+pub(crate) struct Authenticated(pub(crate) Actor);
+
+impl FromRequestParts<Arc<Ca>> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ca: &Arc<Ca>) -> Result<Self, ApiError> {
+        authenticated(ca, &parts.headers).await.map(Authenticated)
+    }
 }
 
 /// Who is enrolling: an authenticated caller, or `anonymous` (as an

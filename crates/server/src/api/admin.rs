@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::auth::authenticated;
+use crate::auth::{authenticated, Authenticated};
 use crate::error::{ApiError, ApiResult};
 use crate::http::base64_encode;
 
@@ -20,9 +20,8 @@ pub(super) async fn crl(State(ca): State<AppState>) -> ApiResult<Response> {
 
 pub(super) async fn crl_publish(
     State(ca): State<AppState>,
-    headers: HeaderMap,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     let info = ca.publish_crl(&actor).await?;
     let mut body = serde_json::to_value(&info).unwrap_or_default();
     body["der_base64"] = json!(base64_encode(&info.der));
@@ -81,20 +80,18 @@ pub(super) async fn ca_templates(State(ca): State<AppState>) -> ApiResult<Respon
 
 pub(super) async fn ca_template_add(
     State(ca): State<AppState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     let name = ca.set_ca_template(&actor, &name, true).await?;
     Ok(Json(json!({ "template": name, "enabled": true })).into_response())
 }
 
 pub(super) async fn ca_template_remove(
     State(ca): State<AppState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     let name = ca.set_ca_template(&actor, &name, false).await?;
     Ok(Json(json!({ "template": name, "enabled": false })).into_response())
 }
@@ -107,10 +104,9 @@ pub(super) struct AuditQuery {
 
 pub(super) async fn audit_list(
     State(ca): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<AuditQuery>,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     Ok(Json(
         ca.audit_list(&actor, q.since, q.limit.unwrap_or(1000))
             .await?,
@@ -176,17 +172,15 @@ pub(super) async fn backup(
 
 pub(super) async fn audit_verify(
     State(ca): State<AppState>,
-    headers: HeaderMap,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     Ok(Json(ca.audit_verify(&actor).await?).into_response())
 }
 
 pub(super) async fn events(
     State(ca): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<AuditQuery>,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     Ok(Json(ca.events(&actor, q.limit.unwrap_or(200)).await?).into_response())
 }

@@ -10,7 +10,7 @@ use lockbox_engine::{codes, EngineError};
 use serde::Deserialize;
 
 use super::AppState;
-use crate::auth::authenticated;
+use crate::auth::{authenticated, Authenticated};
 use crate::error::{ApiError, ApiResult};
 
 #[derive(Deserialize)]
@@ -21,10 +21,9 @@ pub(super) struct KeyQuery {
 
 pub(super) async fn key_candidates(
     State(ca): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<KeyQuery>,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     Ok(Json(
         ca.find_candidates(&actor, q.token.as_deref().unwrap_or(""))
             .await?,

@@ -9,14 +9,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::auth::authenticated;
+use crate::auth::{authenticated, Authenticated};
 use crate::error::ApiResult;
 
 pub(super) async fn kra_list(
     State(ca): State<AppState>,
-    headers: HeaderMap,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     Ok(Json(ca.kra_list(&actor).await?).into_response())
 }
 
@@ -42,20 +41,18 @@ pub(super) struct ForceQuery {
 
 pub(super) async fn kra_remove(
     State(ca): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<ForceQuery>,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     let t = ca.kra_remove(&actor, &id, q.force).await?;
     Ok(Json(json!({ "removed": t })).into_response())
 }
 
 pub(super) async fn kra_required(
     State(ca): State<AppState>,
-    headers: HeaderMap,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     ca.authorize(&actor, lockbox_engine::authz::Op::ReadDatabase)
         .await?;
     Ok(Json(json!({ "required": ca.kra_required().await? })).into_response())

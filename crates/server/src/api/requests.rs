@@ -11,7 +11,9 @@ use serde::Deserialize;
 
 use super::ca::{cert_response, FormatQuery};
 use super::AppState;
-use crate::auth::{anonymous_enrollee, authenticated, caller, enrollee, readable_request};
+use crate::auth::{
+    anonymous_enrollee, authenticated, caller, enrollee, readable_request, Authenticated,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::http::base64_encode;
 
@@ -108,10 +110,9 @@ pub(super) struct ListQuery {
 
 pub(super) async fn list_requests(
     State(ca): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<ListQuery>,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     let restrict = q
         .disposition
         .map(|d| format!("Disposition={d}"))
@@ -122,10 +123,9 @@ pub(super) async fn list_requests(
 
 pub(super) async fn request_status(
     State(ca): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     Ok(Json(ca.read_request(&actor, id).await?).into_response())
 }
 
@@ -150,19 +150,17 @@ pub(super) async fn request_certificate(
 
 pub(super) async fn issue(
     State(ca): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     Ok(Json(ca.issue(id, &actor).await?).into_response())
 }
 
 pub(super) async fn deny(
     State(ca): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     Ok(Json(ca.deny(id, &actor).await?).into_response())
 }
 
@@ -193,10 +191,9 @@ pub(super) struct ViewQuery {
 
 pub(super) async fn view(
     State(ca): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<ViewQuery>,
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     let rows = ca
         .view(
             &actor,
