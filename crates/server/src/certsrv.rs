@@ -18,9 +18,9 @@ use lockbox_codec::pem::encode_pem;
 use lockbox_engine::{Actor, Ca, Disposition, EngineError, ErrorKind, Outcome, SubmitOptions};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use crate::api::{
-    anonymous_enrollee, base64_encode, caller, cross_origin, http_status, readable_request,
-};
+use crate::auth::{anonymous_enrollee, caller, readable_request};
+use crate::error::http_status;
+use crate::http::{base64_encode, cross_origin};
 
 /// The `/certsrv/` routes (state: the CA).
 pub(crate) fn routes() -> Router<Arc<Ca>> {

@@ -6,17 +6,45 @@
 //! certificates, resolved to principals and roles).
 
 pub mod api;
+mod auth;
 pub mod certsrv;
 pub mod console;
+mod error;
+mod http;
 mod openapi;
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
 use lockbox_engine::Ca;
 
-pub use api::router;
+pub use auth::{CLIENT_CERT_HEADER, PEER_ADDRESS_HEADER};
+pub use error::ApiError;
+pub use http::MAX_BODY;
+
+/// Builds the router for a connection without a verified client certificate:
+/// any client-supplied certificate header is removed.
+pub fn router(ca: Arc<Ca>) -> Router {
+    crate::tls::with_client_certificate(app(ca), None)
+}
+
+/// The application: REST, certsrv and console routes under the shared
+/// layers, trusting [`CLIENT_CERT_HEADER`] (wrap with
+/// [`crate::tls::with_client_certificate`] before serving).
+pub(crate) fn app(ca: Arc<Ca>) -> Router {
+    api::routes()
+        .merge(certsrv::routes())
+        .merge(console::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(http::no_store_by_default))
+        .layer(axum::middleware::from_fn(http::refuse_cross_origin_writes))
+        .layer(axum::middleware::map_request(http::host_from_authority))
+        .layer(axum::middleware::map_request(auth::peer_address))
+        .with_state(ca)
+}
 
 /// How to serve.
 #[derive(Clone, Debug)]
@@ -32,7 +60,7 @@ pub struct ServeOptions {
 /// Runs the service until SIGINT/SIGTERM, with the connection limits and
 /// timeouts of the configuration's `[server.limits]`.
 pub async fn serve(ca: Arc<Ca>, opts: ServeOptions) -> anyhow::Result<()> {
-    let app = api::routes(ca.clone());
+    let app = app(ca.clone());
     // Timeouts and the connection limit come from `[server.limits]`.
     let limits = tls::Limits::from(&ca.config().server.limits);
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;

@@ -64,16 +64,16 @@ pub fn acceptor(
 }
 
 /// Wraps `app` so every request carries the connection's verified client
-/// certificate thumbprint in [`crate::api::CLIENT_CERT_HEADER`], and never a
+/// certificate thumbprint in [`crate::auth::CLIENT_CERT_HEADER`], and never a
 /// value the client supplied itself.
 pub fn with_client_certificate(app: axum::Router, thumbprint: Option<String>) -> axum::Router {
     let inner = app.map_request(move |mut req: axum::extract::Request| {
-        req.headers_mut().remove(crate::api::CLIENT_CERT_HEADER);
+        req.headers_mut().remove(crate::auth::CLIENT_CERT_HEADER);
         if let Some(v) = thumbprint
             .as_deref()
             .and_then(|t| axum::http::HeaderValue::from_str(t).ok())
         {
-            req.headers_mut().insert(crate::api::CLIENT_CERT_HEADER, v);
+            req.headers_mut().insert(crate::auth::CLIENT_CERT_HEADER, v);
         }
         req
     });

@@ -312,7 +312,7 @@ async fn every_failure_after_the_exchange_key_answers_the_same_on_every_front_en
         );
     }
 
-    let app = lockbox_server::api::router(Arc::new(ca));
+    let app = lockbox_server::router(Arc::new(ca));
     type Front = fn(&[u8]) -> Request<Body>;
     let fronts: [(&str, Front); 3] = [("REST", rest), ("/cmc", cmc), ("certsrv", certsrv)];
     for (front, make) in fronts {
