@@ -1,5 +1,7 @@
 //! `lockbox`: the Lockbox certification authority command.
 
+#![forbid(unsafe_code)]
+
 mod backend;
 mod backup;
 mod bench;

@@ -5,6 +5,9 @@
 //! the ASN.1 shapes Lockbox speaks (PKCS#10, CMC Full PKI Requests, the
 //! Microsoft certificate-template extensions) as typed `der` structures.
 
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
 pub mod ber;
 pub mod certsrv;
 pub mod cmc;

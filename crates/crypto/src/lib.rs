@@ -4,6 +4,9 @@
 //! hardware module can replace the software keys here without the engine
 //! noticing. Plaintext key material lives in zeroizing buffers.
 
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
 pub mod cms;
 pub mod digest;
 pub mod error;

@@ -3,6 +3,9 @@
 //! Front ends (CLI, HTTP) call [`Ca`]; the engine reaches keys only through
 //! `lockbox_crypto::KeyHandle` and data only through `lockbox_store::Store`.
 
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
 pub mod archival;
 pub mod audit;
 pub mod authz;

@@ -5,6 +5,9 @@
 //! tokens, the administrator token, Basic passwords or mapped TLS client
 //! certificates, resolved to principals and roles).
 
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
 pub mod api;
 mod auth;
 pub mod certsrv;

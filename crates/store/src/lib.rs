@@ -6,6 +6,9 @@
 //! sees; this crate is the only place in Lockbox that knows SQL. Queries use
 //! portable SQL with `$n` parameters so a PostgreSQL backend can share them.
 
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
 mod migrations;
 pub mod model;
 mod sqlite;
