@@ -740,14 +740,17 @@ mod tests {
             open_envelope(&bad, &keys),
             Err(OpenError::Decrypt)
         ));
-        // A corrupted content ciphertext fails the same way.
+        // A corrupted content ciphertext fails the same way, or (CBC has no
+        // integrity: about 1 in 256 garbled last blocks still end in valid
+        // padding) decrypts to something that is not the payload.
         let mut bad2 = env.clone();
         let n = bad2.len();
         bad2[n - 1] ^= 0x01;
-        assert!(matches!(
-            open_envelope(&bad2, &keys),
-            Err(OpenError::Decrypt)
-        ));
+        match open_envelope(&bad2, &keys) {
+            Err(OpenError::Decrypt) => {}
+            Ok(p) => assert_ne!(&p[..], b"payload"),
+            Err(e) => panic!("a corrupted ciphertext is a decryption failure, not {e:?}"),
+        }
         assert!(matches!(
             open_envelope(&env[..env.len() - 5], &keys),
             Err(OpenError::Malformed(_))
