@@ -24,7 +24,21 @@ impl SqliteStore {
     }
 
     /// Hands a committed head to the sealer.
-    pub(super) fn after_commit(&self, head: Option<AuditHead>) {
+    /// Appends `audit` to the chain inside `tx`, commits, and hands the new
+    /// signed head to the sealer: the one way every write transaction ends,
+    /// so no committed head misses its copy outside the database.
+    pub(super) async fn commit_with_audit(
+        &self,
+        mut tx: Tx,
+        audit: &[AuditEntry],
+    ) -> StoreResult<()> {
+        let head = self.append_in_tx(&mut tx, audit).await?;
+        tx.commit().await?;
+        self.after_commit(head);
+        Ok(())
+    }
+
+    fn after_commit(&self, head: Option<AuditHead>) {
         if let (Some(h), Some(s)) = (head, self.sealer.get()) {
             s.sealed(&h);
         }
@@ -88,10 +102,8 @@ impl SqliteStore {
     }
 
     pub(super) async fn append_audit(&self, audit: &[AuditEntry]) -> StoreResult<()> {
-        let (_gate, mut tx) = self.begin_write().await?;
-        let head = self.append_in_tx(&mut tx, audit).await?;
-        tx.commit().await?;
-        self.after_commit(head);
+        let (_gate, tx) = self.begin_write().await?;
+        self.commit_with_audit(tx, audit).await?;
         Ok(())
     }
 

@@ -40,9 +40,7 @@ impl SqliteStore {
         for c in changes {
             apply_one(&mut tx, c).await?;
         }
-        let head = self.append_in_tx(&mut tx, audit).await?;
-        tx.commit().await?;
-        self.after_commit(head);
+        self.commit_with_audit(tx, audit).await?;
         Ok(())
     }
 }

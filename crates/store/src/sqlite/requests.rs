@@ -53,9 +53,7 @@ impl SqliteStore {
                 e
             })
             .collect();
-        let head = self.append_in_tx(&mut tx, &audit).await?;
-        tx.commit().await?;
-        self.after_commit(head);
+        self.commit_with_audit(tx, &audit).await?;
         Ok(id)
     }
 
@@ -116,9 +114,7 @@ impl SqliteStore {
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict(format!("request {id} is not pending")));
         }
-        let head = self.append_in_tx(&mut tx, audit).await?;
-        tx.commit().await?;
-        self.after_commit(head);
+        self.commit_with_audit(tx, audit).await?;
         Ok(())
     }
 
@@ -145,9 +141,7 @@ impl SqliteStore {
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict(format!("request {id} is not pending")));
         }
-        let head = self.append_in_tx(&mut tx, audit).await?;
-        tx.commit().await?;
-        self.after_commit(head);
+        self.commit_with_audit(tx, audit).await?;
         Ok(())
     }
 
@@ -169,9 +163,7 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 1 {
-            let head = self.append_in_tx(&mut tx, audit).await?;
-            tx.commit().await?;
-            self.after_commit(head);
+            self.commit_with_audit(tx, audit).await?;
             return Ok(());
         }
         drop(tx);
