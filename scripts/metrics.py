@@ -3,7 +3,7 @@
 module import circles per crate.
 
 Usage:
-    python3 scripts/metrics.py [files|functions|circles|all] [--limit N] [--min-lines N]
+    python3 scripts/metrics.py [files|functions|undocumented|circles|all] [--limit N] [--min-lines N]
 
 Reads Rust sources under crates/*/src only (tests and fuzz targets are not
 counted). A function's length is counted from its `fn` line to its closing
@@ -253,6 +253,27 @@ def main():
         print(f"functions: {len(fns)} outside tests, {len(long)} over {min_lines} lines")
         for length, where, name in long[:max(limit, 0)] if limit else long:
             print(f"  {length:5d}  {where}  {name}")
+    if what in ("undocumented", "all"):
+        missing = []
+        item = re.compile(r"^\s*pub\s+(?:async\s+|const\s+|unsafe\s+)*(fn|struct|enum|trait|const|static|type|union)\s+([A-Za-z_][A-Za-z0-9_]*)")
+        for _crate, path in sources():
+            if "/cli/src/" in path:
+                continue  # a binary: missing_docs does not apply
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.read().split("\n")
+            for i, line in enumerate(lines):
+                m = item.match(line)
+                if not m or in_test_module(path, i + 1):
+                    continue
+                j = i - 1
+                while j >= 0 and (lines[j].strip().startswith("#[") or lines[j].strip() == "" and False):
+                    j -= 1
+                prev = lines[j].strip() if j >= 0 else ""
+                if not (prev.startswith("///") or prev.startswith("#[doc") or prev.endswith("*/")):
+                    missing.append(f"{os.path.relpath(path, ROOT)}:{i + 1} {m.group(1)} {m.group(2)}")
+        print(f"undocumented: {len(missing)} public items without a doc comment in library crates (heuristic: `pub` fn/struct/enum/trait/const/static/type not preceded by ///)")
+        for m in missing[:limit]:
+            print(f"  {m}")
     if what in ("circles", "all"):
         found = circles()
         print(f"circles: {len(found)} (strongly connected top-level modules inside one crate)")
