@@ -12,7 +12,7 @@ use x509_cert::certificate::Certificate;
 use crate::fixture::{admin, admin_token, archival_bench_ca, archival_body};
 use crate::http::{warm_then_drive, Service};
 use crate::limits::archival_limit;
-use crate::stats::percentile;
+use crate::stats::{passed, percentile, print_latency};
 
 /// Times `requests` archival enrollments (after a warm-up) with
 /// `concurrency` clients; each RSA-2048 rate is measured for `seconds`
@@ -68,17 +68,9 @@ pub async fn archival(
         println!("RSA-2048 limits (aws-lc-rs, all cores): sign {sign_rate:.1}/s, decrypt {decrypt_rate:.1}/s -> {limit:.1} enrollments/s (1 decrypt + 1 sign)");
         println!("archival enrollments over HTTP: {rate:.1}/s ({} requests, {concurrency} clients, {errors} errors, {archived} archived rows)", latencies.len());
         println!("ratio to the limit: {:.3}", rate / limit);
-        println!(
-            "latency p50 {:.2} ms, p99 {:.2} ms",
-            percentile(&latencies, 50.0),
-            percentile(&latencies, 99.0)
-        );
+        print_latency(&latencies);
     }
-    Ok(if errors == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(passed(errors))
 }
 
 /// `total` archival requests encrypted to `xchg`.

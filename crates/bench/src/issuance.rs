@@ -13,7 +13,7 @@ use x509_cert::name::Name;
 use crate::fixture::{admin_token, bench_ca};
 use crate::http::{warm_then_drive, Service};
 use crate::limits::sign_rate;
-use crate::stats::percentile;
+use crate::stats::{passed, percentile, print_latency};
 
 /// Times `requests` PKCS#10 enrollments (after a warm-up) with `concurrency`
 /// clients; the sign rate is measured for `sign_seconds` first. Prints the
@@ -68,17 +68,9 @@ pub async fn issuance(
             errors
         );
         println!("ratio to the sign limit: {:.3}", rate / sign_rate);
-        println!(
-            "latency p50 {:.2} ms, p99 {:.2} ms",
-            percentile(&latencies, 50.0),
-            percentile(&latencies, 99.0)
-        );
+        print_latency(&latencies);
     }
-    Ok(if errors == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(passed(errors))
 }
 
 /// `total` PKCS#10 requests, each with a fresh P-256 key and its own name.

@@ -28,3 +28,21 @@ pub(crate) fn peak_rss_kb() -> Option<u64> {
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+/// Prints the p50 and p99 of `sorted` latencies (ms) on one line.
+pub(crate) fn print_latency(sorted: &[f64]) {
+    println!(
+        "latency p50 {:.2} ms, p99 {:.2} ms",
+        percentile(sorted, 50.0),
+        percentile(sorted, 99.0)
+    );
+}
+
+/// Success when no request failed, else exit status 1.
+pub(crate) fn passed(errors: usize) -> std::process::ExitCode {
+    if errors == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    }
+}
