@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use lockbox_engine::{codes, Column, EngineError, ErrorKind, RequestRecord};
 use serde_json::{json, Value};
 
+use crate::global::Global;
+
 /// Exit codes: 0 success, 1 failure, 2 usage, 3 request refused (bad input or
 /// policy), 4 not found, 5 wrong state.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
@@ -114,7 +116,8 @@ pub fn rows_json(rows: &[RequestRecord], cols: &[Column]) -> Value {
     )
 }
 
-fn csv_field(s: &str) -> String {
+/// One CSV field, quoted when it holds a comma, a quote or a line break.
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -179,6 +182,23 @@ pub fn rows_table(rows: &[RequestRecord], cols: &[Column]) -> String {
     }
     out.push_str(&format!("{} row(s)\n", rows.len()));
     out
+}
+
+/// Prints `v` as pretty JSON.
+pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Prints `v` as JSON with `--json`, else `text` with names from
+/// certificates and requests escaped ([`safe_lines`]).
+pub fn print(g: &Global, v: Value, text: String) {
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        // Names from certificates and requests: control characters escaped.
+        println!("{}", safe_lines(&text));
+    }
 }
 
 /// Plain base64 (no armour) of DER bytes.

@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use lockbox_engine::backup::Manifest;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::backend::Local;
-use crate::Global;
+use crate::backend::{local_who, Local, Remote};
+use crate::files::read_secret_file;
+use crate::global::Global;
 
 /// Environment variable holding the backup passphrase (when no file is given).
 pub const BACKUP_PASSPHRASE_ENV: &str = "LOCKBOX_BACKUP_PASSPHRASE";
@@ -59,14 +61,10 @@ pub struct RestoreArgs {
     force: bool,
 }
 
+/// The backup passphrase: from its file, else LOCKBOX_BACKUP_PASSPHRASE; required.
 fn backup_passphrase(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>> {
     if let Some(f) = file {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
-        );
-        return Ok(Zeroizing::new(
-            text.trim_end_matches(['\r', '\n']).as_bytes().to_vec(),
-        ));
+        return Ok(Zeroizing::new(read_secret_file(f)?.as_bytes().to_vec()));
     }
     match std::env::var(BACKUP_PASSPHRASE_ENV) {
         Ok(p) if !p.is_empty() => Ok(Zeroizing::new(p.into_bytes())),
@@ -76,6 +74,7 @@ fn backup_passphrase(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>> {
     }
 }
 
+/// The local CA home; backup and restore refuse --server.
 fn local_home(g: &Global) -> Result<PathBuf> {
     if g.server.is_some() {
         bail!("backup and restore work on the local CA home (--home)");
@@ -85,13 +84,6 @@ fn local_home(g: &Global) -> Result<PathBuf> {
         .ok_or_else(|| anyhow::anyhow!("no CA home: give --home DIR or set LOCKBOX_HOME"))
 }
 
-fn who() -> String {
-    format!(
-        "LOCAL\\{}",
-        std::env::var("USER").unwrap_or_else(|_| "administrator".into())
-    )
-}
-
 /// Runs `lockbox backup`.
 pub async fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     if let Some(BackupCmd::Verify {
@@ -99,40 +91,7 @@ pub async fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         passphrase_file,
     }) = a.cmd
     {
-        let pass = backup_passphrase(passphrase_file.as_deref())?;
-        let check = lockbox_engine::backup::verify_backup(&dir, &pass).await?;
-        if g.json {
-            println!("{}", serde_json::to_string_pretty(&check)?);
-        } else {
-            println!(
-                "Backup of {} taken at {} ({} audit records)",
-                check.manifest.ca_name,
-                lockbox_engine::period::rfc3339(check.manifest.created_at),
-                check.manifest.audit_records
-            );
-            println!(
-                "Files verified: {}/{}",
-                check.files_ok,
-                check.manifest.files.len()
-            );
-            println!("Keys matched to certificates: {}", check.keys_ok);
-            for p in &check.problems {
-                println!("PROBLEM: {p}");
-            }
-            println!(
-                "{}",
-                if check.problems.is_empty() {
-                    "Backup verified."
-                } else {
-                    "Backup FAILED verification."
-                }
-            );
-        }
-        return Ok(if check.problems.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(7)
-        });
+        return verify(g, &dir, passphrase_file.as_deref()).await;
     }
     let out = a
         .out
@@ -142,21 +101,7 @@ pub async fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     }
     let pass = backup_passphrase(a.passphrase_file.as_deref())?;
     let m = if let Some(server) = &g.server {
-        // A Backup Operator (or administrator) backs up a running service.
-        let remote = crate::backend::Remote::new(server, g.ca_cert.as_ref(), g.token.clone())?;
-        let text = Zeroizing::new(
-            String::from_utf8(pass.to_vec()).context("the backup passphrase must be UTF-8")?,
-        );
-        remote.backup_into(&text, &out).await?;
-        let check = lockbox_engine::backup::verify_backup(&out, &pass).await?;
-        if !check.problems.is_empty() {
-            bail!(
-                "the downloaded backup in {} does not verify: {}",
-                out.display(),
-                check.problems.join("; ")
-            );
-        }
-        check.manifest
+        backup_remote(g, server, &pass, &out).await?
     } else {
         let local = Local::open(&local_home(g)?).await?;
         let options = lockbox_engine::backup::BackupOptions {
@@ -181,11 +126,68 @@ pub async fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A Backup Operator (or administrator) backs up a running service: the
+/// archive is downloaded into `out` and verified there.
+async fn backup_remote(g: &Global, server: &str, pass: &[u8], out: &Path) -> Result<Manifest> {
+    let remote = Remote::new(server, g.ca_cert.as_ref(), g.token.clone())?;
+    let text = Zeroizing::new(
+        String::from_utf8(pass.to_vec()).context("the backup passphrase must be UTF-8")?,
+    );
+    remote.backup_into(&text, out).await?;
+    let check = lockbox_engine::backup::verify_backup(out, pass).await?;
+    if !check.problems.is_empty() {
+        bail!(
+            "the downloaded backup in {} does not verify: {}",
+            out.display(),
+            check.problems.join("; ")
+        );
+    }
+    Ok(check.manifest)
+}
+
+/// `lockbox backup verify DIR`: exit 7 when the backup has problems.
+async fn verify(g: &Global, dir: &Path, passphrase_file: Option<&Path>) -> Result<ExitCode> {
+    let pass = backup_passphrase(passphrase_file)?;
+    let check = lockbox_engine::backup::verify_backup(dir, &pass).await?;
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&check)?);
+    } else {
+        println!(
+            "Backup of {} taken at {} ({} audit records)",
+            check.manifest.ca_name,
+            lockbox_engine::period::rfc3339(check.manifest.created_at),
+            check.manifest.audit_records
+        );
+        println!(
+            "Files verified: {}/{}",
+            check.files_ok,
+            check.manifest.files.len()
+        );
+        println!("Keys matched to certificates: {}", check.keys_ok);
+        for p in &check.problems {
+            println!("PROBLEM: {p}");
+        }
+        println!(
+            "{}",
+            if check.problems.is_empty() {
+                "Backup verified."
+            } else {
+                "Backup FAILED verification."
+            }
+        );
+    }
+    Ok(if check.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(7)
+    })
+}
+
 /// Runs `lockbox restore`.
 pub async fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
     let home = local_home(g)?;
     let pass = backup_passphrase(a.passphrase_file.as_deref())?;
-    let r = lockbox_engine::backup::restore(&a.dir, &home, &pass, a.force, &who()).await?;
+    let r = lockbox_engine::backup::restore(&a.dir, &home, &pass, a.force, &local_who()).await?;
     if g.json {
         println!(
             "{}",

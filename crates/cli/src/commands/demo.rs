@@ -1,7 +1,8 @@
 //! `lockbox demo`: the main job end to end on the embedded database, in a
-//! fresh CA home: issuance, approval, archival, recovery, revocation.
+//! fresh CA home: issuance, approval, archival, recovery, revocation. One
+//! function per numbered stage of the printed walk-through.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 
@@ -18,9 +19,11 @@ use lockbox_engine::client::{
 };
 use lockbox_engine::period::Period;
 use lockbox_engine::view::parse_columns;
-use lockbox_engine::{Ca, InitOptions, SubmitOptions};
+use lockbox_engine::{Ca, InitOptions, Outcome, SubmitOptions};
 use x509_cert::name::Name;
 
+use crate::backend::local_who;
+use crate::files::write_secret;
 use crate::output::rows_table;
 
 #[derive(Args, Debug)]
@@ -32,7 +35,38 @@ pub struct DemoArgs {
 
 /// Runs the demonstration.
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
-    let home = match args.dir {
+    let home = demo_home(args.dir)?;
+    let ca = create_ca(&home).await?;
+    let alice = alice_enrolls(&ca, &home).await?;
+    bob_enrolls_with_cmc(&ca).await?;
+    carol_is_refused(&ca).await?;
+    let (kra_key, kra_issued) = configure_kra(&ca).await?;
+    let dave_key = dave_archives(&ca).await?;
+    recover_dave(&ca, &home, &kra_key, &kra_issued, &dave_key).await?;
+    revoke_alice(&ca, &home, alice).await?;
+    show_database(&ca, &home).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The local administrator acting for this command.
+fn lb_admin() -> lockbox_engine::Actor {
+    lockbox_engine::Actor::local_admin(local_who())
+}
+
+/// A request by `requester`, for `template` (None: the request names it).
+fn submitted_by(requester: &str, template: Option<&str>) -> SubmitOptions {
+    SubmitOptions {
+        template: template.map(Into::into),
+        requester: requester.into(),
+        attributes: vec![],
+        actor: None,
+        on_behalf_of: None,
+    }
+}
+
+/// The demo's CA home: `dir`, or a new temporary directory (kept); never one holding a CA.
+fn demo_home(dir: Option<PathBuf>) -> Result<PathBuf> {
+    let home = match dir {
         Some(d) => d,
         None => tempfile::Builder::new()
             .prefix("lockbox-demo-")
@@ -45,12 +79,17 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
             home.display()
         );
     }
+    Ok(home)
+}
+
+/// Stage 1: A root CA (RSA-2048, SQLite CA database) in `home`.
+async fn create_ca(home: &Path) -> Result<Ca> {
     println!(
         "== 1. Create a root CA (RSA-2048, SQLite CA database) in {}",
         home.display()
     );
     let init = Ca::init(InitOptions {
-        home: home.clone(),
+        home: home.to_path_buf(),
         name: "Contoso Demo Root CA".into(),
         subject: Some("CN=Contoso Demo Root CA,O=Contoso".into()),
         key: KeySpec::Rsa2048,
@@ -62,25 +101,23 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         aia_urls: vec![],
     })
     .await?;
-    lockbox_engine::config::Home::new(&home).write_atomic(
+    lockbox_engine::config::Home::new(home).write_atomic(
         "admin.token",
         init.admin_token.as_bytes(),
         true,
     )?;
-    let ca = Ca::open(&home).await?;
+    let ca = Ca::open(home).await?;
     println!("   CA certificate: {}", home.join("certs/ca.pem").display());
     println!(
         "   templates issued: {}",
         ca.ca_templates().await?.join(", ")
     );
+    Ok(ca)
+}
 
-    let requester = SubmitOptions {
-        template: Some("User".into()),
-        requester: "CONTOSO\\alice".into(),
-        attributes: vec![],
-        actor: None,
-        on_behalf_of: None,
-    };
+/// Stage 2: Alice's PKCS#10 request for the User template is issued.
+async fn alice_enrolls(ca: &Ca, home: &Path) -> Result<Outcome> {
+    let requester = submitted_by("CONTOSO\\alice", Some("User"));
     println!("== 2. Alice submits a PKCS#10 request for the User template");
     let alice_key = SoftwareKey::generate(KeySpec::P256)?;
     let csr = sign_request(
@@ -98,7 +135,11 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let alice_pem = home.join("demo-alice.pem");
     std::fs::write(&alice_pem, o.certificate_pem.clone().unwrap_or_default())?;
     println!("   certificate written to {}", alice_pem.display());
+    Ok(o)
+}
 
+/// Stage 3: Bob's CMC request names its template (EFS) in regInfo.
+async fn bob_enrolls_with_cmc(ca: &Ca) -> Result<()> {
     println!("== 3. Bob submits a CMC Full PKI Request naming the EFS template in regInfo");
     let bob_key = SoftwareKey::generate(KeySpec::Rsa2048)?;
     let bob_csr = sign_request(
@@ -107,44 +148,36 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         vec![],
     )?;
     let cmc = sign_cmc(&bob_key, &pki_data(&[bob_csr], Some("EFS"))?, vec![])?;
-    let b = ca
-        .submit(
-            &cmc,
-            &SubmitOptions {
-                template: None,
-                requester: "CONTOSO\\bob".into(),
-                attributes: vec![],
-                actor: None,
-                on_behalf_of: None,
-            },
-        )
-        .await?;
+    let b = ca.submit(&cmc, &submitted_by("CONTOSO\\bob", None)).await?;
     println!(
         "   RequestId {} -> {} with template {}",
         b.request_id,
         b.disposition.as_str(),
         b.template.clone().unwrap_or_default()
     );
+    Ok(())
+}
 
+/// Stage 4: An archival template without the key is refused, as AD CS does.
+async fn carol_is_refused(ca: &Ca) -> Result<()> {
     println!("== 4. A request for the archival template without a key is refused, as AD CS does");
     let carol_key = SoftwareKey::generate(KeySpec::P256)?;
     let carol = sign_request(&carol_key, Name::from_str("CN=Carol Example")?, vec![])?;
     let refused = ca
         .submit(
             &carol,
-            &SubmitOptions {
-                template: Some("ExchangeUser".into()),
-                requester: "CONTOSO\\carol".into(),
-                attributes: vec![],
-                actor: None,
-                on_behalf_of: None,
-            },
+            &submitted_by("CONTOSO\\carol", Some("ExchangeUser")),
         )
         .await;
     if let Err(e) = refused {
         println!("   denied: {e} (0x{:08x})", e.code());
     }
+    Ok(())
+}
 
+/// Stage 5: A Key Recovery Agent enrolls (approval required) and is configured;
+/// returns its key and issued certificate.
+async fn configure_kra(ca: &Ca) -> Result<(SoftwareKey, Outcome)> {
     println!(
         "== 5. Key archival: a Key Recovery Agent enrolls (approval required) and is configured"
     );
@@ -159,13 +192,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let kra_req = ca
         .submit(
             &kra_csr,
-            &SubmitOptions {
-                template: Some("KeyRecoveryAgent".into()),
-                requester: "CONTOSO\\kra".into(),
-                attributes: vec![],
-                actor: None,
-                on_behalf_of: None,
-            },
+            &submitted_by("CONTOSO\\kra", Some("KeyRecoveryAgent")),
         )
         .await?;
     println!(
@@ -187,7 +214,12 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         "   KRA {} is {}; each archived key is encrypted to 1 agent",
         kra_status.subject, kra_status.status
     );
+    Ok((kra_key, kra_issued))
+}
 
+/// Stage 6: Dave enrolls for ExchangeUser with his key encrypted to the CA
+/// exchange certificate; returns his key.
+async fn dave_archives(ca: &Ca) -> Result<SoftwareKey> {
     println!("== 6. Dave enrolls for ExchangeUser: his key travels encrypted to the CA exchange certificate");
     let xchg_der = ca.current_exchange_certificate().await?;
     let xchg = check_exchange_certificate(&xchg_der, &ca.ca_certificate_der()?)?;
@@ -209,16 +241,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     };
     let archival_req = build_archival_request(&dave_key, &dave_csr, &xchg, &opts)?;
     let d = ca
-        .submit(
-            &archival_req,
-            &SubmitOptions {
-                template: None,
-                requester: "CONTOSO\\dave".into(),
-                attributes: vec![],
-                actor: None,
-                on_behalf_of: None,
-            },
-        )
+        .submit(&archival_req, &submitted_by("CONTOSO\\dave", None))
         .await?;
     println!(
         "   RequestId {} -> {} (key archived: {})",
@@ -226,7 +249,18 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         d.disposition.as_str(),
         d.archived
     );
+    Ok(dave_key)
+}
 
+/// Stage 7: The certificate manager retrieves Dave's recovery blob; the agent
+/// opens it offline and the key matches Dave's.
+async fn recover_dave(
+    ca: &Ca,
+    home: &Path,
+    kra_key: &SoftwareKey,
+    kra_issued: &Outcome,
+    dave_key: &SoftwareKey,
+) -> Result<()> {
     println!(
         "== 7. Recovery: the certificate manager retrieves the blob, the agent opens it offline"
     );
@@ -235,7 +269,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let kra_cert_der = ca.certificate(kra_issued.request_id).await?;
     let kra_key_path = home.join("demo-kra.key");
     let kra_cert_path = home.join("demo-kra.pem");
-    crate::keys::write_secret(
+    write_secret(
         &kra_key_path,
         encode_pem("PRIVATE KEY", kra_key.pkcs8_der()).as_bytes(),
     )?;
@@ -252,14 +286,14 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let recovered = lockbox_engine::recovery::recover_from_blob(
         &blob.blob,
         &ca.ca_certificate_der()?,
-        &kra_key,
+        kra_key,
         &kra_cert_der,
     )?;
     let back = SoftwareKey::from_pkcs8_der(&recovered.pkcs8)?;
     println!(
         "   recoverkey: CA signature checked, key matches Dave's certificate: {}",
         lockbox_crypto::KeyHandle::public_key_info(&back)
-            == lockbox_crypto::KeyHandle::public_key_info(&dave_key)
+            == lockbox_crypto::KeyHandle::public_key_info(dave_key)
     );
     println!(
         "   the same with the CLI: lockbox --home {h} getkey \"Dave Example\" dave.rec && lockbox recoverkey dave.rec dave.pfx --kra-key {k} --kra-cert {c} --ca-cert {h}/certs/ca.pem",
@@ -267,9 +301,13 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         k = kra_key_path.display(),
         c = kra_cert_path.display(),
     );
+    Ok(())
+}
 
+/// Stage 8: Alice's certificate is revoked and a CRL published.
+async fn revoke_alice(ca: &Ca, home: &Path, alice: Outcome) -> Result<()> {
     println!("== 8. Revoke Alice's certificate and publish a CRL");
-    let serial = o.serial.unwrap_or_default();
+    let serial = alice.serial.unwrap_or_default();
     ca.revoke(&serial, 1, &lb_admin()).await?;
     let crl = ca.publish_crl(&lb_admin()).await?;
     let crl_path = home.join("demo.crl");
@@ -280,7 +318,11 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         crl.entries,
         crl_path.display()
     );
+    Ok(())
+}
 
+/// Stage 9: The CA database, and where to go next.
+async fn show_database(ca: &Ca, home: &Path) -> Result<()> {
     println!("== 9. The CA database (lockbox view)");
     let rows = ca.view(&lb_admin(), "", 100).await?;
     let cols = parse_columns(Some(
@@ -295,13 +337,5 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         "  serve answers https://127.0.0.1:8443/certsrv/ (web enrollment) and /console/ (officers); add a principal first: lockbox --home {} principal add NAME --password-file F",
         home.display()
     );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The local administrator acting for this command.
-fn lb_admin() -> lockbox_engine::Actor {
-    lockbox_engine::Actor::local_admin(format!(
-        "LOCAL\\{}",
-        std::env::var("USER").unwrap_or_else(|_| "administrator".into())
-    ))
+    Ok(())
 }

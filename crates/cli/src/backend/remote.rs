@@ -1,222 +1,20 @@
-//! One interface, two transports: the engine in-process (`--home`) or the
-//! HTTP API (`--server`). Both end in the same engine methods.
+//! The HTTP API of a running `lockbox serve` (`--server`).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use lockbox_codec::pem::{decode_all, decode_input};
 use lockbox_engine::archival::KraStatus;
-use lockbox_engine::authz::Actor;
 use lockbox_engine::recovery::{Candidate, RecoveryBlob};
 use lockbox_engine::template::Template;
 use lockbox_engine::{
-    codes, Ca, CrlInfo, EngineError, EngineResult, ErrorKind, Outcome, RequestRecord, SubmitOptions,
+    codes, CrlInfo, EngineError, EngineResult, ErrorKind, Outcome, RequestRecord,
 };
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-/// Operations every CLI command may call.
-#[async_trait]
-pub trait Backend: Send + Sync {
-    /// CA certificate (DER).
-    async fn ca_cert(&self) -> EngineResult<Vec<u8>>;
-    /// CA certificate and parents (DER).
-    async fn ca_chain(&self) -> EngineResult<Vec<Vec<u8>>>;
-    /// Submit a request (for `on_behalf_of`, an enrollment agent's request).
-    async fn submit(
-        &self,
-        req: Vec<u8>,
-        template: Option<String>,
-        on_behalf_of: Option<String>,
-    ) -> EngineResult<Outcome>;
-    /// Pending requests.
-    async fn pending(&self) -> EngineResult<Vec<RequestRecord>>;
-    /// Issue a pending request.
-    async fn issue(&self, id: i64) -> EngineResult<Outcome>;
-    /// Deny a pending request.
-    async fn deny(&self, id: i64) -> EngineResult<Outcome>;
-    /// Revoke.
-    async fn revoke(&self, serial: &str, reason: &str) -> EngineResult<RequestRecord>;
-    /// Publish a CRL.
-    async fn publish_crl(&self) -> EngineResult<CrlInfo>;
-    /// Query rows.
-    async fn view(&self, restrict: &str, limit: i64) -> EngineResult<Vec<RequestRecord>>;
-    /// One row.
-    async fn request(&self, id: i64) -> EngineResult<RequestRecord>;
-    /// Certificate of a request (DER).
-    async fn certificate(&self, id: i64) -> EngineResult<Vec<u8>>;
-    /// All templates.
-    async fn templates(&self) -> EngineResult<Vec<Template>>;
-    /// One template.
-    async fn template(&self, name: &str) -> EngineResult<Template>;
-    /// Duplicate a template.
-    async fn duplicate_template(&self, name: &str, new_name: &str) -> EngineResult<Template>;
-    /// Set a template property.
-    async fn set_template(&self, name: &str, key: &str, value: &str) -> EngineResult<Template>;
-    /// Templates the CA issues.
-    async fn ca_templates(&self) -> EngineResult<Vec<String>>;
-    /// Enable or disable a template on the CA.
-    async fn set_ca_template(&self, name: &str, enabled: bool) -> EngineResult<String>;
-    /// The current CA exchange certificate (DER).
-    async fn exchange_cert(&self) -> EngineResult<Vec<u8>>;
-    /// Configured KRA certificates with status.
-    async fn kra_list(&self) -> EngineResult<Vec<KraStatus>>;
-    /// Add a KRA certificate (PEM/DER bytes or a serial number).
-    async fn kra_add(
-        &self,
-        cert_or_serial: Vec<u8>,
-        chain: Option<Vec<u8>>,
-        crl: Option<String>,
-    ) -> EngineResult<KraStatus>;
-    /// Remove a KRA certificate.
-    async fn kra_remove(&self, id: &str, force: bool) -> EngineResult<String>;
-    /// Read (None) or set (Some) the number of KRAs per key.
-    async fn kra_required(&self, set: Option<usize>) -> EngineResult<usize>;
-    /// Recovery candidates for a token.
-    async fn find_candidates(&self, token: &str) -> EngineResult<Vec<Candidate>>;
-    /// The recovery blob of the one candidate a token names.
-    async fn get_key(&self, token: &str) -> EngineResult<RecoveryBlob>;
-    /// The recovery blob of a request.
-    async fn get_key_by_request(&self, id: i64) -> EngineResult<RecoveryBlob>;
-    /// Candidates whose certificates are recipients of an encrypted message.
-    async fn candidates_for_message(&self, message: Vec<u8>) -> EngineResult<Vec<Candidate>>;
-}
-
-/// The engine in this process, acting as the local CA administrator.
-pub struct Local {
-    /// The CA.
-    pub ca: Arc<Ca>,
-    /// Requester/officer name recorded for local actions.
-    pub who: String,
-    /// The local administrator acting on the CA home.
-    pub actor: Actor,
-}
-
-impl Local {
-    /// Opens the CA in `home`.
-    pub async fn open(home: &Path) -> EngineResult<Self> {
-        let user = std::env::var("USER").unwrap_or_else(|_| "administrator".into());
-        let who = format!("LOCAL\\{user}");
-        Ok(Local {
-            ca: Arc::new(Ca::open(home).await?),
-            actor: Actor::local_admin(&who),
-            who,
-        })
-    }
-}
-
-#[async_trait]
-impl Backend for Local {
-    async fn ca_cert(&self) -> EngineResult<Vec<u8>> {
-        self.ca.ca_certificate_der()
-    }
-    async fn ca_chain(&self) -> EngineResult<Vec<Vec<u8>>> {
-        self.ca.chain_der()
-    }
-    async fn submit(
-        &self,
-        req: Vec<u8>,
-        template: Option<String>,
-        on_behalf_of: Option<String>,
-    ) -> EngineResult<Outcome> {
-        let opts = SubmitOptions {
-            template,
-            requester: self.who.clone(),
-            attributes: vec![],
-            actor: Some(self.actor.clone()),
-            on_behalf_of,
-        };
-        let mut o = self.ca.submit(&req, &opts).await?;
-        if o.body_part_id.is_some() {
-            let resp = self.ca.cmc_response(&o).await?;
-            o.cmc_response = Some(crate::output::base64(&resp));
-        }
-        Ok(o)
-    }
-    async fn pending(&self) -> EngineResult<Vec<RequestRecord>> {
-        self.ca.pending(&self.actor).await
-    }
-    async fn issue(&self, id: i64) -> EngineResult<Outcome> {
-        self.ca.issue(id, &self.actor).await
-    }
-    async fn deny(&self, id: i64) -> EngineResult<Outcome> {
-        self.ca.deny(id, &self.actor).await
-    }
-    async fn revoke(&self, serial: &str, reason: &str) -> EngineResult<RequestRecord> {
-        let r = lockbox_engine::crl::parse_reason(reason)?;
-        self.ca.revoke(serial, r, &self.actor).await
-    }
-    async fn publish_crl(&self) -> EngineResult<CrlInfo> {
-        self.ca.publish_crl(&self.actor).await
-    }
-    async fn view(&self, restrict: &str, limit: i64) -> EngineResult<Vec<RequestRecord>> {
-        self.ca.view(&self.actor, restrict, limit).await
-    }
-    async fn request(&self, id: i64) -> EngineResult<RequestRecord> {
-        self.ca.request(id).await
-    }
-    async fn certificate(&self, id: i64) -> EngineResult<Vec<u8>> {
-        self.ca.certificate(id).await
-    }
-    async fn templates(&self) -> EngineResult<Vec<Template>> {
-        self.ca.templates().await
-    }
-    async fn template(&self, name: &str) -> EngineResult<Template> {
-        self.ca.template(name).await
-    }
-    async fn duplicate_template(&self, name: &str, new_name: &str) -> EngineResult<Template> {
-        self.ca
-            .duplicate_template(&self.actor, name, new_name)
-            .await
-    }
-    async fn set_template(&self, name: &str, key: &str, value: &str) -> EngineResult<Template> {
-        self.ca.set_template(&self.actor, name, key, value).await
-    }
-    async fn ca_templates(&self) -> EngineResult<Vec<String>> {
-        self.ca.ca_templates().await
-    }
-    async fn set_ca_template(&self, name: &str, enabled: bool) -> EngineResult<String> {
-        self.ca.set_ca_template(&self.actor, name, enabled).await
-    }
-    async fn exchange_cert(&self) -> EngineResult<Vec<u8>> {
-        self.ca.current_exchange_certificate().await
-    }
-    async fn kra_list(&self) -> EngineResult<Vec<KraStatus>> {
-        self.ca.kra_list(&self.actor).await
-    }
-    async fn kra_add(
-        &self,
-        cert_or_serial: Vec<u8>,
-        chain: Option<Vec<u8>>,
-        crl: Option<String>,
-    ) -> EngineResult<KraStatus> {
-        self.ca
-            .kra_add(&self.actor, &cert_or_serial, chain, crl)
-            .await
-    }
-    async fn kra_remove(&self, id: &str, force: bool) -> EngineResult<String> {
-        self.ca.kra_remove(&self.actor, id, force).await
-    }
-    async fn kra_required(&self, set: Option<usize>) -> EngineResult<usize> {
-        if let Some(n) = set {
-            self.ca.set_kra_required(&self.actor, n).await?;
-        }
-        self.ca.kra_required().await
-    }
-    async fn find_candidates(&self, token: &str) -> EngineResult<Vec<Candidate>> {
-        self.ca.find_candidates(&self.actor, token).await
-    }
-    async fn get_key(&self, token: &str) -> EngineResult<RecoveryBlob> {
-        self.ca.get_key(&self.actor, token).await
-    }
-    async fn get_key_by_request(&self, id: i64) -> EngineResult<RecoveryBlob> {
-        self.ca.get_key_by_request(&self.actor, id).await
-    }
-    async fn candidates_for_message(&self, message: Vec<u8>) -> EngineResult<Vec<Candidate>> {
-        self.ca.candidates_for_message(&self.actor, &message).await
-    }
-}
+use super::Backend;
 
 /// The HTTP API of a running `lockbox serve`.
 pub struct Remote {
@@ -389,8 +187,6 @@ impl Remote {
             .to_vec())
     }
 }
-
-use reqwest::Method;
 
 #[async_trait]
 impl Backend for Remote {

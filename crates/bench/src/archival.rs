@@ -1,0 +1,88 @@
+//! `lockbox bench archival`: archival enrollments (CMC with the key
+//! encrypted to an RSA-2048 exchange key) over HTTP, against the machine's
+//! RSA-2048 decrypt + sign limit.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use lockbox_crypto::{KeySpec, SoftwareKey};
+use serde_json::json;
+use x509_cert::certificate::Certificate;
+
+use crate::fixture::{admin, admin_token, archival_bench_ca, archival_body};
+use crate::http::{warm_then_drive, Service};
+use crate::limits::archival_limit;
+use crate::stats::{passed, percentile, print_latency};
+
+/// Times `requests` archival enrollments (after a warm-up) with
+/// `concurrency` clients; each RSA-2048 rate is measured for `seconds`
+/// first. Prints the report (JSON with `json`); fails when a request failed.
+pub async fn archival(
+    json: bool,
+    requests: usize,
+    concurrency: usize,
+    seconds: f64,
+) -> Result<ExitCode> {
+    let (sign_rate, decrypt_rate, limit) = archival_limit(seconds).await?;
+
+    let dir = tempfile::tempdir().context("temporary CA home")?;
+    let (ca, xchg) = archival_bench_ca(dir.path()).await?;
+
+    let warmup = 10.min(requests);
+    let mut bodies = archival_requests(requests + warmup, xchg).await?;
+
+    let server = Service::start(ca.clone()).await?;
+    let url = format!(
+        "http://{}/api/v1/requests?template=BenchExchangeUser",
+        server.addr
+    );
+    let token = admin_token(dir.path())?;
+    let timed = bodies.split_off(warmup);
+    let (latencies, errors, elapsed) =
+        warm_then_drive(&url, bodies, timed, concurrency, &token).await?;
+    server.stop();
+    let archived = ca
+        .view(&admin(), "ArchivedKey=true", 1_000_000)
+        .await?
+        .len();
+    let rate = latencies.len() as f64 / elapsed;
+    let report = json!({
+        "benchmark": "archival_enrollment_http",
+        "requests": latencies.len(),
+        "errors": errors,
+        "archived_rows": archived,
+        "concurrency": concurrency,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "rsa2048_sign_per_s": (sign_rate * 10.0).round() / 10.0,
+        "rsa2048_decrypt_per_s": (decrypt_rate * 10.0).round() / 10.0,
+        "limit_per_s": (limit * 10.0).round() / 10.0,
+        "archival_enrollments_per_s": (rate * 10.0).round() / 10.0,
+        "ratio_to_limit": (rate / limit * 1000.0).round() / 1000.0,
+        "latency_ms_p50": (percentile(&latencies, 50.0) * 100.0).round() / 100.0,
+        "latency_ms_p99": (percentile(&latencies, 99.0) * 100.0).round() / 100.0,
+        "durable_commits": "sqlite WAL, synchronous=FULL",
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("RSA-2048 limits (aws-lc-rs, all cores): sign {sign_rate:.1}/s, decrypt {decrypt_rate:.1}/s -> {limit:.1} enrollments/s (1 decrypt + 1 sign)");
+        println!("archival enrollments over HTTP: {rate:.1}/s ({} requests, {concurrency} clients, {errors} errors, {archived} archived rows)", latencies.len());
+        println!("ratio to the limit: {:.3}", rate / limit);
+        print_latency(&latencies);
+    }
+    Ok(passed(errors))
+}
+
+/// `total` archival requests encrypted to `xchg`.
+async fn archival_requests(total: usize, xchg: Certificate) -> Result<Vec<Vec<u8>>> {
+    tokio::task::spawn_blocking(move || -> Result<Vec<Vec<u8>>> {
+        // A pool of RSA-2048 user keys (generation is slow), reused under different names.
+        let pool: Vec<SoftwareKey> = (0..16)
+            .map(|_| SoftwareKey::generate(KeySpec::Rsa2048))
+            .collect::<Result<_, _>>()?;
+        (0..total)
+            .map(|i| archival_body(&pool[i % pool.len()], &format!("archival-user-{i}"), &xchg))
+            .collect()
+    })
+    .await?
+}

@@ -1,0 +1,112 @@
+//! The bench CA every benchmark runs against: a fresh RSA-2048 CA with
+//! templates that keep the generated names, optionally with one KRA.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use lockbox_crypto::{KeySpec, SoftwareKey};
+use lockbox_engine::certbuild::sign_request;
+use lockbox_engine::period::Period;
+use lockbox_engine::{Ca, InitOptions};
+use x509_cert::certificate::Certificate;
+use x509_cert::name::Name;
+
+/// (built-in, bench copy) templates: the copies take the request's names.
+const BENCH_TEMPLATES: [(&str, &str); 2] =
+    [("User", "BenchUser"), ("ExchangeUser", "BenchExchangeUser")];
+
+/// The local administrator acting for this command.
+pub(crate) fn admin() -> lockbox_engine::Actor {
+    lockbox_engine::Actor::local_admin(format!(
+        "LOCAL\\{}",
+        std::env::var("USER").unwrap_or_else(|_| "administrator".into())
+    ))
+}
+
+/// Creates the bench CA in `dir` and opens it, its key loaded.
+pub(crate) async fn bench_ca(dir: &Path) -> Result<Arc<Ca>> {
+    let init = Ca::init(InitOptions {
+        home: dir.to_path_buf(),
+        name: "Lockbox Bench CA".into(),
+        subject: None,
+        key: KeySpec::Rsa2048,
+        validity: Period::Years(5),
+        subordinate: false,
+        passphrase: None,
+        passphrase_file: None,
+        cdp_urls: vec![],
+        aia_urls: vec![],
+    })
+    .await?;
+    // The token is kept (as `lockbox init` does) for benchmarks that call the API.
+    std::fs::write(dir.join("admin.token"), &init.admin_token)?;
+    let ca = Arc::new(Ca::open(dir).await?);
+    ca.signing_key()?;
+    // Enrollment is authenticated (the admin token) and the generated names
+    // are kept: templates whose enrollee supplies the subject.
+    for (src, name) in BENCH_TEMPLATES {
+        ca.duplicate_template(&admin(), src, name).await?;
+        ca.set_template(&admin(), name, "enrollee_supplies_subject", "true")
+            .await?;
+        ca.set_ca_template(&admin(), name, true).await?;
+    }
+    Ok(ca)
+}
+
+/// The administrator API token the bench CA in `dir` was created with.
+pub(crate) fn admin_token(dir: &Path) -> Result<String> {
+    Ok(std::fs::read_to_string(dir.join("admin.token"))
+        .context("reading the bench CA's admin token")?
+        .trim()
+        .to_string())
+}
+
+/// Issues a KRA certificate ("CN=Bench Recovery Agent", fresh RSA-2048 key) from the bench CA.
+pub(crate) async fn issue_bench_kra(ca: &Ca) -> Result<lockbox_engine::Outcome> {
+    ca.set_ca_template(&admin(), "KeyRecoveryAgent", true)
+        .await?;
+    let kra_key = SoftwareKey::generate(KeySpec::Rsa2048)?;
+    let kra_csr = sign_request(&kra_key, Name::from_str("CN=Bench Recovery Agent")?, vec![])?;
+    let opts = lockbox_engine::SubmitOptions {
+        template: Some("KeyRecoveryAgent".into()),
+        requester: "bench".into(),
+        attributes: vec![],
+        actor: None,
+        on_behalf_of: None,
+    };
+    let pending = ca.submit(&kra_csr, &opts).await?;
+    Ok(ca.issue(pending.request_id, &admin()).await?)
+}
+
+/// A bench CA with one KRA (required) and its current exchange certificate.
+pub(crate) async fn archival_bench_ca(dir: &Path) -> Result<(Arc<Ca>, Certificate)> {
+    use lockbox_engine::client::check_exchange_certificate;
+    let ca = bench_ca(dir).await?;
+    let issued = issue_bench_kra(&ca).await?;
+    ca.kra_add(
+        &admin(),
+        issued.serial.unwrap_or_default().as_bytes(),
+        None,
+        None,
+    )
+    .await?;
+    ca.set_kra_required(&admin(), 1).await?;
+    let xchg_der = ca.current_exchange_certificate().await?;
+    let xchg = check_exchange_certificate(&xchg_der, &ca.ca_certificate_der()?)?;
+    Ok((ca, xchg))
+}
+
+/// A CMC archival request for `cn` with `key`, encrypted to `xchg`.
+pub(crate) fn archival_body(key: &SoftwareKey, cn: &str, xchg: &Certificate) -> Result<Vec<u8>> {
+    use lockbox_engine::client::{build_archival_request, ArchivalOptions, KeyPayload};
+    let csr = sign_request(key, Name::from_str(&format!("CN={cn}"))?, vec![])?;
+    let o = ArchivalOptions {
+        template: Some("ExchangeUser".into()),
+        cipher: lockbox_crypto::symmetric::ContentCipher::Aes256Cbc,
+        transport: lockbox_crypto::keytransport::KeyTransport::RsaPkcs1v15,
+        payload: KeyPayload::KeyBlob,
+    };
+    Ok(build_archival_request(key, &csr, xchg, &o)?)
+}

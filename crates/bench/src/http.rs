@@ -1,0 +1,100 @@
+//! The loopback HTTP service the benchmarks time, and the client driver
+//! that posts prepared bodies to it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use lockbox_engine::Ca;
+
+use crate::stats;
+
+/// The service (`lockbox_server::router`) on a loopback port, plain HTTP.
+pub(crate) struct Service {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Service {
+    /// Starts the API router over `ca` on 127.0.0.1, a free port.
+    pub async fn start(ca: Arc<Ca>) -> Result<Self> {
+        let app = lockbox_server::router(ca);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Service { addr, task })
+    }
+
+    /// Stops the service.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// Posts every body with `concurrency` clients; returns (sorted latencies ms, errors, seconds).
+pub(crate) async fn drive(
+    url: &str,
+    bodies: Vec<Vec<u8>>,
+    concurrency: usize,
+    token: &str,
+) -> Result<(Vec<f64>, usize, f64)> {
+    let client = reqwest::Client::new();
+    let work = Arc::new(tokio::sync::Mutex::new(bodies.into_iter()));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let work = work.clone();
+        let client = client.clone();
+        let url = url.to_string();
+        let token = token.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0usize;
+            loop {
+                let next = work.lock().await.next();
+                let Some(body) = next else { break };
+                let t = Instant::now();
+                match client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .body(body)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    stats::sort(&mut latencies);
+    Ok((latencies, errors, elapsed))
+}
+
+/// Warms the service up with `warmup` (two clients, every request must
+/// succeed), then times `timed` with `concurrency` clients as [`drive`] does.
+pub(crate) async fn warm_then_drive(
+    url: &str,
+    warmup: Vec<Vec<u8>>,
+    timed: Vec<Vec<u8>>,
+    concurrency: usize,
+    token: &str,
+) -> Result<(Vec<f64>, usize, f64)> {
+    let (_, warm_errors, _) = drive(url, warmup, 2, token).await?;
+    anyhow::ensure!(warm_errors == 0, "warm-up requests failed");
+    drive(url, timed, concurrency, token).await
+}

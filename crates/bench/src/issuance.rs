@@ -1,0 +1,88 @@
+//! `lockbox bench issuance`: PKCS#10 issuance over HTTP with an RSA-2048 CA,
+//! against the RSA-2048 sign rate.
+
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use anyhow::{Context, Result};
+use lockbox_crypto::{KeySpec, SoftwareKey};
+use lockbox_engine::certbuild::sign_request;
+use serde_json::json;
+use x509_cert::name::Name;
+
+use crate::fixture::{admin_token, bench_ca};
+use crate::http::{warm_then_drive, Service};
+use crate::limits::sign_rate;
+use crate::stats::{passed, percentile, print_latency};
+
+/// Times `requests` PKCS#10 enrollments (after a warm-up) with `concurrency`
+/// clients; the sign rate is measured for `sign_seconds` first. Prints the
+/// report (JSON with `json`); fails when a request failed.
+pub async fn issuance(
+    json: bool,
+    requests: usize,
+    concurrency: usize,
+    sign_seconds: f64,
+) -> Result<ExitCode> {
+    let sign_rate = sign_rate(sign_seconds).await?;
+
+    let dir = tempfile::tempdir().context("temporary CA home")?;
+    let ca = bench_ca(dir.path()).await?;
+    let server = Service::start(ca.clone()).await?;
+
+    let warmup = 20.min(requests);
+    let mut csrs = pkcs10_requests(requests + warmup).await?;
+
+    let url = format!("http://{}/api/v1/requests?template=BenchUser", server.addr);
+    let token = admin_token(dir.path())?;
+    let timed = csrs.split_off(warmup);
+    let (latencies, errors, elapsed) =
+        warm_then_drive(&url, csrs, timed, concurrency, &token).await?;
+    server.stop();
+    let rate = latencies.len() as f64 / elapsed;
+    let report = json!({
+        "benchmark": "pkcs10_issuance_http",
+        "requests": latencies.len(),
+        "errors": errors,
+        "concurrency": concurrency,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "rsa2048_sign_per_s": (sign_rate * 10.0).round() / 10.0,
+        "issuance_per_s": (rate * 10.0).round() / 10.0,
+        "ratio_to_sign_limit": (rate / sign_rate * 1000.0).round() / 1000.0,
+        "latency_ms_p50": (percentile(&latencies, 50.0) * 100.0).round() / 100.0,
+        "latency_ms_p99": (percentile(&latencies, 99.0) * 100.0).round() / 100.0,
+        "durable_commits": "sqlite WAL, synchronous=FULL",
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "RSA-2048 sign limit (aws-lc-rs, all cores): {:.1} ops/s",
+            sign_rate
+        );
+        println!(
+            "PKCS#10 issuance over HTTP: {:.1} certs/s ({} requests, {} clients, {} errors)",
+            rate,
+            latencies.len(),
+            concurrency,
+            errors
+        );
+        println!("ratio to the sign limit: {:.3}", rate / sign_rate);
+        print_latency(&latencies);
+    }
+    Ok(passed(errors))
+}
+
+/// `total` PKCS#10 requests, each with a fresh P-256 key and its own name.
+async fn pkcs10_requests(total: usize) -> Result<Vec<Vec<u8>>> {
+    tokio::task::spawn_blocking(move || -> Result<Vec<Vec<u8>>> {
+        (0..total)
+            .map(|i| {
+                let key = SoftwareKey::generate(KeySpec::P256)?;
+                let subject = Name::from_str(&format!("CN=bench-user-{i},O=Lockbox Bench"))?;
+                Ok(sign_request(&key, subject, vec![])?)
+            })
+            .collect()
+    })
+    .await?
+}

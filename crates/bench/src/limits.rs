@@ -1,0 +1,71 @@
+//! The machine's limits the benchmarks are compared with: RSA-2048
+//! operations per second on every core, measured in the same run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
+
+/// Operations per second of `op`, run on every core for `seconds`.
+fn rate_on_all_cores<F>(seconds: f64, op: F) -> Result<f64>
+where
+    F: Fn() -> bool + Send + Sync + 'static,
+{
+    let op = Arc::new(op);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let deadline = Duration::from_secs_f64(seconds);
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let op = op.clone();
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let mut n = 0u64;
+                while start.elapsed() < deadline && op() {
+                    n += 1;
+                }
+                n as f64 / start.elapsed().as_secs_f64()
+            })
+        })
+        .collect();
+    let mut total = 0.0;
+    for h in handles {
+        total += h
+            .join()
+            .map_err(|_| anyhow::anyhow!("benchmark thread panicked"))?;
+    }
+    Ok(total)
+}
+
+/// RSA-2048 PKCS#1 v1.5 SHA-256 signatures per second using every core.
+pub fn rsa2048_sign_rate(seconds: f64) -> Result<f64> {
+    let key = SoftwareKey::generate(KeySpec::Rsa2048)?;
+    rate_on_all_cores(seconds, move || key.sign(&[0x5au8; 512]).is_ok())
+}
+
+/// RSA-2048 PKCS#1 v1.5 decryptions per second using every core.
+pub fn rsa2048_decrypt_rate(seconds: f64) -> Result<f64> {
+    use lockbox_crypto::keytransport::{encrypt_key, DecryptionKey, KeyTransport};
+    let key = SoftwareKey::generate(KeySpec::Rsa2048)?;
+    let ct = encrypt_key(key.public_key_info(), KeyTransport::RsaPkcs1v15, &[7u8; 32])?;
+    rate_on_all_cores(seconds, move || {
+        key.decrypt_key(KeyTransport::RsaPkcs1v15, &ct).is_ok()
+    })
+}
+
+/// The RSA-2048 sign rate, measured for `seconds` off the async runtime.
+pub(crate) async fn sign_rate(seconds: f64) -> Result<f64> {
+    tokio::task::spawn_blocking(move || rsa2048_sign_rate(seconds)).await?
+}
+
+/// The archival enrollment limit: (sign rate, decrypt rate, enrollments per
+/// second), each rate measured for `seconds`. One exchange-key decrypt and
+/// one CA signature per enrollment, both on all cores.
+pub(crate) async fn archival_limit(seconds: f64) -> Result<(f64, f64, f64)> {
+    let sign_rate = sign_rate(seconds).await?;
+    let decrypt_rate = tokio::task::spawn_blocking(move || rsa2048_decrypt_rate(seconds)).await??;
+    let limit = 1.0 / (1.0 / sign_rate + 1.0 / decrypt_rate);
+    Ok((sign_rate, decrypt_rate, limit))
+}

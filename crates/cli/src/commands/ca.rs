@@ -1,0 +1,154 @@
+//! `lockbox ca`: the CA certificate, installing a subordinate CA's
+//! certificate, and the templates the CA issues.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use lockbox_codec::pem::encode_pem;
+use lockbox_engine::Ca;
+use serde_json::json;
+
+use crate::backend::{self, home_of};
+use crate::files::{read_file, write_file};
+use crate::global::Global;
+use crate::output::print_json;
+
+#[derive(Subcommand, Debug)]
+pub enum CaCmd {
+    /// Write the CA certificate (PEM).
+    Cert {
+        /// Output file (default: stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Include the parent chain.
+        #[arg(long)]
+        chain: bool,
+        /// The current CA exchange certificate instead (clients encrypt archived keys to it).
+        #[arg(long)]
+        exchange: bool,
+    },
+    /// Install the parent-signed certificate of a subordinate CA.
+    Install {
+        /// The signed CA certificate (PEM or DER; may include the chain).
+        cert: PathBuf,
+        /// The parent chain (PEM), issuer first or in any order.
+        #[arg(long, value_name = "FILE")]
+        chain: Option<PathBuf>,
+    },
+    /// Templates this CA issues.
+    #[command(subcommand)]
+    Templates(CaTemplatesCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaTemplatesCmd {
+    /// List the templates this CA issues.
+    List,
+    /// Start issuing a template.
+    Add { name: String },
+    /// Stop issuing a template.
+    Remove { name: String },
+}
+
+/// `lockbox ca ...`
+pub async fn ca(g: &Global, cmd: CaCmd) -> Result<ExitCode> {
+    match cmd {
+        CaCmd::Cert {
+            out,
+            chain,
+            exchange,
+        } => cert(g, out, chain, exchange).await?,
+        CaCmd::Install { cert, chain } => install(g, cert, chain).await?,
+        CaCmd::Templates(t) => templates(g, t).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lockbox ca cert`: the CA (or exchange) certificate, or the chain, as PEM.
+async fn cert(g: &Global, out: Option<PathBuf>, chain: bool, exchange: bool) -> Result<()> {
+    let b = backend::open(g).await?;
+    let ders = if exchange {
+        vec![b.exchange_cert().await?]
+    } else if chain {
+        b.ca_chain().await?
+    } else {
+        vec![b.ca_cert().await?]
+    };
+    let pem: String = ders.iter().map(|d| encode_pem("CERTIFICATE", d)).collect();
+    match &out {
+        Some(p) => {
+            write_file(p, pem.as_bytes())?;
+            if g.json {
+                print_json(&json!({ "out": p, "certificates": ders.len() }))?;
+            } else {
+                println!(
+                    "{} written to {}",
+                    if exchange {
+                        "CA exchange certificate"
+                    } else {
+                        "CA certificate"
+                    },
+                    p.display()
+                );
+            }
+        }
+        None if g.json => print_json(&json!({ "certificate_pem": pem }))?,
+        None => print!("{pem}"),
+    }
+    Ok(())
+}
+
+/// `lockbox ca install`: the parent-signed certificate of a subordinate CA.
+async fn install(g: &Global, cert: PathBuf, chain: Option<PathBuf>) -> Result<()> {
+    if g.server.is_some() {
+        bail!("'ca install' works on the local CA home only");
+    }
+    let mut ca = Ca::open(&home_of(g)?).await?;
+    let cert_bytes = read_file(&cert)?;
+    let chain_bytes = chain.as_deref().map(read_file).transpose()?;
+    let subject = ca
+        .install_certificate(&cert_bytes, chain_bytes.as_deref())
+        .await?;
+    if g.json {
+        print_json(&json!({ "installed": subject }))?;
+    } else {
+        println!("Installed CA certificate for '{subject}'; the CA is active");
+    }
+    Ok(())
+}
+
+/// `lockbox ca templates ...`
+async fn templates(g: &Global, t: CaTemplatesCmd) -> Result<()> {
+    let b = backend::open(g).await?;
+    match t {
+        CaTemplatesCmd::List => {
+            let names = b.ca_templates().await?;
+            if g.json {
+                print_json(&names)?;
+            } else {
+                for n in names {
+                    println!("{n}");
+                }
+            }
+        }
+        CaTemplatesCmd::Add { name } => {
+            let n = b.set_ca_template(&name, true).await?;
+            if g.json {
+                print_json(&json!({ "template": n, "enabled": true }))?
+            } else {
+                println!("The CA now issues '{n}'")
+            }
+        }
+        CaTemplatesCmd::Remove { name } => {
+            let n = b.set_ca_template(&name, false).await?;
+            if g.json {
+                print_json(&json!({ "template": n, "enabled": false }))?
+            } else {
+                println!("The CA no longer issues '{n}'")
+            }
+        }
+    }
+    Ok(())
+}

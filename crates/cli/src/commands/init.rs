@@ -1,0 +1,137 @@
+//! `lockbox init`: create a new CA (root, or a subordinate CA request).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Result};
+use clap::Args;
+use lockbox_engine::config::PASSPHRASE_ENV;
+use lockbox_engine::period::Period;
+use lockbox_engine::{Ca, InitOptions};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::backend::home_of;
+use crate::files::{read_file, write_file};
+use crate::global::Global;
+use crate::output::print_json;
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// CA common name, e.g. "Contoso Issuing CA".
+    #[arg(long)]
+    pub name: String,
+    /// Full subject DN (default: CN=<name>).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Key algorithm: rsa2048, rsa3072, rsa4096, p256, p384.
+    #[arg(long, default_value = "rsa2048")]
+    pub key: String,
+    /// CA certificate validity (e.g. 10y, 5y, 365d).
+    #[arg(long, default_value = "10y")]
+    pub validity: String,
+    /// Create a subordinate CA: generate the key and a request for the parent CA.
+    #[arg(long)]
+    pub subordinate: bool,
+    /// Where to write the subordinate CA request (PEM).
+    #[arg(long = "csr-out", value_name = "FILE")]
+    pub csr_out: Option<PathBuf>,
+    /// File holding the passphrase that protects the CA key (else LOCKBOX_CA_PASSPHRASE).
+    #[arg(long = "passphrase-file", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// CRL distribution point URL for issued certificates (repeatable).
+    #[arg(long = "cdp-url", value_name = "URL")]
+    pub cdp_url: Vec<String>,
+    /// AIA caIssuers URL for issued certificates (repeatable).
+    #[arg(long = "aia-url", value_name = "URL")]
+    pub aia_url: Vec<String>,
+}
+
+/// The passphrase to protect a new CA key with, and the file to record.
+type InitPassphrase = (Option<Zeroizing<Vec<u8>>>, Option<String>);
+
+fn passphrase_for_init(args: &InitArgs) -> Result<InitPassphrase> {
+    if let Some(f) = &args.passphrase_file {
+        let mut data = Zeroizing::new(read_file(f)?);
+        while data.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            data.pop();
+        }
+        if data.is_empty() {
+            bail!("passphrase file {} is empty", f.display());
+        }
+        let abs = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
+        return Ok((Some(data), Some(abs.display().to_string())));
+    }
+    if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
+        if !p.is_empty() {
+            return Ok((Some(Zeroizing::new(p.into_bytes())), None));
+        }
+    }
+    Ok((None, None))
+}
+
+/// `lockbox init`
+pub async fn init(g: &Global, args: InitArgs) -> Result<ExitCode> {
+    let home = home_of(g)?;
+    let key = args
+        .key
+        .parse()
+        .map_err(|e: lockbox_crypto::CryptoError| anyhow!("{e}"))?;
+    let validity = Period::parse(&args.validity)?;
+    let (passphrase, passphrase_file) = passphrase_for_init(&args)?;
+    if args.csr_out.is_some() && !args.subordinate {
+        bail!("--csr-out goes with --subordinate");
+    }
+    let outcome = Ca::init(InitOptions {
+        home: home.clone(),
+        name: args.name,
+        subject: args.subject,
+        key,
+        validity,
+        subordinate: args.subordinate,
+        passphrase,
+        passphrase_file,
+        cdp_urls: args.cdp_url,
+        aia_urls: args.aia_url,
+    })
+    .await?;
+    let csr_path = match (&outcome.csr_pem, &args.csr_out) {
+        (Some(csr), Some(p)) => {
+            write_file(p, csr.as_bytes())?;
+            Some(p.clone())
+        }
+        (Some(csr), None) => {
+            let p = home.join("certs/ca.req");
+            write_file(&p, csr.as_bytes())?;
+            Some(p)
+        }
+        _ => None,
+    };
+    let token_file = home.join("admin.token");
+    lockbox_engine::config::Home::new(&home).write_atomic(
+        "admin.token",
+        outcome.admin_token.as_bytes(),
+        true,
+    )?;
+    if g.json {
+        print_json(&json!({
+            "home": outcome.home, "subject": outcome.subject, "subordinate": csr_path.is_some(),
+            "csr_out": csr_path, "key_protected": outcome.key_protected,
+            "admin_token_file": token_file, "ca_cert_pem": outcome.ca_cert_pem,
+        }))?;
+    } else {
+        println!("Created CA '{}' in {}", outcome.subject, home.display());
+        if let Some(p) = csr_path {
+            println!("Subordinate CA request written to {}", p.display());
+            println!("Have the parent CA sign it, then run: lockbox ca install SIGNED.pem --chain PARENT.pem --home {}", home.display());
+        }
+        if !outcome.key_protected {
+            eprintln!("warning: the CA key is not passphrase-protected (file mode 0600); set {PASSPHRASE_ENV} or --passphrase-file to encrypt it");
+        }
+        println!(
+            "Administrator API token written to {} (mode 0600)",
+            token_file.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,64 @@
+//! `lockbox serve`: run the HTTPS service on the local CA home.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use lockbox_engine::{Ca, EngineError};
+
+use crate::backend::home_of;
+use crate::global::Global;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: String,
+    /// Plain HTTP (loopback only, for tests).
+    #[arg(long)]
+    pub http: bool,
+    /// Extra host names for the TLS certificate (repeatable).
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+}
+
+/// `lockbox serve`
+pub async fn serve(g: &Global, args: ServeArgs) -> Result<ExitCode> {
+    // Everything the service creates (database journals, TLS key, backups) is
+    // private to its owner, whatever umask it was started with.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let home = home_of(g)?;
+    let ca = Arc::new(Ca::open(&home).await?);
+    for finding in lockbox_engine::ca::permission_findings(ca.home(), ca.config()) {
+        eprintln!("lockbox: WARNING: {finding}");
+    }
+    // Load the key now so a wrong passphrase fails at start, not at the first request.
+    ca.signing_key().map_err(|e: EngineError| anyhow!(e))?;
+    // KRAs are validated when the service starts (and on every KRA change).
+    let (valid, total) = ca.validate_kras().await?;
+    if total > 0 {
+        eprintln!("lockbox: {valid} of {total} KRA certificates valid");
+    }
+    let listen: std::net::SocketAddr = args
+        .listen
+        .parse()
+        .with_context(|| format!("bad --listen address '{}'", args.listen))?;
+    let mut hosts = vec!["localhost".to_string(), listen.ip().to_string()];
+    if listen.ip().is_unspecified() {
+        hosts.push("127.0.0.1".into());
+    }
+    hosts.extend(args.hosts);
+    hosts.dedup();
+    lockbox_server::serve(
+        ca,
+        lockbox_server::ServeOptions {
+            listen,
+            plain_http: args.http,
+            hosts,
+        },
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
