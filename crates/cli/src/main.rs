@@ -26,9 +26,9 @@ use crate::global::Global;
 #[command(name = "lockbox", version, about, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
-    pub global: Global,
+    global: Global,
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
 fn main() -> ExitCode {

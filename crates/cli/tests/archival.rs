@@ -1,6 +1,7 @@
 //! Key archival through the `lockbox` command, against clients and tools
 //! nobody here wrote: Certipy's key-archival request builder, `openssl
 //! pkcs12` and Python `cryptography` reading the resulting PKCS#12.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,7 @@
 //! restored home (checked with openssl); later ones are absent; the audit
 //! chain shows the restore point; damaged backups and wrong passphrases are
 //! caught by `backup verify` and refused by `restore`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 mod common;
 use common::*;

@@ -6,6 +6,7 @@
 //! page, recovery by a certificate manager (blob download) and a key recovery
 //! agent (`lockbox recoverkey`), and the auditor's verification. The files the
 //! browser produced are checked with openssl, not with Lockbox code.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::path::Path;
 use std::process::Command;

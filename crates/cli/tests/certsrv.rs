@@ -1,6 +1,7 @@
 //! Web enrollment (`/certsrv/`) against clients nobody here wrote: the
 //! `certsrv` PyPI package and Certipy's web enrollment code
 //! (tests/interop/certsrv_web.py), over HTTPS with Basic authentication.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::path::Path;
 use std::process::{Command, Output};

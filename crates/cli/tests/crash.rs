@@ -3,6 +3,7 @@
 //! Afterwards every enrollment a client saw issued is in the database with
 //! its archived key, no archival-template certificate lacks its key, the
 //! audit chain verifies and SQLite's own integrity check passes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,5 +1,6 @@
 //! `importkms` / `importcert` with PKCS#12 files made by openssl (default and
 //! -legacy) and Python `cryptography`; every imported key recovers.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

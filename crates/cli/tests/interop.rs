@@ -1,6 +1,7 @@
 //! End-to-end tests of the `lockbox` binary against software nobody here
 //! wrote: the `openssl` CLI (req, verify, crl) and pkilint.
 //! `.ci/run` installs both; these tests fail (not skip) when they are missing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::path::{Path, PathBuf};
 

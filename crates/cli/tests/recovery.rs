@@ -1,6 +1,7 @@
 //! Key recovery through the `lockbox` command: getkey (certificate manager),
 //! recoverkey (key recovery agent), mergepfx, batch scripts and .p7m
 //! messages, checked with `openssl` and Python `cryptography`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

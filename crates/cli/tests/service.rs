@@ -1,5 +1,6 @@
 //! The HTTPS service and the remote CLI: every operation over `--server`
 //! goes through the same engine as local operation.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::path::Path;
 

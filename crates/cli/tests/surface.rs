@@ -2,6 +2,7 @@
 //! who may fetch a request's certificate, caching of secrets, passwords kept
 //! off command lines, and terminal output (escaping, broken pipes, colour,
 //! subject names, `config set`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
