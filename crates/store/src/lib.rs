@@ -10,7 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod migrations;
-pub mod model;
+mod model;
 mod sqlite;
 
 use async_trait::async_trait;
