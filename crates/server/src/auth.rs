@@ -99,6 +99,18 @@ pub(crate) async fn enrollee(ca: &Ca, headers: &HeaderMap) -> ApiResult<Actor> {
     }
 }
 
+/// The enrollee as an extractor (see [`enrollee`]): REST refusals as
+/// [`ApiError`]; certsrv maps them to its own pages (`certsrv::WebUser`).
+pub(crate) struct Enrollee(pub(crate) Actor);
+
+impl FromRequestParts<Arc<Ca>> for Enrollee {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ca: &Arc<Ca>) -> Result<Self, ApiError> {
+        enrollee(ca, &parts.headers).await.map(Enrollee)
+    }
+}
+
 /// The anonymous caller as an Authenticated User, when the CA allows it.
 pub(crate) fn anonymous_enrollee(ca: &Ca) -> Option<Actor> {
     ca.config().server.allow_anonymous_enrollment.then(|| {

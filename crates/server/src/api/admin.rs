@@ -166,7 +166,6 @@ pub(super) async fn backup(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"lockbox-backup.tar\""),
     );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 

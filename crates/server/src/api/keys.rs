@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lockbox_engine::{codes, EngineError};
@@ -47,11 +47,9 @@ pub(super) async fn key_blob(
             )))
         }
     };
-    let mut resp = Json(blob).into_response();
-    // A recovery blob is an archived key: never cached.
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    // A recovery blob is an archived key: never cached (`no-store` from
+    // the shared layer, `crate::http::security_headers`).
+    Ok(Json(blob).into_response())
 }
 
 pub(super) async fn key_candidates_for_message(

@@ -171,27 +171,10 @@ impl FromRequest<Arc<Ca>> for Posted {
     }
 }
 
+/// A console page (its security headers come from the shared layer,
+/// [`crate::http::security_headers`]).
 fn page_response(status: StatusCode, m: Markup) -> Response {
-    let mut r = (status, axum::response::Html(m.into_string())).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    // `no-referrer` would make browsers send `Origin: null` with same-origin posts.
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    (status, axum::response::Html(m.into_string())).into_response()
 }
 
 /// What the navigation offers a caller: the engine's own decisions (asked
