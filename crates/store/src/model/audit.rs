@@ -1,9 +1,10 @@
 //! Audit rows: entries to append, chained records, signed heads, CA events.
 
 use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
 
 /// One audit event to append.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, FromRow)]
 pub struct AuditEntry {
     /// When, unix seconds.
     pub at: i64,
@@ -22,12 +23,13 @@ pub struct AuditEntry {
 }
 
 /// A stored, chained audit record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, FromRow)]
 pub struct AuditRecord {
     /// Position in the chain (1, 2, ...).
     pub seq: i64,
     /// The event.
     #[serde(flatten)]
+    #[sqlx(flatten)]
     pub entry: AuditEntry,
     /// Hash of the previous record (hex; zeros for the first).
     pub prev_hash: String,
@@ -50,7 +52,7 @@ impl AuditRecord {
 }
 
 /// A signed audit chain head.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, FromRow)]
 pub struct AuditHead {
     /// Sequence number of the record signed.
     pub seq: i64,
@@ -63,7 +65,7 @@ pub struct AuditHead {
 }
 
 /// A CA event log record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, FromRow)]
 pub struct EventRecord {
     /// Row id.
     pub id: i64,

@@ -1,20 +1,22 @@
 //! CA settings rows: revoked entries and CRLs, KRA certificates, template permissions.
 
 use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
 
 /// A revoked certificate for the CRL.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
 pub struct RevokedEntry {
     /// Serial, lowercase hex.
     pub serial: String,
     /// Revocation time, unix seconds.
     pub revoked_at: i64,
     /// CRL reason code.
+    #[sqlx(rename = "revocation_reason")]
     pub reason: i32,
 }
 
 /// A published CRL.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, FromRow)]
 pub struct CrlRecord {
     /// CRL number.
     pub crl_number: i64,
@@ -27,7 +29,7 @@ pub struct CrlRecord {
 }
 
 /// A configured Key Recovery Agent certificate.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
 pub struct KraEntry {
     /// Certificates chaining the KRA to a trusted root (DER, concatenated PEM-free list), for foreign KRAs.
     pub chain_der: Option<Vec<u8>>,

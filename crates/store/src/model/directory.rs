@@ -1,9 +1,10 @@
 //! Directory rows: principals, API tokens, mapped client certificates.
 
 use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
 
 /// A local principal (user or group).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, FromRow)]
 pub struct Principal {
     /// Unique name.
     pub name: String,
@@ -23,7 +24,7 @@ pub struct Principal {
 }
 
 /// An API token as listed (never its secret or hash).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, FromRow)]
 pub struct TokenInfo {
     /// Token ID (the part after `lbt_`).
     pub id: String,
@@ -34,7 +35,7 @@ pub struct TokenInfo {
 }
 
 /// A TLS client certificate mapped to a principal.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, FromRow)]
 pub struct CertificateMapping {
     /// SHA-1 thumbprint (hex).
     pub thumbprint: String,

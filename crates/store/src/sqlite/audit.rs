@@ -1,6 +1,5 @@
 //! Audit log and heads: the chained append inside a write transaction, the head sealer hook, reads.
 
-use super::rows::{audit_head_from_row, audit_record_from_row};
 use super::{now, SqliteStore, Tx};
 use crate::model::*;
 use crate::StoreResult;
@@ -112,25 +111,23 @@ impl SqliteStore {
         from: i64,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as::<_, AuditRecord>(
             "SELECT seq, at, actor, category, action, target, outcome, details, prev_hash, hash FROM audit_log \
              WHERE seq >= $1 ORDER BY seq LIMIT $2",
         )
         .bind(from)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(audit_record_from_row).collect()
+        .await?)
     }
 
     pub(super) async fn last_audit_record(&self) -> StoreResult<Option<AuditRecord>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as::<_, AuditRecord>(
             "SELECT seq, at, actor, category, action, target, outcome, details, prev_hash, hash FROM audit_log \
              ORDER BY seq DESC LIMIT 1",
         )
         .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(audit_record_from_row).transpose()
+        .await?)
     }
 
     pub(super) async fn add_audit_head(&self, head: &AuditHead) -> StoreResult<()> {
@@ -148,19 +145,19 @@ impl SqliteStore {
     }
 
     pub(super) async fn audit_heads(&self) -> StoreResult<Vec<AuditHead>> {
-        let rows = sqlx::query("SELECT seq, hash, signature, at FROM audit_heads ORDER BY seq")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(audit_head_from_row).collect()
+        Ok(sqlx::query_as::<_, AuditHead>(
+            "SELECT seq, hash, signature, at FROM audit_heads ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub(super) async fn last_audit_head(&self) -> StoreResult<Option<AuditHead>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as::<_, AuditHead>(
             "SELECT seq, hash, signature, at FROM audit_heads ORDER BY seq DESC LIMIT 1",
         )
         .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(audit_head_from_row).transpose()
+        .await?)
     }
 }
 

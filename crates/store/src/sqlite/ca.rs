@@ -1,8 +1,6 @@
 //! CA-wide tables: CRLs and their numbers, templates, CA templates, KRA certificates,
 //! settings and the event log.
 
-use sqlx::Row;
-
 use super::SqliteStore;
 use crate::model::*;
 use crate::StoreResult;
@@ -32,29 +30,19 @@ impl SqliteStore {
     }
 
     pub(super) async fn latest_crl(&self) -> StoreResult<Option<CrlRecord>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as::<_, CrlRecord>(
             "SELECT crl_number, this_update, next_update, der FROM crls ORDER BY crl_number DESC LIMIT 1",
         )
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(CrlRecord {
-                crl_number: r.try_get("crl_number")?,
-                this_update: r.try_get("this_update")?,
-                next_update: r.try_get("next_update")?,
-                der: r.try_get("der")?,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     pub(super) async fn templates(&self) -> StoreResult<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT name, definition FROM templates ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("name")?, r.try_get("definition")?)))
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT name, definition FROM templates ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     pub(super) async fn ca_templates(&self) -> StoreResult<Vec<String>> {
@@ -66,20 +54,9 @@ impl SqliteStore {
     }
 
     pub(super) async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>> {
-        let rows = sqlx::query("SELECT thumbprint, cert_der, added_at, chain_der, crl_source FROM kra_certificates ORDER BY added_at, thumbprint")
+        Ok(sqlx::query_as::<_, KraEntry>("SELECT thumbprint, cert_der, added_at, chain_der, crl_source FROM kra_certificates ORDER BY added_at, thumbprint")
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(KraEntry {
-                    thumbprint: r.try_get("thumbprint")?,
-                    cert_der: r.try_get("cert_der")?,
-                    added_at: r.try_get("added_at")?,
-                    chain_der: r.try_get("chain_der")?,
-                    crl_source: r.try_get("crl_source")?,
-                })
-            })
-            .collect()
+            .await?)
     }
 
     pub(super) async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
@@ -110,22 +87,11 @@ impl SqliteStore {
     }
 
     pub(super) async fn events(&self, limit: i64) -> StoreResult<Vec<EventRecord>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as::<_, EventRecord>(
             "SELECT id, at, event_id, level, message FROM events ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EventRecord {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    event_id: r.try_get("event_id")?,
-                    level: r.try_get("level")?,
-                    message: r.try_get("message")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }

@@ -1,29 +1,26 @@
 //! Principals, groups, API tokens, certificate mappings, roles, template permissions,
 //! manager restrictions and the credential version.
 
-use super::rows::principal_from_row;
 use super::SqliteStore;
 use crate::model::*;
 use crate::StoreResult;
 
 impl SqliteStore {
     pub(super) async fn principal(&self, name: &str) -> StoreResult<Option<Principal>> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as::<_, Principal>(
             "SELECT name, kind, upn, email, downlevel, password_hash, created_at FROM principals WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(principal_from_row).transpose()
+        .await?)
     }
 
     pub(super) async fn principals(&self) -> StoreResult<Vec<Principal>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as::<_, Principal>(
             "SELECT name, kind, upn, email, downlevel, password_hash, created_at FROM principals ORDER BY name",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(principal_from_row).collect()
+        .await?)
     }
 
     pub(super) async fn groups_of(&self, name: &str) -> StoreResult<Vec<String>> {
@@ -126,39 +123,23 @@ impl SqliteStore {
     }
 
     pub(super) async fn tokens(&self, principal: &str) -> StoreResult<Vec<TokenInfo>> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        Ok(sqlx::query_as::<_, TokenInfo>(
             "SELECT id, principal, created_at FROM api_tokens WHERE principal = $1 ORDER BY created_at, id",
         )
         .bind(principal)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, principal, created_at)| TokenInfo {
-                id,
-                principal,
-                created_at,
-            })
-            .collect())
+        .await?)
     }
 
     pub(super) async fn certificate_mappings(
         &self,
         principal: &str,
     ) -> StoreResult<Vec<CertificateMapping>> {
-        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        Ok(sqlx::query_as::<_, CertificateMapping>(
             "SELECT thumbprint, principal, serial FROM certificate_mappings WHERE principal = $1 ORDER BY thumbprint",
         )
         .bind(principal)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(thumbprint, principal, serial)| CertificateMapping {
-                thumbprint,
-                principal,
-                serial,
-            })
-            .collect())
+        .await?)
     }
 }

@@ -183,21 +183,12 @@ impl SqliteStore {
     }
 
     pub(super) async fn revoked(&self) -> StoreResult<Vec<RevokedEntry>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as::<_, RevokedEntry>(
             "SELECT serial, revoked_at, revocation_reason FROM requests \
              WHERE disposition = 'revoked' ORDER BY revoked_at, request_id",
         )
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RevokedEntry {
-                    serial: r.try_get("serial")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                    reason: r.try_get("revocation_reason")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     pub(super) async fn query(
