@@ -11,6 +11,7 @@
 
 mod migrations;
 mod model;
+mod sql;
 mod sqlite;
 
 use async_trait::async_trait;

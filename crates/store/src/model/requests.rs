@@ -358,7 +358,8 @@ impl Op {
         }
     }
 
-    /// The collation clause after the bound value.
+    /// The collation clause after the bound value (`COLLATE NOCASE` is
+    /// SQLite syntax: a PostgreSQL backend compares `lower()` or uses `citext`).
     pub(crate) fn collation(&self) -> &'static str {
         match self {
             Op::EqNoCase => " COLLATE NOCASE",

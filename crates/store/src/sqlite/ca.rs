@@ -7,65 +7,55 @@ use crate::StoreResult;
 
 impl SqliteStore {
     pub(super) async fn next_crl_number(&self) -> StoreResult<i64> {
-        let n: i64 = sqlx::query_scalar(
-            "UPDATE counters SET value = value + 1 WHERE name = 'crl_number' RETURNING value",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let n: i64 = sqlx::query_scalar(crate::sql::ca::NEXT_CRL_NUMBER)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(n)
     }
 
     pub(super) async fn insert_crl(&self, crl: &CrlRecord) -> StoreResult<()> {
         let _gate = self.write_gate.lock().await;
-        sqlx::query(
-            "INSERT INTO crls (crl_number, this_update, next_update, der) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(crl.crl_number)
-        .bind(crl.this_update)
-        .bind(crl.next_update)
-        .bind(&crl.der)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(crate::sql::ca::INSERT_CRL)
+            .bind(crl.crl_number)
+            .bind(crl.this_update)
+            .bind(crl.next_update)
+            .bind(&crl.der)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     pub(super) async fn latest_crl(&self) -> StoreResult<Option<CrlRecord>> {
-        Ok(sqlx::query_as::<_, CrlRecord>(
-            "SELECT crl_number, this_update, next_update, der FROM crls ORDER BY crl_number DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(sqlx::query_as::<_, CrlRecord>(crate::sql::ca::LATEST_CRL)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     pub(super) async fn templates(&self) -> StoreResult<Vec<(String, String)>> {
-        Ok(
-            sqlx::query_as("SELECT name, definition FROM templates ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
-    pub(super) async fn ca_templates(&self) -> StoreResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT name FROM ca_templates ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
-    pub(super) async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>> {
-        Ok(sqlx::query_as::<_, KraEntry>("SELECT thumbprint, cert_der, added_at, chain_der, crl_source FROM kra_certificates ORDER BY added_at, thumbprint")
+        Ok(sqlx::query_as(crate::sql::ca::TEMPLATES)
             .fetch_all(&self.pool)
             .await?)
     }
 
-    pub(super) async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+    pub(super) async fn ca_templates(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(crate::sql::ca::CA_TEMPLATES)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub(super) async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>> {
         Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
+            sqlx::query_as::<_, KraEntry>(crate::sql::ca::KRA_CERTIFICATES)
+                .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    pub(super) async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(crate::sql::ca::SETTING)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     pub(super) async fn add_event(
@@ -76,7 +66,7 @@ impl SqliteStore {
         message: &str,
     ) -> StoreResult<()> {
         let _gate = self.write_gate.lock().await;
-        sqlx::query("INSERT INTO events (at, event_id, level, message) VALUES ($1, $2, $3, $4)")
+        sqlx::query(crate::sql::ca::ADD_EVENT)
             .bind(at)
             .bind(event_id)
             .bind(level)
@@ -87,11 +77,9 @@ impl SqliteStore {
     }
 
     pub(super) async fn events(&self, limit: i64) -> StoreResult<Vec<EventRecord>> {
-        Ok(sqlx::query_as::<_, EventRecord>(
-            "SELECT id, at, event_id, level, message FROM events ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_as::<_, EventRecord>(crate::sql::ca::EVENTS)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
     }
 }

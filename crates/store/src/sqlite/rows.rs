@@ -6,15 +6,7 @@ use sqlx::{FromRow, Sqlite};
 use crate::model::*;
 use crate::{StoreError, StoreResult};
 
-/// The columns [`record_from_row`] reads, `has_archived_key` computed (the key itself stays in the database).
-pub(super) const SELECT_COLUMNS: &str =
-    "request_id, request_der, request_kind, requester, template, \
-    request_subject, disposition, disposition_message, status_code, submitted_at, resolved_at, \
-    cert_der, serial, subject, common_name, upn, email, key_id, thumbprint, not_before, not_after, \
-    key_algorithm, key_length, revoked_at, revocation_reason, \
-    (CASE WHEN archived_key IS NULL THEN 0 ELSE 1 END) AS has_archived_key";
-
-/// A `requests` row selected with [`SELECT_COLUMNS`], as stored: the
+/// A `requests` row selected with `select_requests!` (`sql/requests.rs`), as stored: the
 /// certificate columns are NULL until a certificate exists.
 #[derive(FromRow)]
 struct RequestRow {
@@ -46,7 +38,7 @@ struct RequestRow {
     has_archived_key: i64,
 }
 
-/// A `requests` row selected with [`SELECT_COLUMNS`]; the certificate fields exist only with a certificate.
+/// A `requests` row selected with `select_requests!` (`sql/requests.rs`); the certificate fields exist only with a certificate.
 pub(super) fn record_from_row(row: &SqliteRow) -> StoreResult<RequestRecord> {
     let r = RequestRow::from_row(row)?;
     let disposition = Disposition::parse(&r.disposition)
@@ -106,20 +98,6 @@ pub(super) fn bind_cert<'q>(q: Query<'q>, c: &'q CertFields) -> Query<'q> {
         .bind(c.key_length)
 }
 
-/// The INSERT of a new request row (every column it sets; the import
-/// columns take their defaults for requests made here).
-macro_rules! insert_request_sql {
-    () => {
-        "INSERT INTO requests (request_der, request_kind, requester, template, request_subject, \
-         disposition, disposition_message, status_code, submitted_at, resolved_at, \
-         common_name, upn, email, archived_key, kra_hashes, cert_der, serial, subject, key_id, \
-         thumbprint, not_before, not_after, key_algorithm, key_length, foreign_cert, owner, import_source) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-         $19, $20, $21, $22, $23, $24, $25, $26, $27)"
-    };
-}
-pub(super) use insert_request_sql;
-
 /// How an imported row differs from one requested here.
 #[derive(Clone, Copy, Default)]
 pub(super) struct ImportMeta<'q> {
@@ -128,7 +106,7 @@ pub(super) struct ImportMeta<'q> {
     pub(super) source: Option<&'q str>,
 }
 
-/// Binds a new request to [`insert_request_sql`]: resolved unless pending;
+/// Binds a new request to `insert_request_sql!`: resolved unless pending;
 /// the certificate's identities override the request's once it exists.
 pub(super) fn bind_new_request<'q>(
     q: Query<'q>,
