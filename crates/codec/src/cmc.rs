@@ -315,9 +315,13 @@ fn archived_key(signer: &SignerInfo) -> Result<Option<Vec<u8>>, CodecError> {
     })
 }
 
+/// What the controls carry: regInfo name/value pairs, and the encrypted key
+/// hash (given once at most).
+type Controls = (Vec<(String, String)>, Option<Vec<u8>>);
+
 /// The controls: regInfo name/value pairs and the encrypted key hash (at
 /// most once, directly or inside a CMC add-attributes control).
-fn controls(pki_data: &PkiData) -> Result<(Vec<(String, String)>, Option<Vec<u8>>), CodecError> {
+fn controls(pki_data: &PkiData) -> Result<Controls, CodecError> {
     let mut reg_info = Vec::new();
     let mut encrypted_key_hash = None;
     for control in &pki_data.control_sequence {

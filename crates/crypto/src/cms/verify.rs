@@ -8,6 +8,7 @@ use der::{Decode, Encode};
 use lockbox_codec::oids;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
+use x509_cert::certificate::Certificate;
 
 use super::enc;
 use crate::digest::digest_by_oid;
@@ -46,16 +47,7 @@ pub fn verify_signed_data(der: &[u8]) -> Result<VerifiedSignedData, CryptoError>
         .ok_or_else(|| bad("SignedData has no content"))?
         .decode_as()
         .map_err(enc)?;
-    let mut certificates = Vec::new();
-    let mut parsed = Vec::new();
-    if let Some(set) = &sd.certificates {
-        for c in set.0.iter() {
-            if let cms::cert::CertificateChoices::Certificate(cert) = c {
-                certificates.push(cert.to_der().map_err(enc)?);
-                parsed.push(cert.clone());
-            }
-        }
-    }
+    let (certificates, parsed) = certificate_set(&sd)?;
     let signers: Vec<&SignerInfo> = sd.signer_infos.0.iter().collect();
     if signers.len() != 1 {
         return Err(bad("expected exactly one signer"));
@@ -63,16 +55,7 @@ pub fn verify_signed_data(der: &[u8]) -> Result<VerifiedSignedData, CryptoError>
     let signer = signers[0];
     let idx = parsed
         .iter()
-        .position(|c| match &signer.sid {
-            SignerIdentifier::IssuerAndSerialNumber(ias) => {
-                c.tbs_certificate().issuer() == &ias.issuer
-                    && c.tbs_certificate().serial_number() == &ias.serial_number
-            }
-            SignerIdentifier::SubjectKeyIdentifier(ski) => {
-                ski.0.as_bytes()
-                    == key_identifier(c.tbs_certificate().subject_public_key_info()).as_slice()
-            }
-        })
+        .position(|c| names_signer(c, &signer.sid))
         .ok_or_else(|| bad("the signer's certificate is not in the SignedData"))?;
     let attrs = signer
         .signed_attrs
@@ -116,4 +99,33 @@ pub fn verify_signed_data(der: &[u8]) -> Result<VerifiedSignedData, CryptoError>
         certificates,
         signed_attributes: attrs.iter().cloned().collect(),
     })
+}
+
+/// The certificates of the set, as DER and parsed (other choices skipped).
+fn certificate_set(sd: &SignedData) -> Result<(Vec<Vec<u8>>, Vec<Certificate>), CryptoError> {
+    let mut certificates = Vec::new();
+    let mut parsed = Vec::new();
+    if let Some(set) = &sd.certificates {
+        for c in set.0.iter() {
+            if let cms::cert::CertificateChoices::Certificate(cert) = c {
+                certificates.push(cert.to_der().map_err(enc)?);
+                parsed.push(cert.clone());
+            }
+        }
+    }
+    Ok((certificates, parsed))
+}
+
+/// Whether `c` is the certificate the signer identifier names.
+fn names_signer(c: &Certificate, sid: &SignerIdentifier) -> bool {
+    match sid {
+        SignerIdentifier::IssuerAndSerialNumber(ias) => {
+            c.tbs_certificate().issuer() == &ias.issuer
+                && c.tbs_certificate().serial_number() == &ias.serial_number
+        }
+        SignerIdentifier::SubjectKeyIdentifier(ski) => {
+            ski.0.as_bytes()
+                == key_identifier(c.tbs_certificate().subject_public_key_info()).as_slice()
+        }
+    }
 }

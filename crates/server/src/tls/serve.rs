@@ -226,6 +226,44 @@ impl Drop for SourceSlot {
     }
 }
 
+/// HTTP/1.1 with the header timeout, and HTTP/2, on one connection.
+fn http_builder(limits: &Limits) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header)
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(64);
+    builder
+}
+
+/// When to look at a connection again, or `None` when it must close: idle
+/// for longer than `idle`, or a response without progress for `response`.
+fn next_check(
+    activity: &Activity,
+    idle: Duration,
+    response: Duration,
+    tick: Duration,
+    peer: SocketAddr,
+) -> Option<Instant> {
+    match activity.phase() {
+        Phase::Idle(since) if since.elapsed() >= idle => {
+            tracing::debug!(%peer, "idle connection closed");
+            None
+        }
+        Phase::Busy(progress) if progress.elapsed() >= response => {
+            // A client that never reads its response (or a request
+            // that never completes) must not hold its slot forever.
+            tracing::debug!(%peer, "response made no progress: connection closed");
+            None
+        }
+        Phase::Idle(since) => Some((since + idle).min(Instant::now() + tick)),
+        Phase::Busy(progress) => Some((progress + response).min(Instant::now() + tick)),
+    }
+}
+
 /// Serves HTTP/1.1 or HTTP/2 on one connection with the header, body, idle
 /// and response limits.
 async fn serve_connection<I>(
@@ -256,14 +294,7 @@ async fn serve_connection<I>(
             }
         })
     };
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header)
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(64);
+    let builder = http_builder(limits);
     // Writes are watched too: a response fully handed to hyper may still be
     // waiting for a client that does not read.
     let io = ProgressIo {
@@ -298,21 +329,7 @@ async fn serve_connection<I>(
                     tracing::debug!(%peer, "connection did not close in time: dropped");
                     return;
                 }
-                let next = match activity.phase() {
-                    Phase::Idle(since) if since.elapsed() >= idle => {
-                        tracing::debug!(%peer, "idle connection closed");
-                        None
-                    }
-                    Phase::Busy(progress) if progress.elapsed() >= response => {
-                        // A client that never reads its response (or a request
-                        // that never completes) must not hold its slot forever.
-                        tracing::debug!(%peer, "response made no progress: connection closed");
-                        None
-                    }
-                    Phase::Idle(since) => Some((since + idle).min(Instant::now() + tick)),
-                    Phase::Busy(progress) => Some((progress + response).min(Instant::now() + tick)),
-                };
-                match next {
+                match next_check(&activity, idle, response, tick, peer) {
                     Some(at) => wake.as_mut().reset(at.into()),
                     None => {
                         conn.as_mut().graceful_shutdown();
