@@ -67,6 +67,24 @@ fn under(path: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// The headers of an HTML page, in this order: its content security policy,
+/// no framing, no sniffing, the referrer policy (when given), no caching.
+fn page_headers(h: &mut HeaderMap, csp: &'static str, referrer: Option<&'static str>) {
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Some(r) = referrer {
+        h.insert(header::REFERRER_POLICY, HeaderValue::from_static(r));
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
 /// The one layer that sets security headers, for every route.
 ///
 /// HTML pages of certsrv (the enrollment page holds a key and a password)
@@ -93,32 +111,10 @@ pub(crate) async fn security_headers(uri: axum::http::Uri, mut resp: Response) -
         .is_some_and(|t| t.starts_with("text/html"));
     let h = resp.headers_mut();
     if html && under(path, "/certsrv") {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CERTSRV_CSP),
-        );
-        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        h.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        page_headers(h, CERTSRV_CSP, None);
     } else if html && under(path, "/console") {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONSOLE_CSP),
-        );
-        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        h.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
         // `no-referrer` would make browsers send `Origin: null` with same-origin posts.
-        h.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        page_headers(h, CONSOLE_CSP, Some("same-origin"));
     } else if path == "/certsrv/lockbox-enroll.js" {
         h.insert(
             header::X_CONTENT_TYPE_OPTIONS,

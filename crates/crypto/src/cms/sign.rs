@@ -27,11 +27,7 @@ pub fn sign_data(
     econtent: &[u8],
     certs: &[Vec<u8>],
 ) -> Result<Vec<u8>, CryptoError> {
-    let tbs = signer_cert.tbs_certificate();
-    let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-        issuer: tbs.issuer().clone(),
-        serial_number: tbs.serial_number().clone(),
-    });
+    let sid = issuer_and_serial(signer_cert);
     sign_data_with(key, sid, econtent_type, econtent, certs, Vec::new())
 }
 
@@ -45,11 +41,7 @@ pub fn sign_data_with_attributes(
     certs: &[Vec<u8>],
     signed_attrs: Vec<Attribute>,
 ) -> Result<Vec<u8>, CryptoError> {
-    let tbs = signer_cert.tbs_certificate();
-    let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-        issuer: tbs.issuer().clone(),
-        serial_number: tbs.serial_number().clone(),
-    });
+    let sid = issuer_and_serial(signer_cert);
     sign_data_full(
         key,
         sid,
@@ -59,6 +51,15 @@ pub fn sign_data_with_attributes(
         signed_attrs,
         Vec::new(),
     )
+}
+
+/// The signer identifier naming `cert` by issuer and serial number.
+fn issuer_and_serial(cert: &Certificate) -> SignerIdentifier {
+    let tbs = cert.tbs_certificate();
+    SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+        issuer: tbs.issuer().clone(),
+        serial_number: tbs.serial_number().clone(),
+    })
 }
 
 /// The general form of [`sign_data`]: any signer identifier, and unsigned
@@ -82,6 +83,47 @@ pub fn sign_data_with(
     )
 }
 
+/// The signed attributes: contentType, messageDigest (SHA-256 of
+/// `econtent`), then `extra`.
+fn signed_attributes(
+    econtent_type: ObjectIdentifier,
+    econtent: &[u8],
+    extra: Vec<Attribute>,
+) -> Result<SetOfVec<Attribute>, CryptoError> {
+    let digest = digest_by_oid(&oids::SHA256, econtent)?;
+    let attr = |oid, value: Any| -> Result<Attribute, CryptoError> {
+        Ok(Attribute {
+            oid,
+            values: SetOfVec::try_from(vec![value]).map_err(enc)?,
+        })
+    };
+    let mut attrs = vec![
+        attr(
+            oids::PKCS9_CONTENT_TYPE,
+            Any::encode_from(&econtent_type).map_err(enc)?,
+        )?,
+        attr(
+            oids::PKCS9_MESSAGE_DIGEST,
+            Any::encode_from(&OctetString::new(digest).map_err(enc)?).map_err(enc)?,
+        )?,
+    ];
+    attrs.extend(extra);
+    SetOfVec::try_from(attrs).map_err(enc)
+}
+
+/// The certificates (DER) as the choices of a certificate set.
+fn certificate_choices(
+    certs: &[Vec<u8>],
+) -> Result<Vec<cms::cert::CertificateChoices>, CryptoError> {
+    let mut cert_set = Vec::new();
+    for c in certs {
+        cert_set.push(cms::cert::CertificateChoices::Certificate(
+            Certificate::from_der(c).map_err(enc)?,
+        ));
+    }
+    Ok(cert_set)
+}
+
 fn sign_data_full(
     key: &dyn KeyHandle,
     sid: SignerIdentifier,
@@ -100,25 +142,7 @@ fn sign_data_full(
         oid: oids::SHA256,
         parameters: None,
     };
-    let digest = digest_by_oid(&oids::SHA256, econtent)?;
-    let attr = |oid, value: Any| -> Result<Attribute, CryptoError> {
-        Ok(Attribute {
-            oid,
-            values: SetOfVec::try_from(vec![value]).map_err(enc)?,
-        })
-    };
-    let mut attrs = vec![
-        attr(
-            oids::PKCS9_CONTENT_TYPE,
-            Any::encode_from(&econtent_type).map_err(enc)?,
-        )?,
-        attr(
-            oids::PKCS9_MESSAGE_DIGEST,
-            Any::encode_from(&OctetString::new(digest).map_err(enc)?).map_err(enc)?,
-        )?,
-    ];
-    attrs.extend(extra_signed);
-    let signed_attrs = SetOfVec::try_from(attrs).map_err(enc)?;
+    let signed_attrs = signed_attributes(econtent_type, econtent, extra_signed)?;
     let signature = key.sign(&signed_attrs.to_der().map_err(enc)?)?;
     let signer = SignerInfo {
         version,
@@ -133,12 +157,7 @@ fn sign_data_full(
             Some(SetOfVec::try_from(unsigned_attrs).map_err(enc)?)
         },
     };
-    let mut cert_set = Vec::new();
-    for c in certs {
-        cert_set.push(cms::cert::CertificateChoices::Certificate(
-            Certificate::from_der(c).map_err(enc)?,
-        ));
-    }
+    let cert_set = certificate_choices(certs)?;
     let sd = SignedData {
         version,
         digest_algorithms: SetOfVec::try_from(vec![digest_alg]).map_err(enc)?,
@@ -169,12 +188,7 @@ fn sign_data_full(
 /// A "certs-only" PKCS#7 (a SignedData with no signers and no content) carrying
 /// the given certificates (DER), as `.p7b` files and certsrv's `certnew.p7b` do.
 pub fn certs_only(certs: &[Vec<u8>]) -> Result<Vec<u8>, CryptoError> {
-    let mut cert_set = Vec::new();
-    for c in certs {
-        cert_set.push(cms::cert::CertificateChoices::Certificate(
-            Certificate::from_der(c).map_err(enc)?,
-        ));
-    }
+    let cert_set = certificate_choices(certs)?;
     let sd = SignedData {
         version: CmsVersion::V1,
         digest_algorithms: SetOfVec::new(),

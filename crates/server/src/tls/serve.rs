@@ -117,36 +117,7 @@ pub async fn serve_connections(
         tokio::spawn(async move {
             let _permit = permit;
             let _source_slot = source_slot;
-            let Some(acceptor) = acceptor else {
-                // Plain HTTP carries no client certificate: strip any such header a client sends.
-                let app = with_client_certificate(app, None);
-                serve_connection(tcp, app, &limits, peer, stopping).await;
-                return;
-            };
-            let tls = match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let client_cert = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| ClientCertificate(c.as_ref().to_vec()));
-            tracing::debug!(
-                client_certificate = client_cert.is_some(),
-                "TLS connection accepted"
-            );
-            let thumb = client_cert.map(|c| hex::encode(lockbox_crypto::digest::sha1(&c.0)));
-            let app = with_client_certificate(app, thumb);
-            serve_connection(tls, app, &limits, peer, stopping).await;
+            serve_accepted(tcp, peer, acceptor, app, &limits, stopping).await;
         });
     }
     // Shutting down: no new connections; the open ones answer the requests
@@ -154,6 +125,48 @@ pub async fn serve_connections(
     let _ = stop.send(true);
     let _ = tokio::time::timeout(DRAIN, slots.acquire_many(all_slots)).await;
     Ok(())
+}
+
+/// Serves one accepted connection: plain HTTP, or TLS after the handshake
+/// (within its time limit), with the client certificate it presented.
+async fn serve_accepted(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: Option<TlsAcceptor>,
+    app: axum::Router,
+    limits: &Limits,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(acceptor) = acceptor else {
+        // Plain HTTP carries no client certificate: strip any such header a client sends.
+        let app = with_client_certificate(app, None);
+        serve_connection(tcp, app, limits, peer, stopping).await;
+        return;
+    };
+    let tls = match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let client_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| ClientCertificate(c.as_ref().to_vec()));
+    tracing::debug!(
+        client_certificate = client_cert.is_some(),
+        "TLS connection accepted"
+    );
+    let thumb = client_cert.map(|c| hex::encode(lockbox_crypto::digest::sha1(&c.0)));
+    let app = with_client_certificate(app, thumb);
+    serve_connection(tls, app, limits, peer, stopping).await;
 }
 
 /// How long shutting down waits for open connections to finish.
