@@ -1,6 +1,13 @@
 //! Authentication of callers (bearer tokens, Basic passwords, mapped TLS
 //! client certificates, anonymous enrollees) and who may read a request,
 //! shared by REST, certsrv and console.
+//!
+//! Handlers without a body take the [`Authenticated`] or [`Enrollee`]
+//! extractor (certsrv's `WebUser` and the console's `Session` are built on
+//! them). Handlers that read a body call [`authenticated`] or [`enrollee`]
+//! by hand after the body extractor: axum runs the body extractor last, so an
+//! authentication extractor would log the caller in before a malformed or
+//! oversized body is refused, and the order of refusals would change.
 
 use std::sync::Arc;
 

@@ -33,10 +33,10 @@ pub(super) async fn key_candidates(
 
 pub(super) async fn key_blob(
     State(ca): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<KeyQuery>,
+    // After the query, which is refused first as before.
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     let blob = match (q.request_id, q.token.as_deref()) {
         (Some(id), _) => ca.get_key_by_request(&actor, id).await?,
         (None, Some(t)) => ca.get_key(&actor, t).await?,
@@ -57,6 +57,8 @@ pub(super) async fn key_candidates_for_message(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    // By hand, after the body extractor: an extractor would authenticate
+    // before a bad or oversized body is refused (see `crate::auth`).
     let actor = authenticated(&ca, &headers).await?;
     Ok(Json(ca.candidates_for_message(&actor, &body).await?).into_response())
 }
