@@ -14,15 +14,14 @@ mod submit;
 
 use std::sync::Arc;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use lockbox_engine::{Actor, Ca, ErrorKind};
 use maud::{html, Markup, DOCTYPE};
-
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 
 use crate::auth::{enrollee, Enrollee};
 use crate::error::ApiError;
@@ -77,6 +76,7 @@ impl FromRequestParts<Arc<Ca>> for WebUser {
     }
 }
 
+/// IIS's answer to a caller without credentials: 401 with a Basic challenge.
 pub(super) fn challenge() -> Response {
     let mut r = (
         StatusCode::UNAUTHORIZED,
