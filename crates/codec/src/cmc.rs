@@ -180,6 +180,31 @@ pub fn looks_like_content_info(der: &[u8]) -> bool {
 
 /// Decodes and shape-checks a CMC Full PKI Request.
 pub fn parse_cmc_request(der: &[u8]) -> Result<CmcRequest, CodecError> {
+    let (signed_data, pki_data_der) = signed_pki_data(der)?;
+    let pki_data = PkiData::from_der(&pki_data_der).map_err(CodecError::der("CMC PKIData"))?;
+    let (cert_req, cert_req_der, body_part_id) = single_request(&pki_data)?;
+    let signer = single_signer(&signed_data)?;
+    let (message_digest, signed_attrs_der) = signed_attributes(&signer)?;
+    let archived_key = archived_key(&signer)?;
+    let (reg_info, encrypted_key_hash) = controls(&pki_data)?;
+    Ok(CmcRequest {
+        signed_data,
+        pki_data_der,
+        pki_data,
+        body_part_id,
+        cert_req,
+        cert_req_der,
+        signer,
+        signed_attrs_der,
+        message_digest,
+        reg_info,
+        archived_key,
+        encrypted_key_hash,
+    })
+}
+
+/// The SignedData of a ContentInfo and its encapsulated PKIData (DER).
+fn signed_pki_data(der: &[u8]) -> Result<(SignedData, Vec<u8>), CodecError> {
     let ci = ContentInfo::from_der(der).map_err(CodecError::der("CMS ContentInfo"))?;
     if ci.content_type != oids::ID_SIGNED_DATA {
         return Err(CodecError::invalid(
@@ -209,8 +234,11 @@ pub fn parse_cmc_request(der: &[u8]) -> Result<CmcRequest, CodecError> {
         .decode_as()
         .map_err(CodecError::der("CMC eContent OCTET STRING"))?;
     let pki_data_der = octets.as_bytes().to_vec();
-    let pki_data = PkiData::from_der(&pki_data_der).map_err(CodecError::der("CMC PKIData"))?;
+    Ok((signed_data, pki_data_der))
+}
 
+/// The one PKCS#10 of reqSequence: (request, its DER, its bodyPartID).
+fn single_request(pki_data: &PkiData) -> Result<(CertReq, Vec<u8>, BodyPartId), CodecError> {
     if pki_data.req_sequence.len() != 1 {
         return Err(CodecError::invalid(
             "CMC request",
@@ -223,8 +251,11 @@ pub fn parse_cmc_request(der: &[u8]) -> Result<CmcRequest, CodecError> {
     let TaggedRequest::Tcr(tcr) = &pki_data.req_sequence[0];
     let cert_req = tcr.certification_request.clone();
     let cert_req_der = cert_req.to_der().map_err(CodecError::der("PKCS#10"))?;
-    let body_part_id = tcr.body_part_id;
+    Ok((cert_req, cert_req_der, tcr.body_part_id))
+}
 
+/// The one SignerInfo.
+fn single_signer(signed_data: &SignedData) -> Result<SignerInfo, CodecError> {
     let signers: Vec<&SignerInfo> = signed_data.signer_infos.0.iter().collect();
     if signers.len() != 1 {
         return Err(CodecError::invalid(
@@ -232,7 +263,12 @@ pub fn parse_cmc_request(der: &[u8]) -> Result<CmcRequest, CodecError> {
             format!("expected exactly one SignerInfo, found {}", signers.len()),
         ));
     }
-    let signer = signers[0].clone();
+    Ok(signers[0].clone())
+}
+
+/// Checks the signed contentType (id-cct-PKIData) and returns the
+/// messageDigest and the DER of the signed attributes.
+fn signed_attributes(signer: &SignerInfo) -> Result<(Vec<u8>, Vec<u8>), CodecError> {
     let signed_attrs = signer
         .signed_attrs
         .as_ref()
@@ -266,14 +302,26 @@ pub fn parse_cmc_request(der: &[u8]) -> Result<CmcRequest, CodecError> {
     let signed_attrs_der = signed_attrs
         .to_der()
         .map_err(CodecError::der("signed attributes"))?;
+    Ok((message_digest, signed_attrs_der))
+}
 
-    let archived_key = match &signer.unsigned_attrs {
+/// The archived key (DER ContentInfo) from the unsigned attributes, if any.
+fn archived_key(signer: &SignerInfo) -> Result<Option<Vec<u8>>, CodecError> {
+    Ok(match &signer.unsigned_attrs {
         Some(attrs) => single_attr(attrs.iter(), &oids::MS_ARCHIVED_KEY, "archived key")?
             .map(|any| any.to_der().map_err(CodecError::der("archived key")))
             .transpose()?,
         None => None,
-    };
+    })
+}
 
+/// What the controls carry: regInfo name/value pairs, and the encrypted key
+/// hash (given once at most).
+type Controls = (Vec<(String, String)>, Option<Vec<u8>>);
+
+/// The controls: regInfo name/value pairs and the encrypted key hash (at
+/// most once, directly or inside a CMC add-attributes control).
+fn controls(pki_data: &PkiData) -> Result<Controls, CodecError> {
     let mut reg_info = Vec::new();
     let mut encrypted_key_hash = None;
     for control in &pki_data.control_sequence {
@@ -308,21 +356,7 @@ pub fn parse_cmc_request(der: &[u8]) -> Result<CmcRequest, CodecError> {
             }
         }
     }
-
-    Ok(CmcRequest {
-        signed_data,
-        pki_data_der,
-        pki_data,
-        body_part_id,
-        cert_req,
-        cert_req_der,
-        signer,
-        signed_attrs_der,
-        message_digest,
-        reg_info,
-        archived_key,
-        encrypted_key_hash,
-    })
+    Ok((reg_info, encrypted_key_hash))
 }
 
 fn hash_value(any: &Any) -> Result<Vec<u8>, CodecError> {

@@ -11,7 +11,7 @@
 pub mod ber;
 pub mod certsrv;
 pub mod cmc;
-pub mod error;
+mod error;
 pub mod hexfmt;
 pub mod keyblob;
 pub mod ms;

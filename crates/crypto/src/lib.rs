@@ -9,8 +9,8 @@
 
 pub mod cms;
 pub mod digest;
-pub mod error;
-pub mod kari;
+mod error;
+mod kari;
 pub mod key;
 pub mod keyinfo;
 pub mod keytransport;

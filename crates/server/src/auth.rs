@@ -1,6 +1,13 @@
 //! Authentication of callers (bearer tokens, Basic passwords, mapped TLS
 //! client certificates, anonymous enrollees) and who may read a request,
 //! shared by REST, certsrv and console.
+//!
+//! Handlers without a body take the [`Authenticated`] or [`Enrollee`]
+//! extractor (certsrv's `WebUser` and the console's `Session` are built on
+//! them). Handlers that read a body call [`authenticated`] or [`enrollee`]
+//! by hand after the body extractor: axum runs the body extractor last, so an
+//! authentication extractor would log the caller in before a malformed or
+//! oversized body is refused, and the order of refusals would change.
 
 use std::sync::Arc;
 
@@ -96,6 +103,18 @@ pub(crate) async fn enrollee(ca: &Ca, headers: &HeaderMap) -> ApiResult<Actor> {
                     .into(),
             ))
         }),
+    }
+}
+
+/// The enrollee as an extractor (see [`enrollee`]): REST refusals as
+/// [`ApiError`]; certsrv maps them to its own pages (`certsrv::WebUser`).
+pub(crate) struct Enrollee(pub(crate) Actor);
+
+impl FromRequestParts<Arc<Ca>> for Enrollee {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ca: &Arc<Ca>) -> Result<Self, ApiError> {
+        enrollee(ca, &parts.headers).await.map(Enrollee)
     }
 }
 

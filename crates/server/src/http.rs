@@ -1,5 +1,5 @@
 //! Shared HTTP helpers: body limit, same-origin check, base64 and the
-//! request/response layers (cross-origin refusal, `no-store`, `Host`).
+//! request/response layers (cross-origin refusal, security headers, `Host`).
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -54,10 +54,48 @@ pub(crate) async fn refuse_cross_origin_writes(
     next.run(req).await
 }
 
+/// Content security policy of the certsrv HTML pages: the enrollment page
+/// runs this origin's script (`lockbox-enroll.js`).
+const CERTSRV_CSP: &str = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Content security policy of the console pages: no script at all.
+const CONSOLE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Whether `path` is `prefix` or below it.
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The headers of an HTML page, in this order: its content security policy,
+/// no framing, no sniffing, the referrer policy (when given), no caching.
+fn page_headers(h: &mut HeaderMap, csp: &'static str, referrer: Option<&'static str>) {
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Some(r) = referrer {
+        h.insert(header::REFERRER_POLICY, HeaderValue::from_static(r));
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// The one layer that sets security headers, for every route.
+///
+/// HTML pages of certsrv (the enrollment page holds a key and a password)
+/// and of the console get a content security policy, no framing, no
+/// sniffing and no caching (the console also a same-origin referrer
+/// policy); certsrv's enrollment script is not sniffed either.
+///
 /// Responses may carry keys, recovery blobs, tokens or database rows: none
 /// may be kept by a cache unless its handler says otherwise (the public CA
 /// certificate, chain and CRL set no header and stay cacheable).
-pub(crate) async fn no_store_by_default(uri: axum::http::Uri, mut resp: Response) -> Response {
+pub(crate) async fn security_headers(uri: axum::http::Uri, mut resp: Response) -> Response {
     const PUBLIC: &[&str] = &[
         "/api/v1/ca/certificate",
         "/api/v1/ca/chain",
@@ -65,9 +103,26 @@ pub(crate) async fn no_store_by_default(uri: axum::http::Uri, mut resp: Response
         "/api/v1/crl",
         "/crl/ca.crl",
     ];
-    if !PUBLIC.contains(&uri.path()) && !resp.headers().contains_key(header::CACHE_CONTROL) {
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let path = uri.path();
+    let html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html"));
+    let h = resp.headers_mut();
+    if html && under(path, "/certsrv") {
+        page_headers(h, CERTSRV_CSP, None);
+    } else if html && under(path, "/console") {
+        // `no-referrer` would make browsers send `Origin: null` with same-origin posts.
+        page_headers(h, CONSOLE_CSP, Some("same-origin"));
+    } else if path == "/certsrv/lockbox-enroll.js" {
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    if !PUBLIC.contains(&path) && !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp
 }

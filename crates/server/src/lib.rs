@@ -8,14 +8,14 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod api;
+mod api;
 mod auth;
-pub mod certsrv;
-pub mod console;
+mod certsrv;
+mod console;
 mod error;
 mod http;
 mod openapi;
-pub mod tls;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,22 +27,26 @@ use lockbox_engine::Ca;
 pub use auth::{CLIENT_CERT_HEADER, PEER_ADDRESS_HEADER};
 pub use error::ApiError;
 pub use http::MAX_BODY;
+pub use tls::{
+    acceptor, serve_connections, serve_tls, with_client_certificate, BodyTimeout,
+    ClientCertificate, Limits,
+};
 
 /// Builds the router for a connection without a verified client certificate:
 /// any client-supplied certificate header is removed.
 pub fn router(ca: Arc<Ca>) -> Router {
-    crate::tls::with_client_certificate(app(ca), None)
+    with_client_certificate(app(ca), None)
 }
 
 /// The application: REST, certsrv and console routes under the shared
 /// layers, trusting [`CLIENT_CERT_HEADER`] (wrap with
-/// [`crate::tls::with_client_certificate`] before serving).
+/// [`with_client_certificate`] before serving).
 pub(crate) fn app(ca: Arc<Ca>) -> Router {
     api::routes()
         .merge(certsrv::routes())
         .merge(console::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::map_response(http::no_store_by_default))
+        .layer(axum::middleware::map_response(http::security_headers))
         .layer(axum::middleware::from_fn(http::refuse_cross_origin_writes))
         .layer(axum::middleware::map_request(http::host_from_authority))
         .layer(axum::middleware::map_request(auth::peer_address))

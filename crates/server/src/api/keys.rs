@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lockbox_engine::{codes, EngineError};
@@ -33,10 +33,10 @@ pub(super) async fn key_candidates(
 
 pub(super) async fn key_blob(
     State(ca): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<KeyQuery>,
+    // After the query, which is refused first as before.
+    Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let actor = authenticated(&ca, &headers).await?;
     let blob = match (q.request_id, q.token.as_deref()) {
         (Some(id), _) => ca.get_key_by_request(&actor, id).await?,
         (None, Some(t)) => ca.get_key(&actor, t).await?,
@@ -47,11 +47,9 @@ pub(super) async fn key_blob(
             )))
         }
     };
-    let mut resp = Json(blob).into_response();
-    // A recovery blob is an archived key: never cached.
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    // A recovery blob is an archived key: never cached (`no-store` from
+    // the shared layer, `crate::http::security_headers`).
+    Ok(Json(blob).into_response())
 }
 
 pub(super) async fn key_candidates_for_message(
@@ -59,6 +57,8 @@ pub(super) async fn key_candidates_for_message(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    // By hand, after the body extractor: an extractor would authenticate
+    // before a bad or oversized body is refused (see `crate::auth`).
     let actor = authenticated(&ca, &headers).await?;
     Ok(Json(ca.candidates_for_message(&actor, &body).await?).into_response())
 }

@@ -24,6 +24,8 @@ pub(super) async fn kra_add(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    // By hand, after the body extractor: an extractor would authenticate
+    // before a bad or oversized body is refused (see `crate::auth`).
     let actor = authenticated(&ca, &headers).await?;
     Ok((
         StatusCode::CREATED,
@@ -68,6 +70,8 @@ pub(super) async fn kra_set_required(
     headers: HeaderMap,
     Json(b): Json<RequiredBody>,
 ) -> ApiResult<Response> {
+    // By hand, after the body extractor: an extractor would authenticate
+    // before a bad or oversized body is refused (see `crate::auth`).
     let actor = authenticated(&ca, &headers).await?;
     ca.set_kra_required(&actor, b.required).await?;
     Ok(Json(json!({ "required": b.required })).into_response())

@@ -30,6 +30,8 @@ pub(super) async fn submit(
     Query(q): Query<SubmitQuery>,
     body: Bytes,
 ) -> ApiResult<Response> {
+    // By hand, after the body extractor: an extractor would authenticate
+    // before a bad or oversized body is refused (see `crate::auth`).
     let actor = enrollee(&ca, &headers).await?;
     let requester = actor.name.clone();
     let wants_cmc = is_pkcs7(&headers, header::CONTENT_TYPE) || is_pkcs7(&headers, header::ACCEPT);
@@ -90,6 +92,8 @@ pub(super) async fn submit_cmc(
     Query(q): Query<SubmitQuery>,
     body: Bytes,
 ) -> ApiResult<Response> {
+    // By hand, after the body extractor: an extractor would authenticate
+    // before a bad or oversized body is refused (see `crate::auth`).
     let actor = enrollee(&ca, &headers).await?;
     let requester = actor.name.clone();
     let opts = SubmitOptions {
@@ -175,6 +179,8 @@ pub(super) async fn revoke(
     Path(serial): Path<String>,
     body: Option<Json<RevokeBody>>,
 ) -> ApiResult<Response> {
+    // By hand, after the body extractor: an extractor would authenticate
+    // before a bad or oversized body is refused (see `crate::auth`).
     let actor = authenticated(&ca, &headers).await?;
     let reason = body
         .and_then(|b| b.0.reason)

@@ -21,7 +21,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::extract::{Form, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -29,7 +29,7 @@ use lockbox_engine::authz::Op;
 use lockbox_engine::{Actor, Ca, EngineError, ErrorKind};
 use maud::{html, Markup, DOCTYPE};
 
-use crate::auth::caller;
+use crate::auth::Authenticated;
 use crate::error::http_status;
 use crate::http::cross_origin;
 use audit::{audit, audit_verify};
@@ -123,23 +123,21 @@ fn challenge() -> Response {
     r
 }
 
-async fn session(ca: &Ca, headers: &HeaderMap) -> Result<Session, Response> {
-    match caller(ca, headers).await {
-        Ok(Some(actor)) => Ok(Session {
-            csrf: csrf_token(&actor),
-            nav: nav_for(ca, &actor).await,
-            actor,
-        }),
-        Err(e) if e.0.kind() == ErrorKind::Throttled => Err(e.into_response()),
-        _ => Err(challenge()),
-    }
-}
-
+/// The console's caller, through the shared [`Authenticated`] extractor:
+/// refused with a Basic challenge (429 while throttled).
 impl FromRequestParts<Arc<Ca>> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, ca: &Arc<Ca>) -> Result<Self, Response> {
-        session(ca, &parts.headers).await
+        match Authenticated::from_request_parts(parts, ca).await {
+            Ok(Authenticated(actor)) => Ok(Session {
+                csrf: csrf_token(&actor),
+                nav: nav_for(ca, &actor).await,
+                actor,
+            }),
+            Err(e) if e.0.kind() == ErrorKind::Throttled => Err(e.into_response()),
+            Err(_) => Err(challenge()),
+        }
     }
 }
 
@@ -153,8 +151,11 @@ impl FromRequest<Arc<Ca>> for Posted {
     type Rejection = Response;
 
     async fn from_request(req: Request, ca: &Arc<Ca>) -> Result<Self, Response> {
-        let headers = req.headers().clone();
-        let s = session(ca, &headers).await?;
+        // The caller first, then the form (as before).
+        let (mut parts, body) = req.into_parts();
+        let s = Session::from_request_parts(&mut parts, ca).await?;
+        let headers = parts.headers.clone();
+        let req = Request::from_parts(parts, body);
         let form = match Form::<HashMap<String, String>>::from_request(req, ca).await {
             Ok(Form(f)) => f,
             Err(e) => return Err(error_page(ca, &s, StatusCode::BAD_REQUEST, &e.body_text())),
@@ -171,27 +172,10 @@ impl FromRequest<Arc<Ca>> for Posted {
     }
 }
 
+/// A console page (its security headers come from the shared layer,
+/// [`crate::http::security_headers`]).
 fn page_response(status: StatusCode, m: Markup) -> Response {
-    let mut r = (status, axum::response::Html(m.into_string())).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    // `no-referrer` would make browsers send `Origin: null` with same-origin posts.
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    (status, axum::response::Html(m.into_string())).into_response()
 }
 
 /// What the navigation offers a caller: the engine's own decisions (asked

@@ -93,7 +93,6 @@ pub(super) async fn recovery_blob(
             )) {
                 h.insert(header::CONTENT_DISPOSITION, v);
             }
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
         Err(e) => engine_error(&ca, &s, &e),

@@ -34,17 +34,7 @@ pub(super) async fn requests(
         Ok(c) => c,
         Err(e) => return engine_error(&ca, &s, &e),
     };
-    let view = q
-        .view
-        .as_deref()
-        .filter(|v| matches!(*v, "issued" | "revoked" | "failed"))
-        .unwrap_or("pending");
-    let (title, disposition) = match view {
-        "issued" => ("Issued Certificates", "issued"),
-        "revoked" => ("Revoked Certificates", "revoked"),
-        "failed" => ("Failed Requests", "denied"),
-        _ => ("Pending Requests", "pending"),
-    };
+    let (view, title, disposition) = list_view(&q);
     let from = q.from.unwrap_or(1).max(1);
     let restrict = format!("Disposition={disposition},RequestID>={from}");
     let rows = match ca.view(&s.actor, &restrict, PAGE + 1).await {
@@ -60,6 +50,50 @@ pub(super) async fn requests(
     for r in rows {
         manageable.push(has_actions && ca.may_manage(&s.actor, r).await);
     }
+    let list = List {
+        s: &s,
+        rows,
+        manageable: &manageable,
+        has_actions,
+        disposition,
+    };
+    let body = html! {
+        (done_notice(&q))
+        (column_chooser(view, chosen.as_deref()))
+        @if rows.is_empty() {
+            p id="empty" { "No requests." }
+        } @else if let Some(cols) = &chosen {
+            (list.chosen_table(cols))
+        } @else {
+            (list.default_table())
+            @if more {
+                @if let Some(next) = next {
+                    p { a id="next-page" href={"/console/requests?view=" (view) "&from=" (next) (columns_param(chosen.as_deref()))} { "Next page" } }
+                }
+            }
+        }
+    };
+    render(&ca, &s, title, body)
+}
+
+/// The list asked for: (view, page title, disposition searched); pending
+/// unless `view` names another.
+fn list_view(q: &ListQuery) -> (&'static str, &'static str, &'static str) {
+    let view = q
+        .view
+        .as_deref()
+        .filter(|v| matches!(*v, "issued" | "revoked" | "failed"))
+        .unwrap_or("pending");
+    match view {
+        "issued" => ("issued", "Issued Certificates", "issued"),
+        "revoked" => ("revoked", "Revoked Certificates", "revoked"),
+        "failed" => ("failed", "Failed Requests", "denied"),
+        _ => ("pending", "Pending Requests", "pending"),
+    }
+}
+
+/// "Request N issued." after an action redirected here (`done`, `id`).
+fn done_notice(q: &ListQuery) -> Markup {
     let done = q.done.as_deref().map(|d| match d {
         "issued" => "issued",
         "denied" => "denied",
@@ -73,21 +107,34 @@ pub(super) async fn requests(
             .filter(|c| c.is_ascii_hexdigit())
             .take(64)
             .collect();
-    let body = html! {
+    html! {
         @if let Some(d) = done {
             p.ok id="done" role="status" { "Request " (done_id) " " (d) "." }
         }
-        (column_chooser(view, chosen.as_deref()))
-        @if rows.is_empty() {
-            p id="empty" { "No requests." }
-        } @else if let Some(cols) = &chosen {
+    }
+}
+
+/// One page of rows, with the actions this manager may take on each.
+struct List<'a> {
+    s: &'a Session,
+    rows: &'a [lockbox_engine::RequestRecord],
+    manageable: &'a [bool],
+    has_actions: bool,
+    disposition: &'static str,
+}
+
+impl List<'_> {
+    /// The table with the columns the officer chose.
+    fn chosen_table(&self, cols: &[Column]) -> Markup {
+        let (s, has_actions) = (self.s, self.has_actions);
+        html! {
             table id="requests" {
                 thead { tr {
                     @for c in cols { th { (column_title(*c)) } }
                     @if has_actions { th { "Action" } }
                 } }
                 tbody {
-                    @for (r, act) in rows.iter().zip(&manageable) {
+                    @for (r, act) in self.rows.iter().zip(self.manageable) {
                         tr data-request-id=(r.request_id) {
                             @for c in cols {
                                 @if *c == Column::ArchivedKey {
@@ -96,12 +143,18 @@ pub(super) async fn requests(
                                     td { (lockbox_engine::view::cell(r, *c)) }
                                 }
                             }
-                            @if has_actions { @if *act { (actions(&s, r)) } @else { td {} } }
+                            @if has_actions { @if *act { (actions(s, r)) } @else { td {} } }
                         }
                     }
                 }
             }
-        } @else {
+        }
+    }
+
+    /// The view's default columns.
+    fn default_table(&self) -> Markup {
+        let (s, has_actions, disposition) = (self.s, self.has_actions, self.disposition);
+        html! {
             table id="requests" {
                 thead { tr {
                     th { "Request ID" } th { "Requester" } th { "Template" } th { "Subject" }
@@ -113,7 +166,7 @@ pub(super) async fn requests(
                     @if has_actions { th { "Action" } }
                 } }
                 tbody {
-                    @for (r, act) in rows.iter().zip(&manageable) {
+                    @for (r, act) in self.rows.iter().zip(self.manageable) {
                         tr data-request-id=(r.request_id) {
                             td { (r.request_id) }
                             td { (r.requester) }
@@ -130,19 +183,13 @@ pub(super) async fn requests(
                             td.archived { @if r.has_archived_key { "Yes" } @else { "No" } }
                             td { (when(r.submitted_at)) }
                             @if disposition == "denied" || disposition == "pending" { td { (r.disposition_message) } }
-                            @if has_actions { @if *act { (actions(&s, r)) } @else { td {} } }
+                            @if has_actions { @if *act { (actions(s, r)) } @else { td {} } }
                         }
                     }
                 }
             }
-            @if more {
-                @if let Some(next) = next {
-                    p { a id="next-page" href={"/console/requests?view=" (view) "&from=" (next) (columns_param(chosen.as_deref()))} { "Next page" } }
-                }
-            }
         }
-    };
-    render(&ca, &s, title, body)
+    }
 }
 
 /// The columns an officer chose ("Add/Remove Columns"): checkboxes `c_NAME`

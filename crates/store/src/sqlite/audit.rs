@@ -1,6 +1,5 @@
 //! Audit log and heads: the chained append inside a write transaction, the head sealer hook, reads.
 
-use super::rows::{audit_head_from_row, audit_record_from_row};
 use super::{now, SqliteStore, Tx};
 use crate::model::*;
 use crate::StoreResult;
@@ -54,30 +53,26 @@ impl SqliteStore {
         if entries.is_empty() {
             return Ok(None);
         }
-        let last: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut **tx)
-                .await?;
+        let last: Option<(i64, String)> = sqlx::query_as(crate::sql::audit::CHAIN_HEAD)
+            .fetch_optional(&mut **tx)
+            .await?;
         let (mut seq, mut prev) = last.unwrap_or((0, GENESIS_HASH.to_string()));
         for e in entries {
             seq += 1;
             let hash = (self.hasher)(&AuditRecord::chain_input(seq, e, &prev));
-            sqlx::query(
-                "INSERT INTO audit_log (seq, at, actor, category, action, target, outcome, details, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(seq)
-            .bind(e.at)
-            .bind(&e.actor)
-            .bind(&e.category)
-            .bind(&e.action)
-            .bind(&e.target)
-            .bind(&e.outcome)
-            .bind(&e.details)
-            .bind(&prev)
-            .bind(&hash)
-            .execute(&mut **tx)
-            .await?;
+            sqlx::query(crate::sql::audit::APPEND_RECORD)
+                .bind(seq)
+                .bind(e.at)
+                .bind(&e.actor)
+                .bind(&e.category)
+                .bind(&e.action)
+                .bind(&e.target)
+                .bind(&e.outcome)
+                .bind(&e.details)
+                .bind(&prev)
+                .bind(&hash)
+                .execute(&mut **tx)
+                .await?;
             prev = hash;
         }
         let Some(signature) = self.sealer.get().and_then(|s| s.seal(seq, &prev)) else {
@@ -89,15 +84,13 @@ impl SqliteStore {
             signature,
             at: now(),
         };
-        sqlx::query(
-            "INSERT INTO audit_heads (seq, hash, signature, at) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING",
-        )
-        .bind(head.seq)
-        .bind(&head.hash)
-        .bind(&head.signature)
-        .bind(head.at)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(crate::sql::audit::INSERT_HEAD)
+            .bind(head.seq)
+            .bind(&head.hash)
+            .bind(&head.signature)
+            .bind(head.at)
+            .execute(&mut **tx)
+            .await?;
         Ok(Some(head))
     }
 
@@ -112,55 +105,49 @@ impl SqliteStore {
         from: i64,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor, category, action, target, outcome, details, prev_hash, hash FROM audit_log \
-             WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        Ok(
+            sqlx::query_as::<_, AuditRecord>(crate::sql::audit::AUDIT_RECORDS)
+                .bind(from)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?,
         )
-        .bind(from)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(audit_record_from_row).collect()
     }
 
     pub(super) async fn last_audit_record(&self) -> StoreResult<Option<AuditRecord>> {
-        let row = sqlx::query(
-            "SELECT seq, at, actor, category, action, target, outcome, details, prev_hash, hash FROM audit_log \
-             ORDER BY seq DESC LIMIT 1",
+        Ok(
+            sqlx::query_as::<_, AuditRecord>(crate::sql::audit::LAST_AUDIT_RECORD)
+                .fetch_optional(&self.pool)
+                .await?,
         )
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(audit_record_from_row).transpose()
     }
 
     pub(super) async fn add_audit_head(&self, head: &AuditHead) -> StoreResult<()> {
         let _gate = self.write_gate.lock().await;
-        sqlx::query(
-            "INSERT INTO audit_heads (seq, hash, signature, at) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING",
-        )
-        .bind(head.seq)
-        .bind(&head.hash)
-        .bind(&head.signature)
-        .bind(head.at)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(crate::sql::audit::INSERT_HEAD)
+            .bind(head.seq)
+            .bind(&head.hash)
+            .bind(&head.signature)
+            .bind(head.at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     pub(super) async fn audit_heads(&self) -> StoreResult<Vec<AuditHead>> {
-        let rows = sqlx::query("SELECT seq, hash, signature, at FROM audit_heads ORDER BY seq")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(audit_head_from_row).collect()
+        Ok(
+            sqlx::query_as::<_, AuditHead>(crate::sql::audit::AUDIT_HEADS)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     pub(super) async fn last_audit_head(&self) -> StoreResult<Option<AuditHead>> {
-        let row = sqlx::query(
-            "SELECT seq, hash, signature, at FROM audit_heads ORDER BY seq DESC LIMIT 1",
+        Ok(
+            sqlx::query_as::<_, AuditHead>(crate::sql::audit::LAST_AUDIT_HEAD)
+                .fetch_optional(&self.pool)
+                .await?,
         )
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(audit_head_from_row).transpose()
     }
 }
 

@@ -1,94 +1,61 @@
 //! CA-wide tables: CRLs and their numbers, templates, CA templates, KRA certificates,
 //! settings and the event log.
 
-use sqlx::Row;
-
 use super::SqliteStore;
 use crate::model::*;
 use crate::StoreResult;
 
 impl SqliteStore {
     pub(super) async fn next_crl_number(&self) -> StoreResult<i64> {
-        let n: i64 = sqlx::query_scalar(
-            "UPDATE counters SET value = value + 1 WHERE name = 'crl_number' RETURNING value",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let n: i64 = sqlx::query_scalar(crate::sql::ca::NEXT_CRL_NUMBER)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(n)
     }
 
     pub(super) async fn insert_crl(&self, crl: &CrlRecord) -> StoreResult<()> {
         let _gate = self.write_gate.lock().await;
-        sqlx::query(
-            "INSERT INTO crls (crl_number, this_update, next_update, der) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(crl.crl_number)
-        .bind(crl.this_update)
-        .bind(crl.next_update)
-        .bind(&crl.der)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(crate::sql::ca::INSERT_CRL)
+            .bind(crl.crl_number)
+            .bind(crl.this_update)
+            .bind(crl.next_update)
+            .bind(&crl.der)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     pub(super) async fn latest_crl(&self) -> StoreResult<Option<CrlRecord>> {
-        let row = sqlx::query(
-            "SELECT crl_number, this_update, next_update, der FROM crls ORDER BY crl_number DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(CrlRecord {
-                crl_number: r.try_get("crl_number")?,
-                this_update: r.try_get("this_update")?,
-                next_update: r.try_get("next_update")?,
-                der: r.try_get("der")?,
-            })
-        })
-        .transpose()
+        Ok(sqlx::query_as::<_, CrlRecord>(crate::sql::ca::LATEST_CRL)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     pub(super) async fn templates(&self) -> StoreResult<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT name, definition FROM templates ORDER BY name")
+        Ok(sqlx::query_as(crate::sql::ca::TEMPLATES)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("name")?, r.try_get("definition")?)))
-            .collect()
+            .await?)
     }
 
     pub(super) async fn ca_templates(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(crate::sql::ca::CA_TEMPLATES)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub(super) async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>> {
         Ok(
-            sqlx::query_scalar("SELECT name FROM ca_templates ORDER BY name")
+            sqlx::query_as::<_, KraEntry>(crate::sql::ca::KRA_CERTIFICATES)
                 .fetch_all(&self.pool)
                 .await?,
         )
     }
 
-    pub(super) async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>> {
-        let rows = sqlx::query("SELECT thumbprint, cert_der, added_at, chain_der, crl_source FROM kra_certificates ORDER BY added_at, thumbprint")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(KraEntry {
-                    thumbprint: r.try_get("thumbprint")?,
-                    cert_der: r.try_get("cert_der")?,
-                    added_at: r.try_get("added_at")?,
-                    chain_der: r.try_get("chain_der")?,
-                    crl_source: r.try_get("crl_source")?,
-                })
-            })
-            .collect()
-    }
-
     pub(super) async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(crate::sql::ca::SETTING)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     pub(super) async fn add_event(
@@ -99,7 +66,7 @@ impl SqliteStore {
         message: &str,
     ) -> StoreResult<()> {
         let _gate = self.write_gate.lock().await;
-        sqlx::query("INSERT INTO events (at, event_id, level, message) VALUES ($1, $2, $3, $4)")
+        sqlx::query(crate::sql::ca::ADD_EVENT)
             .bind(at)
             .bind(event_id)
             .bind(level)
@@ -110,22 +77,9 @@ impl SqliteStore {
     }
 
     pub(super) async fn events(&self, limit: i64) -> StoreResult<Vec<EventRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, at, event_id, level, message FROM events ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EventRecord {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    event_id: r.try_get("event_id")?,
-                    level: r.try_get("level")?,
-                    message: r.try_get("message")?,
-                })
-            })
-            .collect()
+        Ok(sqlx::query_as::<_, EventRecord>(crate::sql::ca::EVENTS)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
     }
 }

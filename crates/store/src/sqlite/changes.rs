@@ -3,9 +3,10 @@
 
 use sqlx::SqliteConnection;
 
-use super::rows::{bind_new_request, insert_request_sql, ImportMeta};
+use super::rows::{bind_new_request, ImportMeta};
 use super::SqliteStore;
 use crate::model::*;
+use crate::sql::requests::insert_request_sql;
 use crate::{StoreError, StoreResult};
 
 /// Whether a change touches principals or credentials (bumps `credential_version`).
@@ -30,12 +31,9 @@ impl SqliteStore {
     pub(super) async fn apply(&self, changes: &[Change], audit: &[AuditEntry]) -> StoreResult<()> {
         let (_gate, mut tx) = self.begin_write().await?;
         if changes.iter().any(changes_credentials) {
-            sqlx::query(
-                "INSERT INTO counters (name, value) VALUES ('credential_version', 1) \
-                 ON CONFLICT (name) DO UPDATE SET value = value + 1",
-            )
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(crate::sql::changes::BUMP_CREDENTIAL_VERSION)
+                .execute(&mut *tx)
+                .await?;
         }
         for c in changes {
             apply_one(&mut tx, c).await?;
@@ -157,26 +155,23 @@ struct UnmatchedKey<'a> {
 
 /// `Change::PutTemplate`: inserts or replaces a template definition.
 async fn put_template(tx: &mut SqliteConnection, name: &str, json: &str) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO templates (name, definition) VALUES ($1, $2) \
-                 ON CONFLICT (name) DO UPDATE SET definition = excluded.definition",
-    )
-    .bind(name)
-    .bind(json)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(crate::sql::changes::PUT_TEMPLATE)
+        .bind(name)
+        .bind(json)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
 /// `Change::SetCaTemplate`: offers the template for issuance (`enabled`) or stops offering it.
 async fn set_ca_template(tx: &mut SqliteConnection, name: &str, enabled: bool) -> StoreResult<()> {
     if enabled {
-        sqlx::query("INSERT INTO ca_templates (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+        sqlx::query(crate::sql::changes::SET_CA_TEMPLATE_INSERT)
             .bind(name)
             .execute(&mut *tx)
             .await?;
     } else {
-        sqlx::query("DELETE FROM ca_templates WHERE name = $1")
+        sqlx::query(crate::sql::changes::SET_CA_TEMPLATE_DELETE)
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -193,24 +188,20 @@ async fn add_kra(
     crl_source: Option<&str>,
     at: i64,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO kra_certificates (thumbprint, cert_der, added_at, chain_der, crl_source) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (thumbprint) DO UPDATE SET \
-                 chain_der = excluded.chain_der, crl_source = excluded.crl_source",
-    )
-    .bind(thumbprint)
-    .bind(cert_der)
-    .bind(at)
-    .bind(chain_der)
-    .bind(crl_source)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(crate::sql::changes::ADD_KRA)
+        .bind(thumbprint)
+        .bind(cert_der)
+        .bind(at)
+        .bind(chain_der)
+        .bind(crl_source)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
 /// `Change::RemoveKra`: removes a KRA certificate (not found when absent).
 async fn remove_kra(tx: &mut SqliteConnection, thumbprint: &str) -> StoreResult<()> {
-    let done = sqlx::query("DELETE FROM kra_certificates WHERE thumbprint = $1")
+    let done = sqlx::query(crate::sql::changes::REMOVE_KRA)
         .bind(thumbprint)
         .execute(&mut *tx)
         .await?;
@@ -224,32 +215,26 @@ async fn remove_kra(tx: &mut SqliteConnection, thumbprint: &str) -> StoreResult<
 
 /// `Change::SetSetting`: inserts or replaces a setting.
 async fn set_setting(tx: &mut SqliteConnection, name: &str, value: &str) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO settings (name, value) VALUES ($1, $2) \
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-    )
-    .bind(name)
-    .bind(value)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(crate::sql::changes::SET_SETTING)
+        .bind(name)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
 /// `Change::AddPrincipal`: adds a principal (conflict when the name exists).
 async fn add_principal(tx: &mut SqliteConnection, p: &Principal) -> StoreResult<()> {
-    let done = sqlx::query(
-        "INSERT INTO principals (name, kind, upn, email, downlevel, password_hash, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(&p.name)
-    .bind(&p.kind)
-    .bind(&p.upn)
-    .bind(&p.email)
-    .bind(&p.downlevel)
-    .bind(&p.password_hash)
-    .bind(p.created_at)
-    .execute(&mut *tx)
-    .await?;
+    let done = sqlx::query(crate::sql::changes::ADD_PRINCIPAL)
+        .bind(&p.name)
+        .bind(&p.kind)
+        .bind(&p.upn)
+        .bind(&p.email)
+        .bind(&p.downlevel)
+        .bind(&p.password_hash)
+        .bind(p.created_at)
+        .execute(&mut *tx)
+        .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::Conflict(format!(
             "a principal named '{}' already exists",
@@ -261,7 +246,7 @@ async fn add_principal(tx: &mut SqliteConnection, p: &Principal) -> StoreResult<
 
 /// `Change::RemovePrincipal`: removes a principal and everything granted to it.
 async fn remove_principal(tx: &mut SqliteConnection, name: &str) -> StoreResult<()> {
-    let done = sqlx::query("DELETE FROM principals WHERE name = $1")
+    let done = sqlx::query(crate::sql::changes::REMOVE_PRINCIPAL)
         .bind(name)
         .execute(&mut *tx)
         .await?;
@@ -283,13 +268,11 @@ async fn remove_principal(tx: &mut SqliteConnection, name: &str) -> StoreResult<
 
 /// `Change::AddMember`: adds a member to a group.
 async fn add_member(tx: &mut SqliteConnection, group: &str, member: &str) -> StoreResult<()> {
-    sqlx::query(
-                "INSERT INTO group_members (group_name, member_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(group)
-            .bind(member)
-            .execute(&mut *tx)
-            .await?;
+    sqlx::query(crate::sql::changes::ADD_MEMBER)
+        .bind(group)
+        .bind(member)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -302,17 +285,14 @@ async fn attach_archived_key(
     owner: Option<&str>,
     source: Option<&str>,
 ) -> StoreResult<()> {
-    let done = sqlx::query(
-                "UPDATE requests SET archived_key = $1, kra_hashes = $2, owner = COALESCE($3, owner), \
-                 import_source = COALESCE($4, import_source) WHERE request_id = $5 AND archived_key IS NULL",
-            )
-            .bind(archived_key)
-            .bind(kra_hashes)
-            .bind(owner)
-            .bind(source)
-            .bind(request_id)
-            .execute(&mut *tx)
-            .await?;
+    let done = sqlx::query(crate::sql::changes::ATTACH_ARCHIVED_KEY)
+        .bind(archived_key)
+        .bind(kra_hashes)
+        .bind(owner)
+        .bind(source)
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await?;
     if done.rows_affected() != 1 {
         return Err(StoreError::Conflict(format!(
             "request {request_id} already holds an archived key"
@@ -350,22 +330,18 @@ async fn set_owner_names(
     names: &[String],
 ) -> StoreResult<()> {
     for name in names {
-        sqlx::query(
-            "INSERT INTO key_owner_names (request_id, name) \
-                     SELECT request_id, $2 FROM requests WHERE thumbprint = $1 \
-                     ON CONFLICT DO NOTHING",
-        )
-        .bind(thumbprint)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(crate::sql::changes::SET_OWNER_NAMES)
+            .bind(thumbprint)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
     }
     Ok(())
 }
 
 /// `Change::ClearArchivedKey`: drops a request's archived key.
 async fn clear_archived_key(tx: &mut SqliteConnection, request_id: i64) -> StoreResult<()> {
-    sqlx::query("UPDATE requests SET archived_key = NULL, kra_hashes = NULL WHERE request_id = $1")
+    sqlx::query(crate::sql::changes::CLEAR_ARCHIVED_KEY)
         .bind(request_id)
         .execute(&mut *tx)
         .await?;
@@ -374,19 +350,16 @@ async fn clear_archived_key(tx: &mut SqliteConnection, request_id: i64) -> Store
 
 /// `Change::InsertUnmatchedKey`: stores an imported key that matches no request.
 async fn insert_unmatched_key(tx: &mut SqliteConnection, key: UnmatchedKey<'_>) -> StoreResult<()> {
-    sqlx::query(
-                "INSERT INTO unmatched_keys (key_id, archived_key, kra_hashes, owner, import_source, imported_by, imported_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key_id) DO NOTHING",
-            )
-            .bind(key.key_id)
-            .bind(key.archived_key)
-            .bind(key.kra_hashes)
-            .bind(key.owner)
-            .bind(key.source)
-            .bind(key.imported_by)
-            .bind(key.at)
-            .execute(&mut *tx)
-            .await?;
+    sqlx::query(crate::sql::changes::INSERT_UNMATCHED_KEY)
+        .bind(key.key_id)
+        .bind(key.archived_key)
+        .bind(key.kra_hashes)
+        .bind(key.owner)
+        .bind(key.source)
+        .bind(key.imported_by)
+        .bind(key.at)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -398,15 +371,13 @@ async fn add_token(
     secret_hash: &str,
     at: i64,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO api_tokens (id, principal, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(id)
-    .bind(principal)
-    .bind(secret_hash)
-    .bind(at)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(crate::sql::changes::ADD_TOKEN)
+        .bind(id)
+        .bind(principal)
+        .bind(secret_hash)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -417,21 +388,18 @@ async fn map_certificate(
     principal: &str,
     serial: Option<&str>,
 ) -> StoreResult<()> {
-    sqlx::query(
-                "INSERT INTO certificate_mappings (thumbprint, principal, serial) VALUES ($1, $2, $3) \
-                 ON CONFLICT (thumbprint) DO UPDATE SET principal = excluded.principal, serial = excluded.serial",
-            )
-            .bind(thumbprint)
-            .bind(principal)
-            .bind(serial)
-            .execute(&mut *tx)
-            .await?;
+    sqlx::query(crate::sql::changes::MAP_CERTIFICATE)
+        .bind(thumbprint)
+        .bind(principal)
+        .bind(serial)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
 /// `Change::RevokeToken`: removes an API token of a principal (not found when absent).
 async fn revoke_token(tx: &mut SqliteConnection, principal: &str, id: &str) -> StoreResult<()> {
-    let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND principal = $2")
+    let done = sqlx::query(crate::sql::changes::REVOKE_TOKEN)
         .bind(id)
         .bind(principal)
         .execute(&mut *tx)
@@ -450,12 +418,11 @@ async fn unmap_certificate(
     principal: &str,
     thumbprint: &str,
 ) -> StoreResult<()> {
-    let done =
-        sqlx::query("DELETE FROM certificate_mappings WHERE thumbprint = $1 AND principal = $2")
-            .bind(thumbprint)
-            .bind(principal)
-            .execute(&mut *tx)
-            .await?;
+    let done = sqlx::query(crate::sql::changes::UNMAP_CERTIFICATE)
+        .bind(thumbprint)
+        .bind(principal)
+        .execute(&mut *tx)
+        .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!(
             "no certificate {thumbprint} is mapped to '{principal}'"
@@ -466,7 +433,7 @@ async fn unmap_certificate(
 
 /// `Change::GrantRole`: grants a role.
 async fn grant_role(tx: &mut SqliteConnection, principal: &str, role: &str) -> StoreResult<()> {
-    sqlx::query("INSERT INTO roles (principal, role) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+    sqlx::query(crate::sql::changes::GRANT_ROLE)
         .bind(principal)
         .bind(role)
         .execute(&mut *tx)
@@ -476,7 +443,7 @@ async fn grant_role(tx: &mut SqliteConnection, principal: &str, role: &str) -> S
 
 /// `Change::RevokeRole`: revokes a role.
 async fn revoke_role(tx: &mut SqliteConnection, principal: &str, role: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM roles WHERE principal = $1 AND role = $2")
+    sqlx::query(crate::sql::changes::REVOKE_ROLE)
         .bind(principal)
         .bind(role)
         .execute(&mut *tx)
@@ -486,22 +453,20 @@ async fn revoke_role(tx: &mut SqliteConnection, principal: &str, role: &str) -> 
 
 /// `Change::SetPermission`: replaces the allow or deny rights of a principal on a template.
 async fn set_permission(tx: &mut SqliteConnection, p: &Permission) -> StoreResult<()> {
-    sqlx::query(
-        "DELETE FROM template_permissions WHERE template = $1 AND principal = $2 AND allow = $3",
-    )
-    .bind(&p.template)
-    .bind(&p.principal)
-    .bind(i64::from(p.allow))
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(crate::sql::changes::SET_PERMISSION_DELETE)
+        .bind(&p.template)
+        .bind(&p.principal)
+        .bind(i64::from(p.allow))
+        .execute(&mut *tx)
+        .await?;
     if !p.rights.is_empty() {
-        sqlx::query("INSERT INTO template_permissions (template, principal, allow, rights) VALUES ($1, $2, $3, $4)")
-                    .bind(&p.template)
-                    .bind(&p.principal)
-                    .bind(i64::from(p.allow))
-                    .bind(p.rights.join(","))
-                    .execute(&mut *tx)
-                    .await?;
+        sqlx::query(crate::sql::changes::SET_PERMISSION_INSERT)
+            .bind(&p.template)
+            .bind(&p.principal)
+            .bind(i64::from(p.allow))
+            .bind(p.rights.join(","))
+            .execute(&mut *tx)
+            .await?;
     }
     Ok(())
 }
@@ -513,20 +478,18 @@ async fn set_restrictions(
     groups: &[String],
     templates: &[String],
 ) -> StoreResult<()> {
-    sqlx::query("DELETE FROM manager_restrictions WHERE manager = $1")
+    sqlx::query(crate::sql::changes::SET_RESTRICTIONS_DELETE)
         .bind(manager)
         .execute(&mut *tx)
         .await?;
     for (kind, values) in [("group", groups), ("template", templates)] {
         for v in values {
-            sqlx::query(
-                "INSERT INTO manager_restrictions (manager, kind, value) VALUES ($1, $2, $3)",
-            )
-            .bind(manager)
-            .bind(kind)
-            .bind(v)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(crate::sql::changes::SET_RESTRICTIONS_INSERT)
+                .bind(manager)
+                .bind(kind)
+                .bind(v)
+                .execute(&mut *tx)
+                .await?;
         }
     }
     Ok(())

@@ -10,6 +10,7 @@
 mod audit;
 mod ca;
 mod changes;
+mod dialect;
 mod directory;
 mod requests;
 mod rows;
@@ -113,12 +114,10 @@ impl SqliteStore {
     /// row through that index instead of using a selective one.
     async fn optimize(&self) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await?;
-        sqlx::query("PRAGMA analysis_limit=1000")
+        sqlx::query(dialect::ANALYSIS_LIMIT)
             .execute(&mut *conn)
             .await?;
-        sqlx::query("PRAGMA optimize=0x10002")
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(dialect::OPTIMIZE).execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -141,15 +140,12 @@ impl SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-        )
-        .execute(&self.pool)
-        .await?;
-        let current: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-                .fetch_one(&self.pool)
-                .await?;
+        sqlx::query(crate::sql::schema::CREATE_MIGRATIONS_TABLE)
+            .execute(&self.pool)
+            .await?;
+        let current: i64 = sqlx::query_scalar(crate::sql::schema::SCHEMA_VERSION)
+            .fetch_one(&self.pool)
+            .await?;
         let latest = migrations::SQLITE.last().map(|m| m.0).unwrap_or(0);
         if current > latest {
             return Err(StoreError::Schema(format!(
@@ -162,7 +158,7 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::Schema(format!("migration {version} failed: {e}")))?;
-            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+            sqlx::query(crate::sql::schema::RECORD_MIGRATION)
                 .bind(version)
                 .bind(now())
                 .execute(&mut *tx)
@@ -409,7 +405,7 @@ impl Store for SqliteStore {
     }
 
     async fn integrity_check(&self) -> StoreResult<()> {
-        let result: String = sqlx::query_scalar("PRAGMA integrity_check")
+        let result: String = sqlx::query_scalar(dialect::INTEGRITY_CHECK)
             .fetch_one(&self.pool)
             .await?;
         if result != "ok" {
@@ -430,7 +426,7 @@ impl Store for SqliteStore {
             .ok_or_else(|| StoreError::Integrity("snapshot path is not UTF-8".into()))?;
         // VACUUM INTO accepts an empty file: create it 0600 so the copy is never readable by others.
         create_private_file(dest)?;
-        sqlx::query("VACUUM INTO $1")
+        sqlx::query(dialect::VACUUM_INTO)
             .bind(target)
             .execute(&self.pool)
             .await?;

@@ -2,33 +2,11 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::rows::{
-    bind_cert, bind_new_request, insert_request_sql, record_from_row, ImportMeta, SELECT_COLUMNS,
-};
+use super::rows::{bind_cert, bind_new_request, record_from_row, ImportMeta};
 use super::SqliteStore;
 use crate::model::*;
+use crate::sql::requests::{insert_request_sql, query_sql};
 use crate::{StoreError, StoreResult};
-
-/// The SQL of [`crate::Store::query`]: `$1..$n` are the restriction values, `$n+1` the limit.
-pub(super) fn query_sql(restrictions: &[Restriction]) -> String {
-    let mut sql = format!("SELECT {SELECT_COLUMNS} FROM requests");
-    for (i, r) in restrictions.iter().enumerate() {
-        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
-        // Column and operator come from closed enums; the value is bound.
-        sql.push_str(&format!(
-            "{} {} ${}{}",
-            r.column.sql(),
-            r.op.sql(),
-            i + 1,
-            r.op.collation()
-        ));
-    }
-    sql.push_str(&format!(
-        " ORDER BY request_id LIMIT ${}",
-        restrictions.len() + 1
-    ));
-    sql
-}
 
 impl SqliteStore {
     pub(super) async fn insert_request(
@@ -73,8 +51,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn get_request(&self, id: i64) -> StoreResult<Option<RequestRecord>> {
-        let sql = format!("SELECT {SELECT_COLUMNS} FROM requests WHERE request_id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
+        let row = sqlx::query(crate::sql::requests::GET_REQUEST)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -82,8 +59,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn get_by_serial(&self, serial: &str) -> StoreResult<Option<RequestRecord>> {
-        let sql = format!("SELECT {SELECT_COLUMNS} FROM requests WHERE serial = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
+        let row = sqlx::query(crate::sql::requests::GET_BY_SERIAL)
             .bind(serial)
             .fetch_optional(&self.pool)
             .await?;
@@ -99,12 +75,7 @@ impl SqliteStore {
         audit: &[AuditEntry],
     ) -> StoreResult<()> {
         let (_gate, mut tx) = self.begin_write().await?;
-        let q = sqlx::query(
-            "UPDATE requests SET cert_der = $1, serial = $2, subject = $3, common_name = $4, upn = $5, \
-             email = $6, key_id = $7, thumbprint = $8, not_before = $9, not_after = $10, \
-             key_algorithm = $11, key_length = $12, disposition = 'issued', disposition_message = $13, \
-             status_code = 0, resolved_at = $14 WHERE request_id = $15 AND disposition = 'pending'",
-        );
+        let q = sqlx::query(crate::sql::requests::ISSUE_PENDING);
         let done = bind_cert(q, cert)
             .bind(message)
             .bind(at)
@@ -127,17 +98,13 @@ impl SqliteStore {
         audit: &[AuditEntry],
     ) -> StoreResult<()> {
         let (_gate, mut tx) = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE requests SET disposition = 'denied', disposition_message = $1, status_code = $2, \
-             resolved_at = $3, archived_key = NULL, kra_hashes = NULL \
-             WHERE request_id = $4 AND disposition = 'pending'",
-        )
-        .bind(message)
-        .bind(status_code)
-        .bind(at)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        let done = sqlx::query(crate::sql::requests::DENY_PENDING)
+            .bind(message)
+            .bind(status_code)
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict(format!("request {id} is not pending")));
         }
@@ -153,25 +120,21 @@ impl SqliteStore {
         audit: &[AuditEntry],
     ) -> StoreResult<()> {
         let (_gate, mut tx) = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE requests SET disposition = 'revoked', revoked_at = $1, revocation_reason = $2, \
-             disposition_message = 'Revoked' WHERE serial = $3 AND disposition = 'issued'",
-        )
-        .bind(at)
-        .bind(reason)
-        .bind(serial)
-        .execute(&mut *tx)
-        .await?;
+        let done = sqlx::query(crate::sql::requests::REVOKE)
+            .bind(at)
+            .bind(reason)
+            .bind(serial)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 1 {
             self.commit_with_audit(tx, audit).await?;
             return Ok(());
         }
         drop(tx);
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT disposition FROM requests WHERE serial = $1")
-                .bind(serial)
-                .fetch_optional(&self.pool)
-                .await?;
+        let state: Option<String> = sqlx::query_scalar(crate::sql::requests::DISPOSITION_BY_SERIAL)
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?;
         match state {
             None => Err(StoreError::NotFound(format!(
                 "no certificate with serial number {serial}"
@@ -183,21 +146,11 @@ impl SqliteStore {
     }
 
     pub(super) async fn revoked(&self) -> StoreResult<Vec<RevokedEntry>> {
-        let rows = sqlx::query(
-            "SELECT serial, revoked_at, revocation_reason FROM requests \
-             WHERE disposition = 'revoked' ORDER BY revoked_at, request_id",
+        Ok(
+            sqlx::query_as::<_, RevokedEntry>(crate::sql::requests::REVOKED)
+                .fetch_all(&self.pool)
+                .await?,
         )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RevokedEntry {
-                    serial: r.try_get("serial")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                    reason: r.try_get("revocation_reason")?,
-                })
-            })
-            .collect()
     }
 
     pub(super) async fn query(
@@ -217,20 +170,18 @@ impl SqliteStore {
     }
 
     pub(super) async fn archived_key(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
-        let v: Option<Option<Vec<u8>>> =
-            sqlx::query_scalar("SELECT archived_key FROM requests WHERE request_id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let v: Option<Option<Vec<u8>>> = sqlx::query_scalar(crate::sql::requests::ARCHIVED_KEY)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(v.flatten())
     }
 
     pub(super) async fn kra_hashes(&self, id: i64) -> StoreResult<Option<String>> {
-        let v: Option<Option<String>> =
-            sqlx::query_scalar("SELECT kra_hashes FROM requests WHERE request_id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let v: Option<Option<String>> = sqlx::query_scalar(crate::sql::requests::KRA_HASHES)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(v.flatten())
     }
 
@@ -241,13 +192,10 @@ impl SqliteStore {
         // kra_hashes is a comma-separated list of fixed-length hex thumbprints.
         let pattern = format!("%{}%", thumbprint.replace(['%', '_'], ""));
         let mut out = Vec::new();
-        for r in sqlx::query(
-            "SELECT request_id, serial, kra_hashes FROM requests \
-             WHERE archived_key IS NOT NULL AND kra_hashes LIKE $1 ORDER BY request_id",
-        )
-        .bind(&pattern)
-        .fetch_all(&self.pool)
-        .await?
+        for r in sqlx::query(crate::sql::requests::ROWS_FOR_KRA)
+            .bind(&pattern)
+            .fetch_all(&self.pool)
+            .await?
         {
             out.push(ArchivedKeyAgents {
                 request_id: Some(r.try_get("request_id")?),
@@ -256,12 +204,10 @@ impl SqliteStore {
                 kra_hashes: r.try_get("kra_hashes")?,
             });
         }
-        for r in sqlx::query(
-            "SELECT key_id, kra_hashes FROM unmatched_keys WHERE kra_hashes LIKE $1 ORDER BY key_id",
-        )
-        .bind(&pattern)
-        .fetch_all(&self.pool)
-        .await?
+        for r in sqlx::query(crate::sql::requests::UNMATCHED_FOR_KRA)
+            .bind(&pattern)
+            .fetch_all(&self.pool)
+            .await?
         {
             out.push(ArchivedKeyAgents {
                 request_id: None,
@@ -278,15 +224,11 @@ impl SqliteStore {
         name: &str,
         limit: i64,
     ) -> StoreResult<Vec<RequestRecord>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {SELECT_COLUMNS} FROM requests WHERE request_id IN \
-             (SELECT request_id FROM key_owner_names WHERE name = $1) \
-             AND archived_key IS NOT NULL ORDER BY request_id LIMIT $2"
-        )))
-        .bind(name)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(crate::sql::requests::FIND_BY_OWNER_NAME)
+            .bind(name)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(record_from_row).collect()
     }
 
@@ -294,8 +236,7 @@ impl SqliteStore {
         &self,
         thumbprint: &str,
     ) -> StoreResult<Option<RequestRecord>> {
-        let sql = format!("SELECT {SELECT_COLUMNS} FROM requests WHERE thumbprint = $1 LIMIT 1");
-        let row = sqlx::query(AssertSqlSafe(sql))
+        let row = sqlx::query(crate::sql::requests::GET_BY_THUMBPRINT)
             .bind(thumbprint)
             .fetch_optional(&self.pool)
             .await?;
@@ -303,7 +244,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn unmatched_key_exists(&self, key_id: &str) -> StoreResult<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM unmatched_keys WHERE key_id = $1")
+        let n: i64 = sqlx::query_scalar(crate::sql::requests::UNMATCHED_KEY_EXISTS)
             .bind(key_id)
             .fetch_one(&self.pool)
             .await?;

@@ -1,0 +1,11 @@
+//! The migrations runner's own bookkeeping table.
+
+/// Used by `migrate`.
+pub(crate) const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
+
+/// Used by `migrate`.
+pub(crate) const SCHEMA_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
+
+/// Used by `migrate`.
+pub(crate) const RECORD_MIGRATION: &str =
+    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)";
