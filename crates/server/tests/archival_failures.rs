@@ -4,6 +4,7 @@
 //! that is not the request's, an encrypted-key hash that does not bind the
 //! envelope, a signature-only key usage) gets the same answer, byte for byte,
 //! on every front end: the REST API, CMC over HTTP (`/cmc`) and certsrv.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::str::FromStr;
 use std::sync::Arc;
