@@ -17,7 +17,8 @@ import os
 import re
 import sys
 
-ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+# the tree to measure: the current directory when it holds crates/, else this script's repository
+ROOT = os.getcwd() if os.path.isdir(os.path.join(os.getcwd(), "crates")) else os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
 def sources():
