@@ -92,9 +92,14 @@ fn page_headers(h: &mut HeaderMap, csp: &'static str, referrer: Option<&'static 
 /// sniffing and no caching (the console also a same-origin referrer
 /// policy); certsrv's enrollment script is not sniffed either.
 ///
-/// Responses may carry keys, recovery blobs, tokens or database rows: none
-/// may be kept by a cache unless its handler says otherwise (the public CA
-/// certificate, chain and CRL set no header and stay cacheable).
+/// Responses may carry keys, recovery blobs, backups, tokens or database
+/// rows: every response but the public CA certificate, chain, exchange
+/// certificate and CRL is `no-store`, whatever a handler or an inner layer
+/// set (a handler cannot make a key blob cacheable by mistake).
+///
+/// Page headers follow the path prefix (`/certsrv`, `/console`), not the
+/// router a route was added to: a page served under another prefix gets no
+/// CSP, so new page routes belong under those two.
 pub(crate) async fn security_headers(uri: axum::http::Uri, mut resp: Response) -> Response {
     const PUBLIC: &[&str] = &[
         "/api/v1/ca/certificate",
@@ -121,7 +126,7 @@ pub(crate) async fn security_headers(uri: axum::http::Uri, mut resp: Response) -
             HeaderValue::from_static("nosniff"),
         );
     }
-    if !PUBLIC.contains(&path) && !h.contains_key(header::CACHE_CONTROL) {
+    if !PUBLIC.contains(&path) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp
@@ -140,4 +145,62 @@ pub(crate) async fn host_from_authority(mut req: axum::extract::Request) -> axum
         }
     }
     req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    async fn headers_for(path: &str, resp: Response) -> axum::http::HeaderMap {
+        let uri: axum::http::Uri = path.parse().unwrap();
+        security_headers(uri, resp).await.headers().clone()
+    }
+
+    #[tokio::test]
+    async fn secret_responses_are_never_cacheable() {
+        for path in [
+            "/api/v1/keys/blob",
+            "/api/v1/backup",
+            "/console/recovery/blob",
+        ] {
+            let mut resp = (StatusCode::OK, "secret").into_response();
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=600"),
+            );
+            let h = headers_for(path, resp).await;
+            assert_eq!(h.get(header::CACHE_CONTROL).unwrap(), "no-store", "{path}");
+        }
+        let h = headers_for(
+            "/api/v1/ca/certificate",
+            (StatusCode::OK, "cert").into_response(),
+        )
+        .await;
+        assert!(h.get(header::CACHE_CONTROL).is_none());
+    }
+
+    #[tokio::test]
+    async fn pages_get_their_policy() {
+        let page = || {
+            (
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                "<html></html>",
+            )
+                .into_response()
+        };
+        let h = headers_for("/certsrv/certrqma.asp", page()).await;
+        assert_eq!(h.get(header::CONTENT_SECURITY_POLICY).unwrap(), CERTSRV_CSP);
+        assert_eq!(h.get(header::X_FRAME_OPTIONS).unwrap(), "DENY");
+        assert_eq!(h.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(), "nosniff");
+        let h = headers_for("/console/", page()).await;
+        assert_eq!(h.get(header::CONTENT_SECURITY_POLICY).unwrap(), CONSOLE_CSP);
+        assert_eq!(h.get(header::REFERRER_POLICY).unwrap(), "same-origin");
+        let h = headers_for(
+            "/certsrv/lockbox-enroll.js",
+            (StatusCode::OK, "js").into_response(),
+        )
+        .await;
+        assert_eq!(h.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(), "nosniff");
+    }
 }

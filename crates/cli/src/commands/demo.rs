@@ -276,7 +276,7 @@ async fn recover_dave(
     std::fs::write(&kra_cert_path, encode_pem("CERTIFICATE", &kra_cert_der))?;
     let blob = ca.get_key(&lb_admin(), "Dave Example").await?;
     let blob_path = home.join("dave.rec");
-    std::fs::write(&blob_path, &blob.blob)?;
+    write_secret(&blob_path, &blob.blob)?;
     println!(
         "   getkey \"Dave Example\": serial {}, blob for {} agent(s): {}",
         blob.candidate.serial,
