@@ -103,8 +103,8 @@ pub fn check_exchange_certificate(
 ) -> EngineResult<x509_cert::certificate::Certificate> {
     let xchg = crate::certbuild::decode_certificate(xchg_der)?;
     let ca = crate::certbuild::decode_certificate(ca_der)?;
-    crate::ca::verify_issued_by(&xchg, &ca)?;
-    let f = crate::ca::cert_fields(xchg_der)?;
+    crate::certs::verify_issued_by(&xchg, &ca)?;
+    let f = crate::certs::cert_fields(xchg_der)?;
     let t = crate::period::now();
     if f.not_before > t || f.not_after <= t {
         return Err(EngineError::bad_input(

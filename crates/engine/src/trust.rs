@@ -14,8 +14,8 @@ use lockbox_codec::oids;
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 
-use crate::ca::verify_issued_by;
 use crate::certbuild::decode_certificate;
+use crate::certs::verify_issued_by;
 use crate::error::{codes, EngineError, EngineResult};
 
 fn untrusted(what: &str, why: &str) -> EngineError {
