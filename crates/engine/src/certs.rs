@@ -9,8 +9,9 @@ use lockbox_crypto::digest::sha1;
 use lockbox_crypto::keyinfo::{key_identifier, public_key_facts};
 use lockbox_crypto::pkcs8enc::{decrypt_pkcs8, encrypt_pkcs8};
 use lockbox_crypto::verify::verify_signature;
-use lockbox_crypto::SoftwareKey;
+use lockbox_crypto::{KeyProvider, PrivateKey, SoftwareKey, SoftwareKeyProvider};
 use lockbox_store::CertFields;
+use std::sync::Arc;
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::name::Name;
@@ -20,15 +21,20 @@ use crate::certbuild::decode_certificate;
 use crate::period::unix_of;
 use crate::{codes, EngineError, EngineResult};
 
-pub(crate) fn key_pem(key: &SoftwareKey, pass: Option<&[u8]>) -> EngineResult<Zeroizing<String>> {
+/// The PEM of a key file: encrypted with `pass`, or plain.
+pub(crate) fn key_pem(
+    key: &dyn PrivateKey,
+    pass: Option<&[u8]>,
+) -> EngineResult<Zeroizing<String>> {
+    let pkcs8 = key.export_pkcs8()?;
     Ok(Zeroizing::new(match pass {
-        Some(p) => encode_pem("ENCRYPTED PRIVATE KEY", &encrypt_pkcs8(key.pkcs8_der(), p)?),
-        None => encode_pem("PRIVATE KEY", key.pkcs8_der()),
+        Some(p) => encode_pem("ENCRYPTED PRIVATE KEY", &encrypt_pkcs8(&pkcs8, p)?),
+        None => encode_pem("PRIVATE KEY", &pkcs8),
     }))
 }
 
-/// Loads a PEM or DER PKCS#8 private key, decrypting with `pass` when it is encrypted.
-pub fn load_private_key(bytes: &[u8], pass: Option<&[u8]>) -> EngineResult<SoftwareKey> {
+/// The PKCS#8 DER of a PEM or DER key file, decrypted with `pass` when it is encrypted.
+fn key_file_der(bytes: &[u8], pass: Option<&[u8]>) -> EngineResult<Zeroizing<Vec<u8>>> {
     let d = decode_input(bytes).map_err(|e| EngineError::Config(format!("key file: {e}")))?;
     if d.label.as_deref() == Some("ENCRYPTED PRIVATE KEY") {
         let pass = pass.ok_or_else(|| {
@@ -36,11 +42,28 @@ pub fn load_private_key(bytes: &[u8], pass: Option<&[u8]>) -> EngineResult<Softw
                 "the CA key is passphrase-protected: set LOCKBOX_CA_PASSPHRASE or LOCKBOX_CA_PASSPHRASE_FILE".into(),
             )
         })?;
-        let plain = decrypt_pkcs8(&d.der, pass)?;
-        return Ok(SoftwareKey::from_pkcs8_der(&plain)?);
+        return Ok(decrypt_pkcs8(&d.der, pass)?);
     }
-    let der = Zeroizing::new(d.der);
-    Ok(SoftwareKey::from_pkcs8_der(&der)?)
+    Ok(Zeroizing::new(d.der))
+}
+
+/// Loads a key file (PEM or DER PKCS#8, decrypted with `pass`) through the provider.
+pub(crate) fn load_key(
+    keys: &dyn KeyProvider,
+    bytes: &[u8],
+    pass: Option<&[u8]>,
+) -> EngineResult<Arc<dyn PrivateKey>> {
+    let der = key_file_der(bytes, pass)?;
+    Ok(keys.from_pkcs8_der(&der)?)
+}
+
+/// Loads a PEM or DER PKCS#8 private key, decrypting with `pass` when it is encrypted.
+///
+/// For front ends handling their own key files (a KRA's or a user's); the
+/// engine itself loads keys through its [`KeyProvider`].
+pub fn load_private_key(bytes: &[u8], pass: Option<&[u8]>) -> EngineResult<SoftwareKey> {
+    let der = key_file_der(bytes, pass)?;
+    Ok(SoftwareKeyProvider.load_software(&der)?)
 }
 
 pub(crate) fn subject_name(dn: &str) -> EngineResult<Name> {

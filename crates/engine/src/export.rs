@@ -14,7 +14,7 @@ use lockbox_crypto::cms::{
 };
 use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
-use lockbox_crypto::SoftwareKey;
+use lockbox_crypto::PrivateKey;
 use lockbox_store::Change;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -126,7 +126,7 @@ pub struct Export {
 pub fn open_key_history(
     file: &[u8],
     trusted_source: &[u8],
-    dest_key: &SoftwareKey,
+    dest_key: &dyn PrivateKey,
     dest_cert: &[u8],
 ) -> EngineResult<KeyHistory> {
     let der = lockbox_codec::pem::decode_input(file)?.der;
@@ -193,7 +193,7 @@ pub(crate) async fn export_keys(
     actor: &Actor,
     selection: &Selection,
     dest_cert: &[u8],
-    kra_key: &SoftwareKey,
+    kra_key: &dyn PrivateKey,
     kra_cert: &[u8],
 ) -> EngineResult<Export> {
     let tokens: Vec<String> = match selection {
@@ -350,7 +350,7 @@ pub(crate) async fn import_key_history(
     actor: &Actor,
     file: &[u8],
     trusted_source: &[u8],
-    dest_key: &SoftwareKey,
+    dest_key: &dyn PrivateKey,
     dest_cert: &[u8],
     source: &str,
     opts: &ImportOptions,

@@ -9,7 +9,7 @@ use lockbox_codec::names::dn_string;
 use lockbox_codec::pem::{decode_all, decode_input, encode_pem};
 use lockbox_crypto::digest::sha256;
 use lockbox_crypto::random::{random_bytes, serial_number};
-use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
+use lockbox_crypto::{default_provider, KeyHandle, KeyProvider, KeySpec};
 use lockbox_store::{Change, SqliteStore, Store};
 use serde::Serialize;
 use x509_cert::certificate::Certificate;
@@ -95,12 +95,14 @@ pub fn permission_findings(home: &Home, config: &Config) -> Vec<String> {
 pub(crate) async fn open_store(
     home: &Home,
     config: &Config,
+    keys: Arc<dyn KeyProvider>,
     key: Arc<Mutex<Option<Arc<dyn KeyHandle>>>>,
 ) -> EngineResult<Arc<dyn Store>> {
     let path = database_path(home, config)?;
     let store = SqliteStore::open(&path, crate::audit::chain_hash).await?;
     store.set_head_sealer(Arc::new(crate::audit::heads::HeadSeal {
         key,
+        keys,
         home: home.clone(),
         key_file: config.ca.key_file.clone(),
         passphrase_file: config.ca.passphrase_file.clone(),
@@ -133,12 +135,13 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
     crate::config::create_private_dir(home.root())?;
     crate::config::make_dir_private(home.root())?;
 
-    let key = SoftwareKey::generate(opts.key)?;
-    let pem = key_pem(&key, opts.passphrase.as_deref().map(|p| p.as_slice()))?;
+    let keys = default_provider();
+    let key = keys.generate(opts.key, "ca")?;
+    let pem = key_pem(&*key, opts.passphrase.as_deref().map(|p| p.as_slice()))?;
     home.write_atomic(KEY_FILE, pem.as_bytes(), true)?;
 
     let (ca_cert_pem, csr_pem, state) = if opts.subordinate {
-        let csr = sign_request(&key, subject.clone(), vec![])?;
+        let csr = sign_request(&*key, subject.clone(), vec![])?;
         (
             None,
             Some(encode_pem("CERTIFICATE REQUEST", &csr)),
@@ -148,7 +151,7 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
         let nb = now() - 600;
         let na = opts.validity.add_to(nb)?;
         let cert = sign_certificate(
-            &key,
+            &*key,
             CertSpec {
                 issuer: subject.clone(),
                 subject: subject.clone(),
@@ -201,8 +204,8 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
         },
         archival: Default::default(),
     };
-    let init_key: Arc<dyn KeyHandle> = Arc::new(key);
-    let store = open_store(&home, &config, Arc::new(Mutex::new(Some(init_key)))).await?;
+    let init_key: Arc<dyn KeyHandle> = key;
+    let store = open_store(&home, &config, keys, Arc::new(Mutex::new(Some(init_key)))).await?;
     let mut changes = Vec::new();
     for t in builtins() {
         let json = serde_json::to_string(&t).map_err(|e| EngineError::Config(e.to_string()))?;
@@ -245,8 +248,9 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
 pub(crate) async fn open(root: &Path) -> EngineResult<Core> {
     let home = Home::new(root);
     let config = home.load_config()?;
+    let keys = default_provider();
     let key = Arc::new(Mutex::new(None));
-    let store = open_store(&home, &config, key.clone()).await?;
+    let store = open_store(&home, &config, keys.clone(), key.clone()).await?;
     let directory: Arc<dyn crate::core::directory::Directory> =
         Arc::new(crate::core::directory::StoreDirectory(store.clone()));
     let (cert, chain) = if config.ca.state == CaState::Active {
@@ -265,6 +269,7 @@ pub(crate) async fn open(root: &Path) -> EngineResult<Core> {
         (None, vec![])
     };
     Ok(Core {
+        keys,
         home,
         config,
         store,

@@ -4,7 +4,7 @@ use der::Encode;
 use lockbox_codec::oids;
 use lockbox_codec::pem::{decode_input, encode_pem};
 use lockbox_crypto::random::serial_number;
-use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
+use lockbox_crypto::KeySpec;
 use lockbox_store::{Disposition, NewRequest};
 use zeroize::Zeroizing;
 
@@ -62,10 +62,10 @@ pub(crate) async fn server_tls_identity(
     }
     let (_, ca) = core.ca_cert()?;
     let signer = core.signing_key()?;
-    let tls_key = SoftwareKey::generate(KeySpec::P256)?;
+    let tls_key = core.keys.generate(KeySpec::P256, "tls")?;
     let cn = hosts.first().cloned().unwrap_or_else(|| "localhost".into());
     let subject = subject_name(&format!("CN={cn}"))?;
-    let csr = sign_request(&tls_key, subject.clone(), vec![])?;
+    let csr = sign_request(&*tls_key, subject.clone(), vec![])?;
     let mut template = builtins()
         .into_iter()
         .find(|t| t.name == "WebServer")
@@ -146,7 +146,7 @@ pub(crate) async fn server_tls_identity(
     for c in core.chain_der()? {
         chain_pem.push_str(&encode_pem("CERTIFICATE", &c));
     }
-    let key_pem = key_pem(&tls_key, None)?;
+    let key_pem = key_pem(&*tls_key, None)?;
     core.home.write_atomic(key_rel, key_pem.as_bytes(), true)?;
     core.home
         .write_atomic(cert_rel, chain_pem.as_bytes(), false)?;

@@ -10,7 +10,7 @@ use lockbox_codec::oids;
 use lockbox_crypto::cms::{open_envelope, OpenError, OpeningKey};
 use lockbox_crypto::random::random_bytes;
 use lockbox_crypto::verify::verify_signature;
-use lockbox_crypto::{KeyHandle, SoftwareKey};
+use lockbox_crypto::KeyProvider;
 use x509_cert::certificate::Certificate;
 use zeroize::Zeroizing;
 
@@ -60,8 +60,8 @@ pub(crate) fn claims_request_key(pkcs8: &[u8], inbound: &Inbound) -> bool {
 /// The decrypted key must be the PKCS#10's key: it must load (aws-lc checks
 /// the RSA/EC key's internal consistency), carry the same public key, and
 /// produce a signature the request's public key verifies.
-pub(crate) fn key_matches_request(pkcs8: &[u8], inbound: &Inbound) -> bool {
-    let Ok(key) = SoftwareKey::from_pkcs8_der(pkcs8) else {
+pub(crate) fn key_matches_request(keys: &dyn KeyProvider, pkcs8: &[u8], inbound: &Inbound) -> bool {
+    let Ok(key) = keys.from_pkcs8_der(pkcs8) else {
         return false;
     };
     let request_key = &inbound.pkcs10.cert_req.info.public_key;
@@ -147,7 +147,7 @@ pub(crate) async fn recover_client_key(
     };
     let key = client_key_pkcs8(&plain)
         .filter(|pkcs8| claims_request_key(pkcs8, inbound))
-        .filter(|pkcs8| key_matches_request(pkcs8, inbound));
+        .filter(|pkcs8| key_matches_request(&*core.keys, pkcs8, inbound));
     match (opened, key) {
         (true, Some(pkcs8)) => Ok((pkcs8, hash)),
         _ => Err(archival_error()),

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use der::Encode;
 use lockbox_crypto::random::serial_number;
-use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
+use lockbox_crypto::{KeySpec, PrivateKey};
 use lockbox_store::{Disposition, NewRequest};
 use zeroize::Zeroizing;
 
 use crate::archival::xchg_subject;
 use crate::certbuild::{aki, sign_certificate, sign_request, ski, template_extensions, CertSpec};
-use crate::certs::{cert_fields, key_pem, load_private_key};
+use crate::certs::{cert_fields, key_pem, load_key};
 use crate::config::passphrase;
 use crate::core::Core;
 use crate::period::{now, unix_of};
@@ -85,7 +85,7 @@ pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec
             "the exchange key must be RSA (it receives transported keys)".into(),
         ));
     }
-    let key = SoftwareKey::generate(spec)?;
+    let key = core.keys.generate(spec, "exchange")?;
     let template = builtins()
         .into_iter()
         .find(|t| t.name == "CAExchange")
@@ -123,14 +123,14 @@ pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec
     } else {
         None
     };
-    let pem = key_pem(&key, pass.as_deref().map(|p| p.as_slice()))?;
+    let pem = key_pem(&*key, pass.as_deref().map(|p| p.as_slice()))?;
     // The key file is written before the row: a row never points at a missing key.
     core.home.write_atomic(
         &format!("keys/xchg-{}.key", fields.serial),
         pem.as_bytes(),
         true,
     )?;
-    let csr = sign_request(&key, subject, vec![])?;
+    let csr = sign_request(&*key, subject, vec![])?;
     core.store
         .insert_request(
             &NewRequest {
@@ -184,12 +184,12 @@ pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec
     )
     .await;
     if let Ok(mut cache) = core.archival.exchange_keys.lock() {
-        cache.insert(fields.serial.clone(), Arc::new(key));
+        cache.insert(fields.serial.clone(), key);
     }
     Ok(der)
 }
 
-pub(crate) fn exchange_key(core: &Core, serial: &str) -> EngineResult<Arc<SoftwareKey>> {
+pub(crate) fn exchange_key(core: &Core, serial: &str) -> EngineResult<Arc<dyn PrivateKey>> {
     if let Some(k) = core
         .archival
         .exchange_keys
@@ -201,10 +201,7 @@ pub(crate) fn exchange_key(core: &Core, serial: &str) -> EngineResult<Arc<Softwa
     }
     let bytes = Zeroizing::new(core.home.read(&format!("keys/xchg-{serial}.key"))?);
     let pass = passphrase(&core.home, core.config.ca.passphrase_file.as_deref())?;
-    let key = Arc::new(load_private_key(
-        &bytes,
-        pass.as_deref().map(|p| p.as_slice()),
-    )?);
+    let key = load_key(&*core.keys, &bytes, pass.as_deref().map(|p| p.as_slice()))?;
     if let Ok(mut c) = core.archival.exchange_keys.lock() {
         c.insert(serial.to_string(), key.clone());
     }

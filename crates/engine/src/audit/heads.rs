@@ -18,6 +18,8 @@ use crate::{EngineError, EngineResult};
 pub(crate) struct HeadSeal {
     /// The CA key slot, shared with [`Ca`] (loaded on first use).
     pub(crate) key: Arc<Mutex<Option<Arc<dyn KeyHandle>>>>,
+    /// The provider that loads the key.
+    pub(crate) keys: Arc<dyn lockbox_crypto::KeyProvider>,
     pub(crate) home: Home,
     pub(crate) key_file: String,
     pub(crate) passphrase_file: Option<String>,
@@ -43,10 +45,8 @@ impl HeadSeal {
         }
         let bytes = zeroize::Zeroizing::new(self.home.read(&self.key_file)?);
         let pass = crate::config::passphrase(&self.home, self.passphrase_file.as_deref())?;
-        let key: Arc<dyn KeyHandle> = Arc::new(crate::certs::load_private_key(
-            &bytes,
-            pass.as_deref().map(|p| p.as_slice()),
-        )?);
+        let key: Arc<dyn KeyHandle> =
+            crate::certs::load_key(&*self.keys, &bytes, pass.as_deref().map(|p| p.as_slice()))?;
         *slot = Some(key.clone());
         Ok(key)
     }

@@ -36,7 +36,7 @@ use lockbox_store::{SqliteStore, Store};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::certs::load_private_key;
+use crate::certs::load_key;
 use crate::config::{passphrase, Home, CONFIG_FILE};
 use crate::core::Core;
 use crate::period::now;
@@ -273,9 +273,13 @@ pub(crate) async fn backup_with(
     }
     for rel in &key_files {
         let bytes = Zeroizing::new(fs::read(home.join(rel)).map_err(io(format!("reading {rel}")))?);
-        let key = load_private_key(&bytes, ca_pass.as_deref().map(|p| p.as_slice()))
-            .map_err(|e| EngineError::Config(format!("{rel}: {e}")))?;
-        let enc = encrypt_pkcs8(key.pkcs8_der(), backup_passphrase)?;
+        let key = load_key(
+            &*core.keys,
+            &bytes,
+            ca_pass.as_deref().map(|p| p.as_slice()),
+        )
+        .map_err(|e| EngineError::Config(format!("{rel}: {e}")))?;
+        let enc = encrypt_pkcs8(&key.export_pkcs8()?, backup_passphrase)?;
         dest.write_atomic(
             rel,
             encode_pem("ENCRYPTED PRIVATE KEY", &enc).as_bytes(),

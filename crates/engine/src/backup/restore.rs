@@ -7,9 +7,10 @@ use lockbox_codec::hexfmt::to_hex;
 use lockbox_codec::pem::decode_input;
 use lockbox_crypto::digest::sha256;
 use lockbox_crypto::pkcs8enc::decrypt_pkcs8;
-use lockbox_crypto::{KeyHandle, SoftwareKey};
+use lockbox_crypto::{default_provider, PrivateKey};
 use lockbox_store::Store;
 use serde::Serialize;
+use std::sync::Arc;
 
 use crate::audit::chain::{audit_entry, audited};
 use crate::backup::{
@@ -85,7 +86,7 @@ pub async fn verify_backup(dir: &Path, backup_passphrase: &[u8]) -> EngineResult
     })
 }
 
-pub(crate) fn decrypt_key(dir: &Path, rel: &str, pass: &[u8]) -> EngineResult<SoftwareKey> {
+pub(crate) fn decrypt_key(dir: &Path, rel: &str, pass: &[u8]) -> EngineResult<Arc<dyn PrivateKey>> {
     let text = fs::read(dir.join(rel)).map_err(io(format!("reading {rel}")))?;
     let d = decode_input(&text).map_err(|e| EngineError::Config(format!("{rel}: {e}")))?;
     let pkcs8 = decrypt_pkcs8(&d.der, pass).map_err(|_| {
@@ -94,7 +95,9 @@ pub(crate) fn decrypt_key(dir: &Path, rel: &str, pass: &[u8]) -> EngineResult<So
             format!("{rel}: cannot decrypt (wrong backup passphrase?)"),
         )
     })?;
-    SoftwareKey::from_pkcs8_der(&pkcs8).map_err(|e| EngineError::Config(format!("{rel}: {e}")))
+    default_provider()
+        .from_pkcs8_der(&pkcs8)
+        .map_err(|e| EngineError::Config(format!("{rel}: {e}")))
 }
 
 pub(crate) fn cert_spki(dir: &Path, rel: &str) -> EngineResult<spki::SubjectPublicKeyInfoOwned> {
@@ -242,7 +245,7 @@ pub async fn restore(
         } else {
             None
         };
-        let pem = crate::certs::key_pem(&key, pass)?;
+        let pem = crate::certs::key_pem(&*key, pass)?;
         target.write_atomic(&f.path, pem.as_bytes(), true)?;
     }
     let db_path = crate::init::database_path(&target, &config)?;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use lockbox_crypto::SoftwareKey;
+use lockbox_crypto::PrivateKey;
 
 use crate::actor::Actor;
 use crate::archival::KraStatus;
@@ -209,7 +209,7 @@ impl Ca {
         actor: &Actor,
         selection: &Selection,
         dest_cert: &[u8],
-        kra_key: &SoftwareKey,
+        kra_key: &dyn PrivateKey,
         kra_cert: &[u8],
     ) -> EngineResult<Export> {
         crate::export::export_keys(&self.core, actor, selection, dest_cert, kra_key, kra_cert).await
@@ -233,7 +233,7 @@ impl Ca {
         actor: &Actor,
         file: &[u8],
         trusted_source: &[u8],
-        dest_key: &SoftwareKey,
+        dest_key: &dyn PrivateKey,
         dest_cert: &[u8],
         source: &str,
         opts: &ImportOptions,

@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex};
 use lockbox_crypto::digest::sha256;
 use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
-use lockbox_crypto::KeyHandle;
+use lockbox_crypto::{KeyHandle, KeyProvider};
 use lockbox_store::{RequestRecord, Store};
 use x509_cert::certificate::Certificate;
 use zeroize::Zeroizing;
 
 use self::directory::Directory;
 use self::state::{ArchivalState, AuthState, ImportBatch};
-use crate::certs::load_private_key;
+use crate::certs::load_key;
 use crate::config::{passphrase, Config, Home};
 use crate::{EngineError, EngineResult};
 
@@ -30,6 +30,8 @@ pub(crate) struct Core {
     pub(crate) home: Home,
     pub(crate) config: Config,
     pub(crate) store: Arc<dyn Store>,
+    /// Where private keys come from (software today, a token tomorrow).
+    pub(crate) keys: Arc<dyn KeyProvider>,
     pub(crate) key: Arc<Mutex<Option<Arc<dyn KeyHandle>>>>,
     pub(crate) cert: Option<(Vec<u8>, Certificate)>,
     pub(crate) chain: Vec<Vec<u8>>,
@@ -97,10 +99,8 @@ impl Core {
         }
         let bytes = Zeroizing::new(self.home.read(&self.config.ca.key_file)?);
         let pass = passphrase(&self.home, self.config.ca.passphrase_file.as_deref())?;
-        let key: Arc<dyn KeyHandle> = Arc::new(load_private_key(
-            &bytes,
-            pass.as_deref().map(|p| p.as_slice()),
-        )?);
+        let key: Arc<dyn KeyHandle> =
+            load_key(&*self.keys, &bytes, pass.as_deref().map(|p| p.as_slice()))?;
         if let Some((_, cert)) = &self.cert {
             if cert.tbs_certificate().subject_public_key_info() != key.public_key_info() {
                 return Err(EngineError::Config(
@@ -125,10 +125,11 @@ impl Core {
     pub(crate) fn signing_key_unchecked(&self) -> EngineResult<Arc<dyn KeyHandle>> {
         let bytes = Zeroizing::new(self.home.read(&self.config.ca.key_file)?);
         let pass = passphrase(&self.home, self.config.ca.passphrase_file.as_deref())?;
-        Ok(Arc::new(load_private_key(
+        Ok(load_key(
+            &*self.keys,
             &bytes,
             pass.as_deref().map(|p| p.as_slice()),
-        )?))
+        )?)
     }
 
     /// One request row (callers authorize reading first).

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lockbox_crypto::random::random_bytes;
-use lockbox_crypto::SoftwareKey;
+use lockbox_crypto::PrivateKey;
 use lockbox_store::Change;
 use x509_cert::certificate::Certificate;
 
@@ -18,7 +18,7 @@ pub struct ArchivalState {
     /// Round-robin position among the valid KRAs (random start).
     pub(crate) next_kra: AtomicUsize,
     /// Loaded exchange keys by certificate serial.
-    pub(crate) exchange_keys: Mutex<HashMap<String, Arc<SoftwareKey>>>,
+    pub(crate) exchange_keys: Mutex<HashMap<String, Arc<dyn PrivateKey>>>,
     /// Serialises exchange certificate creation.
     pub(crate) creating: tokio::sync::Mutex<()>,
 }

@@ -4,7 +4,7 @@ use lockbox_codec::hexfmt::to_hex;
 use lockbox_crypto::cms::{envelope, Recipient};
 use lockbox_crypto::digest::sha1;
 use lockbox_crypto::keyinfo::key_identifier;
-use lockbox_crypto::{KeyHandle, SoftwareKey};
+use lockbox_crypto::PrivateKey;
 use lockbox_store::{Change, Disposition, NewRequest};
 use x509_cert::certificate::Certificate;
 
@@ -86,7 +86,9 @@ pub(crate) async fn import_one(
     }
     let sealed = match pkcs8 {
         Some(p) => {
-            let key = SoftwareKey::from_pkcs8_der(p)
+            let key = core
+                .keys
+                .from_pkcs8_der(p)
                 .map_err(|e| EngineError::bad_input(codes::E_INVALIDARG, e.to_string()))?;
             if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
                 item.outcome = "error".into();
@@ -172,7 +174,7 @@ pub(crate) async fn import_one(
 pub(crate) async fn import_unmatched(
     core: &Core,
     actor: &Actor,
-    key: &SoftwareKey,
+    key: &dyn PrivateKey,
     pkcs8: &[u8],
     source: &str,
     owner: Option<String>,

@@ -1,7 +1,8 @@
 //! Importing PKCS#12 files, one or many, and single certificates.
 
 use lockbox_crypto::pkcs12::read_pfx;
-use lockbox_crypto::{KeyHandle, SoftwareKey};
+use lockbox_crypto::{KeyProvider, PrivateKey};
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::certbuild::decode_certificate;
@@ -14,14 +15,18 @@ use crate::{codes, Actor, EngineError, EngineResult, Op};
 pub(crate) struct ParsedPfx {
     pkcs8: Zeroizing<Vec<u8>>,
     certs: Vec<Vec<u8>>,
-    key: SoftwareKey,
+    key: Arc<dyn PrivateKey>,
 }
 
 /// Opens a PKCS#12 file and loads its key.
-pub(crate) fn parse_pfx(data: &[u8], password: &str) -> EngineResult<ParsedPfx> {
+pub(crate) fn parse_pfx(
+    keys: &dyn KeyProvider,
+    data: &[u8],
+    password: &str,
+) -> EngineResult<ParsedPfx> {
     let (pkcs8, certs) = read_pfx(data, password)
         .map_err(|e| EngineError::bad_input(codes::E_INVALIDARG, e.to_string()))?;
-    let key = SoftwareKey::from_pkcs8_der(&pkcs8).map_err(|e| {
+    let key = keys.from_pkcs8_der(&pkcs8).map_err(|e| {
         EngineError::bad_input(codes::E_INVALIDARG, format!("the key does not load: {e}"))
     })?;
     Ok(ParsedPfx { pkcs8, certs, key })
@@ -29,6 +34,7 @@ pub(crate) fn parse_pfx(data: &[u8], password: &str) -> EngineResult<ParsedPfx> 
 
 /// Opens many PKCS#12 files on all available cores, keeping their order.
 pub(crate) fn parse_many(
+    keys: &dyn KeyProvider,
     files: &[(String, Vec<u8>)],
     password: &str,
 ) -> Vec<EngineResult<ParsedPfx>> {
@@ -37,7 +43,10 @@ pub(crate) fn parse_many(
         .unwrap_or(1)
         .clamp(1, 8);
     if threads == 1 || files.len() < 2 {
-        return files.iter().map(|(_, d)| parse_pfx(d, password)).collect();
+        return files
+            .iter()
+            .map(|(_, d)| parse_pfx(keys, d, password))
+            .collect();
     }
     let chunk = files.len().div_ceil(threads);
     std::thread::scope(|scope| {
@@ -46,7 +55,7 @@ pub(crate) fn parse_many(
             .map(|part| {
                 let h = scope.spawn(move || {
                     part.iter()
-                        .map(|(_, d)| parse_pfx(d, password))
+                        .map(|(_, d)| parse_pfx(keys, d, password))
                         .collect::<Vec<_>>()
                 });
                 (part.len(), h)
@@ -76,7 +85,7 @@ pub(crate) async fn import_pkcs12(
     opts: &ImportOptions,
 ) -> EngineResult<Vec<ImportItem>> {
     crate::authz::authorize(core, actor, Op::Configure).await?;
-    let parsed = parse_pfx(data, password)?;
+    let parsed = parse_pfx(&*core.keys, data, password)?;
     import_parsed(core, actor, parsed, source, opts).await
 }
 
@@ -112,7 +121,7 @@ pub(crate) async fn import_parsed(
     }
     if !matched && opts.keys {
         items.push(
-            crate::import::one::import_unmatched(core, actor, &key, &pkcs8, source, None).await?,
+            crate::import::one::import_unmatched(core, actor, &*key, &pkcs8, source, None).await?,
         );
     }
     Ok(items)
@@ -159,7 +168,7 @@ pub(crate) async fn import_pkcs12_many(
     }
     // Opening the files (password derivation, decryption, key checks) is the
     // costly part and needs no store: it runs on all cores first.
-    let parsed = parse_many(files, password);
+    let parsed = parse_many(&*core.keys, files, password);
     let mut results = Vec::new();
     for ((source, _), opened) in files.iter().zip(parsed) {
         let outcome = match opened {

@@ -7,7 +7,7 @@ use lockbox_crypto::cms::{
 };
 use lockbox_crypto::digest::sha1;
 use lockbox_crypto::keytransport::DecryptionKey;
-use lockbox_crypto::{KeyHandle, SoftwareKey};
+use lockbox_crypto::{default_provider, PrivateKey};
 use zeroize::Zeroizing;
 
 use crate::certbuild::decode_certificate;
@@ -31,7 +31,7 @@ pub struct Recovered {
 pub fn recover_from_blob(
     blob: &[u8],
     trusted_ca: &[u8],
-    kra_key: &SoftwareKey,
+    kra_key: &dyn PrivateKey,
     kra_cert: &[u8],
 ) -> EngineResult<Recovered> {
     let bad = |m: String| EngineError::bad_input(codes::NTE_BAD_SIGNATURE, m);
@@ -92,7 +92,7 @@ pub fn recover_from_blob(
             ))
         }
     };
-    let key = SoftwareKey::from_pkcs8_der(&pkcs8).map_err(|e| {
+    let key = default_provider().from_pkcs8_der(&pkcs8).map_err(|e| {
         EngineError::bad_input(
             CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
             format!("the recovered key does not load: {e}"),
