@@ -270,6 +270,7 @@ pub(crate) async fn open(root: &Path) -> EngineResult<Core> {
     };
     Ok(Core {
         keys,
+        crls: Arc::new(crate::crl_fetch::HttpCrlFetcher),
         home,
         config,
         store,

@@ -21,6 +21,7 @@ pub mod cmcresponse;
 pub mod config;
 pub(crate) mod core;
 pub mod crl;
+pub(crate) mod crl_fetch;
 pub(crate) mod enroll;
 pub mod error;
 pub mod export;

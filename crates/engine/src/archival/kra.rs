@@ -23,42 +23,6 @@ use crate::{codes, Actor, EngineError, EngineResult, Op};
 /// Setting holding the number of KRAs each key is encrypted to.
 pub const KRA_REQUIRED: &str = "kra_required";
 
-/// Reads a CRL from a file path, `file://` or `http://` URL (bounded in size and time).
-pub(crate) async fn fetch_crl(source: &str) -> Option<Vec<u8>> {
-    if let Some(rest) = source.strip_prefix("http://") {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (host, path) = rest
-            .split_once('/')
-            .map(|(h, p)| (h.to_string(), format!("/{p}")))
-            .unwrap_or((rest.to_string(), "/".into()));
-        let addr = if host.contains(':') {
-            host.clone()
-        } else {
-            format!("{host}:80")
-        };
-        let fut = async {
-            let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
-            s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-                .await
-                .ok()?;
-            let mut buf = Vec::new();
-            s.take(8 * 1024 * 1024).read_to_end(&mut buf).await.ok()?;
-            let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-            let head = String::from_utf8_lossy(&buf[..split]).to_string();
-            if head.split_whitespace().nth(1).is_none_or(|c| c != "200") {
-                return None;
-            }
-            Some(buf[split + 4..].to_vec())
-        };
-        return tokio::time::timeout(std::time::Duration::from_secs(10), fut)
-            .await
-            .ok()
-            .flatten();
-    }
-    let path = source.strip_prefix("file://").unwrap_or(source);
-    std::fs::read(path).ok()
-}
-
 /// Some(true) revoked, Some(false) not revoked, None when the CRL is unusable
 /// (undecodable, not signed by the issuer, or past its nextUpdate).
 pub(crate) fn crl_status(bytes: &[u8], cert: &Certificate, issuer: &Certificate) -> Option<bool> {
@@ -132,7 +96,7 @@ pub(crate) async fn kra_status(
 
 /// A KRA certificate from another CA: its chain must verify to the root given
 /// with it, and its issuer's CRL (file or http URL) must be current and not list it.
-pub(crate) async fn foreign_kra_status(_core: &Core, cert: &Certificate, e: &KraEntry) -> String {
+pub(crate) async fn foreign_kra_status(core: &Core, cert: &Certificate, e: &KraEntry) -> String {
     let Some(chain_der) = &e.chain_der else {
         return "untrusted issuer (no chain configured)".into();
     };
@@ -161,7 +125,7 @@ pub(crate) async fn foreign_kra_status(_core: &Core, cert: &Certificate, e: &Kra
     let Some(source) = &e.crl_source else {
         return "revocation unknown (CRL unavailable)".into();
     };
-    let crl_bytes = match fetch_crl(source).await {
+    let crl_bytes = match core.crls.fetch(source).await {
         Some(b) => b,
         None => return "revocation unknown (CRL unavailable)".into(),
     };

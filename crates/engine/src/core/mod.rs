@@ -32,6 +32,8 @@ pub(crate) struct Core {
     pub(crate) store: Arc<dyn Store>,
     /// Where private keys come from (software today, a token tomorrow).
     pub(crate) keys: Arc<dyn KeyProvider>,
+    /// Reads the CRLs of foreign KRA issuers.
+    pub(crate) crls: Arc<dyn crate::crl_fetch::CrlFetcher>,
     pub(crate) key: Arc<Mutex<Option<Arc<dyn KeyHandle>>>>,
     pub(crate) cert: Option<(Vec<u8>, Certificate)>,
     pub(crate) chain: Vec<Vec<u8>>,
