@@ -31,7 +31,7 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     /// label; unused by the software provider).
     fn generate(&self, spec: KeySpec, label: &str) -> Result<Arc<dyn PrivateKey>, CryptoError>;
     /// Loads an unencrypted PKCS#8 private key (RSA, P-256 or P-384).
-    fn from_pkcs8_der(&self, der: &[u8]) -> Result<Arc<dyn PrivateKey>, CryptoError>;
+    fn load_pkcs8_der(&self, der: &[u8]) -> Result<Arc<dyn PrivateKey>, CryptoError>;
     /// Loads a private key from a PKCS#8 file's bytes: PEM (`PRIVATE KEY` or
     /// `ENCRYPTED PRIVATE KEY`, decrypted with `pass`) or DER.
     fn load_file(
@@ -40,7 +40,7 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
         pass: Option<&[u8]>,
     ) -> Result<Arc<dyn PrivateKey>, CryptoError> {
         let der = pkcs8_file_der(bytes, pass)?;
-        self.from_pkcs8_der(&der)
+        self.load_pkcs8_der(&der)
     }
 }
 
@@ -71,7 +71,7 @@ impl KeyProvider for SoftwareKeyProvider {
         Ok(Arc::new(SoftwareKey::generate(spec)?))
     }
 
-    fn from_pkcs8_der(&self, der: &[u8]) -> Result<Arc<dyn PrivateKey>, CryptoError> {
+    fn load_pkcs8_der(&self, der: &[u8]) -> Result<Arc<dyn PrivateKey>, CryptoError> {
         Ok(Arc::new(SoftwareKey::from_pkcs8_der(der)?))
     }
 }
@@ -108,8 +108,8 @@ mod tests {
         let p = SoftwareKeyProvider;
         let k = p.generate(KeySpec::P256, "test").unwrap();
         assert!(!k.is_rsa());
-        let again = p.from_pkcs8_der(&k.export_pkcs8().unwrap()).unwrap();
+        let again = p.load_pkcs8_der(&k.export_pkcs8().unwrap()).unwrap();
         assert_eq!(k.public_key_info(), again.public_key_info());
-        assert!(p.from_pkcs8_der(b"junk").is_err());
+        assert!(p.load_pkcs8_der(b"junk").is_err());
     }
 }

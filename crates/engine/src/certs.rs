@@ -54,7 +54,7 @@ pub(crate) fn load_key(
     pass: Option<&[u8]>,
 ) -> EngineResult<Arc<dyn PrivateKey>> {
     let der = key_file_der(bytes, pass)?;
-    Ok(keys.from_pkcs8_der(&der)?)
+    Ok(keys.load_pkcs8_der(&der)?)
 }
 
 /// Loads a PEM or DER PKCS#8 private key, decrypting with `pass` when it is encrypted.

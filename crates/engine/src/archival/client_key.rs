@@ -61,7 +61,7 @@ pub(crate) fn claims_request_key(pkcs8: &[u8], inbound: &Inbound) -> bool {
 /// the RSA/EC key's internal consistency), carry the same public key, and
 /// produce a signature the request's public key verifies.
 pub(crate) fn key_matches_request(keys: &dyn KeyProvider, pkcs8: &[u8], inbound: &Inbound) -> bool {
-    let Ok(key) = keys.from_pkcs8_der(pkcs8) else {
+    let Ok(key) = keys.load_pkcs8_der(pkcs8) else {
         return false;
     };
     let request_key = &inbound.pkcs10.cert_req.info.public_key;

@@ -96,7 +96,7 @@ pub(crate) fn decrypt_key(dir: &Path, rel: &str, pass: &[u8]) -> EngineResult<Ar
         )
     })?;
     default_provider()
-        .from_pkcs8_der(&pkcs8)
+        .load_pkcs8_der(&pkcs8)
         .map_err(|e| EngineError::Config(format!("{rel}: {e}")))
 }
 

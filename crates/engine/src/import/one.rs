@@ -88,7 +88,7 @@ pub(crate) async fn import_one(
         Some(p) => {
             let key = core
                 .keys
-                .from_pkcs8_der(p)
+                .load_pkcs8_der(p)
                 .map_err(|e| EngineError::bad_input(codes::E_INVALIDARG, e.to_string()))?;
             if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
                 item.outcome = "error".into();

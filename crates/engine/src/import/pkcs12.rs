@@ -26,7 +26,7 @@ pub(crate) fn parse_pfx(
 ) -> EngineResult<ParsedPfx> {
     let (pkcs8, certs) = read_pfx(data, password)
         .map_err(|e| EngineError::bad_input(codes::E_INVALIDARG, e.to_string()))?;
-    let key = keys.from_pkcs8_der(&pkcs8).map_err(|e| {
+    let key = keys.load_pkcs8_der(&pkcs8).map_err(|e| {
         EngineError::bad_input(codes::E_INVALIDARG, format!("the key does not load: {e}"))
     })?;
     Ok(ParsedPfx { pkcs8, certs, key })

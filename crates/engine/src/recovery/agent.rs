@@ -92,7 +92,7 @@ pub fn recover_from_blob(
             ))
         }
     };
-    let key = default_provider().from_pkcs8_der(&pkcs8).map_err(|e| {
+    let key = default_provider().load_pkcs8_der(&pkcs8).map_err(|e| {
         EngineError::bad_input(
             CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
             format!("the recovered key does not load: {e}"),
