@@ -6,6 +6,7 @@ pub const AUTHENTICATED_USERS: &str = "Authenticated Users";
 /// The virtual group of CA administrators (template ACLs name it).
 pub const ADMINISTRATORS: &str = "Administrators";
 
+use crate::category::AuditCategory;
 use serde::{Deserialize, Serialize};
 
 use crate::template::Template;
@@ -163,17 +164,17 @@ pub enum Op<'a> {
 
 impl Op<'_> {
     /// The audit category the operation belongs to.
-    pub fn category(&self) -> &'static str {
+    pub fn category(&self) -> AuditCategory {
         match self {
-            Op::Configure | Op::EditTemplate(_) => "config",
-            Op::Security => "security",
+            Op::Configure | Op::EditTemplate(_) => AuditCategory::Config,
+            Op::Security => AuditCategory::Security,
             Op::Enroll(_) | Op::EnrollOnBehalfOf { .. } | Op::Officer { .. } | Op::ReadDatabase => {
-                "requests"
+                AuditCategory::Requests
             }
-            Op::RetrieveKey { .. } | Op::SearchKeys => "keys",
-            Op::PublishCrl => "revocation",
-            Op::Backup => "backup",
-            Op::ReadAudit | Op::ConfigureAudit => "audit",
+            Op::RetrieveKey { .. } | Op::SearchKeys => AuditCategory::Keys,
+            Op::PublishCrl => AuditCategory::Revocation,
+            Op::Backup => AuditCategory::Backup,
+            Op::ReadAudit | Op::ConfigureAudit => AuditCategory::Audit,
         }
     }
 

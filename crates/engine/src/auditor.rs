@@ -1,5 +1,6 @@
 //! The auditor's operations: reading and verifying the audit trail, choosing audited categories, events.
 
+use crate::category::AuditCategory;
 use lockbox_store::{AuditRecord, Change, EventRecord};
 
 use crate::audit::{AuditReport, AUDIT_CATEGORIES, CATEGORIES};
@@ -67,7 +68,7 @@ pub(crate) async fn set_audit_categories(
     let audit = crate::audit::chain::audit_entry(
         core,
         actor,
-        "audit",
+        AuditCategory::Audit,
         "set audit categories",
         &value,
         "{}",

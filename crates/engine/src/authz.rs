@@ -4,6 +4,7 @@
 
 pub use crate::actor::{Actor, Op, Role, ADMINISTRATORS, AUTHENTICATED_USERS};
 
+use crate::category::AuditCategory;
 use std::collections::HashMap;
 
 use lockbox_store::RequestRecord;
@@ -343,7 +344,7 @@ pub(crate) async fn read_request(
         crate::audit::chain::audit_refusal(
             core,
             actor,
-            "requests",
+            AuditCategory::Requests,
             "read the CA database",
             &id.to_string(),
             &e,

@@ -1,5 +1,6 @@
 //! CRL construction (RFC 5280 section 5) and revocation reasons.
 
+use crate::category::AuditCategory;
 use der::asn1::BitString;
 use der::Encode;
 use lockbox_crypto::KeyHandle;
@@ -171,7 +172,7 @@ pub(crate) async fn publish_crl(core: &Core, actor: &Actor) -> EngineResult<CrlI
         crate::audit::chain::audit_entry(
             core,
             actor,
-            "revocation",
+            AuditCategory::Revocation,
             "CRL published",
             &info.number.to_string(),
             "{}",

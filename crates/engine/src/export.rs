@@ -5,6 +5,7 @@
 //! the destination's export certificate (the "lock box"), whose plaintext is a
 //! JSON document `lockbox-key-history/1` listing users and their key histories.
 
+use crate::category::AuditCategory;
 use std::collections::BTreeMap;
 
 use lockbox_codec::oids;
@@ -304,7 +305,7 @@ pub(crate) async fn export_keys(
         &locked,
         &core.chain_der()?,
     )?;
-    let audit = crate::audit::chain::audited(core, crate::audit::chain::audit_entry(core, actor, "keys", "key history exported", &format!("{} keys", ids.len()), &serde_json::json!({ "request_ids": ids, "destination": dest.tbs_certificate().subject().to_string() }).to_string()))
+    let audit = crate::audit::chain::audited(core, crate::audit::chain::audit_entry(core, actor, AuditCategory::Keys, "key history exported", &format!("{} keys", ids.len()), &serde_json::json!({ "request_ids": ids, "destination": dest.tbs_certificate().subject().to_string() }).to_string()))
         .await;
     core.store.append_audit(&audit).await?;
     Ok(Export {
@@ -330,7 +331,7 @@ pub(crate) async fn remove_exported_keys(
         crate::audit::chain::audit_entry(
             core,
             actor,
-            "keys",
+            AuditCategory::Keys,
             "exported keys removed",
             &format!("{} keys", request_ids.len()),
             &serde_json::json!({ "request_ids": request_ids }).to_string(),

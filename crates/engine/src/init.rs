@@ -1,5 +1,6 @@
 //! Creating a CA, opening one, installing a subordinate CA's certificate.
 
+use crate::category::AuditCategory;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -223,7 +224,7 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
     let audit = vec![lockbox_store::AuditEntry {
         at: now(),
         actor: "lockbox init".into(),
-        category: "config".into(),
+        category: AuditCategory::Config.as_str().into(),
         action: "CA created".into(),
         target: subject_dn.clone(),
         outcome: "success".into(),

@@ -14,6 +14,7 @@ pub(crate) mod auditor;
 pub mod authz;
 pub mod backup;
 pub mod ca;
+pub(crate) mod category;
 pub mod certbuild;
 pub(crate) mod certs;
 pub mod client;
@@ -41,5 +42,6 @@ pub mod view;
 
 pub use actor::{Actor, Op, Role};
 pub use ca::{Ca, CrlInfo, InitOptions, InitOutcome, Outcome, SubmitOptions};
+pub use category::AuditCategory;
 pub use error::{codes, EngineError, EngineResult, ErrorKind};
 pub use lockbox_store::{Column, Disposition, RequestRecord};

@@ -1,5 +1,6 @@
 //! The certificate manager's operations: pending requests, issue, deny, revoke, views.
 
+use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::normalize_hex;
 use lockbox_store::{Disposition, RequestRecord};
 
@@ -45,7 +46,7 @@ pub(crate) async fn issue(core: &Core, id: i64, actor: &Actor) -> EngineResult<O
         crate::audit::chain::audit_entry(
             core,
             actor,
-            "requests",
+            AuditCategory::Requests,
             "certificate issued",
             &id.to_string(),
             &serde_json::json!({ "serial": fields.serial }).to_string(),
@@ -89,7 +90,7 @@ pub(crate) async fn deny(core: &Core, id: i64, actor: &Actor) -> EngineResult<Ou
         crate::audit::chain::audit_entry(
             core,
             actor,
-            "requests",
+            AuditCategory::Requests,
             "request denied",
             &id.to_string(),
             "{}",
@@ -149,7 +150,7 @@ pub(crate) async fn revoke(
         },
     )
     .await?;
-    let audit = crate::audit::chain::audited(core, crate::audit::chain::audit_entry(core, actor, "revocation", "certificate revoked", &s, &serde_json::json!({ "reason": crate::crl::reason_name(reason), "request_id": rec.request_id }).to_string()))
+    let audit = crate::audit::chain::audited(core, crate::audit::chain::audit_entry(core, actor, AuditCategory::Revocation, "certificate revoked", &s, &serde_json::json!({ "reason": crate::crl::reason_name(reason), "request_id": rec.request_id }).to_string()))
         .await;
     core.store
         .revoke(&s, reason, now(), &audit)

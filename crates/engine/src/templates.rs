@@ -1,5 +1,6 @@
 //! Template administration: the effective templates, duplicating and editing them, the templates the CA issues.
 
+use crate::category::AuditCategory;
 use lockbox_crypto::random::random_bytes;
 use lockbox_store::Change;
 
@@ -49,7 +50,14 @@ pub(crate) async fn save_template(
     let json = serde_json::to_string(t).map_err(|e| EngineError::Config(e.to_string()))?;
     let audit = crate::audit::chain::audited(
         core,
-        crate::audit::chain::audit_entry(core, actor, "config", action, &t.name, &json),
+        crate::audit::chain::audit_entry(
+            core,
+            actor,
+            AuditCategory::Config,
+            action,
+            &t.name,
+            &json,
+        ),
     )
     .await;
     core.store
@@ -148,7 +156,7 @@ pub(crate) async fn set_ca_template(
     };
     let audit = crate::audit::chain::audited(
         core,
-        crate::audit::chain::audit_entry(core, actor, "config", action, &t.name, "{}"),
+        crate::audit::chain::audit_entry(core, actor, AuditCategory::Config, action, &t.name, "{}"),
     )
     .await;
     core.store

@@ -1,5 +1,6 @@
 //! The server's own TLS identity, issued by the CA.
 
+use crate::category::AuditCategory;
 use der::Encode;
 use lockbox_codec::oids;
 use lockbox_codec::pem::{decode_input, encode_pem};
@@ -105,7 +106,7 @@ pub(crate) async fn server_tls_identity(
         vec![lockbox_store::AuditEntry {
             at: issued_at,
             actor: "lockbox serve".into(),
-            category: "requests".into(),
+            category: AuditCategory::Requests.as_str().into(),
             action: "TLS server certificate issued".into(),
             target: "{request_id}".into(),
             outcome: "success".into(),

@@ -1,5 +1,6 @@
 //! The CA exchange certificate clients encrypt archived keys to, and its private key.
 
+use crate::category::AuditCategory;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -156,7 +157,7 @@ pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec
                 vec![lockbox_store::AuditEntry {
                     at: issued_at,
                     actor: format!("{} (CA exchange)", core.config.ca.name),
-                    category: "requests".into(),
+                    category: AuditCategory::Requests.as_str().into(),
                     action: "exchange certificate issued".into(),
                     target: "{request_id}".into(),
                     outcome: "success".into(),

@@ -1,5 +1,6 @@
 //! Key recovery agent administration: adding and removing KRAs, the required count, expiry warnings.
 
+use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::{normalize_hex, to_hex};
 use lockbox_codec::oids;
 use lockbox_codec::pem::decode_input;
@@ -69,7 +70,7 @@ pub(crate) async fn kra_add(
         crate::audit::chain::audit_entry(
             core,
             actor,
-            "config",
+            AuditCategory::Config,
             "KRA added",
             &thumb,
             &serde_json::json!({ "subject": cert.tbs_certificate().subject().to_string() })
@@ -149,7 +150,7 @@ pub(crate) async fn kra_remove(
                 crate::audit::chain::audit_entry(
                     core,
                     actor,
-                    "config",
+                    AuditCategory::Config,
                     "KRA removed",
                     &k.thumbprint,
                     &details,
@@ -210,7 +211,7 @@ pub(crate) async fn set_kra_required(core: &Core, actor: &Actor, n: usize) -> En
         crate::audit::chain::audit_entry(
             core,
             actor,
-            "config",
+            AuditCategory::Config,
             "KRA count required",
             &n.to_string(),
             "{}",
@@ -243,7 +244,7 @@ pub(crate) async fn set_kra_expiry_warning_days(
         crate::audit::chain::audit_entry(
             core,
             actor,
-            "config",
+            AuditCategory::Config,
             "set kra_expiry_warning_days",
             &days.to_string(),
             "{}",

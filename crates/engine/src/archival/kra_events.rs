@@ -1,5 +1,6 @@
 //! KRA state changes: remembering the last states, logging events, landing KRA certificates issued here.
 
+use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_codec::oids;
 use lockbox_crypto::digest::sha1;
@@ -156,7 +157,7 @@ pub(crate) async fn land_kra_certificate(
         crate::audit::chain::audit_entry(
             core,
             actor,
-            "config",
+            AuditCategory::Config,
             "KRA certificate issued into the KRA store",
             &thumb,
             "{}",

@@ -1,5 +1,6 @@
 //! Audit entries: building them, filtering by audited category, recording refusals and events.
 
+use crate::category::AuditCategory;
 use lockbox_store::AuditEntry;
 
 use crate::audit::{AUDIT_CATEGORIES, CATEGORIES};
@@ -22,7 +23,7 @@ pub(crate) async fn categories(core: &Core) -> Vec<String> {
 pub(crate) fn audit_entry(
     _core: &Core,
     actor: &Actor,
-    category: &str,
+    category: AuditCategory,
     action: &str,
     target: &str,
     details: &str,
@@ -30,7 +31,7 @@ pub(crate) fn audit_entry(
     vec![AuditEntry {
         at: now(),
         actor: actor.audit_name(),
-        category: category.into(),
+        category: category.as_str().into(),
         action: action.into(),
         target: target.into(),
         outcome: "success".into(),
@@ -51,7 +52,7 @@ pub(crate) async fn audited(core: &Core, entries: Vec<AuditEntry>) -> Vec<AuditE
 pub(crate) async fn audit_refusal(
     core: &Core,
     actor: &Actor,
-    category: &str,
+    category: AuditCategory,
     action: &str,
     target: &str,
     err: &EngineError,
@@ -63,7 +64,7 @@ pub(crate) async fn audit_refusal(
         .append_audit(&[AuditEntry {
             at: now(),
             actor: actor.audit_name(),
-            category: category.into(),
+            category: category.as_str().into(),
             action: action.into(),
             target: target.into(),
             outcome: "refused".into(),

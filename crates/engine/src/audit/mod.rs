@@ -5,20 +5,22 @@ pub(crate) mod chain;
 pub(crate) mod heads;
 pub(crate) mod verify;
 
+pub use crate::category::AuditCategory;
+
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_crypto::digest::sha256;
 use serde::Serialize;
 
 /// Audit categories (AD CS audit filter): backup, config, security, requests, revocation, keys, audit, service.
 pub const CATEGORIES: &[&str] = &[
-    "backup",
-    "config",
-    "security",
-    "requests",
-    "revocation",
-    "keys",
-    "audit",
-    "service",
+    AuditCategory::Backup.as_str(),
+    AuditCategory::Config.as_str(),
+    AuditCategory::Security.as_str(),
+    AuditCategory::Requests.as_str(),
+    AuditCategory::Revocation.as_str(),
+    AuditCategory::Keys.as_str(),
+    AuditCategory::Audit.as_str(),
+    AuditCategory::Service.as_str(),
 ];
 
 /// Setting holding the audited categories.

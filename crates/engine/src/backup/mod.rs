@@ -25,6 +25,7 @@ pub(crate) mod restore;
 pub use pack::{pack, unpack};
 pub use restore::{restore, verify_backup, RestoreReport};
 
+use crate::category::AuditCategory;
 use std::fs;
 use std::path::Path;
 
@@ -213,7 +214,7 @@ pub(crate) async fn backup_with(
         crate::audit::chain::audit_refusal(
             core,
             actor,
-            "backup",
+            AuditCategory::Backup,
             "backup",
             &out.display().to_string(),
             &e,
@@ -243,7 +244,7 @@ pub(crate) async fn backup_with(
         crate::audit::chain::audit_entry(
             core,
             actor,
-            "backup",
+            AuditCategory::Backup,
             "backup",
             &out.display().to_string(),
             &details,

@@ -1,5 +1,6 @@
 //! Verifying a backup and restoring it into a new home.
 
+use crate::category::AuditCategory;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -281,7 +282,7 @@ pub async fn restore(
         audit_entry(
             &core,
             &actor,
-            "backup",
+            AuditCategory::Backup,
             "restore",
             &dir.display().to_string(),
             &detail,

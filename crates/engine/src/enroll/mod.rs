@@ -3,6 +3,7 @@
 pub(crate) mod checks;
 pub(crate) mod names;
 
+use crate::category::AuditCategory;
 use der::Encode;
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_codec::names::{common_name, dn_string, email};
@@ -128,7 +129,7 @@ pub(crate) async fn submit(
                 crate::audit::chain::audit_refusal(
                     core,
                     &actor,
-                    "requests",
+                    AuditCategory::Requests,
                     "submit request",
                     "",
                     &e,
@@ -184,7 +185,7 @@ pub(crate) async fn submit_as(
     }
     let mut audit = crate::audit::chain::audit_entry(core,
         actor,
-        "requests",
+        AuditCategory::Requests,
         if new.disposition == Disposition::Issued { "certificate issued" } else { "request pended" },
         "{request_id}",
         &serde_json::json!({ "template": template.name, "requester": requester, "names": names.source, "on_behalf_of": agent.then_some(&requester), "serial": new.cert.as_ref().map(|c| c.serial.clone()) }).to_string(),
@@ -193,7 +194,7 @@ pub(crate) async fn submit_as(
         audit.extend(crate::audit::chain::audit_entry(
             core,
             actor,
-            "keys",
+            AuditCategory::Keys,
             "key archived",
             "{request_id}",
             &serde_json::json!({ "kra": a.kra_hashes }).to_string(),

@@ -4,6 +4,7 @@
 pub(crate) mod one;
 pub(crate) mod pkcs12;
 
+use crate::category::AuditCategory;
 use lockbox_store::Change;
 use serde::{Deserialize, Serialize};
 use x509_cert::certificate::Certificate;
@@ -149,7 +150,7 @@ pub(crate) async fn set_foreign_enabled(core: &Core, actor: &Actor, on: bool) ->
         crate::audit::chain::audit_entry(
             core,
             actor,
-            "config",
+            AuditCategory::Config,
             "set kra.enable_foreign",
             &on.to_string(),
             "{}",

@@ -1,5 +1,6 @@
 //! Importing one certificate and key: matching, foreign certificates, sealing for KRAs, deferred writes.
 
+use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_crypto::cms::{envelope, Recipient};
 use lockbox_crypto::digest::sha1;
@@ -109,7 +110,11 @@ pub(crate) async fn import_one(
         crate::audit::chain::audit_entry(
             core,
             actor,
-            if sealed.is_some() { "keys" } else { "requests" },
+            if sealed.is_some() {
+                AuditCategory::Keys
+            } else {
+                AuditCategory::Requests
+            },
             audit_action,
             &f.serial,
             &serde_json::json!({ "source": source, "foreign": !ours }).to_string(),
@@ -203,7 +208,7 @@ pub(crate) async fn import_unmatched(
         crate::audit::chain::audit_entry(
             core,
             actor,
-            "keys",
+            AuditCategory::Keys,
             "unmatched key archived (import)",
             &key_id,
             &serde_json::json!({ "source": source }).to_string(),

@@ -1,5 +1,6 @@
 //! Principal administration: adding and removing principals, tokens and certificate mappings.
 
+use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::{normalize_hex, to_hex};
 use lockbox_crypto::password::hash_secret;
 use lockbox_crypto::random::random_bytes;
@@ -76,7 +77,7 @@ pub(crate) async fn add_principal(
     let audit = crate::audit::chain::audit_entry(
         core,
         actor,
-        "security",
+        AuditCategory::Security,
         if group { "add group" } else { "add principal" },
         name,
         "{}",
@@ -100,7 +101,7 @@ pub(crate) async fn add_token(core: &Core, actor: &Actor, name: &str) -> EngineR
     let audit = crate::audit::chain::audit_entry(
         core,
         actor,
-        "security",
+        AuditCategory::Security,
         "add token",
         &p.name,
         &serde_json::json!({ "token_id": id }).to_string(),
@@ -125,8 +126,14 @@ pub(crate) async fn add_token(core: &Core, actor: &Actor, name: &str) -> EngineR
 pub(crate) async fn remove_principal(core: &Core, actor: &Actor, name: &str) -> EngineResult<()> {
     crate::authz::authorize(core, actor, Op::Security).await?;
     let name = existing(core, name).await?.name;
-    let audit =
-        crate::audit::chain::audit_entry(core, actor, "security", "remove principal", &name, "{}");
+    let audit = crate::audit::chain::audit_entry(
+        core,
+        actor,
+        AuditCategory::Security,
+        "remove principal",
+        &name,
+        "{}",
+    );
     core.store
         .apply(&[Change::RemovePrincipal { name }], &audit)
         .await?;
@@ -153,7 +160,7 @@ pub(crate) async fn revoke_token(
     let audit = crate::audit::chain::audit_entry(
         core,
         actor,
-        "security",
+        AuditCategory::Security,
         "revoke token",
         &p.name,
         &serde_json::json!({ "token_id": id }).to_string(),
@@ -230,7 +237,7 @@ pub(crate) async fn unmap_certificate(
     let audit = crate::audit::chain::audit_entry(
         core,
         actor,
-        "security",
+        AuditCategory::Security,
         "unmap certificate",
         &p.name,
         &serde_json::json!({ "serial": wanted, "thumbprint": thumbprint }).to_string(),

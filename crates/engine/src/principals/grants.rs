@@ -1,5 +1,6 @@
 //! Group membership, certificate mappings, roles, template permissions and enrollment-agent restrictions.
 
+use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_store::{Change, Permission};
 
@@ -32,7 +33,7 @@ pub(crate) async fn add_member(
     let audit = crate::audit::chain::audit_entry(
         core,
         actor,
-        "security",
+        AuditCategory::Security,
         "add group member",
         group,
         &serde_json::json!({ "member": member }).to_string(),
@@ -66,7 +67,7 @@ pub(crate) async fn map_certificate(
     let audit = crate::audit::chain::audit_entry(
         core,
         actor,
-        "security",
+        AuditCategory::Security,
         "map certificate",
         name,
         &serde_json::json!({ "thumbprint": thumb, "serial": serial }).to_string(),
@@ -118,7 +119,7 @@ pub(crate) async fn set_role(
     let audit = crate::audit::chain::audit_entry(
         core,
         actor,
-        "security",
+        AuditCategory::Security,
         action,
         principal,
         &serde_json::json!({ "role": role.name() }).to_string(),
@@ -172,7 +173,7 @@ pub(crate) async fn set_template_permission(
     let audit = crate::audit::chain::audit_entry(
         core,
         actor,
-        "security",
+        AuditCategory::Security,
         if allow {
             "permit template"
         } else {
@@ -244,7 +245,7 @@ pub(crate) async fn set_restrictions(
     let audit = crate::audit::chain::audit_entry(
         core,
         actor,
-        "security",
+        AuditCategory::Security,
         "set manager restrictions",
         manager,
         &details,
@@ -281,7 +282,7 @@ pub(crate) async fn set_role_separation(core: &Core, actor: &Actor, on: bool) ->
     let audit = crate::audit::chain::audit_entry(
         core,
         actor,
-        "security",
+        AuditCategory::Security,
         "set role separation",
         &on.to_string(),
         "{}",

@@ -1,5 +1,6 @@
 //! Authentication: tokens, passwords and client certificates, with throttling and caching.
 
+use crate::category::AuditCategory;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -164,7 +165,7 @@ pub(crate) async fn login(
             Credential::Password { name, .. } => shown_name(name),
             _ => "anonymous".into(),
         },
-        category: "security".into(),
+        category: AuditCategory::Security.as_str().into(),
         action: "login".into(),
         target: credential.method().into(),
         outcome: "refused".into(),

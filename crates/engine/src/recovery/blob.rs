@@ -1,5 +1,6 @@
 //! Handing out archived keys as recovery blobs to KRAs.
 
+use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_codec::oids;
 use lockbox_crypto::cms::{decode_envelope, sign_data_with_attributes};
@@ -135,7 +136,7 @@ pub(crate) async fn get_key_by_request(
     )?;
     let audit = crate::audit::chain::audited(core, crate::audit::chain::audit_entry(core,
             actor,
-            "keys",
+            AuditCategory::Keys,
             "retrieved an archived key",
             &request_id.to_string(),
             &serde_json::json!({ "serial": c.serial, "kra": recipients.iter().map(|r| r.sha1.clone()).collect::<Vec<_>>() }).to_string(),
