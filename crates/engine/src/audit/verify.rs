@@ -10,10 +10,40 @@ use crate::audit::{chain_hash, AuditProblem, AuditReport, HEADS_FILE};
 use crate::core::Core;
 use crate::{EngineError, EngineResult};
 
+/// The records as read: how many, the last position, each position's hash.
+struct Records {
+    count: i64,
+    last_seq: i64,
+    by_seq: HashMap<i64, String>,
+}
+
 /// Verifies the chain: every record's hash, its link to the previous one,
 /// contiguous positions, and every signed head.
 pub(crate) async fn verify(core: &Core) -> EngineResult<AuditReport> {
     let mut problems = Vec::new();
+    let records = walk_records(core, &mut problems).await?;
+    let heads = core.store.audit_heads().await?;
+    let (_, ca) = core.ca_cert()?;
+    let key_alg = core.signing_key()?.signature_algorithm();
+    let signed_ok = |h: &AuditHead| {
+        let sig = hex::decode(&h.signature).unwrap_or_default();
+        let msg = format!("{}:{}", h.seq, h.hash);
+        let spki = ca.tbs_certificate().subject_public_key_info();
+        verify_signature(spki, ca.signature_algorithm(), msg.as_bytes(), &sig).is_ok()
+            || verify_signature(spki, &key_alg, msg.as_bytes(), &sig).is_ok()
+    };
+    check_database_heads(&heads, &records, &signed_ok, &mut problems);
+    let external = check_head_file(core, &heads, &records, &signed_ok, &mut problems)?;
+    Ok(AuditReport {
+        records: records.count,
+        signed_heads: heads.len(),
+        external_heads: external,
+        problems,
+    })
+}
+
+/// Reads every record in position order, checking positions, links and hashes.
+async fn walk_records(core: &Core, problems: &mut Vec<AuditProblem>) -> EngineResult<Records> {
     let mut expected_seq = 1;
     let mut prev_hash = GENESIS_HASH.to_string();
     let mut by_seq: HashMap<i64, String> = HashMap::new();
@@ -53,25 +83,28 @@ pub(crate) async fn verify(core: &Core) -> EngineResult<AuditReport> {
             expected_seq = r.seq + 1;
         }
     }
-    let last_seq = expected_seq - 1;
-    let heads = core.store.audit_heads().await?;
-    let (_, ca) = core.ca_cert()?;
-    let key_alg = core.signing_key()?.signature_algorithm();
-    let signed_ok = |h: &AuditHead| {
-        let sig = hex::decode(&h.signature).unwrap_or_default();
-        let msg = format!("{}:{}", h.seq, h.hash);
-        let spki = ca.tbs_certificate().subject_public_key_info();
-        verify_signature(spki, ca.signature_algorithm(), msg.as_bytes(), &sig).is_ok()
-            || verify_signature(spki, &key_alg, msg.as_bytes(), &sig).is_ok()
-    };
-    for h in &heads {
+    Ok(Records {
+        count,
+        last_seq: expected_seq - 1,
+        by_seq,
+    })
+}
+
+/// Each signed head in the database: its signature and the record it names.
+fn check_database_heads(
+    heads: &[AuditHead],
+    records: &Records,
+    signed_ok: &dyn Fn(&AuditHead) -> bool,
+    problems: &mut Vec<AuditProblem>,
+) {
+    for h in heads {
         if !signed_ok(h) {
             problems.push(AuditProblem {
                 position: h.seq,
                 problem: "signed head has a bad signature".into(),
             });
         }
-        match by_seq.get(&h.seq) {
+        match records.by_seq.get(&h.seq) {
             Some(hash) if hash == &h.hash => {}
             Some(_) => problems.push(AuditProblem {
                 position: h.seq,
@@ -83,9 +116,20 @@ pub(crate) async fn verify(core: &Core) -> EngineResult<AuditReport> {
             }),
         }
     }
-    // The copy of every signed head outside the database: a database-only
-    // attacker can delete records and heads, or rewrite records and
-    // recompute the chain, but cannot change this file or sign new heads.
+}
+
+/// The copy of every signed head outside the database: a database-only
+/// attacker can delete records and heads, or rewrite records and recompute
+/// the chain, but cannot change this file or sign new heads. Returns how
+/// many heads the file holds.
+fn check_head_file(
+    core: &Core,
+    heads: &[AuditHead],
+    records: &Records,
+    signed_ok: &dyn Fn(&AuditHead) -> bool,
+    problems: &mut Vec<AuditProblem>,
+) -> EngineResult<usize> {
+    let last_seq = records.last_seq;
     let db_heads: HashMap<i64, &AuditHead> = heads.iter().map(|h| (h.seq, h)).collect();
     let mut covered = heads.last().map_or(0, |h| h.seq);
     let file = read_head_file(&core.home).map_err(EngineError::io(format!(
@@ -126,7 +170,7 @@ pub(crate) async fn verify(core: &Core) -> EngineResult<AuditReport> {
             continue;
         }
         covered = covered.max(h.seq);
-        match by_seq.get(&h.seq) {
+        match records.by_seq.get(&h.seq) {
             Some(hash) if hash == &h.hash => {}
             Some(_) => problems.push(AuditProblem {
                 position: h.seq,
@@ -148,6 +192,19 @@ pub(crate) async fn verify(core: &Core) -> EngineResult<AuditReport> {
             missing_heads.push(h.seq);
         }
     }
+    report_gaps(last_seq, covered, truncated_to, &missing_heads, problems);
+    Ok(external)
+}
+
+/// What the head file shows is missing: a truncated tail, heads deleted from
+/// the database, records no signed head covers.
+fn report_gaps(
+    last_seq: i64,
+    covered: i64,
+    truncated_to: Option<i64>,
+    missing_heads: &[i64],
+    problems: &mut Vec<AuditProblem>,
+) {
     if let Some(t) = truncated_to {
         problems.push(AuditProblem {
             position: last_seq + 1,
@@ -175,10 +232,4 @@ pub(crate) async fn verify(core: &Core) -> EngineResult<AuditReport> {
             ),
         });
     }
-    Ok(AuditReport {
-        records: count,
-        signed_heads: heads.len(),
-        external_heads: external,
-        problems,
-    })
 }
