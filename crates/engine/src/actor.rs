@@ -6,9 +6,9 @@ pub const AUTHENTICATED_USERS: &str = "Authenticated Users";
 /// The virtual group of CA administrators (template ACLs name it).
 pub const ADMINISTRATORS: &str = "Administrators";
 
-use crate::category::AuditCategory;
 use serde::{Deserialize, Serialize};
 
+use crate::category::AuditCategory;
 use crate::template::Template;
 use crate::{EngineError, EngineResult};
 

@@ -1,9 +1,9 @@
 //! The auditor's operations: reading and verifying the audit trail, choosing audited categories, events.
 
-use crate::category::AuditCategory;
 use lockbox_store::{AuditRecord, Change, EventRecord};
 
 use crate::audit::{AuditReport, AUDIT_CATEGORIES, CATEGORIES};
+use crate::category::AuditCategory;
 use crate::core::Core;
 use crate::{Actor, EngineError, EngineResult, Op};
 

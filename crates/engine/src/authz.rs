@@ -4,11 +4,11 @@
 
 pub use crate::actor::{Actor, Op, Role, ADMINISTRATORS, AUTHENTICATED_USERS};
 
-use crate::category::AuditCategory;
 use std::collections::HashMap;
 
 use lockbox_store::RequestRecord;
 
+use crate::category::AuditCategory;
 use crate::codes::{
     CERTSRV_E_RESTRICTEDOFFICER, CERTSRV_E_ROLECONFLICT, CERTSRV_E_TEMPLATE_DENIED,
 };

@@ -1,6 +1,5 @@
 //! CRL construction (RFC 5280 section 5) and revocation reasons.
 
-use crate::category::AuditCategory;
 use der::asn1::BitString;
 use der::Encode;
 use lockbox_crypto::KeyHandle;
@@ -14,6 +13,7 @@ use x509_cert::ext::pkix::CrlReason;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 
+use crate::category::AuditCategory;
 use crate::certbuild::{aki, extension};
 use crate::core::Core;
 use crate::period::{now, x509_time};

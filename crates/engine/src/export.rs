@@ -5,7 +5,6 @@
 //! the destination's export certificate (the "lock box"), whose plaintext is a
 //! JSON document `lockbox-key-history/1` listing users and their key histories.
 
-use crate::category::AuditCategory;
 use std::collections::BTreeMap;
 
 use lockbox_codec::oids;
@@ -20,6 +19,7 @@ use lockbox_store::Change;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::category::AuditCategory;
 use crate::certbuild::decode_certificate;
 use crate::core::Core;
 use crate::import::{ImportItem, ImportOptions};

@@ -1,6 +1,5 @@
 //! Creating a CA, opening one, installing a subordinate CA's certificate.
 
-use crate::category::AuditCategory;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +15,7 @@ use serde::Serialize;
 use x509_cert::certificate::Certificate;
 use zeroize::Zeroizing;
 
+use crate::category::AuditCategory;
 use crate::certbuild::{
     ca_extensions, decode_certificate, sign_certificate, sign_request, CertSpec,
 };

@@ -1,9 +1,9 @@
 //! The certificate manager's operations: pending requests, issue, deny, revoke, views.
 
-use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::normalize_hex;
 use lockbox_store::{Disposition, RequestRecord};
 
+use crate::category::AuditCategory;
 use crate::core::Core;
 use crate::enroll::{conflict, outcome};
 use crate::inbound::decode_and_verify;

@@ -1,9 +1,9 @@
 //! Template administration: the effective templates, duplicating and editing them, the templates the CA issues.
 
-use crate::category::AuditCategory;
 use lockbox_crypto::random::random_bytes;
 use lockbox_store::Change;
 
+use crate::category::AuditCategory;
 use crate::core::Core;
 use crate::template::{validate_name, Template, TEMPLATE_ARC};
 use crate::{codes, Actor, EngineError, EngineResult, Op};

@@ -1,6 +1,5 @@
 //! The server's own TLS identity, issued by the CA.
 
-use crate::category::AuditCategory;
 use der::Encode;
 use lockbox_codec::oids;
 use lockbox_codec::pem::{decode_input, encode_pem};
@@ -9,6 +8,7 @@ use lockbox_crypto::KeySpec;
 use lockbox_store::{Disposition, NewRequest};
 use zeroize::Zeroizing;
 
+use crate::category::AuditCategory;
 use crate::certbuild::{aki, sign_certificate, sign_request, ski, template_extensions, CertSpec};
 use crate::certs::{cert_fields, key_pem, subject_name};
 use crate::core::Core;

@@ -1,6 +1,5 @@
 //! The CA exchange certificate clients encrypt archived keys to, and its private key.
 
-use crate::category::AuditCategory;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -11,6 +10,7 @@ use lockbox_store::{Disposition, NewRequest};
 use zeroize::Zeroizing;
 
 use crate::archival::xchg_subject;
+use crate::category::AuditCategory;
 use crate::certbuild::{aki, sign_certificate, sign_request, ski, template_extensions, CertSpec};
 use crate::certs::{cert_fields, key_pem, load_key};
 use crate::config::passphrase;

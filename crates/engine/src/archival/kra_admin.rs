@@ -1,6 +1,5 @@
 //! Key recovery agent administration: adding and removing KRAs, the required count, expiry warnings.
 
-use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::{normalize_hex, to_hex};
 use lockbox_codec::oids;
 use lockbox_codec::pem::decode_input;
@@ -10,6 +9,7 @@ use x509_cert::ext::pkix::KeyUsages;
 
 use crate::archival::kra::KRA_REQUIRED;
 use crate::archival::{has_eku, key_usage, KraStatus};
+use crate::category::AuditCategory;
 use crate::certbuild::decode_certificate;
 use crate::core::Core;
 use crate::period::now;

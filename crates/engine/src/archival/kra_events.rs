@@ -1,6 +1,5 @@
 //! KRA state changes: remembering the last states, logging events, landing KRA certificates issued here.
 
-use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_codec::oids;
 use lockbox_crypto::digest::sha1;
@@ -8,6 +7,7 @@ use lockbox_store::Change;
 use x509_cert::certificate::Certificate;
 
 use crate::archival::{has_eku, KraStatus};
+use crate::category::AuditCategory;
 use crate::certbuild::decode_certificate;
 use crate::core::Core;
 use crate::period::now;

@@ -1,9 +1,9 @@
 //! Audit entries: building them, filtering by audited category, recording refusals and events.
 
-use crate::category::AuditCategory;
 use lockbox_store::AuditEntry;
 
 use crate::audit::{AUDIT_CATEGORIES, CATEGORIES};
+use crate::category::AuditCategory;
 use crate::core::Core;
 use crate::period::now;
 use crate::{Actor, EngineError, EngineResult};

@@ -25,7 +25,6 @@ pub(crate) mod restore;
 pub use pack::{pack, unpack};
 pub use restore::{restore, verify_backup, RestoreReport};
 
-use crate::category::AuditCategory;
 use std::fs;
 use std::path::Path;
 
@@ -37,6 +36,7 @@ use lockbox_store::{SqliteStore, Store};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::category::AuditCategory;
 use crate::certs::load_key;
 use crate::config::{passphrase, Home, CONFIG_FILE};
 use crate::core::Core;

@@ -1,8 +1,8 @@
 //! Verifying a backup and restoring it into a new home.
 
-use crate::category::AuditCategory;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_codec::pem::decode_input;
@@ -11,13 +11,13 @@ use lockbox_crypto::pkcs8enc::decrypt_pkcs8;
 use lockbox_crypto::{default_provider, PrivateKey};
 use lockbox_store::Store;
 use serde::Serialize;
-use std::sync::Arc;
 
 use crate::audit::chain::{audit_entry, audited};
 use crate::backup::{
     audit_head, files_in, io, is_empty_dir, open_copy, BackupCheck, Manifest, DB_FILE, FORMAT,
     MANIFEST,
 };
+use crate::category::AuditCategory;
 use crate::certbuild::decode_certificate;
 use crate::config::{passphrase, Home, CONFIG_FILE};
 use crate::period::now;

@@ -3,7 +3,6 @@
 pub(crate) mod checks;
 pub(crate) mod names;
 
-use crate::category::AuditCategory;
 use der::Encode;
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_codec::names::{common_name, dn_string, email};
@@ -14,6 +13,7 @@ use lockbox_store::{CertFields, Disposition, NewRequest, StoreError};
 use serde::Serialize;
 use spki::SubjectPublicKeyInfoOwned;
 
+use crate::category::AuditCategory;
 use crate::certbuild::{
     aki, distribution_extensions, sign_certificate, ski, template_extensions, CertSpec,
 };

@@ -4,12 +4,12 @@
 pub(crate) mod one;
 pub(crate) mod pkcs12;
 
-use crate::category::AuditCategory;
 use lockbox_store::Change;
 use serde::{Deserialize, Serialize};
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 
+use crate::category::AuditCategory;
 use crate::core::Core;
 use crate::{Actor, EngineError, EngineResult, Op};
 

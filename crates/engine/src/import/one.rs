@@ -1,14 +1,14 @@
 //! Importing one certificate and key: matching, foreign certificates, sealing for KRAs, deferred writes.
 
-use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_crypto::cms::{envelope, Recipient};
 use lockbox_crypto::digest::sha1;
 use lockbox_crypto::keyinfo::key_identifier;
 use lockbox_crypto::PrivateKey;
-use lockbox_store::{Change, Disposition, NewRequest};
+use lockbox_store::{CertFields, Change, Disposition, NewRequest};
 use x509_cert::certificate::Certificate;
 
+use crate::category::AuditCategory;
 use crate::certs::{cert_fields, verify_issued_by};
 use crate::core::Core;
 use crate::import::{cert_template, is_signature_only, owner_names, ImportItem, ImportOptions};
@@ -29,19 +29,7 @@ pub(crate) async fn import_one(
 ) -> EngineResult<ImportItem> {
     let f = cert_fields(der)?;
     let template = cert_template(cert);
-    let mut item = ImportItem {
-        owner: f.subject.clone(),
-        email: f.email.clone(),
-        upn: f.upn.clone(),
-        key_id: f.key_id.clone(),
-        serial: Some(f.serial.clone()),
-        issuer: Some(cert.tbs_certificate().issuer().to_string()),
-        template: template.clone(),
-        source: source.into(),
-        outcome: String::new(),
-        error: None,
-        foreign: false,
-    };
+    let mut item = new_item(&f, cert, &template, source);
     if pkcs8.is_some() && is_signature_only(cert) {
         item.outcome = "ignored signature".into();
         return Ok(item);
@@ -68,14 +56,7 @@ pub(crate) async fn import_one(
         }
     }
     if !ours && existing.is_none() {
-        let why = if !opts.foreign {
-            Some("foreign certificate: give -f to import it".to_string())
-        } else if !crate::import::foreign_allowed(core).await? {
-            Some("foreign certificate: the CA setting kra.enable_foreign is off".to_string())
-        } else {
-            None
-        };
-        if let Some(w) = why {
+        if let Some(w) = foreign_refusal(core, opts).await? {
             item.outcome = "refused foreign".into();
             item.error = Some(format!(
                 "{} (issuer '{}'): {w}",
@@ -130,28 +111,14 @@ pub(crate) async fn import_one(
             source: Some(source.into()),
         },
         (_, sealed) => Change::InsertImported {
-            request: Box::new(NewRequest {
-                request_der: der.to_vec(),
-                request_kind: "import".into(),
-                requester: actor.name.clone(),
+            request: Box::new(imported_request(
+                der,
+                actor,
                 template,
-                request_subject: f.subject.clone(),
-                request_common_name: f.common_name.clone(),
-                request_upn: f.upn.clone(),
-                request_email: f.email.clone(),
-                disposition: Disposition::Issued,
-                disposition_message: if ours {
-                    "Imported"
-                } else {
-                    "Imported (foreign)"
-                }
-                .into(),
-                status_code: 0,
-                submitted_at: now(),
-                archived_key: sealed.as_ref().map(|s| s.0.clone()),
-                kra_hashes: sealed.as_ref().map(|s| s.1.clone()),
-                cert: Some(f.clone()),
-            }),
+                &f,
+                ours,
+                sealed.as_ref(),
+            )),
             foreign: !ours,
             owner: Some(owner),
             source: Some(source.into()),
@@ -173,6 +140,72 @@ pub(crate) async fn import_one(
     }
     item.outcome = if archived { "archived" } else { "imported" }.into();
     Ok(item)
+}
+
+/// The report line of one certificate, before its outcome is known.
+fn new_item(
+    f: &CertFields,
+    cert: &Certificate,
+    template: &Option<String>,
+    source: &str,
+) -> ImportItem {
+    ImportItem {
+        owner: f.subject.clone(),
+        email: f.email.clone(),
+        upn: f.upn.clone(),
+        key_id: f.key_id.clone(),
+        serial: Some(f.serial.clone()),
+        issuer: Some(cert.tbs_certificate().issuer().to_string()),
+        template: template.clone(),
+        source: source.into(),
+        outcome: String::new(),
+        error: None,
+        foreign: false,
+    }
+}
+
+/// Why a foreign certificate is refused, if it is.
+async fn foreign_refusal(core: &Core, opts: &ImportOptions) -> EngineResult<Option<String>> {
+    Ok(if !opts.foreign {
+        Some("foreign certificate: give -f to import it".to_string())
+    } else if !crate::import::foreign_allowed(core).await? {
+        Some("foreign certificate: the CA setting kra.enable_foreign is off".to_string())
+    } else {
+        None
+    })
+}
+
+/// The issued row an imported certificate becomes, with its sealed key when given.
+fn imported_request(
+    der: &[u8],
+    actor: &Actor,
+    template: Option<String>,
+    f: &CertFields,
+    ours: bool,
+    sealed: Option<&(Vec<u8>, String)>,
+) -> NewRequest {
+    NewRequest {
+        request_der: der.to_vec(),
+        request_kind: "import".into(),
+        requester: actor.name.clone(),
+        template,
+        request_subject: f.subject.clone(),
+        request_common_name: f.common_name.clone(),
+        request_upn: f.upn.clone(),
+        request_email: f.email.clone(),
+        disposition: Disposition::Issued,
+        disposition_message: if ours {
+            "Imported"
+        } else {
+            "Imported (foreign)"
+        }
+        .into(),
+        status_code: 0,
+        submitted_at: now(),
+        archived_key: sealed.map(|s| s.0.clone()),
+        kra_hashes: sealed.map(|s| s.1.clone()),
+        cert: Some(f.clone()),
+    }
 }
 
 /// A key whose certificate is unknown: archived under its key ID.

@@ -1,6 +1,5 @@
 //! Principal administration: adding and removing principals, tokens and certificate mappings.
 
-use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::{normalize_hex, to_hex};
 use lockbox_crypto::password::hash_secret;
 use lockbox_crypto::random::random_bytes;
@@ -8,6 +7,7 @@ use lockbox_store::{CertificateMapping, Change, Principal, TokenInfo};
 use zeroize::Zeroizing;
 
 use crate::authz::{ADMINISTRATORS, AUTHENTICATED_USERS};
+use crate::category::AuditCategory;
 use crate::core::Core;
 use crate::period::now;
 use crate::principals::{bad, valid_name, NewPrincipal};

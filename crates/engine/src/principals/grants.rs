@@ -1,10 +1,10 @@
 //! Group membership, certificate mappings, roles, template permissions and enrollment-agent restrictions.
 
-use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_store::{Change, Permission};
 
 use crate::authz::{ADMINISTRATORS, AUTHENTICATED_USERS};
+use crate::category::AuditCategory;
 use crate::core::Core;
 use crate::principals::bad;
 use crate::{Actor, EngineError, EngineResult, Op, Role};

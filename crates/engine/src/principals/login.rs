@@ -1,6 +1,5 @@
 //! Authentication: tokens, passwords and client certificates, with throttling and caching.
 
-use crate::category::AuditCategory;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -11,6 +10,7 @@ use lockbox_store::{AuditEntry, Disposition};
 use zeroize::Zeroizing;
 
 use crate::authz::ADMINISTRATORS;
+use crate::category::AuditCategory;
 use crate::core::state::{CACHE_ENTRIES, CACHE_TTL};
 use crate::core::Core;
 use crate::period::now;

@@ -1,11 +1,11 @@
 //! Handing out archived keys as recovery blobs to KRAs.
 
-use crate::category::AuditCategory;
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_codec::oids;
 use lockbox_crypto::cms::{decode_envelope, sign_data_with_attributes};
 use lockbox_crypto::digest::sha1;
 
+use crate::category::AuditCategory;
 use crate::certbuild::decode_certificate;
 use crate::codes::{CRYPT_E_NOT_FOUND, TYPE_E_AMBIGUOUSNAME};
 use crate::core::Core;
