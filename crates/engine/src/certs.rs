@@ -1,6 +1,7 @@
 //! Certificate and key-file helpers shared by the services: searchable fields, issuer checks, PKCS#8 files.
 
-use der::{Decode, Encode};
+use const_oid::AssociatedOid;
+use der::Encode;
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_codec::names::{common_name, dn_string, email, parse_alt_names, AltNames};
 use lockbox_codec::oids;
@@ -66,6 +67,20 @@ pub fn load_private_key(bytes: &[u8], pass: Option<&[u8]>) -> EngineResult<Softw
     Ok(SoftwareKeyProvider.load_software(&der)?)
 }
 
+/// The first extension of type `T` in `cert`, decoded; `None` when it is
+/// absent or does not decode (a typed lookup through `T`'s OID that keeps the
+/// first-match reading of the hand scans it replaced: a duplicate extension
+/// is not an error here).
+pub(crate) fn first_extension<'a, T: der::Decode<'a> + AssociatedOid>(
+    cert: &'a Certificate,
+) -> Option<T> {
+    cert.tbs_certificate()
+        .filter_extensions::<T>()
+        .next()
+        .and_then(|r| r.ok())
+        .map(|(_, t)| t)
+}
+
 pub(crate) fn subject_name(dn: &str) -> EngineResult<Name> {
     lockbox_codec::names::parse_dn(dn)
         .map_err(|e| EngineError::bad_input(codes::E_INVALIDARG, format!("invalid DN '{dn}': {e}")))
@@ -80,10 +95,7 @@ pub fn cert_fields(der: &[u8]) -> EngineResult<CertFields> {
         Some(e) => parse_alt_names(e.extn_value.as_bytes())?,
         None => AltNames::default(),
     };
-    let key_id = exts
-        .iter()
-        .find(|e| e.extn_id == oids::CE_SUBJECT_KEY_IDENTIFIER)
-        .and_then(|e| SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()).ok())
+    let key_id = first_extension::<SubjectKeyIdentifier>(&cert)
         .map(|s| to_hex(s.0.as_bytes()))
         .unwrap_or_else(|| to_hex(&key_identifier(tbs.subject_public_key_info())));
     let facts = public_key_facts(tbs.subject_public_key_info())?;
@@ -134,14 +146,5 @@ pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> EngineResul
 }
 
 pub(crate) fn is_ca_cert(cert: &Certificate) -> bool {
-    cert.tbs_certificate()
-        .extensions()
-        .map(|e| e.as_slice())
-        .unwrap_or(&[])
-        .iter()
-        .find(|e| e.extn_id == oids::CE_BASIC_CONSTRAINTS)
-        .and_then(|e| {
-            x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()).ok()
-        })
-        .is_some_and(|b| b.ca)
+    first_extension::<x509_cert::ext::pkix::BasicConstraints>(cert).is_some_and(|b| b.ca)
 }

@@ -9,13 +9,12 @@
 //! issued to someone (an encryption or signature certificate) never signs for
 //! the CA.
 
-use der::{Decode, Encode};
-use lockbox_codec::oids;
+use der::Encode;
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 
 use crate::certbuild::decode_certificate;
-use crate::certs::verify_issued_by;
+use crate::certs::{first_extension, verify_issued_by};
 use crate::error::{codes, EngineError, EngineResult};
 
 fn untrusted(what: &str, why: &str) -> EngineError {
@@ -25,28 +24,12 @@ fn untrusted(what: &str, why: &str) -> EngineError {
     )
 }
 
-fn extension<'a>(cert: &'a Certificate, oid: &der::oid::ObjectIdentifier) -> Option<&'a [u8]> {
-    cert.tbs_certificate()
-        .extensions()
-        .map(|e| e.as_slice())
-        .unwrap_or(&[])
-        .iter()
-        .find(|e| &e.extn_id == oid)
-        .map(|e| e.extn_value.as_bytes())
-}
-
 /// Whether `cert` is a CA certificate able to sign certificates
 /// (basicConstraints cA=TRUE and keyUsage with keyCertSign).
 pub fn is_signing_ca_certificate(cert: &Certificate) -> bool {
-    let ca = extension(cert, &oids::CE_BASIC_CONSTRAINTS)
-        .and_then(|v| BasicConstraints::from_der(v).ok())
-        .is_some_and(|b| b.ca);
-    let cert_sign = match extension(cert, &oids::CE_KEY_USAGE) {
-        Some(v) => KeyUsage::from_der(v)
-            .map(|k| k.0.contains(KeyUsages::KeyCertSign))
-            .unwrap_or(false),
-        None => false,
-    };
+    let ca = first_extension::<BasicConstraints>(cert).is_some_and(|b| b.ca);
+    let cert_sign =
+        first_extension::<KeyUsage>(cert).is_some_and(|k| k.0.contains(KeyUsages::KeyCertSign));
     ca && cert_sign
 }
 

@@ -49,13 +49,7 @@ pub(crate) async fn kra_add(
             "the certificate has no Key Recovery Agent EKU (1.3.6.1.4.1.311.21.6)",
         ));
     }
-    let ku_ok = key_usage(
-        cert.tbs_certificate()
-            .extensions()
-            .map(|e| e.as_slice())
-            .unwrap_or(&[]),
-    )
-    .is_some_and(|k| {
+    let ku_ok = key_usage(&cert).is_some_and(|k| {
         k.0.contains(KeyUsages::KeyEncipherment) || k.0.contains(KeyUsages::KeyAgreement)
     });
     if !ku_ok {

@@ -21,6 +21,7 @@ use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage};
 use x509_cert::name::Name;
 
+use crate::certs::first_extension;
 use crate::codes::CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL;
 use crate::{codes, EngineError, EngineResult};
 
@@ -61,21 +62,11 @@ fn archival_error() -> EngineError {
 }
 
 pub(crate) fn has_eku(cert: &Certificate, eku: ObjectIdentifier) -> bool {
-    cert.tbs_certificate()
-        .extensions()
-        .map(|e| e.as_slice())
-        .unwrap_or(&[])
-        .iter()
-        .find(|e| e.extn_id == oids::CE_EXT_KEY_USAGE)
-        .and_then(|e| ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).ok())
-        .is_some_and(|k| k.0.contains(&eku))
+    first_extension::<ExtendedKeyUsage>(cert).is_some_and(|k| k.0.contains(&eku))
 }
 
-fn key_usage(cert_exts: &[x509_cert::ext::Extension]) -> Option<KeyUsage> {
-    cert_exts
-        .iter()
-        .find(|e| e.extn_id == oids::CE_KEY_USAGE)
-        .and_then(|e| KeyUsage::from_der(e.extn_value.as_bytes()).ok())
+fn key_usage(cert: &Certificate) -> Option<KeyUsage> {
+    first_extension::<KeyUsage>(cert)
 }
 
 fn xchg_subject(ca: &Name) -> EngineResult<Name> {

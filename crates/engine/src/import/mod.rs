@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 
+use lockbox_codec::ms::CertificateTemplateExt;
+use lockbox_codec::msext::CertTypeName;
+
 use crate::category::AuditCategory;
+use crate::certs::first_extension;
 use crate::core::Core;
 use crate::{Actor, EngineError, EngineResult, Op};
 
@@ -53,16 +57,7 @@ pub struct ImportOptions {
 }
 
 fn is_signature_only(cert: &Certificate) -> bool {
-    let exts = cert
-        .tbs_certificate()
-        .extensions()
-        .map(|e| e.as_slice())
-        .unwrap_or(&[]);
-    match exts
-        .iter()
-        .find(|e| e.extn_id == lockbox_codec::oids::CE_KEY_USAGE)
-        .and_then(|e| der::Decode::from_der(e.extn_value.as_bytes()).ok())
-    {
+    match crate::certs::first_extension::<KeyUsage>(cert) {
         Some(KeyUsage(ku)) => {
             !(ku.contains(KeyUsages::KeyEncipherment)
                 || ku.contains(KeyUsages::KeyAgreement)
@@ -74,26 +69,11 @@ fn is_signature_only(cert: &Certificate) -> bool {
 
 /// The template a certificate names (v1 name or v2 OID), if any.
 fn cert_template(cert: &Certificate) -> Option<String> {
-    let exts = cert
-        .tbs_certificate()
-        .extensions()
-        .map(|e| e.as_slice())
-        .unwrap_or(&[]);
-    if let Some(e) = exts
-        .iter()
-        .find(|e| e.extn_id == lockbox_codec::oids::MS_CERT_TYPE_NAME)
-    {
-        return lockbox_codec::ms::decode_cert_type_name(e.extn_value.as_bytes()).ok();
+    let tbs = cert.tbs_certificate();
+    if let Some(found) = tbs.filter_extensions::<CertTypeName>().next() {
+        return found.ok().map(|(_, name)| name.0);
     }
-    exts.iter()
-        .find(|e| e.extn_id == lockbox_codec::oids::MS_CERTIFICATE_TEMPLATE)
-        .and_then(|e| {
-            <lockbox_codec::ms::CertificateTemplateExt as der::Decode>::from_der(
-                e.extn_value.as_bytes(),
-            )
-            .ok()
-        })
-        .map(|t| t.template_id.to_string())
+    first_extension::<CertificateTemplateExt>(cert).map(|t| t.template_id.to_string())
 }
 
 /// The names an imported key's owner is known by, from a key-history user
