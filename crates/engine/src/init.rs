@@ -9,7 +9,7 @@ use lockbox_codec::names::dn_string;
 use lockbox_codec::pem::{decode_all, decode_input, encode_pem};
 use lockbox_crypto::digest::sha256;
 use lockbox_crypto::random::{random_bytes, serial_number};
-use lockbox_crypto::{default_provider, KeyHandle, KeyProvider, KeySpec};
+use lockbox_crypto::{default_provider, KeyHandle, KeyProvider, KeySpec, PrivateKey};
 use lockbox_store::{Change, SqliteStore, Store};
 use serde::Serialize;
 use x509_cert::certificate::Certificate;
@@ -141,42 +141,88 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
     let pem = key_pem(&*key, opts.passphrase.as_deref().map(|p| p.as_slice()))?;
     home.write_atomic(KEY_FILE, pem.as_bytes(), true)?;
 
-    let (ca_cert_pem, csr_pem, state) = if opts.subordinate {
-        let csr = sign_request(&*key, subject.clone(), vec![])?;
-        (
-            None,
-            Some(encode_pem("CERTIFICATE REQUEST", &csr)),
-            CaState::AwaitingCertificate,
-        )
-    } else {
-        let nb = now() - 600;
-        let na = opts.validity.add_to(nb)?;
-        let cert = sign_certificate(
-            &*key,
-            CertSpec {
-                issuer: subject.clone(),
-                subject: subject.clone(),
-                spki: key.public_key_info().clone(),
-                serial: serial_number(16)?,
-                not_before: nb,
-                not_after: na,
-                extensions: ca_extensions(key.public_key_info(), true)?,
-            },
-        )?;
-        let der = cert
-            .to_der()
-            .map_err(|e| EngineError::Config(e.to_string()))?;
-        let pem = encode_pem("CERTIFICATE", &der);
-        home.write_atomic(CERT_FILE, pem.as_bytes(), false)?;
-        (Some(pem), None, CaState::Active)
-    };
+    let (ca_cert_pem, csr_pem, state) = ca_certificate_or_request(&home, &*key, &subject, &opts)?;
 
     let token_bytes = random_bytes(32)?;
     let admin_token = format!("lbx_{}", to_hex(&token_bytes));
-    let config = Config {
+    let config = initial_config(&opts, &subject_dn, state, &admin_token);
+    let init_key: Arc<dyn KeyHandle> = key;
+    let store = open_store(&home, &config, keys, Arc::new(Mutex::new(Some(init_key)))).await?;
+    let changes = initial_changes()?;
+    let audit = vec![lockbox_store::AuditEntry {
+        at: now(),
+        actor: "lockbox init".into(),
+        category: AuditCategory::Config.as_str().into(),
+        action: "CA created".into(),
+        target: subject_dn.clone(),
+        outcome: "success".into(),
+        details:
+            serde_json::json!({ "subordinate": opts.subordinate, "key": opts.key.to_string() })
+                .to_string(),
+    }];
+    store.apply(&changes, &audit).await?;
+    // The configuration is written last: its presence marks a complete CA.
+    home.save_config(&config)?;
+    Ok(InitOutcome {
+        home: opts.home,
+        subject: subject_dn,
+        ca_cert_pem,
+        csr_pem,
+        admin_token,
+        key_protected: opts.passphrase.is_some(),
+    })
+}
+
+/// A root signs its own certificate (written to the home); a subordinate
+/// makes the request for its parent. Returns the certificate PEM, the request
+/// PEM and the state the CA starts in.
+fn ca_certificate_or_request(
+    home: &Home,
+    key: &dyn PrivateKey,
+    subject: &x509_cert::name::Name,
+    opts: &InitOptions,
+) -> EngineResult<(Option<String>, Option<String>, CaState)> {
+    if opts.subordinate {
+        let csr = sign_request(key, subject.clone(), vec![])?;
+        return Ok((
+            None,
+            Some(encode_pem("CERTIFICATE REQUEST", &csr)),
+            CaState::AwaitingCertificate,
+        ));
+    }
+    let nb = now() - 600;
+    let na = opts.validity.add_to(nb)?;
+    let cert = sign_certificate(
+        key,
+        CertSpec {
+            issuer: subject.clone(),
+            subject: subject.clone(),
+            spki: key.public_key_info().clone(),
+            serial: serial_number(16)?,
+            not_before: nb,
+            not_after: na,
+            extensions: ca_extensions(key.public_key_info(), true)?,
+        },
+    )?;
+    let der = cert
+        .to_der()
+        .map_err(|e| EngineError::Config(e.to_string()))?;
+    let pem = encode_pem("CERTIFICATE", &der);
+    home.write_atomic(CERT_FILE, pem.as_bytes(), false)?;
+    Ok((Some(pem), None, CaState::Active))
+}
+
+/// The configuration of a new CA.
+fn initial_config(
+    opts: &InitOptions,
+    subject_dn: &str,
+    state: CaState,
+    admin_token: &str,
+) -> Config {
+    Config {
         ca: CaSection {
             name: opts.name.clone(),
-            subject: subject_dn.clone(),
+            subject: subject_dn.to_string(),
             key: opts.key.to_string(),
             validity: opts.validity,
             subordinate: opts.subordinate,
@@ -204,9 +250,11 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
             url: format!("sqlite:{DB_FILE}"),
         },
         archival: Default::default(),
-    };
-    let init_key: Arc<dyn KeyHandle> = key;
-    let store = open_store(&home, &config, keys, Arc::new(Mutex::new(Some(init_key)))).await?;
+    }
+}
+
+/// The rows a new CA starts with: the built-in templates, the default CA templates.
+fn initial_changes() -> EngineResult<Vec<Change>> {
     let mut changes = Vec::new();
     for t in builtins() {
         let json = serde_json::to_string(&t).map_err(|e| EngineError::Config(e.to_string()))?;
@@ -221,28 +269,7 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
             enabled: true,
         });
     }
-    let audit = vec![lockbox_store::AuditEntry {
-        at: now(),
-        actor: "lockbox init".into(),
-        category: AuditCategory::Config.as_str().into(),
-        action: "CA created".into(),
-        target: subject_dn.clone(),
-        outcome: "success".into(),
-        details:
-            serde_json::json!({ "subordinate": opts.subordinate, "key": opts.key.to_string() })
-                .to_string(),
-    }];
-    store.apply(&changes, &audit).await?;
-    // The configuration is written last: its presence marks a complete CA.
-    home.save_config(&config)?;
-    Ok(InitOutcome {
-        home: opts.home,
-        subject: subject_dn,
-        ca_cert_pem,
-        csr_pem,
-        admin_token,
-        key_protected: opts.passphrase.is_some(),
-    })
+    Ok(changes)
 }
 
 /// Opens an existing CA.
