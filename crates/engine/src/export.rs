@@ -15,7 +15,7 @@ use lockbox_crypto::cms::{
 use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::PrivateKey;
-use lockbox_store::Change;
+use lockbox_store::{CertFields, Change, Principal};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -197,33 +197,7 @@ pub(crate) async fn export_keys(
     kra_key: &dyn PrivateKey,
     kra_cert: &[u8],
 ) -> EngineResult<Export> {
-    let tokens: Vec<String> = match selection {
-        Selection::User(t) => vec![t.clone()],
-        Selection::Group(g) => core.store.members(g).await?,
-        Selection::All => vec![],
-    };
-    let mut ids: Vec<i64> = Vec::new();
-    if matches!(selection, Selection::All) {
-        ids = crate::officer::view(core, actor, "ArchivedKey=true", 1_000_000)
-            .await?
-            .into_iter()
-            .filter(|r| r.cert.is_some())
-            .map(|r| r.request_id)
-            .collect();
-    } else {
-        for t in &tokens {
-            for c in crate::recovery::search::find_candidates(core, actor, t).await? {
-                if !ids.contains(&c.request_id) {
-                    ids.push(c.request_id);
-                }
-            }
-        }
-    }
-    if ids.is_empty() {
-        return Err(EngineError::NotFound(
-            "no archived keys match the selection".into(),
-        ));
-    }
+    let ids = selected_requests(core, actor, selection).await?;
     let ca_der = core.ca_certificate_der()?;
     let principals = core.directory.principals().await?;
     let mut users: BTreeMap<String, ExportedUser> = BTreeMap::new();
@@ -235,32 +209,7 @@ pub(crate) async fn export_keys(
             .cert
             .clone()
             .ok_or_else(|| EngineError::NotFound(format!("request {id} has no certificate")))?;
-        // The requester as a principal (by name, down-level name or UPN).
-        let req = row.requester.as_str();
-        let owner = principals
-            .iter()
-            .find(|p| {
-                p.kind == "user"
-                    && (p.name.eq_ignore_ascii_case(req)
-                        || p.downlevel
-                            .as_deref()
-                            .is_some_and(|d| d.eq_ignore_ascii_case(req))
-                        || p.upn
-                            .as_deref()
-                            .is_some_and(|u| u.eq_ignore_ascii_case(req)))
-            })
-            .map(|p| KeyOwner {
-                principal: Some(p.name.clone()),
-                upn: p.upn.clone(),
-                downlevel: p.downlevel.clone(),
-                email: p.email.clone(),
-            })
-            .unwrap_or_else(|| KeyOwner {
-                principal: None,
-                upn: f.upn.clone(),
-                downlevel: req.contains('\\').then(|| req.to_string()),
-                email: f.email.clone(),
-            });
+        let owner = key_owner(&principals, row.requester.as_str(), &f);
         let u = users
             .entry(f.subject.clone())
             .or_insert_with(|| ExportedUser {
@@ -313,6 +262,72 @@ pub(crate) async fn export_keys(
         request_ids: ids,
         users: doc.users.len(),
     })
+}
+
+/// The request IDs of the archived keys a selection names (every archived key
+/// the actor may see, or the candidates of a user or of a group's members).
+async fn selected_requests(
+    core: &Core,
+    actor: &Actor,
+    selection: &Selection,
+) -> EngineResult<Vec<i64>> {
+    let tokens: Vec<String> = match selection {
+        Selection::User(t) => vec![t.clone()],
+        Selection::Group(g) => core.store.members(g).await?,
+        Selection::All => vec![],
+    };
+    let mut ids: Vec<i64> = Vec::new();
+    if matches!(selection, Selection::All) {
+        ids = crate::officer::view(core, actor, "ArchivedKey=true", 1_000_000)
+            .await?
+            .into_iter()
+            .filter(|r| r.cert.is_some())
+            .map(|r| r.request_id)
+            .collect();
+    } else {
+        for t in &tokens {
+            for c in crate::recovery::search::find_candidates(core, actor, t).await? {
+                if !ids.contains(&c.request_id) {
+                    ids.push(c.request_id);
+                }
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Err(EngineError::NotFound(
+            "no archived keys match the selection".into(),
+        ));
+    }
+    Ok(ids)
+}
+
+/// The owner of an exported key: the requester as a principal (by name,
+/// down-level name or UPN), else what the certificate says.
+fn key_owner(principals: &[Principal], req: &str, f: &CertFields) -> KeyOwner {
+    principals
+        .iter()
+        .find(|p| {
+            p.kind == "user"
+                && (p.name.eq_ignore_ascii_case(req)
+                    || p.downlevel
+                        .as_deref()
+                        .is_some_and(|d| d.eq_ignore_ascii_case(req))
+                    || p.upn
+                        .as_deref()
+                        .is_some_and(|u| u.eq_ignore_ascii_case(req)))
+        })
+        .map(|p| KeyOwner {
+            principal: Some(p.name.clone()),
+            upn: p.upn.clone(),
+            downlevel: p.downlevel.clone(),
+            email: p.email.clone(),
+        })
+        .unwrap_or_else(|| KeyOwner {
+            principal: None,
+            upn: f.upn.clone(),
+            downlevel: req.contains('\\').then(|| req.to_string()),
+            email: f.email.clone(),
+        })
 }
 
 /// Deletes exported archived keys from this CA (after the export file was written and verified).
