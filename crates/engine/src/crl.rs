@@ -167,16 +167,13 @@ pub struct CrlInfo {
 pub(crate) async fn publish_crl(core: &Core, actor: &Actor) -> EngineResult<CrlInfo> {
     crate::authz::authorize(core, actor, Op::PublishCrl).await?;
     let info = sign_and_store_crl(core).await?;
-    let audit = crate::audit::chain::audited(
+    let audit = crate::audit::chain::success(
         core,
-        crate::audit::chain::audit_entry(
-            core,
-            actor,
-            AuditCategory::Revocation,
-            "CRL published",
-            &info.number.to_string(),
-            "{}",
-        ),
+        actor,
+        AuditCategory::Revocation,
+        "CRL published",
+        &info.number.to_string(),
+        "{}",
     )
     .await;
     core.store.append_audit(&audit).await?;

@@ -254,7 +254,7 @@ pub(crate) async fn export_keys(
         &locked,
         &core.chain_der()?,
     )?;
-    let audit = crate::audit::chain::audited(core, crate::audit::chain::audit_entry(core, actor, AuditCategory::Keys, "key history exported", &format!("{} keys", ids.len()), &serde_json::json!({ "request_ids": ids, "destination": dest.tbs_certificate().subject().to_string() }).to_string()))
+    let audit = crate::audit::chain::success(core, actor, AuditCategory::Keys, "key history exported", &format!("{} keys", ids.len()), &serde_json::json!({ "request_ids": ids, "destination": dest.tbs_certificate().subject().to_string() }).to_string())
         .await;
     core.store.append_audit(&audit).await?;
     Ok(Export {
@@ -341,16 +341,13 @@ pub(crate) async fn remove_exported_keys(
         .iter()
         .map(|id| Change::ClearArchivedKey { request_id: *id })
         .collect();
-    let audit = crate::audit::chain::audited(
+    let audit = crate::audit::chain::success(
         core,
-        crate::audit::chain::audit_entry(
-            core,
-            actor,
-            AuditCategory::Keys,
-            "exported keys removed",
-            &format!("{} keys", request_ids.len()),
-            &serde_json::json!({ "request_ids": request_ids }).to_string(),
-        ),
+        actor,
+        AuditCategory::Keys,
+        "exported keys removed",
+        &format!("{} keys", request_ids.len()),
+        &serde_json::json!({ "request_ids": request_ids }).to_string(),
     )
     .await;
     core.store.apply(&changes, &audit).await?;

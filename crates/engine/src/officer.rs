@@ -41,16 +41,13 @@ pub(crate) async fn issue(core: &Core, id: i64, actor: &Actor) -> EngineResult<O
     let names = crate::enroll::names::pending_names(core, &template, &inbound, &rec).await?;
     let fields = crate::enroll::build_leaf(core, &template, &inbound, &names)?;
     let message = format!("Issued by {}", actor.name);
-    let audit = crate::audit::chain::audited(
+    let audit = crate::audit::chain::success(
         core,
-        crate::audit::chain::audit_entry(
-            core,
-            actor,
-            AuditCategory::Requests,
-            "certificate issued",
-            &id.to_string(),
-            &serde_json::json!({ "serial": fields.serial }).to_string(),
-        ),
+        actor,
+        AuditCategory::Requests,
+        "certificate issued",
+        &id.to_string(),
+        &serde_json::json!({ "serial": fields.serial }).to_string(),
     )
     .await;
     core.store
@@ -85,16 +82,13 @@ pub(crate) async fn deny(core: &Core, id: i64, actor: &Actor) -> EngineResult<Ou
     )
     .await?;
     let message = format!("Denied by {}", actor.name);
-    let audit = crate::audit::chain::audited(
+    let audit = crate::audit::chain::success(
         core,
-        crate::audit::chain::audit_entry(
-            core,
-            actor,
-            AuditCategory::Requests,
-            "request denied",
-            &id.to_string(),
-            "{}",
-        ),
+        actor,
+        AuditCategory::Requests,
+        "request denied",
+        &id.to_string(),
+        "{}",
     )
     .await;
     core.store
@@ -150,7 +144,7 @@ pub(crate) async fn revoke(
         },
     )
     .await?;
-    let audit = crate::audit::chain::audited(core, crate::audit::chain::audit_entry(core, actor, AuditCategory::Revocation, "certificate revoked", &s, &serde_json::json!({ "reason": crate::crl::reason_name(reason), "request_id": rec.request_id }).to_string()))
+    let audit = crate::audit::chain::success(core, actor, AuditCategory::Revocation, "certificate revoked", &s, &serde_json::json!({ "reason": crate::crl::reason_name(reason), "request_id": rec.request_id }).to_string())
         .await;
     core.store
         .revoke(&s, reason, now(), &audit)

@@ -48,18 +48,9 @@ pub(crate) async fn save_template(
     action: &str,
 ) -> EngineResult<()> {
     let json = serde_json::to_string(t).map_err(|e| EngineError::Config(e.to_string()))?;
-    let audit = crate::audit::chain::audited(
-        core,
-        crate::audit::chain::audit_entry(
-            core,
-            actor,
-            AuditCategory::Config,
-            action,
-            &t.name,
-            &json,
-        ),
-    )
-    .await;
+    let audit =
+        crate::audit::chain::success(core, actor, AuditCategory::Config, action, &t.name, &json)
+            .await;
     core.store
         .apply(
             &[Change::PutTemplate {
@@ -154,11 +145,9 @@ pub(crate) async fn set_ca_template(
     } else {
         "remove CA template"
     };
-    let audit = crate::audit::chain::audited(
-        core,
-        crate::audit::chain::audit_entry(core, actor, AuditCategory::Config, action, &t.name, "{}"),
-    )
-    .await;
+    let audit =
+        crate::audit::chain::success(core, actor, AuditCategory::Config, action, &t.name, "{}")
+            .await;
     core.store
         .apply(
             &[Change::SetCaTemplate {

@@ -59,17 +59,13 @@ pub(crate) async fn kra_add(
         ));
     }
     let thumb = to_hex(&sha1(&der));
-    let audit = crate::audit::chain::audited(
+    let audit = crate::audit::chain::success(
         core,
-        crate::audit::chain::audit_entry(
-            core,
-            actor,
-            AuditCategory::Config,
-            "KRA added",
-            &thumb,
-            &serde_json::json!({ "subject": cert.tbs_certificate().subject().to_string() })
-                .to_string(),
-        ),
+        actor,
+        AuditCategory::Config,
+        "KRA added",
+        &thumb,
+        &serde_json::json!({ "subject": cert.tbs_certificate().subject().to_string() }).to_string(),
     )
     .await;
     core.store
@@ -139,16 +135,13 @@ pub(crate) async fn kra_remove(
             } else {
                 serde_json::json!({ "forced": true, "keys_without_agent": orphaned }).to_string()
             };
-            let audit = crate::audit::chain::audited(
+            let audit = crate::audit::chain::success(
                 core,
-                crate::audit::chain::audit_entry(
-                    core,
-                    actor,
-                    AuditCategory::Config,
-                    "KRA removed",
-                    &k.thumbprint,
-                    &details,
-                ),
+                actor,
+                AuditCategory::Config,
+                "KRA removed",
+                &k.thumbprint,
+                &details,
             )
             .await;
             core.store.apply(&changes, &audit).await?;
@@ -200,16 +193,13 @@ pub(crate) async fn set_kra_required(core: &Core, actor: &Actor, n: usize) -> En
             format!("cannot require {n} key recovery agents: only {configured} KRA certificate(s) are configured"),
         ));
     }
-    let audit = crate::audit::chain::audited(
+    let audit = crate::audit::chain::success(
         core,
-        crate::audit::chain::audit_entry(
-            core,
-            actor,
-            AuditCategory::Config,
-            "KRA count required",
-            &n.to_string(),
-            "{}",
-        ),
+        actor,
+        AuditCategory::Config,
+        "KRA count required",
+        &n.to_string(),
+        "{}",
     )
     .await;
     core.store
@@ -233,16 +223,13 @@ pub(crate) async fn set_kra_expiry_warning_days(
     days: u32,
 ) -> EngineResult<()> {
     crate::authz::authorize(core, actor, Op::Configure).await?;
-    let audit = crate::audit::chain::audited(
+    let audit = crate::audit::chain::success(
         core,
-        crate::audit::chain::audit_entry(
-            core,
-            actor,
-            AuditCategory::Config,
-            "set kra_expiry_warning_days",
-            &days.to_string(),
-            "{}",
-        ),
+        actor,
+        AuditCategory::Config,
+        "set kra_expiry_warning_days",
+        &days.to_string(),
+        "{}",
     )
     .await;
     core.store

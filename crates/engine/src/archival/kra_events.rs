@@ -152,16 +152,13 @@ pub(crate) async fn land_kra_certificate(
         return Ok(());
     }
     let thumb = to_hex(&sha1(cert_der));
-    let audit = crate::audit::chain::audited(
+    let audit = crate::audit::chain::success(
         core,
-        crate::audit::chain::audit_entry(
-            core,
-            actor,
-            AuditCategory::Config,
-            "KRA certificate issued into the KRA store",
-            &thumb,
-            "{}",
-        ),
+        actor,
+        AuditCategory::Config,
+        "KRA certificate issued into the KRA store",
+        &thumb,
+        "{}",
     )
     .await;
     core.store

@@ -39,6 +39,22 @@ pub(crate) fn audit_entry(
     }]
 }
 
+/// The entry for a successful action, kept only when its category is audited.
+pub(crate) async fn success(
+    core: &Core,
+    actor: &Actor,
+    category: AuditCategory,
+    action: &str,
+    target: &str,
+    details: &str,
+) -> Vec<AuditEntry> {
+    audited(
+        core,
+        audit_entry(core, actor, category, action, target, details),
+    )
+    .await
+}
+
 /// Filters entries by the audited categories (refusals are always kept).
 pub(crate) async fn audited(core: &Core, entries: Vec<AuditEntry>) -> Vec<AuditEntry> {
     let cats = categories(core).await;

@@ -239,16 +239,13 @@ pub(crate) async fn backup_with(
     let dest = Home::new(out);
     // The backup's own record goes in first, so the snapshot carries it.
     let details = serde_json::json!({ "exchange_keys": options.include_exchange_keys }).to_string();
-    let audit = crate::audit::chain::audited(
+    let audit = crate::audit::chain::success(
         core,
-        crate::audit::chain::audit_entry(
-            core,
-            actor,
-            AuditCategory::Backup,
-            "backup",
-            &out.display().to_string(),
-            &details,
-        ),
+        actor,
+        AuditCategory::Backup,
+        "backup",
+        &out.display().to_string(),
+        &details,
     )
     .await;
     core.store.append_audit(&audit).await?;

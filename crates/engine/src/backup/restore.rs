@@ -12,7 +12,6 @@ use lockbox_crypto::{default_provider, PrivateKey};
 use lockbox_store::Store;
 use serde::Serialize;
 
-use crate::audit::chain::{audit_entry, audited};
 use crate::backup::{
     audit_head, files_in, io, is_empty_dir, open_copy, BackupCheck, Manifest, DB_FILE, FORMAT,
     MANIFEST,
@@ -277,16 +276,13 @@ pub async fn restore(
         "backup_audit_head": check.manifest.audit_head,
     })
     .to_string();
-    let audit = audited(
+    let audit = crate::audit::chain::success(
         &core,
-        audit_entry(
-            &core,
-            &actor,
-            AuditCategory::Backup,
-            "restore",
-            &dir.display().to_string(),
-            &detail,
-        ),
+        &actor,
+        AuditCategory::Backup,
+        "restore",
+        &dir.display().to_string(),
+        &detail,
     )
     .await;
     core.store.append_audit(&audit).await?;

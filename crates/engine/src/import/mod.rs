@@ -125,16 +125,13 @@ pub(crate) async fn foreign_allowed(core: &Core) -> EngineResult<bool> {
 /// Turns KRAF_ENABLEFOREIGN on or off.
 pub(crate) async fn set_foreign_enabled(core: &Core, actor: &Actor, on: bool) -> EngineResult<()> {
     crate::authz::authorize(core, actor, Op::Configure).await?;
-    let audit = crate::audit::chain::audited(
+    let audit = crate::audit::chain::success(
         core,
-        crate::audit::chain::audit_entry(
-            core,
-            actor,
-            AuditCategory::Config,
-            "set kra.enable_foreign",
-            &on.to_string(),
-            "{}",
-        ),
+        actor,
+        AuditCategory::Config,
+        "set kra.enable_foreign",
+        &on.to_string(),
+        "{}",
     )
     .await;
     core.store

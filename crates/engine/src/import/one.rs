@@ -86,20 +86,17 @@ pub(crate) async fn import_one(
     } else {
         "certificate imported"
     };
-    let audit = crate::audit::chain::audited(
+    let audit = crate::audit::chain::success(
         core,
-        crate::audit::chain::audit_entry(
-            core,
-            actor,
-            if sealed.is_some() {
-                AuditCategory::Keys
-            } else {
-                AuditCategory::Requests
-            },
-            audit_action,
-            &f.serial,
-            &serde_json::json!({ "source": source, "foreign": !ours }).to_string(),
-        ),
+        actor,
+        if sealed.is_some() {
+            AuditCategory::Keys
+        } else {
+            AuditCategory::Requests
+        },
+        audit_action,
+        &f.serial,
+        &serde_json::json!({ "source": source, "foreign": !ours }).to_string(),
     )
     .await;
     let change = match (&existing, sealed) {
@@ -236,16 +233,13 @@ pub(crate) async fn import_unmatched(
         return Ok(item);
     }
     let (env, hashes) = seal_for_kras(core, pkcs8).await?;
-    let audit = crate::audit::chain::audited(
+    let audit = crate::audit::chain::success(
         core,
-        crate::audit::chain::audit_entry(
-            core,
-            actor,
-            AuditCategory::Keys,
-            "unmatched key archived (import)",
-            &key_id,
-            &serde_json::json!({ "source": source }).to_string(),
-        ),
+        actor,
+        AuditCategory::Keys,
+        "unmatched key archived (import)",
+        &key_id,
+        &serde_json::json!({ "source": source }).to_string(),
     )
     .await;
     write_or_defer(

@@ -134,13 +134,13 @@ pub(crate) async fn get_key_by_request(
         &certs,
         vec![vouch],
     )?;
-    let audit = crate::audit::chain::audited(core, crate::audit::chain::audit_entry(core,
+    let audit = crate::audit::chain::success(core,
             actor,
             AuditCategory::Keys,
             "retrieved an archived key",
             &request_id.to_string(),
             &serde_json::json!({ "serial": c.serial, "kra": recipients.iter().map(|r| r.sha1.clone()).collect::<Vec<_>>() }).to_string(),
-        ))
+        )
         .await;
     core.store.append_audit(&audit).await?;
     let _ = crate::audit::heads::maybe_sign_head(core).await;
