@@ -58,6 +58,19 @@ pub(crate) fn load_key(
     Ok(keys.load_pkcs8_der(&der)?)
 }
 
+/// Reads a CA key file of the home (`keys/ca.key`, an exchange key) and loads
+/// it, decrypted with the configured passphrase when it is encrypted.
+pub(crate) fn load_home_key(
+    keys: &dyn KeyProvider,
+    home: &crate::config::Home,
+    key_file: &str,
+    passphrase_file: Option<&str>,
+) -> EngineResult<Arc<dyn PrivateKey>> {
+    let bytes = Zeroizing::new(home.read(key_file)?);
+    let pass = crate::config::passphrase(home, passphrase_file)?;
+    load_key(keys, &bytes, pass.as_deref().map(|p| p.as_slice()))
+}
+
 /// Loads a PEM or DER PKCS#8 private key, decrypting with `pass` when it is encrypted.
 ///
 /// For front ends handling their own key files (a KRA's or a user's); the

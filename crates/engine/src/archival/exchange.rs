@@ -7,12 +7,11 @@ use der::Encode;
 use lockbox_crypto::random::serial_number;
 use lockbox_crypto::{KeySpec, PrivateKey};
 use lockbox_store::{Disposition, NewRequest};
-use zeroize::Zeroizing;
 
 use crate::archival::xchg_subject;
 use crate::category::AuditCategory;
 use crate::certbuild::{aki, sign_certificate, sign_request, ski, template_extensions, CertSpec};
-use crate::certs::{cert_fields, key_pem, load_key};
+use crate::certs::{cert_fields, key_pem, load_home_key};
 use crate::config::passphrase;
 use crate::core::Core;
 use crate::period::{now, unix_of};
@@ -200,9 +199,12 @@ pub(crate) fn exchange_key(core: &Core, serial: &str) -> EngineResult<Arc<dyn Pr
     {
         return Ok(k);
     }
-    let bytes = Zeroizing::new(core.home.read(&format!("keys/xchg-{serial}.key"))?);
-    let pass = passphrase(&core.home, core.config.ca.passphrase_file.as_deref())?;
-    let key = load_key(&*core.keys, &bytes, pass.as_deref().map(|p| p.as_slice()))?;
+    let key = load_home_key(
+        &*core.keys,
+        &core.home,
+        &format!("keys/xchg-{serial}.key"),
+        core.config.ca.passphrase_file.as_deref(),
+    )?;
     if let Ok(mut c) = core.archival.exchange_keys.lock() {
         c.insert(serial.to_string(), key.clone());
     }

@@ -43,10 +43,12 @@ impl HeadSeal {
         if let Some(k) = slot.as_ref() {
             return Ok(k.clone());
         }
-        let bytes = zeroize::Zeroizing::new(self.home.read(&self.key_file)?);
-        let pass = crate::config::passphrase(&self.home, self.passphrase_file.as_deref())?;
-        let key: Arc<dyn KeyHandle> =
-            crate::certs::load_key(&*self.keys, &bytes, pass.as_deref().map(|p| p.as_slice()))?;
+        let key: Arc<dyn KeyHandle> = crate::certs::load_home_key(
+            &*self.keys,
+            &self.home,
+            &self.key_file,
+            self.passphrase_file.as_deref(),
+        )?;
         *slot = Some(key.clone());
         Ok(key)
     }

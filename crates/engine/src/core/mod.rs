@@ -14,15 +14,14 @@ use std::sync::{Arc, Mutex};
 use lockbox_crypto::digest::sha256;
 use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
-use lockbox_crypto::{KeyHandle, KeyProvider};
+use lockbox_crypto::{KeyHandle, KeyProvider, PrivateKey};
 use lockbox_store::{RequestRecord, Store};
 use x509_cert::certificate::Certificate;
-use zeroize::Zeroizing;
 
 use self::directory::Directory;
 use self::state::{ArchivalState, AuthState, ImportBatch};
-use crate::certs::load_key;
-use crate::config::{passphrase, Config, Home};
+use crate::certs::load_home_key;
+use crate::config::{Config, Home};
 use crate::{EngineError, EngineResult};
 
 /// The shared state of one open CA.
@@ -99,10 +98,7 @@ impl Core {
         if let Some(k) = slot.as_ref() {
             return Ok(k.clone());
         }
-        let bytes = Zeroizing::new(self.home.read(&self.config.ca.key_file)?);
-        let pass = passphrase(&self.home, self.config.ca.passphrase_file.as_deref())?;
-        let key: Arc<dyn KeyHandle> =
-            load_key(&*self.keys, &bytes, pass.as_deref().map(|p| p.as_slice()))?;
+        let key: Arc<dyn KeyHandle> = self.load_ca_key()?;
         if let Some((_, cert)) = &self.cert {
             if cert.tbs_certificate().subject_public_key_info() != key.public_key_info() {
                 return Err(EngineError::Config(
@@ -112,6 +108,16 @@ impl Core {
         }
         *slot = Some(key.clone());
         Ok(key)
+    }
+
+    /// Reads and loads the CA key file.
+    fn load_ca_key(&self) -> EngineResult<Arc<dyn PrivateKey>> {
+        load_home_key(
+            &*self.keys,
+            &self.home,
+            &self.config.ca.key_file,
+            self.config.ca.passphrase_file.as_deref(),
+        )
     }
 
     /// Checks an administrator token (constant-time comparison of SHA-256 digests).
@@ -124,14 +130,10 @@ impl Core {
         aws_lc_rs::constant_time::verify_slices_are_equal(&got, &expected).is_ok()
     }
 
+    /// The CA key read from its file, without checking it against the
+    /// certificate (a subordinate CA installing its first certificate).
     pub(crate) fn signing_key_unchecked(&self) -> EngineResult<Arc<dyn KeyHandle>> {
-        let bytes = Zeroizing::new(self.home.read(&self.config.ca.key_file)?);
-        let pass = passphrase(&self.home, self.config.ca.passphrase_file.as_deref())?;
-        Ok(load_key(
-            &*self.keys,
-            &bytes,
-            pass.as_deref().map(|p| p.as_slice()),
-        )?)
+        Ok(self.load_ca_key()?)
     }
 
     /// One request row (callers authorize reading first).
