@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use der::Encode;
 use lockbox_crypto::random::serial_number;
-use lockbox_crypto::{KeySpec, PrivateKey};
-use lockbox_store::{Disposition, NewRequest};
+use lockbox_crypto::{KeyHandle, KeySpec, PrivateKey};
+use lockbox_store::{CertFields, Disposition, NewRequest};
+use x509_cert::certificate::Certificate;
+use x509_cert::name::Name;
 
 use crate::archival::xchg_subject;
 use crate::category::AuditCategory;
@@ -78,41 +80,10 @@ pub(crate) async fn current_exchange_certificate(core: &Core) -> EngineResult<Ve
 pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec<u8>> {
     let (_, ca) = core.ca_cert()?;
     let signer = core.signing_key()?;
-    let spec = KeySpec::from_str(&core.config.archival.exchange_key)
-        .map_err(|e| EngineError::Config(e.to_string()))?;
-    if !matches!(spec, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096) {
-        return Err(EngineError::Config(
-            "the exchange key must be RSA (it receives transported keys)".into(),
-        ));
-    }
+    let spec = exchange_key_spec(core)?;
     let key = core.keys.generate(spec, "exchange")?;
-    let template = builtins()
-        .into_iter()
-        .find(|t| t.name == "CAExchange")
-        .ok_or_else(|| EngineError::Config("CAExchange template missing".into()))?;
-    let subject = xchg_subject(ca.tbs_certificate().subject())?;
-    let mut exts = template_extensions(&template, false)?;
-    exts.push(ski(key.public_key_info())?);
-    exts.push(aki(ca.tbs_certificate().subject_public_key_info())?);
     let issued_at = now();
-    let not_after = core
-        .config
-        .archival
-        .exchange_validity
-        .add_to(issued_at)?
-        .min(unix_of(&ca.tbs_certificate().validity().not_after));
-    let cert = sign_certificate(
-        signer.as_ref(),
-        CertSpec {
-            issuer: ca.tbs_certificate().subject().clone(),
-            subject: subject.clone(),
-            spki: key.public_key_info().clone(),
-            serial: serial_number(16)?,
-            not_before: issued_at - 60,
-            not_after,
-            extensions: exts,
-        },
-    )?;
+    let (cert, subject) = sign_exchange_certificate(core, ca, signer.as_ref(), &*key, issued_at)?;
     let der = cert
         .to_der()
         .map_err(|e| EngineError::Config(e.to_string()))?;
@@ -131,6 +102,83 @@ pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec
         true,
     )?;
     let csr = sign_request(&*key, subject, vec![])?;
+    record_exchange_certificate(core, csr, &fields, issued_at).await?;
+    let _ = crate::audit::heads::maybe_sign_head(core).await;
+    let _ = crate::audit::chain::event(
+        core,
+        1001,
+        "info",
+        &format!(
+            "CA exchange certificate {} created, valid until {}",
+            fields.serial,
+            crate::period::rfc3339(fields.not_after)
+        ),
+    )
+    .await;
+    if let Ok(mut cache) = core.archival.exchange_keys.lock() {
+        cache.insert(fields.serial.clone(), key);
+    }
+    Ok(der)
+}
+
+/// The configured exchange key type, which must be RSA.
+fn exchange_key_spec(core: &Core) -> EngineResult<KeySpec> {
+    let spec = KeySpec::from_str(&core.config.archival.exchange_key)
+        .map_err(|e| EngineError::Config(e.to_string()))?;
+    if !matches!(spec, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096) {
+        return Err(EngineError::Config(
+            "the exchange key must be RSA (it receives transported keys)".into(),
+        ));
+    }
+    Ok(spec)
+}
+
+/// Signs an exchange certificate for `key` from the CAExchange template,
+/// valid from `issued_at` (backdated a minute) until the configured validity
+/// or the CA's own end, whichever is first. Returns it with its subject.
+fn sign_exchange_certificate(
+    core: &Core,
+    ca: &Certificate,
+    signer: &dyn KeyHandle,
+    key: &dyn PrivateKey,
+    issued_at: i64,
+) -> EngineResult<(Certificate, Name)> {
+    let template = builtins()
+        .into_iter()
+        .find(|t| t.name == "CAExchange")
+        .ok_or_else(|| EngineError::Config("CAExchange template missing".into()))?;
+    let subject = xchg_subject(ca.tbs_certificate().subject())?;
+    let mut exts = template_extensions(&template, false)?;
+    exts.push(ski(key.public_key_info())?);
+    exts.push(aki(ca.tbs_certificate().subject_public_key_info())?);
+    let not_after = core
+        .config
+        .archival
+        .exchange_validity
+        .add_to(issued_at)?
+        .min(unix_of(&ca.tbs_certificate().validity().not_after));
+    let cert = sign_certificate(
+        signer,
+        CertSpec {
+            issuer: ca.tbs_certificate().subject().clone(),
+            subject: subject.clone(),
+            spki: key.public_key_info().clone(),
+            serial: serial_number(16)?,
+            not_before: issued_at - 60,
+            not_after,
+            extensions: exts,
+        },
+    )?;
+    Ok((cert, subject))
+}
+
+/// The issued row of the exchange certificate, audited like any issuance.
+async fn record_exchange_certificate(
+    core: &Core,
+    csr: Vec<u8>,
+    fields: &CertFields,
+    issued_at: i64,
+) -> EngineResult<()> {
     core.store
         .insert_request(
             &NewRequest {
@@ -171,22 +219,7 @@ pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec
             .await,
         )
         .await?;
-    let _ = crate::audit::heads::maybe_sign_head(core).await;
-    let _ = crate::audit::chain::event(
-        core,
-        1001,
-        "info",
-        &format!(
-            "CA exchange certificate {} created, valid until {}",
-            fields.serial,
-            crate::period::rfc3339(fields.not_after)
-        ),
-    )
-    .await;
-    if let Ok(mut cache) = core.archival.exchange_keys.lock() {
-        cache.insert(fields.serial.clone(), key);
-    }
-    Ok(der)
+    Ok(())
 }
 
 pub(crate) fn exchange_key(core: &Core, serial: &str) -> EngineResult<Arc<dyn PrivateKey>> {
