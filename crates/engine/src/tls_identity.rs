@@ -4,8 +4,10 @@ use der::Encode;
 use lockbox_codec::oids;
 use lockbox_codec::pem::{decode_input, encode_pem};
 use lockbox_crypto::random::serial_number;
-use lockbox_crypto::KeySpec;
-use lockbox_store::{Disposition, NewRequest};
+use lockbox_crypto::{KeyHandle, KeySpec, PrivateKey};
+use lockbox_store::{CertFields, Disposition, NewRequest};
+use x509_cert::certificate::Certificate;
+use x509_cert::name::Name;
 use zeroize::Zeroizing;
 
 use crate::category::AuditCategory;
@@ -48,18 +50,8 @@ pub(crate) async fn server_tls_identity(
 ) -> EngineResult<(String, Zeroizing<String>)> {
     let cert_rel = "tls/server.pem";
     let key_rel = "tls/server.key";
-    if let (Ok(c), Ok(k)) = (core.home.read(cert_rel), core.home.read(key_rel)) {
-        let still_good = decode_input(&c)
-            .ok()
-            .and_then(|d| cert_fields(&d.der).ok())
-            .is_some_and(|f| f.not_after > now() + 7 * 86_400);
-        let marker = core.home.read("tls/hosts").unwrap_or_default();
-        if still_good && marker == hosts.join(",").as_bytes() {
-            return Ok((
-                String::from_utf8_lossy(&c).into_owned(),
-                Zeroizing::new(String::from_utf8_lossy(&k).into_owned()),
-            ));
-        }
+    if let Some(current) = current_identity(core, hosts, cert_rel, key_rel) {
+        return Ok(current);
     }
     let (_, ca) = core.ca_cert()?;
     let signer = core.signing_key()?;
@@ -67,6 +59,59 @@ pub(crate) async fn server_tls_identity(
     let cn = hosts.first().cloned().unwrap_or_else(|| "localhost".into());
     let subject = subject_name(&format!("CN={cn}"))?;
     let csr = sign_request(&*tls_key, subject.clone(), vec![])?;
+    let (cert, issued_at) = sign_tls_certificate(ca, signer.as_ref(), &*tls_key, subject, hosts)?;
+    let der = cert
+        .to_der()
+        .map_err(|e| EngineError::Config(e.to_string()))?;
+    let fields = cert_fields(&der)?;
+    record_tls_certificate(core, csr, fields, hosts, issued_at).await?;
+    let _ = crate::audit::heads::maybe_sign_head(core).await;
+    let mut chain_pem = encode_pem("CERTIFICATE", &der);
+    for c in core.chain_der()? {
+        chain_pem.push_str(&encode_pem("CERTIFICATE", &c));
+    }
+    let key_pem = key_pem(&*tls_key, None)?;
+    core.home.write_atomic(key_rel, key_pem.as_bytes(), true)?;
+    core.home
+        .write_atomic(cert_rel, chain_pem.as_bytes(), false)?;
+    core.home
+        .write_atomic("tls/hosts", hosts.join(",").as_bytes(), false)?;
+    Ok((chain_pem, key_pem))
+}
+
+/// The current identity when it is still good for a week and names the same hosts.
+fn current_identity(
+    core: &Core,
+    hosts: &[String],
+    cert_rel: &str,
+    key_rel: &str,
+) -> Option<(String, Zeroizing<String>)> {
+    let (Ok(c), Ok(k)) = (core.home.read(cert_rel), core.home.read(key_rel)) else {
+        return None;
+    };
+    let still_good = decode_input(&c)
+        .ok()
+        .and_then(|d| cert_fields(&d.der).ok())
+        .is_some_and(|f| f.not_after > now() + 7 * 86_400);
+    let marker = core.home.read("tls/hosts").unwrap_or_default();
+    if still_good && marker == hosts.join(",").as_bytes() {
+        return Some((
+            String::from_utf8_lossy(&c).into_owned(),
+            Zeroizing::new(String::from_utf8_lossy(&k).into_owned()),
+        ));
+    }
+    None
+}
+
+/// Signs the service certificate (WebServer template, 90 days, the hosts as
+/// DNS/IP names); returns it with its issue time.
+fn sign_tls_certificate(
+    ca: &Certificate,
+    signer: &dyn KeyHandle,
+    tls_key: &dyn PrivateKey,
+    subject: Name,
+    hosts: &[String],
+) -> EngineResult<(Certificate, i64)> {
     let mut template = builtins()
         .into_iter()
         .find(|t| t.name == "WebServer")
@@ -82,7 +127,7 @@ pub(crate) async fn server_tls_identity(
     )?);
     let issued_at = now();
     let cert = sign_certificate(
-        signer.as_ref(),
+        signer,
         CertSpec {
             issuer: ca.tbs_certificate().subject().clone(),
             subject,
@@ -96,10 +141,17 @@ pub(crate) async fn server_tls_identity(
             extensions: exts,
         },
     )?;
-    let der = cert
-        .to_der()
-        .map_err(|e| EngineError::Config(e.to_string()))?;
-    let fields = cert_fields(&der)?;
+    Ok((cert, issued_at))
+}
+
+/// The issued row of the service certificate, audited like any issuance.
+async fn record_tls_certificate(
+    core: &Core,
+    csr: Vec<u8>,
+    fields: CertFields,
+    hosts: &[String],
+    issued_at: i64,
+) -> EngineResult<()> {
     // The service's own certificate is audited like any issuance.
     let audit = crate::audit::chain::audited(
         core,
@@ -142,16 +194,5 @@ pub(crate) async fn server_tls_identity(
             &audit,
         )
         .await?;
-    let _ = crate::audit::heads::maybe_sign_head(core).await;
-    let mut chain_pem = encode_pem("CERTIFICATE", &der);
-    for c in core.chain_der()? {
-        chain_pem.push_str(&encode_pem("CERTIFICATE", &c));
-    }
-    let key_pem = key_pem(&*tls_key, None)?;
-    core.home.write_atomic(key_rel, key_pem.as_bytes(), true)?;
-    core.home
-        .write_atomic(cert_rel, chain_pem.as_bytes(), false)?;
-    core.home
-        .write_atomic("tls/hosts", hosts.join(",").as_bytes(), false)?;
-    Ok((chain_pem, key_pem))
+    Ok(())
 }
