@@ -18,7 +18,7 @@ use crate::backup::{
 };
 use crate::category::AuditCategory;
 use crate::certbuild::decode_certificate;
-use crate::config::{passphrase, Home, CONFIG_FILE};
+use crate::config::{passphrase, Config, Home, CONFIG_FILE};
 use crate::period::now;
 use crate::{Actor, EngineError, EngineResult};
 
@@ -208,18 +208,7 @@ pub async fn restore(
             format!("the backup does not verify: {}", check.problems.join("; ")),
         ));
     }
-    let mut moved = None;
-    if !is_empty_dir(home) {
-        if !force {
-            return Err(EngineError::Conflict(format!(
-                "{} is not empty: restore into a new directory, or give --force to move the existing home aside",
-                home.display()
-            )));
-        }
-        let aside = PathBuf::from(format!("{}.before-restore-{}", home.display(), now()));
-        fs::rename(home, &aside).map_err(io(format!("moving {} aside", home.display())))?;
-        moved = Some(aside);
-    }
+    let moved = move_aside(home, force)?;
     crate::config::create_private_dir(home)?;
     crate::config::make_dir_private(home)?;
     let target = Home::new(home);
@@ -232,13 +221,52 @@ pub async fn restore(
         )?;
     }
     let config = target.load_config()?;
-    let ca_pass = passphrase(&target, config.ca.passphrase_file.as_deref())?;
+    write_keys(dir, &target, &config, &check.manifest, backup_passphrase)?;
+    write_database(dir, home, &target, &config)?;
+
+    // Open and check what was restored.
+    let (audit_records, kras, problems) = check_restored(home, dir, who, &check.manifest).await?;
+    Ok(RestoreReport {
+        manifest: check.manifest,
+        previous_home_moved_to: moved,
+        audit_records,
+        kras,
+        problems,
+    })
+}
+
+/// Moves a non-empty home aside (only with `force`); returns where it went.
+fn move_aside(home: &Path, force: bool) -> EngineResult<Option<PathBuf>> {
+    if !is_empty_dir(home) {
+        if !force {
+            return Err(EngineError::Conflict(format!(
+                "{} is not empty: restore into a new directory, or give --force to move the existing home aside",
+                home.display()
+            )));
+        }
+        let aside = PathBuf::from(format!("{}.before-restore-{}", home.display(), now()));
+        fs::rename(home, &aside).map_err(io(format!("moving {} aside", home.display())))?;
+        return Ok(Some(aside));
+    }
+    Ok(None)
+}
+
+/// Writes the keys of the backup, decrypted with the backup passphrase and
+/// re-encrypted with the CA passphrase where the CA keeps them encrypted.
+fn write_keys(
+    dir: &Path,
+    target: &Home,
+    config: &Config,
+    manifest: &Manifest,
+    backup_passphrase: &[u8],
+) -> EngineResult<()> {
+    let ca_pass = passphrase(target, config.ca.passphrase_file.as_deref())?;
     if config.ca.key_encrypted && ca_pass.is_none() {
         return Err(EngineError::Config(
             "the CA keys are kept encrypted: set LOCKBOX_CA_PASSPHRASE or LOCKBOX_CA_PASSPHRASE_FILE for the restore".into(),
         ));
     }
-    for f in check.manifest.files.iter().filter(|f| f.kind == "key") {
+    for f in manifest.files.iter().filter(|f| f.kind == "key") {
         let key = decrypt_key(dir, &f.path, backup_passphrase)?;
         let pass = if config.ca.key_encrypted && f.path != "tls/server.key" {
             ca_pass.as_deref().map(|p| p.as_slice())
@@ -248,7 +276,12 @@ pub async fn restore(
         let pem = crate::certs::key_pem(&*key, pass)?;
         target.write_atomic(&f.path, pem.as_bytes(), true)?;
     }
-    let db_path = crate::init::database_path(&target, &config)?;
+    Ok(())
+}
+
+/// Writes the database where the configuration names it (inside the home).
+fn write_database(dir: &Path, home: &Path, target: &Home, config: &Config) -> EngineResult<()> {
+    let db_path = crate::init::database_path(target, config)?;
     if !db_path.starts_with(home) {
         return Err(EngineError::Config(format!(
             "the database path {} is outside the home: restore needs it inside (database.url = \"sqlite:ca.db\")",
@@ -263,7 +296,18 @@ pub async fn restore(
         .ok_or_else(|| EngineError::Config("the database path is not UTF-8".into()))?;
     target.write_atomic(db_rel, &db, true)?;
 
-    // Open and check what was restored.
+    Ok(())
+}
+
+/// Opens the restored CA and checks it: database integrity, the audit chain
+/// (after recording the restore), the CA key, the KRAs. Returns the audit
+/// record count, the KRAs with their status, and the problems found.
+async fn check_restored(
+    home: &Path,
+    dir: &Path,
+    who: &str,
+    manifest: &Manifest,
+) -> EngineResult<(i64, Vec<(String, String)>, Vec<String>)> {
     let core = crate::init::open(home).await?;
     let actor = Actor::local_admin(who);
     let mut problems = vec![];
@@ -271,9 +315,9 @@ pub async fn restore(
         problems.push(format!("database integrity: {e}"));
     }
     let detail = serde_json::json!({
-        "backup_created_at": check.manifest.created_at,
-        "backup_audit_records": check.manifest.audit_records,
-        "backup_audit_head": check.manifest.audit_head,
+        "backup_created_at": manifest.created_at,
+        "backup_audit_records": manifest.audit_records,
+        "backup_audit_head": manifest.audit_head,
     })
     .to_string();
     let audit = crate::audit::chain::success(
@@ -305,11 +349,5 @@ pub async fn restore(
             problems.push(format!("KRA {s}: cannot be loaded"));
         }
     }
-    Ok(RestoreReport {
-        manifest: check.manifest,
-        previous_home_moved_to: moved,
-        audit_records: report.records,
-        kras,
-        problems,
-    })
+    Ok((report.records, kras, problems))
 }
