@@ -261,8 +261,48 @@ pub(crate) async fn backup_with(
     let mut files = vec![entry(out, DB_FILE, "database")?];
     // Keys after the database (see the module documentation).
     let home = core.home.root().to_path_buf();
+    files.extend(copy_keys(
+        core,
+        &home,
+        out,
+        &dest,
+        backup_passphrase,
+        &options,
+    )?);
+    files.extend(copy_plain_files(&home, out, &dest)?);
+    if let Some(data) = heads {
+        dest.write_atomic(crate::audit::HEADS_FILE, &data, true)?;
+        files.push(entry(out, crate::audit::HEADS_FILE, "file")?);
+    }
+    let (records, head) = audit_head(&out.join(DB_FILE)).await?;
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        created_at: now(),
+        ca_name: core.config.ca.name.clone(),
+        ca_certificate_sha256: core.ca_certificate_der().ok().map(|d| to_hex(&sha256(&d))),
+        audit_records: records,
+        audit_head: head,
+        files,
+    };
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| EngineError::Config(e.to_string()))?;
+    dest.write_atomic(MANIFEST, &json, false)?;
+    Ok(manifest)
+}
+
+/// Copies the key files (the exchange keys only when asked), re-encrypted
+/// with the backup passphrase.
+fn copy_keys(
+    core: &Core,
+    home: &Path,
+    out: &Path,
+    dest: &Home,
+    backup_passphrase: &[u8],
+    options: &BackupOptions,
+) -> EngineResult<Vec<BackupFile>> {
+    let mut files = Vec::new();
     let ca_pass = passphrase(&core.home, core.config.ca.passphrase_file.as_deref())?;
-    let mut key_files = files_in(&home, "keys")?;
+    let mut key_files = files_in(home, "keys")?;
     if !options.include_exchange_keys {
         key_files.retain(|rel| !is_exchange_key(rel));
     }
@@ -285,8 +325,15 @@ pub(crate) async fn backup_with(
         )?;
         files.push(entry(out, rel, "key")?);
     }
+    Ok(files)
+}
+
+/// Copies the configuration, the certificates and the TLS identity's public
+/// files as they are.
+fn copy_plain_files(home: &Path, out: &Path, dest: &Home) -> EngineResult<Vec<BackupFile>> {
+    let mut files = Vec::new();
     let mut plain = vec![CONFIG_FILE.to_string()];
-    plain.extend(files_in(&home, "certs")?);
+    plain.extend(files_in(home, "certs")?);
     for rel in ["tls/server.pem", "tls/hosts"] {
         if home.join(rel).is_file() {
             plain.push(rel.into());
@@ -297,22 +344,5 @@ pub(crate) async fn backup_with(
         dest.write_atomic(rel, &data, rel == CONFIG_FILE)?;
         files.push(entry(out, rel, "file")?);
     }
-    if let Some(data) = heads {
-        dest.write_atomic(crate::audit::HEADS_FILE, &data, true)?;
-        files.push(entry(out, crate::audit::HEADS_FILE, "file")?);
-    }
-    let (records, head) = audit_head(&out.join(DB_FILE)).await?;
-    let manifest = Manifest {
-        format: FORMAT.into(),
-        created_at: now(),
-        ca_name: core.config.ca.name.clone(),
-        ca_certificate_sha256: core.ca_certificate_der().ok().map(|d| to_hex(&sha256(&d))),
-        audit_records: records,
-        audit_head: head,
-        files,
-    };
-    let json =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| EngineError::Config(e.to_string()))?;
-    dest.write_atomic(MANIFEST, &json, false)?;
-    Ok(manifest)
+    Ok(files)
 }
