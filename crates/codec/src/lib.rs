@@ -15,6 +15,7 @@ mod error;
 pub mod hexfmt;
 pub mod keyblob;
 pub mod ms;
+pub mod msext;
 pub mod names;
 pub mod oids;
 pub mod pem;

@@ -17,6 +17,7 @@ pub mod keytransport;
 pub mod password;
 pub mod pkcs12;
 pub mod pkcs8enc;
+pub mod provider;
 pub mod random;
 pub mod symmetric;
 pub mod verify;
@@ -24,3 +25,5 @@ pub mod x509signer;
 
 pub use error::CryptoError;
 pub use key::{KeyHandle, KeySpec, SoftwareKey};
+pub use keytransport::DecryptionKey;
+pub use provider::{default_provider, KeyProvider, PrivateKey, SoftwareKeyProvider};

@@ -103,8 +103,8 @@ pub fn check_exchange_certificate(
 ) -> EngineResult<x509_cert::certificate::Certificate> {
     let xchg = crate::certbuild::decode_certificate(xchg_der)?;
     let ca = crate::certbuild::decode_certificate(ca_der)?;
-    crate::ca::verify_issued_by(&xchg, &ca)?;
-    let f = crate::ca::cert_fields(xchg_der)?;
+    crate::certs::verify_issued_by(&xchg, &ca)?;
+    let f = crate::certs::cert_fields(xchg_der)?;
     let t = crate::period::now();
     if f.not_before > t || f.not_after <= t {
         return Err(EngineError::bad_input(
@@ -114,15 +114,9 @@ pub fn check_exchange_certificate(
     }
     let has_eku = xchg
         .tbs_certificate()
-        .extensions()
-        .map(|e| e.as_slice())
-        .unwrap_or(&[])
-        .iter()
-        .filter(|e| e.extn_id == oids::CE_EXT_KEY_USAGE)
-        .filter_map(|e| {
-            x509_cert::ext::pkix::ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).ok()
-        })
-        .any(|k| k.0.contains(&oids::MS_KP_CA_EXCHANGE));
+        .filter_extensions::<x509_cert::ext::pkix::ExtendedKeyUsage>()
+        .filter_map(|r| r.ok())
+        .any(|(_, k)| k.0.contains(&oids::MS_KP_CA_EXCHANGE));
     if !has_eku {
         return Err(EngineError::bad_input(
             crate::codes::E_INVALIDARG,

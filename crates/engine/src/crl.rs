@@ -3,7 +3,8 @@
 use der::asn1::BitString;
 use der::Encode;
 use lockbox_crypto::KeyHandle;
-use lockbox_store::RevokedEntry;
+use lockbox_store::{CrlRecord, RevokedEntry};
+use serde::Serialize;
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::certificate::Version;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
@@ -12,9 +13,11 @@ use x509_cert::ext::pkix::CrlReason;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 
+use crate::category::AuditCategory;
 use crate::certbuild::{aki, extension};
-use crate::error::{codes, EngineError, EngineResult};
-use crate::period::x509_time;
+use crate::core::Core;
+use crate::period::{now, x509_time};
+use crate::{codes, Actor, EngineError, EngineResult, Op};
 
 /// RFC 5280 reason names and codes.
 pub const REASONS: &[(&str, i32)] = &[
@@ -142,4 +145,92 @@ pub fn sign_crl(signer: &dyn KeyHandle, spec: CrlSpec<'_>) -> EngineResult<Vec<u
         signature: BitString::from_bytes(&sig).map_err(enc)?,
     };
     crl.to_der().map_err(enc)
+}
+
+/// A published CRL.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct CrlInfo {
+    /// CRL number.
+    pub number: i64,
+    /// thisUpdate.
+    pub this_update: i64,
+    /// nextUpdate.
+    pub next_update: i64,
+    /// Revoked entries listed.
+    pub entries: usize,
+    /// DER (not serialised).
+    #[serde(skip, default)]
+    pub der: Vec<u8>,
+}
+
+/// Signs and stores a new CRL (CA administrator or certificate manager).
+pub(crate) async fn publish_crl(core: &Core, actor: &Actor) -> EngineResult<CrlInfo> {
+    crate::authz::authorize(core, actor, Op::PublishCrl).await?;
+    let info = sign_and_store_crl(core).await?;
+    let audit = crate::audit::chain::success(
+        core,
+        actor,
+        AuditCategory::Revocation,
+        "CRL published",
+        &info.number.to_string(),
+        "{}",
+    )
+    .await;
+    core.store.append_audit(&audit).await?;
+    Ok(info)
+}
+
+pub(crate) async fn sign_and_store_crl(core: &Core) -> EngineResult<CrlInfo> {
+    let key = core.signing_key()?;
+    let (_, ca) = core.ca_cert()?;
+    let revoked = core.store.revoked().await?;
+    let number = core.store.next_crl_number().await?;
+    let this_update = now();
+    let next_update = core.config.issuance.crl_validity.add_to(this_update)?;
+    let der = sign_crl(
+        key.as_ref(),
+        CrlSpec {
+            issuer: ca.tbs_certificate().subject().clone(),
+            issuer_spki: ca.tbs_certificate().subject_public_key_info(),
+            this_update,
+            next_update,
+            number,
+            revoked: &revoked,
+        },
+    )?;
+    core.store
+        .insert_crl(&CrlRecord {
+            crl_number: number,
+            this_update,
+            next_update,
+            der: der.clone(),
+        })
+        .await?;
+    let _ = crate::audit::chain::event(
+        core,
+        1002,
+        "info",
+        &format!("CRL {number} published with {} entries", revoked.len()),
+    )
+    .await;
+    Ok(CrlInfo {
+        number,
+        this_update,
+        next_update,
+        entries: revoked.len(),
+        der,
+    })
+}
+
+/// The current CRL: the latest one if still valid and complete, else a new one.
+pub(crate) async fn current_crl(core: &Core) -> EngineResult<Vec<u8>> {
+    if let Some(latest) = core.store.latest_crl().await? {
+        let revoked = core.store.revoked().await?;
+        let fresh = latest.next_update > now() + 3600;
+        let complete = revoked.iter().all(|r| r.revoked_at <= latest.this_update);
+        if fresh && complete {
+            return Ok(latest.der);
+        }
+    }
+    Ok(sign_and_store_crl(core).await?.der)
 }

@@ -14,17 +14,17 @@ use lockbox_crypto::cms::{
 };
 use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
-use lockbox_crypto::SoftwareKey;
-use lockbox_store::Change;
+use lockbox_crypto::PrivateKey;
+use lockbox_store::{CertFields, Change, Principal};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::authz::Actor;
-use crate::ca::Ca;
+use crate::category::AuditCategory;
 use crate::certbuild::decode_certificate;
-use crate::error::{codes, EngineError, EngineResult};
+use crate::core::Core;
 use crate::import::{ImportItem, ImportOptions};
 use crate::recovery::recover_from_blob;
+use crate::{codes, Actor, EngineError, EngineResult};
 
 /// Format identifier of the JSON payload.
 pub const FORMAT: &str = "lockbox-key-history/1";
@@ -123,225 +123,11 @@ pub struct Export {
     pub users: usize,
 }
 
-impl Ca {
-    /// Builds a key-history export: retrieves each selected blob (audited, as a
-    /// certificate manager), opens it with the agent's key, groups keys per
-    /// user, locks the document to `dest_cert` and signs it with this CA.
-    pub async fn export_keys(
-        &self,
-        actor: &Actor,
-        selection: &Selection,
-        dest_cert: &[u8],
-        kra_key: &SoftwareKey,
-        kra_cert: &[u8],
-    ) -> EngineResult<Export> {
-        let tokens: Vec<String> = match selection {
-            Selection::User(t) => vec![t.clone()],
-            Selection::Group(g) => self.store.members(g).await?,
-            Selection::All => vec![],
-        };
-        let mut ids: Vec<i64> = Vec::new();
-        if matches!(selection, Selection::All) {
-            ids = self
-                .view(actor, "ArchivedKey=true", 1_000_000)
-                .await?
-                .into_iter()
-                .filter(|r| r.cert.is_some())
-                .map(|r| r.request_id)
-                .collect();
-        } else {
-            for t in &tokens {
-                for c in self.find_candidates(actor, t).await? {
-                    if !ids.contains(&c.request_id) {
-                        ids.push(c.request_id);
-                    }
-                }
-            }
-        }
-        if ids.is_empty() {
-            return Err(EngineError::NotFound(
-                "no archived keys match the selection".into(),
-            ));
-        }
-        let ca_der = self.ca_certificate_der()?;
-        let principals = self.directory.principals().await?;
-        let mut users: BTreeMap<String, ExportedUser> = BTreeMap::new();
-        for id in &ids {
-            let blob = self.get_key_by_request(actor, *id).await?;
-            let rec = recover_from_blob(&blob.blob, &ca_der, kra_key, kra_cert)?;
-            let row = self.request(*id).await?;
-            let f = row
-                .cert
-                .clone()
-                .ok_or_else(|| EngineError::NotFound(format!("request {id} has no certificate")))?;
-            // The requester as a principal (by name, down-level name or UPN).
-            let req = row.requester.as_str();
-            let owner = principals
-                .iter()
-                .find(|p| {
-                    p.kind == "user"
-                        && (p.name.eq_ignore_ascii_case(req)
-                            || p.downlevel
-                                .as_deref()
-                                .is_some_and(|d| d.eq_ignore_ascii_case(req))
-                            || p.upn
-                                .as_deref()
-                                .is_some_and(|u| u.eq_ignore_ascii_case(req)))
-                })
-                .map(|p| KeyOwner {
-                    principal: Some(p.name.clone()),
-                    upn: p.upn.clone(),
-                    downlevel: p.downlevel.clone(),
-                    email: p.email.clone(),
-                })
-                .unwrap_or_else(|| KeyOwner {
-                    principal: None,
-                    upn: f.upn.clone(),
-                    downlevel: req.contains('\\').then(|| req.to_string()),
-                    email: f.email.clone(),
-                });
-            let u = users
-                .entry(f.subject.clone())
-                .or_insert_with(|| ExportedUser {
-                    subject: f.subject.clone(),
-                    mailbox: row.requester.clone(),
-                    upn: f.upn.clone(),
-                    email: f.email.clone(),
-                    owner: Some(owner),
-                    keys: vec![],
-                    signature_certificates: vec![],
-                });
-            u.keys.push(ExportedKey {
-                certificate: b64(&rec.certificate),
-                pkcs8: b64(&rec.pkcs8),
-                serial: f.serial.clone(),
-                template: row.template.clone(),
-            });
-        }
-        let doc = KeyHistory {
-            format: FORMAT.into(),
-            source_ca: decode_certificate(&ca_der)?
-                .tbs_certificate()
-                .subject()
-                .to_string(),
-            exported_at: crate::period::now(),
-            users: users.into_values().collect(),
-        };
-        let json = Zeroizing::new(
-            serde_json::to_vec(&doc).map_err(|e| EngineError::Config(e.to_string()))?,
-        );
-        let dest = decode_certificate(&lockbox_codec::pem::decode_input(dest_cert)?.der)?;
-        let locked = envelope(
-            &json,
-            &[Recipient::from_certificate(&dest)],
-            ContentCipher::Aes256Cbc,
-            KeyTransport::RsaOaepSha256,
-        )?;
-        let (_, ca_cert) = self.ca_cert()?;
-        let file = sign_data(
-            self.signing_key()?.as_ref(),
-            ca_cert,
-            oids::ID_DATA,
-            &locked,
-            &self.chain_der()?,
-        )?;
-        let audit = self
-            .audited(self.audit_entry(actor, "keys", "key history exported", &format!("{} keys", ids.len()), &serde_json::json!({ "request_ids": ids, "destination": dest.tbs_certificate().subject().to_string() }).to_string()))
-            .await;
-        self.store.append_audit(&audit).await?;
-        Ok(Export {
-            file,
-            request_ids: ids,
-            users: doc.users.len(),
-        })
-    }
-
-    /// Deletes exported archived keys from this CA (after the export file was written and verified).
-    pub async fn remove_exported_keys(
-        &self,
-        actor: &Actor,
-        request_ids: &[i64],
-    ) -> EngineResult<()> {
-        self.authorize(actor, crate::authz::Op::Configure).await?;
-        let changes: Vec<Change> = request_ids
-            .iter()
-            .map(|id| Change::ClearArchivedKey { request_id: *id })
-            .collect();
-        let audit = self
-            .audited(self.audit_entry(
-                actor,
-                "keys",
-                "exported keys removed",
-                &format!("{} keys", request_ids.len()),
-                &serde_json::json!({ "request_ids": request_ids }).to_string(),
-            ))
-            .await;
-        self.store.apply(&changes, &audit).await?;
-        Ok(())
-    }
-
-    /// Imports a key-history export: the signature must verify against
-    /// `trusted_source`, the lock box must open with `dest_key`/`dest_cert`;
-    /// nothing is written otherwise. Returns (source CA, users, items).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn import_key_history(
-        &self,
-        actor: &Actor,
-        file: &[u8],
-        trusted_source: &[u8],
-        dest_key: &SoftwareKey,
-        dest_cert: &[u8],
-        source: &str,
-        opts: &ImportOptions,
-    ) -> EngineResult<(String, usize, Vec<ImportItem>)> {
-        let doc = open_key_history(file, trusted_source, dest_key, dest_cert)?;
-        let mut items = Vec::new();
-        for u in &doc.users {
-            let record = serde_json::json!({ "subject": u.subject, "mailbox": u.mailbox, "upn": u.upn, "email": u.email, "owner": u.owner });
-            for k in &u.keys {
-                let der = unb64(&k.certificate)?;
-                let pkcs8 = Zeroizing::new(unb64(&k.pkcs8)?);
-                let cert = decode_certificate(&der)?;
-                items.push(
-                    self.import_one(
-                        actor,
-                        &der,
-                        &cert,
-                        Some(&pkcs8),
-                        source,
-                        opts,
-                        Some(record.clone()),
-                    )
-                    .await?,
-                );
-            }
-            for s in &u.signature_certificates {
-                let der = unb64(s)?;
-                let f = crate::ca::cert_fields(&der)?;
-                items.push(ImportItem {
-                    owner: u.subject.clone(),
-                    email: u.email.clone(),
-                    upn: u.upn.clone(),
-                    key_id: f.key_id,
-                    serial: Some(f.serial),
-                    issuer: None,
-                    template: None,
-                    source: source.into(),
-                    outcome: "ignored signature".into(),
-                    error: None,
-                    foreign: false,
-                });
-            }
-        }
-        Ok((doc.source_ca, doc.users.len(), items))
-    }
-}
-
 /// Verifies and opens an export file (no database involved).
 pub fn open_key_history(
     file: &[u8],
     trusted_source: &[u8],
-    dest_key: &SoftwareKey,
+    dest_key: &dyn PrivateKey,
     dest_cert: &[u8],
 ) -> EngineResult<KeyHistory> {
     let der = lockbox_codec::pem::decode_input(file)?.der;
@@ -398,4 +184,229 @@ pub fn parse_key_history(plain: &[u8]) -> EngineResult<KeyHistory> {
         ));
     }
     Ok(doc)
+}
+
+/// Builds a key-history export: retrieves each selected blob (audited, as a
+/// certificate manager), opens it with the agent's key, groups keys per
+/// user, locks the document to `dest_cert` and signs it with this CA.
+pub(crate) async fn export_keys(
+    core: &Core,
+    actor: &Actor,
+    selection: &Selection,
+    dest_cert: &[u8],
+    kra_key: &dyn PrivateKey,
+    kra_cert: &[u8],
+) -> EngineResult<Export> {
+    let ids = selected_requests(core, actor, selection).await?;
+    let ca_der = core.ca_certificate_der()?;
+    let principals = core.directory.principals().await?;
+    let mut users: BTreeMap<String, ExportedUser> = BTreeMap::new();
+    for id in &ids {
+        let blob = crate::recovery::blob::get_key_by_request(core, actor, *id).await?;
+        let rec = recover_from_blob(&blob.blob, &ca_der, kra_key, kra_cert)?;
+        let row = core.request(*id).await?;
+        let f = row
+            .cert
+            .clone()
+            .ok_or_else(|| EngineError::NotFound(format!("request {id} has no certificate")))?;
+        let owner = key_owner(&principals, row.requester.as_str(), &f);
+        let u = users
+            .entry(f.subject.clone())
+            .or_insert_with(|| ExportedUser {
+                subject: f.subject.clone(),
+                mailbox: row.requester.clone(),
+                upn: f.upn.clone(),
+                email: f.email.clone(),
+                owner: Some(owner),
+                keys: vec![],
+                signature_certificates: vec![],
+            });
+        u.keys.push(ExportedKey {
+            certificate: b64(&rec.certificate),
+            pkcs8: b64(&rec.pkcs8),
+            serial: f.serial.clone(),
+            template: row.template.clone(),
+        });
+    }
+    let doc = KeyHistory {
+        format: FORMAT.into(),
+        source_ca: decode_certificate(&ca_der)?
+            .tbs_certificate()
+            .subject()
+            .to_string(),
+        exported_at: crate::period::now(),
+        users: users.into_values().collect(),
+    };
+    let json =
+        Zeroizing::new(serde_json::to_vec(&doc).map_err(|e| EngineError::Config(e.to_string()))?);
+    let dest = decode_certificate(&lockbox_codec::pem::decode_input(dest_cert)?.der)?;
+    let locked = envelope(
+        &json,
+        &[Recipient::from_certificate(&dest)],
+        ContentCipher::Aes256Cbc,
+        KeyTransport::RsaOaepSha256,
+    )?;
+    let (_, ca_cert) = core.ca_cert()?;
+    let file = sign_data(
+        core.signing_key()?.as_ref(),
+        ca_cert,
+        oids::ID_DATA,
+        &locked,
+        &core.chain_der()?,
+    )?;
+    let audit = crate::audit::chain::success(core, actor, AuditCategory::Keys, "key history exported", &format!("{} keys", ids.len()), &serde_json::json!({ "request_ids": ids, "destination": dest.tbs_certificate().subject().to_string() }).to_string())
+        .await;
+    core.store.append_audit(&audit).await?;
+    Ok(Export {
+        file,
+        request_ids: ids,
+        users: doc.users.len(),
+    })
+}
+
+/// The request IDs of the archived keys a selection names (every archived key
+/// the actor may see, or the candidates of a user or of a group's members).
+async fn selected_requests(
+    core: &Core,
+    actor: &Actor,
+    selection: &Selection,
+) -> EngineResult<Vec<i64>> {
+    let tokens: Vec<String> = match selection {
+        Selection::User(t) => vec![t.clone()],
+        Selection::Group(g) => core.store.members(g).await?,
+        Selection::All => vec![],
+    };
+    let mut ids: Vec<i64> = Vec::new();
+    if matches!(selection, Selection::All) {
+        ids = crate::officer::view(core, actor, "ArchivedKey=true", 1_000_000)
+            .await?
+            .into_iter()
+            .filter(|r| r.cert.is_some())
+            .map(|r| r.request_id)
+            .collect();
+    } else {
+        for t in &tokens {
+            for c in crate::recovery::search::find_candidates(core, actor, t).await? {
+                if !ids.contains(&c.request_id) {
+                    ids.push(c.request_id);
+                }
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Err(EngineError::NotFound(
+            "no archived keys match the selection".into(),
+        ));
+    }
+    Ok(ids)
+}
+
+/// The owner of an exported key: the requester as a principal (by name,
+/// down-level name or UPN), else what the certificate says.
+fn key_owner(principals: &[Principal], req: &str, f: &CertFields) -> KeyOwner {
+    principals
+        .iter()
+        .find(|p| {
+            p.kind == "user"
+                && (p.name.eq_ignore_ascii_case(req)
+                    || p.downlevel
+                        .as_deref()
+                        .is_some_and(|d| d.eq_ignore_ascii_case(req))
+                    || p.upn
+                        .as_deref()
+                        .is_some_and(|u| u.eq_ignore_ascii_case(req)))
+        })
+        .map(|p| KeyOwner {
+            principal: Some(p.name.clone()),
+            upn: p.upn.clone(),
+            downlevel: p.downlevel.clone(),
+            email: p.email.clone(),
+        })
+        .unwrap_or_else(|| KeyOwner {
+            principal: None,
+            upn: f.upn.clone(),
+            downlevel: req.contains('\\').then(|| req.to_string()),
+            email: f.email.clone(),
+        })
+}
+
+/// Deletes exported archived keys from this CA (after the export file was written and verified).
+pub(crate) async fn remove_exported_keys(
+    core: &Core,
+    actor: &Actor,
+    request_ids: &[i64],
+) -> EngineResult<()> {
+    crate::authz::authorize(core, actor, crate::actor::Op::Configure).await?;
+    let changes: Vec<Change> = request_ids
+        .iter()
+        .map(|id| Change::ClearArchivedKey { request_id: *id })
+        .collect();
+    let audit = crate::audit::chain::success(
+        core,
+        actor,
+        AuditCategory::Keys,
+        "exported keys removed",
+        &format!("{} keys", request_ids.len()),
+        &serde_json::json!({ "request_ids": request_ids }).to_string(),
+    )
+    .await;
+    core.store.apply(&changes, &audit).await?;
+    Ok(())
+}
+
+/// Imports a key-history export: the signature must verify against
+/// `trusted_source`, the lock box must open with `dest_key`/`dest_cert`;
+/// nothing is written otherwise. Returns (source CA, users, items).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn import_key_history(
+    core: &Core,
+    actor: &Actor,
+    file: &[u8],
+    trusted_source: &[u8],
+    dest_key: &dyn PrivateKey,
+    dest_cert: &[u8],
+    source: &str,
+    opts: &ImportOptions,
+) -> EngineResult<(String, usize, Vec<ImportItem>)> {
+    let doc = open_key_history(file, trusted_source, dest_key, dest_cert)?;
+    let mut items = Vec::new();
+    for u in &doc.users {
+        let record = serde_json::json!({ "subject": u.subject, "mailbox": u.mailbox, "upn": u.upn, "email": u.email, "owner": u.owner });
+        for k in &u.keys {
+            let der = unb64(&k.certificate)?;
+            let pkcs8 = Zeroizing::new(unb64(&k.pkcs8)?);
+            let cert = decode_certificate(&der)?;
+            items.push(
+                crate::import::one::import_one(
+                    core,
+                    actor,
+                    &der,
+                    &cert,
+                    Some(&pkcs8),
+                    source,
+                    opts,
+                    Some(record.clone()),
+                )
+                .await?,
+            );
+        }
+        for s in &u.signature_certificates {
+            let der = unb64(s)?;
+            let f = crate::certs::cert_fields(&der)?;
+            items.push(ImportItem {
+                owner: u.subject.clone(),
+                email: u.email.clone(),
+                upn: u.upn.clone(),
+                key_id: f.key_id,
+                serial: Some(f.serial),
+                issuer: None,
+                template: None,
+                source: source.into(),
+                outcome: "ignored signature".into(),
+                error: None,
+                foreign: false,
+            });
+        }
+    }
+    Ok((doc.source_ca, doc.users.len(), items))
 }

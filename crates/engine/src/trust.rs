@@ -9,13 +9,12 @@
 //! issued to someone (an encryption or signature certificate) never signs for
 //! the CA.
 
-use der::{Decode, Encode};
-use lockbox_codec::oids;
+use der::Encode;
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 
-use crate::ca::verify_issued_by;
 use crate::certbuild::decode_certificate;
+use crate::certs::{first_extension, verify_issued_by};
 use crate::error::{codes, EngineError, EngineResult};
 
 fn untrusted(what: &str, why: &str) -> EngineError {
@@ -25,28 +24,12 @@ fn untrusted(what: &str, why: &str) -> EngineError {
     )
 }
 
-fn extension<'a>(cert: &'a Certificate, oid: &der::oid::ObjectIdentifier) -> Option<&'a [u8]> {
-    cert.tbs_certificate()
-        .extensions()
-        .map(|e| e.as_slice())
-        .unwrap_or(&[])
-        .iter()
-        .find(|e| &e.extn_id == oid)
-        .map(|e| e.extn_value.as_bytes())
-}
-
 /// Whether `cert` is a CA certificate able to sign certificates
 /// (basicConstraints cA=TRUE and keyUsage with keyCertSign).
 pub fn is_signing_ca_certificate(cert: &Certificate) -> bool {
-    let ca = extension(cert, &oids::CE_BASIC_CONSTRAINTS)
-        .and_then(|v| BasicConstraints::from_der(v).ok())
-        .is_some_and(|b| b.ca);
-    let cert_sign = match extension(cert, &oids::CE_KEY_USAGE) {
-        Some(v) => KeyUsage::from_der(v)
-            .map(|k| k.0.contains(KeyUsages::KeyCertSign))
-            .unwrap_or(false),
-        None => false,
-    };
+    let ca = first_extension::<BasicConstraints>(cert).is_some_and(|b| b.ca);
+    let cert_sign =
+        first_extension::<KeyUsage>(cert).is_some_and(|k| k.0.contains(KeyUsages::KeyCertSign));
     ca && cert_sign
 }
 
@@ -122,22 +105,24 @@ pub fn check_ca_signer(what: &str, signer_der: &[u8], anchor_der: &[u8]) -> Engi
 mod tests {
     use std::str::FromStr;
 
-    use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
+    use std::sync::Arc;
+
+    use lockbox_crypto::{default_provider, KeySpec, PrivateKey};
     use x509_cert::name::Name;
 
     use super::*;
     use crate::certbuild::{ca_extensions, sign_certificate, CertSpec};
 
     fn cert(
-        signer: &SoftwareKey,
+        signer: &Arc<dyn PrivateKey>,
         issuer: &str,
         subject: &str,
-        key: &SoftwareKey,
+        key: &Arc<dyn PrivateKey>,
         ca: bool,
     ) -> Vec<u8> {
         let t = crate::period::now();
         sign_certificate(
-            signer,
+            &**signer,
             CertSpec {
                 issuer: Name::from_str(issuer).unwrap(),
                 subject: Name::from_str(subject).unwrap(),
@@ -159,11 +144,11 @@ mod tests {
 
     #[test]
     fn only_the_ca_certificate_or_its_renewal_signs_for_the_ca() {
-        let ca_key = SoftwareKey::generate(KeySpec::P256).unwrap();
+        let ca_key = default_provider().generate(KeySpec::P256, "test").unwrap();
         let anchor = cert(&ca_key, "CN=Contoso CA", "CN=Contoso CA", &ca_key, true);
         assert!(check_ca_signer("x", &anchor, &anchor).is_ok());
         // an end-entity certificate issued by the CA, even with the CA's name
-        let ee_key = SoftwareKey::generate(KeySpec::P256).unwrap();
+        let ee_key = default_provider().generate(KeySpec::P256, "test").unwrap();
         let ee = cert(&ca_key, "CN=Contoso CA", "CN=Contoso CA", &ee_key, false);
         assert!(check_ca_signer("x", &ee, &anchor).is_err());
         let other = cert(&ca_key, "CN=Contoso CA", "CN=Bob", &ee_key, false);
@@ -172,7 +157,7 @@ mod tests {
         let sub = cert(&ca_key, "CN=Contoso CA", "CN=Contoso Sub CA", &ee_key, true);
         assert!(check_ca_signer("x", &sub, &anchor).is_err());
         // a same-name CA certificate not signed by the trusted key
-        let rogue_key = SoftwareKey::generate(KeySpec::P256).unwrap();
+        let rogue_key = default_provider().generate(KeySpec::P256, "test").unwrap();
         let rogue = cert(
             &rogue_key,
             "CN=Contoso CA",
@@ -182,11 +167,11 @@ mod tests {
         );
         assert!(check_ca_signer("x", &rogue, &anchor).is_err());
         // the renewal: same subject, cA + keyCertSign, signed by the trusted key
-        let new_key = SoftwareKey::generate(KeySpec::P256).unwrap();
+        let new_key = default_provider().generate(KeySpec::P256, "test").unwrap();
         let renewed = cert(&ca_key, "CN=Contoso CA", "CN=Contoso CA", &new_key, true);
         let signer = check_ca_signer("x", &renewed, &anchor).unwrap();
         // users issued under either key are the CA's; a self-made one is not
-        let user_key = SoftwareKey::generate(KeySpec::P256).unwrap();
+        let user_key = default_provider().generate(KeySpec::P256, "test").unwrap();
         let by_old = cert(&ca_key, "CN=Contoso CA", "CN=Ann", &user_key, false);
         let by_new = cert(&new_key, "CN=Contoso CA", "CN=Ann", &user_key, false);
         let self_made = cert(&user_key, "CN=Ann", "CN=Ann", &user_key, false);

@@ -1,0 +1,245 @@
+//! The CA exchange certificate clients encrypt archived keys to, and its private key.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use der::Encode;
+use lockbox_crypto::random::serial_number;
+use lockbox_crypto::{KeyHandle, KeySpec, PrivateKey};
+use lockbox_store::{CertFields, Disposition, NewRequest};
+use x509_cert::certificate::Certificate;
+use x509_cert::name::Name;
+
+use crate::archival::xchg_subject;
+use crate::category::AuditCategory;
+use crate::certbuild::{aki, sign_certificate, sign_request, ski, template_extensions, CertSpec};
+use crate::certs::{cert_fields, key_pem, load_home_key};
+use crate::config::passphrase;
+use crate::core::Core;
+use crate::period::{now, unix_of};
+use crate::template::builtins;
+use crate::{EngineError, EngineResult};
+
+/// Exchange certificates still valid whose private key this CA holds
+/// (newest first), as DER. A home restored from a backup without exchange
+/// keys has the old certificates but not their keys: they are skipped, and
+/// a new exchange certificate is made when one is next needed.
+pub(crate) async fn exchange_certificates(core: &Core) -> EngineResult<Vec<Vec<u8>>> {
+    let t = now();
+    let rows = core
+        .store
+        .query(
+            &crate::view::parse_restrictions("CertificateTemplate=CAExchange,Disposition=issued")?,
+            1000,
+        )
+        .await?;
+    let mut certs: Vec<(i64, Vec<u8>)> = rows
+        .into_iter()
+        .filter_map(|r| r.cert)
+        .filter(|c| c.not_before <= t && c.not_after > t)
+        .filter(|c| {
+            core.home
+                .path(&format!("keys/xchg-{}.key", c.serial))
+                .is_file()
+        })
+        .map(|c| (c.not_before, c.cert_der))
+        .collect();
+    certs.sort_by_key(|c| std::cmp::Reverse(c.0));
+    Ok(certs.into_iter().map(|c| c.1).collect())
+}
+
+/// The exchange certificate clients should encrypt to, creating one when
+/// none is valid or the newest is inside its overlap window.
+pub(crate) async fn current_exchange_certificate(core: &Core) -> EngineResult<Vec<u8>> {
+    let overlap = core.config.archival.exchange_overlap.approx_seconds();
+    let fresh = |der: &Vec<u8>| {
+        cert_fields(der)
+            .map(|f| f.not_after - overlap > now())
+            .unwrap_or(false)
+    };
+    if let Some(c) = exchange_certificates(core)
+        .await?
+        .into_iter()
+        .next()
+        .filter(fresh)
+    {
+        return Ok(c);
+    }
+    let _guard = core.archival.creating.lock().await;
+    if let Some(c) = exchange_certificates(core)
+        .await?
+        .into_iter()
+        .next()
+        .filter(fresh)
+    {
+        return Ok(c);
+    }
+    create_exchange_certificate(core).await
+}
+
+pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec<u8>> {
+    let (_, ca) = core.ca_cert()?;
+    let signer = core.signing_key()?;
+    let spec = exchange_key_spec(core)?;
+    let key = core.keys.generate(spec, "exchange")?;
+    let issued_at = now();
+    let (cert, subject) = sign_exchange_certificate(core, ca, signer.as_ref(), &*key, issued_at)?;
+    let der = cert
+        .to_der()
+        .map_err(|e| EngineError::Config(e.to_string()))?;
+    let fields = cert_fields(&der)?;
+    let pass = passphrase(&core.home, core.config.ca.passphrase_file.as_deref())?;
+    let pass = if core.config.ca.key_encrypted {
+        pass
+    } else {
+        None
+    };
+    let pem = key_pem(&*key, pass.as_deref().map(|p| p.as_slice()))?;
+    // The key file is written before the row: a row never points at a missing key.
+    core.home.write_atomic(
+        &format!("keys/xchg-{}.key", fields.serial),
+        pem.as_bytes(),
+        true,
+    )?;
+    let csr = sign_request(&*key, subject, vec![])?;
+    record_exchange_certificate(core, csr, &fields, issued_at).await?;
+    let _ = crate::audit::heads::maybe_sign_head(core).await;
+    let _ = crate::audit::chain::event(
+        core,
+        1001,
+        "info",
+        &format!(
+            "CA exchange certificate {} created, valid until {}",
+            fields.serial,
+            crate::period::rfc3339(fields.not_after)
+        ),
+    )
+    .await;
+    if let Ok(mut cache) = core.archival.exchange_keys.lock() {
+        cache.insert(fields.serial.clone(), key);
+    }
+    Ok(der)
+}
+
+/// The configured exchange key type, which must be RSA.
+fn exchange_key_spec(core: &Core) -> EngineResult<KeySpec> {
+    let spec = KeySpec::from_str(&core.config.archival.exchange_key)
+        .map_err(|e| EngineError::Config(e.to_string()))?;
+    if !matches!(spec, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096) {
+        return Err(EngineError::Config(
+            "the exchange key must be RSA (it receives transported keys)".into(),
+        ));
+    }
+    Ok(spec)
+}
+
+/// Signs an exchange certificate for `key` from the CAExchange template,
+/// valid from `issued_at` (backdated a minute) until the configured validity
+/// or the CA's own end, whichever is first. Returns it with its subject.
+fn sign_exchange_certificate(
+    core: &Core,
+    ca: &Certificate,
+    signer: &dyn KeyHandle,
+    key: &dyn PrivateKey,
+    issued_at: i64,
+) -> EngineResult<(Certificate, Name)> {
+    let template = builtins()
+        .into_iter()
+        .find(|t| t.name == "CAExchange")
+        .ok_or_else(|| EngineError::Config("CAExchange template missing".into()))?;
+    let subject = xchg_subject(ca.tbs_certificate().subject())?;
+    let mut exts = template_extensions(&template, false)?;
+    exts.push(ski(key.public_key_info())?);
+    exts.push(aki(ca.tbs_certificate().subject_public_key_info())?);
+    let not_after = core
+        .config
+        .archival
+        .exchange_validity
+        .add_to(issued_at)?
+        .min(unix_of(&ca.tbs_certificate().validity().not_after));
+    let cert = sign_certificate(
+        signer,
+        CertSpec {
+            issuer: ca.tbs_certificate().subject().clone(),
+            subject: subject.clone(),
+            spki: key.public_key_info().clone(),
+            serial: serial_number(16)?,
+            not_before: issued_at - 60,
+            not_after,
+            extensions: exts,
+        },
+    )?;
+    Ok((cert, subject))
+}
+
+/// The issued row of the exchange certificate, audited like any issuance.
+async fn record_exchange_certificate(
+    core: &Core,
+    csr: Vec<u8>,
+    fields: &CertFields,
+    issued_at: i64,
+) -> EngineResult<()> {
+    core.store
+        .insert_request(
+            &NewRequest {
+                request_der: csr,
+                request_kind: "pkcs10".into(),
+                requester: format!("{} (CA exchange)", core.config.ca.name),
+                template: Some("CAExchange".into()),
+                request_subject: fields.subject.clone(),
+                request_common_name: fields.common_name.clone(),
+                request_upn: None,
+                request_email: None,
+                disposition: Disposition::Issued,
+                disposition_message: "Issued (CA exchange certificate)".into(),
+                status_code: 0,
+                submitted_at: issued_at,
+                cert: Some(fields.clone()),
+                archived_key: None,
+                kra_hashes: None,
+            },
+            // Issuing the CA's own exchange certificate is audited like any issuance.
+            &crate::audit::chain::audited(
+                core,
+                vec![lockbox_store::AuditEntry {
+                    at: issued_at,
+                    actor: format!("{} (CA exchange)", core.config.ca.name),
+                    category: AuditCategory::Requests.as_str().into(),
+                    action: "exchange certificate issued".into(),
+                    target: "{request_id}".into(),
+                    outcome: "success".into(),
+                    details: serde_json::json!({
+                        "template": "CAExchange",
+                        "serial": fields.serial,
+                        "not_after": fields.not_after,
+                    })
+                    .to_string(),
+                }],
+            )
+            .await,
+        )
+        .await?;
+    Ok(())
+}
+
+pub(crate) fn exchange_key(core: &Core, serial: &str) -> EngineResult<Arc<dyn PrivateKey>> {
+    if let Some(k) = core
+        .archival
+        .exchange_keys
+        .lock()
+        .ok()
+        .and_then(|c| c.get(serial).cloned())
+    {
+        return Ok(k);
+    }
+    let key = load_home_key(
+        &*core.keys,
+        &core.home,
+        &format!("keys/xchg-{serial}.key"),
+        core.config.ca.passphrase_file.as_deref(),
+    )?;
+    if let Ok(mut c) = core.archival.exchange_keys.lock() {
+        c.insert(serial.to_string(), key.clone());
+    }
+    Ok(key)
+}

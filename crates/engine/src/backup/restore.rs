@@ -1,0 +1,353 @@
+//! Verifying a backup and restoring it into a new home.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lockbox_codec::hexfmt::to_hex;
+use lockbox_codec::pem::decode_input;
+use lockbox_crypto::digest::sha256;
+use lockbox_crypto::pkcs8enc::decrypt_pkcs8;
+use lockbox_crypto::{default_provider, PrivateKey};
+use lockbox_store::Store;
+use serde::Serialize;
+
+use crate::backup::{
+    audit_head, files_in, io, is_empty_dir, open_copy, BackupCheck, Manifest, DB_FILE, FORMAT,
+    MANIFEST,
+};
+use crate::category::AuditCategory;
+use crate::certbuild::decode_certificate;
+use crate::config::{passphrase, Config, Home, CONFIG_FILE};
+use crate::period::now;
+use crate::{Actor, EngineError, EngineResult};
+
+/// Checks a backup without restoring it: manifest format, every file's hash and
+/// size, no unlisted file, database integrity, and (with the passphrase) that
+/// every key decrypts and matches its certificate.
+pub async fn verify_backup(dir: &Path, backup_passphrase: &[u8]) -> EngineResult<BackupCheck> {
+    let raw = fs::read(dir.join(MANIFEST))
+        .map_err(io(format!("reading {}", dir.join(MANIFEST).display())))?;
+    let manifest: Manifest = serde_json::from_slice(&raw).map_err(|e| {
+        EngineError::bad_input(crate::codes::E_INVALIDARG, format!("manifest.json: {e}"))
+    })?;
+    if manifest.format != FORMAT {
+        return Err(EngineError::bad_input(
+            crate::codes::E_INVALIDARG,
+            format!("unknown backup format '{}'", manifest.format),
+        ));
+    }
+    let mut problems = vec![];
+    let mut files_ok = 0;
+    let mut listed = std::collections::BTreeSet::new();
+    for f in &manifest.files {
+        if f.path.contains("..") || f.path.starts_with('/') {
+            problems.push(format!("{}: path leaves the backup directory", f.path));
+            continue;
+        }
+        listed.insert(f.path.clone());
+        match fs::read(dir.join(&f.path)) {
+            Ok(d) if d.len() as u64 == f.size && to_hex(&sha256(&d)) == f.sha256 => files_ok += 1,
+            Ok(_) => problems.push(format!("{}: content differs from the manifest", f.path)),
+            Err(_) => problems.push(format!("{}: missing", f.path)),
+        }
+    }
+    for sub in ["keys", "certs", "tls"] {
+        for rel in files_in(dir, sub)? {
+            if !listed.contains(&rel) {
+                problems.push(format!("{rel}: not in the manifest"));
+            }
+        }
+    }
+    let mut keys_ok = 0;
+    if problems.is_empty() {
+        let checks = key_checks(dir, &manifest, backup_passphrase).await;
+        match checks {
+            Ok((n, mut p)) => {
+                keys_ok = n;
+                problems.append(&mut p);
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+        match audit_head(&dir.join(DB_FILE)).await {
+            Ok((n, h)) if n == manifest.audit_records && h == manifest.audit_head => {}
+            Ok((n, _)) => problems.push(format!(
+                "the database's audit chain ({n} records) differs from the manifest ({})",
+                manifest.audit_records
+            )),
+            Err(e) => problems.push(format!("database: {e}")),
+        }
+    }
+    Ok(BackupCheck {
+        manifest,
+        files_ok,
+        keys_ok,
+        problems,
+    })
+}
+
+pub(crate) fn decrypt_key(dir: &Path, rel: &str, pass: &[u8]) -> EngineResult<Arc<dyn PrivateKey>> {
+    let text = fs::read(dir.join(rel)).map_err(io(format!("reading {rel}")))?;
+    let d = decode_input(&text).map_err(|e| EngineError::Config(format!("{rel}: {e}")))?;
+    let pkcs8 = decrypt_pkcs8(&d.der, pass).map_err(|_| {
+        EngineError::bad_input(
+            crate::codes::E_INVALIDARG,
+            format!("{rel}: cannot decrypt (wrong backup passphrase?)"),
+        )
+    })?;
+    default_provider()
+        .load_pkcs8_der(&pkcs8)
+        .map_err(|e| EngineError::Config(format!("{rel}: {e}")))
+}
+
+pub(crate) fn cert_spki(dir: &Path, rel: &str) -> EngineResult<spki::SubjectPublicKeyInfoOwned> {
+    let pem = fs::read(dir.join(rel)).map_err(io(format!("reading {rel}")))?;
+    let der = decode_input(&pem)
+        .map_err(|e| EngineError::Config(format!("{rel}: {e}")))?
+        .der;
+    Ok(decode_certificate(&der)?
+        .tbs_certificate()
+        .subject_public_key_info()
+        .clone())
+}
+
+/// Every key decrypts; the CA and TLS keys match their certificate files and
+/// each exchange key matches its certificate in the snapshot.
+pub(crate) async fn key_checks(
+    dir: &Path,
+    manifest: &Manifest,
+    pass: &[u8],
+) -> EngineResult<(usize, Vec<String>)> {
+    let config: crate::config::Config = toml::from_str(
+        &fs::read_to_string(dir.join(CONFIG_FILE)).map_err(io("reading lockbox.toml".into()))?,
+    )
+    .map_err(|e| EngineError::Config(format!("lockbox.toml: {e}")))?;
+    let (_tmp, store) = open_copy(&dir.join(DB_FILE)).await?;
+    let (mut ok, mut problems) = (0, vec![]);
+    for f in manifest.files.iter().filter(|f| f.kind == "key") {
+        let key = match decrypt_key(dir, &f.path, pass) {
+            Ok(k) => k,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        let expected = if f.path == config.ca.key_file {
+            if dir.join(&config.ca.cert_file).is_file() {
+                Some(cert_spki(dir, &config.ca.cert_file)?)
+            } else {
+                None // a subordinate CA still waiting for its certificate
+            }
+        } else if f.path == "tls/server.key" {
+            Some(cert_spki(dir, "tls/server.pem")?)
+        } else if let Some(serial) = f
+            .path
+            .strip_prefix("keys/xchg-")
+            .and_then(|s| s.strip_suffix(".key"))
+        {
+            match store.get_by_serial(serial).await? {
+                Some(rec) => match rec.cert {
+                    Some(c) => Some(
+                        decode_certificate(&c.cert_der)?
+                            .tbs_certificate()
+                            .subject_public_key_info()
+                            .clone(),
+                    ),
+                    None => None,
+                },
+                None => {
+                    // written just after the snapshot: harmless, but say so
+                    problems.push(format!(
+                        "{}: no exchange certificate in the snapshot",
+                        f.path
+                    ));
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        match expected {
+            Some(spki) if &spki != key.public_key_info() => {
+                problems.push(format!("{}: does not match its certificate", f.path))
+            }
+            _ => ok += 1,
+        }
+    }
+    Ok((ok, problems))
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RestoreReport {
+    /// The backup's manifest.
+    pub manifest: Manifest,
+    /// Where an existing home was moved (with `--force`).
+    pub previous_home_moved_to: Option<PathBuf>,
+    /// Audit records after the restore (the restore's own is the last).
+    pub audit_records: i64,
+    /// KRA certificates and their status after the restore.
+    pub kras: Vec<(String, String)>,
+    /// Post-restore findings (empty: database, audit chain, keys and KRAs are sound).
+    pub problems: Vec<String>,
+}
+
+/// Restores a backup into `home` (absent or empty; with `force`, an existing
+/// home is moved aside, never deleted), then checks the result.
+pub async fn restore(
+    dir: &Path,
+    home: &Path,
+    backup_passphrase: &[u8],
+    force: bool,
+    who: &str,
+) -> EngineResult<RestoreReport> {
+    let check = verify_backup(dir, backup_passphrase).await?;
+    if !check.problems.is_empty() {
+        return Err(EngineError::bad_input(
+            crate::codes::E_INVALIDARG,
+            format!("the backup does not verify: {}", check.problems.join("; ")),
+        ));
+    }
+    let moved = move_aside(home, force)?;
+    crate::config::create_private_dir(home)?;
+    crate::config::make_dir_private(home)?;
+    let target = Home::new(home);
+    for f in check.manifest.files.iter().filter(|f| f.kind == "file") {
+        let data = fs::read(dir.join(&f.path)).map_err(io(format!("reading {}", f.path)))?;
+        target.write_atomic(
+            &f.path,
+            &data,
+            f.path == CONFIG_FILE || f.path == crate::audit::HEADS_FILE,
+        )?;
+    }
+    let config = target.load_config()?;
+    write_keys(dir, &target, &config, &check.manifest, backup_passphrase)?;
+    write_database(dir, home, &target, &config)?;
+
+    // Open and check what was restored.
+    let (audit_records, kras, problems) = check_restored(home, dir, who, &check.manifest).await?;
+    Ok(RestoreReport {
+        manifest: check.manifest,
+        previous_home_moved_to: moved,
+        audit_records,
+        kras,
+        problems,
+    })
+}
+
+/// Moves a non-empty home aside (only with `force`); returns where it went.
+fn move_aside(home: &Path, force: bool) -> EngineResult<Option<PathBuf>> {
+    if !is_empty_dir(home) {
+        if !force {
+            return Err(EngineError::Conflict(format!(
+                "{} is not empty: restore into a new directory, or give --force to move the existing home aside",
+                home.display()
+            )));
+        }
+        let aside = PathBuf::from(format!("{}.before-restore-{}", home.display(), now()));
+        fs::rename(home, &aside).map_err(io(format!("moving {} aside", home.display())))?;
+        return Ok(Some(aside));
+    }
+    Ok(None)
+}
+
+/// Writes the keys of the backup, decrypted with the backup passphrase and
+/// re-encrypted with the CA passphrase where the CA keeps them encrypted.
+fn write_keys(
+    dir: &Path,
+    target: &Home,
+    config: &Config,
+    manifest: &Manifest,
+    backup_passphrase: &[u8],
+) -> EngineResult<()> {
+    let ca_pass = passphrase(target, config.ca.passphrase_file.as_deref())?;
+    if config.ca.key_encrypted && ca_pass.is_none() {
+        return Err(EngineError::Config(
+            "the CA keys are kept encrypted: set LOCKBOX_CA_PASSPHRASE or LOCKBOX_CA_PASSPHRASE_FILE for the restore".into(),
+        ));
+    }
+    for f in manifest.files.iter().filter(|f| f.kind == "key") {
+        let key = decrypt_key(dir, &f.path, backup_passphrase)?;
+        let pass = if config.ca.key_encrypted && f.path != "tls/server.key" {
+            ca_pass.as_deref().map(|p| p.as_slice())
+        } else {
+            None
+        };
+        let pem = crate::certs::key_pem(&*key, pass)?;
+        target.write_atomic(&f.path, pem.as_bytes(), true)?;
+    }
+    Ok(())
+}
+
+/// Writes the database where the configuration names it (inside the home).
+fn write_database(dir: &Path, home: &Path, target: &Home, config: &Config) -> EngineResult<()> {
+    let db_path = crate::init::database_path(target, config)?;
+    if !db_path.starts_with(home) {
+        return Err(EngineError::Config(format!(
+            "the database path {} is outside the home: restore needs it inside (database.url = \"sqlite:ca.db\")",
+            db_path.display()
+        )));
+    }
+    let db = fs::read(dir.join(DB_FILE)).map_err(io("reading the database".into()))?;
+    let db_rel = db_path
+        .strip_prefix(home)
+        .ok()
+        .and_then(|p| p.to_str())
+        .ok_or_else(|| EngineError::Config("the database path is not UTF-8".into()))?;
+    target.write_atomic(db_rel, &db, true)?;
+
+    Ok(())
+}
+
+/// Opens the restored CA and checks it: database integrity, the audit chain
+/// (after recording the restore), the CA key, the KRAs. Returns the audit
+/// record count, the KRAs with their status, and the problems found.
+async fn check_restored(
+    home: &Path,
+    dir: &Path,
+    who: &str,
+    manifest: &Manifest,
+) -> EngineResult<(i64, Vec<(String, String)>, Vec<String>)> {
+    let core = crate::init::open(home).await?;
+    let actor = Actor::local_admin(who);
+    let mut problems = vec![];
+    if let Err(e) = core.store.integrity_check().await {
+        problems.push(format!("database integrity: {e}"));
+    }
+    let detail = serde_json::json!({
+        "backup_created_at": manifest.created_at,
+        "backup_audit_records": manifest.audit_records,
+        "backup_audit_head": manifest.audit_head,
+    })
+    .to_string();
+    let audit = crate::audit::chain::success(
+        &core,
+        &actor,
+        AuditCategory::Backup,
+        "restore",
+        &dir.display().to_string(),
+        &detail,
+    )
+    .await;
+    core.store.append_audit(&audit).await?;
+    let report = crate::auditor::audit_verify(&core, &actor).await?;
+    for p in &report.problems {
+        problems.push(format!("audit record {}: {}", p.position, p.problem));
+    }
+    if core.cert.is_some() {
+        if let Err(e) = core.signing_key() {
+            problems.push(format!("CA key: {e}"));
+        }
+    }
+    let kras: Vec<(String, String)> = crate::archival::kra::kra_list(&core, &actor)
+        .await?
+        .into_iter()
+        .map(|k| (k.subject, k.status))
+        .collect();
+    for (s, st) in &kras {
+        if st == "cannot be loaded" {
+            problems.push(format!("KRA {s}: cannot be loaded"));
+        }
+    }
+    Ok((report.records, kras, problems))
+}

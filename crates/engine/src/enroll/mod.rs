@@ -1,0 +1,270 @@
+//! Enrollment: submit -> template -> names -> policy -> archive -> issue.
+
+pub(crate) mod checks;
+pub(crate) mod names;
+
+use der::Encode;
+use lockbox_codec::hexfmt::to_hex;
+use lockbox_codec::names::{common_name, dn_string, email};
+use lockbox_codec::pem::encode_pem;
+use lockbox_crypto::keyinfo::{public_key_facts, KeyKind};
+use lockbox_crypto::random::serial_number;
+use lockbox_store::{CertFields, Disposition, NewRequest, StoreError};
+use serde::Serialize;
+use spki::SubjectPublicKeyInfoOwned;
+
+use crate::category::AuditCategory;
+use crate::certbuild::{
+    aki, distribution_extensions, sign_certificate, ski, template_extensions, CertSpec,
+};
+use crate::certs::cert_fields;
+use crate::core::Core;
+use crate::enroll::names::LeafNames;
+use crate::inbound::{decode_and_verify, Inbound};
+use crate::period::{now, unix_of};
+use crate::template::Template;
+use crate::{codes, Actor, EngineError, EngineResult, ErrorKind};
+
+/// Options of a submission.
+#[derive(Clone, Debug, Default)]
+pub struct SubmitOptions {
+    /// Template named by the caller (overrides the request).
+    pub template: Option<String>,
+    /// Requester name recorded in the row.
+    pub requester: String,
+    /// Extra request attributes (`CertificateTemplate:NAME`, ...).
+    pub attributes: Vec<(String, String)>,
+    /// The authenticated caller; `None` means the local administrator (CLI on the CA home).
+    pub actor: Option<Actor>,
+    /// Submit for this principal (name, UPN or `DOMAIN\\name`): it becomes the
+    /// requester and the names come from its record. Only the local
+    /// administrator and holders of the EnrollmentAgent role may.
+    pub on_behalf_of: Option<String>,
+}
+
+/// The result of a submission or an officer action.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Outcome {
+    /// Request ID.
+    pub request_id: i64,
+    /// `issued`, `pending`, `denied` or `revoked`.
+    pub disposition: Disposition,
+    /// Status code (0 on success).
+    pub status_code: u32,
+    /// Disposition message.
+    pub message: String,
+    /// Template.
+    pub template: Option<String>,
+    /// Serial number of the issued certificate.
+    pub serial: Option<String>,
+    /// Issued certificate (PEM).
+    pub certificate_pem: Option<String>,
+    /// Whether a private key was archived with this request.
+    #[serde(default)]
+    pub archived: bool,
+    /// The client's encrypted-key hash (hex), echoed in CMC responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted_key_hash: Option<String>,
+    /// Body part id of the PKCS#10 inside a CMC request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_part_id: Option<u32>,
+    /// CMC Full PKI Response (base64 DER), for CMC requests over the JSON API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmc_response: Option<String>,
+}
+
+pub(crate) fn conflict(e: StoreError) -> EngineError {
+    match e {
+        StoreError::Conflict(m) => EngineError::Conflict(m),
+        StoreError::NotFound(m) => EngineError::NotFound(m),
+        other => EngineError::Store(other),
+    }
+}
+
+pub(crate) fn outcome(
+    id: i64,
+    d: &Disposition,
+    message: &str,
+    template: Option<String>,
+    cert: Option<&CertFields>,
+) -> Outcome {
+    Outcome {
+        request_id: id,
+        disposition: *d,
+        status_code: 0,
+        message: message.to_string(),
+        template,
+        serial: cert.map(|c| c.serial.clone()),
+        certificate_pem: cert.map(|c| encode_pem("CERTIFICATE", &c.cert_der)),
+        archived: false,
+        encrypted_key_hash: None,
+        body_part_id: None,
+        cmc_response: None,
+    }
+}
+
+/// Submits a PKCS#10 or CMC request (PEM, base64 or DER).
+///
+/// Input that cannot be decoded or authenticated, and requests the policy
+/// refuses, return an error and change nothing. Accepted requests are
+/// recorded in one transaction, issued or pending.
+pub(crate) async fn submit(
+    core: &Core,
+    input: &[u8],
+    opts: &SubmitOptions,
+) -> EngineResult<Outcome> {
+    let actor = opts
+        .actor
+        .clone()
+        .unwrap_or_else(|| Actor::local_admin(&opts.requester));
+    match submit_as(core, &actor, input, opts).await {
+        Ok(o) => Ok(o),
+        Err(e) => {
+            if matches!(e.kind(), ErrorKind::Denied | ErrorKind::Forbidden)
+                && !matches!(
+                    e.code(),
+                    codes::CERTSRV_E_TEMPLATE_DENIED | codes::CERTSRV_E_ROLECONFLICT
+                )
+            {
+                crate::audit::chain::audit_refusal(
+                    core,
+                    &actor,
+                    AuditCategory::Requests,
+                    "submit request",
+                    "",
+                    &e,
+                )
+                .await?;
+            }
+            Err(e)
+        }
+    }
+}
+
+pub(crate) async fn submit_as(
+    core: &Core,
+    actor: &Actor,
+    input: &[u8],
+    opts: &SubmitOptions,
+) -> EngineResult<Outcome> {
+    let inbound = decode_and_verify(input)?;
+    let template = crate::enroll::checks::resolve_template(core, &inbound, opts).await?;
+    let (requester, names, agent) =
+        crate::enroll::names::enrollee_names(core, actor, &inbound, &template, opts).await?;
+    crate::enroll::checks::check_key_policy(core, &inbound, &template)?;
+    crate::enroll::checks::check_duplicate_enrollment(core, &template, &requester).await?;
+    crate::enroll::names::refuse_ca_name(core, &names)?;
+    let alt_names = names.alt_names()?;
+    // Archive before anything is recorded or issued: decrypt, check, re-envelope.
+    let archived =
+        crate::archival::envelope::archive_if_required(core, &inbound, &template).await?;
+    let mut new = NewRequest {
+        request_der: archived
+            .as_ref()
+            .map_or_else(|| inbound.der.clone(), |a| a.stripped_request.clone()),
+        request_kind: inbound.kind.as_str().into(),
+        requester: requester.clone(),
+        template: Some(template.name.clone()),
+        request_subject: dn_string(&names.subject),
+        request_common_name: common_name(&names.subject),
+        request_upn: alt_names.upns.first().cloned(),
+        request_email: email(&names.subject, &alt_names),
+        disposition: Disposition::Pending,
+        disposition_message: "Taken Under Submission".into(),
+        status_code: 0,
+        submitted_at: now(),
+        cert: None,
+        archived_key: archived.as_ref().map(|a| a.envelope.clone()),
+        kra_hashes: archived.as_ref().map(|a| a.kra_hashes.clone()),
+    };
+    if !template.requires_approval {
+        let fields = build_leaf(core, &template, &inbound, &names)?;
+        new.disposition = Disposition::Issued;
+        new.disposition_message = "Issued".into();
+        new.cert = Some(fields);
+    }
+    let mut audit = crate::audit::chain::audit_entry(core,
+        actor,
+        AuditCategory::Requests,
+        if new.disposition == Disposition::Issued { "certificate issued" } else { "request pended" },
+        "{request_id}",
+        &serde_json::json!({ "template": template.name, "requester": requester, "names": names.source, "on_behalf_of": agent.then_some(&requester), "serial": new.cert.as_ref().map(|c| c.serial.clone()) }).to_string(),
+    );
+    if let Some(a) = &archived {
+        audit.extend(crate::audit::chain::audit_entry(
+            core,
+            actor,
+            AuditCategory::Keys,
+            "key archived",
+            "{request_id}",
+            &serde_json::json!({ "kra": a.kra_hashes }).to_string(),
+        ));
+    }
+    let audit = crate::audit::chain::audited(core, audit).await;
+    let id = core.store.insert_request(&new, &audit).await?;
+    if let Some(c) = &new.cert {
+        crate::archival::kra_events::land_kra_certificate(core, actor, &c.cert_der).await?;
+    }
+    let _ = crate::audit::heads::maybe_sign_head(core).await;
+    tracing::info!(request_id = id, template = %template.name, disposition = new.disposition.as_str(), archived = archived.is_some(), "request recorded");
+    let mut o = outcome(
+        id,
+        &new.disposition,
+        &new.disposition_message,
+        Some(template.name.clone()),
+        new.cert.as_ref(),
+    );
+    o.archived = archived.is_some();
+    o.encrypted_key_hash = archived.map(|a| to_hex(&a.client_hash));
+    o.body_part_id = inbound.cmc.as_ref().map(|c| c.body_part_id);
+    Ok(o)
+}
+
+pub(crate) fn build_leaf(
+    core: &Core,
+    template: &Template,
+    inbound: &Inbound,
+    names: &LeafNames,
+) -> EngineResult<CertFields> {
+    crate::enroll::names::refuse_ca_name(core, names)?;
+    let key = core.signing_key()?;
+    let (_, ca) = core.ca_cert()?;
+    let info = &inbound.pkcs10.cert_req.info;
+    let spki: &SubjectPublicKeyInfoOwned = &info.public_key;
+    let ec = public_key_facts(spki)?.kind == KeyKind::Ec;
+    let issued_at = now();
+    let not_before = issued_at - core.config.issuance.backdate_seconds.max(0);
+    let ca_not_after = unix_of(&ca.tbs_certificate().validity().not_after);
+    let not_after = template.validity.add_to(issued_at)?.min(ca_not_after);
+    if not_after <= issued_at {
+        return Err(EngineError::Config(
+            "the CA certificate has expired; renew the CA".into(),
+        ));
+    }
+    let mut exts = template_extensions(template, ec)?;
+    exts.push(ski(spki)?);
+    exts.push(aki(ca.tbs_certificate().subject_public_key_info())?);
+    exts.extend(distribution_extensions(
+        &core.config.issuance.cdp_urls,
+        &core.config.issuance.aia_urls,
+    )?);
+    if let Some(san) = &names.san {
+        exts.push(san.clone());
+    }
+    let cert = sign_certificate(
+        key.as_ref(),
+        CertSpec {
+            issuer: ca.tbs_certificate().subject().clone(),
+            subject: names.subject.clone(),
+            spki: spki.clone(),
+            serial: serial_number(core.config.issuance.serial_bytes.clamp(8, 20))?,
+            not_before,
+            not_after,
+            extensions: exts,
+        },
+    )?;
+    let der = cert
+        .to_der()
+        .map_err(|e| EngineError::Config(e.to_string()))?;
+    cert_fields(&der)
+}

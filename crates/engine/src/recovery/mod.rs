@@ -1,0 +1,78 @@
+//! Key recovery: finding candidates, producing recovery blobs (certificate
+//! manager), and opening them offline into a PKCS#12 (key recovery agent).
+
+pub(crate) mod agent;
+pub(crate) mod blob;
+pub(crate) mod search;
+
+pub use agent::{recover_from_blob, Recovered};
+pub use search::message_der;
+
+use serde::{Deserialize, Serialize};
+
+/// A recovery candidate, as `getkey` lists it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Request ID.
+    pub request_id: i64,
+    /// Serial number (hex).
+    pub serial: String,
+    /// Subject DN.
+    pub subject: String,
+    /// UPN.
+    pub upn: Option<String>,
+    /// notBefore (unix).
+    pub not_before: i64,
+    /// notAfter (unix).
+    pub not_after: i64,
+    /// Template.
+    pub template: Option<String>,
+    /// Template version (major.minor) when known.
+    pub version: Option<String>,
+    /// SHA-1 thumbprint.
+    pub cert_hash: String,
+    /// Requester.
+    pub requester: String,
+}
+
+/// A KRA able to open a blob.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecipientInfo {
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial (hex).
+    pub serial: String,
+    /// SHA-1 of the KRA certificate (from the CA's KRA store).
+    pub sha1: String,
+}
+
+/// A retrieved recovery blob.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecoveryBlob {
+    /// The candidate.
+    pub candidate: Candidate,
+    /// KRAs that can open it.
+    pub recipients: Vec<RecipientInfo>,
+    /// DER SignedData (not serialised in listings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "b64")]
+    pub blob: Vec<u8>,
+}
+
+mod b64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(
+            &lockbox_codec::pem::encode_pem("X", v)
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(vec![]);
+        }
+        lockbox_codec::pem::decode_base64_text(&s).map_err(serde::de::Error::custom)
+    }
+}
