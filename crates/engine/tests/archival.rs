@@ -1,4 +1,5 @@
 //! Key archival at enrollment, end to end in the engine.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::str::FromStr;
 

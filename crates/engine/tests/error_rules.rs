@@ -4,6 +4,7 @@
 //! code), and error kinds are matched as `ErrorKind`, never compared as
 //! strings. The sources are read at run time, so a change merged later that
 //! breaks a rule fails here.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::fs;
 use std::path::{Path, PathBuf};

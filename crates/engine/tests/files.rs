@@ -1,6 +1,7 @@
 //! Issue 12 (branch fix-files): private files in the CA home, template
 //! settings that are either honoured or refused, audit records for the CA's
 //! own certificates, and backups without the exchange keys.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::str::FromStr;
 

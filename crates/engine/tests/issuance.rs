@@ -1,4 +1,5 @@
 //! End-to-end engine tests: a real CA in a temporary home, real requests.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::str::FromStr;
 

@@ -3,6 +3,7 @@
 //! enrollee supply them; anonymous callers never get archiving or
 //! client-authentication templates; enrollment agents and the local operator;
 //! a subject e-mail address is copied into the SAN.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::str::FromStr;
 

@@ -1,4 +1,5 @@
 //! Recovery candidate search by every token type, restrictions and auditing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::str::FromStr;
 

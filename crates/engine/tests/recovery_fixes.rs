@@ -2,6 +2,7 @@
 //! recovery blobs and exports, audit tamper evidence, case-insensitive
 //! recovery search, KRA events after revocation, removing the last agent of
 //! archived keys, and owner identity across export/import.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::str::FromStr;
 

@@ -1,5 +1,6 @@
 //! Roles, role separation, manager restrictions, template permissions, the
 //! audit trail's tamper evidence, and KRA states with their events.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::str::FromStr;
 
