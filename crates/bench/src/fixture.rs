@@ -82,7 +82,7 @@ pub(crate) async fn issue_bench_kra(ca: &Ca) -> Result<lockbox_engine::Outcome> 
 
 /// A bench CA with one KRA (required) and its current exchange certificate.
 pub(crate) async fn archival_bench_ca(dir: &Path) -> Result<(Arc<Ca>, Certificate)> {
-    use lockbox_engine::client::check_exchange_certificate;
+    use lockbox_client::check_exchange_certificate;
     let ca = bench_ca(dir).await?;
     let issued = issue_bench_kra(&ca).await?;
     ca.kra_add(
@@ -100,7 +100,7 @@ pub(crate) async fn archival_bench_ca(dir: &Path) -> Result<(Arc<Ca>, Certificat
 
 /// A CMC archival request for `cn` with `key`, encrypted to `xchg`.
 pub(crate) fn archival_body(key: &SoftwareKey, cn: &str, xchg: &Certificate) -> Result<Vec<u8>> {
-    use lockbox_engine::client::{build_archival_request, ArchivalOptions, KeyPayload};
+    use lockbox_client::{build_archival_request, ArchivalOptions, KeyPayload};
     let csr = sign_request(key, Name::from_str(&format!("CN={cn}"))?, vec![])?;
     let o = ArchivalOptions {
         template: Some("ExchangeUser".into()),

@@ -17,7 +17,6 @@ pub mod ca;
 pub(crate) mod category;
 pub mod certbuild;
 pub(crate) mod certs;
-pub mod client;
 pub mod cmcresponse;
 pub mod config;
 pub(crate) mod core;

@@ -3,14 +3,14 @@
 
 use std::str::FromStr;
 
+use lockbox_client::{
+    build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
+};
 use lockbox_crypto::cms::{open_envelope, OpeningKey};
 use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::{KeySpec, SoftwareKey};
 use lockbox_engine::certbuild::{decode_certificate, sign_request};
-use lockbox_engine::client::{
-    build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
-};
 use lockbox_engine::period::Period;
 use lockbox_engine::ErrorKind;
 use lockbox_engine::{codes, Ca, Disposition, InitOptions, SubmitOptions};
@@ -438,7 +438,7 @@ fn mix_payload(
         .collect::<Vec<_>>();
     let pki = lockbox_codec::cmc::PkiData::from_der(&parsed.pki_data_der).unwrap();
     let _ = pki.to_der().unwrap();
-    lockbox_engine::client::sign_cmc(signer, &pki, archived).unwrap()
+    lockbox_client::sign_cmc(signer, &pki, archived).unwrap()
 }
 
 fn find_envelope_rsa_block(req: &[u8]) -> usize {
@@ -485,7 +485,7 @@ fn with_envelope(key: &SoftwareKey, request: &[u8], env: &[u8]) -> Vec<u8> {
         values: SetOfVec::try_from(vec![Any::from_der(env).unwrap()]).unwrap(),
     };
     let _ = pki.to_der().unwrap();
-    lockbox_engine::client::sign_cmc(key, &pki, vec![archived]).unwrap()
+    lockbox_client::sign_cmc(key, &pki, vec![archived]).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,11 +5,11 @@ use std::str::FromStr;
 
 use der::asn1::OctetString;
 use der::{Decode, Encode};
+use lockbox_client::{pki_data, sign_cmc};
 use lockbox_codec::{ms, oids};
 use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
 use lockbox_engine::ca::{cert_fields, verify_issued_by};
 use lockbox_engine::certbuild::{decode_certificate, sign_request};
-use lockbox_engine::client::{pki_data, sign_cmc};
 use lockbox_engine::period::Period;
 use lockbox_engine::{codes, Ca, Disposition, EngineError, InitOptions, SubmitOptions};
 use x509_cert::ext::Extension;

@@ -9,6 +9,9 @@ use std::str::FromStr;
 
 use der::asn1::Ia5String;
 use der::Decode;
+use lockbox_client::{
+    build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
+};
 use lockbox_codec::names::{parse_alt_names, AltNames};
 use lockbox_codec::oids;
 use lockbox_crypto::keytransport::KeyTransport;
@@ -16,9 +19,6 @@ use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::{KeySpec, SoftwareKey};
 use lockbox_engine::authz::AUTHENTICATED_USERS;
 use lockbox_engine::certbuild::{extension, sign_request};
-use lockbox_engine::client::{
-    build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
-};
 use lockbox_engine::period::Period;
 use lockbox_engine::ErrorKind;
 use lockbox_engine::{Actor, Ca, InitOptions, Outcome, Role, SubmitOptions};

@@ -4,14 +4,14 @@
 use std::str::FromStr;
 
 use der::asn1::{Ia5String, OctetString};
+use lockbox_client::{
+    build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
+};
 use lockbox_codec::oids;
 use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::{KeySpec, SoftwareKey};
 use lockbox_engine::certbuild::{extension, sign_request};
-use lockbox_engine::client::{
-    build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
-};
 use lockbox_engine::period::Period;
 use lockbox_engine::{Actor, Ca, InitOptions, Role, SubmitOptions};
 use x509_cert::ext::pkix::name::{GeneralName, OtherName};

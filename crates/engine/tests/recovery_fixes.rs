@@ -8,6 +8,10 @@ use std::str::FromStr;
 
 use der::asn1::Ia5String;
 use der::Encode;
+use lockbox_client::recover_from_blob;
+use lockbox_client::{
+    build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
+};
 use lockbox_codec::oids;
 use lockbox_crypto::cms::{envelope, sign_data, Recipient};
 use lockbox_crypto::keytransport::KeyTransport;
@@ -16,11 +20,7 @@ use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
 use lockbox_engine::certbuild::{
     ca_extensions, decode_certificate, extension, sign_certificate, sign_request, CertSpec,
 };
-use lockbox_engine::client::{
-    build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
-};
 use lockbox_engine::period::{now, Period};
-use lockbox_engine::recovery::recover_from_blob;
 use lockbox_engine::{Actor, Ca, InitOptions, SubmitOptions};
 use x509_cert::ext::pkix::name::{GeneralName, OtherName};
 use x509_cert::ext::pkix::SubjectAltName;

@@ -8,15 +8,15 @@ use std::str::FromStr;
 
 use anyhow::{bail, Result};
 use clap::Args;
+use lockbox_client::{
+    build_archival_request, check_exchange_certificate, pki_data, sign_cmc, ArchivalOptions,
+    KeyPayload,
+};
 use lockbox_codec::pem::encode_pem;
 use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::{KeySpec, SoftwareKey};
 use lockbox_engine::certbuild::sign_request;
-use lockbox_engine::client::{
-    build_archival_request, check_exchange_certificate, pki_data, sign_cmc, ArchivalOptions,
-    KeyPayload,
-};
 use lockbox_engine::period::Period;
 use lockbox_engine::view::parse_columns;
 use lockbox_engine::{Ca, InitOptions, Outcome, SubmitOptions};
@@ -283,7 +283,7 @@ async fn recover_dave(
         blob.recipients.len(),
         blob_path.display()
     );
-    let recovered = lockbox_engine::recovery::recover_from_blob(
+    let recovered = lockbox_client::recover_from_blob(
         &blob.blob,
         &ca.ca_certificate_der()?,
         kra_key,

@@ -9,6 +9,10 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use der::Decode;
+use lockbox_client::{
+    build_archival_request, check_exchange_certificate, pki_data, sign_cmc, ArchivalOptions,
+    KeyPayload,
+};
 use lockbox_codec::cmc::{parse_cmc_request, PkiResponse};
 use lockbox_codec::oids;
 use lockbox_codec::pem::{decode_all, decode_input, encode_pem};
@@ -19,10 +23,6 @@ use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
 use lockbox_engine::ca::load_private_key;
 use lockbox_engine::certbuild::{decode_certificate, sign_request};
-use lockbox_engine::client::{
-    build_archival_request, check_exchange_certificate, pki_data, sign_cmc, ArchivalOptions,
-    KeyPayload,
-};
 use lockbox_engine::codes;
 use serde_json::json;
 

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use lockbox_client::recover_from_blob;
 use lockbox_codec::pem::decode_all;
 use lockbox_crypto::pkcs12::{merge_pfx, write_pfx};
-use lockbox_engine::recovery::recover_from_blob;
 use serde_json::json;
 use zeroize::Zeroizing;
 

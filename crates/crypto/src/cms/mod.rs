@@ -18,7 +18,9 @@ mod tests;
 mod verify;
 
 pub use envelope::envelope;
-pub use open::{decode_envelope, envelope_recipients, open_envelope, OpeningKey};
+pub use open::{
+    decode_envelope, envelope_recipient_ids, envelope_recipients, open_envelope, OpeningKey,
+};
 pub use sign::{certs_only, sign_data, sign_data_with, sign_data_with_attributes};
 pub use verify::{verify_signed_data, VerifiedSignedData};
 

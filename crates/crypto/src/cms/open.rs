@@ -175,3 +175,36 @@ pub fn envelope_recipients(der: &[u8]) -> Result<Vec<(String, String, String)>, 
     }
     Ok(out)
 }
+
+/// Issuer and serial number of every recipient of an envelope that names
+/// its recipient that way (RSA key transport and ECDH key agreement); a
+/// recipient named by key identifier is left out.
+pub fn envelope_recipient_ids(
+    ed: &cms::enveloped_data::EnvelopedData,
+) -> Vec<(
+    x509_cert::name::Name,
+    x509_cert::serial_number::SerialNumber,
+)> {
+    use cms::enveloped_data::{
+        KeyAgreeRecipientIdentifier, RecipientIdentifier, RecipientInfo as RI,
+    };
+    let mut out = Vec::new();
+    for ri in ed.recip_infos.0.iter() {
+        match ri {
+            RI::Ktri(k) => {
+                if let RecipientIdentifier::IssuerAndSerialNumber(ias) = &k.rid {
+                    out.push((ias.issuer.clone(), ias.serial_number.clone()));
+                }
+            }
+            RI::Kari(k) => {
+                for rek in &k.recipient_enc_keys {
+                    if let KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(ias) = &rek.rid {
+                        out.push((ias.issuer.clone(), ias.serial_number.clone()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}

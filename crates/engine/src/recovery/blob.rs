@@ -9,9 +9,10 @@ use crate::category::AuditCategory;
 use crate::certbuild::decode_certificate;
 use crate::codes::{CRYPT_E_NOT_FOUND, TYPE_E_AMBIGUOUSNAME};
 use crate::core::Core;
-use crate::recovery::search::{candidate, envelope_ids};
+use crate::recovery::search::candidate;
 use crate::recovery::{RecipientInfo, RecoveryBlob};
 use crate::{Actor, EngineError, EngineResult, Op};
+use lockbox_crypto::cms::envelope_recipient_ids;
 
 /// Produces the recovery blob of one candidate: CMS SignedData by the CA
 /// over the archived EnvelopedData, with the user certificate and chain.
@@ -86,7 +87,7 @@ pub(crate) async fn get_key_by_request(
         })
         .collect();
     let mut recipients = Vec::new();
-    for (issuer, serial) in envelope_ids(&ed) {
+    for (issuer, serial) in envelope_recipient_ids(&ed) {
         let kra = kras.iter().find(|(k, _)| {
             k.tbs_certificate().issuer() == &issuer
                 && k.tbs_certificate().serial_number() == &serial

@@ -1,11 +1,13 @@
-//! Key recovery: finding candidates, producing recovery blobs (certificate
-//! manager), and opening them offline into a PKCS#12 (key recovery agent).
+//! Key recovery: finding candidates and producing signed recovery blobs for a
+//! certificate manager; opening a blob with an agent key (`open.rs`), which
+//! the agent does offline through `lockbox_client` and the CA's key-history
+//! export does with an agent key the operator holds.
 
-pub(crate) mod agent;
 pub(crate) mod blob;
+pub(crate) mod open;
 pub(crate) mod search;
 
-pub use agent::{recover_from_blob, Recovered};
+pub use open::{recover_from_blob, Recovered};
 pub use search::message_der;
 
 use serde::{Deserialize, Serialize};

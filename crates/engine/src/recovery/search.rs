@@ -43,42 +43,12 @@ pub(crate) fn archived(column: Column, value: Value) -> Vec<Restriction> {
     ]
 }
 
-pub(crate) fn envelope_ids(
-    ed: &cms::enveloped_data::EnvelopedData,
-) -> Vec<(
-    x509_cert::name::Name,
-    x509_cert::serial_number::SerialNumber,
-)> {
-    use cms::enveloped_data::{
-        KeyAgreeRecipientIdentifier, RecipientIdentifier, RecipientInfo as RI,
-    };
-    let mut out = Vec::new();
-    for ri in ed.recip_infos.0.iter() {
-        match ri {
-            RI::Ktri(k) => {
-                if let RecipientIdentifier::IssuerAndSerialNumber(ias) = &k.rid {
-                    out.push((ias.issuer.clone(), ias.serial_number.clone()));
-                }
-            }
-            RI::Kari(k) => {
-                for rek in &k.recipient_enc_keys {
-                    if let KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(ias) = &rek.rid {
-                        out.push((ias.issuer.clone(), ias.serial_number.clone()));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 /// Serial numbers and key identifiers (hex) of a message's recipients.
 pub(crate) fn message_tokens(ed: &cms::enveloped_data::EnvelopedData) -> Vec<String> {
     use cms::enveloped_data::{
         KeyAgreeRecipientIdentifier, RecipientIdentifier, RecipientInfo as RI,
     };
-    let mut out: Vec<String> = envelope_ids(ed)
+    let mut out: Vec<String> = lockbox_crypto::cms::envelope_recipient_ids(ed)
         .into_iter()
         .map(|(_, s)| to_hex(s.as_bytes()))
         .collect();

@@ -15,7 +15,7 @@ use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use x509_cert::request::CertReq;
 
-use crate::error::{EngineError, EngineResult};
+use lockbox_engine::{codes, EngineError, EngineResult};
 
 fn enc(e: der::Error) -> EngineError {
     EngineError::Config(format!("encoding CMC request: {e}"))
@@ -101,14 +101,14 @@ pub fn check_exchange_certificate(
     xchg_der: &[u8],
     ca_der: &[u8],
 ) -> EngineResult<x509_cert::certificate::Certificate> {
-    let xchg = crate::certbuild::decode_certificate(xchg_der)?;
-    let ca = crate::certbuild::decode_certificate(ca_der)?;
-    crate::certs::verify_issued_by(&xchg, &ca)?;
-    let f = crate::certs::cert_fields(xchg_der)?;
-    let t = crate::period::now();
+    let xchg = lockbox_engine::certbuild::decode_certificate(xchg_der)?;
+    let ca = lockbox_engine::certbuild::decode_certificate(ca_der)?;
+    lockbox_engine::ca::verify_issued_by(&xchg, &ca)?;
+    let f = lockbox_engine::ca::cert_fields(xchg_der)?;
+    let t = lockbox_engine::period::now();
     if f.not_before > t || f.not_after <= t {
         return Err(EngineError::bad_input(
-            crate::codes::E_INVALIDARG,
+            codes::E_INVALIDARG,
             "the CA exchange certificate is not currently valid",
         ));
     }
@@ -119,7 +119,7 @@ pub fn check_exchange_certificate(
         .any(|(_, k)| k.0.contains(&oids::MS_KP_CA_EXCHANGE));
     if !has_eku {
         return Err(EngineError::bad_input(
-            crate::codes::E_INVALIDARG,
+            codes::E_INVALIDARG,
             "the certificate has no CA exchange EKU (1.3.6.1.4.1.311.21.5)",
         ));
     }

@@ -1,4 +1,7 @@
-//! The agent's offline recovery of a key from a recovery blob.
+//! Opening a recovery blob with an agent's key: the agent does it offline
+//! (`lockbox_client::recover_from_blob`, `lockbox recoverkey`), and the CA does
+//! it when it exports a key history with an agent key the operator holds
+//! ([`crate::export`]); one copy for both.
 
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_codec::oids;
@@ -12,8 +15,8 @@ use zeroize::Zeroizing;
 
 use crate::certbuild::decode_certificate;
 use crate::codes::{CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL, CRYPT_E_NOT_FOUND};
-use crate::recovery::search::envelope_ids;
 use crate::{codes, EngineError, EngineResult};
+use lockbox_crypto::cms::envelope_recipient_ids;
 
 /// A recovered key with its certificates.
 pub struct Recovered {
@@ -57,7 +60,7 @@ pub fn recover_from_blob(
     let kra = decode_certificate(kra_cert)?;
     let ed = decode_envelope(&env)
         .map_err(|e| EngineError::bad_input(codes::CRYPT_E_ASN1_BADTAG, e.to_string()))?;
-    let ids = envelope_ids(&ed);
+    let ids = envelope_recipient_ids(&ed);
     if kra.tbs_certificate().subject_public_key_info()
         != DecryptionKey::recipient_public_key(kra_key)
     {
