@@ -143,12 +143,7 @@ fn backup_operator_backs_up_a_running_service() {
     let d = dir.path();
     let home = ca_with_one_kra(d);
     let (_alice, alice_key, _) = enroll(&home, d, "alice", "Alice Example");
-    let token_of = |out: String| -> String {
-        out.lines()
-            .find(|l| l.starts_with("lbt_"))
-            .expect("a token")
-            .to_string()
-    };
+    let token_of = |out: String| token_in(&out);
     let bob = token_of(ok(lb(&home, &["principal", "add", "bob", "--token"])));
     ok(lb(&home, &["role", "grant", "bob", "BackupOperator"]));
     let max = token_of(ok(lb(&home, &["principal", "add", "max", "--token"])));
@@ -349,12 +344,7 @@ fn secrets_are_private_and_backups_leave_out_exchange_keys() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let server = Server(child);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(std::time::Instant::now() < deadline, "server did not start");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let server = Server::running(child, &listen);
     drop(server);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(

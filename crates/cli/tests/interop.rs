@@ -16,25 +16,6 @@ fn run(cmd: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("{cmd} is required for this test: {e}"))
 }
 
-fn openssl_csr(dir: &Path, name: &str, subj: &str, newkey: &[&str]) -> PathBuf {
-    let key = dir.join(format!("{name}.key"));
-    let req = dir.join(format!("{name}.csr"));
-    let mut args = vec![
-        "req",
-        "-new",
-        "-nodes",
-        "-subj",
-        subj,
-        "-keyout",
-        s(&key),
-        "-out",
-        s(&req),
-    ];
-    args.extend_from_slice(newkey);
-    ok(run("openssl", &args));
-    req
-}
-
 fn pkilint_cert(path: &Path) {
     let out = run("lint_pkix_cert", &["lint", "-s", "WARNING", s(path)]);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -6,71 +6,24 @@ use std::path::Path;
 
 mod common;
 use common::*;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// `lockbox serve` on a free loopback port with `extra` arguments; returns
+/// the service and its URL (`http://` with `--http`, else `https://`).
 fn start(home: &Path, extra: &[&str]) -> (Server, String) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec!["serve", "--home", s(home), "--listen", &listen];
-    args.extend_from_slice(extra);
-    let child = Command::new(env!("CARGO_BIN_EXE_lockbox"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let listen = free_listen_address();
+    let server = Server::start_with(home, &listen, extra);
     let scheme = if extra.contains(&"--http") {
         "http"
     } else {
         "https"
     };
-    (server, format!("{scheme}://127.0.0.1:{port}"))
+    (server, format!("{scheme}://{listen}"))
 }
 
-fn openssl_csr(dir: &Path, name: &str, subj: &str) -> std::path::PathBuf {
-    let req = dir.join(format!("{name}.csr"));
-    let key = dir.join(format!("{name}.key"));
-    ok(Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "rsa:2048",
-            "-subj",
-            subj,
-            "-keyout",
-            s(&key),
-            "-out",
-            s(&req),
-        ])
-        .output()
-        .expect("openssl is required"));
-    req
+/// An RSA-2048 OpenSSL request (`dir/NAME.csr`, key `dir/NAME.key`) for `subj`.
+fn rsa_csr(dir: &Path, name: &str, subj: &str) -> std::path::PathBuf {
+    openssl_csr(dir, name, subj, &["-newkey", "rsa:2048"])
 }
 
 #[test]
@@ -136,7 +89,7 @@ fn https_service_serves_remote_cli_operations() {
     assert_eq!(remote_ca, std::fs::read_to_string(&ca_pem).unwrap());
 
     // anonymous enrollment is refused (off by default); a principal enrolls
-    let csr = openssl_csr(d, "alice", "/CN=Alice");
+    let csr = rsa_csr(d, "alice", "/CN=Alice");
     assert_eq!(
         remote(&["submit", s(&csr), "--template", "User"])
             .status
@@ -202,7 +155,7 @@ fn https_service_serves_remote_cli_operations() {
         "requires_approval=true",
     ]));
     ok(officer(&["ca", "templates", "add", "Approved"]));
-    let bob = openssl_csr(d, "bob", "/CN=Bob");
+    let bob = rsa_csr(d, "bob", "/CN=Bob");
     let pend: serde_json::Value = serde_json::from_str(&ok(enrollee(&[
         "submit",
         s(&bob),
@@ -253,7 +206,7 @@ fn https_service_serves_remote_cli_operations() {
     assert!(text.contains("Superseded"));
 
     // A TLS client certificate mapped to a principal authenticates it.
-    let carol_csr = openssl_csr(d, "carol", "/CN=Carol");
+    let carol_csr = rsa_csr(d, "carol", "/CN=Carol");
     let carol_pem = d.join("carol.pem");
     ok(lockbox(&[
         "--home",
@@ -488,11 +441,7 @@ fn principals_authenticate_by_token_and_password_and_roles_decide() {
         s(&d.join("pw")),
         "--token",
     ]));
-    let max_token = out
-        .lines()
-        .find(|l| l.starts_with("lbt_"))
-        .unwrap()
-        .to_string();
+    let max_token = token_in(&out);
     ok(lockbox(&[
         "--home",
         h,
@@ -509,11 +458,7 @@ fn principals_authenticate_by_token_and_password_and_roles_decide() {
         "aud",
         "--token",
     ]));
-    let aud_token = out
-        .lines()
-        .find(|l| l.starts_with("lbt_"))
-        .unwrap()
-        .to_string();
+    let aud_token = token_in(&out);
     ok(lockbox(&["--home", h, "role", "grant", "aud", "auditor"]));
     let (_server, url) = start(&home, &["--http"]);
     // the manager may read the database but not configure the CA
@@ -581,12 +526,11 @@ fn principals_authenticate_by_token_and_password_and_roles_decide() {
     ])))
     .unwrap();
     let thumb = out["thumbprint"].as_str().unwrap().to_string();
-    use std::io::{Read, Write};
-    let host = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(stream, "GET /api/v1/view HTTP/1.1\r\nHost: {host}\r\nx-lockbox-client-certificate-sha1: {thumb}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    stream.read_to_string(&mut resp).unwrap();
+    let resp = http_get_with(
+        &url,
+        "/api/v1/view",
+        &format!("x-lockbox-client-certificate-sha1: {thumb}\r\n"),
+    );
     assert!(
         resp.starts_with("HTTP/1.1 403"),
         "spoofed header must not authenticate: {resp}"
@@ -612,14 +556,28 @@ fn lockbox_codec_b64(s: &str) -> String {
     out
 }
 
-fn http_get_auth(url: &str, path: &str, basic: &str) -> String {
-    use std::io::{Read, Write};
+/// `GET path` on `url` (plain HTTP) with `headers` (each ending in CRLF);
+/// the whole answer.
+fn http_get_with(url: &str, path: &str, headers: &str) -> String {
     let host = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n\r\n").unwrap();
+    http_get_on(std::net::TcpStream::connect(host).unwrap(), host, path, headers)
+}
+
+/// `GET path` with `headers` on `stream`, connected to `host`; the whole answer.
+fn http_get_on(mut stream: std::net::TcpStream, host: &str, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     stream.read_to_string(&mut resp).unwrap();
     resp
+}
+
+fn http_get_auth(url: &str, path: &str, basic: &str) -> String {
+    http_get_with(url, path, &format!("Authorization: Basic {basic}\r\n"))
 }
 
 fn http_post(
@@ -656,16 +614,7 @@ fn http_post(
 }
 
 fn http_get(url: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let host = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    stream.read_to_string(&mut resp).unwrap();
+    let resp = http_get_with(url, path, "");
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     resp.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
@@ -704,7 +653,7 @@ fn enrollment_agents_enroll_for_others_and_principals_get_their_own_names() {
         "EnrollmentAgent",
     ]));
     let (_server, url) = start(&home, &["--http"]);
-    let csr = openssl_csr(d, "forged", "/CN=Alice/emailAddress=alice@contoso.com");
+    let csr = rsa_csr(d, "forged", "/CN=Alice/emailAddress=alice@contoso.com");
     let submit = |token: &str, extra: &[&str]| -> Output {
         let mut all = vec![
             "--server",
@@ -770,35 +719,15 @@ fn enrollment_agents_enroll_for_others_and_principals_get_their_own_names() {
 }
 
 fn http_get_bearer(url: &str, path: &str, token: &str) -> String {
-    use std::io::{Read, Write};
-    let host = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    stream.read_to_string(&mut resp).unwrap();
-    resp
+    http_get_with(url, path, &format!("Authorization: Bearer {token}\r\n"))
 }
 
 /// [`http_get_auth`] from a chosen local source address (e.g. `127.0.0.2`:
 /// every 127/8 address is the loopback interface on Linux).
 fn http_get_auth_from(source: &str, url: &str, path: &str, basic: &str) -> String {
-    use std::io::{Read, Write};
     let host = url.trim_start_matches("http://");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .unwrap();
-    let stream = rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
-        socket.connect(host.parse().unwrap()).await.unwrap()
-    });
-    let mut stream = stream.into_std().unwrap();
-    stream.set_nonblocking(false).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    stream.read_to_string(&mut resp).unwrap();
-    resp
+    let stream = connect_from(source, host, None);
+    http_get_on(stream, host, path, &format!("Authorization: Basic {basic}\r\n"))
 }
 
 /// Issue 12 item 3 and the login weaknesses, end to end: the CLI (another
@@ -816,12 +745,7 @@ fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled()
         "init", "--home", h, "--name", "Test CA", "--key", "p256",
     ]));
     std::fs::write(d.join("pw"), "correct horse battery\n").unwrap();
-    let tok = |out: String| {
-        out.lines()
-            .find(|l| l.starts_with("lbt_"))
-            .unwrap()
-            .to_string()
-    };
+    let tok = |out: String| token_in(&out);
     let max = tok(ok(lockbox(&[
         "--home",
         h,

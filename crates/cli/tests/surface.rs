@@ -56,22 +56,8 @@ fn set_limits(home: &Path, limits: &str) {
 /// `lockbox serve` (plain HTTP with `--http`), killed when dropped.
 fn serve(home: &Path, http: bool) -> (Server, String) {
     let listen = free_listen_address();
-    let mut args = vec!["serve", "--home", s(home), "--listen", &listen];
-    if http {
-        args.push("--http");
-    }
-    let child = lockbox_cmd(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (server, listen)
+    let extra: &[&str] = if http { &["--http"] } else { &[] };
+    (Server::start_with(home, &listen, extra), listen)
 }
 
 /// How long until the server closes `stream` (reading and discarding what it
@@ -248,26 +234,6 @@ fn slow_idle_and_excess_connections_are_closed_or_held_back() {
     );
 }
 
-/// A TCP connection to `listen` from the local address `from` (Linux routes
-/// all of 127/8 to loopback), with a small receive buffer if `recv_buffer`.
-fn connect_from(from: &str, listen: &str, recv_buffer: Option<u32>) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        if let Some(n) = recv_buffer {
-            socket.set_recv_buffer_size(n).unwrap();
-        }
-        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-        let stream = socket.connect(listen.parse().unwrap()).await.unwrap();
-        let stream = stream.into_std().unwrap();
-        stream.set_nonblocking(false).unwrap();
-        stream
-    })
-}
-
 /// Sends `GET /health` on `stream` and returns the start of the answer.
 fn health_on(stream: &mut TcpStream) -> String {
     stream
@@ -397,11 +363,7 @@ fn a_client_that_never_reads_its_response_is_disconnected() {
 }
 
 fn token_for(home: &Path, name: &str) -> String {
-    let out = ok(lb(home, &["principal", "add", name, "--token"]));
-    out.lines()
-        .find(|l| l.starts_with("lbt_"))
-        .unwrap()
-        .to_string()
+    token_in(&ok(lb(home, &["principal", "add", name, "--token"])))
 }
 
 #[test]

@@ -63,17 +63,54 @@ pub fn free_listen_address() -> String {
     format!("127.0.0.1:{port}")
 }
 
+/// A TCP connection to `listen` from the local address `from` (Linux routes
+/// all of 127/8 to loopback), with a small receive buffer if `recv_buffer`.
+pub fn connect_from(
+    from: &str,
+    listen: &str,
+    recv_buffer: Option<u32>,
+) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(n) = recv_buffer {
+            socket.set_recv_buffer_size(n).unwrap();
+        }
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let stream = socket.connect(listen.parse().unwrap()).await.unwrap();
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+    })
+}
+
 /// `lockbox serve` on `listen` (HTTPS), killed when dropped.
 pub struct Server(pub std::process::Child);
 
 impl Server {
     /// Starts the service for `home` and waits until it accepts connections.
     pub fn start(home: &Path, listen: &str) -> Server {
-        let child = lockbox_cmd(&["serve", "--home", s(home), "--listen", listen])
+        Server::start_with(home, listen, &[])
+    }
+
+    /// [`Server::start`] with `extra` arguments after `--listen` (e.g. `--http`).
+    pub fn start_with(home: &Path, listen: &str, extra: &[&str]) -> Server {
+        let mut args = vec!["serve", "--home", s(home), "--listen", listen];
+        args.extend_from_slice(extra);
+        let child = lockbox_cmd(&args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start lockbox serve");
+        Server::running(child, listen)
+    }
+
+    /// Takes over a started `lockbox serve` and waits until it accepts
+    /// connections on `listen`.
+    pub fn running(child: std::process::Child, listen: &str) -> Server {
         let server = Server(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::net::TcpStream::connect(listen).is_err() {
@@ -229,18 +266,35 @@ pub fn enroll(
     (pem, key, out["serial"].as_str().unwrap().to_string())
 }
 
-/// Adds principal `name` (UPN `name@contoso.com`) with an API token; returns the token.
-pub fn principal_with_token(home: &Path, name: &str) -> String {
-    let upn = format!("{name}@contoso.com");
-    let out = ok(lb(
-        home,
-        &["principal", "add", name, "--upn", &upn, "--token"],
-    ));
+/// The API token (`lbt_...`) in the output of `principal add|token ... --token`.
+pub fn token_in(out: &str) -> String {
     out.lines()
         .find(|l| l.starts_with("lbt_"))
         .expect("a token")
         .trim()
         .to_string()
+}
+
+/// Adds principal `name` (UPN `name@contoso.com`) with an API token; returns the token.
+pub fn principal_with_token(home: &Path, name: &str) -> String {
+    let upn = format!("{name}@contoso.com");
+    token_in(&ok(lb(
+        home,
+        &["principal", "add", name, "--upn", &upn, "--token"],
+    )))
+}
+
+/// An OpenSSL key (`dir/NAME.key`) and certificate request (`dir/NAME.csr`)
+/// for `subj`, the key made as `newkey` says (e.g. `["-newkey", "rsa:2048"]`).
+/// Returns the request file.
+pub fn openssl_csr(dir: &Path, name: &str, subj: &str, newkey: &[&str]) -> std::path::PathBuf {
+    let key = dir.join(format!("{name}.key"));
+    let req = dir.join(format!("{name}.csr"));
+    let mut args = vec!["req", "-new", "-nodes"];
+    args.extend_from_slice(newkey);
+    args.extend_from_slice(&["-subj", subj, "-keyout", s(&key), "-out", s(&req)]);
+    ok(openssl(&args));
+    req
 }
 
 /// Turns on `server.allow_anonymous_enrollment` (off on a new CA) in the
