@@ -64,17 +64,7 @@ fn restored_backup_recovers_every_key_archived_before_it() {
         "Rec0vered!",
         &h2.join("certs/ca.pem"),
     ));
-    ok(openssl(&[
-        "pkcs12",
-        "-in",
-        s(&pfx),
-        "-passin",
-        "pass:Rec0vered!",
-        "-nocerts",
-        "-nodes",
-        "-out",
-        s(&d.join("alice.recovered.key")),
-    ]));
+    pkcs12_keys(&pfx, "Rec0vered!", Some(&d.join("alice.recovered.key")));
     assert_eq!(
         public_key(&["pkey", "-in", s(&d.join("alice.recovered.key")), "-pubout"]),
         public_key(&["x509", "-in", s(&alice_pem), "-noout", "-pubkey"])

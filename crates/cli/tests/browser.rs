@@ -43,17 +43,7 @@ fn open_pfx(pfx: &Path, pass: &str, stem: &Path) -> (std::path::PathBuf, std::pa
         "-out",
         s(&cert),
     ]));
-    ok(openssl(&[
-        "pkcs12",
-        "-in",
-        s(pfx),
-        "-passin",
-        &passin,
-        "-nocerts",
-        "-nodes",
-        "-out",
-        s(&key),
-    ]));
+    pkcs12_keys(pfx, pass, Some(&key));
     (cert, key)
 }
 

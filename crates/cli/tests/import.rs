@@ -50,18 +50,13 @@ fn pkcs12_files_from_other_tools_import_and_recover() {
             s(&d.join("dan.pem")),
         ],
     ));
-    ok(openssl(&[
-        "pkcs12",
-        "-export",
-        "-inkey",
-        s(&d.join("dan.key")),
-        "-in",
-        s(&d.join("dan.pem")),
-        "-out",
-        s(&input.join("dan.pfx")),
-        "-passout",
-        "pass:pw",
-    ]));
+    pkcs12_export(
+        &d.join("dan.key"),
+        &d.join("dan.pem"),
+        &input.join("dan.pfx"),
+        "pw",
+        &[],
+    );
     // 2. a self-signed v1-style certificate as the old KMS issued, openssl -legacy (3DES/RC2)
     ok(openssl(&[
         "req",
@@ -78,19 +73,13 @@ fn pkcs12_files_from_other_tools_import_and_recover() {
         "-out",
         s(&d.join("kms.pem")),
     ]));
-    ok(openssl(&[
-        "pkcs12",
-        "-export",
-        "-legacy",
-        "-inkey",
-        s(&d.join("kms.key")),
-        "-in",
-        s(&d.join("kms.pem")),
-        "-out",
-        s(&input.join("kms.pfx")),
-        "-passout",
-        "pass:pw",
-    ]));
+    pkcs12_export(
+        &d.join("kms.key"),
+        &d.join("kms.pem"),
+        &input.join("kms.pfx"),
+        "pw",
+        &["-legacy"],
+    );
     // 3. a signature-only certificate, made by Python cryptography
     let code = format!(
         r#"
@@ -227,17 +216,7 @@ open(r"{enc}", "wb").write(make("Py Foreign User", False))
             ],
         ));
         let key = d.join(format!("{token}.key.pem"));
-        ok(openssl(&[
-            "pkcs12",
-            "-in",
-            s(&pfx),
-            "-passin",
-            "pass:x",
-            "-nocerts",
-            "-nodes",
-            "-out",
-            s(&key),
-        ]));
+        pkcs12_keys(&pfx, "x", Some(&key));
         assert_eq!(public_key(&key, true), public_key(&cert, false), "{token}");
     }
     // the foreign row records the importing principal and the original owner
@@ -450,17 +429,7 @@ fn key_history_moves_between_servers_in_a_signed_lock_box() {
             ],
         ));
         let key = d.join(format!("{serial}.key"));
-        ok(openssl(&[
-            "pkcs12",
-            "-in",
-            s(&pfx),
-            "-passin",
-            "pass:x",
-            "-nocerts",
-            "-nodes",
-            "-out",
-            s(&key),
-        ]));
+        pkcs12_keys(&pfx, "x", Some(&key));
         recovered.push(public_key(&key, true));
     }
     for k in &alice_keys {

@@ -21,6 +21,11 @@ fn start(home: &Path, extra: &[&str]) -> (Server, String) {
     (server, format!("{scheme}://{listen}"))
 }
 
+/// `lockbox --home H role grant WHO ROLE`.
+fn grant(h: &str, who: &str, role: &str) {
+    ok(lockbox(&["--home", h, "role", "grant", who, role]));
+}
+
 /// An RSA-2048 OpenSSL request (`dir/NAME.csr`, key `dir/NAME.key`) for `subj`.
 fn rsa_csr(dir: &Path, name: &str, subj: &str) -> std::path::PathBuf {
     openssl_csr(dir, name, subj, &["-newkey", "rsa:2048"])
@@ -421,11 +426,8 @@ fn plain_http_is_loopback_only_and_api_is_described() {
 fn principals_authenticate_by_token_and_password_and_roles_decide() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = d.join("ca");
+    let home = p256_ca(d, "Test CA");
     let h = s(&home);
-    ok(lockbox(&[
-        "init", "--home", h, "--name", "Test CA", "--key", "p256",
-    ]));
     std::fs::write(d.join("pw"), "correct horse battery\n").unwrap();
     let out = ok(lockbox(&[
         "--home",
@@ -442,14 +444,7 @@ fn principals_authenticate_by_token_and_password_and_roles_decide() {
         "--token",
     ]));
     let max_token = token_in(&out);
-    ok(lockbox(&[
-        "--home",
-        h,
-        "role",
-        "grant",
-        "max",
-        "CertificateManager",
-    ]));
+    grant(h, "max", "CertificateManager");
     let out = ok(lockbox(&[
         "--home",
         h,
@@ -459,7 +454,7 @@ fn principals_authenticate_by_token_and_password_and_roles_decide() {
         "--token",
     ]));
     let aud_token = token_in(&out);
-    ok(lockbox(&["--home", h, "role", "grant", "aud", "auditor"]));
+    grant(h, "aud", "auditor");
     let (_server, url) = start(&home, &["--http"]);
     // the manager may read the database but not configure the CA
     ok(lockbox(&["--server", &url, "--token", &max_token, "view"]));
@@ -560,7 +555,12 @@ fn lockbox_codec_b64(s: &str) -> String {
 /// the whole answer.
 fn http_get_with(url: &str, path: &str, headers: &str) -> String {
     let host = url.trim_start_matches("http://");
-    http_get_on(std::net::TcpStream::connect(host).unwrap(), host, path, headers)
+    http_get_on(
+        std::net::TcpStream::connect(host).unwrap(),
+        host,
+        path,
+        headers,
+    )
 }
 
 /// `GET path` with `headers` on `stream`, connected to `host`; the whole answer.
@@ -628,11 +628,8 @@ fn http_get(url: &str, path: &str) -> String {
 fn enrollment_agents_enroll_for_others_and_principals_get_their_own_names() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = d.join("ca");
+    let home = p256_ca(d, "Test CA");
     let h = s(&home);
-    ok(lockbox(&[
-        "init", "--home", h, "--name", "Test CA", "--key", "p256",
-    ]));
     ok(lockbox(&[
         "--home",
         h,
@@ -644,14 +641,7 @@ fn enrollment_agents_enroll_for_others_and_principals_get_their_own_names() {
     ]));
     let mallory = principal_with_token(&home, "mallory");
     let agent = principal_with_token(&home, "agent");
-    ok(lockbox(&[
-        "--home",
-        h,
-        "role",
-        "grant",
-        "agent",
-        "EnrollmentAgent",
-    ]));
+    grant(h, "agent", "EnrollmentAgent");
     let (_server, url) = start(&home, &["--http"]);
     let csr = rsa_csr(d, "forged", "/CN=Alice/emailAddress=alice@contoso.com");
     let submit = |token: &str, extra: &[&str]| -> Output {
@@ -727,7 +717,12 @@ fn http_get_bearer(url: &str, path: &str, token: &str) -> String {
 fn http_get_auth_from(source: &str, url: &str, path: &str, basic: &str) -> String {
     let host = url.trim_start_matches("http://");
     let stream = connect_from(source, host, None);
-    http_get_on(stream, host, path, &format!("Authorization: Basic {basic}\r\n"))
+    http_get_on(
+        stream,
+        host,
+        path,
+        &format!("Authorization: Basic {basic}\r\n"),
+    )
 }
 
 /// Issue 12 item 3 and the login weaknesses, end to end: the CLI (another
@@ -739,11 +734,8 @@ fn http_get_auth_from(source: &str, url: &str, path: &str, basic: &str) -> Strin
 fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = d.join("ca");
+    let home = p256_ca(d, "Test CA");
     let h = s(&home);
-    ok(lockbox(&[
-        "init", "--home", h, "--name", "Test CA", "--key", "p256",
-    ]));
     std::fs::write(d.join("pw"), "correct horse battery\n").unwrap();
     let tok = |out: String| token_in(&out);
     let max = tok(ok(lockbox(&[
@@ -756,14 +748,7 @@ fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled()
         s(&d.join("pw")),
         "--token",
     ])));
-    ok(lockbox(&[
-        "--home",
-        h,
-        "role",
-        "grant",
-        "max",
-        "CertificateManager",
-    ]));
+    grant(h, "max", "CertificateManager");
     let second = tok(ok(lockbox(&["--home", h, "principal", "token", "Max"])));
     let (_server, url) = start(&home, &["--http"]);
     assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 200"));
@@ -803,25 +788,11 @@ fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled()
     ]));
     assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 403"));
     // principal removed, then re-created under the same name
-    ok(lockbox(&[
-        "--home",
-        h,
-        "role",
-        "grant",
-        "max",
-        "CertificateManager",
-    ]));
+    grant(h, "max", "CertificateManager");
     assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 200"));
     ok(lockbox(&["--home", h, "principal", "remove", "max"]));
     ok(lockbox(&["--home", h, "principal", "add", "Max"]));
-    ok(lockbox(&[
-        "--home",
-        h,
-        "role",
-        "grant",
-        "Max",
-        "CertificateManager",
-    ]));
+    grant(h, "Max", "CertificateManager");
     let r = http_get_bearer(&url, "/api/v1/view", &max);
     assert!(
         r.starts_with("HTTP/1.1 403"),
@@ -854,14 +825,7 @@ fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled()
     assert!(r.to_ascii_lowercase().contains("retry-after: 60"), "{r}");
     assert!(r.contains("0x80070775"), "{r}");
     // the victim from another address is not locked out
-    ok(lockbox(&[
-        "--home",
-        h,
-        "role",
-        "grant",
-        "max",
-        "CertificateManager",
-    ]));
+    grant(h, "max", "CertificateManager");
     let r = http_get_auth_from("127.0.0.2", &url, "/api/v1/view", &right);
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     let r = http_get_auth_from("127.0.0.2", &url, "/api/v1/view", &wrong);
@@ -892,11 +856,8 @@ fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled()
 fn unmap_cert_removes_a_client_certificate_mapping_by_serial() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = d.join("ca");
+    let home = p256_ca(d, "Test CA");
     let h = s(&home);
-    ok(lockbox(&[
-        "init", "--home", h, "--name", "Test CA", "--key", "p256",
-    ]));
     ok(lockbox(&["--home", h, "principal", "add", "max"]));
     let ca_pem = d.join("ca.pem");
     ok(lockbox(&["--home", h, "ca", "cert", "--out", s(&ca_pem)]));

@@ -15,17 +15,7 @@ use common::*;
 
 /// A CA (P-256, quick) in `d/ca`.
 fn quick_ca(d: &Path) -> std::path::PathBuf {
-    let home = d.join("ca");
-    ok(lockbox(&[
-        "init",
-        "--home",
-        s(&home),
-        "--name",
-        "Surface CA",
-        "--key",
-        "p256",
-    ]));
-    home
+    p256_ca(d, "Surface CA")
 }
 
 /// Sets `[server.limits]` in the CA's configuration.
@@ -530,15 +520,7 @@ fn recovery_script_keeps_passwords_off_command_lines() {
             .unwrap();
         let text = ok(run);
         let password = text.trim().rsplit(' ').next().unwrap().to_string();
-        let keys = ok(openssl(&[
-            "pkcs12",
-            "-in",
-            s(&d.join("Alice_Example.p12")),
-            "-passin",
-            &format!("pass:{password}"),
-            "-nocerts",
-            "-nodes",
-        ]));
+        let keys = pkcs12_keys(&d.join("Alice_Example.p12"), &password, None);
         assert_eq!(keys.matches("BEGIN PRIVATE KEY").count(), 2, "{var}");
         let argv = std::fs::read_to_string(&log).unwrap();
         assert!(

@@ -65,11 +65,7 @@ pub fn free_listen_address() -> String {
 
 /// A TCP connection to `listen` from the local address `from` (Linux routes
 /// all of 127/8 to loopback), with a small receive buffer if `recv_buffer`.
-pub fn connect_from(
-    from: &str,
-    listen: &str,
-    recv_buffer: Option<u32>,
-) -> std::net::TcpStream {
+pub fn connect_from(from: &str, listen: &str, recv_buffer: Option<u32>) -> std::net::TcpStream {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -163,18 +159,7 @@ pub fn ca_issuing_a_kra(
     ));
     ok(lb(home, &["submit", s(&file("req"))]));
     ok(lb(home, &["issue", "1", "--out", s(&file("pem"))]));
-    ok(openssl(&[
-        "pkcs12",
-        "-export",
-        "-inkey",
-        s(&file("key")),
-        "-in",
-        s(&file("pem")),
-        "-out",
-        s(&file("pfx")),
-        "-passout",
-        "pass:kra",
-    ]));
+    pkcs12_export(&file("key"), &file("pem"), &file("pfx"), "kra", &[]);
     file("pfx")
 }
 
@@ -184,6 +169,22 @@ pub fn ca_with_one_kra(d: &Path) -> std::path::PathBuf {
     let home = d.join("ca");
     ca_issuing_a_kra(&home, d, "Contoso Issuing CA", "CN=Agent", "kra");
     ok(lb(&home, &["kra", "required", "1"]));
+    home
+}
+
+/// Creates a CA called `name` with a P-256 key (quick to make) in `d/ca`;
+/// returns its home.
+pub fn p256_ca(d: &Path, name: &str) -> std::path::PathBuf {
+    let home = d.join("ca");
+    ok(lockbox(&[
+        "init",
+        "--home",
+        s(&home),
+        "--name",
+        name,
+        "--key",
+        "p256",
+    ]));
     home
 }
 
@@ -228,6 +229,36 @@ pub fn openssl(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("openssl is required")
+}
+
+/// `openssl pkcs12 -export` of `key` and `cert` to `out` with `password`
+/// (`extra` options such as `-legacy` right after `-export`).
+pub fn pkcs12_export(key: &Path, cert: &Path, out: &Path, password: &str, extra: &[&str]) {
+    let passout = format!("pass:{password}");
+    let mut args = vec!["pkcs12", "-export"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-inkey", s(key), "-in", s(cert), "-out", s(out)]);
+    args.extend_from_slice(&["-passout", &passout]);
+    ok(openssl(&args));
+}
+
+/// The private keys of the PKCS#12 `pfx` (password `password`) in PEM,
+/// unencrypted, written to `out` if given; returns openssl's output.
+pub fn pkcs12_keys(pfx: &Path, password: &str, out: Option<&Path>) -> String {
+    let passin = format!("pass:{password}");
+    let mut args = vec![
+        "pkcs12",
+        "-in",
+        s(pfx),
+        "-passin",
+        &passin,
+        "-nocerts",
+        "-nodes",
+    ];
+    if let Some(out) = out {
+        args.extend_from_slice(&["-out", s(out)]);
+    }
+    ok(openssl(&args))
 }
 
 /// Enrolls `cn` for ExchangeUser with its key archived (`d/NAME.req|key|pem`);
