@@ -248,20 +248,13 @@ fn secrets_are_private_and_backups_leave_out_exchange_keys() {
     let stale = d.join("stale.req");
     std::fs::write(&stale, "stale").unwrap();
     set_mode(&stale, 0o644);
-    ok(lb(
+    ok(request_new(
         &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "User",
-            "--subject",
-            "CN=Pat",
-            "--out",
-            s(&stale),
-            "--key-out",
-            s(&d.join("stale.key")),
-        ],
+        "User",
+        "CN=Pat",
+        &[],
+        &stale,
+        &d.join("stale.key"),
     ));
     assert_eq!(mode(&stale), 0o600);
 

@@ -275,21 +275,13 @@ fn key_history_moves_between_servers_in_a_signed_lock_box() {
     for i in 0..2 {
         let req = d.join(format!("alice{i}.req"));
         let key = d.join(format!("alice{i}.key"));
-        ok(lb(
+        ok(request_new(
             &src,
-            &[
-                "request",
-                "new",
-                "--template",
-                "ExchangeUser",
-                "--subject",
-                "CN=Alice Example",
-                "--archive",
-                "--out",
-                s(&req),
-                "--key-out",
-                s(&key),
-            ],
+            "ExchangeUser",
+            "CN=Alice Example",
+            &["--archive"],
+            &req,
+            &key,
         ));
         ok(lb(&src, &["submit", s(&req)]));
         alice_keys.push(key);

@@ -23,20 +23,13 @@ fn recovery_ca(d: &Path, kras: usize) -> (PathBuf, Vec<PathBuf>) {
         let req = d.join(format!("kra{i}.req"));
         let key = d.join(format!("kra{i}.key"));
         let pem = d.join(format!("kra{i}.pem"));
-        ok(lb(
+        ok(request_new(
             &home,
-            &[
-                "request",
-                "new",
-                "--template",
-                "KeyRecoveryAgent",
-                "--subject",
-                &format!("CN=Agent {i}"),
-                "--out",
-                s(&req),
-                "--key-out",
-                s(&key),
-            ],
+            "KeyRecoveryAgent",
+            &format!("CN=Agent {i}"),
+            &[],
+            &req,
+            &key,
         ));
         let out: serde_json::Value =
             serde_json::from_str(&ok(lb(&home, &["submit", s(&req), "--json"]))).unwrap();

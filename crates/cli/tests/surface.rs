@@ -50,6 +50,14 @@ fn serve(home: &Path, http: bool) -> (Server, String) {
     (Server::start_with(home, &listen, extra), listen)
 }
 
+/// A quick CA in `d/ca` with `[server.limits]` set to `limits`, served
+/// over plain HTTP.
+fn serve_with_limits(d: &Path, limits: &str) -> (Server, String) {
+    let home = quick_ca(d);
+    set_limits(&home, limits);
+    serve(&home, true)
+}
+
 /// How long until the server closes `stream` (reading and discarding what it
 /// sends); `None` if it is still open after `limit`.
 fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
@@ -241,12 +249,10 @@ fn health_on(stream: &mut TcpStream) -> String {
 fn one_address_cannot_take_every_connection_slot() {
     // fix-conns: max_connections_per_address
     let dir = tempfile::tempdir().unwrap();
-    let home = quick_ca(dir.path());
-    set_limits(
-        &home,
+    let (_server, listen) = serve_with_limits(
+        dir.path(),
         "idle_timeout_secs = 30\nheader_timeout_secs = 30\nmax_connections = 8\nmax_connections_per_address = 2",
     );
-    let (_server, listen) = serve(&home, true);
     // the service answers, and the probe connection of `serve` is gone
     let (status, _, _) = http(&listen, "GET", "/health", &[], b"");
     assert_eq!(status, 200);
@@ -285,12 +291,10 @@ fn one_address_cannot_take_every_connection_slot() {
 fn a_client_that_never_reads_its_response_is_disconnected() {
     // fix-conns: response_timeout_secs
     let dir = tempfile::tempdir().unwrap();
-    let home = quick_ca(dir.path());
-    set_limits(
-        &home,
+    let (_server, listen) = serve_with_limits(
+        dir.path(),
         "idle_timeout_secs = 30\nheader_timeout_secs = 30\nresponse_timeout_secs = 2",
     );
-    let (_server, listen) = serve(&home, true);
     let (status, _, doc) = http(&listen, "GET", "/api/v1/openapi.json", &[], b"");
     assert_eq!(status, 200);
     // pipelined requests for far more than the socket buffers hold (16 MB),
@@ -605,22 +609,13 @@ fn recovery_script_keeps_passwords_off_command_lines() {
 fn ca_with_hostile_name(d: &Path) -> std::path::PathBuf {
     let home = quick_ca(d);
     let req = d.join("evil.req");
-    ok(lb(
+    ok(request_new(
         &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "User",
-            "--key",
-            "p256",
-            "--subject",
-            "CN=evil\u{1b}[2J\u{1b}]0;owned\u{7}",
-            "--out",
-            s(&req),
-            "--key-out",
-            s(&d.join("evil.key")),
-        ],
+        "User",
+        "CN=evil\u{1b}[2J\u{1b}]0;owned\u{7}",
+        &["--key", "p256"],
+        &req,
+        &d.join("evil.key"),
     ));
     ok(lb(&home, &["submit", s(&req), "--template", "User"]));
     home
@@ -683,23 +678,7 @@ fn subjects_take_the_attribute_names_operators_type() {
     let d = dir.path();
     let home = quick_ca(d);
     let req = d.join("x.req");
-    ok(lb(
-        &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "User",
-            "--key",
-            "p256",
-            "--subject",
-            "CN=x, E=y@contoso.com, UID=jdoe, SERIALNUMBER=42, STREET=1 Main St, L=Redmond, ST=WA, DC=contoso, DC=com, emailAddress=z@contoso.com",
-            "--out",
-            s(&req),
-            "--key-out",
-            s(&d.join("x.key")),
-        ],
-    ));
+    ok(request_new(&home, "User", "CN=x, E=y@contoso.com, UID=jdoe, SERIALNUMBER=42, STREET=1 Main St, L=Redmond, ST=WA, DC=contoso, DC=com, emailAddress=z@contoso.com", &["--key", "p256"], &req, &d.join("x.key")));
     let dump = ok(lb(&home, &["dump", s(&req)]));
     for want in [
         "y@contoso.com",
@@ -710,20 +689,13 @@ fn subjects_take_the_attribute_names_operators_type() {
     ] {
         assert!(dump.contains(want), "{want}: {dump}");
     }
-    let bad = lb(
+    let bad = request_new(
         &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "User",
-            "--subject",
-            "CN=x,NOPE=y",
-            "--out",
-            s(&d.join("y.req")),
-            "--key-out",
-            s(&d.join("y.key")),
-        ],
+        "User",
+        "CN=x,NOPE=y",
+        &[],
+        &d.join("y.req"),
+        &d.join("y.key"),
     );
     assert!(!bad.status.success());
     assert!(

@@ -142,20 +142,13 @@ pub fn ca_issuing_a_kra(
     let file = |ext: &str| d.join(format!("{stem}.{ext}"));
     ok(lb(home, &["init", "--name", name]));
     ok(lb(home, &["ca", "templates", "add", "KeyRecoveryAgent"]));
-    ok(lb(
+    ok(request_new(
         home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "KeyRecoveryAgent",
-            "--subject",
-            subject,
-            "--out",
-            s(&file("req")),
-            "--key-out",
-            s(&file("key")),
-        ],
+        "KeyRecoveryAgent",
+        subject,
+        &[],
+        &file("req"),
+        &file("key"),
     ));
     ok(lb(home, &["submit", s(&file("req"))]));
     ok(lb(home, &["issue", "1", "--out", s(&file("pem"))]));
@@ -186,6 +179,29 @@ pub fn p256_ca(d: &Path, name: &str) -> std::path::PathBuf {
         "p256",
     ]));
     home
+}
+
+/// `lockbox request new --template TEMPLATE --subject SUBJECT EXTRA... --out
+/// REQ --key-out KEY` for the CA at `home` (`extra`: `--archive`, ...).
+pub fn request_new(
+    home: &Path,
+    template: &str,
+    subject: &str,
+    extra: &[&str],
+    req: &Path,
+    key: &Path,
+) -> Output {
+    let mut args = vec![
+        "request",
+        "new",
+        "--template",
+        template,
+        "--subject",
+        subject,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out", s(req), "--key-out", s(key)]);
+    lb(home, &args)
 }
 
 /// Runs `lockbox` with `LOCKBOX_HOME` set to `home`.
@@ -272,21 +288,13 @@ pub fn enroll(
     let req = d.join(format!("{name}.req"));
     let key = d.join(format!("{name}.key"));
     let pem = d.join(format!("{name}.pem"));
-    ok(lb(
+    ok(request_new(
         home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "ExchangeUser",
-            "--subject",
-            &format!("CN={cn}"),
-            "--archive",
-            "--out",
-            s(&req),
-            "--key-out",
-            s(&key),
-        ],
+        "ExchangeUser",
+        &format!("CN={cn}"),
+        &["--archive"],
+        &req,
+        &key,
     ));
     let out: serde_json::Value = serde_json::from_str(&ok(lb(
         home,
