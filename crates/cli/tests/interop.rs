@@ -200,34 +200,27 @@ fn root_ca_issues_openssl_requests_that_verify_and_lint_clean() {
         "openssl",
         &["crl", "-inform", "DER", "-in", s(&crl), "-out", s(&crl_pem)],
     ));
-    let revoked = run(
-        "openssl",
-        &[
-            "verify",
-            "-crl_check",
-            "-CRLfile",
-            s(&crl_pem),
-            "-CAfile",
-            s(&ca_pem),
-            s(&alice),
-        ],
-    );
+    // openssl verify of CERT against the CA and its CRL
+    let verify_with_crl = |cert: &Path| {
+        run(
+            "openssl",
+            &[
+                "verify",
+                "-crl_check",
+                "-CRLfile",
+                s(&crl_pem),
+                "-CAfile",
+                s(&ca_pem),
+                s(cert),
+            ],
+        )
+    };
+    let revoked = verify_with_crl(&alice);
     assert!(
         !revoked.status.success() && String::from_utf8_lossy(&revoked.stdout).contains("revoked")
             || String::from_utf8_lossy(&revoked.stderr).contains("revoked")
     );
-    let good = ok(run(
-        "openssl",
-        &[
-            "verify",
-            "-crl_check",
-            "-CRLfile",
-            s(&crl_pem),
-            "-CAfile",
-            s(&ca_pem),
-            s(&web),
-        ],
-    ));
+    let good = ok(verify_with_crl(&web));
     assert!(good.contains(": OK"));
 
     // view with restrictions and chosen columns (certutil -view habit)

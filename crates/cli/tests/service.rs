@@ -35,16 +35,7 @@ fn rsa_csr(dir: &Path, name: &str, subj: &str) -> std::path::PathBuf {
 fn https_service_serves_remote_cli_operations() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = d.join("ca");
-    ok(lockbox(&[
-        "init",
-        "--home",
-        s(&home),
-        "--name",
-        "Contoso Issuing CA",
-        "--key",
-        "p256",
-    ]));
+    let home = p256_ca(d, "Contoso Issuing CA");
     let ca_pem = d.join("ca.pem");
     ok(lockbox(&[
         "ca",
@@ -75,6 +66,17 @@ fn https_service_serves_remote_cli_operations() {
         all.extend_from_slice(args);
         lockbox(&all)
     };
+    // alice submits REQ for TEMPLATE; the JSON answer
+    let submit_json = |req: &Path, template: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(enrollee(&[
+            "submit",
+            s(req),
+            "--template",
+            template,
+            "--json",
+        ])))
+        .unwrap()
+    };
     let officer = |args: &[&str]| -> Output {
         let mut all = args.to_vec();
         all.extend_from_slice(&[
@@ -101,14 +103,7 @@ fn https_service_serves_remote_cli_operations() {
             .code(),
         Some(6)
     );
-    let out: serde_json::Value = serde_json::from_str(&ok(enrollee(&[
-        "submit",
-        s(&csr),
-        "--template",
-        "User",
-        "--json",
-    ])))
-    .unwrap();
+    let out: serde_json::Value = submit_json(&csr, "User");
     assert_eq!(out["disposition"], "issued");
     let id = out["request_id"].as_i64().unwrap().to_string();
     let cert = d.join("alice.pem");
@@ -161,14 +156,7 @@ fn https_service_serves_remote_cli_operations() {
     ]));
     ok(officer(&["ca", "templates", "add", "Approved"]));
     let bob = rsa_csr(d, "bob", "/CN=Bob");
-    let pend: serde_json::Value = serde_json::from_str(&ok(enrollee(&[
-        "submit",
-        s(&bob),
-        "--template",
-        "Approved",
-        "--json",
-    ])))
-    .unwrap();
+    let pend: serde_json::Value = submit_json(&bob, "Approved");
     assert_eq!(pend["disposition"], "pending");
     let pid = pend["request_id"].as_i64().unwrap().to_string();
     assert!(ok(officer(&["pending", "list"])).contains("alice"));
