@@ -26,6 +26,14 @@ fn grant(h: &str, who: &str, role: &str) {
     ok(lockbox(&["--home", h, "role", "grant", who, role]));
 }
 
+/// A CA (`Test CA`) in `d/ca` and the password file `d/pw`
+/// ("correct horse battery").
+fn ca_and_password_file(d: &Path) -> std::path::PathBuf {
+    let home = p256_ca(d, "Test CA");
+    std::fs::write(d.join("pw"), "correct horse battery\n").unwrap();
+    home
+}
+
 /// An RSA-2048 OpenSSL request (`dir/NAME.csr`, key `dir/NAME.key`) for `subj`.
 fn rsa_csr(dir: &Path, name: &str, subj: &str) -> std::path::PathBuf {
     openssl_csr(dir, name, subj, &["-newkey", "rsa:2048"])
@@ -178,20 +186,7 @@ fn https_service_serves_remote_cli_operations() {
     ok(officer(&["revoke", &serial, "--reason", "superseded"]));
     let crl = d.join("api.crl");
     ok(officer(&["crl", "publish", "--out", s(&crl)]));
-    let text = ok(Command::new("openssl")
-        .args([
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            s(&crl),
-            "-CAfile",
-            s(&ca_pem),
-            "-noout",
-            "-text",
-        ])
-        .output()
-        .unwrap());
+    let text = ok(openssl_crl_check(&crl, &ca_pem, &["-text"]));
     assert!(
         text.to_uppercase().contains(&serial.to_uppercase()),
         "{text}"
@@ -414,9 +409,8 @@ fn plain_http_is_loopback_only_and_api_is_described() {
 fn principals_authenticate_by_token_and_password_and_roles_decide() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = p256_ca(d, "Test CA");
+    let home = ca_and_password_file(d);
     let h = s(&home);
-    std::fs::write(d.join("pw"), "correct horse battery\n").unwrap();
     let out = ok(lockbox(&[
         "--home",
         h,
@@ -722,20 +716,25 @@ fn http_get_auth_from(source: &str, url: &str, path: &str, basic: &str) -> Strin
 fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = p256_ca(d, "Test CA");
+    let home = ca_and_password_file(d);
     let h = s(&home);
-    std::fs::write(d.join("pw"), "correct horse battery\n").unwrap();
     let tok = |out: String| token_in(&out);
-    let max = tok(ok(lockbox(&[
-        "--home",
-        h,
-        "principal",
-        "add",
-        "max",
-        "--password-file",
-        s(&d.join("pw")),
-        "--token",
-    ])));
+    // `principal add max` with the password file (and `extra`)
+    let pw = d.join("pw");
+    let add_max = |extra: &[&str]| {
+        let mut args = vec![
+            "--home",
+            h,
+            "principal",
+            "add",
+            "max",
+            "--password-file",
+            s(&pw),
+        ];
+        args.extend_from_slice(extra);
+        lockbox(&args)
+    };
+    let max = tok(ok(add_max(&["--token"])));
     grant(h, "max", "CertificateManager");
     let second = tok(ok(lockbox(&["--home", h, "principal", "token", "Max"])));
     let (_server, url) = start(&home, &["--http"]);
@@ -793,15 +792,7 @@ fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled()
     // a password guesser: five failures, then 429 from that address even
     // with the right password
     ok(lockbox(&["--home", h, "principal", "remove", "max"]));
-    ok(lockbox(&[
-        "--home",
-        h,
-        "principal",
-        "add",
-        "max",
-        "--password-file",
-        s(&d.join("pw")),
-    ]));
+    ok(add_max(&[]));
     let wrong = lockbox_codec_b64("max:Tr0ub4dor&3");
     for _ in 0..5 {
         let r = http_get_auth(&url, "/api/v1/view", &wrong);

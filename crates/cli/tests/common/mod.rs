@@ -247,6 +247,23 @@ pub fn openssl(args: &[&str]) -> Output {
         .expect("openssl is required")
 }
 
+/// `openssl crl` reading the DER CRL `crl` and checking its signature with
+/// `ca_pem` (`-noout`, then `extra`, e.g. `-text`).
+pub fn openssl_crl_check(crl: &Path, ca_pem: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        s(crl),
+        "-CAfile",
+        s(ca_pem),
+        "-noout",
+    ];
+    args.extend_from_slice(extra);
+    openssl(&args)
+}
+
 /// `openssl pkcs12 -export` of `key` and `cert` to `out` with `password`
 /// (`extra` options such as `-legacy` right after `-export`).
 pub fn pkcs12_export(key: &Path, cert: &Path, out: &Path, password: &str, extra: &[&str]) {
