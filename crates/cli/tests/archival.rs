@@ -112,23 +112,28 @@ fn windows_style_archival_round_trip_to_a_pkcs12_that_openssl_and_python_read() 
     .unwrap();
     assert_eq!(out["archived"], true);
     let pfx = d.join("alice.pfx");
-    ok(lb(
-        &home,
-        &[
+    // `request accept` of the response with Alice's key, into a PKCS#12 PFX
+    // with PASSWORD
+    let accept = |pfx: &Path, password: &str, extra: &[&str]| {
+        let mut args = vec![
             "request",
             "accept",
             s(&rsp),
             "--key",
             s(&key),
             "--pfx-out",
-            s(&pfx),
+            s(pfx),
             "-p",
-            "Pa55word!",
-            "--request",
-            s(&req),
-            "--ca-cert",
-            s(&home.join("certs/ca.pem")),
-        ],
+            password,
+        ];
+        args.extend_from_slice(extra);
+        lb(&home, &args)
+    };
+    let ca_pem = home.join("certs/ca.pem");
+    ok(accept(
+        &pfx,
+        "Pa55word!",
+        &["--request", s(&req), "--ca-cert", s(&ca_pem)],
     ));
     let info = Command::new("openssl")
         .args([
@@ -176,22 +181,7 @@ fn windows_style_archival_round_trip_to_a_pkcs12_that_openssl_and_python_read() 
     let n = bytes.len();
     bytes[n - 40] ^= 0x01;
     std::fs::write(&rsp, &bytes).unwrap();
-    assert!(!lb(
-        &home,
-        &[
-            "request",
-            "accept",
-            s(&rsp),
-            "--key",
-            s(&key),
-            "--pfx-out",
-            s(&d.join("x.pfx")),
-            "-p",
-            "x"
-        ]
-    )
-    .status
-    .success());
+    assert!(!accept(&d.join("x.pfx"), "x", &[]).status.success());
 }
 
 #[test]
