@@ -12,7 +12,7 @@ use x509_cert::certificate::Certificate;
 use crate::fixture::{admin, admin_token, archival_bench_ca, archival_body};
 use crate::http::{warm_then_drive, Service};
 use crate::limits::archival_limit;
-use crate::stats::{passed, percentile, print_latency};
+use crate::stats::{cores, latency_ms, passed, print_latency, rounded};
 
 /// Times `requests` archival enrollments (after a warm-up) with
 /// `concurrency` clients; each RSA-2048 rate is measured for `seconds`
@@ -52,14 +52,14 @@ pub async fn archival(
         "errors": errors,
         "archived_rows": archived,
         "concurrency": concurrency,
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "rsa2048_sign_per_s": (sign_rate * 10.0).round() / 10.0,
-        "rsa2048_decrypt_per_s": (decrypt_rate * 10.0).round() / 10.0,
-        "limit_per_s": (limit * 10.0).round() / 10.0,
-        "archival_enrollments_per_s": (rate * 10.0).round() / 10.0,
-        "ratio_to_limit": (rate / limit * 1000.0).round() / 1000.0,
-        "latency_ms_p50": (percentile(&latencies, 50.0) * 100.0).round() / 100.0,
-        "latency_ms_p99": (percentile(&latencies, 99.0) * 100.0).round() / 100.0,
+        "cores": cores(),
+        "rsa2048_sign_per_s": rounded(sign_rate, 1),
+        "rsa2048_decrypt_per_s": rounded(decrypt_rate, 1),
+        "limit_per_s": rounded(limit, 1),
+        "archival_enrollments_per_s": rounded(rate, 1),
+        "ratio_to_limit": rounded(rate / limit, 3),
+        "latency_ms_p50": latency_ms(&latencies, 50.0),
+        "latency_ms_p99": latency_ms(&latencies, 99.0),
         "durable_commits": "sqlite WAL, synchronous=FULL",
     });
     if json {

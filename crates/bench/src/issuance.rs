@@ -13,7 +13,7 @@ use x509_cert::name::Name;
 use crate::fixture::{admin_token, bench_ca};
 use crate::http::{warm_then_drive, Service};
 use crate::limits::sign_rate;
-use crate::stats::{passed, percentile, print_latency};
+use crate::stats::{cores, latency_ms, passed, print_latency, rounded};
 
 /// Times `requests` PKCS#10 enrollments (after a warm-up) with `concurrency`
 /// clients; the sign rate is measured for `sign_seconds` first. Prints the
@@ -45,12 +45,12 @@ pub async fn issuance(
         "requests": latencies.len(),
         "errors": errors,
         "concurrency": concurrency,
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "rsa2048_sign_per_s": (sign_rate * 10.0).round() / 10.0,
-        "issuance_per_s": (rate * 10.0).round() / 10.0,
-        "ratio_to_sign_limit": (rate / sign_rate * 1000.0).round() / 1000.0,
-        "latency_ms_p50": (percentile(&latencies, 50.0) * 100.0).round() / 100.0,
-        "latency_ms_p99": (percentile(&latencies, 99.0) * 100.0).round() / 100.0,
+        "cores": cores(),
+        "rsa2048_sign_per_s": rounded(sign_rate, 1),
+        "issuance_per_s": rounded(rate, 1),
+        "ratio_to_sign_limit": rounded(rate / sign_rate, 3),
+        "latency_ms_p50": latency_ms(&latencies, 50.0),
+        "latency_ms_p99": latency_ms(&latencies, 99.0),
         "durable_commits": "sqlite WAL, synchronous=FULL",
     });
     if json {

@@ -29,6 +29,17 @@ pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// `x` rounded to `places` decimals, for reports.
+pub(crate) fn rounded(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (x * scale).round() / scale
+}
+
+/// The `p`th percentile of `sorted` latencies (ms), to two decimals.
+pub(crate) fn latency_ms(sorted: &[f64], p: f64) -> f64 {
+    rounded(percentile(sorted, p), 2)
+}
+
 /// Prints the p50 and p99 of `sorted` latencies (ms) on one line.
 pub(crate) fn print_latency(sorted: &[f64]) {
     println!(

@@ -7,82 +7,36 @@ use std::path::{Path, PathBuf};
 
 mod common;
 use common::*;
-use std::process::{Command, Output};
-
-fn lockbox(home: &Path, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lockbox"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LOCKBOX_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("LOCKBOX_HOME", home)
-        .args(args)
-        .output()
-        .expect("run lockbox")
-}
-
-/// The Python that has certipy-ad installed (scripts/test.sh makes it).
-fn certipy_python() -> PathBuf {
-    if let Ok(p) = std::env::var("LOCKBOX_CERTIPY_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let p = PathBuf::from(home).join(".cache/lockbox-tools/certipy-venv/bin/python");
-    assert!(
-        p.exists(),
-        "certipy-ad is required: run scripts/test.sh (it creates {})",
-        p.display()
-    );
-    p
-}
+use std::process::Command;
 
 /// A CA with one issued KRA certificate configured.
 fn archival_ca(d: &Path) -> PathBuf {
     let home = d.join("ca");
-    ok(lockbox(&home, &["init", "--name", "Contoso Issuing CA"]));
-    ok(lockbox(
-        &home,
-        &["ca", "templates", "add", "KeyRecoveryAgent"],
-    ));
+    ok(lb(&home, &["init", "--name", "Contoso Issuing CA"]));
+    ok(lb(&home, &["ca", "templates", "add", "KeyRecoveryAgent"]));
     let req = d.join("kra.req");
-    ok(lockbox(
+    ok(request_new(
         &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "KeyRecoveryAgent",
-            "--subject",
-            "CN=Recovery Agent",
-            "--out",
-            s(&req),
-            "--key-out",
-            s(&d.join("kra.key")),
-        ],
+        "KeyRecoveryAgent",
+        "CN=Recovery Agent",
+        &[],
+        &req,
+        &d.join("kra.key"),
     ));
-    assert!(ok(lockbox(&home, &["submit", s(&req)])).contains("pending"));
+    assert!(ok(lb(&home, &["submit", s(&req)])).contains("pending"));
     let kra = d.join("kra.pem");
-    ok(lockbox(&home, &["issue", "1", "--out", s(&kra)]));
+    ok(lb(&home, &["issue", "1", "--out", s(&kra)]));
     // Archival is refused until KRAs are configured
     let early = d.join("early.req");
-    ok(lockbox(
+    ok(request_new(
         &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "ExchangeUser",
-            "--subject",
-            "CN=Early",
-            "--archive",
-            "--out",
-            s(&early),
-            "--key-out",
-            s(&d.join("early.key")),
-        ],
+        "ExchangeUser",
+        "CN=Early",
+        &["--archive"],
+        &early,
+        &d.join("early.key"),
     ));
-    let refused = lockbox(&home, &["submit", s(&early)]);
+    let refused = lb(&home, &["submit", s(&early)]);
     assert_eq!(refused.status.code(), Some(3));
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("0x8009400a"),
@@ -90,11 +44,11 @@ fn archival_ca(d: &Path) -> PathBuf {
         String::from_utf8_lossy(&refused.stderr)
     );
     // required > configured is refused (seed figure 39)
-    assert!(!lockbox(&home, &["kra", "required", "2"]).status.success());
-    ok(lockbox(&home, &["kra", "add", s(&kra)]));
-    ok(lockbox(&home, &["kra", "required", "1"]));
+    assert!(!lb(&home, &["kra", "required", "2"]).status.success());
+    ok(lb(&home, &["kra", "add", s(&kra)]));
+    ok(lb(&home, &["kra", "required", "1"]));
     let list: serde_json::Value =
-        serde_json::from_str(&ok(lockbox(&home, &["kra", "list", "--json"]))).unwrap();
+        serde_json::from_str(&ok(lb(&home, &["kra", "list", "--json"]))).unwrap();
     assert_eq!(list["certificates"][0]["status"], "valid");
     assert_eq!(list["required"], 1);
     home
@@ -106,10 +60,7 @@ fn windows_style_archival_round_trip_to_a_pkcs12_that_openssl_and_python_read() 
     let d = dir.path();
     let home = archival_ca(d);
     let xchg = d.join("xchg.pem");
-    ok(lockbox(
-        &home,
-        &["ca", "cert", "--exchange", "--out", s(&xchg)],
-    ));
+    ok(lb(&home, &["ca", "cert", "--exchange", "--out", s(&xchg)]));
     let text = ok(Command::new("openssl")
         .args([
             "x509",
@@ -131,32 +82,22 @@ fn windows_style_archival_round_trip_to_a_pkcs12_that_openssl_and_python_read() 
 
     let req = d.join("alice.req");
     let key = d.join("alice.key");
-    ok(lockbox(
+    ok(request_new(
         &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "ExchangeUser",
-            "--subject",
-            "CN=Alice Example",
-            "--archive",
-            "--keyblob",
-            "--3des",
-            "--out",
-            s(&req),
-            "--key-out",
-            s(&key),
-        ],
+        "ExchangeUser",
+        "CN=Alice Example",
+        &["--archive", "--keyblob", "--3des"],
+        &req,
+        &key,
     ));
-    let dump = ok(lockbox(&home, &["dump", s(&req)]));
+    let dump = ok(lb(&home, &["dump", s(&req)]));
     assert!(
         dump.contains("Recipient Info") && dump.contains("1.3.6.1.4.1.311.21.21"),
         "{dump}"
     );
     let rsp = d.join("alice.rsp");
     let cert = d.join("alice.pem");
-    let out: serde_json::Value = serde_json::from_str(&ok(lockbox(
+    let out: serde_json::Value = serde_json::from_str(&ok(lb(
         &home,
         &[
             "submit",
@@ -171,23 +112,28 @@ fn windows_style_archival_round_trip_to_a_pkcs12_that_openssl_and_python_read() 
     .unwrap();
     assert_eq!(out["archived"], true);
     let pfx = d.join("alice.pfx");
-    ok(lockbox(
-        &home,
-        &[
+    // `request accept` of the response with Alice's key, into a PKCS#12 PFX
+    // with PASSWORD
+    let accept = |pfx: &Path, password: &str, extra: &[&str]| {
+        let mut args = vec![
             "request",
             "accept",
             s(&rsp),
             "--key",
             s(&key),
             "--pfx-out",
-            s(&pfx),
+            s(pfx),
             "-p",
-            "Pa55word!",
-            "--request",
-            s(&req),
-            "--ca-cert",
-            s(&home.join("certs/ca.pem")),
-        ],
+            password,
+        ];
+        args.extend_from_slice(extra);
+        lb(&home, &args)
+    };
+    let ca_pem = home.join("certs/ca.pem");
+    ok(accept(
+        &pfx,
+        "Pa55word!",
+        &["--request", s(&req), "--ca-cert", s(&ca_pem)],
     ));
     let info = Command::new("openssl")
         .args([
@@ -210,7 +156,7 @@ fn windows_style_archival_round_trip_to_a_pkcs12_that_openssl_and_python_read() 
         info.status.success() && all.contains("AES-256-CBC") && all.contains("PRIVATE KEY"),
         "{all}"
     );
-    let py = certipy_python();
+    let py = tools_python();
     let code = format!(
         "from cryptography.hazmat.primitives.serialization import pkcs12\nk, c, extra = pkcs12.load_key_and_certificates(open(r'{}','rb').read(), b'Pa55word!')\nassert c.subject.rfc4514_string() == 'CN=Alice Example', c.subject\nassert k.public_key().public_numbers() == c.public_key().public_numbers()\nprint('ok', len(extra))",
         s(&pfx)
@@ -218,7 +164,7 @@ fn windows_style_archival_round_trip_to_a_pkcs12_that_openssl_and_python_read() 
     let r = ok(Command::new(&py).args(["-c", &code]).output().unwrap());
     assert!(r.starts_with("ok 1"), "{r}");
     // the view shows the archived key column
-    let csv = ok(lockbox(
+    let csv = ok(lb(
         &home,
         &[
             "view",
@@ -235,22 +181,7 @@ fn windows_style_archival_round_trip_to_a_pkcs12_that_openssl_and_python_read() 
     let n = bytes.len();
     bytes[n - 40] ^= 0x01;
     std::fs::write(&rsp, &bytes).unwrap();
-    assert!(!lockbox(
-        &home,
-        &[
-            "request",
-            "accept",
-            s(&rsp),
-            "--key",
-            s(&key),
-            "--pfx-out",
-            s(&d.join("x.pfx")),
-            "-p",
-            "x"
-        ]
-    )
-    .status
-    .success());
+    assert!(!accept(&d.join("x.pfx"), "x", &[]).status.success());
 }
 
 #[test]
@@ -259,20 +190,17 @@ fn certipy_key_archival_requests_are_archived_and_issued() {
     let d = dir.path();
     let home = archival_ca(d);
     let xchg = d.join("xchg.pem");
-    ok(lockbox(
-        &home,
-        &["ca", "cert", "--exchange", "--out", s(&xchg)],
-    ));
+    ok(lb(&home, &["ca", "cert", "--exchange", "--out", s(&xchg)]));
     let req = d.join("certipy.req");
     let key = d.join("certipy.key");
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/certipy_archival.py");
-    ok(Command::new(certipy_python())
+    ok(Command::new(tools_python())
         .args([s(&script), s(&xchg), s(&req), s(&key), "bob"])
         .output()
         .unwrap());
     let cert = d.join("bob.pem");
-    let out: serde_json::Value = serde_json::from_str(&ok(lockbox(
+    let out: serde_json::Value = serde_json::from_str(&ok(lb(
         &home,
         &[
             "submit",
@@ -287,9 +215,9 @@ fn certipy_key_archival_requests_are_archived_and_issued() {
     .unwrap();
     assert_eq!(out["disposition"], "issued");
     assert_eq!(out["archived"], true);
-    assert!(ok(lockbox(&home, &["verifykeys", s(&key), s(&cert)])).contains("matches"));
+    assert!(ok(lb(&home, &["verifykeys", s(&key), s(&cert)])).contains("matches"));
     // Certipy's request for a template that does not archive is refused with 0x80094810
-    let refused = lockbox(&home, &["submit", s(&req), "--template", "User"]);
+    let refused = lb(&home, &["submit", s(&req), "--template", "User"]);
     assert_eq!(refused.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("0x80094810"));
     // the exchange key decrypts the request offline, step by step
@@ -298,7 +226,7 @@ fn certipy_key_archival_requests_are_archived_and_issued() {
         .map(|e| e.unwrap().path())
         .find(|p| p.to_string_lossy().contains("xchg-"))
         .unwrap();
-    let dump = ok(lockbox(
+    let dump = ok(lb(
         &home,
         &["dump", "--privatekey", "--key", s(&xkey), s(&req)],
     ));
@@ -336,23 +264,12 @@ fn use_aes_for_key_transport_refuses_3des_archival_requests() {
         let req = d.join(format!("{name}.req"));
         let key = d.join(format!("{name}.key"));
         let subject = format!("CN={name}");
-        let mut args = vec![
-            "request",
-            "new",
-            "--template",
-            template,
-            "--subject",
-            &subject,
-            "--archive",
-            "--out",
-            s(&req),
-            "--key-out",
-            s(&key),
-        ];
-        if des {
-            args.push("--3des");
-        }
-        ok(lb(&home, &args));
+        let extra: &[&str] = if des {
+            &["--archive", "--3des"]
+        } else {
+            &["--archive"]
+        };
+        ok(request_new(&home, template, &subject, extra, &req, &key));
         req
     };
     let refused = lb(&home, &["submit", s(&request("AesUser", "des", true))]);

@@ -64,17 +64,7 @@ fn restored_backup_recovers_every_key_archived_before_it() {
         "Rec0vered!",
         &h2.join("certs/ca.pem"),
     ));
-    ok(openssl(&[
-        "pkcs12",
-        "-in",
-        s(&pfx),
-        "-passin",
-        "pass:Rec0vered!",
-        "-nocerts",
-        "-nodes",
-        "-out",
-        s(&d.join("alice.recovered.key")),
-    ]));
+    pkcs12_keys(&pfx, "Rec0vered!", Some(&d.join("alice.recovered.key")));
     assert_eq!(
         public_key(&["pkey", "-in", s(&d.join("alice.recovered.key")), "-pubout"]),
         public_key(&["x509", "-in", s(&alice_pem), "-noout", "-pubkey"])
@@ -143,12 +133,7 @@ fn backup_operator_backs_up_a_running_service() {
     let d = dir.path();
     let home = ca_with_one_kra(d);
     let (_alice, alice_key, _) = enroll(&home, d, "alice", "Alice Example");
-    let token_of = |out: String| -> String {
-        out.lines()
-            .find(|l| l.starts_with("lbt_"))
-            .expect("a token")
-            .to_string()
-    };
+    let token_of = |out: String| token_in(&out);
     let bob = token_of(ok(lb(&home, &["principal", "add", "bob", "--token"])));
     ok(lb(&home, &["role", "grant", "bob", "BackupOperator"]));
     let max = token_of(ok(lb(&home, &["principal", "add", "max", "--token"])));
@@ -263,20 +248,13 @@ fn secrets_are_private_and_backups_leave_out_exchange_keys() {
     let stale = d.join("stale.req");
     std::fs::write(&stale, "stale").unwrap();
     set_mode(&stale, 0o644);
-    ok(lb(
+    ok(request_new(
         &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "User",
-            "--subject",
-            "CN=Pat",
-            "--out",
-            s(&stale),
-            "--key-out",
-            s(&d.join("stale.key")),
-        ],
+        "User",
+        "CN=Pat",
+        &[],
+        &stale,
+        &d.join("stale.key"),
     ));
     assert_eq!(mode(&stale), 0o600);
 
@@ -349,12 +327,7 @@ fn secrets_are_private_and_backups_leave_out_exchange_keys() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let server = Server(child);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(std::time::Instant::now() < deadline, "server did not start");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let server = Server::running(child, &listen);
     drop(server);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(

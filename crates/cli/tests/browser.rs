@@ -43,18 +43,17 @@ fn open_pfx(pfx: &Path, pass: &str, stem: &Path) -> (std::path::PathBuf, std::pa
         "-out",
         s(&cert),
     ]));
-    ok(openssl(&[
-        "pkcs12",
-        "-in",
-        s(pfx),
-        "-passin",
-        &passin,
-        "-nocerts",
-        "-nodes",
-        "-out",
-        s(&key),
-    ]));
+    pkcs12_keys(pfx, pass, Some(&key));
     (cert, key)
+}
+
+/// The strings in the JSON array `v`.
+fn strings(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h.as_str())
+        .collect()
 }
 
 /// PNG signature and a non-empty IHDR size.
@@ -182,20 +181,10 @@ fn browser_archival_enrollment_console_approval_and_recovery() {
             .contains("Taken Under Submission"),
         "{v:#}"
     );
-    let headers: Vec<&str> = v["console_headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h.as_str())
-        .collect();
+    let headers = strings(&v["console_headers"]);
     assert!(headers.contains(&"Archived Key"), "{headers:?}");
     assert_eq!(v["issued_row_archived"], "Yes", "{v:#}");
-    let chosen: Vec<&str> = v["chosen_headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h.as_str())
-        .collect();
+    let chosen = strings(&v["chosen_headers"]);
     assert_eq!(
         chosen,
         [
@@ -249,12 +238,7 @@ fn browser_archival_enrollment_console_approval_and_recovery() {
             || !v["officer_audit_status"].as_str().unwrap().is_empty(),
         "an officer is refused the audit trail: {v:#}"
     );
-    let auditor_nav: Vec<&str> = v["auditor_nav"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h.as_str())
-        .collect();
+    let auditor_nav = strings(&v["auditor_nav"]);
     assert!(
         auditor_nav.contains(&"Audit") && !auditor_nav.contains(&"Key recovery"),
         "{auditor_nav:?}"
@@ -287,12 +271,7 @@ fn browser_archival_enrollment_console_approval_and_recovery() {
         row_after.contains("\tNo\t") && row_after.trim_end().ends_with("Issue"),
         "{v:#}"
     );
-    let offered: Vec<&str> = v["offered_templates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t.as_str())
-        .collect();
+    let offered = strings(&v["offered_templates"]);
     assert!(
         offered.contains(&"ExchangeUser") && !offered.contains(&"ExchangeApproved"),
         "{offered:?}"

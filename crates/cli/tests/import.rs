@@ -17,6 +17,26 @@ fn public_key(path: &Path, key: bool) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A self-signed RSA-2048 certificate (`out`) for `subj`, valid `days`,
+/// and its unencrypted key (`key`), made by `openssl req -x509`.
+fn self_signed_rsa(key: &Path, subj: &str, days: u32, out: &Path) {
+    ok(openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        s(key),
+        "-subj",
+        subj,
+        "-days",
+        &days.to_string(),
+        "-out",
+        s(out),
+    ]));
+}
+
 #[test]
 fn pkcs12_files_from_other_tools_import_and_recover() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,19 +46,7 @@ fn pkcs12_files_from_other_tools_import_and_recover() {
     let input = d.join("in");
     std::fs::create_dir_all(&input).unwrap();
     // 1. a certificate this CA issued, exported with openssl's default (AES) PKCS#12: manual archival
-    ok(openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        s(&d.join("dan.key")),
-        "-subj",
-        "/CN=Dan Example",
-        "-out",
-        s(&d.join("dan.csr")),
-    ]));
+    openssl_csr(d, "dan", "/CN=Dan Example", &["-newkey", "rsa:2048"]);
     ok(lb(
         &home,
         &[
@@ -50,47 +58,27 @@ fn pkcs12_files_from_other_tools_import_and_recover() {
             s(&d.join("dan.pem")),
         ],
     ));
-    ok(openssl(&[
-        "pkcs12",
-        "-export",
-        "-inkey",
-        s(&d.join("dan.key")),
-        "-in",
-        s(&d.join("dan.pem")),
-        "-out",
-        s(&input.join("dan.pfx")),
-        "-passout",
-        "pass:pw",
-    ]));
+    pkcs12_export(
+        &d.join("dan.key"),
+        &d.join("dan.pem"),
+        &input.join("dan.pfx"),
+        "pw",
+        &[],
+    );
     // 2. a self-signed v1-style certificate as the old KMS issued, openssl -legacy (3DES/RC2)
-    ok(openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        s(&d.join("kms.key")),
-        "-subj",
+    self_signed_rsa(
+        &d.join("kms.key"),
         "/CN=Old Kms User/emailAddress=old@contoso.com",
-        "-days",
-        "400",
-        "-out",
-        s(&d.join("kms.pem")),
-    ]));
-    ok(openssl(&[
-        "pkcs12",
-        "-export",
-        "-legacy",
-        "-inkey",
-        s(&d.join("kms.key")),
-        "-in",
-        s(&d.join("kms.pem")),
-        "-out",
-        s(&input.join("kms.pfx")),
-        "-passout",
-        "pass:pw",
-    ]));
+        400,
+        &d.join("kms.pem"),
+    );
+    pkcs12_export(
+        &d.join("kms.key"),
+        &d.join("kms.pem"),
+        &input.join("kms.pfx"),
+        "pw",
+        &["-legacy"],
+    );
     // 3. a signature-only certificate, made by Python cryptography
     let code = format!(
         r#"
@@ -227,17 +215,7 @@ open(r"{enc}", "wb").write(make("Py Foreign User", False))
             ],
         ));
         let key = d.join(format!("{token}.key.pem"));
-        ok(openssl(&[
-            "pkcs12",
-            "-in",
-            s(&pfx),
-            "-passin",
-            "pass:x",
-            "-nocerts",
-            "-nodes",
-            "-out",
-            s(&key),
-        ]));
+        pkcs12_keys(&pfx, "x", Some(&key));
         assert_eq!(public_key(&key, true), public_key(&cert, false), "{token}");
     }
     // the foreign row records the importing principal and the original owner
@@ -296,21 +274,13 @@ fn key_history_moves_between_servers_in_a_signed_lock_box() {
     for i in 0..2 {
         let req = d.join(format!("alice{i}.req"));
         let key = d.join(format!("alice{i}.key"));
-        ok(lb(
+        ok(request_new(
             &src,
-            &[
-                "request",
-                "new",
-                "--template",
-                "ExchangeUser",
-                "--subject",
-                "CN=Alice Example",
-                "--archive",
-                "--out",
-                s(&req),
-                "--key-out",
-                s(&key),
-            ],
+            "ExchangeUser",
+            "CN=Alice Example",
+            &["--archive"],
+            &req,
+            &key,
         ));
         ok(lb(&src, &["submit", s(&req)]));
         alice_keys.push(key);
@@ -318,38 +288,28 @@ fn key_history_moves_between_servers_in_a_signed_lock_box() {
     // the destination's export (lock box) certificate
     let dest_key = d.join("export.key");
     let dest_pem = d.join("export.pem");
-    ok(openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        s(&dest_key),
-        "-subj",
-        "/CN=DestCA Export",
-        "-days",
-        "30",
-        "-out",
-        s(&dest_pem),
-    ]));
-    let lbx = d.join("alice.lbx");
-    ok(lb(
-        &src,
-        &[
+    self_signed_rsa(&dest_key, "/CN=DestCA Export", 30, &dest_pem);
+    // `export-keys` of Alice's keys from the source to the destination's
+    // certificate, into OUT
+    let export_alice = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
             "export-keys",
             "--user",
             "Alice Example",
             "--to",
             s(&dest_pem),
             "--out",
-            s(&lbx),
+            s(out),
             "--kra",
             s(&src_kra),
             "--kra-password",
             "kra",
-        ],
-    ));
+        ];
+        args.extend_from_slice(extra);
+        lb(&src, &args)
+    };
+    let lbx = d.join("alice.lbx");
+    ok(export_alice(&lbx, &[]));
     let src_ca = src.join("certs/ca.pem");
     ok(lb(&dst, &["config", "set", "kra.enable_foreign", "true"]));
     let rows_before = ok(lb(&dst, &["view", "--json"]));
@@ -363,21 +323,7 @@ fn key_history_moves_between_servers_in_a_signed_lock_box() {
     let dst_ca = dst.join("certs/ca.pem");
     let other_key = d.join("other.key");
     let other_pem = d.join("other.pem");
-    ok(openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        s(&other_key),
-        "-subj",
-        "/CN=Someone Else",
-        "-days",
-        "30",
-        "-out",
-        s(&other_pem),
-    ]));
+    self_signed_rsa(&other_key, "/CN=Someone Else", 30, &other_pem);
     for (file, source_ca, key, cert, why) in [
         (&tampered, &src_ca, &dest_key, &dest_pem, "signature"),
         (&lbx, &dst_ca, &dest_key, &dest_pem, "trusted source"),
@@ -450,17 +396,7 @@ fn key_history_moves_between_servers_in_a_signed_lock_box() {
             ],
         ));
         let key = d.join(format!("{serial}.key"));
-        ok(openssl(&[
-            "pkcs12",
-            "-in",
-            s(&pfx),
-            "-passin",
-            "pass:x",
-            "-nocerts",
-            "-nodes",
-            "-out",
-            s(&key),
-        ]));
+        pkcs12_keys(&pfx, "x", Some(&key));
         recovered.push(public_key(&key, true));
     }
     for k in &alice_keys {
@@ -471,24 +407,7 @@ fn key_history_moves_between_servers_in_a_signed_lock_box() {
     }
     // --remove deletes the source's copies after the file is written and verified
     let lbx2 = d.join("again.lbx");
-    ok(lb(
-        &src,
-        &[
-            "export-keys",
-            "--user",
-            "Alice Example",
-            "--to",
-            s(&dest_pem),
-            "--out",
-            s(&lbx2),
-            "--kra",
-            s(&src_kra),
-            "--kra-password",
-            "kra",
-            "--remove",
-            "--yes",
-        ],
-    ));
+    ok(export_alice(&lbx2, &["--remove", "--yes"]));
     let left: serde_json::Value =
         serde_json::from_str(&ok(lb(&src, &["getkey", "Alice Example", "--json"]))).unwrap();
     assert_eq!(left.as_array().unwrap().len(), 0);

@@ -16,25 +16,6 @@ fn run(cmd: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("{cmd} is required for this test: {e}"))
 }
 
-fn openssl_csr(dir: &Path, name: &str, subj: &str, newkey: &[&str]) -> PathBuf {
-    let key = dir.join(format!("{name}.key"));
-    let req = dir.join(format!("{name}.csr"));
-    let mut args = vec![
-        "req",
-        "-new",
-        "-nodes",
-        "-subj",
-        subj,
-        "-keyout",
-        s(&key),
-        "-out",
-        s(&req),
-    ];
-    args.extend_from_slice(newkey);
-    ok(run("openssl", &args));
-    req
-}
-
 fn pkilint_cert(path: &Path) {
     let out = run("lint_pkix_cert", &["lint", "-s", "WARNING", s(path)]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -195,19 +176,7 @@ fn root_ca_issues_openssl_requests_that_verify_and_lint_clean() {
         s(&home),
     ]));
     assert!(out.contains("1 revoked"), "{out}");
-    let v = run(
-        "openssl",
-        &[
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            s(&crl),
-            "-CAfile",
-            s(&ca_pem),
-            "-noout",
-        ],
-    );
+    let v = openssl_crl_check(&crl, &ca_pem, &[]);
     assert!(
         String::from_utf8_lossy(&v.stderr).contains("verify OK")
             || String::from_utf8_lossy(&v.stdout).contains("verify OK"),
@@ -219,34 +188,27 @@ fn root_ca_issues_openssl_requests_that_verify_and_lint_clean() {
         "openssl",
         &["crl", "-inform", "DER", "-in", s(&crl), "-out", s(&crl_pem)],
     ));
-    let revoked = run(
-        "openssl",
-        &[
-            "verify",
-            "-crl_check",
-            "-CRLfile",
-            s(&crl_pem),
-            "-CAfile",
-            s(&ca_pem),
-            s(&alice),
-        ],
-    );
+    // openssl verify of CERT against the CA and its CRL
+    let verify_with_crl = |cert: &Path| {
+        run(
+            "openssl",
+            &[
+                "verify",
+                "-crl_check",
+                "-CRLfile",
+                s(&crl_pem),
+                "-CAfile",
+                s(&ca_pem),
+                s(cert),
+            ],
+        )
+    };
+    let revoked = verify_with_crl(&alice);
     assert!(
         !revoked.status.success() && String::from_utf8_lossy(&revoked.stdout).contains("revoked")
             || String::from_utf8_lossy(&revoked.stderr).contains("revoked")
     );
-    let good = ok(run(
-        "openssl",
-        &[
-            "verify",
-            "-crl_check",
-            "-CRLfile",
-            s(&crl_pem),
-            "-CAfile",
-            s(&ca_pem),
-            s(&web),
-        ],
-    ));
+    let good = ok(verify_with_crl(&web));
     assert!(good.contains(": OK"));
 
     // view with restrictions and chosen columns (certutil -view habit)
@@ -402,15 +364,11 @@ fn bad_input_gets_clear_errors_exit_codes_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let home = init_root(d);
+    // `lockbox submit REQ --template User` to this CA
+    let submit_user =
+        |req: &Path| lockbox(&["submit", s(req), "--template", "User", "--home", s(&home)]);
     let small = openssl_csr(d, "small", "/CN=Small", &["-newkey", "rsa:1024"]);
-    let out = lockbox(&[
-        "submit",
-        s(&small),
-        "--template",
-        "User",
-        "--home",
-        s(&home),
-    ]);
+    let out = submit_user(&small);
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -436,19 +394,7 @@ fn bad_input_gets_clear_errors_exit_codes_and_changes_nothing() {
 
     let garbage = d.join("garbage.req");
     std::fs::write(&garbage, "-----BEGIN CERTIFICATE REQUEST-----\nnot base64 at all\n-----END CERTIFICATE REQUEST-----\n").unwrap();
-    assert_eq!(
-        lockbox(&[
-            "submit",
-            s(&garbage),
-            "--template",
-            "User",
-            "--home",
-            s(&home)
-        ])
-        .status
-        .code(),
-        Some(3)
-    );
+    assert_eq!(submit_user(&garbage).status.code(), Some(3));
 
     let der = d.join("good.der");
     ok(run(
@@ -460,34 +406,15 @@ fn bad_input_gets_clear_errors_exit_codes_and_changes_nothing() {
     bytes[n - 2] ^= 0x40;
     let tampered = d.join("tampered.der");
     std::fs::write(&tampered, &bytes).unwrap();
-    let out = lockbox(&[
-        "submit",
-        s(&tampered),
-        "--template",
-        "User",
-        "--home",
-        s(&home),
-    ]);
+    let out = submit_user(&tampered);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("signature"));
     std::fs::write(&tampered, &bytes[..n / 2]).unwrap();
-    assert_eq!(
-        lockbox(&[
-            "submit",
-            s(&tampered),
-            "--template",
-            "User",
-            "--home",
-            s(&home)
-        ])
-        .status
-        .code(),
-        Some(3)
-    );
+    assert_eq!(submit_user(&tampered).status.code(), Some(3));
 
     let big = d.join("big.req");
     std::fs::write(&big, vec![b'A'; 400_000]).unwrap();
-    let out = lockbox(&["submit", s(&big), "--template", "User", "--home", s(&home)]);
+    let out = submit_user(&big);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("limit"));
 
@@ -499,14 +426,7 @@ fn bad_input_gets_clear_errors_exit_codes_and_changes_nothing() {
     );
     assert_eq!(row_count(&home), 0, "refusals left no rows");
     // DER input of the good request is accepted
-    ok(lockbox(&[
-        "submit",
-        s(&der),
-        "--template",
-        "User",
-        "--home",
-        s(&home),
-    ]));
+    ok(submit_user(&der));
     assert_eq!(row_count(&home), 1);
 }
 

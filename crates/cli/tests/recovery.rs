@@ -23,20 +23,13 @@ fn recovery_ca(d: &Path, kras: usize) -> (PathBuf, Vec<PathBuf>) {
         let req = d.join(format!("kra{i}.req"));
         let key = d.join(format!("kra{i}.key"));
         let pem = d.join(format!("kra{i}.pem"));
-        ok(lb(
+        ok(request_new(
             &home,
-            &[
-                "request",
-                "new",
-                "--template",
-                "KeyRecoveryAgent",
-                "--subject",
-                &format!("CN=Agent {i}"),
-                "--out",
-                s(&req),
-                "--key-out",
-                s(&key),
-            ],
+            "KeyRecoveryAgent",
+            &format!("CN=Agent {i}"),
+            &[],
+            &req,
+            &key,
         ));
         let out: serde_json::Value =
             serde_json::from_str(&ok(lb(&home, &["submit", s(&req), "--json"]))).unwrap();
@@ -45,18 +38,7 @@ fn recovery_ca(d: &Path, kras: usize) -> (PathBuf, Vec<PathBuf>) {
             &["issue", &out["request_id"].to_string(), "--out", s(&pem)],
         ));
         let pfx = d.join(format!("kra{i}.pfx"));
-        ok(openssl(&[
-            "pkcs12",
-            "-export",
-            "-inkey",
-            s(&key),
-            "-in",
-            s(&pem),
-            "-out",
-            s(&pfx),
-            "-passout",
-            "pass:kra",
-        ]));
+        pkcs12_export(&key, &pem, &pfx, "kra", &[]);
         pfxs.push(pfx);
     }
     ok(lb(&home, &["kra", "required", "1"]));
@@ -108,17 +90,7 @@ fn recovered_key_decrypts_mail_and_loads_everywhere() {
     ok(out);
     // openssl reads the PKCS#12 and its key decrypts the old message
     let key_pem = d.join("recovered.key");
-    ok(openssl(&[
-        "pkcs12",
-        "-in",
-        s(&pfx),
-        "-passin",
-        "pass:Rec0vered!",
-        "-nocerts",
-        "-nodes",
-        "-out",
-        s(&key_pem),
-    ]));
+    pkcs12_keys(&pfx, "Rec0vered!", Some(&key_pem));
     let plain = ok(openssl(&[
         "cms",
         "-decrypt",
@@ -209,15 +181,7 @@ fn recovered_key_decrypts_mail_and_loads_everywhere() {
         .unwrap();
     let text = ok(run);
     let password = text.trim().rsplit(' ').next().unwrap().to_string();
-    let keys = ok(openssl(&[
-        "pkcs12",
-        "-in",
-        s(&d.join("Alice_Example.p12")),
-        "-passin",
-        &format!("pass:{password}"),
-        "-nocerts",
-        "-nodes",
-    ]));
+    let keys = pkcs12_keys(&d.join("Alice_Example.p12"), &password, None);
     assert_eq!(
         keys.matches("BEGIN PRIVATE KEY").count(),
         2,
@@ -240,15 +204,7 @@ fn recovered_key_decrypts_mail_and_loads_everywhere() {
             "pw",
         ],
     ));
-    let keys = ok(openssl(&[
-        "pkcs12",
-        "-in",
-        s(&all),
-        "-passin",
-        "pass:pw",
-        "-nocerts",
-        "-nodes",
-    ]));
+    let keys = pkcs12_keys(&all, "pw", None);
     assert_eq!(keys.matches("BEGIN PRIVATE KEY").count(), 2);
     // without a password and without a terminal, recoverkey refuses
     let r = lockbox_cmd(&[

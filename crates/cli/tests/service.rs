@@ -6,87 +6,44 @@ use std::path::Path;
 
 mod common;
 use common::*;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// `lockbox serve` on a free loopback port with `extra` arguments; returns
+/// the service and its URL (`http://` with `--http`, else `https://`).
 fn start(home: &Path, extra: &[&str]) -> (Server, String) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec!["serve", "--home", s(home), "--listen", &listen];
-    args.extend_from_slice(extra);
-    let child = Command::new(env!("CARGO_BIN_EXE_lockbox"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let listen = free_listen_address();
+    let server = Server::start_with(home, &listen, extra);
     let scheme = if extra.contains(&"--http") {
         "http"
     } else {
         "https"
     };
-    (server, format!("{scheme}://127.0.0.1:{port}"))
+    (server, format!("{scheme}://{listen}"))
 }
 
-fn openssl_csr(dir: &Path, name: &str, subj: &str) -> std::path::PathBuf {
-    let req = dir.join(format!("{name}.csr"));
-    let key = dir.join(format!("{name}.key"));
-    ok(Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "rsa:2048",
-            "-subj",
-            subj,
-            "-keyout",
-            s(&key),
-            "-out",
-            s(&req),
-        ])
-        .output()
-        .expect("openssl is required"));
-    req
+/// `lockbox --home H role grant WHO ROLE`.
+fn grant(h: &str, who: &str, role: &str) {
+    ok(lockbox(&["--home", h, "role", "grant", who, role]));
+}
+
+/// A CA (`Test CA`) in `d/ca` and the password file `d/pw`
+/// ("correct horse battery").
+fn ca_and_password_file(d: &Path) -> std::path::PathBuf {
+    let home = p256_ca(d, "Test CA");
+    std::fs::write(d.join("pw"), "correct horse battery\n").unwrap();
+    home
+}
+
+/// An RSA-2048 OpenSSL request (`dir/NAME.csr`, key `dir/NAME.key`) for `subj`.
+fn rsa_csr(dir: &Path, name: &str, subj: &str) -> std::path::PathBuf {
+    openssl_csr(dir, name, subj, &["-newkey", "rsa:2048"])
 }
 
 #[test]
 fn https_service_serves_remote_cli_operations() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = d.join("ca");
-    ok(lockbox(&[
-        "init",
-        "--home",
-        s(&home),
-        "--name",
-        "Contoso Issuing CA",
-        "--key",
-        "p256",
-    ]));
+    let home = p256_ca(d, "Contoso Issuing CA");
     let ca_pem = d.join("ca.pem");
     ok(lockbox(&[
         "ca",
@@ -117,6 +74,17 @@ fn https_service_serves_remote_cli_operations() {
         all.extend_from_slice(args);
         lockbox(&all)
     };
+    // alice submits REQ for TEMPLATE; the JSON answer
+    let submit_json = |req: &Path, template: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(enrollee(&[
+            "submit",
+            s(req),
+            "--template",
+            template,
+            "--json",
+        ])))
+        .unwrap()
+    };
     let officer = |args: &[&str]| -> Output {
         let mut all = args.to_vec();
         all.extend_from_slice(&[
@@ -136,21 +104,14 @@ fn https_service_serves_remote_cli_operations() {
     assert_eq!(remote_ca, std::fs::read_to_string(&ca_pem).unwrap());
 
     // anonymous enrollment is refused (off by default); a principal enrolls
-    let csr = openssl_csr(d, "alice", "/CN=Alice");
+    let csr = rsa_csr(d, "alice", "/CN=Alice");
     assert_eq!(
         remote(&["submit", s(&csr), "--template", "User"])
             .status
             .code(),
         Some(6)
     );
-    let out: serde_json::Value = serde_json::from_str(&ok(enrollee(&[
-        "submit",
-        s(&csr),
-        "--template",
-        "User",
-        "--json",
-    ])))
-    .unwrap();
+    let out: serde_json::Value = submit_json(&csr, "User");
     assert_eq!(out["disposition"], "issued");
     let id = out["request_id"].as_i64().unwrap().to_string();
     let cert = d.join("alice.pem");
@@ -202,15 +163,8 @@ fn https_service_serves_remote_cli_operations() {
         "requires_approval=true",
     ]));
     ok(officer(&["ca", "templates", "add", "Approved"]));
-    let bob = openssl_csr(d, "bob", "/CN=Bob");
-    let pend: serde_json::Value = serde_json::from_str(&ok(enrollee(&[
-        "submit",
-        s(&bob),
-        "--template",
-        "Approved",
-        "--json",
-    ])))
-    .unwrap();
+    let bob = rsa_csr(d, "bob", "/CN=Bob");
+    let pend: serde_json::Value = submit_json(&bob, "Approved");
     assert_eq!(pend["disposition"], "pending");
     let pid = pend["request_id"].as_i64().unwrap().to_string();
     assert!(ok(officer(&["pending", "list"])).contains("alice"));
@@ -232,20 +186,7 @@ fn https_service_serves_remote_cli_operations() {
     ok(officer(&["revoke", &serial, "--reason", "superseded"]));
     let crl = d.join("api.crl");
     ok(officer(&["crl", "publish", "--out", s(&crl)]));
-    let text = ok(Command::new("openssl")
-        .args([
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            s(&crl),
-            "-CAfile",
-            s(&ca_pem),
-            "-noout",
-            "-text",
-        ])
-        .output()
-        .unwrap());
+    let text = ok(openssl_crl_check(&crl, &ca_pem, &["-text"]));
     assert!(
         text.to_uppercase().contains(&serial.to_uppercase()),
         "{text}"
@@ -253,7 +194,7 @@ fn https_service_serves_remote_cli_operations() {
     assert!(text.contains("Superseded"));
 
     // A TLS client certificate mapped to a principal authenticates it.
-    let carol_csr = openssl_csr(d, "carol", "/CN=Carol");
+    let carol_csr = rsa_csr(d, "carol", "/CN=Carol");
     let carol_pem = d.join("carol.pem");
     ok(lockbox(&[
         "--home",
@@ -468,12 +409,8 @@ fn plain_http_is_loopback_only_and_api_is_described() {
 fn principals_authenticate_by_token_and_password_and_roles_decide() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = d.join("ca");
+    let home = ca_and_password_file(d);
     let h = s(&home);
-    ok(lockbox(&[
-        "init", "--home", h, "--name", "Test CA", "--key", "p256",
-    ]));
-    std::fs::write(d.join("pw"), "correct horse battery\n").unwrap();
     let out = ok(lockbox(&[
         "--home",
         h,
@@ -488,19 +425,8 @@ fn principals_authenticate_by_token_and_password_and_roles_decide() {
         s(&d.join("pw")),
         "--token",
     ]));
-    let max_token = out
-        .lines()
-        .find(|l| l.starts_with("lbt_"))
-        .unwrap()
-        .to_string();
-    ok(lockbox(&[
-        "--home",
-        h,
-        "role",
-        "grant",
-        "max",
-        "CertificateManager",
-    ]));
+    let max_token = token_in(&out);
+    grant(h, "max", "CertificateManager");
     let out = ok(lockbox(&[
         "--home",
         h,
@@ -509,12 +435,8 @@ fn principals_authenticate_by_token_and_password_and_roles_decide() {
         "aud",
         "--token",
     ]));
-    let aud_token = out
-        .lines()
-        .find(|l| l.starts_with("lbt_"))
-        .unwrap()
-        .to_string();
-    ok(lockbox(&["--home", h, "role", "grant", "aud", "auditor"]));
+    let aud_token = token_in(&out);
+    grant(h, "aud", "auditor");
     let (_server, url) = start(&home, &["--http"]);
     // the manager may read the database but not configure the CA
     ok(lockbox(&["--server", &url, "--token", &max_token, "view"]));
@@ -581,12 +503,11 @@ fn principals_authenticate_by_token_and_password_and_roles_decide() {
     ])))
     .unwrap();
     let thumb = out["thumbprint"].as_str().unwrap().to_string();
-    use std::io::{Read, Write};
-    let host = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(stream, "GET /api/v1/view HTTP/1.1\r\nHost: {host}\r\nx-lockbox-client-certificate-sha1: {thumb}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    stream.read_to_string(&mut resp).unwrap();
+    let resp = http_get_with(
+        &url,
+        "/api/v1/view",
+        &format!("x-lockbox-client-certificate-sha1: {thumb}\r\n"),
+    );
     assert!(
         resp.starts_with("HTTP/1.1 403"),
         "spoofed header must not authenticate: {resp}"
@@ -612,14 +533,33 @@ fn lockbox_codec_b64(s: &str) -> String {
     out
 }
 
-fn http_get_auth(url: &str, path: &str, basic: &str) -> String {
-    use std::io::{Read, Write};
+/// `GET path` on `url` (plain HTTP) with `headers` (each ending in CRLF);
+/// the whole answer.
+fn http_get_with(url: &str, path: &str, headers: &str) -> String {
     let host = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n\r\n").unwrap();
+    http_get_on(
+        std::net::TcpStream::connect(host).unwrap(),
+        host,
+        path,
+        headers,
+    )
+}
+
+/// `GET path` with `headers` on `stream`, connected to `host`; the whole answer.
+fn http_get_on(mut stream: std::net::TcpStream, host: &str, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     stream.read_to_string(&mut resp).unwrap();
     resp
+}
+
+fn http_get_auth(url: &str, path: &str, basic: &str) -> String {
+    http_get_with(url, path, &format!("Authorization: Basic {basic}\r\n"))
 }
 
 fn http_post(
@@ -656,16 +596,7 @@ fn http_post(
 }
 
 fn http_get(url: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let host = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    stream.read_to_string(&mut resp).unwrap();
+    let resp = http_get_with(url, path, "");
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     resp.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
@@ -679,11 +610,8 @@ fn http_get(url: &str, path: &str) -> String {
 fn enrollment_agents_enroll_for_others_and_principals_get_their_own_names() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = d.join("ca");
+    let home = p256_ca(d, "Test CA");
     let h = s(&home);
-    ok(lockbox(&[
-        "init", "--home", h, "--name", "Test CA", "--key", "p256",
-    ]));
     ok(lockbox(&[
         "--home",
         h,
@@ -695,16 +623,9 @@ fn enrollment_agents_enroll_for_others_and_principals_get_their_own_names() {
     ]));
     let mallory = principal_with_token(&home, "mallory");
     let agent = principal_with_token(&home, "agent");
-    ok(lockbox(&[
-        "--home",
-        h,
-        "role",
-        "grant",
-        "agent",
-        "EnrollmentAgent",
-    ]));
+    grant(h, "agent", "EnrollmentAgent");
     let (_server, url) = start(&home, &["--http"]);
-    let csr = openssl_csr(d, "forged", "/CN=Alice/emailAddress=alice@contoso.com");
+    let csr = rsa_csr(d, "forged", "/CN=Alice/emailAddress=alice@contoso.com");
     let submit = |token: &str, extra: &[&str]| -> Output {
         let mut all = vec![
             "--server",
@@ -770,35 +691,20 @@ fn enrollment_agents_enroll_for_others_and_principals_get_their_own_names() {
 }
 
 fn http_get_bearer(url: &str, path: &str, token: &str) -> String {
-    use std::io::{Read, Write};
-    let host = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    stream.read_to_string(&mut resp).unwrap();
-    resp
+    http_get_with(url, path, &format!("Authorization: Bearer {token}\r\n"))
 }
 
 /// [`http_get_auth`] from a chosen local source address (e.g. `127.0.0.2`:
 /// every 127/8 address is the loopback interface on Linux).
 fn http_get_auth_from(source: &str, url: &str, path: &str, basic: &str) -> String {
-    use std::io::{Read, Write};
     let host = url.trim_start_matches("http://");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .unwrap();
-    let stream = rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
-        socket.connect(host.parse().unwrap()).await.unwrap()
-    });
-    let mut stream = stream.into_std().unwrap();
-    stream.set_nonblocking(false).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    stream.read_to_string(&mut resp).unwrap();
-    resp
+    let stream = connect_from(source, host, None);
+    http_get_on(
+        stream,
+        host,
+        path,
+        &format!("Authorization: Basic {basic}\r\n"),
+    )
 }
 
 /// Issue 12 item 3 and the login weaknesses, end to end: the CLI (another
@@ -810,36 +716,26 @@ fn http_get_auth_from(source: &str, url: &str, path: &str, basic: &str) -> Strin
 fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = d.join("ca");
+    let home = ca_and_password_file(d);
     let h = s(&home);
-    ok(lockbox(&[
-        "init", "--home", h, "--name", "Test CA", "--key", "p256",
-    ]));
-    std::fs::write(d.join("pw"), "correct horse battery\n").unwrap();
-    let tok = |out: String| {
-        out.lines()
-            .find(|l| l.starts_with("lbt_"))
-            .unwrap()
-            .to_string()
+    let tok = |out: String| token_in(&out);
+    // `principal add max` with the password file (and `extra`)
+    let pw = d.join("pw");
+    let add_max = |extra: &[&str]| {
+        let mut args = vec![
+            "--home",
+            h,
+            "principal",
+            "add",
+            "max",
+            "--password-file",
+            s(&pw),
+        ];
+        args.extend_from_slice(extra);
+        lockbox(&args)
     };
-    let max = tok(ok(lockbox(&[
-        "--home",
-        h,
-        "principal",
-        "add",
-        "max",
-        "--password-file",
-        s(&d.join("pw")),
-        "--token",
-    ])));
-    ok(lockbox(&[
-        "--home",
-        h,
-        "role",
-        "grant",
-        "max",
-        "CertificateManager",
-    ]));
+    let max = tok(ok(add_max(&["--token"])));
+    grant(h, "max", "CertificateManager");
     let second = tok(ok(lockbox(&["--home", h, "principal", "token", "Max"])));
     let (_server, url) = start(&home, &["--http"]);
     assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 200"));
@@ -879,25 +775,11 @@ fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled()
     ]));
     assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 403"));
     // principal removed, then re-created under the same name
-    ok(lockbox(&[
-        "--home",
-        h,
-        "role",
-        "grant",
-        "max",
-        "CertificateManager",
-    ]));
+    grant(h, "max", "CertificateManager");
     assert!(http_get_bearer(&url, "/api/v1/view", &max).starts_with("HTTP/1.1 200"));
     ok(lockbox(&["--home", h, "principal", "remove", "max"]));
     ok(lockbox(&["--home", h, "principal", "add", "Max"]));
-    ok(lockbox(&[
-        "--home",
-        h,
-        "role",
-        "grant",
-        "Max",
-        "CertificateManager",
-    ]));
+    grant(h, "Max", "CertificateManager");
     let r = http_get_bearer(&url, "/api/v1/view", &max);
     assert!(
         r.starts_with("HTTP/1.1 403"),
@@ -910,15 +792,7 @@ fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled()
     // a password guesser: five failures, then 429 from that address even
     // with the right password
     ok(lockbox(&["--home", h, "principal", "remove", "max"]));
-    ok(lockbox(&[
-        "--home",
-        h,
-        "principal",
-        "add",
-        "max",
-        "--password-file",
-        s(&d.join("pw")),
-    ]));
+    ok(add_max(&[]));
     let wrong = lockbox_codec_b64("max:Tr0ub4dor&3");
     for _ in 0..5 {
         let r = http_get_auth(&url, "/api/v1/view", &wrong);
@@ -930,14 +804,7 @@ fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled()
     assert!(r.to_ascii_lowercase().contains("retry-after: 60"), "{r}");
     assert!(r.contains("0x80070775"), "{r}");
     // the victim from another address is not locked out
-    ok(lockbox(&[
-        "--home",
-        h,
-        "role",
-        "grant",
-        "max",
-        "CertificateManager",
-    ]));
+    grant(h, "max", "CertificateManager");
     let r = http_get_auth_from("127.0.0.2", &url, "/api/v1/view", &right);
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     let r = http_get_auth_from("127.0.0.2", &url, "/api/v1/view", &wrong);
@@ -968,11 +835,8 @@ fn revocations_by_the_cli_reach_the_running_service_and_guessers_are_throttled()
 fn unmap_cert_removes_a_client_certificate_mapping_by_serial() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let home = d.join("ca");
+    let home = p256_ca(d, "Test CA");
     let h = s(&home);
-    ok(lockbox(&[
-        "init", "--home", h, "--name", "Test CA", "--key", "p256",
-    ]));
     ok(lockbox(&["--home", h, "principal", "add", "max"]));
     let ca_pem = d.join("ca.pem");
     ok(lockbox(&["--home", h, "ca", "cert", "--out", s(&ca_pem)]));

@@ -15,17 +15,7 @@ use common::*;
 
 /// A CA (P-256, quick) in `d/ca`.
 fn quick_ca(d: &Path) -> std::path::PathBuf {
-    let home = d.join("ca");
-    ok(lockbox(&[
-        "init",
-        "--home",
-        s(&home),
-        "--name",
-        "Surface CA",
-        "--key",
-        "p256",
-    ]));
-    home
+    p256_ca(d, "Surface CA")
 }
 
 /// Sets `[server.limits]` in the CA's configuration.
@@ -56,22 +46,16 @@ fn set_limits(home: &Path, limits: &str) {
 /// `lockbox serve` (plain HTTP with `--http`), killed when dropped.
 fn serve(home: &Path, http: bool) -> (Server, String) {
     let listen = free_listen_address();
-    let mut args = vec!["serve", "--home", s(home), "--listen", &listen];
-    if http {
-        args.push("--http");
-    }
-    let child = lockbox_cmd(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (server, listen)
+    let extra: &[&str] = if http { &["--http"] } else { &[] };
+    (Server::start_with(home, &listen, extra), listen)
+}
+
+/// A quick CA in `d/ca` with `[server.limits]` set to `limits`, served
+/// over plain HTTP.
+fn serve_with_limits(d: &Path, limits: &str) -> (Server, String) {
+    let home = quick_ca(d);
+    set_limits(&home, limits);
+    serve(&home, true)
 }
 
 /// How long until the server closes `stream` (reading and discarding what it
@@ -248,26 +232,6 @@ fn slow_idle_and_excess_connections_are_closed_or_held_back() {
     );
 }
 
-/// A TCP connection to `listen` from the local address `from` (Linux routes
-/// all of 127/8 to loopback), with a small receive buffer if `recv_buffer`.
-fn connect_from(from: &str, listen: &str, recv_buffer: Option<u32>) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        if let Some(n) = recv_buffer {
-            socket.set_recv_buffer_size(n).unwrap();
-        }
-        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-        let stream = socket.connect(listen.parse().unwrap()).await.unwrap();
-        let stream = stream.into_std().unwrap();
-        stream.set_nonblocking(false).unwrap();
-        stream
-    })
-}
-
 /// Sends `GET /health` on `stream` and returns the start of the answer.
 fn health_on(stream: &mut TcpStream) -> String {
     stream
@@ -285,12 +249,10 @@ fn health_on(stream: &mut TcpStream) -> String {
 fn one_address_cannot_take_every_connection_slot() {
     // fix-conns: max_connections_per_address
     let dir = tempfile::tempdir().unwrap();
-    let home = quick_ca(dir.path());
-    set_limits(
-        &home,
+    let (_server, listen) = serve_with_limits(
+        dir.path(),
         "idle_timeout_secs = 30\nheader_timeout_secs = 30\nmax_connections = 8\nmax_connections_per_address = 2",
     );
-    let (_server, listen) = serve(&home, true);
     // the service answers, and the probe connection of `serve` is gone
     let (status, _, _) = http(&listen, "GET", "/health", &[], b"");
     assert_eq!(status, 200);
@@ -329,12 +291,10 @@ fn one_address_cannot_take_every_connection_slot() {
 fn a_client_that_never_reads_its_response_is_disconnected() {
     // fix-conns: response_timeout_secs
     let dir = tempfile::tempdir().unwrap();
-    let home = quick_ca(dir.path());
-    set_limits(
-        &home,
+    let (_server, listen) = serve_with_limits(
+        dir.path(),
         "idle_timeout_secs = 30\nheader_timeout_secs = 30\nresponse_timeout_secs = 2",
     );
-    let (_server, listen) = serve(&home, true);
     let (status, _, doc) = http(&listen, "GET", "/api/v1/openapi.json", &[], b"");
     assert_eq!(status, 200);
     // pipelined requests for far more than the socket buffers hold (16 MB),
@@ -397,11 +357,7 @@ fn a_client_that_never_reads_its_response_is_disconnected() {
 }
 
 fn token_for(home: &Path, name: &str) -> String {
-    let out = ok(lb(home, &["principal", "add", name, "--token"]));
-    out.lines()
-        .find(|l| l.starts_with("lbt_"))
-        .unwrap()
-        .to_string()
+    token_in(&ok(lb(home, &["principal", "add", name, "--token"])))
 }
 
 #[test]
@@ -568,15 +524,7 @@ fn recovery_script_keeps_passwords_off_command_lines() {
             .unwrap();
         let text = ok(run);
         let password = text.trim().rsplit(' ').next().unwrap().to_string();
-        let keys = ok(openssl(&[
-            "pkcs12",
-            "-in",
-            s(&d.join("Alice_Example.p12")),
-            "-passin",
-            &format!("pass:{password}"),
-            "-nocerts",
-            "-nodes",
-        ]));
+        let keys = pkcs12_keys(&d.join("Alice_Example.p12"), &password, None);
         assert_eq!(keys.matches("BEGIN PRIVATE KEY").count(), 2, "{var}");
         let argv = std::fs::read_to_string(&log).unwrap();
         assert!(
@@ -661,22 +609,13 @@ fn recovery_script_keeps_passwords_off_command_lines() {
 fn ca_with_hostile_name(d: &Path) -> std::path::PathBuf {
     let home = quick_ca(d);
     let req = d.join("evil.req");
-    ok(lb(
+    ok(request_new(
         &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "User",
-            "--key",
-            "p256",
-            "--subject",
-            "CN=evil\u{1b}[2J\u{1b}]0;owned\u{7}",
-            "--out",
-            s(&req),
-            "--key-out",
-            s(&d.join("evil.key")),
-        ],
+        "User",
+        "CN=evil\u{1b}[2J\u{1b}]0;owned\u{7}",
+        &["--key", "p256"],
+        &req,
+        &d.join("evil.key"),
     ));
     ok(lb(&home, &["submit", s(&req), "--template", "User"]));
     home
@@ -739,23 +678,7 @@ fn subjects_take_the_attribute_names_operators_type() {
     let d = dir.path();
     let home = quick_ca(d);
     let req = d.join("x.req");
-    ok(lb(
-        &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "User",
-            "--key",
-            "p256",
-            "--subject",
-            "CN=x, E=y@contoso.com, UID=jdoe, SERIALNUMBER=42, STREET=1 Main St, L=Redmond, ST=WA, DC=contoso, DC=com, emailAddress=z@contoso.com",
-            "--out",
-            s(&req),
-            "--key-out",
-            s(&d.join("x.key")),
-        ],
-    ));
+    ok(request_new(&home, "User", "CN=x, E=y@contoso.com, UID=jdoe, SERIALNUMBER=42, STREET=1 Main St, L=Redmond, ST=WA, DC=contoso, DC=com, emailAddress=z@contoso.com", &["--key", "p256"], &req, &d.join("x.key")));
     let dump = ok(lb(&home, &["dump", s(&req)]));
     for want in [
         "y@contoso.com",
@@ -766,20 +689,13 @@ fn subjects_take_the_attribute_names_operators_type() {
     ] {
         assert!(dump.contains(want), "{want}: {dump}");
     }
-    let bad = lb(
+    let bad = request_new(
         &home,
-        &[
-            "request",
-            "new",
-            "--template",
-            "User",
-            "--subject",
-            "CN=x,NOPE=y",
-            "--out",
-            s(&d.join("y.req")),
-            "--key-out",
-            s(&d.join("y.key")),
-        ],
+        "User",
+        "CN=x,NOPE=y",
+        &[],
+        &d.join("y.req"),
+        &d.join("y.key"),
     );
     assert!(!bad.status.success());
     assert!(

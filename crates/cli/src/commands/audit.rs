@@ -89,28 +89,18 @@ async fn list(g: &Global, since: Option<String>, limit: i64) -> Result<ExitCode>
         let l = local(g).await?;
         serde_json::to_value(l.ca.audit_list(&l.actor, since, limit).await?)?
     };
-    let text = v
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|r| {
-                    format!(
-                        "{:>6}  {}  {:<8} {:<9} {:<30} {:<24} {}",
-                        r["seq"],
-                        rfc3339(r["at"].as_i64().unwrap_or(0)),
-                        r["outcome"].as_str().unwrap_or(""),
-                        r["category"].as_str().unwrap_or(""),
-                        r["action"].as_str().unwrap_or(""),
-                        r["target"].as_str().unwrap_or(""),
-                        r["actor"].as_str().unwrap_or("")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default();
-    print(g, v, text);
-    Ok(ExitCode::SUCCESS)
+    Ok(print_rows(g, v, |r| {
+        format!(
+            "{:>6}  {}  {:<8} {:<9} {:<30} {:<24} {}",
+            r["seq"],
+            rfc3339(r["at"].as_i64().unwrap_or(0)),
+            r["outcome"].as_str().unwrap_or(""),
+            r["category"].as_str().unwrap_or(""),
+            r["action"].as_str().unwrap_or(""),
+            r["target"].as_str().unwrap_or(""),
+            r["actor"].as_str().unwrap_or("")
+        )
+    }))
 }
 
 /// `lockbox audit verify`: exit 7 when the chain or a signed head does not verify.
@@ -160,23 +150,28 @@ pub async fn events(g: &Global, limit: i64) -> Result<ExitCode> {
         let l = local(g).await?;
         serde_json::to_value(l.ca.events(&l.actor, limit).await?)?
     };
+    Ok(print_rows(g, v, |e| {
+        format!(
+            "{}  {:>4}  {:<7} {}",
+            rfc3339(e["at"].as_i64().unwrap_or(0)),
+            e["event_id"],
+            e["level"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or("")
+        )
+    }))
+}
+
+/// Prints the JSON array `v`: as it is with --json, else one `line` per
+/// element.
+fn print_rows(
+    g: &Global,
+    v: serde_json::Value,
+    line: impl Fn(&serde_json::Value) -> String,
+) -> ExitCode {
     let text = v
         .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| {
-                    format!(
-                        "{}  {:>4}  {:<7} {}",
-                        rfc3339(e["at"].as_i64().unwrap_or(0)),
-                        e["event_id"],
-                        e["level"].as_str().unwrap_or(""),
-                        e["message"].as_str().unwrap_or("")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
+        .map(|a| a.iter().map(&line).collect::<Vec<_>>().join("\n"))
         .unwrap_or_default();
     print(g, v, text);
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }

@@ -164,23 +164,13 @@ async fn verify(g: &Global, dir: &Path, passphrase_file: Option<&Path>) -> Resul
             check.manifest.files.len()
         );
         println!("Keys matched to certificates: {}", check.keys_ok);
-        for p in &check.problems {
-            println!("PROBLEM: {p}");
-        }
-        println!(
-            "{}",
-            if check.problems.is_empty() {
-                "Backup verified."
-            } else {
-                "Backup FAILED verification."
-            }
+        print_problems(
+            &check.problems,
+            "Backup verified.",
+            "Backup FAILED verification.",
         );
     }
-    Ok(if check.problems.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(7)
-    })
+    Ok(exit_status(&check.problems))
 }
 
 /// Runs `lockbox restore`.
@@ -213,21 +203,29 @@ pub async fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
         for (s, st) in &r.kras {
             println!("KRA {s}: {st}");
         }
-        for p in &r.problems {
-            println!("PROBLEM: {p}");
-        }
-        println!(
-            "{}",
-            if r.problems.is_empty() {
-                "Restore complete: database, audit chain, CA key and KRAs check out."
-            } else {
-                "Restore finished WITH PROBLEMS (see above)."
-            }
+        print_problems(
+            &r.problems,
+            "Restore complete: database, audit chain, CA key and KRAs check out.",
+            "Restore finished WITH PROBLEMS (see above).",
         );
     }
-    Ok(if r.problems.is_empty() {
+    Ok(exit_status(&r.problems))
+}
+
+/// Prints each of `problems`, then the verdict: `clean` when there are
+/// none, else `failed`.
+fn print_problems(problems: &[String], clean: &str, failed: &str) {
+    for p in problems {
+        println!("PROBLEM: {p}");
+    }
+    println!("{}", if problems.is_empty() { clean } else { failed });
+}
+
+/// Success without `problems`, else exit status 7.
+fn exit_status(problems: &[String]) -> ExitCode {
+    if problems.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(7)
-    })
+    }
 }

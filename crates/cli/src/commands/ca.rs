@@ -119,6 +119,18 @@ async fn install(g: &Global, cert: PathBuf, chain: Option<PathBuf>) -> Result<()
     Ok(())
 }
 
+/// Reports that the CA now issues template `n` (`enabled`) or no longer does.
+fn print_ca_template(g: &Global, n: &str, enabled: bool) -> Result<()> {
+    if g.json {
+        print_json(&json!({ "template": n, "enabled": enabled }))?
+    } else if enabled {
+        println!("The CA now issues '{n}'")
+    } else {
+        println!("The CA no longer issues '{n}'")
+    }
+    Ok(())
+}
+
 /// `lockbox ca templates ...`
 async fn templates(g: &Global, t: CaTemplatesCmd) -> Result<()> {
     let b = backend::open(g).await?;
@@ -135,19 +147,11 @@ async fn templates(g: &Global, t: CaTemplatesCmd) -> Result<()> {
         }
         CaTemplatesCmd::Add { name } => {
             let n = b.set_ca_template(&name, true).await?;
-            if g.json {
-                print_json(&json!({ "template": n, "enabled": true }))?
-            } else {
-                println!("The CA now issues '{n}'")
-            }
+            print_ca_template(g, &n, true)?;
         }
         CaTemplatesCmd::Remove { name } => {
             let n = b.set_ca_template(&name, false).await?;
-            if g.json {
-                print_json(&json!({ "template": n, "enabled": false }))?
-            } else {
-                println!("The CA no longer issues '{n}'")
-            }
+            print_ca_template(g, &n, false)?;
         }
     }
     Ok(())

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use lockbox_engine::authz::Role;
 use serde_json::json;
 
-use crate::backend::{local, local_only};
+use crate::backend::{local, local_only, Local};
 use crate::global::Global;
 use crate::output::print;
 
@@ -37,29 +37,31 @@ pub enum OfficerCmd {
     Show { manager: String },
 }
 
+/// `lockbox role grant` (`granted`) or `role revoke`: changes the grant
+/// and reports it.
+async fn set_role(g: &Global, l: &Local, principal: &str, role: &str, granted: bool) -> Result<()> {
+    let r = Role::parse(role)?;
+    l.ca.set_role(&l.actor, principal, r, granted).await?;
+    let text = if granted {
+        format!("{principal} now holds {}", r.name())
+    } else {
+        format!("{principal} no longer holds {}", r.name())
+    };
+    print(
+        g,
+        json!({ "principal": principal, "role": r.name(), "granted": granted }),
+        text,
+    );
+    Ok(())
+}
+
 /// `lockbox role ...`
 pub async fn role(g: &Global, cmd: RoleCmd) -> Result<ExitCode> {
     local_only(g, "role")?;
     let l = local(g).await?;
     match cmd {
-        RoleCmd::Grant { principal, role } => {
-            let r = Role::parse(&role)?;
-            l.ca.set_role(&l.actor, &principal, r, true).await?;
-            print(
-                g,
-                json!({ "principal": principal, "role": r.name(), "granted": true }),
-                format!("{principal} now holds {}", r.name()),
-            );
-        }
-        RoleCmd::Revoke { principal, role } => {
-            let r = Role::parse(&role)?;
-            l.ca.set_role(&l.actor, &principal, r, false).await?;
-            print(
-                g,
-                json!({ "principal": principal, "role": r.name(), "granted": false }),
-                format!("{principal} no longer holds {}", r.name()),
-            );
-        }
+        RoleCmd::Grant { principal, role } => set_role(g, &l, &principal, &role, true).await?,
+        RoleCmd::Revoke { principal, role } => set_role(g, &l, &principal, &role, false).await?,
         RoleCmd::List => {
             let grants = l.ca.role_grants(&l.actor).await?;
             let sep = l.ca.role_separation().await?;

@@ -3,7 +3,7 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use super::rows::{bind_cert, bind_new_request, record_from_row, ImportMeta};
-use super::SqliteStore;
+use super::{SqliteStore, Tx};
 use crate::model::*;
 use crate::sql::requests::{insert_request_sql, query_sql};
 use crate::{StoreError, StoreResult};
@@ -82,11 +82,8 @@ impl SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::Conflict(format!("request {id} is not pending")));
-        }
-        self.commit_with_audit(tx, audit).await?;
-        Ok(())
+        self.commit_if_was_pending(tx, done.rows_affected(), id, audit)
+            .await
     }
 
     pub(super) async fn deny_pending(
@@ -105,7 +102,21 @@ impl SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() != 1 {
+        self.commit_if_was_pending(tx, done.rows_affected(), id, audit)
+            .await
+    }
+
+    /// Commits a change to pending request `id` with its audit records if
+    /// it touched the one row (`rows`), else a conflict: the request is no
+    /// longer pending (the transaction is rolled back).
+    async fn commit_if_was_pending(
+        &self,
+        tx: Tx,
+        rows: u64,
+        id: i64,
+        audit: &[AuditEntry],
+    ) -> StoreResult<()> {
+        if rows != 1 {
             return Err(StoreError::Conflict(format!("request {id} is not pending")));
         }
         self.commit_with_audit(tx, audit).await?;
