@@ -103,8 +103,8 @@ pub fn check_exchange_certificate(
 ) -> EngineResult<x509_cert::certificate::Certificate> {
     let xchg = lockbox_engine::certbuild::decode_certificate(xchg_der)?;
     let ca = lockbox_engine::certbuild::decode_certificate(ca_der)?;
-    lockbox_engine::ca::verify_issued_by(&xchg, &ca)?;
-    let f = lockbox_engine::ca::cert_fields(xchg_der)?;
+    lockbox_engine::verify_issued_by(&xchg, &ca)?;
+    let f = lockbox_engine::cert_fields(xchg_der)?;
     let t = lockbox_engine::period::now();
     if f.not_before > t || f.not_after <= t {
         return Err(EngineError::bad_input(

@@ -8,29 +8,29 @@
 #![forbid(unsafe_code)]
 
 pub(crate) mod actor;
-pub mod archival;
-pub mod audit;
+pub(crate) mod archival;
+pub(crate) mod audit;
 pub(crate) mod auditor;
-pub mod authz;
+pub(crate) mod authz;
 pub mod backup;
-pub mod ca;
+pub(crate) mod ca;
 pub(crate) mod category;
 pub mod certbuild;
 pub(crate) mod certs;
-pub mod cmcresponse;
+pub(crate) mod cmcresponse;
 pub mod config;
 pub(crate) mod core;
 pub mod crl;
 pub(crate) mod crl_fetch;
 pub(crate) mod enroll;
-pub mod error;
+pub(crate) mod error;
 pub mod export;
 pub mod import;
-pub mod inbound;
+pub(crate) mod inbound;
 pub(crate) mod init;
 pub(crate) mod officer;
 pub mod period;
-pub mod principals;
+pub(crate) mod principals;
 pub mod recovery;
 pub(crate) mod reply;
 pub mod template;
@@ -39,8 +39,19 @@ pub(crate) mod tls_identity;
 pub mod trust;
 pub mod view;
 
+// The curated surface: the facade and what its methods take and return.
+// Implementation modules stay private; the public modules above are
+// namespaces for helpers the front ends use by path (period, certbuild,
+// config, crl, backup, recovery, import, export, template, trust, view).
 pub use actor::{Actor, Op, Role};
+pub use archival::KraStatus;
+pub use audit::{chain_hash, HEADS_FILE};
+pub use authz::AUTHENTICATED_USERS;
 pub use ca::{Ca, CrlInfo, InitOptions, InitOutcome, Outcome, SubmitOptions};
 pub use category::AuditCategory;
+pub use certs::{cert_fields, load_private_key, verify_issued_by};
+pub use cmcresponse::failure as cmc_failure;
 pub use error::{codes, EngineError, EngineResult, ErrorKind};
+pub use init::permission_findings;
 pub use lockbox_store::{Column, Disposition, RequestRecord};
+pub use principals::{Credential, Directory, LOGIN_FAILURES_PER_PAIR, LOGIN_WINDOW};

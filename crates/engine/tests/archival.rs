@@ -403,7 +403,7 @@ async fn exchange_certificate_is_reused_and_rolls_over() {
     let xchg = check_exchange_certificate(&a, &f.ca.ca_certificate_der().unwrap()).unwrap();
     let cn = lockbox_codec::names::common_name(xchg.tbs_certificate().subject()).unwrap();
     assert_eq!(cn, "Contoso Issuing CA-Xchg");
-    let fields = lockbox_engine::ca::cert_fields(&a).unwrap();
+    let fields = lockbox_engine::cert_fields(&a).unwrap();
     assert!(
         (fields.not_after - fields.not_before - 7 * 86_400).abs() < 120,
         "7 days by default"
@@ -712,7 +712,7 @@ async fn ec_key_recovery_agent_through_ecdh_and_openssl() {
 /// the CA only opens envelopes addressed to exchange certificates still valid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_exchange_certificate_is_refused() {
-    use lockbox_engine::ca::cert_fields;
+    use lockbox_engine::cert_fields;
     use lockbox_engine::certbuild::{aki, sign_certificate, ski, CertSpec};
     use lockbox_engine::period::now;
     use lockbox_store::{Disposition as D, NewRequest};

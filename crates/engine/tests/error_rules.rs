@@ -1,5 +1,5 @@
 //! Source rules for errors across the workspace (issue 13, Errors): AD CS
-//! status codes are defined only in `lockbox_engine::error::codes` (no other
+//! status codes are defined only in `lockbox_engine::codes` (no other
 //! `const ...: u32 = 0x8...`, no bare HRESULT literals in library or binary
 //! code), and error kinds are matched as `ErrorKind`, never compared as
 //! strings. The sources are read at run time, so a change merged later that
@@ -199,7 +199,7 @@ fn status_codes_are_defined_only_in_the_codes_table() {
     }
     assert!(
         found.is_empty(),
-        "status codes outside lockbox_engine::error::codes (name them there and use the constant):\n{}",
+        "status codes outside lockbox_engine::codes (name them there and use the constant):\n{}",
         found.join("\n")
     );
 }

@@ -84,7 +84,7 @@ async fn home_and_secrets_are_private_and_loose_ones_are_reported() {
         .collect();
     assert_eq!(xchg.len(), 1);
     assert_eq!(mode(&xchg[0]), 0o600);
-    assert!(lockbox_engine::ca::permission_findings(ca.home(), ca.config()).is_empty());
+    assert!(lockbox_engine::permission_findings(ca.home(), ca.config()).is_empty());
     // loosened by hand: each is named
     use std::os::unix::fs::PermissionsExt;
     let set = |p: &std::path::Path, m| {
@@ -93,7 +93,7 @@ async fn home_and_secrets_are_private_and_loose_ones_are_reported() {
     set(&home, 0o755);
     set(&home.join("keys/ca.key"), 0o644);
     set(&home.join("ca.db-wal"), 0o640);
-    let findings = lockbox_engine::ca::permission_findings(ca.home(), ca.config());
+    let findings = lockbox_engine::permission_findings(ca.home(), ca.config());
     assert_eq!(findings.len(), 3, "{findings:?}");
     for (name, m) in [("ca.key", "0644"), ("ca.db-wal", "0640"), ("ca", "0755")] {
         assert!(

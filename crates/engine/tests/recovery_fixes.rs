@@ -323,7 +323,7 @@ async fn audit_verify_names_a_truncated_tail_deleted_heads_and_a_recomputed_chai
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(home.join(lockbox_engine::audit::HEADS_FILE))
+            let mode = std::fs::metadata(home.join(lockbox_engine::HEADS_FILE))
                 .unwrap()
                 .permissions()
                 .mode();
@@ -367,7 +367,7 @@ async fn audit_verify_names_a_truncated_tail_deleted_heads_and_a_recomputed_chai
         if r.seq == 3 {
             entry.target = "999".into();
         }
-        let hash = lockbox_engine::audit::chain_hash(&lockbox_store::AuditRecord::chain_input(
+        let hash = lockbox_engine::chain_hash(&lockbox_store::AuditRecord::chain_input(
             r.seq, &entry, &prev,
         ));
         statements.push(format!(
@@ -380,7 +380,7 @@ async fn audit_verify_names_a_truncated_tail_deleted_heads_and_a_recomputed_chai
     expect_problem(&copy, needle, position).await;
     // 4. the head file outside the database removed
     let (copy, needle, position) = check("nofile", "is missing", 0).await;
-    std::fs::remove_file(copy.join(lockbox_engine::audit::HEADS_FILE)).unwrap();
+    std::fs::remove_file(copy.join(lockbox_engine::HEADS_FILE)).unwrap();
     expect_problem(&copy, needle, position).await;
 }
 
@@ -456,7 +456,7 @@ async fn a_kra_revoked_with_lockbox_revoke_is_logged_once() {
     let a = admin();
     let (ca, _, kra_cert) = ca_with_kra(&d.path().join("ca"), "Contoso CA").await;
     archive(&ca, "Ann", "ann@contoso.com", "ann@contoso.com", "ann").await;
-    let serial = lockbox_engine::ca::cert_fields(&kra_cert).unwrap().serial;
+    let serial = lockbox_engine::cert_fields(&kra_cert).unwrap().serial;
     // revoked through `lockbox revoke`, not a kra command: logged at revocation
     ca.revoke(&serial, 1, &a).await.unwrap();
     assert_eq!(count_events(&ca, 84, "revoked").await, 1);
@@ -494,7 +494,7 @@ async fn a_kra_found_revoked_at_archival_time_is_logged_once() {
     let d = tempfile::tempdir().unwrap();
     let home = d.path().join("ca");
     let (ca, _, kra_cert) = ca_with_kra(&home, "Contoso CA").await;
-    let serial = lockbox_engine::ca::cert_fields(&kra_cert).unwrap().serial;
+    let serial = lockbox_engine::cert_fields(&kra_cert).unwrap().serial;
     drop(ca);
     // the row revoked behind the CA's back (no revocation-time check ran)
     sql(
@@ -542,7 +542,7 @@ async fn removing_the_last_agent_of_archived_keys_needs_force() {
     let (_, kra_b) = issue_kra(&ca, "Second Agent").await;
     ca.set_kra_required(&a, 2).await.unwrap();
     let both = archive(&ca, "Ben", "ben@contoso.com", "ben@contoso.com", "ben").await;
-    let thumb = |der: &[u8]| lockbox_engine::ca::cert_fields(der).unwrap().thumbprint;
+    let thumb = |der: &[u8]| lockbox_engine::cert_fields(der).unwrap().thumbprint;
     let err = ca
         .kra_remove(&a, &thumb(&kra_a), false)
         .await

@@ -5,11 +5,11 @@
 use std::str::FromStr;
 
 use lockbox_crypto::{KeySpec, SoftwareKey};
-use lockbox_engine::authz::{Op, Role};
 use lockbox_engine::certbuild::sign_request;
 use lockbox_engine::period::Period;
 use lockbox_engine::ErrorKind;
 use lockbox_engine::{Actor, Ca, Disposition, InitOptions, SubmitOptions};
+use lockbox_engine::{Op, Role};
 use x509_cert::name::Name;
 
 fn admin() -> Actor {
@@ -430,7 +430,7 @@ async fn audit_verify_finds_edited_deleted_and_reordered_records() {
 
 #[tokio::test]
 async fn kra_states_statuses_events_and_archival_behaviour() {
-    use lockbox_engine::ca::cert_fields;
+    use lockbox_engine::cert_fields;
     use lockbox_engine::certbuild::{
         aki, decode_certificate, sign_certificate, ski, template_extensions, CertSpec,
     };
@@ -949,7 +949,7 @@ async fn restricted_manager_getkey_outside_restrictions_is_0x80094009() {
 /// verification leaves the request threads free.
 #[tokio::test]
 async fn failed_logins_are_audited_and_throttled() {
-    use lockbox_engine::principals::{Credential, LOGIN_FAILURES_PER_PAIR};
+    use lockbox_engine::{Credential, LOGIN_FAILURES_PER_PAIR};
     let d = tempfile::tempdir().unwrap();
     let ca = new_ca(d.path(), "Contoso CA").await;
     let token = user(&ca, "max", true).await.unwrap();
@@ -1059,7 +1059,7 @@ async fn failed_logins_are_audited_and_throttled() {
 /// one source).
 #[tokio::test]
 async fn a_password_guesser_cannot_lock_out_a_victim_from_another_source() {
-    use lockbox_engine::principals::{Credential, LOGIN_FAILURES_PER_PAIR};
+    use lockbox_engine::{Credential, LOGIN_FAILURES_PER_PAIR};
     let d = tempfile::tempdir().unwrap();
     let ca = new_ca(d.path(), "Contoso CA").await;
     user(&ca, "victim", false).await;

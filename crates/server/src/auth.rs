@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
-use lockbox_engine::principals::Credential;
+use lockbox_engine::Credential;
 use lockbox_engine::{Actor, Ca, EngineError};
 
 use crate::error::{ApiError, ApiResult};
@@ -122,8 +122,7 @@ impl FromRequestParts<Arc<Ca>> for Enrollee {
 pub(crate) fn anonymous_enrollee(ca: &Ca) -> Option<Actor> {
     ca.config().server.allow_anonymous_enrollment.then(|| {
         let mut a = Actor::anonymous();
-        a.groups
-            .push(lockbox_engine::authz::AUTHENTICATED_USERS.into());
+        a.groups.push(lockbox_engine::AUTHENTICATED_USERS.into());
         a
     })
 }
@@ -164,7 +163,7 @@ pub(crate) async fn readable_request(
     }
     if let Some(u) = user {
         if ca
-            .authorize(u, lockbox_engine::authz::Op::ReadDatabase)
+            .authorize(u, lockbox_engine::Op::ReadDatabase)
             .await
             .is_ok()
         {

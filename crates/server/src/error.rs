@@ -61,7 +61,7 @@ impl IntoResponse for ApiError {
         if status == StatusCode::TOO_MANY_REQUESTS {
             resp.headers_mut().insert(
                 header::RETRY_AFTER,
-                HeaderValue::from(lockbox_engine::principals::LOGIN_WINDOW.as_secs()),
+                HeaderValue::from(lockbox_engine::LOGIN_WINDOW.as_secs()),
             );
         }
         resp

@@ -4,10 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use lockbox_engine::archival::KraStatus;
-use lockbox_engine::authz::Actor;
 use lockbox_engine::recovery::{Candidate, RecoveryBlob};
 use lockbox_engine::template::Template;
+use lockbox_engine::Actor;
+use lockbox_engine::KraStatus;
 use lockbox_engine::{Ca, CrlInfo, EngineResult, Outcome, RequestRecord, SubmitOptions};
 
 use super::Backend;

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
 use async_trait::async_trait;
-use lockbox_engine::archival::KraStatus;
 use lockbox_engine::recovery::{Candidate, RecoveryBlob};
 use lockbox_engine::template::Template;
+use lockbox_engine::KraStatus;
 use lockbox_engine::{CrlInfo, EngineResult, Outcome, RequestRecord};
 use serde_json::Value;
 

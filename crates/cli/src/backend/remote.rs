@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use lockbox_codec::pem::{decode_all, decode_input};
-use lockbox_engine::archival::KraStatus;
 use lockbox_engine::recovery::{Candidate, RecoveryBlob};
 use lockbox_engine::template::Template;
+use lockbox_engine::KraStatus;
 use lockbox_engine::{
     codes, CrlInfo, EngineError, EngineResult, ErrorKind, Outcome, RequestRecord,
 };

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use lockbox_codec::pem::decode_input;
 use lockbox_crypto::pkcs12::read_pfx;
 use lockbox_crypto::SoftwareKey;
-use lockbox_engine::ca::load_private_key;
+use lockbox_engine::load_private_key;
 use zeroize::Zeroizing;
 
 use crate::files::read_secret_file;

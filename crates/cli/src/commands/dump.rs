@@ -14,8 +14,8 @@ use lockbox_crypto::cms::{
 };
 use lockbox_crypto::digest::sha1;
 use lockbox_crypto::{KeyHandle, SoftwareKey};
-use lockbox_engine::ca::load_private_key;
 use lockbox_engine::certbuild::decode_certificate;
+use lockbox_engine::load_private_key;
 use lockbox_engine::period::rfc3339;
 use serde_json::json;
 
@@ -61,7 +61,7 @@ pub fn dump(g: &Global, a: DumpArgs) -> Result<ExitCode> {
         }
     } else if let Ok(cert) = decode_certificate(&der) {
         report.insert("type".into(), json!("certificate"));
-        let f = lockbox_engine::ca::cert_fields(&der)?;
+        let f = lockbox_engine::cert_fields(&der)?;
         lines.push(format!("Certificate\n  subject: {}\n  issuer: {}\n  serial: {}\n  valid: {} .. {}\n  key: {} {} bits\n  sha1: {}", f.subject, cert.tbs_certificate().issuer(), f.serial, rfc3339(f.not_before), rfc3339(f.not_after), f.key_algorithm, f.key_length, f.thumbprint));
     } else if let Ok(p) = lockbox_codec::request::parse_pkcs10(&der) {
         report.insert("type".into(), json!("PKCS#10"));

@@ -21,9 +21,9 @@ use lockbox_crypto::digest::sha1;
 use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
-use lockbox_engine::ca::load_private_key;
 use lockbox_engine::certbuild::{decode_certificate, sign_request};
 use lockbox_engine::codes;
+use lockbox_engine::load_private_key;
 use serde_json::json;
 
 use crate::backend::Backend;
@@ -305,7 +305,7 @@ fn check_bare_certificate(
     match anchor_path {
         Some(ca_path) => {
             let anchor = decode_certificate(&decode_input(&read(ca_path)?)?.der)?;
-            lockbox_engine::ca::verify_issued_by(cert, &anchor).map_err(|e| {
+            lockbox_engine::verify_issued_by(cert, &anchor).map_err(|e| {
                 anyhow!("the certificate is not issued by the trusted CA (--ca-cert): {e}")
             })?;
         }

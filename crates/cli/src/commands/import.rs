@@ -182,7 +182,7 @@ async fn import_exports(
         let key_bytes = zeroize::Zeroizing::new(
             std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
         );
-        let dest_key = lockbox_engine::ca::load_private_key(&key_bytes, None)?;
+        let dest_key = lockbox_engine::load_private_key(&key_bytes, None)?;
         let source = f.display().to_string();
         match local
             .ca

@@ -129,7 +129,7 @@ pub async fn recoverkey(g: &Global, a: RecoverArgs) -> Result<ExitCode> {
     certs.extend(rec.chain);
     let pfx = write_pfx(&rec.pkcs8, &certs, &password, a.legacy)?;
     write_secret(&a.out, &pfx)?;
-    let f = lockbox_engine::ca::cert_fields(&rec.certificate)?;
+    let f = lockbox_engine::cert_fields(&rec.certificate)?;
     if g.json {
         println!(
             "{}",

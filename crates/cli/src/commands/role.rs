@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
-use lockbox_engine::authz::Role;
+use lockbox_engine::Role;
 use serde_json::json;
 
 use crate::backend::{local, local_only, Local};

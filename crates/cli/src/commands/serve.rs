@@ -31,7 +31,7 @@ pub async fn serve(g: &Global, args: ServeArgs) -> Result<ExitCode> {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let home = home_of(g)?;
     let ca = Arc::new(Ca::open(&home).await?);
-    for finding in lockbox_engine::ca::permission_findings(ca.home(), ca.config()) {
+    for finding in lockbox_engine::permission_findings(ca.home(), ca.config()) {
         eprintln!("lockbox: WARNING: {finding}");
     }
     // Load the key now so a wrong passphrase fails at start, not at the first request.

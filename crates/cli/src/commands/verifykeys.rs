@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::Args;
 use lockbox_codec::pem::decode_input;
 use lockbox_crypto::KeyHandle;
-use lockbox_engine::ca::load_private_key;
 use lockbox_engine::certbuild::decode_certificate;
+use lockbox_engine::load_private_key;
 use serde_json::json;
 
 use crate::files::read;

@@ -15,7 +15,6 @@ use cms::signed_data::SignedData;
 use der::asn1::{Any, ObjectIdentifier};
 use der::{Decode, Encode};
 use lockbox_codec::oids;
-use lockbox_codec::pem::encode_pem;
 use serde::{Deserialize, Serialize};
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage};
@@ -111,9 +110,4 @@ pub fn strip_archived_key(der: &[u8]) -> EngineResult<Vec<u8>> {
         content: Any::encode_from(&sd).map_err(bad)?,
     };
     out.to_der().map_err(bad)
-}
-
-/// PEM of a certificate (helper for front ends).
-pub fn cert_pem(der: &[u8]) -> String {
-    encode_pem("CERTIFICATE", der)
 }

@@ -27,10 +27,9 @@ use crate::core::Core;
 use crate::error::EngineResult;
 use crate::template::Template;
 
-pub use crate::certs::{cert_fields, load_private_key, verify_issued_by};
 pub use crate::crl::CrlInfo;
 pub use crate::enroll::{Outcome, SubmitOptions};
-pub use crate::init::{permission_findings, InitOptions, InitOutcome};
+pub use crate::init::{InitOptions, InitOutcome};
 
 /// The CA.
 pub struct Ca {

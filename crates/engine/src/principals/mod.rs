@@ -8,7 +8,7 @@ pub(crate) mod grants;
 pub(crate) mod login;
 pub(crate) mod throttle;
 
-pub use crate::core::directory::{Directory, StoreDirectory};
+pub use crate::core::directory::Directory;
 pub use login::Credential;
 
 use std::time::Duration;

@@ -55,7 +55,7 @@ pub(super) async fn kra_required(
     State(ca): State<AppState>,
     Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    ca.authorize(&actor, lockbox_engine::authz::Op::ReadDatabase)
+    ca.authorize(&actor, lockbox_engine::Op::ReadDatabase)
         .await?;
     Ok(Json(json!({ "required": ca.kra_required().await? })).into_response())
 }

@@ -78,7 +78,7 @@ async fn cmc_exchange(ca: &Ca, body: &[u8], opts: &SubmitOptions) -> Response {
                 ErrorKind::Denied => StatusCode::OK,
                 _ => return ApiError(e).into_response(),
             };
-            match lockbox_engine::cmcresponse::failure(ca, &e, 1).await {
+            match lockbox_engine::cmc_failure(ca, &e, 1).await {
                 Ok(resp) => (status, ct, resp).into_response(),
                 Err(_) => ApiError(e).into_response(),
             }

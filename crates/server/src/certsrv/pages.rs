@@ -65,10 +65,7 @@ pub(super) async fn browser_form(State(ca): State<Arc<Ca>>, headers: HeaderMap) 
         .filter(|t| on_ca.contains(&t.name) && !t.ca)
     {
         // `would_allow`: listing is not an attempt, so nothing is audited.
-        if ca
-            .would_allow(&user, lockbox_engine::authz::Op::Enroll(t))
-            .await
-        {
+        if ca.would_allow(&user, lockbox_engine::Op::Enroll(t)).await {
             offered.push(t);
         }
     }

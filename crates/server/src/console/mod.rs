@@ -25,7 +25,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use lockbox_engine::authz::Op;
+use lockbox_engine::Op;
 use lockbox_engine::{Actor, Ca, EngineError, ErrorKind};
 use maud::{html, Markup, DOCTYPE};
 
@@ -336,8 +336,8 @@ mod tests {
     /// console shows Issue/Deny only on rows the caller may act on.
     #[tokio::test]
     async fn restricted_managers_see_and_act_only_within_their_restrictions() {
-        use lockbox_engine::authz::Role;
         use lockbox_engine::period::Period;
+        use lockbox_engine::Role;
         use lockbox_engine::{InitOptions, SubmitOptions};
         use tower::ServiceExt;
         let d = tempfile::tempdir().unwrap();

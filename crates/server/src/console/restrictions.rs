@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use lockbox_engine::authz::Role;
 use lockbox_engine::Ca;
+use lockbox_engine::Role;
 use maud::html;
 
 use super::{engine_error, error_page, hidden_csrf, render, Posted, Session};

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use lockbox_engine::authz::Op;
 use lockbox_engine::Ca;
+use lockbox_engine::Op;
 use maud::html;
 
 use super::{engine_error, hidden_csrf, render, Posted, Session};
