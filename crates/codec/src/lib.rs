@@ -4,6 +4,10 @@
 //! global state, so every parser can be fuzzed in isolation. The crate knows
 //! the ASN.1 shapes Lockbox speaks (PKCS#10, CMC Full PKI Requests, the
 //! Microsoft certificate-template extensions) as typed `der` structures.
+//!
+//! Each public module is the namespace of one format, used by path
+//! (`pem`, `cmc`, `request`, `keyblob`, `ms`/`msext`, `names`, `certsrv`,
+//! `ber`, `hexfmt`, `oids`); the error type is re-exported here.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -12,7 +12,6 @@ use aws_lc_rs::rsa::{
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, BitString};
-use der::Encode;
 use lockbox_codec::oids;
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use zeroize::Zeroizing;
@@ -308,11 +307,6 @@ impl crate::keytransport::DecryptionKey for SoftwareKey {
             wrapped,
         )
     }
-}
-
-/// DER of a SubjectPublicKeyInfo.
-pub fn spki_der(spki: &SubjectPublicKeyInfoOwned) -> Result<Vec<u8>, CryptoError> {
-    Ok(spki.to_der()?)
 }
 
 #[cfg(test)]

@@ -3,6 +3,11 @@
 //! Private keys are reached only through the [`KeyHandle`] trait, so a
 //! hardware module can replace the software keys here without the engine
 //! noticing. Plaintext key material lives in zeroizing buffers.
+//!
+//! The key types and the provider are re-exported here; the public modules
+//! are namespaces for one format or primitive each (`cms`, `pkcs12`,
+//! `pkcs8enc`, `keytransport`, `symmetric`, `digest`, `verify`, `random`,
+//! `password`, `keyinfo`, `x509signer`), used by path.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -11,13 +16,13 @@ pub mod cms;
 pub mod digest;
 mod error;
 mod kari;
-pub mod key;
+mod key;
 pub mod keyinfo;
 pub mod keytransport;
 pub mod password;
 pub mod pkcs12;
 pub mod pkcs8enc;
-pub mod provider;
+mod provider;
 pub mod random;
 pub mod symmetric;
 pub mod verify;
