@@ -1,13 +1,15 @@
 //! PKCS#10 certification requests: decoding and the facts the CA's policy needs.
 
-use der::asn1::{AnyRef, BitStringRef, BmpString, ObjectIdentifier};
+use der::asn1::{AnyRef, BitStringRef, ObjectIdentifier};
 use der::{Decode, Encode, Sequence};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::ext::Extension;
 use x509_cert::request::{CertReq, ExtensionReq};
 
 use crate::ms::{CertificateTemplateExt, EnrollmentNameValuePair};
+use crate::msext::CertTypeName;
 use crate::{oids, CodecError};
+use const_oid::AssociatedOid;
 
 /// The outer PKCS#10 shape with the signed part kept as raw bytes, so the
 /// signature is checked over exactly what the requester signed.
@@ -63,6 +65,18 @@ impl Pkcs10 {
     }
 }
 
+/// The first extension of type `T` in `extensions` (found by `T`'s OID),
+/// decoded; `None` when absent. Typed lookup over a request's extension
+/// list, as x509-cert's `get_extension::<T>()` does for a certificate.
+pub fn typed_extension<'a, T: Decode<'a, Error = der::Error> + AssociatedOid>(
+    extensions: &'a [Extension],
+) -> Option<Result<T, der::Error>> {
+    extensions
+        .iter()
+        .find(|e| e.extn_id == T::OID)
+        .map(|e| T::from_der(e.extn_value.as_bytes()))
+}
+
 /// Decodes a PKCS#10 request and extracts its attributes.
 ///
 /// Duplicate extensionRequest attributes or duplicate extensions are refused.
@@ -114,19 +128,14 @@ pub fn parse_pkcs10(der: &[u8]) -> Result<Pkcs10, CodecError> {
         .find(|(k, _)| k.eq_ignore_ascii_case("CertificateTemplate"))
         .map(|(_, v)| v.clone());
     if template_name.is_none() {
-        if let Some(e) = extensions
-            .iter()
-            .find(|e| e.extn_id == oids::MS_CERT_TYPE_NAME)
+        if let Some(name) = typed_extension::<CertTypeName>(&extensions)
+            .transpose()
+            .map_err(CodecError::der("certificate type name extension"))?
         {
-            let b = BmpString::from_der(e.extn_value.as_bytes())
-                .map_err(CodecError::der("certificate type name extension"))?;
-            template_name = Some(b.to_string());
+            template_name = Some(name.0);
         }
     }
-    let template_ext = extensions
-        .iter()
-        .find(|e| e.extn_id == oids::MS_CERTIFICATE_TEMPLATE)
-        .map(|e| CertificateTemplateExt::from_der(e.extn_value.as_bytes()))
+    let template_ext = typed_extension::<CertificateTemplateExt>(&extensions)
         .transpose()
         .map_err(CodecError::der("certificate template extension"))?;
     Ok(Pkcs10 {
