@@ -15,7 +15,7 @@ use serde::Serialize;
 use x509_cert::certificate::Certificate;
 use zeroize::Zeroizing;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::{
     ca_extensions, decode_certificate, sign_certificate, sign_request, CertSpec,
 };
@@ -153,7 +153,7 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
         at: now(),
         actor: "lockbox init".into(),
         category: AuditCategory::Config.as_str().into(),
-        action: "CA created".into(),
+        action: AuditAction::CaCreated.as_str().into(),
         target: subject_dn.clone(),
         outcome: "success".into(),
         details:

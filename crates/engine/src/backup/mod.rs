@@ -36,7 +36,7 @@ use lockbox_store::{SqliteStore, Store};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certs::load_key;
 use crate::config::{passphrase, Home, CONFIG_FILE};
 use crate::core::Core;
@@ -254,7 +254,7 @@ async fn check_backup_request(
             core,
             actor,
             AuditCategory::Backup,
-            "backup",
+            AuditAction::Backup,
             &out.display().to_string(),
             &e,
         )
@@ -288,7 +288,7 @@ async fn record_backup(
         core,
         actor,
         AuditCategory::Backup,
-        "backup",
+        AuditAction::Backup,
         &out.display().to_string(),
         &details,
     )

@@ -8,7 +8,7 @@ use lockbox_crypto::PrivateKey;
 use lockbox_store::{CertFields, Change, Disposition, NewRequest, RequestRecord};
 use x509_cert::certificate::Certificate;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certs::{cert_fields, verify_issued_by};
 use crate::core::Core;
 use crate::import::{cert_template, is_signature_only, owner_names, ImportItem, ImportOptions};
@@ -154,9 +154,9 @@ async fn import_audit(
     archived: bool,
 ) -> Vec<lockbox_store::AuditEntry> {
     let audit_action = if archived {
-        "key archived (import)"
+        AuditAction::KeyArchivedImport
     } else {
-        "certificate imported"
+        AuditAction::CertificateImported
     };
     crate::audit::chain::success(
         core,
@@ -292,7 +292,7 @@ pub(crate) async fn import_unmatched(
         core,
         actor,
         AuditCategory::Keys,
-        "unmatched key archived (import)",
+        AuditAction::UnmatchedKeyArchivedImport,
         &key_id,
         &serde_json::json!({ "source": source }).to_string(),
     )

@@ -5,7 +5,7 @@ use lockbox_codec::oids;
 use lockbox_crypto::cms::{decode_envelope, sign_data_with_attributes};
 use lockbox_crypto::digest::sha1;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::decode_certificate;
 use crate::codes::{CRYPT_E_NOT_FOUND, TYPE_E_AMBIGUOUSNAME};
 use crate::core::Core;
@@ -78,7 +78,7 @@ pub(crate) async fn get_key_by_request(
     let audit = crate::audit::chain::success(core,
             actor,
             AuditCategory::Keys,
-            "retrieved an archived key",
+            AuditAction::RetrievedArchivedKey,
             &request_id.to_string(),
             &serde_json::json!({ "serial": c.serial, "kra": recipients.iter().map(|r| r.sha1.clone()).collect::<Vec<_>>() }).to_string(),
         )
