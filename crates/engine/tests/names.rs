@@ -18,11 +18,11 @@ use lockbox_engine::authz::AUTHENTICATED_USERS;
 use lockbox_engine::certbuild::{extension, sign_request};
 use lockbox_engine::ErrorKind;
 use lockbox_engine::{Actor, Ca, Outcome, Role, SubmitOptions};
-use x509_cert::ext::pkix::name::{GeneralName, OtherName};
+use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::name::Name;
 
-use common::{admin, exchange_user_request, issue_kra, new_ca};
+use common::{admin, exchange_user_request, issue_kra, new_ca, upn_and_email};
 
 const TEMPLATE_DENIED: u32 = 0x8009_4012;
 
@@ -75,15 +75,11 @@ async fn setup() -> (tempfile::TempDir, Ca) {
 
 /// A CSR for `subject` whose SAN names `upn` and `email`.
 fn csr_naming(key: &SoftwareKey, subject: &str, upn: &str, email: &str) -> Vec<u8> {
-    let san = SubjectAltName(vec![
-        GeneralName::OtherName(OtherName {
-            type_id: oids::MS_UPN,
-            value: der::asn1::Any::encode_from(&der::asn1::Utf8StringRef::new(upn).unwrap())
-                .unwrap(),
-        }),
-        GeneralName::Rfc822Name(Ia5String::new(email).unwrap()),
-        GeneralName::DnsName(Ia5String::new("evil.example").unwrap()),
-    ]);
+    let mut names = upn_and_email(upn, email);
+    names.push(GeneralName::DnsName(
+        Ia5String::new("evil.example").unwrap(),
+    ));
+    let san = SubjectAltName(names);
     let ext = extension(oids::CE_SUBJECT_ALT_NAME, false, &san).unwrap();
     sign_request(key, Name::from_str(subject).unwrap(), vec![ext]).unwrap()
 }

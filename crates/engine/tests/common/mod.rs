@@ -104,17 +104,22 @@ pub async fn exchange_user_request(ca: &Ca, key: &SoftwareKey, csr: &[u8]) -> Ve
     build_archival_request(key, csr, &xchg, &o).unwrap()
 }
 
-/// Archives a key for `cn` (UPN and e-mail in the SAN), requested by `requester`.
-pub async fn archive(ca: &Ca, cn: &str, upn: &str, email: &str, requester: &str) -> Outcome {
-    let key = SoftwareKey::generate(KeySpec::P256).unwrap();
-    let san = SubjectAltName(vec![
+/// SAN entries naming a UPN (Microsoft otherName) and an e-mail address.
+pub fn upn_and_email(upn: &str, email: &str) -> Vec<GeneralName> {
+    vec![
         GeneralName::OtherName(OtherName {
             type_id: oids::MS_UPN,
             value: der::asn1::Any::encode_from(&der::asn1::Utf8StringRef::new(upn).unwrap())
                 .unwrap(),
         }),
         GeneralName::Rfc822Name(Ia5String::new(email).unwrap()),
-    ]);
+    ]
+}
+
+/// Archives a key for `cn` (UPN and e-mail in the SAN), requested by `requester`.
+pub async fn archive(ca: &Ca, cn: &str, upn: &str, email: &str, requester: &str) -> Outcome {
+    let key = SoftwareKey::generate(KeySpec::P256).unwrap();
+    let san = SubjectAltName(upn_and_email(upn, email));
     let ext = extension(oids::CE_SUBJECT_ALT_NAME, false, &san).unwrap();
     let csr = sign_request(
         &key,
