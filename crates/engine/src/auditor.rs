@@ -3,7 +3,7 @@
 use lockbox_store::{AuditRecord, Change, EventRecord};
 
 use crate::audit::{AuditReport, AUDIT_CATEGORIES, CATEGORIES};
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::core::Core;
 use crate::{Actor, EngineError, EngineResult, Op};
 
@@ -69,7 +69,7 @@ pub(crate) async fn set_audit_categories(
         core,
         actor,
         AuditCategory::Audit,
-        "set audit categories",
+        AuditAction::SetAuditCategories,
         &value,
         "{}",
     );

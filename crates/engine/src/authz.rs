@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use lockbox_store::RequestRecord;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::codes::{
     CERTSRV_E_RESTRICTEDOFFICER, CERTSRV_E_ROLECONFLICT, CERTSRV_E_TEMPLATE_DENIED,
 };
@@ -79,8 +79,15 @@ pub(crate) async fn authorize(core: &Core, actor: &Actor, op: Op<'_>) -> EngineR
     match decide(core, actor, op).await {
         Ok(()) => Ok(()),
         Err(e) => {
-            crate::audit::chain::audit_refusal(core, actor, op.category(), &op.name(), "", &e)
-                .await?;
+            crate::audit::chain::audit_refusal(
+                core,
+                actor,
+                op.category(),
+                AuditAction::Operation(op.name()),
+                "",
+                &e,
+            )
+            .await?;
             Err(e)
         }
     }
@@ -345,7 +352,7 @@ pub(crate) async fn read_request(
             core,
             actor,
             AuditCategory::Requests,
-            "read the CA database",
+            AuditAction::ReadDatabase,
             &id.to_string(),
             &e,
         )

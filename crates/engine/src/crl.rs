@@ -13,7 +13,7 @@ use x509_cert::ext::pkix::CrlReason;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::{aki, extension};
 use crate::core::Core;
 use crate::period::{now, x509_time};
@@ -171,7 +171,7 @@ pub(crate) async fn publish_crl(core: &Core, actor: &Actor) -> EngineResult<CrlI
         core,
         actor,
         AuditCategory::Revocation,
-        "CRL published",
+        AuditAction::CrlPublished,
         &info.number.to_string(),
         "{}",
     )

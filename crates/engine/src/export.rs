@@ -19,7 +19,7 @@ use lockbox_store::{CertFields, Change, Principal};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::decode_certificate;
 use crate::core::Core;
 use crate::import::{ImportItem, ImportOptions};
@@ -254,7 +254,7 @@ pub(crate) async fn export_keys(
         &locked,
         &core.chain_der()?,
     )?;
-    let audit = crate::audit::chain::success(core, actor, AuditCategory::Keys, "key history exported", &format!("{} keys", ids.len()), &serde_json::json!({ "request_ids": ids, "destination": dest.tbs_certificate().subject().to_string() }).to_string())
+    let audit = crate::audit::chain::success(core, actor, AuditCategory::Keys, AuditAction::KeyHistoryExported, &format!("{} keys", ids.len()), &serde_json::json!({ "request_ids": ids, "destination": dest.tbs_certificate().subject().to_string() }).to_string())
         .await;
     core.store.append_audit(&audit).await?;
     Ok(Export {
@@ -345,7 +345,7 @@ pub(crate) async fn remove_exported_keys(
         core,
         actor,
         AuditCategory::Keys,
-        "exported keys removed",
+        AuditAction::ExportedKeysRemoved,
         &format!("{} keys", request_ids.len()),
         &serde_json::json!({ "request_ids": request_ids }).to_string(),
     )

@@ -15,7 +15,7 @@ use serde::Serialize;
 use x509_cert::certificate::Certificate;
 use zeroize::Zeroizing;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::{
     ca_extensions, decode_certificate, sign_certificate, sign_request, CertSpec,
 };
@@ -153,7 +153,7 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
         at: now(),
         actor: "lockbox init".into(),
         category: AuditCategory::Config.as_str().into(),
-        action: "CA created".into(),
+        action: AuditAction::CaCreated.as_str().into(),
         target: subject_dn.clone(),
         outcome: "success".into(),
         details:
@@ -322,6 +322,34 @@ pub(crate) async fn install_certificate(
     cert_bytes: &[u8],
     chain_bytes: Option<&[u8]>,
 ) -> EngineResult<String> {
+    let (leaf_der, chain) = read_installed_certificates(cert_bytes, chain_bytes)?;
+    let leaf = decode_certificate(&leaf_der)?;
+    check_is_our_ca_certificate(core, &leaf)?;
+    let ordered = order_chain(&leaf, &chain)?;
+    let chain_pem: String = ordered
+        .iter()
+        .map(|i| encode_pem("CERTIFICATE", &chain[*i]))
+        .collect();
+    core.home.write_atomic(
+        &core.config.ca.cert_file,
+        encode_pem("CERTIFICATE", &leaf_der).as_bytes(),
+        false,
+    )?;
+    core.home
+        .write_atomic(&core.config.ca.chain_file, chain_pem.as_bytes(), false)?;
+    core.config.ca.state = CaState::Active;
+    core.home.save_config(&core.config)?;
+    core.chain = ordered.iter().map(|i| chain[*i].clone()).collect();
+    core.cert = Some((leaf_der, leaf.clone()));
+    Ok(dn_string(leaf.tbs_certificate().subject()))
+}
+
+/// The certificate to install (the first of a PEM bundle, or one DER) and
+/// the chain: the rest of the bundle, then the certificates of `chain_bytes`.
+fn read_installed_certificates(
+    cert_bytes: &[u8],
+    chain_bytes: Option<&[u8]>,
+) -> EngineResult<(Vec<u8>, Vec<Vec<u8>>)> {
     let cert_text = String::from_utf8_lossy(cert_bytes);
     let mut certs: Vec<Vec<u8>> = decode_all(&cert_text, "CERTIFICATE").unwrap_or_default();
     if certs.is_empty() {
@@ -338,8 +366,12 @@ pub(crate) async fn install_certificate(
             chain.extend(parents);
         }
     }
-    let leaf = decode_certificate(&leaf_der)?;
-    if !is_ca_cert(&leaf) {
+    Ok((leaf_der, chain))
+}
+
+/// The certificate is a CA certificate and carries this CA's public key.
+fn check_is_our_ca_certificate(core: &Core, leaf: &Certificate) -> EngineResult<()> {
+    if !is_ca_cert(leaf) {
         return Err(EngineError::bad_input(
             codes::E_INVALIDARG,
             "the certificate is not a CA certificate (basicConstraints cA is not set)",
@@ -352,11 +384,16 @@ pub(crate) async fn install_certificate(
             "the certificate's public key does not match this CA's key",
         ));
     }
+    Ok(())
+}
+
+/// Orders the chain from the issuer upward to a self-signed root, verifying
+/// every link; returns the indexes into `chain` in that order.
+fn order_chain(leaf: &Certificate, chain: &[Vec<u8>]) -> EngineResult<Vec<usize>> {
     let parents: Vec<Certificate> = chain
         .iter()
         .map(|d| decode_certificate(d))
         .collect::<EngineResult<_>>()?;
-    // Order the chain from the issuer upward and verify every link.
     let mut ordered: Vec<usize> = Vec::new();
     let mut current = leaf.clone();
     loop {
@@ -393,20 +430,5 @@ pub(crate) async fn install_certificate(
         ordered.push(idx);
         current = parents[idx].clone();
     }
-    let chain_pem: String = ordered
-        .iter()
-        .map(|i| encode_pem("CERTIFICATE", &chain[*i]))
-        .collect();
-    core.home.write_atomic(
-        &core.config.ca.cert_file,
-        encode_pem("CERTIFICATE", &leaf_der).as_bytes(),
-        false,
-    )?;
-    core.home
-        .write_atomic(&core.config.ca.chain_file, chain_pem.as_bytes(), false)?;
-    core.config.ca.state = CaState::Active;
-    core.home.save_config(&core.config)?;
-    core.chain = ordered.iter().map(|i| chain[*i].clone()).collect();
-    core.cert = Some((leaf_der, leaf.clone()));
-    Ok(dn_string(leaf.tbs_certificate().subject()))
+    Ok(ordered)
 }

@@ -3,7 +3,7 @@
 use lockbox_codec::hexfmt::normalize_hex;
 use lockbox_store::{Disposition, RequestRecord};
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::core::Core;
 use crate::enroll::{conflict, outcome};
 use crate::inbound::decode_and_verify;
@@ -45,7 +45,7 @@ pub(crate) async fn issue(core: &Core, id: i64, actor: &Actor) -> EngineResult<O
         core,
         actor,
         AuditCategory::Requests,
-        "certificate issued",
+        AuditAction::CertificateIssued,
         &id.to_string(),
         &serde_json::json!({ "serial": fields.serial }).to_string(),
     )
@@ -86,7 +86,7 @@ pub(crate) async fn deny(core: &Core, id: i64, actor: &Actor) -> EngineResult<Ou
         core,
         actor,
         AuditCategory::Requests,
-        "request denied",
+        AuditAction::RequestDenied,
         &id.to_string(),
         "{}",
     )
@@ -144,7 +144,7 @@ pub(crate) async fn revoke(
         },
     )
     .await?;
-    let audit = crate::audit::chain::success(core, actor, AuditCategory::Revocation, "certificate revoked", &s, &serde_json::json!({ "reason": crate::crl::reason_name(reason), "request_id": rec.request_id }).to_string())
+    let audit = crate::audit::chain::success(core, actor, AuditCategory::Revocation, AuditAction::CertificateRevoked, &s, &serde_json::json!({ "reason": crate::crl::reason_name(reason), "request_id": rec.request_id }).to_string())
         .await;
     core.store
         .revoke(&s, reason, now(), &audit)

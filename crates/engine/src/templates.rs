@@ -3,7 +3,7 @@
 use lockbox_crypto::random::random_bytes;
 use lockbox_store::Change;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::core::Core;
 use crate::template::{validate_name, Template, TEMPLATE_ARC};
 use crate::{codes, Actor, EngineError, EngineResult, Op};
@@ -45,7 +45,7 @@ pub(crate) async fn save_template(
     core: &Core,
     actor: &Actor,
     t: &Template,
-    action: &str,
+    action: AuditAction,
 ) -> EngineResult<()> {
     let json = serde_json::to_string(t).map_err(|e| EngineError::Config(e.to_string()))?;
     let audit =
@@ -89,7 +89,13 @@ pub(crate) async fn duplicate_template(
         (u32::from_be_bytes([0, r[3], r[4], r[5]]) | 1)
     );
     let t = src.duplicate(new_name, oid)?;
-    save_template(core, actor, &t, &format!("duplicate template {name}")).await?;
+    save_template(
+        core,
+        actor,
+        &t,
+        AuditAction::DuplicateTemplate(name.to_string()),
+    )
+    .await?;
     Ok(t)
 }
 
@@ -116,7 +122,16 @@ pub(crate) async fn set_template(
         }
     }
     t.set(key, value)?;
-    save_template(core, actor, &t, &format!("set {key}={value}")).await?;
+    save_template(
+        core,
+        actor,
+        &t,
+        AuditAction::SetTemplate {
+            key: key.to_string(),
+            value: value.to_string(),
+        },
+    )
+    .await?;
     Ok(t)
 }
 
@@ -141,9 +156,9 @@ pub(crate) async fn set_ca_template(
         )));
     }
     let action = if enabled {
-        "add CA template"
+        AuditAction::AddCaTemplate
     } else {
-        "remove CA template"
+        AuditAction::RemoveCaTemplate
     };
     let audit =
         crate::audit::chain::success(core, actor, AuditCategory::Config, action, &t.name, "{}")

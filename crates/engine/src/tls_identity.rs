@@ -10,7 +10,7 @@ use x509_cert::certificate::Certificate;
 use x509_cert::name::Name;
 use zeroize::Zeroizing;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::{aki, sign_certificate, sign_request, ski, template_extensions, CertSpec};
 use crate::certs::{cert_fields, key_pem, subject_name};
 use crate::core::Core;
@@ -159,7 +159,7 @@ async fn record_tls_certificate(
             at: issued_at,
             actor: "lockbox serve".into(),
             category: AuditCategory::Requests.as_str().into(),
-            action: "TLS server certificate issued".into(),
+            action: AuditAction::TlsServerCertificateIssued.as_str().into(),
             target: "{request_id}".into(),
             outcome: "success".into(),
             details: serde_json::json!({

@@ -1,6 +1,8 @@
 //! Key archival at enrollment, end to end in the engine.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
+mod common;
+
 use std::str::FromStr;
 
 use lockbox_client::{
@@ -11,11 +13,12 @@ use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::{KeySpec, SoftwareKey};
 use lockbox_engine::certbuild::{decode_certificate, sign_request};
-use lockbox_engine::period::Period;
 use lockbox_engine::ErrorKind;
-use lockbox_engine::{codes, Ca, Disposition, InitOptions, SubmitOptions};
+use lockbox_engine::{codes, Ca, Disposition, SubmitOptions};
 use x509_cert::certificate::Certificate;
 use x509_cert::name::Name;
+
+use common::{admin, init_options, submit_options};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -24,34 +27,17 @@ struct Fixture {
     kra_cert: Certificate,
 }
 
-fn admin() -> lockbox_engine::Actor {
-    lockbox_engine::Actor::local_admin("CONTOSO\\admin")
-}
-
 fn opts(template: &str) -> SubmitOptions {
-    SubmitOptions {
-        template: Some(template.into()),
-        requester: "CONTOSO\\alice".into(),
-        attributes: vec![],
-        actor: None,
-        on_behalf_of: None,
-    }
+    submit_options(Some(template), "CONTOSO\\alice")
 }
 
 async fn fixture(kras: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    Ca::init(InitOptions {
-        home: dir.path().to_path_buf(),
-        name: "Contoso Issuing CA".into(),
-        subject: None,
-        key: KeySpec::Rsa2048,
-        validity: Period::Years(5),
-        subordinate: false,
-        passphrase: None,
-        passphrase_file: None,
-        cdp_urls: vec![],
-        aia_urls: vec![],
-    })
+    Ca::init(init_options(
+        dir.path(),
+        "Contoso Issuing CA",
+        KeySpec::Rsa2048,
+    ))
     .await
     .unwrap();
     let ca = Ca::open(dir.path()).await.unwrap();

@@ -3,54 +3,23 @@
 //! own certificates, and backups without the exchange keys.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
-use std::str::FromStr;
+mod common;
 
-use lockbox_crypto::{KeySpec, SoftwareKey};
 use lockbox_engine::backup::BackupOptions;
-use lockbox_engine::certbuild::sign_request;
-use lockbox_engine::period::Period;
 use lockbox_engine::ErrorKind;
-use lockbox_engine::{codes, Actor, Ca, EngineError, InitOptions, Role, SubmitOptions};
-use x509_cert::name::Name;
+use lockbox_engine::{codes, Actor, Ca, EngineError, Role, SubmitOptions};
 
-fn admin() -> Actor {
-    Actor::local_admin("CONTOSO\\admin")
-}
+use common::{admin, csr, submit_options};
 
 async fn new_ca() -> (tempfile::TempDir, Ca) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("ca");
-    Ca::init(InitOptions {
-        home: home.clone(),
-        name: "Contoso Issuing CA".into(),
-        subject: None,
-        key: KeySpec::P256,
-        validity: Period::Years(5),
-        subordinate: false,
-        passphrase: None,
-        passphrase_file: None,
-        cdp_urls: vec![],
-        aia_urls: vec![],
-    })
-    .await
-    .unwrap();
-    let ca = Ca::open(&home).await.unwrap();
+    let ca = common::new_ca(&home, "Contoso Issuing CA").await;
     (dir, ca)
 }
 
-fn csr(cn: &str) -> Vec<u8> {
-    let key = SoftwareKey::generate(KeySpec::P256).unwrap();
-    sign_request(&key, Name::from_str(&format!("CN={cn}")).unwrap(), vec![]).unwrap()
-}
-
 fn as_requester(template: &str, requester: &str) -> SubmitOptions {
-    SubmitOptions {
-        template: Some(template.into()),
-        requester: requester.into(),
-        attributes: vec![],
-        actor: None,
-        on_behalf_of: None,
-    }
+    submit_options(Some(template), requester)
 }
 
 #[cfg(unix)]

@@ -1,6 +1,8 @@
 //! End-to-end engine tests: a real CA in a temporary home, real requests.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
+mod common;
+
 use std::str::FromStr;
 
 use der::asn1::OctetString;
@@ -15,22 +17,14 @@ use lockbox_engine::{codes, Ca, Disposition, EngineError, InitOptions, SubmitOpt
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
 
-fn admin() -> lockbox_engine::Actor {
-    lockbox_engine::Actor::local_admin("CONTOSO\\admin")
-}
+use common::{admin, init_options, submit_options};
 
 fn init_opts(dir: &std::path::Path, name: &str, subordinate: bool) -> InitOptions {
     InitOptions {
-        home: dir.to_path_buf(),
-        name: name.into(),
-        subject: None,
-        key: KeySpec::Rsa2048,
-        validity: Period::Years(5),
         subordinate,
-        passphrase: None,
-        passphrase_file: None,
         cdp_urls: vec!["http://pki.contoso.test/crl/ca.crl".into()],
         aia_urls: vec!["http://pki.contoso.test/ca.crt".into()],
+        ..init_options(dir, name, KeySpec::Rsa2048)
     }
 }
 
@@ -48,13 +42,7 @@ fn csr(key: &SoftwareKey, dn: &str, exts: Vec<Extension>) -> Vec<u8> {
 }
 
 fn opts(template: Option<&str>) -> SubmitOptions {
-    SubmitOptions {
-        template: template.map(str::to_string),
-        requester: "CONTOSO\\alice".into(),
-        attributes: vec![],
-        actor: None,
-        on_behalf_of: None,
-    }
+    submit_options(template, "CONTOSO\\alice")
 }
 
 fn code_of(r: Result<lockbox_engine::Outcome, EngineError>) -> u32 {
@@ -285,13 +273,7 @@ async fn bad_inputs_are_refused_and_change_nothing() {
 
     // empty subject without SAN
     let empty = sign_request(&key, Name::default(), vec![]).unwrap();
-    let anon = SubmitOptions {
-        template: Some("User".into()),
-        requester: "anonymous".into(),
-        attributes: vec![],
-        actor: None,
-        on_behalf_of: None,
-    };
+    let anon = submit_options(Some("User"), "anonymous");
     assert_eq!(
         code_of(ca.submit(&empty, &anon).await),
         codes::CERTSRV_E_BAD_REQUESTSUBJECT

@@ -5,32 +5,26 @@
 //! a subject e-mail address is copied into the SAN.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
+mod common;
+
 use std::str::FromStr;
 
 use der::asn1::Ia5String;
 use der::Decode;
-use lockbox_client::{
-    build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
-};
 use lockbox_codec::names::{parse_alt_names, AltNames};
 use lockbox_codec::oids;
-use lockbox_crypto::keytransport::KeyTransport;
-use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::{KeySpec, SoftwareKey};
-use lockbox_engine::certbuild::{extension, sign_request};
-use lockbox_engine::period::Period;
-use lockbox_engine::ErrorKind;
 use lockbox_engine::AUTHENTICATED_USERS;
-use lockbox_engine::{Actor, Ca, InitOptions, Outcome, Role, SubmitOptions};
-use x509_cert::ext::pkix::name::{GeneralName, OtherName};
+use lockbox_engine::certbuild::{extension, sign_request};
+use lockbox_engine::ErrorKind;
+use lockbox_engine::{Actor, Ca, Outcome, Role, SubmitOptions};
+use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::name::Name;
 
-const TEMPLATE_DENIED: u32 = 0x8009_4012;
+use common::{admin, exchange_user_request, issue_kra, new_ca, upn_and_email};
 
-fn admin() -> Actor {
-    Actor::local_admin("CONTOSO\\admin")
-}
+const TEMPLATE_DENIED: u32 = 0x8009_4012;
 
 fn anonymous() -> Actor {
     // as the HTTP front ends build it when anonymous enrollment is on
@@ -56,33 +50,10 @@ fn opts(
 /// A CA with one issued, required KRA and principals alice and mallory.
 async fn setup() -> (tempfile::TempDir, Ca) {
     let dir = tempfile::tempdir().unwrap();
-    Ca::init(InitOptions {
-        home: dir.path().to_path_buf(),
-        name: "Contoso CA".into(),
-        subject: None,
-        key: KeySpec::P256,
-        validity: Period::Years(5),
-        subordinate: false,
-        passphrase: None,
-        passphrase_file: None,
-        cdp_urls: vec![],
-        aia_urls: vec![],
-    })
-    .await
-    .unwrap();
-    let ca = Ca::open(dir.path()).await.unwrap();
+    let ca = new_ca(dir.path(), "Contoso CA").await;
     let a = admin();
-    ca.set_ca_template(&a, "KeyRecoveryAgent", true)
-        .await
-        .unwrap();
-    let key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
-    let csr = sign_request(&key, Name::from_str("CN=Agent").unwrap(), vec![]).unwrap();
     // the local operator's pending request keeps its names when issued
-    let p = ca
-        .submit(&csr, &opts(Some("KeyRecoveryAgent"), None, None))
-        .await
-        .unwrap();
-    let kra = ca.issue(p.request_id, &a).await.unwrap();
+    let (_key, kra) = issue_kra(&ca, "Agent", "LOCAL\\operator").await;
     assert_eq!(subject_and_alt(&kra).0, "CN=Agent");
     ca.set_kra_required(&a, 1).await.unwrap();
     for n in ["alice", "mallory"] {
@@ -104,15 +75,11 @@ async fn setup() -> (tempfile::TempDir, Ca) {
 
 /// A CSR for `subject` whose SAN names `upn` and `email`.
 fn csr_naming(key: &SoftwareKey, subject: &str, upn: &str, email: &str) -> Vec<u8> {
-    let san = SubjectAltName(vec![
-        GeneralName::OtherName(OtherName {
-            type_id: oids::MS_UPN,
-            value: der::asn1::Any::encode_from(&der::asn1::Utf8StringRef::new(upn).unwrap())
-                .unwrap(),
-        }),
-        GeneralName::Rfc822Name(Ia5String::new(email).unwrap()),
-        GeneralName::DnsName(Ia5String::new("evil.example").unwrap()),
-    ]);
+    let mut names = upn_and_email(upn, email);
+    names.push(GeneralName::DnsName(
+        Ia5String::new("evil.example").unwrap(),
+    ));
+    let san = SubjectAltName(names);
     let ext = extension(oids::CE_SUBJECT_ALT_NAME, false, &san).unwrap();
     sign_request(key, Name::from_str(subject).unwrap(), vec![ext]).unwrap()
 }
@@ -126,18 +93,7 @@ async fn archival_request_naming_alice(ca: &Ca) -> Vec<u8> {
         "alice@contoso.com",
         "alice.mail@contoso.com",
     );
-    let xchg = check_exchange_certificate(
-        &ca.current_exchange_certificate().await.unwrap(),
-        &ca.ca_certificate_der().unwrap(),
-    )
-    .unwrap();
-    let o = ArchivalOptions {
-        template: Some("ExchangeUser".into()),
-        cipher: ContentCipher::Aes256Cbc,
-        transport: KeyTransport::RsaPkcs1v15,
-        payload: KeyPayload::Pkcs8,
-    };
-    build_archival_request(&key, &csr, &xchg, &o).unwrap()
+    exchange_user_request(ca, &key, &csr).await
 }
 
 /// Subject DN and SAN identities of an issued certificate.

@@ -1,116 +1,25 @@
 //! Recovery candidate search by every token type, restrictions and auditing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
+mod common;
+
 use std::str::FromStr;
 
-use der::asn1::{Ia5String, OctetString};
-use lockbox_client::{
-    build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
-};
-use lockbox_codec::oids;
-use lockbox_crypto::keytransport::KeyTransport;
-use lockbox_crypto::symmetric::ContentCipher;
+use der::asn1::OctetString;
 use lockbox_crypto::{KeySpec, SoftwareKey};
-use lockbox_engine::certbuild::{extension, sign_request};
-use lockbox_engine::period::Period;
-use lockbox_engine::{Actor, Ca, InitOptions, Role, SubmitOptions};
-use x509_cert::ext::pkix::name::{GeneralName, OtherName};
-use x509_cert::ext::pkix::SubjectAltName;
+use lockbox_engine::certbuild::sign_request;
+use lockbox_engine::{Ca, Role};
 use x509_cert::name::Name;
 
-fn admin() -> Actor {
-    Actor::local_admin("CONTOSO\\admin")
-}
+use common::{admin, archive, issue_kra, new_ca, submit_options};
 
 async fn setup() -> (tempfile::TempDir, Ca) {
     let dir = tempfile::tempdir().unwrap();
-    Ca::init(InitOptions {
-        home: dir.path().to_path_buf(),
-        name: "Contoso CA".into(),
-        subject: None,
-        key: KeySpec::P256,
-        validity: Period::Years(5),
-        subordinate: false,
-        passphrase: None,
-        passphrase_file: None,
-        cdp_urls: vec![],
-        aia_urls: vec![],
-    })
-    .await
-    .unwrap();
-    let ca = Ca::open(dir.path()).await.unwrap();
+    let ca = new_ca(dir.path(), "Contoso CA").await;
     let a = admin();
-    ca.set_ca_template(&a, "KeyRecoveryAgent", true)
-        .await
-        .unwrap();
-    let key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
-    let csr = sign_request(&key, Name::from_str("CN=Agent").unwrap(), vec![]).unwrap();
-    let p = ca
-        .submit(
-            &csr,
-            &SubmitOptions {
-                template: Some("KeyRecoveryAgent".into()),
-                requester: "x".into(),
-                attributes: vec![],
-                actor: None,
-                on_behalf_of: None,
-            },
-        )
-        .await
-        .unwrap();
-    ca.issue(p.request_id, &a).await.unwrap();
+    issue_kra(&ca, "Agent", "x").await;
     ca.set_kra_required(&a, 1).await.unwrap();
     (dir, ca)
-}
-
-/// Archives a key for `cn` with an e-mail and UPN in the SAN, requested by `requester`.
-async fn archive(
-    ca: &Ca,
-    cn: &str,
-    upn: &str,
-    email: &str,
-    requester: &str,
-) -> lockbox_engine::Outcome {
-    let key = SoftwareKey::generate(KeySpec::P256).unwrap();
-    let san = SubjectAltName(vec![
-        GeneralName::OtherName(OtherName {
-            type_id: oids::MS_UPN,
-            value: der::asn1::Any::encode_from(&der::asn1::Utf8StringRef::new(upn).unwrap())
-                .unwrap(),
-        }),
-        GeneralName::Rfc822Name(Ia5String::new(email).unwrap()),
-    ]);
-    let ext = extension(oids::CE_SUBJECT_ALT_NAME, false, &san).unwrap();
-    let csr = sign_request(
-        &key,
-        Name::from_str(&format!("CN={cn}")).unwrap(),
-        vec![ext],
-    )
-    .unwrap();
-    let xchg = check_exchange_certificate(
-        &ca.current_exchange_certificate().await.unwrap(),
-        &ca.ca_certificate_der().unwrap(),
-    )
-    .unwrap();
-    let o = ArchivalOptions {
-        template: Some("ExchangeUser".into()),
-        cipher: ContentCipher::Aes256Cbc,
-        transport: KeyTransport::RsaPkcs1v15,
-        payload: KeyPayload::Pkcs8,
-    };
-    let req = build_archival_request(&key, &csr, &xchg, &o).unwrap();
-    ca.submit(
-        &req,
-        &SubmitOptions {
-            template: None,
-            requester: requester.into(),
-            attributes: vec![],
-            actor: None,
-            on_behalf_of: None,
-        },
-    )
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
@@ -170,13 +79,7 @@ async fn every_token_type_finds_the_key_and_only_archived_rows_count() {
                 vec![],
             )
             .unwrap(),
-            &SubmitOptions {
-                template: Some("User".into()),
-                requester: "x".into(),
-                attributes: vec![],
-                actor: None,
-                on_behalf_of: None,
-            },
+            &submit_options(Some("User"), "x"),
         )
         .await
         .unwrap();

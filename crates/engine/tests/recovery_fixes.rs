@@ -4,9 +4,10 @@
 //! archived keys, and owner identity across export/import.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
+mod common;
+
 use std::str::FromStr;
 
-use der::asn1::Ia5String;
 use der::Encode;
 use lockbox_client::recover_from_blob;
 use lockbox_client::{
@@ -18,60 +19,18 @@ use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::{KeyHandle, KeySpec, SoftwareKey};
 use lockbox_engine::certbuild::{
-    ca_extensions, decode_certificate, extension, sign_certificate, sign_request, CertSpec,
+    ca_extensions, decode_certificate, sign_certificate, sign_request, CertSpec,
 };
-use lockbox_engine::period::{now, Period};
-use lockbox_engine::{Actor, Ca, InitOptions, SubmitOptions};
-use x509_cert::ext::pkix::name::{GeneralName, OtherName};
-use x509_cert::ext::pkix::SubjectAltName;
+use lockbox_engine::period::now;
+use lockbox_engine::Ca;
 use x509_cert::name::Name;
 
-fn admin() -> Actor {
-    Actor::local_admin("CONTOSO\\admin")
-}
-
-async fn new_ca(dir: &std::path::Path, name: &str) -> Ca {
-    Ca::init(InitOptions {
-        home: dir.to_path_buf(),
-        name: name.into(),
-        subject: None,
-        key: KeySpec::P256,
-        validity: Period::Years(5),
-        subordinate: false,
-        passphrase: None,
-        passphrase_file: None,
-        cdp_urls: vec![],
-        aia_urls: vec![],
-    })
-    .await
-    .unwrap();
-    Ca::open(dir).await.unwrap()
-}
-
-fn opts(template: Option<&str>, requester: &str) -> SubmitOptions {
-    SubmitOptions {
-        template: template.map(Into::into),
-        requester: requester.into(),
-        attributes: vec![],
-        actor: None,
-        on_behalf_of: None,
-    }
-}
+use common::{admin, archive, new_ca, sql, submit_options as opts};
 
 /// Issues a KRA certificate (RSA) for `cn` and returns its key and DER.
 async fn issue_kra(ca: &Ca, cn: &str) -> (SoftwareKey, Vec<u8>) {
-    let a = admin();
-    ca.set_ca_template(&a, "KeyRecoveryAgent", true)
-        .await
-        .unwrap();
-    let key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
-    let csr = sign_request(&key, Name::from_str(&format!("CN={cn}")).unwrap(), vec![]).unwrap();
-    let p = ca
-        .submit(&csr, &opts(Some("KeyRecoveryAgent"), "x"))
-        .await
-        .unwrap();
-    ca.issue(p.request_id, &a).await.unwrap();
-    let der = ca.certificate(p.request_id).await.unwrap();
+    let (key, issued) = common::issue_kra(ca, cn, "x").await;
+    let der = ca.certificate(issued.request_id).await.unwrap();
     (key, der)
 }
 
@@ -81,45 +40,6 @@ async fn ca_with_kra(dir: &std::path::Path, name: &str) -> (Ca, SoftwareKey, Vec
     let (key, cert) = issue_kra(&ca, &format!("{name} Agent")).await;
     ca.set_kra_required(&admin(), 1).await.unwrap();
     (ca, key, cert)
-}
-
-/// Archives a key for `cn` (UPN and e-mail in the SAN), requested by `requester`.
-async fn archive(
-    ca: &Ca,
-    cn: &str,
-    upn: &str,
-    email: &str,
-    requester: &str,
-) -> lockbox_engine::Outcome {
-    let key = SoftwareKey::generate(KeySpec::P256).unwrap();
-    let san = SubjectAltName(vec![
-        GeneralName::OtherName(OtherName {
-            type_id: oids::MS_UPN,
-            value: der::asn1::Any::encode_from(&der::asn1::Utf8StringRef::new(upn).unwrap())
-                .unwrap(),
-        }),
-        GeneralName::Rfc822Name(Ia5String::new(email).unwrap()),
-    ]);
-    let ext = extension(oids::CE_SUBJECT_ALT_NAME, false, &san).unwrap();
-    let csr = sign_request(
-        &key,
-        Name::from_str(&format!("CN={cn}")).unwrap(),
-        vec![ext],
-    )
-    .unwrap();
-    let xchg = check_exchange_certificate(
-        &ca.current_exchange_certificate().await.unwrap(),
-        &ca.ca_certificate_der().unwrap(),
-    )
-    .unwrap();
-    let o = ArchivalOptions {
-        template: Some("ExchangeUser".into()),
-        cipher: ContentCipher::Aes256Cbc,
-        transport: KeyTransport::RsaPkcs1v15,
-        payload: KeyPayload::Pkcs8,
-    };
-    let req = build_archival_request(&key, &csr, &xchg, &o).unwrap();
-    ca.submit(&req, &opts(None, requester)).await.unwrap()
 }
 
 fn self_signed(key: &SoftwareKey, cn: &str) -> Vec<u8> {
@@ -268,20 +188,6 @@ fn blob_user_certificate(blob: &[u8]) -> Vec<u8> {
 }
 
 // ----- item 7 ---------------------------------------------------------------
-
-async fn sql(home: &std::path::Path, statements: &[String]) {
-    use sqlx::Connection;
-    let mut c =
-        sqlx::SqliteConnection::connect(&format!("sqlite:{}", home.join("ca.db").display()))
-            .await
-            .unwrap();
-    for s in statements {
-        sqlx::query(sqlx::AssertSqlSafe(s.clone()))
-            .execute(&mut c)
-            .await
-            .unwrap();
-    }
-}
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -2,42 +2,17 @@
 //! audit trail's tamper evidence, and KRA states with their events.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
+mod common;
+
 use std::str::FromStr;
 
 use lockbox_crypto::{KeySpec, SoftwareKey};
-use lockbox_engine::certbuild::sign_request;
-use lockbox_engine::period::Period;
-use lockbox_engine::ErrorKind;
-use lockbox_engine::{Actor, Ca, Disposition, InitOptions, SubmitOptions};
 use lockbox_engine::{Op, Role};
+use lockbox_engine::ErrorKind;
+use lockbox_engine::{Actor, Ca, Disposition, SubmitOptions};
 use x509_cert::name::Name;
 
-fn admin() -> Actor {
-    Actor::local_admin("CONTOSO\\admin")
-}
-
-async fn new_ca(dir: &std::path::Path, name: &str) -> Ca {
-    Ca::init(InitOptions {
-        home: dir.to_path_buf(),
-        name: name.into(),
-        subject: None,
-        key: KeySpec::P256,
-        validity: Period::Years(5),
-        subordinate: false,
-        passphrase: None,
-        passphrase_file: None,
-        cdp_urls: vec![],
-        aia_urls: vec![],
-    })
-    .await
-    .unwrap();
-    Ca::open(dir).await.unwrap()
-}
-
-fn csr(cn: &str) -> Vec<u8> {
-    let key = SoftwareKey::generate(KeySpec::P256).unwrap();
-    sign_request(&key, Name::from_str(&format!("CN={cn}")).unwrap(), vec![]).unwrap()
-}
+use common::{admin, csr, issue_kra, new_ca, sql, submit_options};
 
 async fn submit_as(
     ca: &Ca,
@@ -313,20 +288,6 @@ async fn template_permissions_allow_and_deny_enrollment() {
         .is_err());
 }
 
-async fn sql(home: &std::path::Path, statements: &[&str]) {
-    use sqlx::Connection;
-    let mut c =
-        sqlx::SqliteConnection::connect(&format!("sqlite:{}", home.join("ca.db").display()))
-            .await
-            .unwrap();
-    for s in statements {
-        sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
-            .execute(&mut c)
-            .await
-            .unwrap();
-    }
-}
-
 fn copy_home(from: &std::path::Path, to: &std::path::Path) {
     for entry in walk(from) {
         let rel = entry.strip_prefix(from).unwrap();
@@ -469,16 +430,7 @@ async fn kra_states_statuses_events_and_archival_behaviour() {
     assert_eq!(st.status, "expired");
     // a certificate without the KRA EKU is refused when added
     let user = ca
-        .submit(
-            &csr("Plain User"),
-            &SubmitOptions {
-                template: Some("User".into()),
-                requester: "x".into(),
-                attributes: vec![],
-                actor: None,
-                on_behalf_of: None,
-            },
-        )
+        .submit(&csr("Plain User"), &submit_options(Some("User"), "x"))
         .await
         .unwrap();
     let e = ca
@@ -488,26 +440,7 @@ async fn kra_states_statuses_events_and_archival_behaviour() {
     assert!(e.to_string().contains("Key Recovery Agent EKU"));
     // a KRA from another CA: untrusted without chain, revocation unknown without a CRL, valid with one, revoked after revocation
     let other = new_ca(&d.path().join("other"), "Fabrikam CA").await;
-    other
-        .set_ca_template(&a, "KeyRecoveryAgent", true)
-        .await
-        .unwrap();
-    let fkey = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
-    let freq = sign_request(&fkey, Name::from_str("CN=Fabrikam Agent").unwrap(), vec![]).unwrap();
-    let p = other
-        .submit(
-            &freq,
-            &SubmitOptions {
-                template: Some("KeyRecoveryAgent".into()),
-                requester: "x".into(),
-                attributes: vec![],
-                actor: None,
-                on_behalf_of: None,
-            },
-        )
-        .await
-        .unwrap();
-    let fcert = other.issue(p.request_id, &a).await.unwrap();
+    let (_fkey, fcert) = issue_kra(&other, "Fabrikam Agent", "x").await;
     let fpem = fcert.certificate_pem.clone().unwrap();
     let chain = lockbox_codec::pem::encode_pem("CERTIFICATE", &other.ca_certificate_der().unwrap());
     let st = ca.kra_add(&a, fpem.as_bytes(), None, None).await.unwrap();

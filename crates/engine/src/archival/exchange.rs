@@ -11,7 +11,7 @@ use x509_cert::certificate::Certificate;
 use x509_cert::name::Name;
 
 use crate::archival::xchg_subject;
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::{aki, sign_certificate, sign_request, ski, template_extensions, CertSpec};
 use crate::certs::{cert_fields, key_pem, load_home_key};
 use crate::config::passphrase;
@@ -205,7 +205,7 @@ async fn record_exchange_certificate(
                     at: issued_at,
                     actor: format!("{} (CA exchange)", core.config.ca.name),
                     category: AuditCategory::Requests.as_str().into(),
-                    action: "exchange certificate issued".into(),
+                    action: AuditAction::ExchangeCertificateIssued.as_str().into(),
                     target: "{request_id}".into(),
                     outcome: "success".into(),
                     details: serde_json::json!({

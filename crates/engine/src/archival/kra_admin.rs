@@ -9,7 +9,7 @@ use x509_cert::ext::pkix::KeyUsages;
 
 use crate::archival::kra::KRA_REQUIRED;
 use crate::archival::{has_eku, key_usage, KraStatus};
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::decode_certificate;
 use crate::core::Core;
 use crate::period::now;
@@ -63,7 +63,7 @@ pub(crate) async fn kra_add(
         core,
         actor,
         AuditCategory::Config,
-        "KRA added",
+        AuditAction::KraAdded,
         &thumb,
         &serde_json::json!({ "subject": cert.tbs_certificate().subject().to_string() }).to_string(),
     )
@@ -139,7 +139,7 @@ pub(crate) async fn kra_remove(
                 core,
                 actor,
                 AuditCategory::Config,
-                "KRA removed",
+                AuditAction::KraRemoved,
                 &k.thumbprint,
                 &details,
             )
@@ -197,7 +197,7 @@ pub(crate) async fn set_kra_required(core: &Core, actor: &Actor, n: usize) -> En
         core,
         actor,
         AuditCategory::Config,
-        "KRA count required",
+        AuditAction::KraCountRequired,
         &n.to_string(),
         "{}",
     )
@@ -227,7 +227,7 @@ pub(crate) async fn set_kra_expiry_warning_days(
         core,
         actor,
         AuditCategory::Config,
-        "set kra_expiry_warning_days",
+        AuditAction::SetKraExpiryWarningDays,
         &days.to_string(),
         "{}",
     )

@@ -7,7 +7,7 @@ use lockbox_store::Change;
 use x509_cert::certificate::Certificate;
 
 use crate::archival::{has_eku, KraStatus};
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::decode_certificate;
 use crate::core::Core;
 use crate::period::now;
@@ -156,7 +156,7 @@ pub(crate) async fn land_kra_certificate(
         core,
         actor,
         AuditCategory::Config,
-        "KRA certificate issued into the KRA store",
+        AuditAction::KraCertificateIssued,
         &thumb,
         "{}",
     )

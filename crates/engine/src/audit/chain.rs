@@ -3,7 +3,7 @@
 use lockbox_store::AuditEntry;
 
 use crate::audit::{AUDIT_CATEGORIES, CATEGORIES};
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::core::Core;
 use crate::period::now;
 use crate::{Actor, EngineError, EngineResult};
@@ -24,7 +24,7 @@ pub(crate) fn audit_entry(
     _core: &Core,
     actor: &Actor,
     category: AuditCategory,
-    action: &str,
+    action: AuditAction,
     target: &str,
     details: &str,
 ) -> Vec<AuditEntry> {
@@ -32,7 +32,7 @@ pub(crate) fn audit_entry(
         at: now(),
         actor: actor.audit_name(),
         category: category.as_str().into(),
-        action: action.into(),
+        action: action.as_str().into(),
         target: target.into(),
         outcome: "success".into(),
         details: details.into(),
@@ -44,7 +44,7 @@ pub(crate) async fn success(
     core: &Core,
     actor: &Actor,
     category: AuditCategory,
-    action: &str,
+    action: AuditAction,
     target: &str,
     details: &str,
 ) -> Vec<AuditEntry> {
@@ -69,7 +69,7 @@ pub(crate) async fn audit_refusal(
     core: &Core,
     actor: &Actor,
     category: AuditCategory,
-    action: &str,
+    action: AuditAction,
     target: &str,
     err: &EngineError,
 ) -> EngineResult<()> {
@@ -81,7 +81,7 @@ pub(crate) async fn audit_refusal(
             at: now(),
             actor: actor.audit_name(),
             category: category.as_str().into(),
-            action: action.into(),
+            action: action.as_str().into(),
             target: target.into(),
             outcome: "refused".into(),
             details,

@@ -36,7 +36,7 @@ use lockbox_store::{SqliteStore, Store};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certs::load_key;
 use crate::config::{passphrase, Home, CONFIG_FILE};
 use crate::core::Core;
@@ -206,6 +206,45 @@ pub(crate) async fn backup_with(
     backup_passphrase: &[u8],
     options: BackupOptions,
 ) -> EngineResult<Manifest> {
+    check_backup_request(core, actor, out, backup_passphrase, &options).await?;
+    crate::config::create_private_dir(out)?;
+    crate::config::make_dir_private(out)?;
+    let dest = Home::new(out);
+    // The backup's own record goes in first, so the snapshot carries it.
+    record_backup(core, actor, out, &options).await?;
+    // The signed heads kept outside the database are read before the
+    // snapshot, so every head in the copy names a record the copy holds.
+    let heads = read_heads_file(core)?;
+    core.store.snapshot(&out.join(DB_FILE)).await?;
+    let mut files = vec![entry(out, DB_FILE, "database")?];
+    // Keys after the database (see the module documentation).
+    let home = core.home.root().to_path_buf();
+    files.extend(copy_keys(
+        core,
+        &home,
+        out,
+        &dest,
+        backup_passphrase,
+        &options,
+    )?);
+    files.extend(copy_plain_files(&home, out, &dest)?);
+    if let Some(data) = heads {
+        dest.write_atomic(crate::audit::HEADS_FILE, &data, true)?;
+        files.push(entry(out, crate::audit::HEADS_FILE, "file")?);
+    }
+    write_manifest(core, out, &dest, files).await
+}
+
+/// The checks before a backup starts, in order: the caller may back up; only
+/// the local administrator may include the exchange keys (refusal audited);
+/// the passphrase has at least 8 characters; `out` is absent or empty.
+async fn check_backup_request(
+    core: &Core,
+    actor: &Actor,
+    out: &Path,
+    backup_passphrase: &[u8],
+    options: &BackupOptions,
+) -> EngineResult<()> {
     crate::authz::authorize(core, actor, Op::Backup).await?;
     if options.include_exchange_keys && !actor.local_admin {
         let e = EngineError::Forbidden(
@@ -215,7 +254,7 @@ pub(crate) async fn backup_with(
             core,
             actor,
             AuditCategory::Backup,
-            "backup",
+            AuditAction::Backup,
             &out.display().to_string(),
             &e,
         )
@@ -234,46 +273,47 @@ pub(crate) async fn backup_with(
             out.display()
         )));
     }
-    crate::config::create_private_dir(out)?;
-    crate::config::make_dir_private(out)?;
-    let dest = Home::new(out);
-    // The backup's own record goes in first, so the snapshot carries it.
+    Ok(())
+}
+
+/// Appends the backup's own audit record.
+async fn record_backup(
+    core: &Core,
+    actor: &Actor,
+    out: &Path,
+    options: &BackupOptions,
+) -> EngineResult<()> {
     let details = serde_json::json!({ "exchange_keys": options.include_exchange_keys }).to_string();
     let audit = crate::audit::chain::success(
         core,
         actor,
         AuditCategory::Backup,
-        "backup",
+        AuditAction::Backup,
         &out.display().to_string(),
         &details,
     )
     .await;
     core.store.append_audit(&audit).await?;
-    // The signed heads kept outside the database are read before the
-    // snapshot, so every head in the copy names a record the copy holds.
+    Ok(())
+}
+
+/// The signed-heads file kept outside the database, when there is one.
+fn read_heads_file(core: &Core) -> EngineResult<Option<Vec<u8>>> {
     let heads_file = core.home.path(crate::audit::HEADS_FILE);
-    let heads = match fs::read(&heads_file) {
-        Ok(d) => Some(d),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io(format!("reading {}", heads_file.display()))(e)),
-    };
-    core.store.snapshot(&out.join(DB_FILE)).await?;
-    let mut files = vec![entry(out, DB_FILE, "database")?];
-    // Keys after the database (see the module documentation).
-    let home = core.home.root().to_path_buf();
-    files.extend(copy_keys(
-        core,
-        &home,
-        out,
-        &dest,
-        backup_passphrase,
-        &options,
-    )?);
-    files.extend(copy_plain_files(&home, out, &dest)?);
-    if let Some(data) = heads {
-        dest.write_atomic(crate::audit::HEADS_FILE, &data, true)?;
-        files.push(entry(out, crate::audit::HEADS_FILE, "file")?);
+    match fs::read(&heads_file) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(format!("reading {}", heads_file.display()))(e)),
     }
+}
+
+/// Writes the manifest last: the files copied and the copied database's audit head.
+async fn write_manifest(
+    core: &Core,
+    out: &Path,
+    dest: &Home,
+    files: Vec<BackupFile>,
+) -> EngineResult<Manifest> {
     let (records, head) = audit_head(&out.join(DB_FILE)).await?;
     let manifest = Manifest {
         format: FORMAT.into(),

@@ -85,59 +85,38 @@ pub(crate) fn remove_partial(dest: &Path, existed: bool) {
     }
 }
 
+/// The refusal of a backup archive (0x80070057).
+fn bad(m: String) -> EngineError {
+    EngineError::bad_input(crate::codes::E_INVALIDARG, m)
+}
+
+/// Paths the manifest lists, with the size it states for each; each path may
+/// be unpacked once (it is removed when unpacked).
+type Expected = std::collections::BTreeMap<String, u64>;
+
 pub(crate) fn unpack_into(
     r: impl std::io::Read,
     dest: &Path,
     max_total: u64,
 ) -> EngineResult<usize> {
-    use std::io::Read;
-    let bad = |m: String| EngineError::bad_input(crate::codes::E_INVALIDARG, m);
     let mut archive = tar::Archive::new(r);
     let mut n = 0;
     let mut total = 0u64;
-    // path -> size the manifest states; each may appear once
-    let mut expected: Option<std::collections::BTreeMap<String, u64>> = None;
+    // None until the manifest, which comes first, is read
+    let mut expected: Option<Expected> = None;
     for entry in archive
         .entries()
         .map_err(|e| bad(format!("backup archive: {e}")))?
     {
         let mut entry = entry.map_err(|e| bad(format!("backup archive: {e}")))?;
-        let path = entry
-            .path()
-            .map_err(|e| bad(format!("backup archive: {e}")))?
-            .into_owned();
-        let plain = path
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if !plain || path.as_os_str().is_empty() {
-            return Err(bad(format!(
-                "backup archive: refusing the path {}",
-                path.display()
-            )));
-        }
-        let rel = path
-            .to_str()
-            .ok_or_else(|| bad(format!("backup archive: {} is not UTF-8", path.display())))?
-            .to_string();
+        let (path, rel) = entry_path(&entry)?;
         match entry.header().entry_type() {
             tar::EntryType::Directory => {
                 crate::config::create_private_dir(&dest.join(&path))?;
             }
             tar::EntryType::Regular => {
                 let size = entry.size();
-                let limit = match &mut expected {
-                    None if rel == MANIFEST => MAX_MANIFEST,
-                    None => {
-                        return Err(bad(format!(
-                            "backup archive: {rel} comes before {MANIFEST}"
-                        )))
-                    }
-                    Some(files) => files.remove(&rel).ok_or_else(|| {
-                        bad(format!(
-                            "backup archive: {rel} is not in the manifest (or appears twice)"
-                        ))
-                    })?,
-                };
+                let limit = size_limit(&mut expected, &rel)?;
                 if size > limit {
                     return Err(bad(format!(
                         "backup archive: {rel} is too large ({size} bytes, at most {limit})"
@@ -150,38 +129,9 @@ pub(crate) fn unpack_into(
                     )));
                 }
                 let target = dest.join(&path);
-                if let Some(parent) = target.parent() {
-                    crate::config::create_private_dir(parent)?;
-                }
-                let mut opts = fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o600);
-                }
-                let mut f = opts
-                    .open(&target)
-                    .map_err(io(format!("creating {}", target.display())))?;
-                // never more than the header (and the limit) allow
-                let written = std::io::copy(&mut (&mut entry).take(limit), &mut f)
-                    .map_err(io(format!("writing {}", target.display())))?;
-                f.sync_all()
-                    .map_err(io(format!("writing {}", target.display())))?;
+                let written = write_entry(&mut entry, &target, limit)?;
                 if expected.is_none() {
-                    let raw = fs::read(&target).map_err(io(format!("reading {MANIFEST}")))?;
-                    let manifest: Manifest = serde_json::from_slice(&raw)
-                        .map_err(|e| bad(format!("backup archive: {MANIFEST}: {e}")))?;
-                    let mut files = std::collections::BTreeMap::new();
-                    for f in manifest.files {
-                        if f.path == MANIFEST || files.insert(f.path.clone(), f.size).is_some() {
-                            return Err(bad(format!(
-                                "backup archive: {MANIFEST} lists {} twice",
-                                f.path
-                            )));
-                        }
-                    }
-                    expected = Some(files);
+                    expected = Some(read_manifest_list(&target)?);
                 } else if written != size {
                     return Err(bad(format!("backup archive: {rel} is truncated")));
                 }
@@ -196,6 +146,90 @@ pub(crate) fn unpack_into(
         }
     }
     Ok(n)
+}
+
+/// The entry's path, refused unless it is plain (relative, no `..`, not
+/// empty) and UTF-8; with its text.
+fn entry_path<R: std::io::Read>(
+    entry: &tar::Entry<'_, R>,
+) -> EngineResult<(std::path::PathBuf, String)> {
+    let path = entry
+        .path()
+        .map_err(|e| bad(format!("backup archive: {e}")))?
+        .into_owned();
+    let plain = path
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !plain || path.as_os_str().is_empty() {
+        return Err(bad(format!(
+            "backup archive: refusing the path {}",
+            path.display()
+        )));
+    }
+    let rel = path
+        .to_str()
+        .ok_or_else(|| bad(format!("backup archive: {} is not UTF-8", path.display())))?
+        .to_string();
+    Ok((path, rel))
+}
+
+/// The largest size a file may have: [`MAX_MANIFEST`] for the manifest (which
+/// must come first), then the size the manifest states (each listed file once).
+fn size_limit(expected: &mut Option<Expected>, rel: &str) -> EngineResult<u64> {
+    match expected {
+        None if rel == MANIFEST => Ok(MAX_MANIFEST),
+        None => Err(bad(format!(
+            "backup archive: {rel} comes before {MANIFEST}"
+        ))),
+        Some(files) => files.remove(rel).ok_or_else(|| {
+            bad(format!(
+                "backup archive: {rel} is not in the manifest (or appears twice)"
+            ))
+        }),
+    }
+}
+
+/// Writes one entry to a new owner-only file, never more than `limit` bytes;
+/// returns how many were written.
+fn write_entry(entry: &mut impl std::io::Read, target: &Path, limit: u64) -> EngineResult<u64> {
+    use std::io::Read;
+    if let Some(parent) = target.parent() {
+        crate::config::create_private_dir(parent)?;
+    }
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(target)
+        .map_err(io(format!("creating {}", target.display())))?;
+    // never more than the header (and the limit) allow
+    let written = std::io::copy(&mut entry.take(limit), &mut f)
+        .map_err(io(format!("writing {}", target.display())))?;
+    f.sync_all()
+        .map_err(io(format!("writing {}", target.display())))?;
+    Ok(written)
+}
+
+/// Reads the unpacked manifest: the files it lists with their sizes (the
+/// manifest itself or a path listed twice is refused).
+fn read_manifest_list(target: &Path) -> EngineResult<Expected> {
+    let raw = fs::read(target).map_err(io(format!("reading {MANIFEST}")))?;
+    let manifest: Manifest = serde_json::from_slice(&raw)
+        .map_err(|e| bad(format!("backup archive: {MANIFEST}: {e}")))?;
+    let mut files = Expected::new();
+    for f in manifest.files {
+        if f.path == MANIFEST || files.insert(f.path.clone(), f.size).is_some() {
+            return Err(bad(format!(
+                "backup archive: {MANIFEST} lists {} twice",
+                f.path
+            )));
+        }
+    }
+    Ok(files)
 }
 
 #[cfg(test)]

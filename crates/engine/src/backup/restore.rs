@@ -16,7 +16,7 @@ use crate::backup::{
     audit_head, files_in, io, is_empty_dir, open_copy, BackupCheck, Manifest, DB_FILE, FORMAT,
     MANIFEST,
 };
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::decode_certificate;
 use crate::config::{passphrase, Config, Home, CONFIG_FILE};
 use crate::period::now;
@@ -324,7 +324,7 @@ async fn check_restored(
         &core,
         &actor,
         AuditCategory::Backup,
-        "restore",
+        AuditAction::Restore,
         &dir.display().to_string(),
         &detail,
     )

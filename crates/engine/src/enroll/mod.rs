@@ -13,7 +13,7 @@ use lockbox_store::{CertFields, Disposition, NewRequest, StoreError};
 use serde::Serialize;
 use spki::SubjectPublicKeyInfoOwned;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::{
     aki, distribution_extensions, sign_certificate, ski, template_extensions, CertSpec,
 };
@@ -130,7 +130,7 @@ pub(crate) async fn submit(
                     core,
                     &actor,
                     AuditCategory::Requests,
-                    "submit request",
+                    AuditAction::SubmitRequest,
                     "",
                     &e,
                 )
@@ -186,7 +186,7 @@ pub(crate) async fn submit_as(
     let mut audit = crate::audit::chain::audit_entry(core,
         actor,
         AuditCategory::Requests,
-        if new.disposition == Disposition::Issued { "certificate issued" } else { "request pended" },
+        if new.disposition == Disposition::Issued { AuditAction::CertificateIssued } else { AuditAction::RequestPended },
         "{request_id}",
         &serde_json::json!({ "template": template.name, "requester": requester, "names": names.source, "on_behalf_of": agent.then_some(&requester), "serial": new.cert.as_ref().map(|c| c.serial.clone()) }).to_string(),
     );
@@ -195,7 +195,7 @@ pub(crate) async fn submit_as(
             core,
             actor,
             AuditCategory::Keys,
-            "key archived",
+            AuditAction::KeyArchived,
             "{request_id}",
             &serde_json::json!({ "kra": a.kra_hashes }).to_string(),
         ));

@@ -12,7 +12,7 @@ use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use lockbox_codec::ms::CertificateTemplateExt;
 use lockbox_codec::msext::CertTypeName;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certs::first_extension;
 use crate::core::Core;
 use crate::{Actor, EngineError, EngineResult, Op};
@@ -129,7 +129,7 @@ pub(crate) async fn set_foreign_enabled(core: &Core, actor: &Actor, on: bool) ->
         core,
         actor,
         AuditCategory::Config,
-        "set kra.enable_foreign",
+        AuditAction::SetEnableForeign,
         &on.to_string(),
         "{}",
     )

@@ -5,10 +5,10 @@ use lockbox_crypto::cms::{envelope, Recipient};
 use lockbox_crypto::digest::sha1;
 use lockbox_crypto::keyinfo::key_identifier;
 use lockbox_crypto::PrivateKey;
-use lockbox_store::{CertFields, Change, Disposition, NewRequest};
+use lockbox_store::{CertFields, Change, Disposition, NewRequest, RequestRecord};
 use x509_cert::certificate::Certificate;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certs::{cert_fields, verify_issued_by};
 use crate::core::Core;
 use crate::import::{cert_template, is_signature_only, owner_names, ImportItem, ImportOptions};
@@ -34,26 +34,13 @@ pub(crate) async fn import_one(
         item.outcome = "ignored signature".into();
         return Ok(item);
     }
-    let ours = core
-        .ca_cert()
-        .map(|(_, ca)| verify_issued_by(cert, ca).is_ok())
-        .unwrap_or(false);
+    let ours = issued_here(core, cert);
     item.foreign = !ours;
-    let owner = serde_json::json!({
-        "subject": f.subject, "email": f.email, "upn": f.upn, "key_id": f.key_id, "source": source, "record": owner_record,
-    })
-    .to_string();
+    let owner = owner_text(&f, source, &owner_record);
     let existing = core.store.get_by_thumbprint(&f.thumbprint).await?;
-    if let Some(row) = &existing {
-        if pkcs8.is_none() || row.has_archived_key {
-            item.outcome = if pkcs8.is_some() {
-                "already archived"
-            } else {
-                "already imported"
-            }
-            .into();
-            return Ok(item);
-        }
+    if let Some(outcome) = already_there(existing.as_ref(), pkcs8.is_some()) {
+        item.outcome = outcome.into();
+        return Ok(item);
     }
     if !ours && existing.is_none() {
         if let Some(w) = foreign_refusal(core, opts).await? {
@@ -67,38 +54,17 @@ pub(crate) async fn import_one(
         }
     }
     let sealed = match pkcs8 {
-        Some(p) => {
-            let key = core
-                .keys
-                .load_pkcs8_der(p)
-                .map_err(|e| EngineError::bad_input(codes::E_INVALIDARG, e.to_string()))?;
-            if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
+        Some(p) => match seal_matching_key(core, cert, p).await? {
+            Some(s) => Some(s),
+            None => {
                 item.outcome = "error".into();
                 item.error = Some("the key does not match the certificate".into());
                 return Ok(item);
             }
-            Some(seal_for_kras(core, p).await?)
-        }
+        },
         None => None,
     };
-    let audit_action = if sealed.is_some() {
-        "key archived (import)"
-    } else {
-        "certificate imported"
-    };
-    let audit = crate::audit::chain::success(
-        core,
-        actor,
-        if sealed.is_some() {
-            AuditCategory::Keys
-        } else {
-            AuditCategory::Requests
-        },
-        audit_action,
-        &f.serial,
-        &serde_json::json!({ "source": source, "foreign": !ours }).to_string(),
-    )
-    .await;
+    let audit = import_audit(core, actor, &f.serial, source, ours, sealed.is_some()).await;
     let change = match (&existing, sealed) {
         (Some(row), Some((env, hashes))) => Change::AttachArchivedKey {
             request_id: row.request_id,
@@ -121,22 +87,111 @@ pub(crate) async fn import_one(
             source: Some(source.into()),
         },
     };
-    let archived = pkcs8.is_some();
     write_or_defer(core, change, audit).await?;
-    let names = owner_names(owner_record.as_ref());
+    record_owner_names(core, &f.thumbprint, owner_record.as_ref()).await?;
+    item.outcome = if pkcs8.is_some() {
+        "archived"
+    } else {
+        "imported"
+    }
+    .into();
+    Ok(item)
+}
+
+/// Whether this CA issued the certificate (false before the CA has one).
+fn issued_here(core: &Core, cert: &Certificate) -> bool {
+    core.ca_cert()
+        .map(|(_, ca)| verify_issued_by(cert, ca).is_ok())
+        .unwrap_or(false)
+}
+
+/// The owner record stored beside an imported certificate (JSON text).
+fn owner_text(f: &CertFields, source: &str, owner_record: &Option<serde_json::Value>) -> String {
+    serde_json::json!({
+        "subject": f.subject, "email": f.email, "upn": f.upn, "key_id": f.key_id, "source": source, "record": owner_record,
+    })
+    .to_string()
+}
+
+/// The outcome when the certificate is already stored and there is nothing
+/// to add: no key given, or its key already archived.
+fn already_there(existing: Option<&RequestRecord>, with_key: bool) -> Option<&'static str> {
+    let row = existing?;
+    if with_key && !row.has_archived_key {
+        return None;
+    }
+    Some(if with_key {
+        "already archived"
+    } else {
+        "already imported"
+    })
+}
+
+/// Loads the given key and, when it matches the certificate, seals it for the
+/// KRAs; `None` when it does not match. A key that does not load is an error.
+async fn seal_matching_key(
+    core: &Core,
+    cert: &Certificate,
+    pkcs8: &[u8],
+) -> EngineResult<Option<(Vec<u8>, String)>> {
+    let key = core
+        .keys
+        .load_pkcs8_der(pkcs8)
+        .map_err(|e| EngineError::bad_input(codes::E_INVALIDARG, e.to_string()))?;
+    if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
+        return Ok(None);
+    }
+    Ok(Some(seal_for_kras(core, pkcs8).await?))
+}
+
+/// The audit record of one import: a key archived, or a certificate imported.
+async fn import_audit(
+    core: &Core,
+    actor: &Actor,
+    serial: &str,
+    source: &str,
+    ours: bool,
+    archived: bool,
+) -> Vec<lockbox_store::AuditEntry> {
+    let audit_action = if archived {
+        AuditAction::KeyArchivedImport
+    } else {
+        AuditAction::CertificateImported
+    };
+    crate::audit::chain::success(
+        core,
+        actor,
+        if archived {
+            AuditCategory::Keys
+        } else {
+            AuditCategory::Requests
+        },
+        audit_action,
+        serial,
+        &serde_json::json!({ "source": source, "foreign": !ours }).to_string(),
+    )
+    .await
+}
+
+/// Stores the owner's names from the owner record, when it has any.
+async fn record_owner_names(
+    core: &Core,
+    thumbprint: &str,
+    owner_record: Option<&serde_json::Value>,
+) -> EngineResult<()> {
+    let names = owner_names(owner_record);
     if !names.is_empty() {
         write_or_defer(
             core,
             Change::SetOwnerNames {
-                thumbprint: f.thumbprint.clone(),
+                thumbprint: thumbprint.to_string(),
                 names,
             },
             vec![],
         )
         .await?;
     }
-    item.outcome = if archived { "archived" } else { "imported" }.into();
-    Ok(item)
+    Ok(())
 }
 
 /// The report line of one certificate, before its outcome is known.
@@ -237,7 +292,7 @@ pub(crate) async fn import_unmatched(
         core,
         actor,
         AuditCategory::Keys,
-        "unmatched key archived (import)",
+        AuditAction::UnmatchedKeyArchivedImport,
         &key_id,
         &serde_json::json!({ "source": source }).to_string(),
     )

@@ -7,7 +7,7 @@ use lockbox_store::{CertificateMapping, Change, Principal, TokenInfo};
 use zeroize::Zeroizing;
 
 use crate::authz::{ADMINISTRATORS, AUTHENTICATED_USERS};
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::core::Core;
 use crate::period::now;
 use crate::principals::{bad, valid_name, NewPrincipal};
@@ -78,7 +78,11 @@ pub(crate) async fn add_principal(
         core,
         actor,
         AuditCategory::Security,
-        if group { "add group" } else { "add principal" },
+        if group {
+            AuditAction::AddGroup
+        } else {
+            AuditAction::AddPrincipal
+        },
         name,
         "{}",
     );
@@ -102,7 +106,7 @@ pub(crate) async fn add_token(core: &Core, actor: &Actor, name: &str) -> EngineR
         core,
         actor,
         AuditCategory::Security,
-        "add token",
+        AuditAction::AddToken,
         &p.name,
         &serde_json::json!({ "token_id": id }).to_string(),
     );
@@ -130,7 +134,7 @@ pub(crate) async fn remove_principal(core: &Core, actor: &Actor, name: &str) -> 
         core,
         actor,
         AuditCategory::Security,
-        "remove principal",
+        AuditAction::RemovePrincipal,
         &name,
         "{}",
     );
@@ -161,7 +165,7 @@ pub(crate) async fn revoke_token(
         core,
         actor,
         AuditCategory::Security,
-        "revoke token",
+        AuditAction::RevokeToken,
         &p.name,
         &serde_json::json!({ "token_id": id }).to_string(),
     );
@@ -238,7 +242,7 @@ pub(crate) async fn unmap_certificate(
         core,
         actor,
         AuditCategory::Security,
-        "unmap certificate",
+        AuditAction::UnmapCertificate,
         &p.name,
         &serde_json::json!({ "serial": wanted, "thumbprint": thumbprint }).to_string(),
     );

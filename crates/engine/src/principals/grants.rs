@@ -4,7 +4,7 @@ use lockbox_codec::hexfmt::to_hex;
 use lockbox_store::{Change, Permission};
 
 use crate::authz::{ADMINISTRATORS, AUTHENTICATED_USERS};
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::core::Core;
 use crate::principals::bad;
 use crate::{Actor, EngineError, EngineResult, Op, Role};
@@ -34,7 +34,7 @@ pub(crate) async fn add_member(
         core,
         actor,
         AuditCategory::Security,
-        "add group member",
+        AuditAction::AddGroupMember,
         group,
         &serde_json::json!({ "member": member }).to_string(),
     );
@@ -68,7 +68,7 @@ pub(crate) async fn map_certificate(
         core,
         actor,
         AuditCategory::Security,
-        "map certificate",
+        AuditAction::MapCertificate,
         name,
         &serde_json::json!({ "thumbprint": thumb, "serial": serial }).to_string(),
     );
@@ -115,7 +115,11 @@ pub(crate) async fn set_role(
             role: role.name().into(),
         }
     };
-    let action = if grant { "grant role" } else { "revoke role" };
+    let action = if grant {
+        AuditAction::GrantRole
+    } else {
+        AuditAction::RevokeRole
+    };
     let audit = crate::audit::chain::audit_entry(
         core,
         actor,
@@ -175,9 +179,9 @@ pub(crate) async fn set_template_permission(
         actor,
         AuditCategory::Security,
         if allow {
-            "permit template"
+            AuditAction::PermitTemplate
         } else {
-            "deny template permission"
+            AuditAction::DenyTemplatePermission
         },
         &t.name,
         &serde_json::to_string(&p).unwrap_or_default(),
@@ -246,7 +250,7 @@ pub(crate) async fn set_restrictions(
         core,
         actor,
         AuditCategory::Security,
-        "set manager restrictions",
+        AuditAction::SetManagerRestrictions,
         manager,
         &details,
     );
@@ -283,7 +287,7 @@ pub(crate) async fn set_role_separation(core: &Core, actor: &Actor, on: bool) ->
         core,
         actor,
         AuditCategory::Security,
-        "set role separation",
+        AuditAction::SetRoleSeparation,
         &on.to_string(),
         "{}",
     );

@@ -10,7 +10,7 @@ use lockbox_store::{AuditEntry, Disposition};
 use zeroize::Zeroizing;
 
 use crate::authz::ADMINISTRATORS;
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::core::state::{CACHE_ENTRIES, CACHE_TTL};
 use crate::core::Core;
 use crate::period::now;
@@ -166,7 +166,7 @@ pub(crate) async fn login(
             _ => "anonymous".into(),
         },
         category: AuditCategory::Security.as_str().into(),
-        action: "login".into(),
+        action: AuditAction::Login.as_str().into(),
         target: credential.method().into(),
         outcome: "refused".into(),
         details: details.to_string(),

@@ -5,7 +5,7 @@ use lockbox_codec::oids;
 use lockbox_crypto::cms::{decode_envelope, sign_data_with_attributes};
 use lockbox_crypto::digest::sha1;
 
-use crate::category::AuditCategory;
+use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::decode_certificate;
 use crate::codes::{CRYPT_E_NOT_FOUND, TYPE_E_AMBIGUOUSNAME};
 use crate::core::Core;
@@ -13,6 +13,7 @@ use crate::recovery::search::candidate;
 use crate::recovery::{RecipientInfo, RecoveryBlob};
 use crate::{Actor, EngineError, EngineResult, Op};
 use lockbox_crypto::cms::envelope_recipient_ids;
+use lockbox_store::RequestRecord;
 
 /// Produces the recovery blob of one candidate: CMS SignedData by the CA
 /// over the archived EnvelopedData, with the user certificate and chain.
@@ -72,9 +73,34 @@ pub(crate) async fn get_key_by_request(
     let c = candidate(&r)
         .ok_or_else(|| EngineError::NotFound(format!("request {request_id} has no certificate")))?;
     let env = crate::archival::envelope::archived_key(core, request_id).await?;
-    // Every KRA the envelope names must be in the CA's KRA store.
+    let recipients = known_recipients(core, &env, request_id).await?;
+    let blob = sign_blob(core, &r, &env)?;
+    let audit = crate::audit::chain::success(core,
+            actor,
+            AuditCategory::Keys,
+            AuditAction::RetrievedArchivedKey,
+            &request_id.to_string(),
+            &serde_json::json!({ "serial": c.serial, "kra": recipients.iter().map(|r| r.sha1.clone()).collect::<Vec<_>>() }).to_string(),
+        )
+        .await;
+    core.store.append_audit(&audit).await?;
+    let _ = crate::audit::heads::maybe_sign_head(core).await;
+    Ok(RecoveryBlob {
+        candidate: c,
+        recipients,
+        blob,
+    })
+}
+
+/// Every KRA the envelope names must be in the CA's KRA store (0x80092004
+/// naming the first one missing); returns them in the envelope's order.
+async fn known_recipients(
+    core: &Core,
+    env: &[u8],
+    request_id: i64,
+) -> EngineResult<Vec<RecipientInfo>> {
     let ed =
-        decode_envelope(&env).map_err(|e| EngineError::Config(format!("stored envelope: {e}")))?;
+        decode_envelope(env).map_err(|e| EngineError::Config(format!("stored envelope: {e}")))?;
     let kras: Vec<(x509_cert::certificate::Certificate, Vec<u8>)> = core
         .store
         .kra_certificates()
@@ -107,6 +133,12 @@ pub(crate) async fn get_key_by_request(
             sha1: to_hex(&sha1(der)),
         });
     }
+    Ok(recipients)
+}
+
+/// The blob: CMS SignedData by the CA over the archived EnvelopedData, with
+/// the user certificate first, then the CA chain.
+fn sign_blob(core: &Core, r: &RequestRecord, env: &[u8]) -> EngineResult<Vec<u8>> {
     let key = core.signing_key()?;
     let (_, ca_cert) = core.ca_cert()?;
     let mut certs = vec![r
@@ -115,39 +147,28 @@ pub(crate) async fn get_key_by_request(
         .map(|c| c.cert_der.clone())
         .unwrap_or_default()];
     certs.extend(core.chain_der()?);
-    // The user certificate's hash is a signed attribute: the CA vouches for
-    // the certificate it pairs with the key (needed for imported foreign
-    // certificates, which the CA did not issue).
-    let vouch = x509_cert::attr::Attribute {
+    let vouch = vouch_attribute(&certs[0])?;
+    Ok(sign_data_with_attributes(
+        key.as_ref(),
+        ca_cert,
+        oids::ID_DATA,
+        env,
+        &certs,
+        vec![vouch],
+    )?)
+}
+
+/// The user certificate's hash as a signed attribute: the CA vouches for the
+/// certificate it pairs with the key (needed for imported foreign
+/// certificates, which the CA did not issue).
+fn vouch_attribute(user_cert: &[u8]) -> EngineResult<x509_cert::attr::Attribute> {
+    Ok(x509_cert::attr::Attribute {
         oid: oids::MS_ISSUED_CERT_HASH,
         values: der::asn1::SetOfVec::try_from(vec![der::asn1::Any::encode_from(
-            &der::asn1::OctetString::new(sha1(&certs[0]))
+            &der::asn1::OctetString::new(sha1(user_cert))
                 .map_err(|e| EngineError::Config(e.to_string()))?,
         )
         .map_err(|e| EngineError::Config(e.to_string()))?])
         .map_err(|e| EngineError::Config(e.to_string()))?,
-    };
-    let blob = sign_data_with_attributes(
-        key.as_ref(),
-        ca_cert,
-        oids::ID_DATA,
-        &env,
-        &certs,
-        vec![vouch],
-    )?;
-    let audit = crate::audit::chain::success(core,
-            actor,
-            AuditCategory::Keys,
-            "retrieved an archived key",
-            &request_id.to_string(),
-            &serde_json::json!({ "serial": c.serial, "kra": recipients.iter().map(|r| r.sha1.clone()).collect::<Vec<_>>() }).to_string(),
-        )
-        .await;
-    core.store.append_audit(&audit).await?;
-    let _ = crate::audit::heads::maybe_sign_head(core).await;
-    Ok(RecoveryBlob {
-        candidate: c,
-        recipients,
-        blob,
     })
 }

@@ -60,8 +60,10 @@ pub struct RecoveryBlob {
     pub blob: Vec<u8>,
 }
 
+/// The blob as one line of base64 in JSON (empty when absent).
 mod b64 {
     use serde::{Deserialize, Deserializer, Serializer};
+    /// Writes the bytes as base64 text without line breaks.
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(
             &lockbox_codec::pem::encode_pem("X", v)
@@ -70,6 +72,7 @@ mod b64 {
                 .collect::<String>(),
         )
     }
+    /// Reads base64 text back (an empty string is no blob).
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         if s.is_empty() {

@@ -6,7 +6,7 @@
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_codec::oids;
 use lockbox_crypto::cms::{
-    decode_envelope, open_envelope, verify_signed_data, OpenError, OpeningKey,
+    decode_envelope, open_envelope, verify_signed_data, OpenError, OpeningKey, VerifiedSignedData,
 };
 use lockbox_crypto::digest::sha1;
 use lockbox_crypto::keytransport::DecryptionKey;
@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::certbuild::decode_certificate;
 use crate::codes::{CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL, CRYPT_E_NOT_FOUND};
+use crate::trust::CaSigner;
 use crate::{codes, EngineError, EngineResult};
 use lockbox_crypto::cms::envelope_recipient_ids;
 
@@ -37,6 +38,31 @@ pub fn recover_from_blob(
     kra_key: &dyn PrivateKey,
     kra_cert: &[u8],
 ) -> EngineResult<Recovered> {
+    let (sd, ca) = verify_blob(blob, trusted_ca)?;
+    let env = carried_envelope(&sd)?;
+    let pkcs8 = open_as_kra(&env, kra_key, kra_cert)?;
+    let key = default_provider().load_pkcs8_der(&pkcs8).map_err(|e| {
+        EngineError::bad_input(
+            CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
+            format!("the recovered key does not load: {e}"),
+        )
+    })?;
+    let (certificate, chain) = user_certificate_and_chain(&sd, key.as_ref())?;
+    // The user certificate must be one the CA issued: a blob cannot name a
+    // self-made certificate as "the key of" someone.
+    if !vouched_by_signer(&sd, &certificate) {
+        ca.check_issued("the recovery blob", &certificate)?;
+    }
+    Ok(Recovered {
+        pkcs8,
+        certificate,
+        chain,
+    })
+}
+
+/// Step 1: the blob's signature verifies (0x80090006 if not) and its signer
+/// is the trusted CA or a CA certificate it issued.
+fn verify_blob(blob: &[u8], trusted_ca: &[u8]) -> EngineResult<(VerifiedSignedData, CaSigner)> {
     let bad = |m: String| EngineError::bad_input(codes::NTE_BAD_SIGNATURE, m);
     let der = lockbox_codec::pem::decode_input(blob)?.der;
     let sd = verify_signed_data(&der).map_err(|e| {
@@ -49,16 +75,31 @@ pub fn recover_from_blob(
         &sd.signer_certificate,
         &lockbox_codec::pem::decode_input(trusted_ca)?.der,
     )?;
-    let env = if sd.econtent.first() == Some(&0x30) && decode_envelope(&sd.econtent).is_ok() {
-        sd.econtent.clone()
+    Ok((sd, ca))
+}
+
+/// Step 2: the signed content is an EnvelopedData (0x8009310B if not).
+fn carried_envelope(sd: &VerifiedSignedData) -> EngineResult<Vec<u8>> {
+    if sd.econtent.first() == Some(&0x30) && decode_envelope(&sd.econtent).is_ok() {
+        Ok(sd.econtent.clone())
     } else {
-        return Err(EngineError::bad_input(
+        Err(EngineError::bad_input(
             codes::CRYPT_E_ASN1_BADTAG,
             "the recovery blob does not carry an EnvelopedData",
-        ));
-    };
+        ))
+    }
+}
+
+/// Step 3: the KRA key matches its certificate (0x80070057), the envelope
+/// names that certificate (0x80092004, listing the KRAs that can), and it
+/// decrypts (0x8009400C).
+fn open_as_kra(
+    env: &[u8],
+    kra_key: &dyn PrivateKey,
+    kra_cert: &[u8],
+) -> EngineResult<Zeroizing<Vec<u8>>> {
     let kra = decode_certificate(kra_cert)?;
-    let ed = decode_envelope(&env)
+    let ed = decode_envelope(env)
         .map_err(|e| EngineError::bad_input(codes::CRYPT_E_ASN1_BADTAG, e.to_string()))?;
     let ids = envelope_recipient_ids(&ed);
     if kra.tbs_certificate().subject_public_key_info()
@@ -74,33 +115,31 @@ pub fn recover_from_blob(
         serial: kra.tbs_certificate().serial_number(),
         key: kra_key,
     };
-    let pkcs8 = match open_envelope(&env, &[opening]) {
-        Ok(p) => p,
-        Err(OpenError::NotForUs) => {
-            return Err(EngineError::Denied {
-                code: CRYPT_E_NOT_FOUND,
-                message: format!(
-                    "This key recovery agent cannot open the blob. KRAs that can: {}",
-                    ids.iter()
-                        .map(|(i, s)| format!("issuer '{i}' serial {}", to_hex(s.as_bytes())))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-            })
-        }
-        Err(e) => {
-            return Err(EngineError::bad_input(
-                CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
-                format!("the archived key could not be decrypted: {e}"),
-            ))
-        }
-    };
-    let key = default_provider().load_pkcs8_der(&pkcs8).map_err(|e| {
-        EngineError::bad_input(
+    match open_envelope(env, &[opening]) {
+        Ok(p) => Ok(p),
+        Err(OpenError::NotForUs) => Err(EngineError::Denied {
+            code: CRYPT_E_NOT_FOUND,
+            message: format!(
+                "This key recovery agent cannot open the blob. KRAs that can: {}",
+                ids.iter()
+                    .map(|(i, s)| format!("issuer '{i}' serial {}", to_hex(s.as_bytes())))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        }),
+        Err(e) => Err(EngineError::bad_input(
             CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
-            format!("the recovered key does not load: {e}"),
-        )
-    })?;
+            format!("the archived key could not be decrypted: {e}"),
+        )),
+    }
+}
+
+/// Step 4: the first certificate in the blob carrying the recovered key's
+/// public key is the user's (0x8009400C when none does); the rest is the chain.
+fn user_certificate_and_chain(
+    sd: &VerifiedSignedData,
+    key: &dyn PrivateKey,
+) -> EngineResult<(Vec<u8>, Vec<Vec<u8>>)> {
     let mut user = None;
     let mut chain = Vec::new();
     for c in &sd.certificates {
@@ -119,21 +158,16 @@ pub fn recover_from_blob(
             "the recovered key does not match the certificate in the blob",
         )
     })?;
-    // The user certificate must be one the CA issued: a blob cannot name a
-    // self-made certificate as "the key of" someone.
-    let vouched = sd
-        .signed_attributes
+    Ok((certificate, chain))
+}
+
+/// Whether the CA's signed attributes carry the user certificate's hash (the
+/// CA vouches for the pairing; else the CA must have issued it).
+fn vouched_by_signer(sd: &VerifiedSignedData, certificate: &[u8]) -> bool {
+    sd.signed_attributes
         .iter()
         .filter(|a| a.oid == oids::MS_ISSUED_CERT_HASH)
         .flat_map(|a| a.values.iter())
         .filter_map(|v| v.decode_as::<der::asn1::OctetString>().ok())
-        .any(|h| h.as_bytes() == sha1(&certificate).as_slice());
-    if !vouched {
-        ca.check_issued("the recovery blob", &certificate)?;
-    }
-    Ok(Recovered {
-        pkcs8,
-        certificate,
-        chain,
-    })
+        .any(|h| h.as_bytes() == sha1(certificate).as_slice())
 }

@@ -1,0 +1,149 @@
+//! Fixtures shared by the engine's end-to-end tests: CA init options, the
+//! local administrator, submit options, requests, issued KRAs, archival
+//! requests and direct SQL on a CA database.
+#![allow(dead_code)] // each test binary uses a part of it
+
+use std::path::Path;
+use std::str::FromStr;
+
+use der::asn1::Ia5String;
+use lockbox_client::{
+    build_archival_request, check_exchange_certificate, ArchivalOptions, KeyPayload,
+};
+use lockbox_codec::oids;
+use lockbox_crypto::keytransport::KeyTransport;
+use lockbox_crypto::symmetric::ContentCipher;
+use lockbox_crypto::{KeySpec, SoftwareKey};
+use lockbox_engine::certbuild::{extension, sign_request};
+use lockbox_engine::period::Period;
+use lockbox_engine::{Actor, Ca, InitOptions, Outcome, SubmitOptions};
+use x509_cert::ext::pkix::name::{GeneralName, OtherName};
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::name::Name;
+
+/// The local administrator the tests act as.
+pub fn admin() -> Actor {
+    Actor::local_admin("CONTOSO\\admin")
+}
+
+/// Options for a root CA named `name` in `home`: valid five years, no
+/// explicit subject, no passphrase, no CDP or AIA URLs.
+pub fn init_options(home: &Path, name: &str, key: KeySpec) -> InitOptions {
+    InitOptions {
+        home: home.to_path_buf(),
+        name: name.into(),
+        subject: None,
+        key,
+        validity: Period::Years(5),
+        subordinate: false,
+        passphrase: None,
+        passphrase_file: None,
+        cdp_urls: vec![],
+        aia_urls: vec![],
+    }
+}
+
+/// Creates a P-256 CA of [`init_options`] in `home` and opens it.
+pub async fn new_ca(home: &Path, name: &str) -> Ca {
+    Ca::init(init_options(home, name, KeySpec::P256))
+        .await
+        .unwrap();
+    Ca::open(home).await.unwrap()
+}
+
+/// Submit options for `template` (or the request's own) by `requester`,
+/// with no attributes, no actor and no enrollee on whose behalf.
+pub fn submit_options(template: Option<&str>, requester: &str) -> SubmitOptions {
+    SubmitOptions {
+        template: template.map(str::to_string),
+        requester: requester.into(),
+        attributes: vec![],
+        actor: None,
+        on_behalf_of: None,
+    }
+}
+
+/// A PKCS#10 request for `CN=<cn>` with a new P-256 key.
+pub fn csr(cn: &str) -> Vec<u8> {
+    let key = SoftwareKey::generate(KeySpec::P256).unwrap();
+    sign_request(&key, Name::from_str(&format!("CN={cn}")).unwrap(), vec![]).unwrap()
+}
+
+/// Enables the KeyRecoveryAgent template, requests a KRA certificate for
+/// `CN=<cn>` (new RSA-2048 key) as `requester` and issues it as the
+/// administrator; returns the key and the issue outcome.
+pub async fn issue_kra(ca: &Ca, cn: &str, requester: &str) -> (SoftwareKey, Outcome) {
+    let a = admin();
+    ca.set_ca_template(&a, "KeyRecoveryAgent", true)
+        .await
+        .unwrap();
+    let key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let csr = sign_request(&key, Name::from_str(&format!("CN={cn}")).unwrap(), vec![]).unwrap();
+    let p = ca
+        .submit(&csr, &submit_options(Some("KeyRecoveryAgent"), requester))
+        .await
+        .unwrap();
+    let issued = ca.issue(p.request_id, &a).await.unwrap();
+    (key, issued)
+}
+
+/// An ExchangeUser archival request (CMC, AES-256-CBC, RSA PKCS#1 v1.5,
+/// PKCS#8) for `csr`, to the CA's current exchange certificate.
+pub async fn exchange_user_request(ca: &Ca, key: &SoftwareKey, csr: &[u8]) -> Vec<u8> {
+    let xchg = check_exchange_certificate(
+        &ca.current_exchange_certificate().await.unwrap(),
+        &ca.ca_certificate_der().unwrap(),
+    )
+    .unwrap();
+    let o = ArchivalOptions {
+        template: Some("ExchangeUser".into()),
+        cipher: ContentCipher::Aes256Cbc,
+        transport: KeyTransport::RsaPkcs1v15,
+        payload: KeyPayload::Pkcs8,
+    };
+    build_archival_request(key, csr, &xchg, &o).unwrap()
+}
+
+/// SAN entries naming a UPN (Microsoft otherName) and an e-mail address.
+pub fn upn_and_email(upn: &str, email: &str) -> Vec<GeneralName> {
+    vec![
+        GeneralName::OtherName(OtherName {
+            type_id: oids::MS_UPN,
+            value: der::asn1::Any::encode_from(&der::asn1::Utf8StringRef::new(upn).unwrap())
+                .unwrap(),
+        }),
+        GeneralName::Rfc822Name(Ia5String::new(email).unwrap()),
+    ]
+}
+
+/// Archives a key for `cn` (UPN and e-mail in the SAN), requested by `requester`.
+pub async fn archive(ca: &Ca, cn: &str, upn: &str, email: &str, requester: &str) -> Outcome {
+    let key = SoftwareKey::generate(KeySpec::P256).unwrap();
+    let san = SubjectAltName(upn_and_email(upn, email));
+    let ext = extension(oids::CE_SUBJECT_ALT_NAME, false, &san).unwrap();
+    let csr = sign_request(
+        &key,
+        Name::from_str(&format!("CN={cn}")).unwrap(),
+        vec![ext],
+    )
+    .unwrap();
+    let req = exchange_user_request(ca, &key, &csr).await;
+    ca.submit(&req, &submit_options(None, requester))
+        .await
+        .unwrap()
+}
+
+/// Runs SQL statements straight on the CA database of `home` (tampering tests).
+pub async fn sql<S: AsRef<str>>(home: &Path, statements: &[S]) {
+    use sqlx::Connection;
+    let mut c =
+        sqlx::SqliteConnection::connect(&format!("sqlite:{}", home.join("ca.db").display()))
+            .await
+            .unwrap();
+    for s in statements {
+        sqlx::query(sqlx::AssertSqlSafe(s.as_ref().to_string()))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+}
