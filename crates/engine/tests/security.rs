@@ -7,9 +7,9 @@ mod common;
 use std::str::FromStr;
 
 use lockbox_crypto::{KeySpec, SoftwareKey};
-use lockbox_engine::{Op, Role};
 use lockbox_engine::ErrorKind;
 use lockbox_engine::{Actor, Ca, Disposition, SubmitOptions};
+use lockbox_engine::{Op, Role};
 use x509_cert::name::Name;
 
 use common::{admin, csr, issue_kra, new_ca, sql, submit_options};
