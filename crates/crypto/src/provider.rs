@@ -32,34 +32,6 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     fn generate(&self, spec: KeySpec, label: &str) -> Result<Arc<dyn PrivateKey>, CryptoError>;
     /// Loads an unencrypted PKCS#8 private key (RSA, P-256 or P-384).
     fn load_pkcs8_der(&self, der: &[u8]) -> Result<Arc<dyn PrivateKey>, CryptoError>;
-    /// Loads a private key from a PKCS#8 file's bytes: PEM (`PRIVATE KEY` or
-    /// `ENCRYPTED PRIVATE KEY`, decrypted with `pass`) or DER.
-    fn load_file(
-        &self,
-        bytes: &[u8],
-        pass: Option<&[u8]>,
-    ) -> Result<Arc<dyn PrivateKey>, CryptoError> {
-        let der = pkcs8_file_der(bytes, pass)?;
-        self.load_pkcs8_der(&der)
-    }
-}
-
-/// The DER PKCS#8 in a key file, decrypted when it is encrypted.
-///
-/// An encrypted key without `pass` is [`CryptoError::Unsupported`] naming
-/// the missing passphrase.
-pub fn pkcs8_file_der(
-    bytes: &[u8],
-    pass: Option<&[u8]>,
-) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    let d = lockbox_codec::pem::decode_input(bytes)
-        .map_err(|e| CryptoError::InvalidKey(format!("key file: {e}")))?;
-    if d.label.as_deref() == Some("ENCRYPTED PRIVATE KEY") {
-        let pass =
-            pass.ok_or_else(|| CryptoError::Unsupported("the key is passphrase-protected".into()))?;
-        return crate::pkcs8enc::decrypt_pkcs8(&d.der, pass);
-    }
-    Ok(Zeroizing::new(d.der))
 }
 
 /// Keys in process memory ([`SoftwareKey`]).

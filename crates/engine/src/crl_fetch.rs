@@ -25,16 +25,37 @@ pub(crate) trait CrlFetcher: Send + Sync + std::fmt::Debug {
 
 /// `http://` through reqwest, anything else from the file system.
 #[derive(Debug, Default)]
-pub(crate) struct HttpCrlFetcher;
+pub(crate) struct HttpCrlFetcher {
+    /// Built on first use and kept: one client for every fetch.
+    client: std::sync::OnceLock<reqwest::Client>,
+}
+
+/// The client for CRL URLs: plain HTTP only, so it is built with an empty
+/// TLS root store (`tls_certs_only`) and never loads the host's CA bundle or
+/// platform verifier (a host without one must still read its CRLs, and a
+/// fetch must not parse the system store); no idle connections are kept.
+fn crl_client() -> Option<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .tls_certs_only(std::iter::empty())
+        .pool_max_idle_per_host(0)
+        .build()
+        .ok()
+}
 
 impl HttpCrlFetcher {
-    async fn fetch_http(url: &str) -> Option<Vec<u8>> {
-        let client = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .ok()?;
+    fn client(&self) -> Option<&reqwest::Client> {
+        if let Some(c) = self.client.get() {
+            return Some(c);
+        }
+        let built = crl_client()?;
+        Some(self.client.get_or_init(|| built))
+    }
+
+    async fn fetch_http(&self, url: &str) -> Option<Vec<u8>> {
+        let client = self.client()?;
         let mut resp = client.get(url).send().await.ok()?;
         if resp.status() != reqwest::StatusCode::OK {
             return None;
@@ -60,7 +81,7 @@ impl HttpCrlFetcher {
 impl CrlFetcher for HttpCrlFetcher {
     async fn fetch(&self, source: &str) -> Option<Vec<u8>> {
         if source.starts_with("http://") {
-            return Self::fetch_http(source).await;
+            return self.fetch_http(source).await;
         }
         let path = source.strip_prefix("file://").unwrap_or(source);
         std::fs::read(path).ok()
@@ -87,7 +108,7 @@ mod tests {
 
     #[tokio::test]
     async fn http_200_bodies_are_read_and_anything_else_is_none() {
-        let f = HttpCrlFetcher;
+        let f = HttpCrlFetcher::default();
         let ok = serve_once(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc".to_vec()).await;
         assert_eq!(f.fetch(&ok).await.as_deref(), Some(&b"abc"[..]));
         let missing = serve_once(b"HTTP/1.0 404 Not Found\r\n\r\n".to_vec()).await;
@@ -102,5 +123,22 @@ mod tests {
         let file_url = format!("file://{}", p.display());
         assert_eq!(f.fetch(&file_url).await.as_deref(), Some(&b"crl"[..]));
         assert_eq!(f.fetch("/nonexistent/ca.crl").await, None);
+    }
+
+    #[tokio::test]
+    async fn a_host_without_a_ca_bundle_still_reads_http_crls() {
+        // The platform verifier would read these and fail on an empty store;
+        // the CRL client must not look at them at all.
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, b"").unwrap();
+        std::env::set_var("SSL_CERT_FILE", &empty);
+        std::env::set_var("SSL_CERT_DIR", dir.path().join("none"));
+        let f = HttpCrlFetcher::default();
+        let ok = serve_once(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc".to_vec()).await;
+        let got = f.fetch(&ok).await;
+        std::env::remove_var("SSL_CERT_FILE");
+        std::env::remove_var("SSL_CERT_DIR");
+        assert_eq!(got.as_deref(), Some(&b"abc"[..]));
     }
 }

@@ -298,7 +298,7 @@ pub(crate) async fn open(root: &Path) -> EngineResult<Core> {
     };
     Ok(Core {
         keys,
-        crls: Arc::new(crate::crl_fetch::HttpCrlFetcher),
+        crls: Arc::new(crate::crl_fetch::HttpCrlFetcher::default()),
         home,
         config,
         store,
