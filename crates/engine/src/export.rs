@@ -24,7 +24,7 @@ use crate::certbuild::decode_certificate;
 use crate::core::Core;
 use crate::import::{ImportItem, ImportOptions};
 use crate::recovery::recover_from_blob;
-use crate::{codes, Actor, EngineError, EngineResult};
+use crate::{codes, Actor, EngineError, EngineResult, Op};
 
 /// Format identifier of the JSON payload.
 pub const FORMAT: &str = "lockbox-key-history/1";
@@ -368,6 +368,8 @@ pub(crate) async fn import_key_history(
     source: &str,
     opts: &ImportOptions,
 ) -> EngineResult<(String, usize, Vec<ImportItem>)> {
+    // the same right as a PKCS#12 import, checked before the file is read
+    crate::authz::authorize(core, actor, Op::Configure).await?;
     let doc = open_key_history(file, trusted_source, dest_key, dest_cert)?;
     let mut items = Vec::new();
     for u in &doc.users {

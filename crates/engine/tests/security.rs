@@ -1088,3 +1088,26 @@ async fn password_checks_do_not_block_the_request_threads() {
         "the runtime thread stalled {best:?} (one check takes {one:?})"
     );
 }
+
+/// Importing a key history writes archived keys like a PKCS#12 import does,
+/// so it needs the same Configure right; a caller without it is refused
+/// before the file is even read.
+#[tokio::test]
+async fn key_history_import_needs_configure() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(d.path(), "History CA").await;
+    let key = SoftwareKey::generate(KeySpec::P256).unwrap();
+    let e = ca
+        .import_key_history(
+            &Actor::anonymous(),
+            b"not a key history",
+            b"",
+            &key,
+            b"",
+            "history.p7m",
+            &lockbox_engine::import::ImportOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Forbidden, "{e}");
+}
