@@ -727,3 +727,35 @@ fn config_set_lists_and_checks_every_setting() {
     let r = lb(&home, &["config", "set", "no_such_key", "1"]);
     assert_eq!(r.status.code(), Some(2), "an unknown key is a usage error");
 }
+
+#[test]
+fn db_status_reports_backend_schema_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = quick_ca(dir.path());
+    let status = |home: &Path| -> serde_json::Value {
+        serde_json::from_str(&ok(lb(home, &["--json", "db", "status"]))).unwrap()
+    };
+    let before = status(&home);
+    assert_eq!(before["backend"], "sqlite");
+    assert!(before["schema_version"].as_i64().unwrap() >= 7, "{before}");
+    assert!(before["audit_records"].as_i64().unwrap() > 0, "{before}");
+    let req = openssl_csr(
+        dir.path(),
+        "alice",
+        "/CN=Alice Example",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    ok(lb(&home, &["submit", s(&req), "--template", "User"]));
+    let after = status(&home);
+    assert_eq!(
+        after["requests"].as_i64().unwrap(),
+        before["requests"].as_i64().unwrap() + 1,
+        "{before} -> {after}"
+    );
+    assert_eq!(after["archived_keys"], before["archived_keys"]);
+    assert!(after["audit_records"].as_i64().unwrap() > before["audit_records"].as_i64().unwrap());
+    let text = ok(lb(&home, &["db", "status"]));
+    assert!(text.contains("backend:         sqlite"), "{text}");
+    let remote = lb(&home, &["--server", "https://127.0.0.1:1", "db", "status"]);
+    assert!(!remote.status.success(), "db status is local only");
+}

@@ -1111,3 +1111,16 @@ async fn key_history_import_needs_configure() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Forbidden, "{e}");
 }
+
+/// `db status` counts whole tables, across every manager restriction, so
+/// only the CA administrator may read it.
+#[tokio::test]
+async fn db_status_is_the_administrators() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(d.path(), "Status CA").await;
+    let s = ca.db_status(&admin()).await.unwrap();
+    assert_eq!(s.backend, "sqlite");
+    assert!(s.audit_records > 0);
+    let e = ca.db_status(&Actor::anonymous()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Forbidden, "{e}");
+}

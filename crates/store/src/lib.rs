@@ -168,6 +168,8 @@ pub trait Store: Send + Sync {
     async fn certificate_mappings(&self, principal: &str) -> StoreResult<Vec<CertificateMapping>>;
     /// Runs the backend's integrity check.
     async fn integrity_check(&self) -> StoreResult<()>;
+    /// The backend, its schema version and its row counts.
+    async fn status(&self) -> StoreResult<DatabaseStatus>;
     /// Writes a consistent copy of the whole database to `dest` (a new file)
     /// while the service keeps running (one read transaction).
     async fn snapshot(&self, dest: &std::path::Path) -> StoreResult<()>;

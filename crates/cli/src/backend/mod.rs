@@ -109,7 +109,7 @@ pub async fn open(g: &Global) -> Result<Box<dyn Backend>> {
 /// Refuses `what` with --server: it works on the local CA home only.
 pub fn local_only(g: &Global, what: &str) -> Result<()> {
     if g.server.is_some() {
-        bail!("'{what}' works on the local CA home (--home); remote administration of principals is not offered yet");
+        bail!("'{what}' works on the local CA home (--home) only; it is not offered over --server");
     }
     Ok(())
 }

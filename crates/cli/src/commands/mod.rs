@@ -8,6 +8,7 @@ mod bench;
 mod ca;
 mod config;
 mod crl;
+mod db;
 mod demo;
 mod dump;
 mod enroll;
@@ -91,6 +92,9 @@ pub enum Command {
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// The CA database: backend, schema version, row counts.
+    #[command(subcommand)]
+    Db(db::DbCmd),
     /// The CA event log.
     Events {
         /// At most this many (newest first).
@@ -151,6 +155,7 @@ pub async fn run(g: Global, command: Command) -> Result<ExitCode> {
         Command::Config(cmd) => config::config(g, cmd).await,
         Command::Audit(cmd) => audit::audit(g, cmd).await,
         Command::Events { limit } => audit::events(g, limit).await,
+        Command::Db(cmd) => db::db(g, cmd).await,
         Command::Getkey(args) => getkey::getkey(g, backend::open(g).await?, args).await,
         Command::Recoverkey(args) => recover::recoverkey(g, args).await,
         Command::Mergepfx(args) => recover::mergepfx(g, args),

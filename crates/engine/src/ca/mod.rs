@@ -220,6 +220,11 @@ impl Ca {
         crate::officer::view(&self.core, actor, restrict, limit).await
     }
 
+    /// The database backend, schema version and row counts (CA administrator).
+    pub async fn db_status(&self, actor: &Actor) -> EngineResult<lockbox_store::DatabaseStatus> {
+        crate::database::status(&self.core, actor).await
+    }
+
     /// Issues (or reuses) the TLS server certificate for `lockbox serve`.
     /// Returns (certificate chain PEM, private key PEM).
     pub async fn server_tls_identity(

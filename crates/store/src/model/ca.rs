@@ -55,3 +55,23 @@ pub struct Permission {
     /// Rights: Read, Enroll, Autoenroll, Write.
     pub rights: Vec<String>,
 }
+
+/// What `lockbox db status` reports: which backend, which schema version,
+/// and how much it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseStatus {
+    /// The backend (`sqlite`).
+    pub backend: String,
+    /// The highest migration applied.
+    pub schema_version: i64,
+    /// Rows in the request table (every request, whatever its disposition).
+    pub requests: i64,
+    /// Requests that carry an archived key.
+    pub archived_keys: i64,
+    /// Imported keys not (yet) matched to a certificate of this CA.
+    pub unmatched_keys: i64,
+    /// Records of the audit chain.
+    pub audit_records: i64,
+    /// Signed audit heads.
+    pub audit_heads: i64,
+}

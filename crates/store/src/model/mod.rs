@@ -7,7 +7,7 @@ mod directory;
 mod requests;
 
 pub use audit::{AuditEntry, AuditHead, AuditRecord, EventRecord, GENESIS_HASH};
-pub use ca::{CrlRecord, KraEntry, Permission, RevokedEntry};
+pub use ca::{CrlRecord, DatabaseStatus, KraEntry, Permission, RevokedEntry};
 pub use changes::Change;
 pub use directory::{CertificateMapping, Principal, TokenInfo};
 pub use requests::{

@@ -414,6 +414,30 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn status(&self) -> StoreResult<DatabaseStatus> {
+        let schema_version: i64 = sqlx::query_scalar(crate::sql::schema::SCHEMA_VERSION)
+            .fetch_one(&self.pool)
+            .await?;
+        let (requests, archived_keys, unmatched_keys, audit_records, audit_heads): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = sqlx::query_as(crate::sql::schema::STATUS_COUNTS)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(DatabaseStatus {
+            backend: "sqlite".into(),
+            schema_version,
+            requests,
+            archived_keys,
+            unmatched_keys,
+            audit_records,
+            audit_heads,
+        })
+    }
+
     async fn snapshot(&self, dest: &Path) -> StoreResult<()> {
         if dest.exists() {
             return Err(StoreError::Integrity(format!(
