@@ -4,27 +4,42 @@
 //! certificate and its searchable columns, revocation state, and the reserved
 //! archived-key columns. The [`Store`] trait is the only interface the engine
 //! sees; this crate is the only place in Lockbox that knows SQL. Queries use
-//! portable SQL with `$n` parameters so a PostgreSQL backend can share them.
+//! portable SQL with `$n` parameters, shared by the SQLite (embedded default)
+//! and PostgreSQL (scale-out) backends of [`SqlStore`].
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod db;
+mod dialect;
 mod migrations;
 mod model;
 mod sql;
-mod sqlite;
+mod test_database;
+mod url;
 
 use async_trait::async_trait;
 
+pub use db::{CopyReport, Hasher, HeadSealer, SqlStore};
+pub use dialect::Backend;
 pub use model::*;
-pub use sqlite::{HeadSealer, SqliteStore};
+pub use test_database::{create_fresh_database, test_server, TEST_DATABASE_ENV};
+pub use url::{DatabaseUrl, PgUrl, UrlError};
+
+/// The store's former name, from when SQLite was its only backend.
+pub type SqliteStore = SqlStore;
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database reported an error.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database cannot be reached (connection refused or lost, a
+    /// standby that refuses writes, no connection free in time): the
+    /// operation did not happen and may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// A row was not in the state the operation requires.
     #[error("{0}")]
     Conflict(String),
@@ -37,6 +52,35 @@ pub enum StoreError {
     /// The database failed its integrity check.
     #[error("integrity check failed: {0}")]
     Integrity(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+/// Whether an error means the database could not be reached, as opposed to
+/// a refused statement: connection and pool failures, and the SQLSTATE
+/// classes for a lost connection (08), a server shutting down (57P01–57P03)
+/// and a read-only transaction on a standby (25006).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "25006")
+        }),
+        _ => false,
+    }
 }
 
 /// Result alias for store operations.

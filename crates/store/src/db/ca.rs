@@ -1,14 +1,14 @@
 //! CA-wide tables: CRLs and their numbers, templates, CA templates, KRA certificates,
 //! settings and the event log.
 
-use super::SqliteStore;
+use super::SqlStore;
 use crate::model::*;
 use crate::StoreResult;
 
-impl SqliteStore {
+impl SqlStore {
     pub(super) async fn next_crl_number(&self) -> StoreResult<i64> {
         let n: i64 = sqlx::query_scalar(crate::sql::ca::NEXT_CRL_NUMBER)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.pool())
             .await?;
         Ok(n)
     }
@@ -20,33 +20,33 @@ impl SqliteStore {
             .bind(crl.this_update)
             .bind(crl.next_update)
             .bind(&crl.der)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await?;
         Ok(())
     }
 
     pub(super) async fn latest_crl(&self) -> StoreResult<Option<CrlRecord>> {
         Ok(sqlx::query_as::<_, CrlRecord>(crate::sql::ca::LATEST_CRL)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?)
     }
 
     pub(super) async fn templates(&self) -> StoreResult<Vec<(String, String)>> {
         Ok(sqlx::query_as(crate::sql::ca::TEMPLATES)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?)
     }
 
     pub(super) async fn ca_templates(&self) -> StoreResult<Vec<String>> {
         Ok(sqlx::query_scalar(crate::sql::ca::CA_TEMPLATES)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?)
     }
 
     pub(super) async fn kra_certificates(&self) -> StoreResult<Vec<KraEntry>> {
         Ok(
             sqlx::query_as::<_, KraEntry>(crate::sql::ca::KRA_CERTIFICATES)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.pool())
                 .await?,
         )
     }
@@ -54,7 +54,7 @@ impl SqliteStore {
     pub(super) async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar(crate::sql::ca::SETTING)
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?)
     }
 
@@ -71,7 +71,7 @@ impl SqliteStore {
             .bind(event_id)
             .bind(level)
             .bind(message)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await?;
         Ok(())
     }
@@ -79,7 +79,7 @@ impl SqliteStore {
     pub(super) async fn events(&self, limit: i64) -> StoreResult<Vec<EventRecord>> {
         Ok(sqlx::query_as::<_, EventRecord>(crate::sql::ca::EVENTS)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?)
     }
 }

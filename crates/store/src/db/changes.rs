@@ -1,10 +1,10 @@
 //! The change set of [`crate::Store::apply`]: every `Change` written in one
 //! transaction with its audit records, one function per `Change` variant.
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::rows::{bind_new_request, ImportMeta};
-use super::SqliteStore;
+use super::SqlStore;
 use crate::model::*;
 use crate::sql::requests::insert_request_sql;
 use crate::{StoreError, StoreResult};
@@ -27,7 +27,7 @@ fn changes_credentials(c: &Change) -> bool {
     )
 }
 
-impl SqliteStore {
+impl SqlStore {
     pub(super) async fn apply(&self, changes: &[Change], audit: &[AuditEntry]) -> StoreResult<()> {
         let (_gate, mut tx) = self.begin_write().await?;
         if changes.iter().any(changes_credentials) {
@@ -44,7 +44,7 @@ impl SqliteStore {
 }
 
 /// Writes one change inside the transaction (dispatch only).
-async fn apply_one(tx: &mut SqliteConnection, c: &Change) -> StoreResult<()> {
+async fn apply_one(tx: &mut AnyConnection, c: &Change) -> StoreResult<()> {
     match c {
         Change::PutTemplate { name, json } => put_template(tx, name, json).await,
         Change::SetCaTemplate { name, enabled } => set_ca_template(tx, name, *enabled).await,
@@ -154,7 +154,7 @@ struct UnmatchedKey<'a> {
 }
 
 /// `Change::PutTemplate`: inserts or replaces a template definition.
-async fn put_template(tx: &mut SqliteConnection, name: &str, json: &str) -> StoreResult<()> {
+async fn put_template(tx: &mut AnyConnection, name: &str, json: &str) -> StoreResult<()> {
     sqlx::query(crate::sql::changes::PUT_TEMPLATE)
         .bind(name)
         .bind(json)
@@ -164,7 +164,7 @@ async fn put_template(tx: &mut SqliteConnection, name: &str, json: &str) -> Stor
 }
 
 /// `Change::SetCaTemplate`: offers the template for issuance (`enabled`) or stops offering it.
-async fn set_ca_template(tx: &mut SqliteConnection, name: &str, enabled: bool) -> StoreResult<()> {
+async fn set_ca_template(tx: &mut AnyConnection, name: &str, enabled: bool) -> StoreResult<()> {
     if enabled {
         sqlx::query(crate::sql::changes::SET_CA_TEMPLATE_INSERT)
             .bind(name)
@@ -181,7 +181,7 @@ async fn set_ca_template(tx: &mut SqliteConnection, name: &str, enabled: bool) -
 
 /// `Change::AddKra`: adds a KRA certificate, or refreshes its chain and CRL source.
 async fn add_kra(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     thumbprint: &str,
     cert_der: &[u8],
     chain_der: Option<&[u8]>,
@@ -200,7 +200,7 @@ async fn add_kra(
 }
 
 /// `Change::RemoveKra`: removes a KRA certificate (not found when absent).
-async fn remove_kra(tx: &mut SqliteConnection, thumbprint: &str) -> StoreResult<()> {
+async fn remove_kra(tx: &mut AnyConnection, thumbprint: &str) -> StoreResult<()> {
     let done = sqlx::query(crate::sql::changes::REMOVE_KRA)
         .bind(thumbprint)
         .execute(&mut *tx)
@@ -214,7 +214,7 @@ async fn remove_kra(tx: &mut SqliteConnection, thumbprint: &str) -> StoreResult<
 }
 
 /// `Change::SetSetting`: inserts or replaces a setting.
-async fn set_setting(tx: &mut SqliteConnection, name: &str, value: &str) -> StoreResult<()> {
+async fn set_setting(tx: &mut AnyConnection, name: &str, value: &str) -> StoreResult<()> {
     sqlx::query(crate::sql::changes::SET_SETTING)
         .bind(name)
         .bind(value)
@@ -224,7 +224,7 @@ async fn set_setting(tx: &mut SqliteConnection, name: &str, value: &str) -> Stor
 }
 
 /// `Change::AddPrincipal`: adds a principal (conflict when the name exists).
-async fn add_principal(tx: &mut SqliteConnection, p: &Principal) -> StoreResult<()> {
+async fn add_principal(tx: &mut AnyConnection, p: &Principal) -> StoreResult<()> {
     let done = sqlx::query(crate::sql::changes::ADD_PRINCIPAL)
         .bind(&p.name)
         .bind(&p.kind)
@@ -245,7 +245,7 @@ async fn add_principal(tx: &mut SqliteConnection, p: &Principal) -> StoreResult<
 }
 
 /// `Change::RemovePrincipal`: removes a principal and everything granted to it.
-async fn remove_principal(tx: &mut SqliteConnection, name: &str) -> StoreResult<()> {
+async fn remove_principal(tx: &mut AnyConnection, name: &str) -> StoreResult<()> {
     let done = sqlx::query(crate::sql::changes::REMOVE_PRINCIPAL)
         .bind(name)
         .execute(&mut *tx)
@@ -267,7 +267,7 @@ async fn remove_principal(tx: &mut SqliteConnection, name: &str) -> StoreResult<
 }
 
 /// `Change::AddMember`: adds a member to a group.
-async fn add_member(tx: &mut SqliteConnection, group: &str, member: &str) -> StoreResult<()> {
+async fn add_member(tx: &mut AnyConnection, group: &str, member: &str) -> StoreResult<()> {
     sqlx::query(crate::sql::changes::ADD_MEMBER)
         .bind(group)
         .bind(member)
@@ -278,7 +278,7 @@ async fn add_member(tx: &mut SqliteConnection, group: &str, member: &str) -> Sto
 
 /// `Change::AttachArchivedKey`: attaches an archived key to a request that holds none.
 async fn attach_archived_key(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     request_id: i64,
     archived_key: &[u8],
     kra_hashes: &str,
@@ -303,7 +303,7 @@ async fn attach_archived_key(
 
 /// `Change::InsertImported`: inserts an imported request row.
 async fn insert_imported(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     request: &NewRequest,
     foreign: bool,
     owner: Option<&str>,
@@ -325,7 +325,7 @@ async fn insert_imported(
 
 /// `Change::SetOwnerNames`: records the names a key owner is found by.
 async fn set_owner_names(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     thumbprint: &str,
     names: &[String],
 ) -> StoreResult<()> {
@@ -340,7 +340,7 @@ async fn set_owner_names(
 }
 
 /// `Change::ClearArchivedKey`: drops a request's archived key.
-async fn clear_archived_key(tx: &mut SqliteConnection, request_id: i64) -> StoreResult<()> {
+async fn clear_archived_key(tx: &mut AnyConnection, request_id: i64) -> StoreResult<()> {
     sqlx::query(crate::sql::changes::CLEAR_ARCHIVED_KEY)
         .bind(request_id)
         .execute(&mut *tx)
@@ -349,7 +349,7 @@ async fn clear_archived_key(tx: &mut SqliteConnection, request_id: i64) -> Store
 }
 
 /// `Change::InsertUnmatchedKey`: stores an imported key that matches no request.
-async fn insert_unmatched_key(tx: &mut SqliteConnection, key: UnmatchedKey<'_>) -> StoreResult<()> {
+async fn insert_unmatched_key(tx: &mut AnyConnection, key: UnmatchedKey<'_>) -> StoreResult<()> {
     sqlx::query(crate::sql::changes::INSERT_UNMATCHED_KEY)
         .bind(key.key_id)
         .bind(key.archived_key)
@@ -365,7 +365,7 @@ async fn insert_unmatched_key(tx: &mut SqliteConnection, key: UnmatchedKey<'_>) 
 
 /// `Change::AddToken`: adds an API token.
 async fn add_token(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     id: &str,
     principal: &str,
     secret_hash: &str,
@@ -383,7 +383,7 @@ async fn add_token(
 
 /// `Change::MapCertificate`: maps a client certificate to a principal (or moves the mapping).
 async fn map_certificate(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     thumbprint: &str,
     principal: &str,
     serial: Option<&str>,
@@ -398,7 +398,7 @@ async fn map_certificate(
 }
 
 /// `Change::RevokeToken`: removes an API token of a principal (not found when absent).
-async fn revoke_token(tx: &mut SqliteConnection, principal: &str, id: &str) -> StoreResult<()> {
+async fn revoke_token(tx: &mut AnyConnection, principal: &str, id: &str) -> StoreResult<()> {
     let done = sqlx::query(crate::sql::changes::REVOKE_TOKEN)
         .bind(id)
         .bind(principal)
@@ -414,7 +414,7 @@ async fn revoke_token(tx: &mut SqliteConnection, principal: &str, id: &str) -> S
 
 /// `Change::UnmapCertificate`: removes a certificate mapping of a principal (not found when absent).
 async fn unmap_certificate(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     principal: &str,
     thumbprint: &str,
 ) -> StoreResult<()> {
@@ -432,7 +432,7 @@ async fn unmap_certificate(
 }
 
 /// `Change::GrantRole`: grants a role.
-async fn grant_role(tx: &mut SqliteConnection, principal: &str, role: &str) -> StoreResult<()> {
+async fn grant_role(tx: &mut AnyConnection, principal: &str, role: &str) -> StoreResult<()> {
     sqlx::query(crate::sql::changes::GRANT_ROLE)
         .bind(principal)
         .bind(role)
@@ -442,7 +442,7 @@ async fn grant_role(tx: &mut SqliteConnection, principal: &str, role: &str) -> S
 }
 
 /// `Change::RevokeRole`: revokes a role.
-async fn revoke_role(tx: &mut SqliteConnection, principal: &str, role: &str) -> StoreResult<()> {
+async fn revoke_role(tx: &mut AnyConnection, principal: &str, role: &str) -> StoreResult<()> {
     sqlx::query(crate::sql::changes::REVOKE_ROLE)
         .bind(principal)
         .bind(role)
@@ -452,7 +452,7 @@ async fn revoke_role(tx: &mut SqliteConnection, principal: &str, role: &str) -> 
 }
 
 /// `Change::SetPermission`: replaces the allow or deny rights of a principal on a template.
-async fn set_permission(tx: &mut SqliteConnection, p: &Permission) -> StoreResult<()> {
+async fn set_permission(tx: &mut AnyConnection, p: &Permission) -> StoreResult<()> {
     sqlx::query(crate::sql::changes::SET_PERMISSION_DELETE)
         .bind(&p.template)
         .bind(&p.principal)
@@ -473,7 +473,7 @@ async fn set_permission(tx: &mut SqliteConnection, p: &Permission) -> StoreResul
 
 /// `Change::SetRestrictions`: replaces the groups and templates a manager is restricted to.
 async fn set_restrictions(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     manager: &str,
     groups: &[String],
     templates: &[String],

@@ -1,16 +1,16 @@
 //! Principals, groups, API tokens, certificate mappings, roles, template permissions,
 //! manager restrictions and the credential version.
 
-use super::SqliteStore;
+use super::SqlStore;
 use crate::model::*;
 use crate::StoreResult;
 
-impl SqliteStore {
+impl SqlStore {
     pub(super) async fn principal(&self, name: &str) -> StoreResult<Option<Principal>> {
         Ok(
             sqlx::query_as::<_, Principal>(crate::sql::directory::PRINCIPAL)
                 .bind(name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?,
         )
     }
@@ -18,7 +18,7 @@ impl SqliteStore {
     pub(super) async fn principals(&self) -> StoreResult<Vec<Principal>> {
         Ok(
             sqlx::query_as::<_, Principal>(crate::sql::directory::PRINCIPALS)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.pool())
                 .await?,
         )
     }
@@ -26,21 +26,21 @@ impl SqliteStore {
     pub(super) async fn groups_of(&self, name: &str) -> StoreResult<Vec<String>> {
         Ok(sqlx::query_scalar(crate::sql::directory::GROUPS_OF)
             .bind(name)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?)
     }
 
     pub(super) async fn members(&self, group: &str) -> StoreResult<Vec<String>> {
         Ok(sqlx::query_scalar(crate::sql::directory::MEMBERS)
             .bind(group)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?)
     }
 
     pub(super) async fn token(&self, id: &str) -> StoreResult<Option<(String, String)>> {
         Ok(sqlx::query_as(crate::sql::directory::TOKEN)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?)
     }
 
@@ -51,14 +51,14 @@ impl SqliteStore {
         Ok(
             sqlx::query_scalar(crate::sql::directory::PRINCIPAL_FOR_CERTIFICATE)
                 .bind(thumbprint)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?,
         )
     }
 
     pub(super) async fn roles(&self) -> StoreResult<Vec<(String, String)>> {
         Ok(sqlx::query_as(crate::sql::directory::ROLES)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?)
     }
 
@@ -66,7 +66,7 @@ impl SqliteStore {
         let rows: Vec<(String, String, i64, String)> =
             sqlx::query_as(crate::sql::directory::PERMISSIONS)
                 .bind(template)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.pool())
                 .await?;
         Ok(rows
             .into_iter()
@@ -89,7 +89,7 @@ impl SqliteStore {
     ) -> StoreResult<(Vec<String>, Vec<String>)> {
         let rows: Vec<(String, String)> = sqlx::query_as(crate::sql::directory::RESTRICTIONS)
             .bind(manager)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?;
         let mut groups = Vec::new();
         let mut templates = Vec::new();
@@ -105,7 +105,7 @@ impl SqliteStore {
 
     pub(super) async fn credential_version(&self) -> StoreResult<i64> {
         let v: Option<i64> = sqlx::query_scalar(crate::sql::directory::CREDENTIAL_VERSION)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
         Ok(v.unwrap_or(0))
     }
@@ -114,7 +114,7 @@ impl SqliteStore {
         Ok(
             sqlx::query_as::<_, TokenInfo>(crate::sql::directory::TOKENS)
                 .bind(principal)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.pool())
                 .await?,
         )
     }
@@ -126,7 +126,7 @@ impl SqliteStore {
         Ok(
             sqlx::query_as::<_, CertificateMapping>(crate::sql::directory::CERTIFICATE_MAPPINGS)
                 .bind(principal)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.pool())
                 .await?,
         )
     }

@@ -1,8 +1,8 @@
-//! Versioned schema migrations. Each migration runs in its own transaction and
-//! is recorded in `schema_migrations`; a database newer than this build is refused.
+//! SQLite's migrations: the schema's history since the first release, applied
+//! to existing databases in order.
 
 /// (version, SQL) for the SQLite backend, in order.
-pub(crate) const SQLITE: &[(i64, &str)] = &[
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
         r#"

@@ -1,6 +1,6 @@
 //! Audit log and heads: the chained append inside a write transaction, the head sealer hook, reads.
 
-use super::{now, SqliteStore, Tx};
+use super::{now, SqlStore, Tx};
 use crate::model::*;
 use crate::StoreResult;
 
@@ -16,7 +16,7 @@ pub trait HeadSealer: Send + Sync + std::fmt::Debug {
     fn sealed(&self, head: &AuditHead);
 }
 
-impl SqliteStore {
+impl SqlStore {
     /// Installs the head sealer (once; later calls are ignored).
     pub fn set_head_sealer(&self, sealer: std::sync::Arc<dyn HeadSealer>) {
         let _ = self.sealer.set(sealer);
@@ -109,7 +109,7 @@ impl SqliteStore {
             sqlx::query_as::<_, AuditRecord>(crate::sql::audit::AUDIT_RECORDS)
                 .bind(from)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.pool())
                 .await?,
         )
     }
@@ -117,7 +117,7 @@ impl SqliteStore {
     pub(super) async fn last_audit_record(&self) -> StoreResult<Option<AuditRecord>> {
         Ok(
             sqlx::query_as::<_, AuditRecord>(crate::sql::audit::LAST_AUDIT_RECORD)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?,
         )
     }
@@ -129,7 +129,7 @@ impl SqliteStore {
             .bind(&head.hash)
             .bind(&head.signature)
             .bind(head.at)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await?;
         Ok(())
     }
@@ -137,7 +137,7 @@ impl SqliteStore {
     pub(super) async fn audit_heads(&self) -> StoreResult<Vec<AuditHead>> {
         Ok(
             sqlx::query_as::<_, AuditHead>(crate::sql::audit::AUDIT_HEADS)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.pool())
                 .await?,
         )
     }
@@ -145,7 +145,7 @@ impl SqliteStore {
     pub(super) async fn last_audit_head(&self) -> StoreResult<Option<AuditHead>> {
         Ok(
             sqlx::query_as::<_, AuditHead>(crate::sql::audit::LAST_AUDIT_HEAD)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?,
         )
     }
@@ -177,7 +177,7 @@ mod audit_tests {
 
     #[tokio::test]
     async fn audit_chain_links_and_config_changes_are_atomic() {
-        let s = SqliteStore::open_in_memory(h).await.unwrap();
+        let s = crate::db::tests::test_store(h).await;
         s.append_audit(&[entry("one"), entry("two")]).await.unwrap();
         // a failing change leaves neither the change nor its audit record
         let bad = s

@@ -1,7 +1,7 @@
 //! Row mapping: the columns read back into model types and the binds of a new request row.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow, Sqlite};
+use sqlx::any::AnyRow;
+use sqlx::{Any, FromRow};
 
 use crate::model::*;
 use crate::{StoreError, StoreResult};
@@ -39,7 +39,7 @@ struct RequestRow {
 }
 
 /// A `requests` row selected with `select_requests!` (`sql/requests.rs`); the certificate fields exist only with a certificate.
-pub(super) fn record_from_row(row: &SqliteRow) -> StoreResult<RequestRecord> {
+pub(super) fn record_from_row(row: &AnyRow) -> StoreResult<RequestRecord> {
     let r = RequestRow::from_row(row)?;
     let disposition = Disposition::parse(&r.disposition)
         .ok_or_else(|| StoreError::Integrity(format!("unknown disposition '{}'", r.disposition)))?;
@@ -80,7 +80,7 @@ pub(super) fn record_from_row(row: &SqliteRow) -> StoreResult<RequestRecord> {
 }
 
 /// A query with bound SQLite arguments.
-pub(super) type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+pub(super) type Query<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
 
 /// Binds the twelve certificate columns in the order of the `UPDATE` in `issue_pending`.
 pub(super) fn bind_cert<'q>(q: Query<'q>, c: &'q CertFields) -> Query<'q> {

@@ -3,12 +3,12 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use super::rows::{bind_cert, bind_new_request, record_from_row, ImportMeta};
-use super::{SqliteStore, Tx};
+use super::{SqlStore, Tx};
 use crate::model::*;
 use crate::sql::requests::{insert_request_sql, query_sql};
 use crate::{StoreError, StoreResult};
 
-impl SqliteStore {
+impl SqlStore {
     pub(super) async fn insert_request(
         &self,
         new: &NewRequest,
@@ -53,7 +53,7 @@ impl SqliteStore {
     pub(super) async fn get_request(&self, id: i64) -> StoreResult<Option<RequestRecord>> {
         let row = sqlx::query(crate::sql::requests::GET_REQUEST)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
         row.as_ref().map(record_from_row).transpose()
     }
@@ -61,7 +61,7 @@ impl SqliteStore {
     pub(super) async fn get_by_serial(&self, serial: &str) -> StoreResult<Option<RequestRecord>> {
         let row = sqlx::query(crate::sql::requests::GET_BY_SERIAL)
             .bind(serial)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
         row.as_ref().map(record_from_row).transpose()
     }
@@ -144,7 +144,7 @@ impl SqliteStore {
         drop(tx);
         let state: Option<String> = sqlx::query_scalar(crate::sql::requests::DISPOSITION_BY_SERIAL)
             .bind(serial)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
         match state {
             None => Err(StoreError::NotFound(format!(
@@ -159,7 +159,7 @@ impl SqliteStore {
     pub(super) async fn revoked(&self) -> StoreResult<Vec<RevokedEntry>> {
         Ok(
             sqlx::query_as::<_, RevokedEntry>(crate::sql::requests::REVOKED)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.pool())
                 .await?,
         )
     }
@@ -176,14 +176,14 @@ impl SqliteStore {
                 Value::Int(n) => q.bind(*n),
             };
         }
-        let rows = q.bind(limit).fetch_all(&self.pool).await?;
+        let rows = q.bind(limit).fetch_all(&self.pool()).await?;
         rows.iter().map(record_from_row).collect()
     }
 
     pub(super) async fn archived_key(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
         let v: Option<Option<Vec<u8>>> = sqlx::query_scalar(crate::sql::requests::ARCHIVED_KEY)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
         Ok(v.flatten())
     }
@@ -191,7 +191,7 @@ impl SqliteStore {
     pub(super) async fn kra_hashes(&self, id: i64) -> StoreResult<Option<String>> {
         let v: Option<Option<String>> = sqlx::query_scalar(crate::sql::requests::KRA_HASHES)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
         Ok(v.flatten())
     }
@@ -205,7 +205,7 @@ impl SqliteStore {
         let mut out = Vec::new();
         for r in sqlx::query(crate::sql::requests::ROWS_FOR_KRA)
             .bind(&pattern)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?
         {
             out.push(ArchivedKeyAgents {
@@ -217,7 +217,7 @@ impl SqliteStore {
         }
         for r in sqlx::query(crate::sql::requests::UNMATCHED_FOR_KRA)
             .bind(&pattern)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?
         {
             out.push(ArchivedKeyAgents {
@@ -238,7 +238,7 @@ impl SqliteStore {
         let rows = sqlx::query(crate::sql::requests::FIND_BY_OWNER_NAME)
             .bind(name)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?;
         rows.iter().map(record_from_row).collect()
     }
@@ -249,7 +249,7 @@ impl SqliteStore {
     ) -> StoreResult<Option<RequestRecord>> {
         let row = sqlx::query(crate::sql::requests::GET_BY_THUMBPRINT)
             .bind(thumbprint)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
         row.as_ref().map(record_from_row).transpose()
     }
@@ -257,19 +257,19 @@ impl SqliteStore {
     pub(super) async fn unmatched_key_exists(&self, key_id: &str) -> StoreResult<bool> {
         let n: i64 = sqlx::query_scalar(crate::sql::requests::UNMATCHED_KEY_EXISTS)
             .bind(key_id)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.pool())
             .await?;
         Ok(n > 0)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::sqlite::tests::test_hash;
+    use crate::db::tests::test_hash;
     use crate::Store;
 
-    fn new_req(disposition: Disposition, cert: Option<CertFields>) -> NewRequest {
+    pub(crate) fn new_req(disposition: Disposition, cert: Option<CertFields>) -> NewRequest {
         NewRequest {
             request_der: vec![0x30, 0x00],
             request_kind: "pkcs10".into(),
@@ -308,7 +308,7 @@ mod tests {
 
     #[tokio::test]
     async fn lifecycle() {
-        let s = SqliteStore::open_in_memory(test_hash).await.unwrap();
+        let s = crate::db::tests::test_store(test_hash).await;
         let a = s
             .insert_request(&new_req(Disposition::Issued, Some(cert("01"))), &[])
             .await
@@ -360,7 +360,7 @@ mod tests {
     }
 
     /// The plan of `query` for `restrictions` (EXPLAIN QUERY PLAN details).
-    async fn plan(s: &SqliteStore, restrictions: &[Restriction]) -> String {
+    async fn plan(s: &SqlStore, restrictions: &[Restriction]) -> String {
         let sql = format!("EXPLAIN QUERY PLAN {}", query_sql(restrictions));
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for r in restrictions {
@@ -369,7 +369,7 @@ mod tests {
                 Value::Int(n) => q.bind(*n),
             };
         }
-        let rows = q.bind(10i64).fetch_all(&s.pool).await.unwrap();
+        let rows = q.bind(10i64).fetch_all(&s.pool()).await.unwrap();
         rows.iter()
             .map(|r| r.try_get::<String, _>("detail").unwrap())
             .collect::<Vec<_>>()
@@ -378,7 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn hot_lookups_use_selective_indexes() {
-        let s = SqliteStore::open_in_memory(test_hash).await.unwrap();
+        let s = SqlStore::open_in_memory(test_hash).await.unwrap();
         let eq = |column, value: &str| Restriction {
             column,
             op: Op::Eq,
@@ -441,7 +441,7 @@ mod tests {
         let rows = sqlx::query(
             "EXPLAIN QUERY PLAN SELECT request_id FROM key_owner_names WHERE name = 'x'",
         )
-        .fetch_all(&s.pool)
+        .fetch_all(&s.pool())
         .await
         .unwrap();
         let p: String = rows
@@ -456,7 +456,7 @@ mod tests {
 
     #[tokio::test]
     async fn statistics_steer_mixed_lookups_to_the_selective_index() {
-        let s = SqliteStore::open_in_memory(test_hash).await.unwrap();
+        let s = SqlStore::open_in_memory(test_hash).await.unwrap();
         for i in 0..400 {
             let mut c = cert(&format!("{i:04x}"));
             c.common_name = Some(format!("User {i}"));
@@ -487,7 +487,7 @@ mod tests {
 
     #[tokio::test]
     async fn denial_clears_archived_key() {
-        let s = SqliteStore::open_in_memory(test_hash).await.unwrap();
+        let s = crate::db::tests::test_store(test_hash).await;
         let mut n = new_req(Disposition::Pending, None);
         n.archived_key = Some(vec![1, 2, 3]);
         let id = s.insert_request(&n, &[]).await.unwrap();
