@@ -38,6 +38,7 @@ pub(crate) async fn bench_ca(dir: &Path) -> Result<Arc<Ca>> {
         passphrase_file: None,
         cdp_urls: vec![],
         aia_urls: vec![],
+        database: None,
     })
     .await?;
     // The token is kept (as `lockbox init` does) for benchmarks that call the API.

@@ -9,13 +9,15 @@ use serde_json::{json, Value};
 use crate::global::Global;
 
 /// Exit codes: 0 success, 1 failure, 2 usage, 3 request refused (bad input or
-/// policy), 4 not found, 5 wrong state.
+/// policy), 4 not found, 5 wrong state, 6 not allowed, 7 the database is
+/// unavailable (retry).
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<EngineError>().map(|e| e.kind()) {
         Some(ErrorKind::BadInput | ErrorKind::Denied) => 3,
         Some(ErrorKind::NotFound) => 4,
         Some(ErrorKind::Conflict) => 5,
         Some(ErrorKind::Forbidden | ErrorKind::Unauthorized | ErrorKind::Throttled) => 6,
+        Some(ErrorKind::Unavailable) => 7,
         _ => 1,
     }
 }

@@ -80,6 +80,10 @@ pub mod codes {
         E_ALREADY_EXISTS = 0x8007_00B7, "ERROR_ALREADY_EXISTS";
         /// ERROR_ACCOUNT_LOCKED_OUT (as HRESULT): too many failed logins; try later.
         E_ACCOUNT_LOCKED_OUT = 0x8007_0775, "ERROR_ACCOUNT_LOCKED_OUT";
+        /// RPC_S_SERVER_UNAVAILABLE (as HRESULT), what a Windows client reports
+        /// for a CA it cannot reach: the CA's database cannot be reached now;
+        /// nothing was done, and the request may be retried.
+        E_UNAVAILABLE = 0x8007_06BA, "RPC_S_SERVER_UNAVAILABLE";
     }
 
     /// Symbolic name of a code (`E_FAIL` for a code not in [`ALL`]).
@@ -143,6 +147,9 @@ error_kinds! {
     Throttled => "throttled",
     /// A failure inside the CA (database, cryptography, file system).
     Internal => "internal",
+    /// The CA's database cannot be reached now (a failover, a lost
+    /// connection): nothing was done; retry later.
+    Unavailable => "unavailable",
 }
 
 impl std::fmt::Display for ErrorKind {
@@ -215,6 +222,7 @@ impl EngineError {
             EngineError::Throttled(_) => codes::E_ACCOUNT_LOCKED_OUT,
             EngineError::Store(StoreError::NotFound(_)) => codes::E_NOT_FOUND,
             EngineError::Store(StoreError::Conflict(_)) => codes::E_INVALID_STATE,
+            EngineError::Store(StoreError::Unavailable(_)) => codes::E_UNAVAILABLE,
             _ => codes::E_FAIL,
         }
     }
@@ -234,6 +242,7 @@ impl EngineError {
             EngineError::Unauthenticated(_) => ErrorKind::Unauthorized,
             EngineError::Config(_) => ErrorKind::Config,
             EngineError::Throttled(_) => ErrorKind::Throttled,
+            EngineError::Store(StoreError::Unavailable(_)) => ErrorKind::Unavailable,
             EngineError::Store(_) | EngineError::Crypto(_) | EngineError::Io { .. } => {
                 ErrorKind::Internal
             }
@@ -292,6 +301,7 @@ mod tests {
             (ErrorKind::Config, "config"),
             (ErrorKind::Throttled, "throttled"),
             (ErrorKind::Internal, "internal"),
+            (ErrorKind::Unavailable, "unavailable"),
         ];
         assert_eq!(ErrorKind::ALL.len(), expected.len());
         for (kind, text) in expected {

@@ -9,8 +9,8 @@ use lockbox_codec::names::dn_string;
 use lockbox_codec::pem::{decode_all, decode_input, encode_pem};
 use lockbox_crypto::digest::sha256;
 use lockbox_crypto::random::{random_bytes, serial_number};
-use lockbox_crypto::{default_provider, KeyHandle, KeyProvider, KeySpec, PrivateKey};
-use lockbox_store::{Change, SqliteStore, Store};
+use lockbox_crypto::{default_provider, KeyHandle, KeySpec, PrivateKey};
+use lockbox_store::Change;
 use serde::Serialize;
 use x509_cert::certificate::Certificate;
 use zeroize::Zeroizing;
@@ -51,6 +51,9 @@ pub struct InitOptions {
     pub cdp_urls: Vec<String>,
     /// AIA caIssuers URLs for issued certificates.
     pub aia_urls: Vec<String>,
+    /// `database.url`: `sqlite:FILE` or `postgres://USER@HOST:PORT/DB`
+    /// (an empty database). None: `sqlite:ca.db` in the home.
+    pub database: Option<String>,
 }
 
 /// What `init` produced.
@@ -70,18 +73,15 @@ pub struct InitOutcome {
     pub key_protected: bool,
 }
 
-/// The SQLite file the configuration names (relative paths are inside the home).
+/// The SQLite file the configuration names (relative paths are inside the
+/// home); an error for a CA on PostgreSQL.
 pub(crate) fn database_path(home: &Home, config: &Config) -> EngineResult<PathBuf> {
-    let url = &config.database.url;
-    let file = url.strip_prefix("sqlite:").ok_or_else(|| {
-        EngineError::Config(format!("unsupported database URL '{url}' (sqlite:FILE)"))
-    })?;
-    let file = file.trim_start_matches("//");
-    Ok(if Path::new(file).is_absolute() {
-        PathBuf::from(file)
-    } else {
-        home.path(file)
-    })
+    match crate::database::location(home, config)? {
+        crate::database::Location::Sqlite(path) => Ok(path),
+        crate::database::Location::Postgres(_) => Err(EngineError::Config(
+            "the CA database is PostgreSQL, not a file in the home".into(),
+        )),
+    }
 }
 
 /// Group- or world-accessible entries of a CA home (see
@@ -91,26 +91,7 @@ pub fn permission_findings(home: &Home, config: &Config) -> Vec<String> {
     home.permission_findings(database_path(home, config).ok().as_deref())
 }
 
-/// Opens the database with a head sealer sharing `key` (the CA key slot), so
-/// every transaction that appends audit records also signs the chain head.
-pub(crate) async fn open_store(
-    home: &Home,
-    config: &Config,
-    keys: Arc<dyn KeyProvider>,
-    key: Arc<Mutex<Option<Arc<dyn KeyHandle>>>>,
-) -> EngineResult<Arc<dyn Store>> {
-    let path = database_path(home, config)?;
-    let store = SqliteStore::open(&path, crate::audit::chain_hash).await?;
-    store.set_head_sealer(Arc::new(crate::audit::heads::HeadSeal {
-        key,
-        keys,
-        home: home.clone(),
-        key_file: config.ca.key_file.clone(),
-        passphrase_file: config.ca.passphrase_file.clone(),
-        warned: Default::default(),
-    }));
-    Ok(Arc::new(store))
-}
+pub(crate) use crate::database::open_store;
 
 /// Creates a new CA in an empty (or new) home directory.
 pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
@@ -136,6 +117,8 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
     crate::config::create_private_dir(home.root())?;
     crate::config::make_dir_private(home.root())?;
 
+    // The database is checked (reachable, empty) before any key exists.
+    let database_url = crate::database::new_database_url(opts.database.as_deref(), DB_FILE).await?;
     let keys = default_provider();
     let key = keys.generate(opts.key, "ca")?;
     let pem = key_pem(&*key, opts.passphrase.as_deref().map(|p| p.as_slice()))?;
@@ -145,7 +128,8 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
 
     let token_bytes = random_bytes(32)?;
     let admin_token = format!("lbx_{}", to_hex(&token_bytes));
-    let config = initial_config(&opts, &subject_dn, state, &admin_token);
+    let mut config = initial_config(&opts, &subject_dn, state, &admin_token);
+    config.database.url = database_url;
     let init_key: Arc<dyn KeyHandle> = key;
     let store = open_store(&home, &config, keys, Arc::new(Mutex::new(Some(init_key)))).await?;
     let changes = initial_changes()?;

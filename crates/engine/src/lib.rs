@@ -54,5 +54,7 @@ pub use certs::{cert_fields, load_private_key, verify_issued_by};
 pub use cmcresponse::failure as cmc_failure;
 pub use error::{codes, EngineError, EngineResult, ErrorKind};
 pub use init::permission_findings;
-pub use lockbox_store::{Column, DatabaseStatus, Disposition, RequestRecord};
+pub use lockbox_store::{
+    Column, CopyReport, DatabaseStatus, Disposition, RequestRecord, StoreError,
+};
 pub use principals::{Credential, Directory, LOGIN_FAILURES_PER_PAIR, LOGIN_WINDOW};

@@ -189,19 +189,6 @@ fn blob_user_certificate(blob: &[u8]) -> Vec<u8> {
 
 // ----- item 7 ---------------------------------------------------------------
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn audit_verify_names_a_truncated_tail_deleted_heads_and_a_recomputed_chain() {
     let d = tempfile::tempdir().unwrap();
@@ -241,7 +228,7 @@ async fn audit_verify_names_a_truncated_tail_deleted_heads_and_a_recomputed_chai
         let home = home.clone();
         async move {
             let copy = d.join(what);
-            copy_dir(&home, &copy);
+            common::copy_home(&home, &copy).await;
             (copy, needle, position)
         }
     };

@@ -288,28 +288,6 @@ async fn template_permissions_allow_and_deny_enrollment() {
         .is_err());
 }
 
-fn copy_home(from: &std::path::Path, to: &std::path::Path) {
-    for entry in walk(from) {
-        let rel = entry.strip_prefix(from).unwrap();
-        let dest = to.join(rel);
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, &dest).unwrap();
-    }
-}
-
-fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(p).unwrap() {
-        let path = e.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn audit_verify_finds_edited_deleted_and_reordered_records() {
     let d = tempfile::tempdir().unwrap();
@@ -358,7 +336,7 @@ async fn audit_verify_finds_edited_deleted_and_reordered_records() {
     ];
     for (what, statements, position) in cases {
         let copy = d.path().join(what);
-        copy_home(&home, &copy);
+        common::copy_home(&home, &copy).await;
         sql(&copy, &statements).await;
         let ca = Ca::open(&copy).await.unwrap();
         let report = ca.audit_verify(&admin()).await.unwrap();
@@ -371,7 +349,7 @@ async fn audit_verify_finds_edited_deleted_and_reordered_records() {
     }
     // deleting the tail is caught by the signed head
     let copy = d.path().join("truncated");
-    copy_home(&home, &copy);
+    common::copy_home(&home, &copy).await;
     sql(
         &copy,
         &["DELETE FROM audit_log WHERE seq >= (SELECT MAX(seq) FROM audit_heads)"],
@@ -864,7 +842,8 @@ async fn restricted_manager_getkey_outside_restrictions_is_0x80094009() {
     sql(
         d.path(),
         &[&format!(
-            "UPDATE requests SET archived_key = x'3000' WHERE request_id = {id}"
+            "UPDATE requests SET archived_key = {} WHERE request_id = {id}",
+            common::blob_literal(&[0x30, 0x00])
         )],
     )
     .await;
@@ -1119,7 +1098,14 @@ async fn db_status_is_the_administrators() {
     let d = tempfile::tempdir().unwrap();
     let ca = new_ca(d.path(), "Status CA").await;
     let s = ca.db_status(&admin()).await.unwrap();
-    assert_eq!(s.backend, "sqlite");
+    assert_eq!(
+        s.backend,
+        if common::on_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    );
     assert!(s.audit_records > 0);
     let e = ca.db_status(&Actor::anonymous()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Forbidden, "{e}");

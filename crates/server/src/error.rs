@@ -27,6 +27,7 @@ pub(crate) fn http_status(e: &EngineError, denied_as: StatusCode) -> StatusCode 
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorKind::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -38,6 +39,10 @@ impl IntoResponse for ApiError {
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "internal error");
             "internal error (see the server log)".to_string()
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
+            // The driver's text names hosts and ports: it stays in the log.
+            tracing::warn!(error = %e, "database unavailable");
+            "the CA database is unavailable; nothing was done, try again shortly".to_string()
         } else {
             e.to_string()
         };
@@ -57,6 +62,10 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"lockbox\""),
             );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             resp.headers_mut().insert(

@@ -51,6 +51,7 @@ async fn ca_with_kra(dir: &std::path::Path) -> Ca {
         passphrase_file: None,
         cdp_urls: vec![],
         aia_urls: vec![],
+        database: None,
     })
     .await
     .unwrap();

@@ -137,6 +137,9 @@ impl Remote {
             Some(ErrorKind::Forbidden) => EngineError::Forbidden(message),
             Some(ErrorKind::Unauthorized) => EngineError::Unauthenticated(message),
             Some(ErrorKind::Throttled) => EngineError::Throttled(message),
+            Some(ErrorKind::Unavailable) => {
+                EngineError::Store(lockbox_engine::StoreError::Unavailable(message))
+            }
             _ => EngineError::Config(format!("server error ({status}): {message}")),
         })
     }

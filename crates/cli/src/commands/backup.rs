@@ -59,6 +59,10 @@ pub struct RestoreArgs {
     /// Move an existing (non-empty) home aside and restore in its place.
     #[arg(long)]
     force: bool,
+    /// The database of the restored CA instead of the one the backup's
+    /// configuration names: `sqlite:FILE` or an empty PostgreSQL database.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
 }
 
 /// The backup passphrase: from its file, else LOCKBOX_BACKUP_PASSPHRASE; required.
@@ -177,7 +181,15 @@ async fn verify(g: &Global, dir: &Path, passphrase_file: Option<&Path>) -> Resul
 pub async fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
     let home = local_home(g)?;
     let pass = backup_passphrase(a.passphrase_file.as_deref())?;
-    let r = lockbox_engine::backup::restore(&a.dir, &home, &pass, a.force, &local_who()).await?;
+    let r = lockbox_engine::backup::restore_into(
+        &a.dir,
+        &home,
+        &pass,
+        a.force,
+        &local_who(),
+        a.database.as_deref(),
+    )
+    .await?;
     if g.json {
         println!(
             "{}",

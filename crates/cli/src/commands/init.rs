@@ -45,6 +45,12 @@ pub struct InitArgs {
     /// AIA caIssuers URL for issued certificates (repeatable).
     #[arg(long = "aia-url", value_name = "URL")]
     pub aia_url: Vec<String>,
+    /// The CA database: `sqlite:FILE` (default `sqlite:ca.db` in the home) or
+    /// an empty PostgreSQL database, `postgres://USER@HOST:PORT/DB`; several
+    /// hosts (`postgres://h1:5432,h2:5433/DB?target_session_attrs=read-write`)
+    /// for failover. Passwords come from PGPASSWORD or ~/.pgpass, never the URL.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
 }
 
 /// The passphrase to protect a new CA key with, and the file to record.
@@ -93,6 +99,7 @@ pub async fn init(g: &Global, args: InitArgs) -> Result<ExitCode> {
         passphrase_file,
         cdp_urls: args.cdp_url,
         aia_urls: args.aia_url,
+        database: args.database,
     })
     .await?;
     let csr_path = match (&outcome.csr_pem, &args.csr_out) {

@@ -23,7 +23,7 @@ pub(crate) mod pack;
 pub(crate) mod restore;
 
 pub use pack::{pack, unpack};
-pub use restore::{restore, verify_backup, RestoreReport};
+pub use restore::{restore, restore_into, verify_backup, RestoreReport};
 
 use std::fs;
 use std::path::Path;

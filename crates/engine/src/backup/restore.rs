@@ -193,13 +193,29 @@ pub struct RestoreReport {
 }
 
 /// Restores a backup into `home` (absent or empty; with `force`, an existing
-/// home is moved aside, never deleted), then checks the result.
+/// home is moved aside, never deleted), then checks the result. The
+/// database goes where the backed-up configuration names it (which, for
+/// PostgreSQL, must be an empty database).
 pub async fn restore(
     dir: &Path,
     home: &Path,
     backup_passphrase: &[u8],
     force: bool,
     who: &str,
+) -> EngineResult<RestoreReport> {
+    restore_into(dir, home, backup_passphrase, force, who, None).await
+}
+
+/// [`restore`], with the database the restored CA uses instead of the one
+/// its backed-up configuration names: `sqlite:FILE` (inside the home) or an
+/// empty PostgreSQL database.
+pub async fn restore_into(
+    dir: &Path,
+    home: &Path,
+    backup_passphrase: &[u8],
+    force: bool,
+    who: &str,
+    database: Option<&str>,
 ) -> EngineResult<RestoreReport> {
     let check = verify_backup(dir, backup_passphrase).await?;
     if !check.problems.is_empty() {
@@ -220,9 +236,43 @@ pub async fn restore(
             f.path == CONFIG_FILE || f.path == crate::audit::HEADS_FILE,
         )?;
     }
-    let config = target.load_config()?;
+    let mut config = target.load_config()?;
+    // Under the test switch a restored PostgreSQL CA gets a new database, as
+    // every CA a test creates does (the backed-up one is still in use).
+    let database = match (database, lockbox_store::test_server()) {
+        (Some(url), _) => Some(url.to_string()),
+        (None, Some(server)) if config.database.url.starts_with("postgres") => {
+            Some(lockbox_store::create_fresh_database(&server).await?)
+        }
+        (None, _) => None,
+    };
+    if let Some(url) = database {
+        config.database.url = url;
+        target.save_config(&config)?;
+    }
+    // A PostgreSQL target is checked (reachable, empty) before any key is written.
+    let pg_target = match crate::database::location(&target, &config)? {
+        crate::database::Location::Postgres(pg) => {
+            let store =
+                lockbox_store::SqlStore::connect_postgres(&pg, crate::audit::chain_hash).await?;
+            if !store.is_empty().await? {
+                return Err(EngineError::Conflict(format!(
+                    "the database {pg} is not empty: a restore goes into an empty database"
+                )));
+            }
+            Some(store)
+        }
+        crate::database::Location::Sqlite(_) => None,
+    };
     write_keys(dir, &target, &config, &check.manifest, backup_passphrase)?;
-    write_database(dir, home, &target, &config)?;
+    match pg_target {
+        Some(store) => {
+            let (_tmp, snapshot) = open_copy(&dir.join(DB_FILE)).await?;
+            snapshot.copy_into(&store).await?;
+            store.close().await;
+        }
+        None => write_database(dir, home, &target, &config)?,
+    }
 
     // Open and check what was restored.
     let (audit_records, kras, problems) = check_restored(home, dir, who, &check.manifest).await?;

@@ -40,6 +40,7 @@ pub fn init_options(home: &Path, name: &str, key: KeySpec) -> InitOptions {
         passphrase_file: None,
         cdp_urls: vec![],
         aia_urls: vec![],
+        database: None,
     }
 }
 
@@ -133,13 +134,82 @@ pub async fn archive(ca: &Ca, cn: &str, upn: &str, email: &str, requester: &str)
         .unwrap()
 }
 
-/// Runs SQL statements straight on the CA database of `home` (tampering tests).
+/// The URL of the CA database of `home` for a direct connection: its
+/// PostgreSQL URL, or its SQLite file.
+pub fn database_url(home: &Path) -> String {
+    let config = std::fs::read_to_string(home.join("lockbox.toml")).unwrap();
+    let url = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("url = "))
+        .map(|u| u.trim_matches('"').to_string())
+        .unwrap();
+    if url.starts_with("postgres") {
+        url
+    } else {
+        format!("sqlite:{}", home.join("ca.db").display())
+    }
+}
+
+/// Copies a CA home (tampering tests work on copies). On PostgreSQL the copy
+/// gets a database of its own, a copy of the original's, and its
+/// configuration names it.
+pub async fn copy_home(from: &Path, to: &Path) {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            let dest = to.join(p.file_name().unwrap());
+            if p.is_dir() {
+                copy_dir(&p, &dest);
+            } else {
+                std::fs::copy(&p, &dest).unwrap();
+            }
+        }
+    }
+    copy_dir(from, to);
+    let url = database_url(from);
+    if url.starts_with("postgres") {
+        use lockbox_store::{DatabaseUrl, SqlStore};
+        let server = lockbox_store::test_server().unwrap();
+        let fresh = lockbox_store::create_fresh_database(&server).await.unwrap();
+        let open = |u: String| async move {
+            let DatabaseUrl::Postgres(pg) = DatabaseUrl::parse(&u).unwrap() else {
+                panic!("not postgres")
+            };
+            SqlStore::connect_postgres(&pg, lockbox_engine::chain_hash)
+                .await
+                .unwrap()
+        };
+        let (src, dst) = (open(url.clone()).await, open(fresh.clone()).await);
+        src.copy_into(&dst).await.unwrap();
+        let config = std::fs::read_to_string(to.join("lockbox.toml")).unwrap();
+        std::fs::write(to.join("lockbox.toml"), config.replace(&url, &fresh)).unwrap();
+    }
+}
+
+/// A blob literal in the test backend's SQL.
+pub fn blob_literal(bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if on_postgres() {
+        format!("decode('{hex}', 'hex')")
+    } else {
+        format!("x'{hex}'")
+    }
+}
+
+/// Whether the tests run on PostgreSQL (`LOCKBOX_TEST_DATABASE` set).
+pub fn on_postgres() -> bool {
+    lockbox_store::test_server().is_some()
+}
+
+/// Runs SQL statements straight on the CA database of `home` (tampering
+/// tests), on either backend.
 pub async fn sql<S: AsRef<str>>(home: &Path, statements: &[S]) {
     use sqlx::Connection;
-    let mut c =
-        sqlx::SqliteConnection::connect(&format!("sqlite:{}", home.join("ca.db").display()))
-            .await
-            .unwrap();
+    sqlx::any::install_default_drivers();
+    let mut c = sqlx::AnyConnection::connect(&database_url(home))
+        .await
+        .unwrap();
     for s in statements {
         sqlx::query(sqlx::AssertSqlSafe(s.as_ref().to_string()))
             .execute(&mut c)

@@ -352,6 +352,7 @@ mod tests {
             passphrase_file: None,
             cdp_urls: vec![],
             aia_urls: vec![],
+            database: None,
         })
         .await
         .unwrap();

@@ -3,7 +3,7 @@
 /// Used by `apply`.
 pub(crate) const BUMP_CREDENTIAL_VERSION: &str =
     "INSERT INTO counters (name, value) VALUES ('credential_version', 1) \
-                 ON CONFLICT (name) DO UPDATE SET value = value + 1";
+                 ON CONFLICT (name) DO UPDATE SET value = counters.value + 1";
 
 /// Used by `put_template`.
 pub(crate) const PUT_TEMPLATE: &str = "INSERT INTO templates (name, definition) VALUES ($1, $2) \
