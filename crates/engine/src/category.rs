@@ -156,6 +156,8 @@ pub enum AuditAction {
     Backup,
     /// A backup was restored. (`restore`)
     Restore,
+    /// The CA's database moved to another backend (`db migrate`). (`migrate database`)
+    MigrateDatabase,
     /// A template was duplicated under this name (`duplicate template <name>`).
     DuplicateTemplate(String),
     /// A template setting changed (`set <key>=<value>`).
@@ -217,6 +219,7 @@ impl AuditAction {
             AuditAction::SetAuditCategories => "set audit categories",
             AuditAction::Backup => "backup",
             AuditAction::Restore => "restore",
+            AuditAction::MigrateDatabase => "migrate database",
             AuditAction::DuplicateTemplate(name) => {
                 return Cow::Owned(format!("duplicate template {name}"))
             }

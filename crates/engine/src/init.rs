@@ -260,6 +260,12 @@ fn initial_changes() -> EngineResult<Vec<Change>> {
 pub(crate) async fn open(root: &Path) -> EngineResult<Core> {
     let home = Home::new(root);
     let config = home.load_config()?;
+    open_with(home, config).await
+}
+
+/// Opens the CA of `home` with `config` (which need not be the saved one:
+/// `db migrate` opens the target database before it switches the home).
+pub(crate) async fn open_with(home: Home, config: Config) -> EngineResult<Core> {
     let keys = default_provider();
     let key = Arc::new(Mutex::new(None));
     let store = open_store(&home, &config, keys.clone(), key.clone()).await?;

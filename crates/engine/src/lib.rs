@@ -22,7 +22,7 @@ pub mod config;
 pub(crate) mod core;
 pub mod crl;
 pub(crate) mod crl_fetch;
-pub(crate) mod database;
+pub mod database;
 pub(crate) mod enroll;
 pub(crate) mod error;
 pub mod export;

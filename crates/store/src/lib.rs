@@ -20,7 +20,7 @@ mod url;
 
 use async_trait::async_trait;
 
-pub use db::{CopyReport, Hasher, HeadSealer, SqlStore};
+pub use db::{ensure_sqlite_unused, CopyReport, Hasher, HeadSealer, SqlStore};
 pub use dialect::Backend;
 pub use model::*;
 pub use test_database::{create_fresh_database, test_server, TEST_DATABASE_ENV};
@@ -214,6 +214,8 @@ pub trait Store: Send + Sync {
     async fn integrity_check(&self) -> StoreResult<()>;
     /// The backend, its schema version and its row counts.
     async fn status(&self) -> StoreResult<DatabaseStatus>;
+    /// Closes the connections (SQLite: checkpoints the WAL into the file).
+    async fn close(&self);
     /// Writes a consistent copy of the whole database to `dest` (a new file)
     /// while the service keeps running (one read transaction).
     async fn snapshot(&self, dest: &std::path::Path) -> StoreResult<()>;

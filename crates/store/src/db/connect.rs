@@ -68,6 +68,29 @@ fn sqlite_options(path: &Path) -> StoreResult<AnyConnectOptions> {
     Ok(AnyConnectOptions::from_url(&url)?)
 }
 
+/// Fails when another connection (another process: a running `lockbox
+/// serve`) has the SQLite file open: leaving WAL mode needs the only
+/// connection. The file is put back in WAL mode before returning.
+pub async fn ensure_sqlite_unused(path: &Path) -> StoreResult<()> {
+    use sqlx::sqlite::SqliteConnection;
+    let mut conn =
+        SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path)).await?;
+    let mode: Result<String, sqlx::Error> = sqlx::query_scalar("PRAGMA journal_mode = DELETE")
+        .fetch_one(&mut conn)
+        .await;
+    let _ = sqlx::query("PRAGMA journal_mode = WAL")
+        .execute(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    match mode {
+        Ok(m) if m.eq_ignore_ascii_case("delete") => Ok(()),
+        _ => Err(StoreError::Conflict(format!(
+            "{} is in use by another process (stop every `lockbox serve` on this home first)",
+            path.display()
+        ))),
+    }
+}
+
 impl SqlStore {
     /// Opens (creating if needed) an SQLite database file and applies migrations.
     pub async fn open(path: &Path, hasher: Hasher) -> StoreResult<Self> {

@@ -423,7 +423,7 @@ mod tests {
         with_key.archived_key = Some(vec![9u8; 300]);
         with_key.kra_hashes = Some("ab".into());
         let first = src
-            .insert_request(&with_key, &[audit.clone()])
+            .insert_request(&with_key, std::slice::from_ref(&audit))
             .await
             .unwrap();
         src.insert_request(&n, &[]).await.unwrap();

@@ -29,6 +29,7 @@ use crate::dialect::{self, Backend};
 use crate::{StoreError, StoreResult};
 
 pub use audit::HeadSealer;
+pub use connect::ensure_sqlite_unused;
 pub use copy::CopyReport;
 
 /// The CA database on SQLite or PostgreSQL.

@@ -265,6 +265,10 @@ impl Store for SqlStore {
         })
     }
 
+    async fn close(&self) {
+        SqlStore::close(self).await
+    }
+
     async fn snapshot(&self, dest: &Path) -> StoreResult<()> {
         if dest.exists() {
             return Err(StoreError::Integrity(format!(

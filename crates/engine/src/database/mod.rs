@@ -1,6 +1,11 @@
 //! The CA database itself: where the configuration says it lives (an SQLite
 //! file in the home, or PostgreSQL), opening it with the audit head sealer,
-//! and facts about it (`lockbox db status`).
+//! facts about it (`lockbox db status`), and moving it to PostgreSQL
+//! ([`migrate`], `lockbox db migrate`).
+
+mod migrate;
+
+pub use migrate::{migrate, MigrateReport};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
