@@ -130,6 +130,8 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
     let admin_token = format!("lbx_{}", to_hex(&token_bytes));
     let mut config = initial_config(&opts, &subject_dn, state, &admin_token);
     config.database.url = database_url;
+    // Made now, so every copy of the home (one per node) has the same one.
+    crate::archival::exchange_keys::ensure_wrap_key(&home, &config, &*keys)?;
     let init_key: Arc<dyn KeyHandle> = key;
     let store = open_store(&home, &config, keys, Arc::new(Mutex::new(Some(init_key)))).await?;
     let changes = initial_changes()?;

@@ -210,6 +210,22 @@ pub trait Store: Send + Sync {
     async fn tokens(&self, principal: &str) -> StoreResult<Vec<TokenInfo>>;
     /// A principal's client-certificate mappings.
     async fn certificate_mappings(&self, principal: &str) -> StoreResult<Vec<CertificateMapping>>;
+    /// The sealed private key of the exchange certificate with this serial.
+    async fn exchange_key(&self, serial: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Serials of the exchange certificates whose key is stored.
+    async fn exchange_key_serials(&self) -> StoreResult<Vec<String>>;
+    /// Records a new exchange certificate (`new`, issued) with its sealed key
+    /// and audit records in one transaction under the write lock, unless an
+    /// exchange certificate with a stored key is in force at
+    /// `new.submitted_at` until after `fresh_after` (another node made one):
+    /// then nothing is written and `None` is returned.
+    async fn insert_exchange_certificate(
+        &self,
+        new: &NewRequest,
+        sealed_key: &[u8],
+        fresh_after: i64,
+        audit: &[AuditEntry],
+    ) -> StoreResult<Option<i64>>;
     /// Runs the backend's integrity check.
     async fn integrity_check(&self) -> StoreResult<()>;
     /// The backend, its schema version and its row counts.

@@ -1,7 +1,6 @@
 //! Recovering the client's private key from the archival envelope: one error on one path.
 
 use der::Encode;
-use lockbox_codec::hexfmt::to_hex;
 use lockbox_codec::keyblob::{
     blob_to_pkcs8, is_private_key_blob, parse_private_key_blob, pkcs8_claimed_public_key,
     CALG_RSA_SIGN,
@@ -100,10 +99,7 @@ pub(crate) async fn recover_client_key(
         .collect::<EngineResult<_>>()?;
     let mut keys = Vec::new();
     for c in &certs {
-        keys.push(crate::archival::exchange::exchange_key(
-            core,
-            &to_hex(c.tbs_certificate().serial_number().as_bytes()),
-        )?);
+        keys.push(crate::archival::exchange_keys::exchange_key(core, c).await?);
     }
     let offered: Vec<OpeningKey<'_>> = certs
         .iter()

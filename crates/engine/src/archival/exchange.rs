@@ -1,7 +1,6 @@
 //! The CA exchange certificate clients encrypt archived keys to, and its private key.
 
 use std::str::FromStr;
-use std::sync::Arc;
 
 use der::Encode;
 use lockbox_crypto::random::serial_number;
@@ -13,8 +12,7 @@ use x509_cert::name::Name;
 use crate::archival::xchg_subject;
 use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::{aki, sign_certificate, sign_request, ski, template_extensions, CertSpec};
-use crate::certs::{cert_fields, key_pem, load_home_key};
-use crate::config::passphrase;
+use crate::certs::cert_fields;
 use crate::core::Core;
 use crate::period::{now, unix_of};
 use crate::template::builtins;
@@ -33,15 +31,12 @@ pub(crate) async fn exchange_certificates(core: &Core) -> EngineResult<Vec<Vec<u
             1000,
         )
         .await?;
+    let held = crate::archival::exchange_keys::held(core).await?;
     let mut certs: Vec<(i64, Vec<u8>)> = rows
         .into_iter()
         .filter_map(|r| r.cert)
         .filter(|c| c.not_before <= t && c.not_after > t)
-        .filter(|c| {
-            core.home
-                .path(&format!("keys/xchg-{}.key", c.serial))
-                .is_file()
-        })
+        .filter(|c| held.contains(&c.serial))
         .map(|c| (c.not_before, c.cert_der))
         .collect();
     certs.sort_by_key(|c| std::cmp::Reverse(c.0));
@@ -77,6 +72,8 @@ pub(crate) async fn current_exchange_certificate(core: &Core) -> EngineResult<Ve
     create_exchange_certificate(core).await
 }
 
+/// Makes a new exchange certificate and records it with its sealed key, unless
+/// another node recorded one meanwhile (then that one is returned).
 pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec<u8>> {
     let (_, ca) = core.ca_cert()?;
     let signer = core.signing_key()?;
@@ -88,21 +85,20 @@ pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec
         .to_der()
         .map_err(|e| EngineError::Config(e.to_string()))?;
     let fields = cert_fields(&der)?;
-    let pass = passphrase(&core.home, core.config.ca.passphrase_file.as_deref())?;
-    let pass = if core.config.ca.key_encrypted {
-        pass
-    } else {
-        None
-    };
-    let pem = key_pem(&*key, pass.as_deref().map(|p| p.as_slice()))?;
-    // The key file is written before the row: a row never points at a missing key.
-    core.home.write_atomic(
-        &format!("keys/xchg-{}.key", fields.serial),
-        pem.as_bytes(),
-        true,
-    )?;
+    let sealed = crate::archival::exchange_keys::seal(core, &*key)?;
     let csr = sign_request(&*key, subject, vec![])?;
-    record_exchange_certificate(core, csr, &fields, issued_at).await?;
+    let overlap = core.config.archival.exchange_overlap.approx_seconds();
+    let recorded =
+        record_exchange_certificate(core, csr, &fields, &sealed, issued_at + overlap, issued_at)
+            .await?;
+    if !recorded {
+        // Another node made one between our check and our write: use it.
+        return exchange_certificates(core)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| EngineError::Config("no exchange certificate after renewal".into()));
+    }
     let _ = crate::audit::heads::maybe_sign_head(core).await;
     let _ = crate::audit::chain::event(
         core,
@@ -172,15 +168,20 @@ fn sign_exchange_certificate(
     Ok((cert, subject))
 }
 
-/// The issued row of the exchange certificate, audited like any issuance.
+/// The issued row of the exchange certificate with its sealed key, audited
+/// like any issuance; false when a fresh one (in force until after
+/// `fresh_after`) already exists.
 async fn record_exchange_certificate(
     core: &Core,
     csr: Vec<u8>,
     fields: &CertFields,
+    sealed_key: &[u8],
+    fresh_after: i64,
     issued_at: i64,
-) -> EngineResult<()> {
-    core.store
-        .insert_request(
+) -> EngineResult<bool> {
+    let id = core
+        .store
+        .insert_exchange_certificate(
             &NewRequest {
                 request_der: csr,
                 request_kind: "pkcs10".into(),
@@ -198,6 +199,8 @@ async fn record_exchange_certificate(
                 archived_key: None,
                 kra_hashes: None,
             },
+            sealed_key,
+            fresh_after,
             // Issuing the CA's own exchange certificate is audited like any issuance.
             &crate::audit::chain::audited(
                 core,
@@ -219,27 +222,5 @@ async fn record_exchange_certificate(
             .await,
         )
         .await?;
-    Ok(())
-}
-
-pub(crate) fn exchange_key(core: &Core, serial: &str) -> EngineResult<Arc<dyn PrivateKey>> {
-    if let Some(k) = core
-        .archival
-        .exchange_keys
-        .lock()
-        .ok()
-        .and_then(|c| c.get(serial).cloned())
-    {
-        return Ok(k);
-    }
-    let key = load_home_key(
-        &*core.keys,
-        &core.home,
-        &format!("keys/xchg-{serial}.key"),
-        core.config.ca.passphrase_file.as_deref(),
-    )?;
-    if let Ok(mut c) = core.archival.exchange_keys.lock() {
-        c.insert(serial.to_string(), key.clone());
-    }
-    Ok(key)
+    Ok(id.is_some())
 }

@@ -4,6 +4,7 @@
 pub(crate) mod client_key;
 pub(crate) mod envelope;
 pub(crate) mod exchange;
+pub(crate) mod exchange_keys;
 pub(crate) mod kra;
 pub(crate) mod kra_admin;
 pub(crate) mod kra_events;

@@ -140,6 +140,8 @@ pub(crate) async fn key_checks(
             }
         } else if f.path == "tls/server.key" {
             Some(cert_spki(dir, "tls/server.pem")?)
+        } else if f.path == crate::archival::exchange_keys::WRAP_KEY_FILE {
+            None // seals the exchange keys in the database; no certificate
         } else if let Some(serial) = f
             .path
             .strip_prefix("keys/xchg-")
@@ -361,6 +363,17 @@ async fn check_restored(
     let core = crate::init::open(home).await?;
     let actor = Actor::local_admin(who);
     let mut problems = vec![];
+    // Restored without the exchange keys: the sealed keys in the database
+    // cannot be opened; forget them so a new exchange certificate is made.
+    if !core
+        .home
+        .path(crate::archival::exchange_keys::WRAP_KEY_FILE)
+        .is_file()
+    {
+        core.store
+            .apply(&[lockbox_store::Change::ClearExchangeKeys], &[])
+            .await?;
+    }
     if let Err(e) = core.store.integrity_check().await {
         problems.push(format!("database integrity: {e}"));
     }

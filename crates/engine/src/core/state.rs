@@ -19,6 +19,8 @@ pub struct ArchivalState {
     pub(crate) next_kra: AtomicUsize,
     /// Loaded exchange keys by certificate serial.
     pub(crate) exchange_keys: Mutex<HashMap<String, Arc<dyn PrivateKey>>>,
+    /// The home's exchange wrapping key, once loaded.
+    pub(crate) wrap_key: Mutex<Option<Arc<dyn PrivateKey>>>,
     /// Serialises exchange certificate creation.
     pub(crate) creating: tokio::sync::Mutex<()>,
 }
@@ -29,6 +31,7 @@ impl ArchivalState {
         Ok(ArchivalState {
             next_kra: AtomicUsize::new(u32::from_be_bytes([r[0], r[1], r[2], r[3]]) as usize),
             exchange_keys: Mutex::new(HashMap::new()),
+            wrap_key: Mutex::new(None),
             creating: tokio::sync::Mutex::new(()),
         })
     }

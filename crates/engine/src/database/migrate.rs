@@ -74,6 +74,9 @@ pub async fn migrate(root: &Path, to: &str, who: &str) -> EngineResult<MigrateRe
     let source = crate::init::open_with(home.clone(), config.clone()).await?;
     let actor = Actor::local_admin(who);
     crate::authz::authorize(&source, &actor, Op::Configure).await?;
+    // Exchange keys still kept as files go into the database (sealed), so
+    // every node that gets a copy of this home can use them.
+    crate::archival::exchange_keys::seal_key_files(&source).await?;
     let from = config.database.url.clone();
     let to_text = pg.to_string();
     record(&source, &actor, &to_text, "started", &from).await?;

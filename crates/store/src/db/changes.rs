@@ -95,6 +95,17 @@ async fn apply_one(tx: &mut AnyConnection, c: &Change) -> StoreResult<()> {
         } => insert_imported(tx, request, *foreign, owner.as_deref(), source.as_deref()).await,
         Change::SetOwnerNames { thumbprint, names } => set_owner_names(tx, thumbprint, names).await,
         Change::ClearArchivedKey { request_id } => clear_archived_key(tx, *request_id).await,
+        Change::PutExchangeKey {
+            serial,
+            sealed_key,
+            at,
+        } => put_exchange_key(tx, serial, sealed_key, *at).await,
+        Change::ClearExchangeKeys => {
+            sqlx::query(crate::sql::exchange::CLEAR)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        }
         Change::InsertUnmatchedKey {
             key_id,
             archived_key,
@@ -336,6 +347,22 @@ async fn set_owner_names(
             .execute(&mut *tx)
             .await?;
     }
+    Ok(())
+}
+
+/// `Change::PutExchangeKey`: stores a sealed exchange key.
+pub(super) async fn put_exchange_key(
+    tx: &mut AnyConnection,
+    serial: &str,
+    sealed_key: &[u8],
+    at: i64,
+) -> StoreResult<()> {
+    sqlx::query(crate::sql::exchange::PUT)
+        .bind(serial)
+        .bind(sealed_key)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 

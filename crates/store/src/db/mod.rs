@@ -8,6 +8,7 @@
 //! transactions). The [`Store`](crate::Store) implementation ([`store_impl`])
 //! delegates to one file per concern: [`requests`] (request rows), [`audit`]
 //! (audit chain and heads), [`directory`] (principals and their credentials),
+//! [`exchange`] (the sealed CA exchange keys),
 //! [`ca`] (CA-wide tables), [`changes`] (the `apply` change set), [`rows`]
 //! (row mapping), [`copy`] (whole-database copies between backends) and
 //! [`connect`] (opening either backend, PostgreSQL host selection).
@@ -18,6 +19,7 @@ mod changes;
 mod connect;
 mod copy;
 mod directory;
+mod exchange;
 mod requests;
 mod rows;
 mod store_impl;

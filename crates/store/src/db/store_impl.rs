@@ -265,6 +265,24 @@ impl Store for SqlStore {
         })
     }
 
+    async fn exchange_key(&self, serial: &str) -> StoreResult<Option<Vec<u8>>> {
+        SqlStore::exchange_key(self, serial).await
+    }
+
+    async fn exchange_key_serials(&self) -> StoreResult<Vec<String>> {
+        SqlStore::exchange_key_serials(self).await
+    }
+
+    async fn insert_exchange_certificate(
+        &self,
+        new: &NewRequest,
+        sealed_key: &[u8],
+        fresh_after: i64,
+        audit: &[AuditEntry],
+    ) -> StoreResult<Option<i64>> {
+        SqlStore::insert_exchange_certificate(self, new, sealed_key, fresh_after, audit).await
+    }
+
     async fn close(&self) {
         SqlStore::close(self).await
     }

@@ -1,6 +1,6 @@
 //! PostgreSQL's migrations. PostgreSQL came with schema version 7, so its
-//! first migration creates that schema whole; later versions are added here
-//! and to `sqlite.rs` together.
+//! first migration creates that schema whole; later versions (8 on) are added
+//! here and to `sqlite.rs` together.
 //!
 //! Differences from SQLite's text: `BYTEA` for blobs, `BIGINT` for every
 //! integer, identity columns for request and event IDs (`BY DEFAULT`, so a
@@ -9,9 +9,10 @@
 //! the portable statements' `COLLATE NOCASE` means the same on both.
 
 /// (version, SQL) for the PostgreSQL backend, in order.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
-    7,
-    r#"
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        7,
+        r#"
 CREATE COLLATION IF NOT EXISTS nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 
 CREATE TABLE requests (
@@ -203,4 +204,19 @@ CREATE TABLE unmatched_keys (
     imported_at   BIGINT NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        8,
+        // The CA exchange private keys live in the database, each sealed
+        // (CMS EnvelopedData) to the home's exchange wrapping key, so every
+        // node of a CA on one database uses the exchange certificate any node
+        // made. Before, they were files in one home.
+        r#"
+CREATE TABLE exchange_keys (
+    serial     TEXT PRIMARY KEY,
+    sealed_key BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+);
+"#,
+    ),
+];

@@ -354,4 +354,18 @@ ALTER TABLE manager_restrictions_v6 RENAME TO manager_restrictions;
 INSERT INTO counters (name, value) VALUES ('credential_version', 0) ON CONFLICT (name) DO NOTHING;
 "#,
     ),
+    (
+        8,
+        // The CA exchange private keys live in the database, each sealed
+        // (CMS EnvelopedData) to the home's exchange wrapping key, so every
+        // node of a CA on one database uses the exchange certificate any node
+        // made. Before, they were files in one home.
+        r#"
+CREATE TABLE exchange_keys (
+    serial     TEXT PRIMARY KEY,
+    sealed_key BLOB NOT NULL,
+    created_at BIGINT NOT NULL
+);
+"#,
+    ),
 ];

@@ -80,6 +80,19 @@ pub enum Change {
         /// The names.
         names: Vec<String>,
     },
+    /// Store a CA exchange private key, sealed to the exchange wrapping key
+    /// (an exchange key kept as a file before keys moved to the database).
+    PutExchangeKey {
+        /// Serial number (lowercase hex) of its exchange certificate.
+        serial: String,
+        /// The sealed key (CMS EnvelopedData).
+        sealed_key: Vec<u8>,
+        /// When (unix seconds).
+        at: i64,
+    },
+    /// Forget every stored exchange key (a restore without the exchange
+    /// keys: the CA makes a new exchange certificate when one is needed).
+    ClearExchangeKeys,
     /// Delete an archived key (after a verified export with --remove).
     ClearArchivedKey {
         /// Request ID.

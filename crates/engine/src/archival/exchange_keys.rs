@@ -1,0 +1,225 @@
+//! Where the CA exchange private keys live: in the database, each sealed
+//! (CMS EnvelopedData, AES-256) to the home's **exchange wrapping key**, a
+//! P-256 key in `keys/xchg-wrap.key` (encrypted under the CA passphrase when
+//! the CA key is). Every node of a CA on one database has a copy of the home,
+//! so any node opens the exchange key any other node made; the database alone
+//! (a DBA, a stolen dump, a backup without exchange keys) opens none.
+//!
+//! The wrapping key is made with the CA (`lockbox init`), before homes are
+//! copied to other nodes; a home from before it existed gets one when it
+//! first needs it. Exchange keys kept as files (`keys/xchg-SERIAL.key`, the
+//! earlier layout) are still read.
+
+use std::sync::Arc;
+
+use lockbox_codec::hexfmt::to_hex;
+use lockbox_crypto::cms::{envelope, open_envelope, OpeningKey, Recipient};
+use lockbox_crypto::keytransport::KeyTransport;
+use lockbox_crypto::symmetric::ContentCipher;
+use lockbox_crypto::{KeyProvider, KeySpec, PrivateKey};
+use x509_cert::certificate::Certificate;
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+
+use crate::certs::{key_pem, load_home_key};
+use crate::config::{passphrase, Config, Home};
+use crate::core::Core;
+use crate::{EngineError, EngineResult};
+
+/// The wrapping key's file in the home. Its name marks it as an exchange
+/// key: backups leave it out unless the local administrator asks.
+pub(crate) const WRAP_KEY_FILE: &str = "keys/xchg-wrap.key";
+
+/// The recipient name the sealed keys are addressed to (the wrapping key has
+/// no certificate; the name only matches envelope and key).
+fn wrap_recipient_id() -> EngineResult<(Name, SerialNumber)> {
+    let name: Name = std::str::FromStr::from_str("CN=Lockbox exchange key wrap")
+        .map_err(|e| EngineError::Config(format!("wrap recipient: {e}")))?;
+    let serial = SerialNumber::new(&[1]).map_err(|e| EngineError::Config(e.to_string()))?;
+    Ok((name, serial))
+}
+
+/// Makes the home's wrapping key when it has none (at `init`, and for homes
+/// from before exchange keys moved to the database).
+pub(crate) fn ensure_wrap_key(
+    home: &Home,
+    config: &Config,
+    keys: &dyn KeyProvider,
+) -> EngineResult<()> {
+    if home.path(WRAP_KEY_FILE).is_file() {
+        return Ok(());
+    }
+    let key = keys.generate(KeySpec::P256, "exchange-wrap")?;
+    let pass = if config.ca.key_encrypted {
+        passphrase(home, config.ca.passphrase_file.as_deref())?
+    } else {
+        None
+    };
+    if config.ca.key_encrypted && pass.is_none() {
+        return Err(EngineError::Config(
+            "the CA keys are kept encrypted: set LOCKBOX_CA_PASSPHRASE to make the exchange wrapping key".into(),
+        ));
+    }
+    let pem = key_pem(&*key, pass.as_deref().map(|p| p.as_slice()))?;
+    home.write_atomic(WRAP_KEY_FILE, pem.as_bytes(), true)?;
+    Ok(())
+}
+
+fn wrap_key(core: &Core) -> EngineResult<Arc<dyn PrivateKey>> {
+    if let Some(k) = core.archival.wrap_key.lock().ok().and_then(|k| k.clone()) {
+        return Ok(k);
+    }
+    ensure_wrap_key(&core.home, &core.config, &*core.keys)?;
+    let key = load_home_key(
+        &*core.keys,
+        &core.home,
+        WRAP_KEY_FILE,
+        core.config.ca.passphrase_file.as_deref(),
+    )?;
+    if let Ok(mut slot) = core.archival.wrap_key.lock() {
+        *slot = Some(key.clone());
+    }
+    Ok(key)
+}
+
+/// Seals an exchange private key for the database.
+pub(crate) fn seal(core: &Core, key: &dyn PrivateKey) -> EngineResult<Vec<u8>> {
+    let wrap = wrap_key(core)?;
+    let (issuer, serial) = wrap_recipient_id()?;
+    let pkcs8 = key.export_pkcs8()?;
+    Ok(envelope(
+        &pkcs8,
+        &[Recipient {
+            issuer,
+            serial,
+            spki: wrap.public_key_info().clone(),
+        }],
+        ContentCipher::Aes256Cbc,
+        KeyTransport::RsaOaepSha256,
+    )?)
+}
+
+/// Opens a sealed exchange key and checks it is the key of `cert`.
+fn open(core: &Core, sealed: &[u8], cert: &Certificate) -> EngineResult<Arc<dyn PrivateKey>> {
+    let wrap = wrap_key(core)?;
+    let (issuer, serial) = wrap_recipient_id()?;
+    let pkcs8 = open_envelope(
+        sealed,
+        &[OpeningKey {
+            issuer: &issuer,
+            serial: &serial,
+            key: wrap.as_ref(),
+        }],
+    )
+    .map_err(|_| {
+        EngineError::Config(
+            "a stored exchange key does not open with this home's exchange wrapping key".into(),
+        )
+    })?;
+    let key = core.keys.load_pkcs8_der(&pkcs8)?;
+    if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
+        return Err(EngineError::Config(
+            "a stored exchange key does not match its certificate".into(),
+        ));
+    }
+    Ok(key)
+}
+
+/// The private key of exchange certificate `cert`: cached, else from the
+/// database, else from a key file of the earlier layout.
+pub(crate) async fn exchange_key(
+    core: &Core,
+    cert: &Certificate,
+) -> EngineResult<Arc<dyn PrivateKey>> {
+    let serial = to_hex(cert.tbs_certificate().serial_number().as_bytes());
+    if let Some(k) = core
+        .archival
+        .exchange_keys
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&serial).cloned())
+    {
+        return Ok(k);
+    }
+    let key = match core.store.exchange_key(&serial).await? {
+        Some(sealed) => open(core, &sealed, cert)?,
+        None => load_home_key(
+            &*core.keys,
+            &core.home,
+            &legacy_file(&serial),
+            core.config.ca.passphrase_file.as_deref(),
+        )?,
+    };
+    if let Ok(mut c) = core.archival.exchange_keys.lock() {
+        c.insert(serial, key.clone());
+    }
+    Ok(key)
+}
+
+/// The key file of an exchange key kept in the home (the earlier layout).
+pub(crate) fn legacy_file(serial: &str) -> String {
+    format!("keys/xchg-{serial}.key")
+}
+
+/// Serials of exchange certificates whose key this CA holds (database or file).
+pub(crate) async fn held(core: &Core) -> EngineResult<std::collections::HashSet<String>> {
+    let mut serials: std::collections::HashSet<String> = core
+        .store
+        .exchange_key_serials()
+        .await?
+        .into_iter()
+        .collect();
+    if let Ok(rd) = std::fs::read_dir(core.home.path("keys")) {
+        for e in rd.flatten() {
+            if let Some(serial) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("xchg-"))
+                .and_then(|n| n.strip_suffix(".key"))
+            {
+                serials.insert(serial.to_string());
+            }
+        }
+    }
+    Ok(serials)
+}
+
+/// Moves exchange keys kept as files (the earlier layout) into the database,
+/// sealed; the files stay (a backup or an older build may want them).
+pub(crate) async fn seal_key_files(core: &Core) -> EngineResult<usize> {
+    let stored: std::collections::HashSet<String> = core
+        .store
+        .exchange_key_serials()
+        .await?
+        .into_iter()
+        .collect();
+    let mut changes = vec![];
+    for serial in held(core).await? {
+        if stored.contains(&serial) {
+            continue;
+        }
+        let Some(row) = core.store.get_by_serial(&serial).await? else {
+            continue;
+        };
+        let Some(cert) = row.cert else { continue };
+        let key = load_home_key(
+            &*core.keys,
+            &core.home,
+            &legacy_file(&serial),
+            core.config.ca.passphrase_file.as_deref(),
+        )?;
+        let cert = crate::certbuild::decode_certificate(&cert.cert_der)?;
+        if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
+            continue;
+        }
+        changes.push(lockbox_store::Change::PutExchangeKey {
+            serial,
+            sealed_key: seal(core, &*key)?,
+            at: crate::period::now(),
+        });
+    }
+    if !changes.is_empty() {
+        core.store.apply(&changes, &[]).await?;
+    }
+    Ok(changes.len())
+}

@@ -1,0 +1,117 @@
+//! Issue 14: the CA exchange keys live in the database, sealed to the home's
+//! exchange wrapping key, so every node of a CA (each with a copy of the
+//! home, one database) uses the exchange certificate any node made, and of
+//! nodes renewing at once exactly one records a new certificate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::str::FromStr;
+
+use common::{admin, archive, issue_kra, new_ca, submit_options};
+use lockbox_crypto::{KeySpec, SoftwareKey};
+use lockbox_engine::{Ca, Disposition};
+use x509_cert::name::Name;
+
+/// Node B (a copy of the home taken before node A made its exchange
+/// certificate) opens archival requests encrypted to A's certificate: the
+/// key came from the database, not from a file (there is none).
+#[tokio::test]
+async fn a_second_node_opens_archival_to_the_first_nodes_exchange_certificate() {
+    let d = tempfile::tempdir().unwrap();
+    let a_home = d.path().join("a");
+    let ca_a = new_ca(&a_home, "Nodes CA").await;
+    issue_kra(&ca_a, "KRA One", "admin").await;
+    ca_a.set_kra_required(&admin(), 1).await.unwrap();
+    // node B's home is copied now, before any exchange certificate exists
+    let b_home = d.path().join("b");
+    common::copy_home(&a_home, &b_home).await;
+    let shared_db = common::database_url(&a_home);
+    if !common::on_postgres() {
+        // SQLite: point B at A's file, as PostgreSQL nodes share one database
+        let cfg = std::fs::read_to_string(b_home.join("lockbox.toml")).unwrap();
+        let path = shared_db.strip_prefix("sqlite:").unwrap();
+        std::fs::write(
+            b_home.join("lockbox.toml"),
+            cfg.replace(
+                "url = \"sqlite:ca.db\"",
+                &format!("url = \"sqlite:{path}\""),
+            ),
+        )
+        .unwrap();
+        std::fs::remove_file(b_home.join("ca.db")).unwrap();
+    } else {
+        let fresh = common::database_url(&b_home);
+        let cfg = std::fs::read_to_string(b_home.join("lockbox.toml")).unwrap();
+        std::fs::write(b_home.join("lockbox.toml"), cfg.replace(&fresh, &shared_db)).unwrap();
+    }
+    let ca_b = Ca::open(&b_home).await.unwrap();
+
+    let out = archive(
+        &ca_a,
+        "Alice",
+        "alice@contoso.com",
+        "alice@contoso.com",
+        "alice",
+    )
+    .await;
+    assert_eq!(out.disposition, Disposition::Issued);
+    let xchg_a = ca_a.current_exchange_certificate().await.unwrap();
+    assert_eq!(ca_b.current_exchange_certificate().await.unwrap(), xchg_a);
+    // no key file: the key is in the database only
+    let files: Vec<String> = std::fs::read_dir(a_home.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .all(|f| !f.starts_with("xchg-") || f == "xchg-wrap.key"),
+        "{files:?}"
+    );
+    // B opens a request made to A's certificate
+    let out = archive(&ca_b, "Bob", "bob@contoso.com", "bob@contoso.com", "bob").await;
+    assert_eq!(out.disposition, Disposition::Issued, "{}", out.message);
+    assert!(out.archived);
+    // a home whose wrapping key differs opens nothing of this database
+    std::fs::remove_file(b_home.join("keys/xchg-wrap.key")).unwrap();
+    let ca_c = Ca::open(&b_home).await.unwrap();
+    let key = SoftwareKey::generate(KeySpec::Rsa2048).unwrap();
+    let csr =
+        lockbox_engine::certbuild::sign_request(&key, Name::from_str("CN=Carol").unwrap(), vec![])
+            .unwrap();
+    let req = common::exchange_user_request(&ca_a, &key, &csr).await;
+    let e = ca_c
+        .submit(&req, &submit_options(None, "carol"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("exchange wrapping key"),
+        "a foreign wrapping key must not open the sealed exchange key: {e}"
+    );
+}
+
+/// Of two CA instances on one database renewing at once, exactly one
+/// records an exchange certificate, and both use it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_renewing_at_once_record_one_exchange_certificate() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("ca");
+    drop(new_ca(&home, "Race CA").await);
+    let (a, b) = (
+        Ca::open(&home).await.unwrap(),
+        Ca::open(&home).await.unwrap(),
+    );
+    let (xa, xb) = tokio::join!(
+        a.current_exchange_certificate(),
+        b.current_exchange_certificate()
+    );
+    let (xa, xb) = (xa.unwrap(), xb.unwrap());
+    assert_eq!(xa, xb);
+    assert_eq!(a.exchange_certificates().await.unwrap(), vec![xa.clone()]);
+    let rows = a
+        .view(&admin(), "CertificateTemplate=CAExchange", 100)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "one exchange certificate row");
+}

@@ -1,0 +1,71 @@
+//! CA exchange keys: sealed keys by certificate serial, and the one
+//! transaction that records a new exchange certificate unless another node
+//! has just made one.
+
+use sqlx::Row;
+
+use super::rows::{bind_new_request, ImportMeta};
+use super::SqlStore;
+use crate::model::*;
+use crate::sql::requests::insert_request_sql;
+use crate::StoreResult;
+
+impl SqlStore {
+    pub(super) async fn exchange_key(&self, serial: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar(crate::sql::exchange::SEALED_KEY)
+            .bind(serial)
+            .fetch_optional(&self.pool())
+            .await?)
+    }
+
+    pub(super) async fn exchange_key_serials(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(crate::sql::exchange::SERIALS)
+            .fetch_all(&self.pool())
+            .await?)
+    }
+
+    pub(super) async fn insert_exchange_certificate(
+        &self,
+        new: &NewRequest,
+        sealed_key: &[u8],
+        fresh_after: i64,
+        audit: &[AuditEntry],
+    ) -> StoreResult<Option<i64>> {
+        let Some(cert) = new.cert.as_ref() else {
+            return Err(crate::StoreError::Conflict(
+                "an exchange certificate row needs its certificate".into(),
+            ));
+        };
+        // Under the write lock (every node's): the check and the insert see
+        // the same table, so of two nodes renewing at once one records.
+        let (_gate, mut tx) = self.begin_write().await?;
+        let fresh: i64 = sqlx::query_scalar(crate::sql::exchange::FRESH_WITH_KEY)
+            .bind(fresh_after)
+            .bind(new.submitted_at)
+            .fetch_one(&mut *tx)
+            .await?;
+        if fresh > 0 {
+            return Ok(None);
+        }
+        super::changes::put_exchange_key(&mut tx, &cert.serial, sealed_key, new.submitted_at)
+            .await?;
+        let id: i64 = bind_new_request(
+            sqlx::query(concat!(insert_request_sql!(), " RETURNING request_id")),
+            new,
+            ImportMeta::default(),
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("request_id")?;
+        let audit: Vec<AuditEntry> = audit
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                e.target = e.target.replace("{request_id}", &id.to_string());
+                e
+            })
+            .collect();
+        self.commit_with_audit(tx, &audit).await?;
+        Ok(Some(id))
+    }
+}
