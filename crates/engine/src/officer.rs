@@ -39,21 +39,33 @@ pub(crate) async fn issue(core: &Core, id: i64, actor: &Actor) -> EngineResult<O
     let tname = rec.template.clone().unwrap_or_default();
     let template = crate::templates::template(core, &tname).await?;
     let names = crate::enroll::names::pending_names(core, &template, &inbound, &rec).await?;
-    let fields = crate::enroll::build_leaf(core, &template, &inbound, &names)?;
     let message = format!("Issued by {}", actor.name);
-    let audit = crate::audit::chain::success(
-        core,
-        actor,
-        AuditCategory::Requests,
-        AuditAction::CertificateIssued,
-        &id.to_string(),
-        &serde_json::json!({ "serial": fields.serial }).to_string(),
-    )
-    .await;
-    core.store
-        .issue_pending(id, &fields, &message, now(), &audit)
-        .await
-        .map_err(conflict)?;
+    // A serial number already in use is refused by the unique index: sign
+    // again with a new one (see `enroll::submit_as`).
+    let mut attempts = 0;
+    let fields = loop {
+        let fields = crate::enroll::build_leaf(core, &template, &inbound, &names)?;
+        let audit = crate::audit::chain::success(
+            core,
+            actor,
+            AuditCategory::Requests,
+            AuditAction::CertificateIssued,
+            &id.to_string(),
+            &serde_json::json!({ "serial": fields.serial }).to_string(),
+        )
+        .await;
+        match core
+            .store
+            .issue_pending(id, &fields, &message, now(), &audit)
+            .await
+        {
+            Err(lockbox_store::StoreError::DuplicateSerial) if attempts < 3 => attempts += 1,
+            other => {
+                other.map_err(conflict)?;
+                break fields;
+            }
+        }
+    };
     crate::archival::kra_events::land_kra_certificate(core, actor, &fields.cert_der).await?;
     let _ = crate::audit::heads::maybe_sign_head(core).await;
     tracing::info!(request_id = id, officer = %actor.name, "pending request issued");

@@ -46,6 +46,11 @@ pub enum StoreError {
     /// Something asked for does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A certificate with this serial number is already recorded (the
+    /// unique index refused the row; nothing was written): issue again
+    /// with a new serial number.
+    #[error("a certificate with this serial number already exists")]
+    DuplicateSerial,
     /// The schema is newer than this build understands, or a migration failed.
     #[error("schema: {0}")]
     Schema(String),
@@ -56,11 +61,26 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        if is_unavailable(&e) {
+        if is_serial_collision(&e) {
+            StoreError::DuplicateSerial
+        } else if is_unavailable(&e) {
             StoreError::Unavailable(e.to_string())
         } else {
             StoreError::Database(e)
         }
+    }
+}
+
+/// Whether the unique index on certificate serial numbers refused a row
+/// (PostgreSQL names the constraint; SQLite names the column).
+fn is_serial_collision(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation()
+                && (db.constraint() == Some("requests_serial")
+                    || db.message().contains("requests.serial"))
+        }
+        _ => false,
     }
 }
 

@@ -200,8 +200,32 @@ pub(crate) async fn submit_as(
             &serde_json::json!({ "kra": a.kra_hashes }).to_string(),
         ));
     }
-    let audit = crate::audit::chain::audited(core, audit).await;
-    let id = core.store.insert_request(&new, &audit).await?;
+    let mut audit = crate::audit::chain::audited(core, audit).await;
+    // A serial number another certificate already has (random 64+ bits: in
+    // practice never, across nodes or not) is refused by the database's
+    // unique index; the certificate is signed again with a new one.
+    let mut attempts = 0;
+    let id = loop {
+        match core.store.insert_request(&new, &audit).await {
+            Err(lockbox_store::StoreError::DuplicateSerial)
+                if new.cert.is_some() && attempts < 3 =>
+            {
+                attempts += 1;
+                let old = new
+                    .cert
+                    .as_ref()
+                    .map(|c| c.serial.clone())
+                    .unwrap_or_default();
+                let fields = build_leaf(core, &template, &inbound, &names)?;
+                for e in &mut audit {
+                    e.details = e.details.replace(&old, &fields.serial);
+                }
+                tracing::warn!(serial = %old, "serial number already in use: signing again with a new one");
+                new.cert = Some(fields);
+            }
+            other => break other?,
+        }
+    };
     if let Some(c) = &new.cert {
         crate::archival::kra_events::land_kra_certificate(core, actor, &c.cert_der).await?;
     }

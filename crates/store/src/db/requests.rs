@@ -485,6 +485,41 @@ pub(crate) mod tests {
         assert!(!p.contains("requests_disposition"), "{p}");
     }
 
+    /// A second certificate with a serial already recorded is refused as
+    /// `DuplicateSerial` (the engine signs again) and writes nothing, on
+    /// either backend (the unique index names differ).
+    #[tokio::test]
+    async fn a_duplicate_serial_is_refused_and_writes_nothing() {
+        let s = crate::db::tests::test_store(test_hash).await;
+        s.insert_request(&new_req(Disposition::Issued, Some(cert("0a"))), &[])
+            .await
+            .unwrap();
+        let before = s.row_counts().await.unwrap();
+        let audit = AuditEntry {
+            at: 1,
+            actor: "a".into(),
+            category: "requests".into(),
+            action: "issue".into(),
+            target: "t".into(),
+            outcome: "success".into(),
+            details: "{}".into(),
+        };
+        let e = s
+            .insert_request(&new_req(Disposition::Issued, Some(cert("0a"))), &[audit])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::DuplicateSerial), "{e}");
+        assert_eq!(s.row_counts().await.unwrap(), before);
+        let p = s
+            .insert_request(&new_req(Disposition::Pending, None), &[])
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.issue_pending(p, &cert("0a"), "Issued", 2, &[]).await,
+            Err(StoreError::DuplicateSerial)
+        ));
+    }
+
     #[tokio::test]
     async fn denial_clears_archived_key() {
         let s = crate::db::tests::test_store(test_hash).await;
