@@ -53,6 +53,11 @@ fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# PostgreSQL server binaries for the scale-out tests and the suites' second run
+# (scripts/pg-cluster.sh starts throw-away clusters on loopback ports).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v psql >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq postgresql postgresql-client >/dev/null
+fi
 if ! cargo audit --version >/dev/null 2>&1; then
   cargo install --quiet --locked cargo-audit
 fi
@@ -65,9 +70,16 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "tests"
+step "tests (SQLite, the embedded default)"
 test_log=$(mktemp)
 cargo test --workspace --locked 2>&1 | tee "$test_log"
+
+step "tests on PostgreSQL (store, engine, server and CLI suites; LOCKBOX_TEST_DATABASE)"
+pg_dir=$(mktemp -d)
+trap 'bash scripts/pg-cluster.sh stop "$pg_dir" >/dev/null 2>&1 || true; rm -rf "$pg_dir"' EXIT
+pg_url=$(bash scripts/pg-cluster.sh start "$pg_dir")
+echo "PostgreSQL test server: $pg_url"
+LOCKBOX_TEST_DATABASE="$pg_url" cargo test --locked -p lockbox-store -p lockbox-engine -p lockbox-server -p lockbox-cli 2>&1 | tee -a "$test_log"
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$test_log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$test_log" | awk '{s+=$1} END {print s+0}')
 rm -f "$test_log"

@@ -25,8 +25,60 @@ pub(crate) fn admin() -> lockbox_engine::Actor {
     ))
 }
 
-/// Creates the bench CA in `dir` and opens it, its key loaded.
-pub(crate) async fn bench_ca(dir: &Path) -> Result<Arc<Ca>> {
+/// Where the bench CA's database lives and how many nodes serve it.
+#[derive(Clone, Debug, Default)]
+pub struct Deployment {
+    /// A PostgreSQL server URL (`postgres://USER@HOST:PORT/DB`): the bench
+    /// makes a new database on it. None: SQLite in the temporary home.
+    pub database: Option<String>,
+    /// Service nodes on the one database (each its own `Ca`, pool and HTTP
+    /// listener, in this process); at least 1.
+    pub nodes: usize,
+}
+
+impl Deployment {
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        if self.database.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    /// What makes an acknowledged commit durable here.
+    pub fn durability(&self) -> &'static str {
+        if self.database.is_some() {
+            "postgresql, synchronous_commit=on, fsync=on"
+        } else {
+            "sqlite WAL, synchronous=FULL"
+        }
+    }
+}
+
+/// Starts one HTTP service per node of `deployment` on the CA of `dir`
+/// (`first` is node 1; the others open the same home and database).
+pub(crate) async fn start_nodes(
+    dir: &Path,
+    first: Arc<Ca>,
+    deployment: &Deployment,
+) -> Result<Vec<crate::http::Service>> {
+    let mut services = vec![crate::http::Service::start(first).await?];
+    for _ in 1..deployment.nodes.max(1) {
+        let ca = Arc::new(Ca::open(dir).await?);
+        ca.signing_key()?;
+        services.push(crate::http::Service::start(ca).await?);
+    }
+    Ok(services)
+}
+
+/// Creates the bench CA in `dir` (SQLite there; with a PostgreSQL server, a
+/// new database on it) and opens it, its key loaded.
+pub(crate) async fn bench_ca(dir: &Path, database: Option<&str>) -> Result<Arc<Ca>> {
+    let database = match database {
+        Some(server) => Some(lockbox_store::create_fresh_database(server).await?),
+        None => None,
+    };
     let init = Ca::init(InitOptions {
         home: dir.to_path_buf(),
         name: "Lockbox Bench CA".into(),
@@ -38,7 +90,7 @@ pub(crate) async fn bench_ca(dir: &Path) -> Result<Arc<Ca>> {
         passphrase_file: None,
         cdp_urls: vec![],
         aia_urls: vec![],
-        database: None,
+        database,
     })
     .await?;
     // The token is kept (as `lockbox init` does) for benchmarks that call the API.
@@ -82,9 +134,12 @@ pub(crate) async fn issue_bench_kra(ca: &Ca) -> Result<lockbox_engine::Outcome> 
 }
 
 /// A bench CA with one KRA (required) and its current exchange certificate.
-pub(crate) async fn archival_bench_ca(dir: &Path) -> Result<(Arc<Ca>, Certificate)> {
+pub(crate) async fn archival_bench_ca(
+    dir: &Path,
+    database: Option<&str>,
+) -> Result<(Arc<Ca>, Certificate)> {
     use lockbox_client::check_exchange_certificate;
-    let ca = bench_ca(dir).await?;
+    let ca = bench_ca(dir, database).await?;
     let issued = issue_bench_kra(&ca).await?;
     ca.kra_add(
         &admin(),

@@ -33,9 +33,10 @@ impl Service {
     }
 }
 
-/// Posts every body with `concurrency` clients; returns (sorted latencies ms, errors, seconds).
+/// Posts every body with `concurrency` clients (client `i` to `urls[i % n]`,
+/// one URL per node); returns (sorted latencies ms, errors, seconds).
 pub(crate) async fn drive(
-    url: &str,
+    urls: &[String],
     bodies: Vec<Vec<u8>>,
     concurrency: usize,
     token: &str,
@@ -44,10 +45,10 @@ pub(crate) async fn drive(
     let work = Arc::new(tokio::sync::Mutex::new(bodies.into_iter()));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
+    for i in 0..concurrency {
         let work = work.clone();
         let client = client.clone();
-        let url = url.to_string();
+        let url = urls[i % urls.len().max(1)].clone();
         let token = token.to_string();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
@@ -88,13 +89,13 @@ pub(crate) async fn drive(
 /// Warms the service up with `warmup` (two clients, every request must
 /// succeed), then times `timed` with `concurrency` clients as [`drive`] does.
 pub(crate) async fn warm_then_drive(
-    url: &str,
+    urls: &[String],
     warmup: Vec<Vec<u8>>,
     timed: Vec<Vec<u8>>,
     concurrency: usize,
     token: &str,
 ) -> Result<(Vec<f64>, usize, f64)> {
-    let (_, warm_errors, _) = drive(url, warmup, 2, token).await?;
+    let (_, warm_errors, _) = drive(urls, warmup, 2 * urls.len().max(1), token).await?;
     anyhow::ensure!(warm_errors == 0, "warm-up requests failed");
-    drive(url, timed, concurrency, token).await
+    drive(urls, timed, concurrency, token).await
 }

@@ -27,7 +27,7 @@ pub async fn issuance(
     let sign_rate = sign_rate(sign_seconds).await?;
 
     let dir = tempfile::tempdir().context("temporary CA home")?;
-    let ca = bench_ca(dir.path()).await?;
+    let ca = bench_ca(dir.path(), None).await?;
     let server = Service::start(ca.clone()).await?;
 
     let warmup = 20.min(requests);
@@ -37,7 +37,7 @@ pub async fn issuance(
     let token = admin_token(dir.path())?;
     let timed = csrs.split_off(warmup);
     let (latencies, errors, elapsed) =
-        warm_then_drive(&url, csrs, timed, concurrency, &token).await?;
+        warm_then_drive(&[url], csrs, timed, concurrency, &token).await?;
     server.stop();
     let rate = latencies.len() as f64 / elapsed;
     let report = json!({

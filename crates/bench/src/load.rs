@@ -12,8 +12,7 @@ use lockbox_crypto::{KeySpec, SoftwareKey};
 use serde_json::{json, Value};
 use x509_cert::certificate::Certificate;
 
-use crate::fixture::{admin_token, archival_bench_ca, archival_body};
-use crate::http::Service;
+use crate::fixture::{admin_token, archival_bench_ca, archival_body, start_nodes, Deployment};
 use crate::limits::archival_limit;
 use crate::stats::{cores, peak_rss_kb, percentile, sort};
 
@@ -36,7 +35,8 @@ type Latencies = [Vec<f64>; 3];
 #[derive(Clone)]
 struct Shared {
     client: reqwest::Client,
-    base: String,
+    /// One base URL per node; client `c` uses node `c % n`.
+    bases: Arc<Vec<String>>,
     token: String,
     /// Requests enrolled so far (ID, CN): status queries and searches pick from them.
     known: Arc<Mutex<Vec<(i64, String)>>>,
@@ -49,10 +49,16 @@ struct Shared {
 /// Runs `clients` clients for `seconds` against a bench CA with one KRA; the
 /// archival limit is measured with `sign_seconds` per rate first. Prints the
 /// report (JSON with `json`); fails when an operation failed.
-pub async fn load(json: bool, clients: usize, seconds: f64, sign_seconds: f64) -> Result<ExitCode> {
+pub async fn load(
+    json: bool,
+    clients: usize,
+    seconds: f64,
+    sign_seconds: f64,
+    deployment: Deployment,
+) -> Result<ExitCode> {
     let (_, _, limit) = archival_limit(sign_seconds).await?;
     let dir = tempfile::tempdir().context("temporary CA home")?;
-    let (ca, xchg) = archival_bench_ca(dir.path()).await?;
+    let (ca, xchg) = archival_bench_ca(dir.path(), deployment.database.as_deref()).await?;
     let token = admin_token(dir.path())?;
     let pool: Arc<Vec<SoftwareKey>> = Arc::new(
         tokio::task::spawn_blocking(|| {
@@ -66,10 +72,10 @@ pub async fn load(json: bool, clients: usize, seconds: f64, sign_seconds: f64) -
     // Clients' own work (CSR signature, key encryption) is done before the clock
     // starts, on all cores: real clients are other machines.
     let bodies = prepare_bodies(&pool, &xchg, (seconds * 250.0) as usize).await?;
-    let server = Service::start(ca.clone()).await?;
+    let nodes = start_nodes(dir.path(), ca.clone(), &deployment).await?;
     let shared = Shared {
         client: reqwest::Client::new(),
-        base: format!("http://{}", server.addr),
+        bases: Arc::new(nodes.iter().map(|n| format!("http://{}", n.addr)).collect()),
         token,
         known: Arc::default(),
         counter: Arc::new(AtomicUsize::new(0)),
@@ -98,7 +104,9 @@ pub async fn load(json: bool, clients: usize, seconds: f64, sign_seconds: f64) -
         errors.extend(e);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    server.stop();
+    for n in nodes {
+        n.stop();
+    }
     for l in lat.iter_mut() {
         sort(l);
     }
@@ -149,6 +157,7 @@ async fn run_client(
 ) -> (Latencies, Vec<String>) {
     let mut lat: Latencies = Default::default();
     let mut errors: Vec<String> = Vec::new();
+    let base = s.bases[c % s.bases.len().max(1)].clone();
     let mut i = c;
     while Instant::now() < deadline {
         i += clients;
@@ -165,12 +174,12 @@ async fn run_client(
             .and_then(|k| k.get(i.wrapping_mul(7919) % k.len().max(1)).cloned());
         let t = Instant::now();
         let result = match op {
-            LoadOp::Archival => enroll(&s, &mut lat).await,
+            LoadOp::Archival => enroll(&s, &base, &mut lat).await,
             LoadOp::Status | LoadOp::Search => {
                 let (id, cn) = pick.unwrap_or((1, "load-user-0".into()));
                 let url = match op {
-                    LoadOp::Status => format!("{}/api/v1/requests/{id}", s.base),
-                    _ => format!("{}/api/v1/keys?token={cn}", s.base),
+                    LoadOp::Status => format!("{base}/api/v1/requests/{id}"),
+                    _ => format!("{base}/api/v1/keys?token={cn}"),
                 };
                 match s.client.get(url).bearer_auth(&s.token).send().await {
                     Ok(r) if r.status().is_success() => {
@@ -193,7 +202,7 @@ async fn run_client(
 
 /// One archival enrollment with the next prepared request (or one built
 /// here, untimed, when they ran out); the enrolled request joins `known`.
-async fn enroll(s: &Shared, lat: &mut Latencies) -> Result<(), String> {
+async fn enroll(s: &Shared, base: &str, lat: &mut Latencies) -> Result<(), String> {
     let n = s.counter.fetch_add(1, Ordering::Relaxed);
     let next = s.prepared.lock().ok().and_then(|mut p| p.pop());
     let (cn, body) = match next {
@@ -215,10 +224,7 @@ async fn enroll(s: &Shared, lat: &mut Latencies) -> Result<(), String> {
     let t = Instant::now();
     let r = s
         .client
-        .post(format!(
-            "{}/api/v1/requests?template=BenchExchangeUser",
-            s.base
-        ))
+        .post(format!("{base}/api/v1/requests?template=BenchExchangeUser"))
         .bearer_auth(&s.token)
         .body(body)
         .send()

@@ -220,12 +220,10 @@ fn certipy_key_archival_requests_are_archived_and_issued() {
     let refused = lb(&home, &["submit", s(&req), "--template", "User"]);
     assert_eq!(refused.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("0x80094810"));
-    // the exchange key decrypts the request offline, step by step
-    let xkey = std::fs::read_dir(home.join("keys"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().contains("xchg-"))
-        .unwrap();
+    // the exchange key (written out by the local administrator) decrypts the
+    // request offline, step by step
+    let xkey = d.join("xchg.key");
+    ok(lb(&home, &["ca", "exchange-key", "--out", s(&xkey)]));
     let dump = ok(lb(
         &home,
         &["dump", "--privatekey", "--key", s(&xkey), s(&req)],

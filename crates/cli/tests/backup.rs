@@ -313,9 +313,16 @@ fn secrets_are_private_and_backups_leave_out_exchange_keys() {
         assert_eq!(mode(&h2.join(f)), 0o600, "{f}");
     }
     enroll(&h2, d, "carol", "Carol Example");
-    let new_xchg = exchange_keys(&h2);
-    assert_eq!(new_xchg.len(), 1);
-    assert_ne!(new_xchg, xchg);
+    // a new wrapping key, and a new exchange certificate sealed to it
+    assert_eq!(exchange_keys(&h2), vec!["xchg-wrap.key".to_string()]);
+    assert_ne!(
+        std::fs::read(h2.join("keys/xchg-wrap.key")).unwrap(),
+        std::fs::read(home.join("keys/xchg-wrap.key")).unwrap()
+    );
+    assert_ne!(
+        ok(lb(&h2, &["ca", "cert", "--exchange"])),
+        ok(lb(&home, &["ca", "cert", "--exchange"]))
+    );
 
     // the service warns at start about anything group- or world-accessible
     set_mode(&home, 0o755);

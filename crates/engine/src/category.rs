@@ -158,6 +158,9 @@ pub enum AuditAction {
     Restore,
     /// The CA's database moved to another backend (`db migrate`). (`migrate database`)
     MigrateDatabase,
+    /// A CA exchange private key was written out for offline diagnosis
+    /// (`ca exchange-key`). (`export exchange key`)
+    ExportExchangeKey,
     /// A template was duplicated under this name (`duplicate template <name>`).
     DuplicateTemplate(String),
     /// A template setting changed (`set <key>=<value>`).
@@ -220,6 +223,7 @@ impl AuditAction {
             AuditAction::Backup => "backup",
             AuditAction::Restore => "restore",
             AuditAction::MigrateDatabase => "migrate database",
+            AuditAction::ExportExchangeKey => "export exchange key",
             AuditAction::DuplicateTemplate(name) => {
                 return Cow::Owned(format!("duplicate template {name}"))
             }

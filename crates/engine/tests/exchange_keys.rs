@@ -115,3 +115,31 @@ async fn nodes_renewing_at_once_record_one_exchange_certificate() {
         .unwrap();
     assert_eq!(rows.len(), 1, "one exchange certificate row");
 }
+
+/// The exchange private key goes out only to the local administrator (a CA
+/// administrator over the network is refused), and is the key of the
+/// current exchange certificate.
+#[tokio::test]
+async fn only_the_local_administrator_exports_an_exchange_key() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(&d.path().join("ca"), "Export CA").await;
+    let remote_admin = lockbox_engine::Actor {
+        name: "alice".into(),
+        groups: vec![],
+        roles: vec![lockbox_engine::Role::CaAdministrator],
+        local_admin: false,
+    };
+    let e = ca
+        .export_exchange_key(&remote_admin, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), lockbox_engine::ErrorKind::Forbidden, "{e}");
+    let pem = ca.export_exchange_key(&admin(), None).await.unwrap();
+    let key = lockbox_engine::load_private_key(pem.as_bytes(), None).unwrap();
+    let xchg = ca.current_exchange_certificate().await.unwrap();
+    let cert = lockbox_engine::certbuild::decode_certificate(&xchg).unwrap();
+    assert_eq!(
+        lockbox_crypto::KeyHandle::public_key_info(&key),
+        cert.tbs_certificate().subject_public_key_info()
+    );
+}

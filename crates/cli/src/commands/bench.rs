@@ -53,6 +53,13 @@ pub enum BenchCmd {
         /// Seconds spent measuring each RSA-2048 rate.
         #[arg(long, default_value_t = 3.0)]
         sign_seconds: f64,
+        /// A PostgreSQL server (`postgres://USER@HOST:PORT/DB`): the bench CA
+        /// gets a new database there. Default: SQLite in a temporary home.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+        /// Service nodes on the one database, clients spread over them.
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
     },
     /// Mixed load over HTTP: concurrent clients doing archival enrollments, status
     /// queries and recovery-candidate searches for a fixed time; errors, throughput,
@@ -67,6 +74,13 @@ pub enum BenchCmd {
         /// Seconds spent measuring each RSA-2048 rate.
         #[arg(long, default_value_t = 2.0)]
         sign_seconds: f64,
+        /// A PostgreSQL server (`postgres://USER@HOST:PORT/DB`): the bench CA
+        /// gets a new database there. Default: SQLite in a temporary home.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+        /// Service nodes on the one database, clients spread over them.
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
     },
 }
 
@@ -89,17 +103,39 @@ pub async fn run(g: &Global, cmd: BenchCmd) -> Result<ExitCode> {
             requests,
             concurrency,
             sign_seconds,
-        } => lockbox_bench::archival(json, requests.max(1), concurrency.max(1), sign_seconds).await,
+            database,
+            nodes,
+        } => {
+            let deployment = lockbox_bench::Deployment {
+                database,
+                nodes: nodes.clamp(1, 16),
+            };
+            lockbox_bench::archival(
+                json,
+                requests.max(1),
+                concurrency.max(1),
+                sign_seconds,
+                deployment,
+            )
+            .await
+        }
         BenchCmd::Load {
             clients,
             seconds,
             sign_seconds,
+            database,
+            nodes,
         } => {
+            let deployment = lockbox_bench::Deployment {
+                database,
+                nodes: nodes.clamp(1, 16),
+            };
             lockbox_bench::load(
                 json,
                 clients.max(1),
                 seconds.clamp(1.0, 3600.0),
                 sign_seconds,
+                deployment,
             )
             .await
         }

@@ -29,6 +29,19 @@ pub enum CaCmd {
         #[arg(long)]
         exchange: bool,
     },
+    /// Write a CA exchange private key (PEM, mode 0600; encrypted under the CA
+    /// passphrase when the CA key is) for offline diagnosis of archival
+    /// requests (`lockbox dump --privatekey --key FILE`). Local administrator
+    /// only (--home); audited. Whoever holds it can open captured requests.
+    #[command(name = "exchange-key")]
+    ExchangeKey {
+        /// Output file (created 0600).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The exchange certificate's serial number (hex); default: the current one.
+        #[arg(long)]
+        serial: Option<String>,
+    },
     /// Install the parent-signed certificate of a subordinate CA.
     Install {
         /// The signed CA certificate (PEM or DER; may include the chain).
@@ -61,6 +74,15 @@ pub async fn ca(g: &Global, cmd: CaCmd) -> Result<ExitCode> {
             exchange,
         } => cert(g, out, chain, exchange).await?,
         CaCmd::Install { cert, chain } => install(g, cert, chain).await?,
+        CaCmd::ExchangeKey { out, serial } => {
+            crate::backend::local_only(g, "ca exchange-key")?;
+            let l = crate::backend::local(g).await?;
+            let pem =
+                l.ca.export_exchange_key(&l.actor, serial.as_deref())
+                    .await?;
+            crate::files::write_secret(&out, pem.as_bytes())?;
+            println!("Exchange key written to {} (mode 0600)", out.display());
+        }
         CaCmd::Templates(t) => templates(g, t).await?,
     }
     Ok(ExitCode::SUCCESS)

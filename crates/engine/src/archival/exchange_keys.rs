@@ -223,3 +223,62 @@ pub(crate) async fn seal_key_files(core: &Core) -> EngineResult<usize> {
     }
     Ok(changes.len())
 }
+
+/// The private key of the current exchange certificate (or of the one with
+/// `serial`), as PEM (encrypted under the CA passphrase when the CA key is),
+/// for offline diagnosis of archival requests (`lockbox dump --key`). Only
+/// the local administrator may have it: whoever holds it opens captured
+/// archival requests without a KRA. Audited.
+pub(crate) async fn export(
+    core: &Core,
+    actor: &crate::Actor,
+    serial: Option<&str>,
+) -> EngineResult<zeroize::Zeroizing<String>> {
+    crate::authz::authorize(core, actor, crate::Op::Configure).await?;
+    if !actor.local_admin {
+        let e = EngineError::Forbidden(
+            "only the local administrator (lockbox --home) may export a CA exchange key".into(),
+        );
+        let _ = crate::audit::chain::audit_refusal(
+            core,
+            actor,
+            crate::category::AuditCategory::Keys,
+            crate::category::AuditAction::ExportExchangeKey,
+            serial.unwrap_or("current"),
+            &e,
+        )
+        .await;
+        return Err(e);
+    }
+    let der = match serial {
+        Some(s) => core
+            .store
+            .get_by_serial(&s.to_ascii_lowercase())
+            .await?
+            .filter(|r| r.template.as_deref() == Some("CAExchange"))
+            .and_then(|r| r.cert)
+            .map(|c| c.cert_der)
+            .ok_or_else(|| {
+                EngineError::NotFound(format!("no exchange certificate with serial {s}"))
+            })?,
+        None => crate::archival::exchange::current_exchange_certificate(core).await?,
+    };
+    let cert = crate::certbuild::decode_certificate(&der)?;
+    let key = exchange_key(core, &cert).await?;
+    let pass = if core.config.ca.key_encrypted {
+        passphrase(&core.home, core.config.ca.passphrase_file.as_deref())?
+    } else {
+        None
+    };
+    let pem = key_pem(&*key, pass.as_deref().map(|p| p.as_slice()))?;
+    let audit = crate::audit::chain::audit_entry(
+        core,
+        actor,
+        crate::category::AuditCategory::Keys,
+        crate::category::AuditAction::ExportExchangeKey,
+        &to_hex(cert.tbs_certificate().serial_number().as_bytes()),
+        "{}",
+    );
+    core.store.append_audit(&audit).await?;
+    Ok(pem)
+}

@@ -29,6 +29,17 @@ impl Ca {
         crate::archival::exchange::current_exchange_certificate(&self.core).await
     }
 
+    /// The private key of the current exchange certificate (or of the one
+    /// with `serial`) as PEM, for offline diagnosis; the local administrator
+    /// only, audited.
+    pub async fn export_exchange_key(
+        &self,
+        actor: &Actor,
+        serial: Option<&str>,
+    ) -> EngineResult<zeroize::Zeroizing<String>> {
+        crate::archival::exchange_keys::export(&self.core, actor, serial).await
+    }
+
     /// The configured KRA certificates with their status.
     pub async fn kra_list(&self, actor: &Actor) -> EngineResult<Vec<KraStatus>> {
         crate::archival::kra::kra_list(&self.core, actor).await
