@@ -4,11 +4,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// The `lockbox` binary with no LOCKBOX_* variables from the caller's environment.
+/// The `lockbox` binary with no LOCKBOX_* variables from the caller's
+/// environment, except the switch that runs the suite on PostgreSQL
+/// (`LOCKBOX_TEST_DATABASE`: every CA `init` creates gets a new database).
 pub fn lockbox_cmd(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lockbox"));
     for (k, _) in std::env::vars() {
-        if k.starts_with("LOCKBOX_") {
+        if k.starts_with("LOCKBOX_") && k != "LOCKBOX_TEST_DATABASE" {
             c.env_remove(k);
         }
     }
@@ -368,4 +370,9 @@ pub fn allow_anonymous_enrollment(home: &Path) {
         "no allow_anonymous_enrollment setting in {text}"
     );
     std::fs::write(&path, updated).expect("write lockbox.toml");
+}
+
+/// Whether the suite runs on PostgreSQL (`LOCKBOX_TEST_DATABASE` set).
+pub fn on_postgres() -> bool {
+    std::env::var("LOCKBOX_TEST_DATABASE").is_ok_and(|v| !v.trim().is_empty())
 }
