@@ -375,4 +375,326 @@ pub fn allow_anonymous_enrollment(home: &Path) {
 /// Whether the suite runs on PostgreSQL (`LOCKBOX_TEST_DATABASE` set).
 pub fn on_postgres() -> bool {
     std::env::var("LOCKBOX_TEST_DATABASE").is_ok_and(|v| !v.trim().is_empty())
+/// [`ca_issuing_a_kra`] with `init_extra` arguments for `lockbox init` (e.g.
+/// `["--database", URL]`).
+pub fn ca_issuing_a_kra_init(
+    home: &Path,
+    d: &Path,
+    name: &str,
+    subject: &str,
+    stem: &str,
+    init_extra: &[&str],
+) -> std::path::PathBuf {
+    let file = |ext: &str| d.join(format!("{stem}.{ext}"));
+    let mut init = vec!["init", "--name", name];
+    init.extend_from_slice(init_extra);
+    ok(lb(home, &init));
+    ok(lb(home, &["ca", "templates", "add", "KeyRecoveryAgent"]));
+    ok(request_new(
+        home,
+        "KeyRecoveryAgent",
+        subject,
+        &[],
+        &file("req"),
+        &file("key"),
+    ));
+    let out: serde_json::Value =
+        serde_json::from_str(&ok(lb(home, &["submit", s(&file("req")), "--json"]))).unwrap();
+    ok(lb(
+        home,
+        &[
+            "issue",
+            &out["request_id"].to_string(),
+            "--out",
+            s(&file("pem")),
+        ],
+    ));
+    pkcs12_export(&file("key"), &file("pem"), &file("pfx"), "kra", &[]);
+    file("pfx")
+}
+
+/// [`ca_with_one_kra`] with `init_extra` arguments for `lockbox init` (e.g.
+/// `["--database", URL]` for a CA on PostgreSQL).
+pub fn ca_with_one_kra_init(d: &Path, init_extra: &[&str]) -> std::path::PathBuf {
+    let home = d.join("ca");
+    ca_issuing_a_kra_init(
+        &home,
+        d,
+        "Contoso Issuing CA",
+        "CN=Agent",
+        "kra",
+        init_extra,
+    );
+    ok(lb(&home, &["kra", "required", "1"]));
+    home
+}
+
+/// Copies the directory `from` (a CA home) recursively to `to`, keeping
+/// file modes (a second node of a CA on PostgreSQL gets such a copy).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the copy");
+    let mode = std::fs::metadata(from).expect("stat").permissions();
+    std::fs::set_permissions(to, mode).expect("chmod the copy");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
+/// The PostgreSQL server binaries (`PGBIN`, or the newest
+/// `/usr/lib/postgresql/*/bin`, as `scripts/pg-cluster.sh` picks them).
+/// Panics with what to install when there are none: the tests that need
+/// PostgreSQL fail rather than skip.
+pub fn pg_bin() -> std::path::PathBuf {
+    let found = match std::env::var("PGBIN") {
+        Ok(p) => Some(std::path::PathBuf::from(p)),
+        Err(_) => {
+            let mut dirs: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+                    Some((v, e.path().join("bin")))
+                })
+                .collect();
+            dirs.sort();
+            dirs.pop().map(|(_, p)| p)
+        }
+    };
+    match found {
+        Some(p) if p.join("initdb").exists() && p.join("pg_ctl").exists() => p,
+        other => panic!(
+            "PostgreSQL server binaries are required for this test and were not found \
+             (looked in {}): scripts/test.sh installs them, or run `apt-get install postgresql`",
+            other.map_or_else(
+                || "PGBIN (unset) and /usr/lib/postgresql/*/bin".to_string(),
+                |p| p.display().to_string()
+            )
+        ),
+    }
+}
+
+/// Whether this process runs as root (the PostgreSQL server then runs as the
+/// `postgres` user).
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// A PostgreSQL command (`pg_ctl`, ...) from [`pg_bin`], run as the `postgres`
+/// user when root.
+pub fn pg_command(tool: &str, args: &[&str]) -> Output {
+    let bin = pg_bin().join(tool);
+    let mut c = if running_as_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    c.args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", bin.display()))
+}
+
+/// Throw-away PostgreSQL started by `scripts/pg-cluster.sh` in its own
+/// temporary directory; stopped (and the directory removed) when dropped,
+/// also when a test panics.
+pub struct PgCluster {
+    /// The database URL the script printed (multi-host for a pair).
+    pub url: String,
+    dir: tempfile::TempDir,
+}
+
+impl PgCluster {
+    /// One primary; `url` is `postgres://lockbox@127.0.0.1:PORT/lockbox`
+    /// (an empty database).
+    pub fn start() -> PgCluster {
+        PgCluster::run_script("start")
+    }
+
+    /// A primary and a synchronous standby; `url` names both hosts with
+    /// `target_session_attrs=read-write`.
+    pub fn start_pair() -> PgCluster {
+        PgCluster::run_script("start-pair")
+    }
+
+    fn script() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-cluster.sh")
+    }
+
+    fn run_script(verb: &str) -> PgCluster {
+        pg_bin(); // a clear failure when PostgreSQL is missing
+        let dir = tempfile::Builder::new()
+            .prefix("lockbox-pg-")
+            .tempdir()
+            .expect("temporary directory");
+        // the server runs as `postgres` when we are root: it must reach its directory
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+                .expect("chmod the cluster directory");
+        }
+        let mut cluster = PgCluster {
+            url: String::new(),
+            dir,
+        };
+        let out = Command::new("bash")
+            .arg(PgCluster::script())
+            .arg(verb)
+            .arg(cluster.root())
+            .output()
+            .expect("run scripts/pg-cluster.sh");
+        assert!(
+            out.status.success(),
+            "scripts/pg-cluster.sh {verb} failed ({:?}); PostgreSQL is required for this test \
+             (scripts/test.sh installs it)\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.url = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("postgres://"))
+            .expect("the script prints the database URL")
+            .trim()
+            .to_string();
+        cluster
+    }
+
+    /// The directory holding `primary/` (and `standby/`).
+    pub fn root(&self) -> std::path::PathBuf {
+        self.dir.path().join("pg")
+    }
+
+    /// The primary's data directory.
+    pub fn primary_data(&self) -> std::path::PathBuf {
+        self.root().join("primary/data")
+    }
+
+    /// The standby's data directory (pairs only).
+    pub fn standby_data(&self) -> std::path::PathBuf {
+        self.root().join("standby/data")
+    }
+
+    /// The port of the first host in `url`.
+    pub fn primary_port(&self) -> u16 {
+        let rest = self.url.split("@127.0.0.1:").nth(1).expect("a port");
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits.parse().expect("a port number")
+    }
+
+    /// The ports of the hosts in `url`, in order.
+    pub fn ports(&self) -> Vec<u16> {
+        self.url
+            .split("127.0.0.1:")
+            .skip(1)
+            .map(|rest| {
+                let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+                digits.parse().expect("a port number")
+            })
+            .collect()
+    }
+
+    /// `psql -Atc QUERY` against the server on `port` (database `lockbox`);
+    /// returns its output.
+    pub fn sql(&self, port: u16, query: &str) -> String {
+        let port = port.to_string();
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "lockbox",
+                "-d",
+                "lockbox",
+            ])
+            .args(["-v", "ON_ERROR_STOP=1", "-Atc", query])
+            .output()
+            .expect("psql (postgresql-client) is required");
+        assert!(out.status.success(), "psql -p {port} -c {query}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// SIGKILL to the primary's postmaster (the first line of its
+    /// `postmaster.pid`); returns once the process is gone.
+    pub fn kill_primary(&self) {
+        let pidfile = self.primary_data().join("postmaster.pid");
+        let text = std::fs::read_to_string(&pidfile).expect("the primary's postmaster.pid");
+        let pid = text.lines().next().expect("a pid").trim().to_string();
+        let out = Command::new("kill").args(["-KILL", &pid]).output().unwrap();
+        assert!(out.status.success(), "kill -KILL {pid}: {out:?}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            // a zombie until its parent (pg_ctl's shell, gone) is replaced by init
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat.contains(") Z ") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "postmaster {pid} survived SIGKILL"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// `pg_ctl promote -w` on the standby.
+    pub fn promote_standby(&self) {
+        let data = self.standby_data();
+        let out = pg_command("pg_ctl", &["promote", "-w", "-t", "60", "-D", s(&data)]);
+        assert!(
+            out.status.success(),
+            "pg_ctl promote failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Creates database `name` on the primary; returns its URL.
+    pub fn create_database(&self, name: &str) -> String {
+        let port = self.primary_port().to_string();
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "lockbox",
+                "-d",
+                "lockbox",
+            ])
+            .args([
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                &format!("CREATE DATABASE {name}"),
+            ])
+            .output()
+            .expect("psql (postgresql-client) is required");
+        assert!(out.status.success(), "CREATE DATABASE {name}: {out:?}");
+        format!("postgres://lockbox@127.0.0.1:{port}/{name}")
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(PgCluster::script())
+            .arg("stop")
+            .arg(self.root())
+            .output();
+    }
 }
