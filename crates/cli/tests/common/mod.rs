@@ -375,6 +375,8 @@ pub fn allow_anonymous_enrollment(home: &Path) {
 /// Whether the suite runs on PostgreSQL (`LOCKBOX_TEST_DATABASE` set).
 pub fn on_postgres() -> bool {
     std::env::var("LOCKBOX_TEST_DATABASE").is_ok_and(|v| !v.trim().is_empty())
+}
+
 /// [`ca_issuing_a_kra`] with `init_extra` arguments for `lockbox init` (e.g.
 /// `["--database", URL]`).
 pub fn ca_issuing_a_kra_init(
