@@ -326,11 +326,25 @@ def lockout_cases(client):
 
 
 def request_rows():
+    """(count, last ID, every row's ID:disposition:revoked_at:key length), read
+    with the database's own client: psql for PostgreSQL, sqlite3 for a file."""
+    if DB.startswith("postgres"):
+        out = subprocess.run(
+            ["psql", DB, "-At", "-F", "|", "-c",
+             "SELECT COUNT(*), COALESCE(MAX(request_id), 0), "
+             "COALESCE(string_agg(request_id || ':' || disposition || ':' || COALESCE(revoked_at::text, '') "
+             "|| ':' || LENGTH(COALESCE(archived_key, ''::bytea)), ',' ORDER BY request_id), '') FROM requests"],
+            check=True, capture_output=True, text=True).stdout.strip()
+        count, last, rows = out.split("|", 2)
+        return (int(count), int(last), rows)
+    if not os.path.isfile(DB):
+        raise SystemExit(f"no database file {DB}")
     con = sqlite3.connect(f"file:{DB}?mode=ro", uri=True)
     try:
         return con.execute(
             "SELECT COUNT(*), COALESCE(MAX(request_id), 0), "
-            "COALESCE(GROUP_CONCAT(request_id || ':' || disposition || ':' || COALESCE(revoked_at, '') || ':' || LENGTH(COALESCE(archived_key, ''))), '') FROM requests"
+            "COALESCE(GROUP_CONCAT(request_id || ':' || disposition || ':' || COALESCE(revoked_at, '') || ':' || LENGTH(COALESCE(archived_key, '')), ','), '') "
+            "FROM (SELECT * FROM requests ORDER BY request_id)"
         ).fetchone()
     finally:
         con.close()

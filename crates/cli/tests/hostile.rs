@@ -51,7 +51,7 @@ fn hostile_inputs_are_refused_without_changing_anything() {
             &format!("https://{listen}"),
             s(&ca_pem),
             token.trim(),
-            s(&home.join("ca.db")),
+            &database_url(&home),
             env!("CARGO_BIN_EXE_lockbox"),
             s(&work),
         ])

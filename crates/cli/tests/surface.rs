@@ -736,7 +736,8 @@ fn db_status_reports_backend_schema_and_counts() {
         serde_json::from_str(&ok(lb(home, &["--json", "db", "status"]))).unwrap()
     };
     let before = status(&home);
-    assert_eq!(before["backend"], "sqlite");
+    let backend = if on_postgres() { "postgres" } else { "sqlite" };
+    assert_eq!(before["backend"], backend);
     assert!(before["schema_version"].as_i64().unwrap() >= 7, "{before}");
     assert!(before["audit_records"].as_i64().unwrap() > 0, "{before}");
     let req = openssl_csr(
@@ -755,7 +756,10 @@ fn db_status_reports_backend_schema_and_counts() {
     assert_eq!(after["archived_keys"], before["archived_keys"]);
     assert!(after["audit_records"].as_i64().unwrap() > before["audit_records"].as_i64().unwrap());
     let text = ok(lb(&home, &["db", "status"]));
-    assert!(text.contains("backend:         sqlite"), "{text}");
+    assert!(
+        text.contains(&format!("backend:         {backend}")),
+        "{text}"
+    );
     let remote = lb(&home, &["--server", "https://127.0.0.1:1", "db", "status"]);
     assert!(!remote.status.success(), "db status is local only");
 }

@@ -372,6 +372,22 @@ pub fn allow_anonymous_enrollment(home: &Path) {
     std::fs::write(&path, updated).expect("write lockbox.toml");
 }
 
+/// The database of the CA in `home`, as a URL other tools take: its
+/// PostgreSQL URL, or the path of its SQLite file.
+pub fn database_url(home: &Path) -> String {
+    let config = std::fs::read_to_string(home.join("lockbox.toml")).expect("lockbox.toml");
+    let url = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("url = "))
+        .map(|u| u.trim_matches('"').to_string())
+        .expect("database.url");
+    if url.starts_with("postgres") {
+        url
+    } else {
+        home.join("ca.db").display().to_string()
+    }
+}
+
 /// Whether the suite runs on PostgreSQL (`LOCKBOX_TEST_DATABASE` set).
 pub fn on_postgres() -> bool {
     std::env::var("LOCKBOX_TEST_DATABASE").is_ok_and(|v| !v.trim().is_empty())
