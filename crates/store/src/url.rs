@@ -46,6 +46,7 @@ pub struct UrlError(String);
 
 const MAX_URL: usize = 4096;
 const MAX_HOSTS: usize = 16;
+const MAX_PARAMS: usize = 32;
 const DEFAULT_PORT: u16 = 5432;
 
 impl DatabaseUrl {
@@ -147,13 +148,22 @@ impl PgUrl {
                 _ => params.push((k, v)),
             }
         }
-        Ok(PgUrl {
+        if params.len() > MAX_PARAMS {
+            return Err(UrlError("more than 32 parameters".into()));
+        }
+        let url = PgUrl {
             user,
             hosts,
             database,
             read_write,
             params,
-        })
+        };
+        // What is accepted prints back within the limit (percent-encoding
+        // grows text), so a stored URL always reads back.
+        if url.to_string().len() > MAX_URL {
+            return Err(UrlError("longer than 4096 bytes once encoded".into()));
+        }
+        Ok(url)
     }
 
     /// A single-host URL for the driver (`host` is an index into `hosts`).
@@ -217,6 +227,9 @@ impl fmt::Display for PgUrl {
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // `sqlite://X` reads as X: a file written with a leading `//`
+            // keeps it only behind another `//`.
+            DatabaseUrl::Sqlite(file) if file.starts_with("//") => write!(f, "sqlite://{file}"),
             DatabaseUrl::Sqlite(file) => write!(f, "sqlite:{file}"),
             DatabaseUrl::Postgres(pg) => pg.fmt(f),
         }
@@ -318,6 +331,11 @@ mod tests {
             DatabaseUrl::Sqlite("/var/ca.db".into())
         );
         assert!(DatabaseUrl::parse("sqlite:").is_err());
+        // found by the fuzz target: printing reads back the same
+        for text in ["sqlite:////ca:zdb", "sqlite:/abs/ca.db", "sqlite:ca.db"] {
+            let u = DatabaseUrl::parse(text).unwrap();
+            assert_eq!(DatabaseUrl::parse(&u.to_string()).unwrap(), u, "{text}");
+        }
         assert!(DatabaseUrl::parse("mysql://x/y").is_err());
     }
 
