@@ -904,3 +904,109 @@ fn db_migrate_moves_every_key_to_postgresql() {
         err.trim()
     );
 }
+
+/// `curl` (a client nobody here wrote) to an authenticated endpoint that
+/// reads the database: (HTTP status, headers, body).
+fn curl_status(listen: &str, ca_pem: &Path, token: &str, scratch: &Path) -> (u16, String, String) {
+    let (headers, body) = (scratch.join("h.txt"), scratch.join("b.txt"));
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "30", "--cacert", s(ca_pem)])
+        .args(["-D", s(&headers), "-o", s(&body), "-w", "%{http_code}"])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("https://{listen}/api/v1/requests/1"))
+        .output()
+        .expect("curl");
+    let code = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    (
+        code,
+        std::fs::read_to_string(&headers).unwrap_or_default(),
+        std::fs::read_to_string(&body).unwrap_or_default(),
+    )
+}
+
+/// A database the service cannot reach is HTTP 503 with the stable code
+/// (`unavailable`, 0x800706BA RPC_S_SERVER_UNAVAILABLE, Retry-After), never
+/// a panic or the driver's text (which names hosts); once the database is
+/// back the same process answers again.
+#[test]
+fn an_unreachable_database_is_503_and_the_service_recovers() {
+    let _serial = one_at_a_time();
+    let pg = PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = d.join("ca");
+    ok(lb(
+        &home,
+        &[
+            "init",
+            "--name",
+            "Outage CA",
+            "--key",
+            "p256",
+            "--database",
+            &pg.url,
+        ],
+    ));
+    let token = std::fs::read_to_string(home.join("admin.token")).unwrap();
+    let token = token.trim();
+    let ca_pem = d.join("ca.pem");
+    ok(lb(&home, &["ca", "cert", "--out", s(&ca_pem)]));
+    let listen = free_listen_address();
+    let log = d.join("serve.log");
+    let _node = start_node(&home, &listen, &log);
+
+    let (up, _, body) = curl_status(&listen, &ca_pem, token, d);
+    assert!(
+        up == 200 || up == 404,
+        "before the outage: HTTP {up} {body}"
+    );
+
+    pg.kill_primary();
+    let (down, headers, body) = curl_status(&listen, &ca_pem, token, d);
+    assert_eq!(down, 503, "{headers}{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["kind"], "unavailable", "{body}");
+    assert_eq!(v["error"]["status"], "0x800706ba", "{body}");
+    assert_eq!(v["error"]["name"], "RPC_S_SERVER_UNAVAILABLE", "{body}");
+    assert!(
+        headers.to_ascii_lowercase().contains("retry-after: 5"),
+        "{headers}"
+    );
+    let port = pg.primary_port().to_string();
+    assert!(
+        !body.contains("127.0.0.1") && !body.contains(&port),
+        "the 503 body names the database host: {body}"
+    );
+
+    // the database comes back: the same service answers again
+    let started = pg_command(
+        "pg_ctl",
+        &[
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            s(&pg.primary_data()),
+            "-l",
+            s(&pg.primary_data().join("restart.log")),
+        ],
+    );
+    assert!(started.status.success(), "pg_ctl start: {started:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, _, body) = curl_status(&listen, &ca_pem, token, d);
+        if code == 200 || code == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after the database returned: HTTP {code} {body}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
