@@ -28,7 +28,8 @@ init_node() { # DIR PORT
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres: "$dir"
     chmod 0700 "$dir"
-    as_pg "$PGBIN/initdb" -D "$dir/data" -U lockbox --auth=trust -E UTF8 --no-sync --no-instructions >"$dir/initdb.log" 2>&1
+    as_pg "$PGBIN/initdb" -D "$dir/data" -U lockbox --auth=trust -E UTF8 --no-sync --no-instructions >"$dir/initdb.log" 2>&1 \
+        || { echo "pg-cluster: initdb failed:" >&2; cat "$dir/initdb.log" >&2; exit 1; }
     cat >>"$dir/data/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
 port = $port
@@ -43,14 +44,32 @@ EOF
 }
 
 start_node() { # DIR
-    as_pg "$PGBIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 start >/dev/null
+    if ! as_pg "$PGBIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 start >/dev/null; then
+        echo "pg-cluster: the server in $1 did not start:" >&2; tail -n 20 "$1/server.log" >&2 || true; exit 1
+    fi
 }
 
 port_of() { sed -n 's/^port = //p' "$1/data/postgresql.conf" | tail -1; }
 
+# The server runs as `postgres` when we are root: it must be able to reach
+# DIR (a `mktemp -d` is 0700 root). What DIR holds stays 0700 postgres.
+reachable() { # DIR
+    mkdir -p "$1"
+    if [ "$(id -u)" = 0 ]; then chmod o+x "$1"; fi
+    # every parent must be passable too
+    local p; p=$(dirname "$(realpath "$1")")
+    while [ "$p" != / ]; do
+        if ! runuser -u postgres -- test -x "$p" 2>/dev/null && [ "$(id -u)" = 0 ]; then
+            echo "pg-cluster: $p is not passable for the postgres user" >&2; exit 1
+        fi
+        p=$(dirname "$p")
+    done
+}
+
 case ${1:-} in
 start)
     dir=$2; port=$(free_port)
+    reachable "$dir"
     init_node "$dir/primary" "$port"
     start_node "$dir/primary"
     as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$port" -U lockbox lockbox
@@ -58,6 +77,7 @@ start)
     ;;
 start-pair)
     dir=$2; p1=$(free_port); p2=$(free_port)
+    reachable "$dir"
     init_node "$dir/primary" "$p1"
     start_node "$dir/primary"
     as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$p1" -U lockbox lockbox
