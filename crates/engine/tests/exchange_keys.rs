@@ -143,3 +143,49 @@ async fn only_the_local_administrator_exports_an_exchange_key() {
         cert.tbs_certificate().subject_public_key_info()
     );
 }
+
+/// A sealed exchange key changed in the database (a DBA, a damaged dump) is
+/// refused before anything is decrypted, with the one error every failure
+/// gives (no padding oracle on the wrapping key): replaced, truncated, or
+/// (on PostgreSQL, which can flip a byte in SQL) with one padding byte changed.
+#[tokio::test]
+async fn a_tampered_sealed_key_is_refused_with_one_error() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("ca");
+    let ca = new_ca(&home, "Tamper CA").await;
+    let good = ca.export_exchange_key(&admin(), None).await.unwrap();
+    assert!(good.contains("PRIVATE KEY"));
+    let mut messages = vec![];
+    let mut tampers = vec![
+        format!(
+            "UPDATE exchange_keys SET sealed_key = {}",
+            common::blob_literal(&[7u8; 400])
+        ),
+        format!(
+            "UPDATE exchange_keys SET sealed_key = {}",
+            common::blob_literal(&[1u8; 10])
+        ),
+    ];
+    if common::on_postgres() {
+        // the envelope's last byte (CBC padding) flipped
+        tampers.push(
+            "UPDATE exchange_keys SET sealed_key = set_byte(sealed_key, length(sealed_key) - 1, \
+             get_byte(sealed_key, length(sealed_key) - 1) # 1)"
+                .into(),
+        );
+    }
+    for tamper in tampers {
+        let copy = d.path().join(format!("copy{}", messages.len()));
+        common::copy_home(&home, &copy).await;
+        common::sql(&copy, &[tamper]).await;
+        let c = Ca::open(&copy).await.unwrap();
+        let e = c.export_exchange_key(&admin(), None).await.unwrap_err();
+        messages.push((e.kind(), e.to_string()));
+    }
+    assert!(
+        messages
+            .iter()
+            .all(|m| m == &messages[0] && m.1.contains("does not open")),
+        "{messages:?}"
+    );
+}

@@ -85,7 +85,7 @@ pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec
         .to_der()
         .map_err(|e| EngineError::Config(e.to_string()))?;
     let fields = cert_fields(&der)?;
-    let sealed = crate::archival::exchange_keys::seal(core, &*key)?;
+    let sealed = crate::archival::exchange_keys::seal(core, &*key, &der, &fields.serial)?;
     let csr = sign_request(&*key, subject, vec![])?;
     let overlap = core.config.archival.exchange_overlap.approx_seconds();
     let recorded =

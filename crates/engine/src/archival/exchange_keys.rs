@@ -5,6 +5,14 @@
 //! so any node opens the exchange key any other node made; the database alone
 //! (a DBA, a stolen dump, a backup without exchange keys) opens none.
 //!
+//! The envelope's content encryption (CBC) has no integrity of its own, so
+//! each sealed key carries an HMAC-SHA-256 tag, keyed from the wrapping key,
+//! over the exchange certificate's serial and hash and the envelope. The tag
+//! is checked (constant time) before anything is decrypted, and every failure
+//! to open is one error: someone who can write the database gets no padding
+//! oracle on the wrapping key, and cannot move a sealed key to another
+//! certificate.
+//!
 //! The wrapping key is made with the CA (`lockbox init`), before homes are
 //! copied to other nodes; a home from before it existed gets one when it
 //! first needs it. Exchange keys kept as files (`keys/xchg-SERIAL.key`, the
@@ -12,14 +20,17 @@
 
 use std::sync::Arc;
 
+use der::Encode;
 use lockbox_codec::hexfmt::to_hex;
 use lockbox_crypto::cms::{envelope, open_envelope, OpeningKey, Recipient};
+use lockbox_crypto::digest::{hmac_sha256, hmac_sha256_verify, sha256};
 use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
 use lockbox_crypto::{KeyProvider, KeySpec, PrivateKey};
 use x509_cert::certificate::Certificate;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
+use zeroize::Zeroizing;
 
 use crate::certs::{key_pem, load_home_key};
 use crate::config::{passphrase, Config, Home};
@@ -82,45 +93,93 @@ fn wrap_key(core: &Core) -> EngineResult<Arc<dyn PrivateKey>> {
     Ok(key)
 }
 
-/// Seals an exchange private key for the database.
-pub(crate) fn seal(core: &Core, key: &dyn PrivateKey) -> EngineResult<Vec<u8>> {
+/// Length of the tag in front of a sealed key.
+const TAG_LEN: usize = 32;
+
+/// The one error of every failure to open a sealed exchange key.
+fn unopenable() -> EngineError {
+    EngineError::Config(
+        "a stored exchange key does not open with this home's exchange wrapping key".into(),
+    )
+}
+
+/// The tag key, derived from the wrapping key (HMAC-SHA-256 as a KDF).
+fn tag_key(wrap: &dyn PrivateKey) -> EngineResult<Zeroizing<[u8; 32]>> {
+    let material = wrap.export_pkcs8()?;
+    Ok(Zeroizing::new(hmac_sha256(
+        &material,
+        b"lockbox exchange key seal: tag key v1",
+    )))
+}
+
+/// What the tag covers: a label, the certificate's serial and hash, the envelope.
+fn tagged(cert_der: &[u8], serial: &str, envelope: &[u8]) -> Vec<u8> {
+    let mut m = b"lockbox-xchg-seal-v1\0".to_vec();
+    m.extend_from_slice(serial.as_bytes());
+    m.push(0);
+    m.extend_from_slice(&sha256(cert_der));
+    m.extend_from_slice(envelope);
+    m
+}
+
+/// Seals the private key of exchange certificate `cert_der` (serial
+/// `serial`, lowercase hex) for the database: tag || envelope.
+pub(crate) fn seal(
+    core: &Core,
+    key: &dyn PrivateKey,
+    cert_der: &[u8],
+    serial: &str,
+) -> EngineResult<Vec<u8>> {
     let wrap = wrap_key(core)?;
-    let (issuer, serial) = wrap_recipient_id()?;
+    let (issuer, rid_serial) = wrap_recipient_id()?;
     let pkcs8 = key.export_pkcs8()?;
-    Ok(envelope(
+    let env = envelope(
         &pkcs8,
         &[Recipient {
             issuer,
-            serial,
+            serial: rid_serial,
             spki: wrap.public_key_info().clone(),
         }],
         ContentCipher::Aes256Cbc,
         KeyTransport::RsaOaepSha256,
-    )?)
+    )?;
+    let tag = hmac_sha256(&*tag_key(&*wrap)?, &tagged(cert_der, serial, &env));
+    let mut sealed = tag.to_vec();
+    sealed.extend_from_slice(&env);
+    Ok(sealed)
 }
 
-/// Opens a sealed exchange key and checks it is the key of `cert`.
-fn open(core: &Core, sealed: &[u8], cert: &Certificate) -> EngineResult<Arc<dyn PrivateKey>> {
+/// Opens a sealed exchange key and checks it is the key of `cert`: the tag
+/// first (nothing is decrypted under a bad tag), then the envelope, then the
+/// key against the certificate; every failure is [`unopenable`].
+fn open(
+    core: &Core,
+    sealed: &[u8],
+    cert: &Certificate,
+    serial: &str,
+) -> EngineResult<Arc<dyn PrivateKey>> {
     let wrap = wrap_key(core)?;
-    let (issuer, serial) = wrap_recipient_id()?;
+    let cert_der = cert.to_der().map_err(|_| unopenable())?;
+    if sealed.len() <= TAG_LEN {
+        return Err(unopenable());
+    }
+    let (tag, env) = sealed.split_at(TAG_LEN);
+    if !hmac_sha256_verify(&*tag_key(&*wrap)?, &tagged(&cert_der, serial, env), tag) {
+        return Err(unopenable());
+    }
+    let (issuer, rid_serial) = wrap_recipient_id()?;
     let pkcs8 = open_envelope(
-        sealed,
+        env,
         &[OpeningKey {
             issuer: &issuer,
-            serial: &serial,
+            serial: &rid_serial,
             key: wrap.as_ref(),
         }],
     )
-    .map_err(|_| {
-        EngineError::Config(
-            "a stored exchange key does not open with this home's exchange wrapping key".into(),
-        )
-    })?;
-    let key = core.keys.load_pkcs8_der(&pkcs8)?;
+    .map_err(|_| unopenable())?;
+    let key = core.keys.load_pkcs8_der(&pkcs8).map_err(|_| unopenable())?;
     if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
-        return Err(EngineError::Config(
-            "a stored exchange key does not match its certificate".into(),
-        ));
+        return Err(unopenable());
     }
     Ok(key)
 }
@@ -142,7 +201,7 @@ pub(crate) async fn exchange_key(
         return Ok(k);
     }
     let key = match core.store.exchange_key(&serial).await? {
-        Some(sealed) => open(core, &sealed, cert)?,
+        Some(sealed) => open(core, &sealed, cert, &serial)?,
         None => load_home_key(
             &*core.keys,
             &core.home,
@@ -212,9 +271,13 @@ pub(crate) async fn seal_key_files(core: &Core) -> EngineResult<usize> {
         if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
             continue;
         }
+        let cert_der = cert
+            .to_der()
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        let sealed_key = seal(core, &*key, &cert_der, &serial)?;
         changes.push(lockbox_store::Change::PutExchangeKey {
             serial,
-            sealed_key: seal(core, &*key)?,
+            sealed_key,
             at: crate::period::now(),
         });
     }
