@@ -689,9 +689,10 @@ fn db_migrate_moves_every_key_to_postgresql() {
     let pg = PgCluster::start();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // an SQLite CA (plain init) with archived keys, an imported key, a
+    // an SQLite CA (named explicitly: the suite's PostgreSQL switch would
+    // otherwise give it a database) with archived keys, an imported key, a
     // principal with a role and its audit chain
-    let home = ca_with_one_kra(d);
+    let home = ca_with_one_kra_init(d, &["--database", "sqlite:ca.db"]);
     assert_eq!(db_status(&home)["backend"], "sqlite");
     let mut keys: Vec<(String, PathBuf)> = vec![];
     for name in ["alice", "bob", "carol"] {
@@ -885,7 +886,19 @@ fn db_migrate_moves_every_key_to_postgresql() {
     assert_eq!(home_snapshot(&home), snapshot);
     assert_eq!(db_status(&home)["backend"], "postgres");
     let other_dir = d.join("other");
-    let other = p256_ca(&other_dir, "Other CA");
+    let other = other_dir.join("ca");
+    ok(lb(
+        &other,
+        &[
+            "init",
+            "--name",
+            "Other CA",
+            "--key",
+            "p256",
+            "--database",
+            "sqlite:ca.db",
+        ],
+    ));
     let other_before = home_snapshot(&other);
     let refused = lb(&other, &["db", "migrate", "--to", &pg.url]);
     let err = String::from_utf8_lossy(&refused.stderr);

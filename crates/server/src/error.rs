@@ -36,16 +36,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
         let status = http_status(&e, StatusCode::UNPROCESSABLE_ENTITY);
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %e, "internal error");
-            "internal error (see the server log)".to_string()
-        } else if status == StatusCode::SERVICE_UNAVAILABLE {
-            // The driver's text names hosts and ports: it stays in the log.
-            tracing::warn!(error = %e, "database unavailable");
-            "the CA database is unavailable; nothing was done, try again shortly".to_string()
-        } else {
-            e.to_string()
-        };
+        let message = public_message(&e, status, "api").unwrap_or_else(|| e.to_string());
         let code = e.code();
         let body = json!({
             "error": {
@@ -77,5 +68,51 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What a caller may read of an internal (500) or unavailable (503) error:
+/// the details (driver text naming hosts and ports, file paths) go to the
+/// log only. `None` for every other status: the error's own text is for the
+/// caller. `front` names the front end in the log.
+pub(crate) fn public_message(e: &EngineError, status: StatusCode, front: &str) -> Option<String> {
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %e, front, "internal error");
+        Some("internal error (see the server log)".to_string())
+    } else if status == StatusCode::SERVICE_UNAVAILABLE {
+        tracing::warn!(error = %e, front, "database unavailable");
+        Some(
+            "the CA database is unavailable; try again shortly (a request cut off while it was \
+             being committed may have completed: check its status before submitting it again)"
+                .to_string(),
+        )
+    } else {
+        None
+    }
+}
+
 /// A handler result whose error renders as [`ApiError`].
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod public_message_tests {
+    use super::*;
+    use lockbox_engine::StoreError;
+
+    /// A 503 tells every front end (REST, certsrv, console) the same fixed
+    /// text: the driver's, which names the database host, stays in the log.
+    #[test]
+    fn an_unavailable_database_never_names_its_host() {
+        let e = EngineError::Store(StoreError::Unavailable(
+            "no PostgreSQL host of the database URL is available (db1.corp:5432: refused)".into(),
+        ));
+        let status = http_status(&e, StatusCode::OK);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        for front in ["api", "certsrv", "console"] {
+            let m = public_message(&e, status, front).unwrap();
+            assert!(!m.contains("db1.corp") && !m.contains("5432"), "{m}");
+        }
+        let nf = EngineError::NotFound("request 7".into());
+        assert_eq!(
+            public_message(&nf, http_status(&nf, StatusCode::OK), "api"),
+            None
+        );
+    }
+}

@@ -60,6 +60,13 @@ pub(crate) mod postgres {
     /// rollback, and by the server when the session dies.
     pub(crate) const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(7418893400000000001)";
 
+    /// Per connection: a writer waits at most a minute for the write lock, and
+    /// a session left idle inside a transaction (a hung node holding the
+    /// lock) is ended by the server after a minute, so one node cannot stall
+    /// the others for long. Both end in "unavailable" (503), not a hang.
+    pub(crate) const SESSION_SETTINGS: &str =
+        "SET lock_timeout = '60s'; SET idle_in_transaction_session_timeout = '60s'";
+
     /// Held while migrations run, so nodes starting together migrate once.
     pub(crate) const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7418893400000000002)";
 
@@ -78,7 +85,7 @@ pub(crate) mod postgres {
     /// every table, waiting for a point where the copy cannot be serialised
     /// differently from the commits around it.
     pub(crate) const BEGIN_SNAPSHOT: &str =
-        "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE";
+        "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE";
 
     /// Moves the request-ID sequence past copied rows.
     pub(crate) const RESET_REQUEST_IDS: &str =

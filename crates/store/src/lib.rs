@@ -86,8 +86,10 @@ fn is_serial_collision(e: &sqlx::Error) -> bool {
 
 /// Whether an error means the database could not be reached, as opposed to
 /// a refused statement: connection and pool failures, and the SQLSTATE
-/// classes for a lost connection (08), a server shutting down (57P01–57P03)
-/// and a read-only transaction on a standby (25006).
+/// classes for a lost connection (08), a server shutting down (57P01–57P03),
+/// a read-only transaction on a standby (25006), a lock or statement
+/// timeout (55P03, 57014), an idle transaction ended by the server (25P03)
+/// and a server out of connections (53300).
 fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
@@ -97,7 +99,11 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "25006")
+            c.starts_with("08")
+                || matches!(
+                    &*c,
+                    "57P01" | "57P02" | "57P03" | "25006" | "55P03" | "57014" | "25P03" | "53300"
+                )
         }),
         _ => false,
     }

@@ -119,7 +119,9 @@ impl PgUrl {
                 return Err(UrlError("more than 16 hosts".into()));
             }
         }
-        let mut read_write = false;
+        // Several hosts are for failover: only the primary will do unless
+        // the URL says `target_session_attrs=any`.
+        let mut read_write = hosts.len() > 1;
         let mut params = vec![];
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -147,6 +149,17 @@ impl PgUrl {
                 }
                 _ => params.push((k, v)),
             }
+        }
+        // A database on another machine is reached over TLS with the server
+        // verified, unless the URL chooses (`sslmode=...`): the database holds
+        // every archived key and credential hash.
+        let remote = hosts.iter().any(|(h, _)| !is_loopback(h));
+        if remote
+            && !params
+                .iter()
+                .any(|(k, _)| k == "sslmode" || k == "ssl-mode")
+        {
+            params.push(("sslmode".into(), "verify-full".into()));
         }
         if params.len() > MAX_PARAMS {
             return Err(UrlError("more than 32 parameters".into()));
@@ -216,6 +229,8 @@ impl fmt::Display for PgUrl {
             .collect();
         if self.read_write {
             params.push("target_session_attrs=read-write".into());
+        } else if self.hosts.len() > 1 {
+            params.push("target_session_attrs=any".into());
         }
         if !params.is_empty() {
             write!(f, "?{}", params.join("&"))?;
@@ -234,6 +249,15 @@ impl fmt::Display for DatabaseUrl {
             DatabaseUrl::Postgres(pg) => pg.fmt(f),
         }
     }
+}
+
+/// Whether a host name is this machine (TLS is then not required by default).
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host.starts_with('/')
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn parse_host(h: &str) -> Result<(String, u16), UrlError> {
@@ -359,6 +383,22 @@ mod tests {
             pg.single_host_url(1).unwrap(),
             "postgres://lockbox@h2:5433/ca?sslmode=disable"
         );
+        // a remote host without sslmode gets verify-full; two hosts mean read-write
+        let DatabaseUrl::Postgres(remote) = DatabaseUrl::parse("postgres://db1,db2/ca").unwrap()
+        else {
+            panic!("not postgres")
+        };
+        assert!(remote.read_write);
+        assert_eq!(
+            remote.params,
+            vec![("sslmode".to_string(), "verify-full".to_string())]
+        );
+        let DatabaseUrl::Postgres(local) =
+            DatabaseUrl::parse("postgres://127.0.0.1:5/ca?target_session_attrs=any").unwrap()
+        else {
+            panic!("not postgres")
+        };
+        assert!(!local.read_write && local.params.is_empty());
         assert_eq!(
             pg.to_string(),
             "postgres://lockbox@h1:5432,h2:5433/ca?sslmode=disable&target_session_attrs=read-write"
@@ -379,8 +419,11 @@ mod tests {
             pg.hosts,
             vec![("::1".to_string(), 6000), ("db".to_string(), 5432)]
         );
-        assert_eq!(pg.single_host_url(0).unwrap(), "postgres://[::1]:6000/x");
-        assert!(!pg.read_write);
+        assert_eq!(
+            pg.single_host_url(0).unwrap(),
+            "postgres://[::1]:6000/x?sslmode=verify-full"
+        );
+        assert!(pg.read_write, "several hosts: the primary only");
     }
 
     #[test]

@@ -88,12 +88,8 @@ pub(super) fn engine_failure_page(e: &EngineError) -> Response {
         return (StatusCode::OK, page("Certificate Request Denied", body)).into_response();
     }
     let status = http_status(e, StatusCode::OK);
-    let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-        tracing::error!(error = %e, "certsrv: internal error");
-        "internal error (see the server log)".to_string()
-    } else {
-        e.to_string()
-    };
+    let message =
+        crate::error::public_message(e, status, "certsrv").unwrap_or_else(|| e.to_string());
     failure_page(status, &message, e.code())
 }
 

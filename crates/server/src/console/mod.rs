@@ -254,12 +254,8 @@ fn error_page(ca: &Ca, s: &Session, status: StatusCode, message: &str) -> Respon
 
 fn engine_error(ca: &Ca, s: &Session, e: &EngineError) -> Response {
     let status = http_status(e, StatusCode::UNPROCESSABLE_ENTITY);
-    let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-        tracing::error!(error = %e, "console: internal error");
-        "internal error (see the server log)".to_string()
-    } else {
-        format!("{e} (0x{:08x})", e.code())
-    };
+    let message = crate::error::public_message(e, status, "console")
+        .unwrap_or_else(|| format!("{e} (0x{:08x})", e.code()));
     error_page(ca, s, status, &message)
 }
 

@@ -146,6 +146,7 @@ impl SqlStore {
             .acquire_timeout(PG_ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
+                    conn.execute(dialect::postgres::SESSION_SETTINGS).await?;
                     if read_write {
                         let primary: bool = sqlx::query_scalar(dialect::postgres::IS_PRIMARY)
                             .fetch_one(&mut *conn)

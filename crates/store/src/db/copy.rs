@@ -240,12 +240,14 @@ impl SqlStore {
                 "the target database is not empty: a copy goes into an empty database only".into(),
             ));
         }
-        let mut src = self.pool().acquire().await?;
-        match self.backend {
-            Backend::Sqlite => sqlx::query("BEGIN").execute(&mut *src).await?,
+        // A tracked transaction: if this future is dropped (a client that
+        // hangs up on a backup), it rolls back and its connection goes back
+        // to the pool outside any snapshot.
+        let mut src = match self.backend {
+            Backend::Sqlite => self.pool().begin().await?,
             Backend::Postgres => {
-                sqlx::query(dialect::postgres::BEGIN_SNAPSHOT)
-                    .execute(&mut *src)
+                self.pool()
+                    .begin_with(dialect::postgres::BEGIN_SNAPSHOT)
                     .await?
             }
         };
@@ -279,7 +281,7 @@ impl SqlStore {
             Ok(report)
         }
         .await;
-        let _ = sqlx::query("ROLLBACK").execute(&mut *src).await;
+        let _ = src.rollback().await;
         result
     }
 }
