@@ -763,3 +763,40 @@ fn db_status_reports_backend_schema_and_counts() {
     let remote = lb(&home, &["--server", "https://127.0.0.1:1", "db", "status"]);
     assert!(!remote.status.success(), "db status is local only");
 }
+
+/// Issue 14 review: `db migrate` refuses while a `lockbox serve` runs on the
+/// home (it holds serve.lock for its lifetime), so no write is lost to a
+/// database moved under a running service; once the service stops, the
+/// refusal is about the target instead.
+#[test]
+fn db_migrate_refuses_while_the_service_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ca");
+    ok(lb(
+        &home,
+        &[
+            "init",
+            "--name",
+            "Busy CA",
+            "--key",
+            "p256",
+            "--database",
+            "sqlite:ca.db",
+        ],
+    ));
+    let listen = free_listen_address();
+    let server = Server::start(&home, &listen);
+    let target = "postgres://lockbox@127.0.0.1:1/none";
+    let busy = lb(&home, &["db", "migrate", "--to", target]);
+    let err = String::from_utf8_lossy(&busy.stderr).to_string();
+    assert!(
+        !busy.status.success() && err.contains("lockbox serve` is running"),
+        "{err}"
+    );
+    drop(server);
+    let idle = lb(&home, &["db", "migrate", "--to", target]);
+    let err = String::from_utf8_lossy(&idle.stderr).to_string();
+    assert!(!idle.status.success(), "nothing listens on port 1");
+    assert!(!err.contains("is running"), "{err}");
+    assert_eq!(idle.status.code(), Some(7), "unavailable: {err}");
+}

@@ -127,6 +127,9 @@ impl Default for ServerLimits {
     }
 }
 
+/// The lock file `lockbox serve` holds in its home ([`Home::lock_service`]).
+pub const SERVICE_LOCK: &str = "serve.lock";
+
 /// `[database]` section.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DatabaseSection {
@@ -223,6 +226,35 @@ impl Home {
             }
         })?;
         toml::from_str(&text).map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Takes the home's service lock (`serve.lock`, an exclusive advisory
+    /// file lock held while the returned file is open): `lockbox serve`
+    /// holds it for its lifetime, and `db migrate` needs it free, so a
+    /// database is never moved under a running service. Fails when another
+    /// process holds it.
+    pub fn lock_service(&self) -> EngineResult<fs::File> {
+        let path = self.path(SERVICE_LOCK);
+        let mut opts = fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let f = opts
+            .open(&path)
+            .map_err(EngineError::io(format!("opening {}", path.display())))?;
+        match f.try_lock() {
+            Ok(()) => Ok(f),
+            Err(fs::TryLockError::WouldBlock) => Err(EngineError::Conflict(format!(
+                "a `lockbox serve` is running on {} (it holds {SERVICE_LOCK})",
+                self.root.display()
+            ))),
+            Err(fs::TryLockError::Error(e)) => {
+                Err(EngineError::io(format!("locking {}", path.display()))(e))
+            }
+        }
     }
 
     /// Writes the configuration atomically (mode 0600: it holds the admin token hash).

@@ -258,6 +258,8 @@ pub trait Store: Send + Sync {
     async fn status(&self) -> StoreResult<DatabaseStatus>;
     /// Closes the connections (SQLite: checkpoints the WAL into the file).
     async fn close(&self);
+    /// The database engine under this store.
+    fn backend(&self) -> Backend;
     /// Writes a consistent copy of the whole database to `dest` (a new file)
     /// while the service keeps running (one read transaction).
     async fn snapshot(&self, dest: &std::path::Path) -> StoreResult<()>;

@@ -2,7 +2,8 @@
 //! `LOCKBOX_TEST_DATABASE=postgres://USER@HOST:PORT/DB` set, every CA a test
 //! creates without naming a database gets a new, empty database of its own
 //! on that server (the test script starts a throw-away cluster). Unset, the
-//! tests use SQLite as before.
+//! tests use SQLite as before. Only a server on a loopback address is taken,
+//! and `init` logs a warning when the switch chose the database.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,11 +17,28 @@ use crate::{StoreError, StoreResult};
 /// The environment variable naming the test PostgreSQL server.
 pub const TEST_DATABASE_ENV: &str = "LOCKBOX_TEST_DATABASE";
 
-/// The test server's URL, when the switch is set.
+/// The test server's URL, when the switch is set and names a PostgreSQL
+/// server on this machine (loopback only: a switch left in a production
+/// environment cannot send a CA's database to another machine).
 pub fn test_server() -> Option<String> {
-    std::env::var(TEST_DATABASE_ENV)
+    let v = std::env::var(TEST_DATABASE_ENV)
         .ok()
-        .filter(|v| !v.trim().is_empty())
+        .filter(|v| !v.trim().is_empty())?;
+    match DatabaseUrl::parse(&v) {
+        Ok(DatabaseUrl::Postgres(pg))
+            if pg.hosts.iter().all(|(h, _)| {
+                h == "localhost"
+                    || h.parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }) =>
+        {
+            Some(v)
+        }
+        _ => {
+            tracing::warn!("{TEST_DATABASE_ENV} is ignored: it must name a PostgreSQL server on a loopback address");
+            None
+        }
+    }
 }
 
 /// Creates a new, empty database on the server `server` names (connecting

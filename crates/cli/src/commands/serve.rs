@@ -31,6 +31,8 @@ pub async fn serve(g: &Global, args: ServeArgs) -> Result<ExitCode> {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let home = home_of(g)?;
     let ca = Arc::new(Ca::open(&home).await?);
+    // Held until the process ends: `db migrate` refuses while it is held.
+    let _service_lock = ca.home().lock_service()?;
     for finding in lockbox_engine::permission_findings(ca.home(), ca.config()) {
         eprintln!("lockbox: WARNING: {finding}");
     }

@@ -13,9 +13,10 @@
 //! oracle on the wrapping key, and cannot move a sealed key to another
 //! certificate.
 //!
-//! The wrapping key is made with the CA (`lockbox init`), before homes are
-//! copied to other nodes; a home from before it existed gets one when it
-//! first needs it. Exchange keys kept as files (`keys/xchg-SERIAL.key`, the
+//! The wrapping key is made with the CA (`lockbox init`, `db migrate`,
+//! `restore`), before homes are copied to other nodes; an SQLite home from
+//! before it existed gets one when it first needs it, while a PostgreSQL node
+//! without it refuses (a key of its own would differ from the other nodes'). Exchange keys kept as files (`keys/xchg-SERIAL.key`, the
 //! earlier layout) are still read.
 
 use std::sync::Arc;
@@ -80,7 +81,19 @@ fn wrap_key(core: &Core) -> EngineResult<Arc<dyn PrivateKey>> {
     if let Some(k) = core.archival.wrap_key.lock().ok().and_then(|k| k.clone()) {
         return Ok(k);
     }
-    ensure_wrap_key(&core.home, &core.config, &*core.keys)?;
+    if !core.home.path(WRAP_KEY_FILE).is_file() {
+        if core.store.backend() != lockbox_store::Backend::Sqlite {
+            // Nodes share the database: a key made here would differ from
+            // every other node's, and their sealed keys would not open.
+            return Err(EngineError::Config(format!(
+                "this home has no exchange wrapping key ({WRAP_KEY_FILE}); every node of a CA on \
+                 PostgreSQL needs the same one: copy it from the home it was made in \
+                 (init, db migrate or restore) with the rest of the home"
+            )));
+        }
+        // One home, one database: a home from before the wrapping key existed.
+        ensure_wrap_key(&core.home, &core.config, &*core.keys)?;
+    }
     let key = load_home_key(
         &*core.keys,
         &core.home,

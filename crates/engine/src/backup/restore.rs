@@ -226,19 +226,12 @@ pub async fn restore_into(
             format!("the backup does not verify: {}", check.problems.join("; ")),
         ));
     }
-    let moved = move_aside(home, force)?;
-    crate::config::create_private_dir(home)?;
-    crate::config::make_dir_private(home)?;
-    let target = Home::new(home);
-    for f in check.manifest.files.iter().filter(|f| f.kind == "file") {
-        let data = fs::read(dir.join(&f.path)).map_err(io(format!("reading {}", f.path)))?;
-        target.write_atomic(
-            &f.path,
-            &data,
-            f.path == CONFIG_FILE || f.path == crate::audit::HEADS_FILE,
-        )?;
-    }
-    let mut config = target.load_config()?;
+    // Every check of the target database comes before anything in the home
+    // moves: the backed-up configuration is read from the backup itself.
+    let mut config: crate::config::Config = toml::from_str(
+        &fs::read_to_string(dir.join(CONFIG_FILE)).map_err(io("reading lockbox.toml".into()))?,
+    )
+    .map_err(|e| EngineError::Config(format!("lockbox.toml: {e}")))?;
     // Under the test switch a restored PostgreSQL CA gets a new database, as
     // every CA a test creates does (the backed-up one is still in use).
     let database = match (database, lockbox_store::test_server()) {
@@ -248,12 +241,11 @@ pub async fn restore_into(
         }
         (None, _) => None,
     };
-    if let Some(url) = database {
-        config.database.url = url;
-        target.save_config(&config)?;
+    if let Some(url) = &database {
+        config.database.url = url.clone();
     }
-    // A PostgreSQL target is checked (reachable, empty) before any key is written.
-    let pg_target = match crate::database::location(&target, &config)? {
+    // A PostgreSQL target is checked (reachable, empty) before anything is written.
+    let pg_target = match crate::database::location(&Home::new(home), &config)? {
         crate::database::Location::Postgres(pg) => {
             let store =
                 lockbox_store::SqlStore::connect_postgres(&pg, crate::audit::chain_hash).await?;
@@ -266,6 +258,21 @@ pub async fn restore_into(
         }
         crate::database::Location::Sqlite(_) => None,
     };
+    let moved = move_aside(home, force)?;
+    crate::config::create_private_dir(home)?;
+    crate::config::make_dir_private(home)?;
+    let target = Home::new(home);
+    for f in check.manifest.files.iter().filter(|f| f.kind == "file") {
+        let data = fs::read(dir.join(&f.path)).map_err(io(format!("reading {}", f.path)))?;
+        target.write_atomic(
+            &f.path,
+            &data,
+            f.path == CONFIG_FILE || f.path == crate::audit::HEADS_FILE,
+        )?;
+    }
+    if database.is_some() {
+        target.save_config(&config)?;
+    }
     write_keys(dir, &target, &config, &check.manifest, backup_passphrase)?;
     match pg_target {
         Some(store) => {
@@ -373,6 +380,8 @@ async fn check_restored(
         core.store
             .apply(&[lockbox_store::Change::ClearExchangeKeys], &[])
             .await?;
+        // A new wrapping key now, so every node copied from this home has it.
+        crate::archival::exchange_keys::ensure_wrap_key(&core.home, &core.config, &*core.keys)?;
     }
     if let Err(e) = core.store.integrity_check().await {
         problems.push(format!("database integrity: {e}"));

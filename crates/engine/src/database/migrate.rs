@@ -2,7 +2,8 @@
 //! an empty PostgreSQL database.
 //!
 //! The order keeps the CA whole at every step:
-//! 1. the SQLite file must not be open elsewhere (no `lockbox serve` running);
+//! 1. no `lockbox serve` may run on the home (it holds `serve.lock`) and the
+//!    SQLite file must not be open elsewhere;
 //!    the target must be reachable and empty;
 //! 2. a "migrate database" record (outcome `started`) is appended and signed
 //!    in the SQLite chain, so the copy carries it;
@@ -63,6 +64,9 @@ pub async fn migrate(root: &Path, to: &str, who: &str) -> EngineResult<MigrateRe
             "db migrate --to takes a postgres:// URL",
         ));
     };
+    // No service on this home (it holds the lock for its lifetime), and no
+    // other connection to the file; the lock is held until the switch is done.
+    let _service_lock = home.lock_service()?;
     lockbox_store::ensure_sqlite_unused(&path).await?;
     let target = SqlStore::connect_postgres(&pg, crate::audit::chain_hash).await?;
     if !target.is_empty().await? {
@@ -76,6 +80,7 @@ pub async fn migrate(root: &Path, to: &str, who: &str) -> EngineResult<MigrateRe
     crate::authz::authorize(&source, &actor, Op::Configure).await?;
     // Exchange keys still kept as files go into the database (sealed), so
     // every node that gets a copy of this home can use them.
+    crate::archival::exchange_keys::ensure_wrap_key(&home, &config, &*source.keys)?;
     crate::archival::exchange_keys::seal_key_files(&source).await?;
     let from = config.database.url.clone();
     let to_text = pg.to_string();

@@ -78,7 +78,14 @@ pub(crate) async fn new_database_url(
     let url = match asked {
         Some(u) => u.to_string(),
         None => match lockbox_store::test_server() {
-            Some(server) => lockbox_store::create_fresh_database(&server).await?,
+            Some(server) => {
+                let url = lockbox_store::create_fresh_database(&server).await?;
+                tracing::warn!(
+                    "{} is set: this CA's database is {url}, a new database on the test server",
+                    lockbox_store::TEST_DATABASE_ENV
+                );
+                url
+            }
             None => format!("sqlite:{default_file}"),
         },
     };

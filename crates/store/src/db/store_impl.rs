@@ -287,6 +287,10 @@ impl Store for SqlStore {
         SqlStore::close(self).await
     }
 
+    fn backend(&self) -> Backend {
+        SqlStore::backend(self)
+    }
+
     async fn snapshot(&self, dest: &Path) -> StoreResult<()> {
         if dest.exists() {
             return Err(StoreError::Integrity(format!(
