@@ -1,6 +1,7 @@
 //! CRL construction (RFC 5280 section 5) and revocation reasons.
 
 use der::asn1::BitString;
+use der::Decode;
 use der::Encode;
 use lockbox_crypto::KeyHandle;
 use lockbox_store::{CrlRecord, RevokedEntry};
@@ -183,8 +184,9 @@ pub(crate) async fn publish_crl(core: &Core, actor: &Actor) -> EngineResult<CrlI
 pub(crate) async fn sign_and_store_crl(core: &Core) -> EngineResult<CrlInfo> {
     let key = core.signing_key()?;
     let (_, ca) = core.ca_cert()?;
-    let revoked = core.store.revoked().await?;
-    let number = core.store.next_crl_number().await?;
+    // Number and revocations from one snapshot under the write lock: across
+    // nodes, a higher number never lists fewer revocations.
+    let (number, revoked) = core.store.next_crl().await?;
     let this_update = now();
     let next_update = core.config.issuance.crl_validity.add_to(this_update)?;
     let der = sign_crl(
@@ -223,11 +225,21 @@ pub(crate) async fn sign_and_store_crl(core: &Core) -> EngineResult<CrlInfo> {
 }
 
 /// The current CRL: the latest one if still valid and complete, else a new one.
+/// Complete means it lists as many certificates as are revoked now (entries
+/// are only ever added), not a comparison of clocks, which differ by node.
 pub(crate) async fn current_crl(core: &Core) -> EngineResult<Vec<u8>> {
     if let Some(latest) = core.store.latest_crl().await? {
         let revoked = core.store.revoked().await?;
         let fresh = latest.next_update > now() + 3600;
-        let complete = revoked.iter().all(|r| r.revoked_at <= latest.this_update);
+        let listed = <CertificateList as Decode>::from_der(&latest.der)
+            .ok()
+            .map(|c| {
+                c.tbs_cert_list
+                    .revoked_certificates
+                    .as_ref()
+                    .map_or(0, |r| r.len())
+            });
+        let complete = listed == Some(revoked.len());
         if fresh && complete {
             return Ok(latest.der);
         }

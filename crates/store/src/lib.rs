@@ -154,6 +154,10 @@ pub trait Store: Send + Sync {
     async fn revoked(&self) -> StoreResult<Vec<RevokedEntry>>;
     /// Allocates the next CRL number.
     async fn next_crl_number(&self) -> StoreResult<i64>;
+    /// Allocates the next CRL number and reads the revoked certificates in
+    /// one transaction under the write lock (which every revocation takes):
+    /// across nodes, a higher CRL number never lists fewer revocations.
+    async fn next_crl(&self) -> StoreResult<(i64, Vec<RevokedEntry>)>;
     /// Stores a published CRL.
     async fn insert_crl(&self, crl: &CrlRecord) -> StoreResult<()>;
     /// The most recent CRL.

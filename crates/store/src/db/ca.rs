@@ -13,6 +13,18 @@ impl SqlStore {
         Ok(n)
     }
 
+    pub(super) async fn next_crl(&self) -> StoreResult<(i64, Vec<RevokedEntry>)> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        let n: i64 = sqlx::query_scalar(crate::sql::ca::NEXT_CRL_NUMBER)
+            .fetch_one(&mut *tx)
+            .await?;
+        let revoked = sqlx::query_as::<_, RevokedEntry>(crate::sql::requests::REVOKED)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((n, revoked))
+    }
+
     pub(super) async fn insert_crl(&self, crl: &CrlRecord) -> StoreResult<()> {
         let _gate = self.write_gate.lock().await;
         sqlx::query(crate::sql::ca::INSERT_CRL)

@@ -69,6 +69,10 @@ impl Store for SqlStore {
         SqlStore::next_crl_number(self).await
     }
 
+    async fn next_crl(&self) -> StoreResult<(i64, Vec<RevokedEntry>)> {
+        SqlStore::next_crl(self).await
+    }
+
     async fn insert_crl(&self, crl: &CrlRecord) -> StoreResult<()> {
         SqlStore::insert_crl(self, crl).await
     }
