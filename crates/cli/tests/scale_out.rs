@@ -1023,3 +1023,40 @@ fn an_unreachable_database_is_503_and_the_service_recovers() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// Issue 14 review: `db migrate` refuses while a `lockbox serve` runs on the
+/// home (the service holds serve.lock for its lifetime), so no write is lost
+/// to a database moved under a running service; once it stops, the same
+/// migration goes through.
+#[test]
+fn db_migrate_refuses_while_the_service_runs() {
+    let _serial = one_at_a_time();
+    let pg = PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = d.join("ca");
+    ok(lb(
+        &home,
+        &[
+            "init",
+            "--name",
+            "Busy CA",
+            "--key",
+            "p256",
+            "--database",
+            "sqlite:ca.db",
+        ],
+    ));
+    let listen = free_listen_address();
+    let server = Server::start(&home, &listen);
+    let busy = lb(&home, &["db", "migrate", "--to", &pg.url]);
+    let err = String::from_utf8_lossy(&busy.stderr).to_string();
+    assert!(
+        !busy.status.success() && err.contains("lockbox serve` is running"),
+        "{err}"
+    );
+    assert_eq!(db_status(&home)["backend"], "sqlite");
+    drop(server);
+    ok(lb(&home, &["db", "migrate", "--to", &pg.url]));
+    assert_eq!(db_status(&home)["backend"], "postgres");
+}

@@ -64,16 +64,16 @@ pub async fn migrate(root: &Path, to: &str, who: &str) -> EngineResult<MigrateRe
             "db migrate --to takes a postgres:// URL",
         ));
     };
-    // No service on this home (it holds the lock for its lifetime), and no
-    // other connection to the file; the lock is held until the switch is done.
-    let _service_lock = home.lock_service()?;
-    lockbox_store::ensure_sqlite_unused(&path).await?;
     let target = SqlStore::connect_postgres(&pg, crate::audit::chain_hash).await?;
     if !target.is_empty().await? {
         return Err(EngineError::Conflict(format!(
             "the database {pg} is not empty: db migrate copies into an empty database only"
         )));
     }
+    // No service on this home (it holds the lock for its lifetime), and no
+    // other connection to the file; the lock is held until the switch is done.
+    let _service_lock = home.lock_service()?;
+    lockbox_store::ensure_sqlite_unused(&path).await?;
 
     let source = crate::init::open_with(home.clone(), config.clone()).await?;
     let actor = Actor::local_admin(who);
