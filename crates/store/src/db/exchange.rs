@@ -2,12 +2,8 @@
 //! transaction that records a new exchange certificate unless another node
 //! has just made one.
 
-use sqlx::Row;
-
-use super::rows::{bind_new_request, ImportMeta};
 use super::SqlStore;
 use crate::model::*;
-use crate::sql::requests::insert_request_sql;
 use crate::StoreResult;
 
 impl SqlStore {
@@ -49,23 +45,7 @@ impl SqlStore {
         }
         super::changes::put_exchange_key(&mut tx, &cert.serial, sealed_key, new.submitted_at)
             .await?;
-        let id: i64 = bind_new_request(
-            sqlx::query(concat!(insert_request_sql!(), " RETURNING request_id")),
-            new,
-            ImportMeta::default(),
-        )
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("request_id")?;
-        let audit: Vec<AuditEntry> = audit
-            .iter()
-            .cloned()
-            .map(|mut e| {
-                e.target = e.target.replace("{request_id}", &id.to_string());
-                e
-            })
-            .collect();
-        self.commit_with_audit(tx, &audit).await?;
+        let id = self.insert_request_and_commit(tx, new, audit).await?;
         Ok(Some(id))
     }
 }

@@ -14,7 +14,18 @@ impl SqlStore {
         new: &NewRequest,
         audit: &[AuditEntry],
     ) -> StoreResult<i64> {
-        let (_gate, mut tx) = self.begin_write().await?;
+        let (_gate, tx) = self.begin_write().await?;
+        self.insert_request_and_commit(tx, new, audit).await
+    }
+
+    /// Inserts `new` inside `tx`, names its ID in the audit records'
+    /// `{request_id}` targets, appends them and commits.
+    pub(super) async fn insert_request_and_commit(
+        &self,
+        mut tx: Tx,
+        new: &NewRequest,
+        audit: &[AuditEntry],
+    ) -> StoreResult<i64> {
         let id: i64 = bind_new_request(
             sqlx::query(concat!(insert_request_sql!(), " RETURNING request_id")),
             new,
