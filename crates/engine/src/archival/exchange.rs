@@ -31,11 +31,26 @@ pub(crate) async fn exchange_certificates(core: &Core) -> EngineResult<Vec<Vec<u
             1000,
         )
         .await?;
-    let held = crate::archival::exchange_keys::held(core).await?;
-    let mut certs: Vec<(i64, Vec<u8>)> = rows
+    let valid: Vec<_> = rows
         .into_iter()
         .filter_map(|r| r.cert)
         .filter(|c| c.not_before <= t && c.not_after > t)
+        .collect();
+    // Keys already opened in this process are held; the stored serials (a
+    // query and a directory read) are needed only for the others.
+    let loaded: std::collections::HashSet<String> = core
+        .archival
+        .exchange_keys
+        .lock()
+        .map(|c| c.keys().cloned().collect())
+        .unwrap_or_default();
+    let held = if valid.iter().all(|c| loaded.contains(&c.serial)) {
+        loaded
+    } else {
+        crate::archival::exchange_keys::held(core).await?
+    };
+    let mut certs: Vec<(i64, Vec<u8>)> = valid
+        .into_iter()
         .filter(|c| held.contains(&c.serial))
         .map(|c| (c.not_before, c.cert_der))
         .collect();
