@@ -189,3 +189,84 @@ async fn a_tampered_sealed_key_is_refused_with_one_error() {
         "{messages:?}"
     );
 }
+
+/// A CAExchange row this CA did not sign (written into the database by
+/// someone else, here another CA's exchange certificate with its sealed key)
+/// is never handed to clients as the exchange certificate.
+#[tokio::test]
+async fn an_exchange_certificate_this_ca_did_not_sign_is_ignored() {
+    use lockbox_store::{Change, DatabaseUrl, NewRequest, SqlStore, Store};
+    let d = tempfile::tempdir().unwrap();
+    let (home_a, home_b) = (d.path().join("a"), d.path().join("b"));
+    let a = new_ca(&home_a, "Victim CA").await;
+    let b = new_ca(&home_b, "Other CA").await;
+    let xchg_b = b.current_exchange_certificate().await.unwrap();
+    let fields = lockbox_engine::cert_fields(&xchg_b).unwrap();
+    let open = |home: std::path::PathBuf| async move {
+        let url = common::database_url(&home);
+        match url.strip_prefix("sqlite:") {
+            Some(path) => SqlStore::open(std::path::Path::new(path), lockbox_engine::chain_hash)
+                .await
+                .unwrap(),
+            None => {
+                let DatabaseUrl::Postgres(pg) = DatabaseUrl::parse(&url).unwrap() else {
+                    panic!("not postgres")
+                };
+                SqlStore::connect_postgres(&pg, lockbox_engine::chain_hash)
+                    .await
+                    .unwrap()
+            }
+        }
+    };
+    let (store_a, store_b) = (open(home_a.clone()).await, open(home_b.clone()).await);
+    let row = store_b
+        .get_by_serial(&fields.serial)
+        .await
+        .unwrap()
+        .unwrap();
+    let sealed = store_b.exchange_key(&fields.serial).await.unwrap().unwrap();
+    store_a
+        .insert_request(
+            &NewRequest {
+                request_der: row.request_der.clone(),
+                request_kind: row.request_kind.clone(),
+                requester: row.requester.clone(),
+                template: Some("CAExchange".into()),
+                request_subject: row.request_subject.clone(),
+                request_common_name: row.common_name.clone(),
+                request_upn: None,
+                request_email: None,
+                disposition: Disposition::Issued,
+                disposition_message: "Issued".into(),
+                status_code: 0,
+                submitted_at: row.submitted_at,
+                cert: row.cert.clone(),
+                archived_key: None,
+                kra_hashes: None,
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    store_a
+        .apply(
+            &[Change::PutExchangeKey {
+                serial: fields.serial.clone(),
+                sealed_key: sealed,
+                at: 1,
+            }],
+            &[],
+        )
+        .await
+        .unwrap();
+    let a = {
+        drop(a);
+        Ca::open(&home_a).await.unwrap()
+    };
+    assert!(
+        !a.exchange_certificates().await.unwrap().contains(&xchg_b),
+        "another CA's exchange certificate was offered"
+    );
+    let own = a.current_exchange_certificate().await.unwrap();
+    assert_ne!(own, xchg_b);
+}

@@ -63,9 +63,13 @@ pub(crate) mod postgres {
     /// Per connection: a writer waits at most a minute for the write lock, and
     /// a session left idle inside a transaction (a hung node holding the
     /// lock) is ended by the server after a minute, so one node cannot stall
-    /// the others for long. Both end in "unavailable" (503), not a hang.
-    pub(crate) const SESSION_SETTINGS: &str =
-        "SET lock_timeout = '60s'; SET idle_in_transaction_session_timeout = '60s'";
+    /// the others for long; both end in "unavailable" (503), not a hang.
+    /// Commits wait for the standby whatever the server's default
+    /// (`synchronous_commit = on`: an acknowledged enrollment is on the
+    /// synchronous standby), and the isolation the code assumes is set.
+    pub(crate) const SESSION_SETTINGS: &str = "SET lock_timeout = '60s'; \
+        SET idle_in_transaction_session_timeout = '60s'; SET synchronous_commit = on; \
+        SET default_transaction_isolation = 'read committed'";
 
     /// Held while migrations run, so nodes starting together migrate once.
     pub(crate) const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7418893400000000002)";

@@ -246,7 +246,8 @@ pub trait Store: Send + Sync {
     async fn exchange_key_serials(&self) -> StoreResult<Vec<String>>;
     /// Records a new exchange certificate (`new`, issued) with its sealed key
     /// and audit records in one transaction under the write lock, unless an
-    /// exchange certificate with a stored key is in force at
+    /// exchange certificate with a stored key, other than those whose serial
+    /// is in `ignore` (rows the CA did not sign), is in force at
     /// `new.submitted_at` until after `fresh_after` (another node made one):
     /// then nothing is written and `None` is returned.
     async fn insert_exchange_certificate(
@@ -254,6 +255,7 @@ pub trait Store: Send + Sync {
         new: &NewRequest,
         sealed_key: &[u8],
         fresh_after: i64,
+        ignore: &[String],
         audit: &[AuditEntry],
     ) -> StoreResult<Option<i64>>;
     /// Runs the backend's integrity check.

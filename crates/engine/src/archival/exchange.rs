@@ -23,6 +23,12 @@ use crate::{EngineError, EngineResult};
 /// keys has the old certificates but not their keys: they are skipped, and
 /// a new exchange certificate is made when one is next needed.
 pub(crate) async fn exchange_certificates(core: &Core) -> EngineResult<Vec<Vec<u8>>> {
+    Ok(usable_and_foreign(core).await?.0)
+}
+
+/// The usable exchange certificates (as [`exchange_certificates`]) and the
+/// serials of CAExchange rows in force that this CA did not sign.
+async fn usable_and_foreign(core: &Core) -> EngineResult<(Vec<Vec<u8>>, Vec<String>)> {
     let t = now();
     let rows = core
         .store
@@ -49,13 +55,25 @@ pub(crate) async fn exchange_certificates(core: &Core) -> EngineResult<Vec<Vec<u
     } else {
         crate::archival::exchange_keys::held(core).await?
     };
-    let mut certs: Vec<(i64, Vec<u8>)> = valid
+    // Only certificates this CA signed: a row written into the database by
+    // anyone else is never handed to clients as the exchange certificate.
+    let Ok((_, ca)) = core.ca_cert() else {
+        return Ok((vec![], vec![]));
+    };
+    let (signed, foreign): (Vec<_>, Vec<_>) = valid.into_iter().partition(|c| {
+        crate::certbuild::decode_certificate(&c.cert_der)
+            .is_ok_and(|x| crate::certs::verify_issued_by(&x, ca).is_ok())
+    });
+    let mut certs: Vec<(i64, Vec<u8>)> = signed
         .into_iter()
         .filter(|c| held.contains(&c.serial))
         .map(|c| (c.not_before, c.cert_der))
         .collect();
     certs.sort_by_key(|c| std::cmp::Reverse(c.0));
-    Ok(certs.into_iter().map(|c| c.1).collect())
+    Ok((
+        certs.into_iter().map(|c| c.1).collect(),
+        foreign.into_iter().map(|c| c.serial).collect(),
+    ))
 }
 
 /// The exchange certificate clients should encrypt to, creating one when
@@ -103,9 +121,17 @@ pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec
     let sealed = crate::archival::exchange_keys::seal(core, &*key, &der, &fields.serial)?;
     let csr = sign_request(&*key, subject, vec![])?;
     let overlap = core.config.archival.exchange_overlap.approx_seconds();
-    let recorded =
-        record_exchange_certificate(core, csr, &fields, &sealed, issued_at + overlap, issued_at)
-            .await?;
+    // Rows this CA did not sign do not count as a fresh exchange certificate.
+    let foreign = usable_and_foreign(core).await?.1;
+    let recorded = record_exchange_certificate(
+        core,
+        csr,
+        &fields,
+        (&sealed, &foreign),
+        issued_at + overlap,
+        issued_at,
+    )
+    .await?;
     if !recorded {
         // Another node made one between our check and our write: use it.
         return exchange_certificates(core)
@@ -190,7 +216,7 @@ async fn record_exchange_certificate(
     core: &Core,
     csr: Vec<u8>,
     fields: &CertFields,
-    sealed_key: &[u8],
+    (sealed_key, ignore): (&[u8], &[String]),
     fresh_after: i64,
     issued_at: i64,
 ) -> EngineResult<bool> {
@@ -216,6 +242,7 @@ async fn record_exchange_certificate(
             },
             sealed_key,
             fresh_after,
+            ignore,
             // Issuing the CA's own exchange certificate is audited like any issuance.
             &crate::audit::chain::audited(
                 core,

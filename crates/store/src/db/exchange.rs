@@ -25,6 +25,7 @@ impl SqlStore {
         new: &NewRequest,
         sealed_key: &[u8],
         fresh_after: i64,
+        ignore: &[String],
         audit: &[AuditEntry],
     ) -> StoreResult<Option<i64>> {
         let Some(cert) = new.cert.as_ref() else {
@@ -35,12 +36,12 @@ impl SqlStore {
         // Under the write lock (every node's): the check and the insert see
         // the same table, so of two nodes renewing at once one records.
         let (_gate, mut tx) = self.begin_write().await?;
-        let fresh: i64 = sqlx::query_scalar(crate::sql::exchange::FRESH_WITH_KEY)
+        let fresh: Vec<String> = sqlx::query_scalar(crate::sql::exchange::FRESH_WITH_KEY)
             .bind(fresh_after)
             .bind(new.submitted_at)
-            .fetch_one(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
-        if fresh > 0 {
+        if fresh.iter().any(|s| !ignore.contains(s)) {
             return Ok(None);
         }
         super::changes::put_exchange_key(&mut tx, &cert.serial, sealed_key, new.submitted_at)

@@ -282,9 +282,11 @@ impl Store for SqlStore {
         new: &NewRequest,
         sealed_key: &[u8],
         fresh_after: i64,
+        ignore: &[String],
         audit: &[AuditEntry],
     ) -> StoreResult<Option<i64>> {
-        SqlStore::insert_exchange_certificate(self, new, sealed_key, fresh_after, audit).await
+        SqlStore::insert_exchange_certificate(self, new, sealed_key, fresh_after, ignore, audit)
+            .await
     }
 
     async fn close(&self) {

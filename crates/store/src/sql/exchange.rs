@@ -11,9 +11,9 @@ pub(crate) const PUT: &str =
     "INSERT INTO exchange_keys (serial, sealed_key, created_at) VALUES ($1, $2, $3) \
     ON CONFLICT (serial) DO UPDATE SET sealed_key = excluded.sealed_key";
 
-/// Used by `insert_exchange_certificate`: exchange certificates in force at
-/// `$2` until after `$1` whose key is in the table.
-pub(crate) const FRESH_WITH_KEY: &str = "SELECT COUNT(*) FROM requests r \
+/// Used by `insert_exchange_certificate`: serials of the exchange
+/// certificates in force at `$2` until after `$1` whose key is in the table.
+pub(crate) const FRESH_WITH_KEY: &str = "SELECT r.serial FROM requests r \
     JOIN exchange_keys k ON k.serial = r.serial \
     WHERE r.template = 'CAExchange' AND r.disposition = 'issued' \
     AND r.not_after > $1 AND r.not_before <= $2";
