@@ -110,7 +110,7 @@ pub async fn load(
     for l in lat.iter_mut() {
         sort(l);
     }
-    report(json, clients, elapsed, &lat, &errors, limit)?;
+    report(json, (clients, &deployment), elapsed, &lat, &errors, limit)?;
     Ok(if errors.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -250,7 +250,7 @@ async fn enroll(s: &Shared, base: &str, lat: &mut Latencies) -> Result<(), Strin
 /// Prints the load report (JSON with `json`).
 fn report(
     json: bool,
-    clients: usize,
+    (clients, deployment): (usize, &Deployment),
     elapsed: f64,
     lat: &Latencies,
     errors: &[String],
@@ -268,6 +268,8 @@ fn report(
     let report = json!({
         "benchmark": "mixed_load_http",
         "clients": clients,
+        "backend": deployment.backend(),
+        "nodes": deployment.nodes.max(1),
         "seconds": round(elapsed),
         "operations": all.len(),
         "operations_per_s": round(all.len() as f64 / elapsed),
