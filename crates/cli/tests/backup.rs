@@ -354,3 +354,37 @@ fn secrets_are_private_and_backups_leave_out_exchange_keys() {
         "{text}"
     );
 }
+
+/// Issue 14 review: `restore --force` does not move a home a running
+/// `lockbox serve` uses (the service holds serve.lock from before it opens
+/// the database); once the service stops, the same restore goes through.
+#[test]
+fn restore_force_refuses_the_home_of_a_running_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = p256_ca(d, "Busy CA");
+    let pass = d.join("backup.pass");
+    std::fs::write(&pass, "backup passphrase 1\n").unwrap();
+    let b = d.join("backup");
+    ok(lb(
+        &home,
+        &["backup", "--out", s(&b), "--passphrase-file", s(&pass)],
+    ));
+    let listen = free_listen_address();
+    let server = Server::start(&home, &listen);
+    let busy = lb(
+        &home,
+        &["restore", s(&b), "--passphrase-file", s(&pass), "--force"],
+    );
+    let err = String::from_utf8_lossy(&busy.stderr).to_string();
+    assert!(
+        !busy.status.success() && err.contains("lockbox serve` is running"),
+        "{err}"
+    );
+    assert!(home.join("lockbox.toml").is_file(), "the live home stayed");
+    drop(server);
+    ok(lb(
+        &home,
+        &["restore", s(&b), "--passphrase-file", s(&pass), "--force"],
+    ));
+}

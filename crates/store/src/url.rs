@@ -142,7 +142,7 @@ impl PgUrl {
                             .into(),
                     ))
                 }
-                "host" | "port" | "user" | "dbname" => {
+                "host" | "hostaddr" | "port" | "user" | "dbname" => {
                     return Err(UrlError(format!(
                         "'{k}' belongs in the URL itself, not in its parameters"
                     )))
@@ -439,6 +439,7 @@ mod tests {
             "postgres://,h/db",
             "postgres://h/db?target_session_attrs=standby",
             "postgres://h/db?host=evil",
+            "postgres://localhost/db?hostaddr=10.0.0.5",
             "postgres://h%00/db",
             "postgres://h/d b",
             "postgres://[::1/db",

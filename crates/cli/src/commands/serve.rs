@@ -30,9 +30,10 @@ pub async fn serve(g: &Global, args: ServeArgs) -> Result<ExitCode> {
     #[cfg(unix)]
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let home = home_of(g)?;
+    // Taken before the database is opened and held until the process ends:
+    // `db migrate` and `restore --force` refuse while it is held.
+    let _service_lock = lockbox_engine::config::Home::new(&home).lock_service()?;
     let ca = Arc::new(Ca::open(&home).await?);
-    // Held until the process ends: `db migrate` refuses while it is held.
-    let _service_lock = ca.home().lock_service()?;
     for finding in lockbox_engine::permission_findings(ca.home(), ca.config()) {
         eprintln!("lockbox: WARNING: {finding}");
     }

@@ -258,6 +258,13 @@ pub async fn restore_into(
         }
         crate::database::Location::Sqlite(_) => None,
     };
+    // A home a running `lockbox serve` uses is not moved from under it (the
+    // service holds serve.lock); the lock is held until the restore is done.
+    let _service_lock = if home.join(CONFIG_FILE).is_file() {
+        Some(Home::new(home).lock_service()?)
+    } else {
+        None
+    };
     let moved = move_aside(home, force)?;
     crate::config::create_private_dir(home)?;
     crate::config::make_dir_private(home)?;

@@ -83,7 +83,8 @@ pub async fn migrate(root: &Path, to: &str, who: &str) -> EngineResult<MigrateRe
     crate::archival::exchange_keys::ensure_wrap_key(&home, &config, &*source.keys)?;
     crate::archival::exchange_keys::seal_key_files(&source).await?;
     let from = config.database.url.clone();
-    let to_text = pg.to_string();
+    // Kept as written (the secure defaults apply whenever it is parsed).
+    let to_text = to.to_string();
     record(&source, &actor, &to_text, "started", &from).await?;
 
     let mut target_config = config.clone();

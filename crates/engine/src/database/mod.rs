@@ -101,7 +101,10 @@ pub(crate) async fn new_database_url(
             )));
         }
     }
-    Ok(parsed.to_string())
+    // The configuration keeps the URL as the operator wrote it; the secure
+    // defaults (TLS for remote hosts, read-write for several) apply each
+    // time it is parsed to connect.
+    Ok(url)
 }
 
 /// The backend, its schema version and its row counts. Whole-table counts
