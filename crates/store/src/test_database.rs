@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::url::{DatabaseUrl, PgUrl};
+use crate::url::{is_loopback, DatabaseUrl, PgUrl};
 use crate::{StoreError, StoreResult};
 
 /// The environment variable naming the test PostgreSQL server.
@@ -25,15 +25,7 @@ pub fn test_server() -> Option<String> {
         .ok()
         .filter(|v| !v.trim().is_empty())?;
     match DatabaseUrl::parse(&v) {
-        Ok(DatabaseUrl::Postgres(pg))
-            if pg.hosts.iter().all(|(h, _)| {
-                h == "localhost"
-                    || h.parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback())
-            }) =>
-        {
-            Some(v)
-        }
+        Ok(DatabaseUrl::Postgres(pg)) if pg.hosts.iter().all(|(h, _)| is_loopback(h)) => Some(v),
         _ => {
             tracing::warn!("{TEST_DATABASE_ENV} is ignored: it must name a PostgreSQL server on a loopback address");
             None

@@ -252,7 +252,7 @@ impl fmt::Display for DatabaseUrl {
 }
 
 /// Whether a host name is this machine (TLS is then not required by default).
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     host == "localhost"
         || host.starts_with('/')
         || host

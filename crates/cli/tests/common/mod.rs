@@ -682,27 +682,8 @@ impl PgCluster {
 
     /// Creates database `name` on the primary; returns its URL.
     pub fn create_database(&self, name: &str) -> String {
-        let port = self.primary_port().to_string();
-        let out = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "lockbox",
-                "-d",
-                "lockbox",
-            ])
-            .args([
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                &format!("CREATE DATABASE {name}"),
-            ])
-            .output()
-            .expect("psql (postgresql-client) is required");
-        assert!(out.status.success(), "CREATE DATABASE {name}: {out:?}");
+        let port = self.primary_port();
+        self.sql(port, &format!("CREATE DATABASE {name}"));
         format!("postgres://lockbox@127.0.0.1:{port}/{name}")
     }
 }
