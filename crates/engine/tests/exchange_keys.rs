@@ -195,30 +195,17 @@ async fn a_tampered_sealed_key_is_refused_with_one_error() {
 /// is never handed to clients as the exchange certificate.
 #[tokio::test]
 async fn an_exchange_certificate_this_ca_did_not_sign_is_ignored() {
-    use lockbox_store::{Change, DatabaseUrl, NewRequest, SqlStore, Store};
+    use lockbox_store::{Change, NewRequest, Store};
     let d = tempfile::tempdir().unwrap();
     let (home_a, home_b) = (d.path().join("a"), d.path().join("b"));
     let a = new_ca(&home_a, "Victim CA").await;
     let b = new_ca(&home_b, "Other CA").await;
     let xchg_b = b.current_exchange_certificate().await.unwrap();
     let fields = lockbox_engine::cert_fields(&xchg_b).unwrap();
-    let open = |home: std::path::PathBuf| async move {
-        let url = common::database_url(&home);
-        match url.strip_prefix("sqlite:") {
-            Some(path) => SqlStore::open(std::path::Path::new(path), lockbox_engine::chain_hash)
-                .await
-                .unwrap(),
-            None => {
-                let DatabaseUrl::Postgres(pg) = DatabaseUrl::parse(&url).unwrap() else {
-                    panic!("not postgres")
-                };
-                SqlStore::connect_postgres(&pg, lockbox_engine::chain_hash)
-                    .await
-                    .unwrap()
-            }
-        }
-    };
-    let (store_a, store_b) = (open(home_a.clone()).await, open(home_b.clone()).await);
+    let (store_a, store_b) = (
+        common::open_store(&common::database_url(&home_a)).await,
+        common::open_store(&common::database_url(&home_b)).await,
+    );
     let row = store_b
         .get_by_serial(&fields.serial)
         .await

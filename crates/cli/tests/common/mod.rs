@@ -679,13 +679,6 @@ impl PgCluster {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-
-    /// Creates database `name` on the primary; returns its URL.
-    pub fn create_database(&self, name: &str) -> String {
-        let port = self.primary_port();
-        self.sql(port, &format!("CREATE DATABASE {name}"));
-        format!("postgres://lockbox@127.0.0.1:{port}/{name}")
-    }
 }
 
 impl Drop for PgCluster {

@@ -169,21 +169,30 @@ pub async fn copy_home(from: &Path, to: &Path) {
     copy_dir(from, to);
     let url = database_url(from);
     if url.starts_with("postgres") {
-        use lockbox_store::{DatabaseUrl, SqlStore};
         let server = lockbox_store::test_server().unwrap();
         let fresh = lockbox_store::create_fresh_database(&server).await.unwrap();
-        let open = |u: String| async move {
-            let DatabaseUrl::Postgres(pg) = DatabaseUrl::parse(&u).unwrap() else {
+        let (src, dst) = (open_store(&url).await, open_store(&fresh).await);
+        src.copy_into(&dst).await.unwrap();
+        let config = std::fs::read_to_string(to.join("lockbox.toml")).unwrap();
+        std::fs::write(to.join("lockbox.toml"), config.replace(&url, &fresh)).unwrap();
+    }
+}
+
+/// A store on `url` as [`database_url`] gives it: `sqlite:FILE` or PostgreSQL.
+pub async fn open_store(url: &str) -> lockbox_store::SqlStore {
+    use lockbox_store::{DatabaseUrl, SqlStore};
+    match url.strip_prefix("sqlite:") {
+        Some(path) => SqlStore::open(Path::new(path), lockbox_engine::chain_hash)
+            .await
+            .unwrap(),
+        None => {
+            let DatabaseUrl::Postgres(pg) = DatabaseUrl::parse(url).unwrap() else {
                 panic!("not postgres")
             };
             SqlStore::connect_postgres(&pg, lockbox_engine::chain_hash)
                 .await
                 .unwrap()
-        };
-        let (src, dst) = (open(url.clone()).await, open(fresh.clone()).await);
-        src.copy_into(&dst).await.unwrap();
-        let config = std::fs::read_to_string(to.join("lockbox.toml")).unwrap();
-        std::fs::write(to.join("lockbox.toml"), config.replace(&url, &fresh)).unwrap();
+        }
     }
 }
 
