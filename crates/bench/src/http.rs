@@ -10,26 +10,65 @@ use lockbox_engine::Ca;
 
 use crate::stats;
 
-/// The service (`lockbox_server::router`) on a loopback port, plain HTTP.
+/// Name prefix of the threads the benchmarked service runs on (its own
+/// runtime), so its CPU time is told apart from the clients'.
+pub(crate) const SERVER_THREADS: &str = "lb-server";
+
+/// The service (`lockbox_server::router`) on a loopback port, plain HTTP,
+/// on a runtime of its own whose threads are named [`SERVER_THREADS`].
 pub(crate) struct Service {
     /// Where it listens.
     pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Service {
     /// Starts the API router over `ca` on 127.0.0.1, a free port.
     pub async fn start(ca: Arc<Ca>) -> Result<Self> {
         let app = lockbox_server::router(ca);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Service { addr, task })
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(stats::cores())
+            .thread_name(SERVER_THREADS)
+            // Blocking-pool threads live as long as the run, so their CPU
+            // time is still readable when it is summed.
+            .thread_keep_alive(std::time::Duration::from_secs(3600))
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("{SERVER_THREADS}-main"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                        return;
+                    };
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                });
+                runtime.shutdown_background();
+            })?;
+        Ok(Service {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     /// Stops the service.
-    pub fn stop(self) {
-        self.task.abort();
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -86,8 +125,16 @@ pub(crate) async fn drive(
     Ok((latencies, errors, elapsed))
 }
 
-/// Warms the service up with `warmup` (two clients, every request must
-/// succeed), then times `timed` with `concurrency` clients as [`drive`] does.
+/// Warms the service up with `warmup` (two clients per URL); every request
+/// must succeed.
+pub(crate) async fn warm_up(urls: &[String], warmup: Vec<Vec<u8>>, token: &str) -> Result<()> {
+    let (_, warm_errors, _) = drive(urls, warmup, 2 * urls.len().max(1), token).await?;
+    anyhow::ensure!(warm_errors == 0, "warm-up requests failed");
+    Ok(())
+}
+
+/// Warms the service up with `warmup` ([`warm_up`]), then times `timed`
+/// with `concurrency` clients as [`drive`] does.
 pub(crate) async fn warm_then_drive(
     urls: &[String],
     warmup: Vec<Vec<u8>>,
@@ -95,7 +142,6 @@ pub(crate) async fn warm_then_drive(
     concurrency: usize,
     token: &str,
 ) -> Result<(Vec<f64>, usize, f64)> {
-    let (_, warm_errors, _) = drive(urls, warmup, 2 * urls.len().max(1), token).await?;
-    anyhow::ensure!(warm_errors == 0, "warm-up requests failed");
+    warm_up(urls, warmup, token).await?;
     drive(urls, timed, concurrency, token).await
 }

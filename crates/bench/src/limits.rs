@@ -60,12 +60,47 @@ pub(crate) async fn sign_rate(seconds: f64) -> Result<f64> {
     tokio::task::spawn_blocking(move || rsa2048_sign_rate(seconds)).await?
 }
 
-/// The archival enrollment limit: (sign rate, decrypt rate, enrollments per
-/// second), each rate measured for `seconds`. One exchange-key decrypt and
-/// one CA signature per enrollment, both on all cores.
-pub(crate) async fn archival_limit(seconds: f64) -> Result<(f64, f64, f64)> {
-    let sign_rate = sign_rate(seconds).await?;
-    let decrypt_rate = tokio::task::spawn_blocking(move || rsa2048_decrypt_rate(seconds)).await??;
-    let limit = 1.0 / (1.0 / sign_rate + 1.0 / decrypt_rate);
-    Ok((sign_rate, decrypt_rate, limit))
+/// The machine's RSA-2048 limits for archival enrollment, measured in this run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ArchivalLimit {
+    /// PKCS#1 v1.5 SHA-256 signatures per second on all cores.
+    pub sign_rate: f64,
+    /// PKCS#1 v1.5 decryptions per second on all cores.
+    pub decrypt_rate: f64,
+}
+
+impl ArchivalLimit {
+    /// Measures both rates for `seconds` each, off the async runtime.
+    pub(crate) async fn measure(seconds: f64) -> Result<Self> {
+        let sign_rate = sign_rate(seconds).await?;
+        let decrypt_rate =
+            tokio::task::spawn_blocking(move || rsa2048_decrypt_rate(seconds)).await??;
+        Ok(ArchivalLimit {
+            sign_rate,
+            decrypt_rate,
+        })
+    }
+
+    /// Enrollments per second when each costs `decrypts` exchange-key
+    /// decryptions and `signs` CA signatures and nothing else, on all cores.
+    fn rate(&self, decrypts: f64, signs: f64) -> f64 {
+        1.0 / (decrypts / self.decrypt_rate + signs / self.sign_rate)
+    }
+
+    /// The honest limit: what one archival enrollment needs — 1 exchange-key
+    /// decrypt, 1 certificate signature, 1 CMC response signature.
+    pub(crate) fn honest(&self) -> f64 {
+        self.rate(1.0, 2.0)
+    }
+
+    /// The earlier figure: 1 decrypt + 1 signature (no CMC response).
+    pub(crate) fn decrypt_and_sign(&self) -> f64 {
+        self.rate(1.0, 1.0)
+    }
+
+    /// CPU seconds (summed over cores) that one enrollment's private-key
+    /// operations cost: each rate was measured on every core at once.
+    pub(crate) fn key_cpu_seconds(&self, cores: usize) -> f64 {
+        cores as f64 / self.honest()
+    }
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use x509_cert::certificate::Certificate;
 
 use crate::fixture::{admin_token, archival_bench_ca, archival_body, start_nodes, Deployment};
-use crate::limits::archival_limit;
+use crate::limits::ArchivalLimit;
 use crate::stats::{cores, peak_rss_kb, percentile, sort};
 
 /// One operation of the mixed load.
@@ -56,7 +56,7 @@ pub async fn load(
     sign_seconds: f64,
     deployment: Deployment,
 ) -> Result<ExitCode> {
-    let (_, _, limit) = archival_limit(sign_seconds).await?;
+    let limit = ArchivalLimit::measure(sign_seconds).await?.honest();
     let dir = tempfile::tempdir().context("temporary CA home")?;
     let (ca, xchg) = archival_bench_ca(dir.path(), deployment.database.as_deref()).await?;
     let token = admin_token(dir.path())?;

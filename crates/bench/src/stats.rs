@@ -57,3 +57,65 @@ pub(crate) fn passed(errors: usize) -> std::process::ExitCode {
         std::process::ExitCode::from(1)
     }
 }
+
+/// CPU seconds (user + system) used so far by this process's live threads
+/// whose names start with one of `prefixes`, from /proc (Linux; 0 elsewhere).
+pub(crate) fn threads_cpu_seconds(prefixes: &[&str]) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut ticks = 0u64;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // "tid (comm) state ... utime stime ...": comm may hold spaces.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        if !prefixes.iter().any(|p| comm.starts_with(p)) {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // Fields 14 and 15 of the line (utime, stime) are 11 and 12 after comm.
+        for i in [11, 12] {
+            ticks += fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    // /proc reports in USER_HZ, 100 on Linux.
+    ticks as f64 / 100.0
+}
+
+/// The threads that do the benchmarked service's work: its runtime and
+/// SQLite's connection workers (PostgreSQL does its share in its own processes).
+pub(crate) const SERVICE_THREAD_PREFIXES: [&str; 2] = [crate::http::SERVER_THREADS, "sqlx-sqlite-wor"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_named_thread_is_counted_and_others_are_not() {
+        let t = std::thread::Builder::new()
+            .name("cpu-probe-busy".into())
+            .spawn(|| {
+                let start = std::time::Instant::now();
+                let mut x = 0u64;
+                while start.elapsed() < std::time::Duration::from_millis(300) {
+                    x = x.wrapping_mul(31).wrapping_add(7);
+                }
+                let (tx, rx) = std::sync::mpsc::channel::<()>();
+                // Stay alive until read.
+                std::mem::forget(tx);
+                let _ = rx.recv_timeout(std::time::Duration::from_millis(500));
+                x
+            })
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let busy = threads_cpu_seconds(&["cpu-probe-busy"]);
+        assert!(busy >= 0.1, "busy thread counted {busy}");
+        assert_eq!(threads_cpu_seconds(&["no-such-thread-name"]), 0.0);
+        t.join().unwrap();
+    }
+}

@@ -236,6 +236,13 @@ pub trait Store: Send + Sync {
     /// memberships, tokens, certificate mappings, roles, permissions and
     /// restrictions. Read per request, so revocations reach every process.
     async fn credential_version(&self) -> StoreResult<i64>;
+
+    /// The configuration version: bumped in the same transaction by every
+    /// write that changes templates, settings, KRA certificates, revocations
+    /// or exchange certificates, so a process's cached copies are reloaded
+    /// when another process or node changed them.
+    async fn config_version(&self) -> StoreResult<i64>;
+
     /// A principal's API tokens (IDs and dates only).
     async fn tokens(&self, principal: &str) -> StoreResult<Vec<TokenInfo>>;
     /// A principal's client-certificate mappings.

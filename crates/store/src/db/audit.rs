@@ -37,7 +37,7 @@ impl SqlStore {
         Ok(())
     }
 
-    fn after_commit(&self, head: Option<AuditHead>) {
+    pub(super) fn after_commit(&self, head: Option<AuditHead>) {
         if let (Some(h), Some(s)) = (head, self.sealer.get()) {
             s.sealed(&h);
         }
@@ -50,11 +50,25 @@ impl SqlStore {
         tx: &mut Tx,
         entries: &[AuditEntry],
     ) -> StoreResult<Option<AuditHead>> {
+        match self.append_records(tx, entries).await? {
+            Some((seq, hash)) => self.seal_head(tx, seq, hash).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Appends audit records inside `tx`, chained to the current head;
+    /// returns the new head's (sequence number, hash), None when `entries`
+    /// is empty. The caller seals the head before it commits.
+    pub(super) async fn append_records(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        entries: &[AuditEntry],
+    ) -> StoreResult<Option<(i64, String)>> {
         if entries.is_empty() {
             return Ok(None);
         }
         let last: Option<(i64, String)> = sqlx::query_as(crate::sql::audit::CHAIN_HEAD)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?;
         let (mut seq, mut prev) = last.unwrap_or((0, GENESIS_HASH.to_string()));
         for e in entries {
@@ -71,16 +85,27 @@ impl SqlStore {
                 .bind(&e.details)
                 .bind(&prev)
                 .bind(&hash)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             prev = hash;
         }
-        let Some(signature) = self.sealer.get().and_then(|s| s.seal(seq, &prev)) else {
+        Ok(Some((seq, prev)))
+    }
+
+    /// Signs the head (`seq`, `hash`) and records it inside `tx`, when a
+    /// sealer is installed and has a key.
+    pub(super) async fn seal_head(
+        &self,
+        tx: &mut Tx,
+        seq: i64,
+        hash: String,
+    ) -> StoreResult<Option<AuditHead>> {
+        let Some(signature) = self.sealer.get().and_then(|s| s.seal(seq, &hash)) else {
             return Ok(None);
         };
         let head = AuditHead {
             seq,
-            hash: prev,
+            hash,
             signature,
             at: now(),
         };

@@ -28,8 +28,26 @@ fn changes_credentials(c: &Change) -> bool {
 }
 
 impl SqlStore {
+    /// Bumps `config_version` inside `tx`: engines holding cached
+    /// configuration (any process, any node) reload it on their next read.
+    pub(super) async fn bump_config_version(&self, tx: &mut AnyConnection) -> StoreResult<()> {
+        sqlx::query(crate::sql::changes::BUMP_CONFIG_VERSION)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The configuration version (0 before the first change).
+    pub(super) async fn config_version(&self) -> StoreResult<i64> {
+        let v: Option<i64> = sqlx::query_scalar(crate::sql::changes::CONFIG_VERSION)
+            .fetch_optional(&self.pool())
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
     pub(super) async fn apply(&self, changes: &[Change], audit: &[AuditEntry]) -> StoreResult<()> {
         let (_gate, mut tx) = self.begin_write().await?;
+        self.bump_config_version(&mut tx).await?;
         if changes.iter().any(changes_credentials) {
             sqlx::query(crate::sql::changes::BUMP_CREDENTIAL_VERSION)
                 .execute(&mut *tx)
@@ -520,4 +538,47 @@ async fn set_restrictions(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::requests::tests::{cert, new_req};
+    use crate::db::tests::{test_hash, test_store};
+    use crate::model::*;
+
+    /// Every configuration write and a revocation move the configuration
+    /// version (what engine caches check); a new request does not.
+    #[tokio::test]
+    async fn config_version_moves_with_configuration_writes_only() {
+        let s = test_store(test_hash).await;
+        let v0 = s.config_version().await.unwrap();
+        s.apply(
+            &[Change::SetSetting {
+                name: "kra_required".into(),
+                value: "1".into(),
+            }],
+            &[],
+        )
+        .await
+        .unwrap();
+        let v1 = s.config_version().await.unwrap();
+        assert!(v1 > v0);
+        s.insert_request(&new_req(Disposition::Issued, Some(cert("01"))), &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.config_version().await.unwrap(),
+            v1,
+            "a new request is not configuration"
+        );
+        s.revoke("01", 1, 5, &[]).await.unwrap();
+        let v2 = s.config_version().await.unwrap();
+        assert!(v2 > v1, "a revocation can make a KRA unusable");
+        assert!(s.revoke("01", 1, 5, &[]).await.is_err());
+        assert_eq!(
+            s.config_version().await.unwrap(),
+            v2,
+            "a refused revocation changes nothing"
+        );
+    }
 }

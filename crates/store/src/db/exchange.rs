@@ -46,6 +46,7 @@ impl SqlStore {
         }
         super::changes::put_exchange_key(&mut tx, &cert.serial, sealed_key, new.submitted_at)
             .await?;
+        self.bump_config_version(&mut tx).await?;
         let id = self.insert_request_and_commit(tx, new, audit).await?;
         Ok(Some(id))
     }

@@ -20,6 +20,7 @@ mod connect;
 mod copy;
 mod directory;
 mod exchange;
+mod group_commit;
 mod requests;
 mod rows;
 mod store_impl;
@@ -49,6 +50,8 @@ pub struct SqlStore {
     writes_since_optimize: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Signs the chain head in every transaction that appends audit records.
     sealer: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn HeadSealer>>>,
+    /// Request inserts waiting for the next group commit.
+    queue: std::sync::Arc<group_commit::CommitQueue>,
 }
 
 /// Held for the duration of a write.
@@ -72,6 +75,7 @@ impl SqlStore {
             write_gate: Default::default(),
             writes_since_optimize: Default::default(),
             sealer: Default::default(),
+            queue: Default::default(),
         }
     }
 
@@ -151,6 +155,12 @@ impl SqlStore {
     /// the start (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: the advisory lock
     /// every node takes), so the audit chain head cannot move under it.
     async fn begin_write(&self) -> StoreResult<(WriteGate, Tx)> {
+        let gate = self.lock_write_gate().await;
+        Ok((gate, self.begin_locked().await?))
+    }
+
+    /// Waits for this process's write gate (first come, first served).
+    async fn lock_write_gate(&self) -> WriteGate {
         let gate = self.write_gate.clone().lock_owned().await;
         // Tables grow while the service runs: refresh statistics now and then,
         // under the gate so no write transaction is open meanwhile.
@@ -164,7 +174,12 @@ impl SqlStore {
                 tracing::warn!(error = %e, "PRAGMA optimize failed");
             }
         }
-        let tx = match self.backend {
+        gate
+    }
+
+    /// Begins the write transaction of a caller holding the write gate.
+    async fn begin_locked(&self) -> StoreResult<Tx> {
+        Ok(match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
@@ -173,8 +188,7 @@ impl SqlStore {
                     .await?;
                 tx
             }
-        };
-        Ok((gate, tx))
+        })
     }
 
     /// Closes the pool (SQLite: checkpoints the WAL).

@@ -9,15 +9,6 @@ use crate::sql::requests::{insert_request_sql, query_sql};
 use crate::{StoreError, StoreResult};
 
 impl SqlStore {
-    pub(super) async fn insert_request(
-        &self,
-        new: &NewRequest,
-        audit: &[AuditEntry],
-    ) -> StoreResult<i64> {
-        let (_gate, tx) = self.begin_write().await?;
-        self.insert_request_and_commit(tx, new, audit).await
-    }
-
     /// Inserts `new` inside `tx`, names its ID in the audit records'
     /// `{request_id}` targets, appends them and commits.
     pub(super) async fn insert_request_and_commit(
@@ -26,6 +17,19 @@ impl SqlStore {
         new: &NewRequest,
         audit: &[AuditEntry],
     ) -> StoreResult<i64> {
+        let (id, audit) = self.insert_row(&mut tx, new, audit).await?;
+        self.commit_with_audit(tx, &audit).await?;
+        Ok(id)
+    }
+
+    /// Inserts `new` inside `tx`; returns its request ID and `audit` with
+    /// the ID named in the `{request_id}` targets.
+    pub(super) async fn insert_row(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        new: &NewRequest,
+        audit: &[AuditEntry],
+    ) -> StoreResult<(i64, Vec<AuditEntry>)> {
         let id: i64 = bind_new_request(
             sqlx::query(concat!(insert_request_sql!(), " RETURNING request_id")),
             new,
@@ -34,7 +38,7 @@ impl SqlStore {
         .fetch_one(&mut *tx)
         .await?
         .try_get("request_id")?;
-        let audit: Vec<AuditEntry> = audit
+        let audit = audit
             .iter()
             .cloned()
             .map(|mut e| {
@@ -42,8 +46,7 @@ impl SqlStore {
                 e
             })
             .collect();
-        self.commit_with_audit(tx, &audit).await?;
-        Ok(id)
+        Ok((id, audit))
     }
 
     pub(super) async fn insert_requests_bulk(&self, news: &[NewRequest]) -> StoreResult<()> {
@@ -149,6 +152,8 @@ impl SqlStore {
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 1 {
+            // A revoked KRA certificate stops being used at once.
+            self.bump_config_version(&mut tx).await?;
             self.commit_with_audit(tx, audit).await?;
             return Ok(());
         }
@@ -300,7 +305,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn cert(serial: &str) -> CertFields {
+    pub(crate) fn cert(serial: &str) -> CertFields {
         CertFields {
             cert_der: vec![0x30, 0x00],
             serial: serial.into(),

@@ -207,6 +207,10 @@ impl Store for SqlStore {
         SqlStore::restrictions(self, manager).await
     }
 
+    async fn config_version(&self) -> StoreResult<i64> {
+        SqlStore::config_version(self).await
+    }
+
     async fn credential_version(&self) -> StoreResult<i64> {
         SqlStore::credential_version(self).await
     }

@@ -5,6 +5,16 @@ pub(crate) const BUMP_CREDENTIAL_VERSION: &str =
     "INSERT INTO counters (name, value) VALUES ('credential_version', 1) \
                  ON CONFLICT (name) DO UPDATE SET value = counters.value + 1";
 
+/// Used by `apply`, `revoke` and the exchange-certificate insert: every
+/// write that can change what the engine caches (templates, settings, KRA
+/// certificates and their revocation, exchange certificates).
+pub(crate) const BUMP_CONFIG_VERSION: &str =
+    "INSERT INTO counters (name, value) VALUES ('config_version', 1) \
+                 ON CONFLICT (name) DO UPDATE SET value = counters.value + 1";
+
+/// Used by `config_version`.
+pub(crate) const CONFIG_VERSION: &str = "SELECT value FROM counters WHERE name = 'config_version'";
+
 /// Used by `put_template`.
 pub(crate) const PUT_TEMPLATE: &str = "INSERT INTO templates (name, definition) VALUES ($1, $2) \
                  ON CONFLICT (name) DO UPDATE SET definition = excluded.definition";
