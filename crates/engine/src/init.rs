@@ -298,6 +298,7 @@ pub(crate) async fn open_with(home: Home, config: Config) -> EngineResult<Core> 
         cert,
         chain,
         archival: crate::core::state::ArchivalState::new()?,
+        cache: Default::default(),
         auth: Default::default(),
         head_signing: Default::default(),
         directory,

@@ -3,8 +3,12 @@
 use lockbox_crypto::random::random_bytes;
 use lockbox_store::Change;
 
+use std::sync::Arc;
+
 use crate::category::{AuditAction, AuditCategory};
+use crate::core::cache::TemplateSet;
 use crate::core::Core;
+use crate::period::now;
 use crate::template::{validate_name, Template, TEMPLATE_ARC};
 use crate::{codes, Actor, EngineError, EngineResult, Op};
 
@@ -14,6 +18,27 @@ pub(crate) fn find_template<'a>(all: &'a [Template], name: &str) -> Option<&'a T
 
 /// All templates.
 pub(crate) async fn templates(core: &Core) -> EngineResult<Vec<Template>> {
+    Ok(template_set(core).await?.all.clone())
+}
+
+/// The templates and the CA's template list, from the cache while the
+/// configuration version holds.
+pub(crate) async fn template_set(core: &Core) -> EngineResult<Arc<TemplateSet>> {
+    let version = core.config_version().await?;
+    let t = now();
+    if let Some(set) = core.cache.templates.get(version, t) {
+        return Ok(set);
+    }
+    let set = Arc::new(TemplateSet {
+        all: load_templates(core).await?,
+        enabled: core.store.ca_templates().await?,
+    });
+    core.cache.templates.put(version, t, i64::MAX, set.clone());
+    Ok(set)
+}
+
+/// Reads and parses every template from the database.
+async fn load_templates(core: &Core) -> EngineResult<Vec<Template>> {
     core.store
         .templates()
         .await?
@@ -137,7 +162,7 @@ pub(crate) async fn set_template(
 
 /// Templates this CA issues.
 pub(crate) async fn ca_templates(core: &Core) -> EngineResult<Vec<String>> {
-    Ok(core.store.ca_templates().await?)
+    Ok(template_set(core).await?.enabled.clone())
 }
 
 /// Adds a template to (or removes it from) the CA's issue list.

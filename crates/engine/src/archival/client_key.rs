@@ -10,12 +10,10 @@ use lockbox_crypto::cms::{open_envelope, OpenError, OpeningKey};
 use lockbox_crypto::random::random_bytes;
 use lockbox_crypto::verify::verify_signature;
 use lockbox_crypto::KeyProvider;
-use x509_cert::certificate::Certificate;
 use zeroize::Zeroizing;
 
 use crate::archival::archival_error;
 use crate::archival::envelope::{check_key_hash, request_allows_encryption};
-use crate::certbuild::decode_certificate;
 use crate::codes::CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL;
 use crate::core::Core;
 use crate::inbound::Inbound;
@@ -92,17 +90,14 @@ pub(crate) async fn recover_client_key(
     inbound: &Inbound,
     envelope_der: &[u8],
 ) -> EngineResult<(Zeroizing<Vec<u8>>, Vec<u8>)> {
-    let certs: Vec<Certificate> = crate::archival::exchange::exchange_certificates(core)
-        .await?
-        .iter()
-        .map(|d| decode_certificate(d))
-        .collect::<EngineResult<_>>()?;
+    let certs = crate::archival::exchange::usable_exchange_certificates(core).await?;
     let mut keys = Vec::new();
-    for c in &certs {
+    for (_, c) in certs.iter() {
         keys.push(crate::archival::exchange_keys::exchange_key(core, c).await?);
     }
     let offered: Vec<OpeningKey<'_>> = certs
         .iter()
+        .map(|(_, c)| c)
         .zip(keys.iter())
         .map(|(c, k)| OpeningKey {
             issuer: c.tbs_certificate().issuer(),

@@ -23,7 +23,38 @@ use crate::{EngineError, EngineResult};
 /// keys has the old certificates but not their keys: they are skipped, and
 /// a new exchange certificate is made when one is next needed.
 pub(crate) async fn exchange_certificates(core: &Core) -> EngineResult<Vec<Vec<u8>>> {
-    Ok(usable_and_foreign(core).await?.0)
+    Ok(usable_exchange_certificates(core)
+        .await?
+        .iter()
+        .map(|(der, _)| der.clone())
+        .collect())
+}
+
+/// The usable exchange certificates (as [`exchange_certificates`]) with
+/// their decoded form, from the cache while the configuration version
+/// holds and none of them has expired.
+pub(crate) async fn usable_exchange_certificates(
+    core: &Core,
+) -> EngineResult<std::sync::Arc<Vec<(Vec<u8>, Certificate)>>> {
+    let version = core.config_version().await?;
+    let t = now();
+    if let Some(certs) = core.cache.exchange.get(version, t) {
+        return Ok(certs);
+    }
+    let certs = usable_and_foreign(core)
+        .await?
+        .0
+        .into_iter()
+        .map(|der| Ok((der.clone(), crate::certbuild::decode_certificate(&der)?)))
+        .collect::<EngineResult<Vec<_>>>()?;
+    let until = certs
+        .iter()
+        .map(|(_, c)| unix_of(&c.tbs_certificate().validity().not_after))
+        .min()
+        .unwrap_or(i64::MAX);
+    let certs = std::sync::Arc::new(certs);
+    core.cache.exchange.put(version, t, until, certs.clone());
+    Ok(certs)
 }
 
 /// The usable exchange certificates (as [`exchange_certificates`]) and the

@@ -1,6 +1,7 @@
 //! KRA status and choice: validity of each configured KRA and the round-robin choice for a new archive.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use der::{Decode, Encode};
 use lockbox_codec::hexfmt::to_hex;
@@ -16,6 +17,7 @@ use crate::archival::{has_eku, KraStatus};
 use crate::certbuild::decode_certificate;
 use crate::certs::verify_issued_by;
 use crate::codes::CERTSRV_E_NO_VALID_KRA;
+use crate::core::cache::KraSet;
 use crate::core::Core;
 use crate::period::{now, unix_of};
 use crate::{codes, Actor, EngineError, EngineResult, Op};
@@ -235,9 +237,21 @@ pub(crate) async fn kra_required(core: &Core) -> EngineResult<usize> {
         .unwrap_or(0))
 }
 
-/// N KRA certificates chosen round robin among the valid ones.
 /// The valid KRA certificates and the number required, or the AD CS refusal.
 pub(crate) async fn valid_kras_for_batch(core: &Core) -> EngineResult<(Vec<Certificate>, usize)> {
+    let set = valid_kra_set(core).await?;
+    Ok((set.valid.clone(), set.required))
+}
+
+/// The valid KRAs, from the cache while the configuration version holds
+/// and none of them has expired (a usable set only: a refusal is checked
+/// again on the next request).
+pub(crate) async fn valid_kra_set(core: &Core) -> EngineResult<Arc<KraSet>> {
+    let version = core.config_version().await?;
+    let t = now();
+    if let Some(set) = core.cache.kras.get(version, t) {
+        return Ok(set);
+    }
     let required = kra_required(core).await?;
     let entries = core.store.kra_certificates().await?;
     if required == 0 || entries.is_empty() {
@@ -266,7 +280,14 @@ pub(crate) async fn valid_kras_for_batch(core: &Core) -> EngineResult<(Vec<Certi
             ),
         ));
     }
-    Ok((valid, required))
+    let until = valid
+        .iter()
+        .map(|c| unix_of(&c.tbs_certificate().validity().not_after))
+        .min()
+        .unwrap_or(i64::MAX);
+    let set = Arc::new(KraSet { valid, required });
+    core.cache.kras.put(version, t, until, set.clone());
+    Ok(set)
 }
 
 /// N of the valid KRAs, round robin from the process's position.
@@ -282,6 +303,6 @@ pub(crate) fn round_robin(core: &Core, valid: &[Certificate], required: usize) -
 
 /// N KRA certificates chosen round robin among the valid ones.
 pub(crate) async fn choose_kras(core: &Core) -> EngineResult<Vec<Certificate>> {
-    let (valid, required) = valid_kras_for_batch(core).await?;
-    Ok(round_robin(core, &valid, required))
+    let set = valid_kra_set(core).await?;
+    Ok(round_robin(core, &set.valid, set.required))
 }

@@ -6,6 +6,7 @@
 //!
 //! [`Ca`]: crate::Ca
 
+pub(crate) mod cache;
 pub(crate) mod directory;
 pub(crate) mod state;
 
@@ -37,6 +38,8 @@ pub(crate) struct Core {
     pub(crate) cert: Option<(Vec<u8>, Certificate)>,
     pub(crate) chain: Vec<Vec<u8>>,
     pub(crate) archival: ArchivalState,
+    /// Configuration read under a database version ([`cache`]).
+    pub(crate) cache: cache::ConfigCache,
     pub(crate) auth: AuthState,
     /// Held while a chain head is signed, so concurrent writers sign one head
     /// between them instead of one each.
@@ -118,6 +121,11 @@ impl Core {
             &self.config.ca.key_file,
             self.config.ca.passphrase_file.as_deref(),
         )
+    }
+
+    /// The database's configuration version, which the caches compare.
+    pub(crate) async fn config_version(&self) -> EngineResult<i64> {
+        Ok(self.store.config_version().await?)
     }
 
     /// Checks an administrator token (constant-time comparison of SHA-256 digests).

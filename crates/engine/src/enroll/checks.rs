@@ -33,11 +33,12 @@ pub(crate) async fn resolve_template(
         .or(from_attrs)
         .or_else(|| inbound.pkcs10.template_name.clone())
         .or(from_cmc);
-    let all = crate::templates::templates(core).await?;
-    let enabled = core.store.ca_templates().await?;
+    let set = crate::templates::template_set(core).await?;
+    let enabled = &set.enabled;
     let template = match (&name, &inbound.pkcs10.template_ext) {
-        (Some(n), _) => find_template(&all, n).cloned(),
-        (None, Some(ext)) => all
+        (Some(n), _) => find_template(&set.all, n).cloned(),
+        (None, Some(ext)) => set
+            .all
             .iter()
             .find(|t| t.oid == ext.template_id.to_string())
             .cloned(),

@@ -1,0 +1,97 @@
+//! Configuration cached per process: templates, the valid KRA certificates
+//! and the usable exchange certificates, each kept with the database's
+//! configuration version it was read under and a time it stays good until.
+//!
+//! Every write that changes what is cached bumps the version in the same
+//! transaction (`Store::config_version`: templates, settings, KRAs,
+//! revocations, exchange certificates), from this process, the CLI on the
+//! same home or another node; a reader compares one counter instead of
+//! re-reading and re-verifying everything. Time-dependent state (a KRA or
+//! exchange certificate that expires, a foreign KRA's CRL) is bounded by
+//! the entry's `until`, at most [`MAX_AGE`] seconds away.
+
+use std::sync::{Arc, Mutex};
+
+use x509_cert::certificate::Certificate;
+
+use crate::template::Template;
+
+/// Seconds a cached entry is used at most, even when the version holds.
+pub(crate) const MAX_AGE: i64 = 60;
+
+/// One cached value, the version it was read under and its expiry.
+pub(crate) struct Slot<T> {
+    inner: Mutex<Option<(i64, i64, Arc<T>)>>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot {
+            inner: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> Slot<T> {
+    /// The value when it was read under `version` and `now` is before its expiry.
+    pub(crate) fn get(&self, version: i64, now: i64) -> Option<Arc<T>> {
+        let inner = self.inner.lock().ok()?;
+        match inner.as_ref() {
+            Some((v, until, value)) if *v == version && now < *until => Some(value.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps `value`, read under `version`, until `until` (capped at
+    /// `now` + [`MAX_AGE`]).
+    pub(crate) fn put(&self, version: i64, now: i64, until: i64, value: Arc<T>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            *inner = Some((version, until.min(now + MAX_AGE), value));
+        }
+    }
+}
+
+/// The templates and the names of those this CA issues.
+pub(crate) struct TemplateSet {
+    /// Every template.
+    pub(crate) all: Vec<Template>,
+    /// Names of the templates the CA issues.
+    pub(crate) enabled: Vec<String>,
+}
+
+/// The KRA certificates archival may use now and how many each key needs.
+pub(crate) struct KraSet {
+    /// Valid KRA certificates.
+    pub(crate) valid: Vec<Certificate>,
+    /// KRAs each archived key is encrypted to.
+    pub(crate) required: usize,
+}
+
+/// Everything cached for one open CA.
+#[derive(Default)]
+pub(crate) struct ConfigCache {
+    /// Templates and the CA's template list.
+    pub(crate) templates: Slot<TemplateSet>,
+    /// The valid KRAs (only a usable set is cached; refusals are re-checked).
+    pub(crate) kras: Slot<KraSet>,
+    /// Usable exchange certificates (DER, newest first) with their decoded form.
+    pub(crate) exchange: Slot<Vec<(Vec<u8>, Certificate)>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_serves_only_its_version_and_only_until_it_expires() {
+        let s: Slot<u32> = Slot::default();
+        assert!(s.get(1, 100).is_none());
+        s.put(1, 100, 130, Arc::new(7));
+        assert_eq!(s.get(1, 129).as_deref(), Some(&7));
+        assert!(s.get(1, 130).is_none(), "expired");
+        assert!(s.get(2, 100).is_none(), "another version");
+        s.put(2, 100, i64::MAX, Arc::new(8));
+        assert_eq!(s.get(2, 100 + MAX_AGE - 1).as_deref(), Some(&8));
+        assert!(s.get(2, 100 + MAX_AGE).is_none(), "capped at MAX_AGE");
+    }
+}
