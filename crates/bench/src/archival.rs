@@ -15,12 +15,9 @@ use x509_cert::certificate::Certificate;
 use crate::fixture::{
     admin, admin_token, archival_bench_ca, archival_body, start_nodes, Deployment,
 };
-use crate::http::{drive, warm_up};
+use crate::http::{drive, warm_up, SERVICE_THREAD_PREFIXES};
 use crate::limits::ArchivalLimit;
-use crate::stats::{
-    cores, latency_ms, passed, print_latency, rounded, threads_cpu_seconds,
-    SERVICE_THREAD_PREFIXES,
-};
+use crate::stats::{cores, latency_ms, passed, print_latency, rounded, threads_cpu_seconds};
 
 /// Times `requests` archival enrollments (after a warm-up) with
 /// `concurrency` clients; each RSA-2048 rate is measured for `seconds`
@@ -101,10 +98,17 @@ pub async fn archival(
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("RSA-2048 (aws-lc-rs, all cores): sign {:.1}/s, decrypt {:.1}/s", limits.sign_rate, limits.decrypt_rate);
+        println!(
+            "RSA-2048 (aws-lc-rs, all cores): sign {:.1}/s, decrypt {:.1}/s",
+            limits.sign_rate, limits.decrypt_rate
+        );
         println!("honest limit (1 decrypt + 2 signatures): {honest:.1} enrollments/s; decrypt + sign: {old_limit:.1}/s");
         println!("archival enrollments over HTTP: {rate:.1}/s ({done} requests, {concurrency} clients, {errors} errors, {archived} archived rows; {} on {} node(s))", deployment.backend(), urls.len());
-        println!("ratio to the honest limit: {:.3}; to decrypt + sign: {:.3}", rate / honest, rate / old_limit);
+        println!(
+            "ratio to the honest limit: {:.3}; to decrypt + sign: {:.3}",
+            rate / honest,
+            rate / old_limit
+        );
         print_latency(&latencies);
         println!(
             "service CPU per enrollment {:.3} ms; its private-key operations {:.3} ms; ratio {:.2}",

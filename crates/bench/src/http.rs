@@ -14,6 +14,10 @@ use crate::stats;
 /// runtime), so its CPU time is told apart from the clients'.
 pub(crate) const SERVER_THREADS: &str = "lb-server";
 
+/// The threads that do the benchmarked service's work: its runtime and
+/// SQLite's connection workers (PostgreSQL does its share in its own processes).
+pub(crate) const SERVICE_THREAD_PREFIXES: [&str; 2] = [SERVER_THREADS, "sqlx-sqlite-wor"];
+
 /// The service (`lockbox_server::router`) on a loopback port, plain HTTP,
 /// on a runtime of its own whose threads are named [`SERVER_THREADS`].
 pub(crate) struct Service {

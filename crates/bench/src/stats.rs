@@ -80,16 +80,15 @@ pub(crate) fn threads_cpu_seconds(prefixes: &[&str]) -> f64 {
         let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
         // Fields 14 and 15 of the line (utime, stime) are 11 and 12 after comm.
         for i in [11, 12] {
-            ticks += fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            ticks += fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     // /proc reports in USER_HZ, 100 on Linux.
     ticks as f64 / 100.0
 }
-
-/// The threads that do the benchmarked service's work: its runtime and
-/// SQLite's connection workers (PostgreSQL does its share in its own processes).
-pub(crate) const SERVICE_THREAD_PREFIXES: [&str; 2] = [crate::http::SERVER_THREADS, "sqlx-sqlite-wor"];
 
 #[cfg(test)]
 mod tests {

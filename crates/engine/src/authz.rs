@@ -226,7 +226,15 @@ pub(crate) async fn template_allows(
         .chain(actor.groups.iter().map(String::as_str))
         .collect();
     let matches = |who: &str| names.iter().any(|n| n.eq_ignore_ascii_case(who));
-    let entries = core.store.permissions(&t.name).await?;
+    let version = core.config_version().await?;
+    let entries = match core.cache.permissions(&t.name, version) {
+        Some(p) => p,
+        None => {
+            let p = std::sync::Arc::new(core.store.permissions(&t.name).await?);
+            core.cache.put_permissions(&t.name, version, p.clone());
+            p
+        }
+    };
     if entries.iter().any(|p| {
         !p.allow && matches(&p.principal) && p.rights.iter().any(|r| r.eq_ignore_ascii_case(right))
     }) {

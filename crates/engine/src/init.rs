@@ -133,7 +133,14 @@ pub(crate) async fn init(opts: InitOptions) -> EngineResult<InitOutcome> {
     // Made now, so every copy of the home (one per node) has the same one.
     crate::archival::exchange_keys::ensure_wrap_key(&home, &config, &*keys)?;
     let init_key: Arc<dyn KeyHandle> = key;
-    let store = open_store(&home, &config, keys, Arc::new(Mutex::new(Some(init_key)))).await?;
+    let store = open_store(
+        &home,
+        &config,
+        keys,
+        Arc::new(Mutex::new(Some(init_key))),
+        Default::default(),
+    )
+    .await?;
     let changes = initial_changes()?;
     let audit = vec![lockbox_store::AuditEntry {
         at: now(),
@@ -270,7 +277,10 @@ pub(crate) async fn open(root: &Path) -> EngineResult<Core> {
 pub(crate) async fn open_with(home: Home, config: Config) -> EngineResult<Core> {
     let keys = default_provider();
     let key = Arc::new(Mutex::new(None));
-    let store = open_store(&home, &config, keys.clone(), key.clone()).await?;
+    // Raised at first: records an earlier process could not seal are
+    // looked for once.
+    let unsealed = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let store = open_store(&home, &config, keys.clone(), key.clone(), unsealed.clone()).await?;
     let directory: Arc<dyn crate::core::directory::Directory> =
         Arc::new(crate::core::directory::StoreDirectory(store.clone()));
     let (cert, chain) = if config.ca.state == CaState::Active {
@@ -301,6 +311,7 @@ pub(crate) async fn open_with(home: Home, config: Config) -> EngineResult<Core> 
         cache: Default::default(),
         auth: Default::default(),
         head_signing: Default::default(),
+        unsealed,
         directory,
         import_batch: Mutex::new(None),
     })

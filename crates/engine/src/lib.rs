@@ -29,6 +29,7 @@ pub mod export;
 pub mod import;
 pub(crate) mod inbound;
 pub(crate) mod init;
+pub mod migration;
 pub(crate) mod officer;
 pub mod period;
 pub(crate) mod principals;

@@ -38,7 +38,7 @@ async fn migrate(g: &Global, to: &str) -> Result<ExitCode> {
         .home
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no CA home: give --home DIR or set LOCKBOX_HOME"))?;
-    let r = lockbox_engine::database::migrate(&home, to, &local_who()).await?;
+    let r = lockbox_engine::migration::migrate(&home, to, &local_who()).await?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

@@ -24,6 +24,9 @@ pub(crate) struct HeadSeal {
     pub(crate) key_file: String,
     pub(crate) passphrase_file: Option<String>,
     pub(crate) warned: AtomicBool,
+    /// Raised when a head could not be signed ([`maybe_sign_head`] then
+    /// signs one later).
+    pub(crate) unsealed: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for HeadSeal {
@@ -68,6 +71,7 @@ impl HeadSealer for HeadSeal {
         match signed {
             Ok(sig) => Some(to_hex(&sig)),
             Err(e) => {
+                self.unsealed.store(true, Ordering::SeqCst);
                 self.warn_once("signed", &e);
                 None
             }
@@ -137,19 +141,31 @@ pub(crate) fn read_head_file(
 
 /// Signs the chain head when enough records accumulated since the last signed head.
 ///
-/// Called after every audited write, so it costs two indexed reads when no
-/// head is due. Signers are serialised and re-check under the lock: without
-/// that, every caller that saw a head due signed one of its own, the heads
-/// kept lagging, and under load each write re-read the whole audit log.
+/// Called after every audited write. Every write transaction signs its own
+/// head while the CA key is at hand, so this looks (two indexed reads) only
+/// when [`Core::unsealed`] is raised: at open, and after a seal failed.
+/// Signers are serialised and re-check under the lock: without that, every
+/// caller that saw a head due signed one of its own, the heads kept
+/// lagging, and under load each write re-read the whole audit log.
 pub(crate) async fn maybe_sign_head(core: &Core) -> EngineResult<()> {
-    if head_due(core).await?.is_none() {
+    if !core.unsealed.swap(false, Ordering::SeqCst) {
         return Ok(());
     }
-    let _signing = core.head_signing.lock().await;
-    if let Some(last) = head_due(core).await? {
-        sign_head_of(core, last).await?;
+    let signed = async {
+        if head_due(core).await?.is_none() {
+            return Ok(());
+        }
+        let _signing = core.head_signing.lock().await;
+        if let Some(last) = head_due(core).await? {
+            sign_head_of(core, last).await?;
+        }
+        Ok(())
     }
-    Ok(())
+    .await;
+    if signed.is_err() {
+        core.unsealed.store(true, Ordering::SeqCst);
+    }
+    signed
 }
 
 /// The newest audit record, when it is at least [`HEAD_INTERVAL`] records

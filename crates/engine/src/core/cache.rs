@@ -10,8 +10,11 @@
 //! exchange certificate that expires, a foreign KRA's CRL) is bounded by
 //! the entry's `until`, at most [`MAX_AGE`] seconds away.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use lockbox_store::Permission;
 use x509_cert::certificate::Certificate;
 
 use crate::template::Template;
@@ -51,6 +54,23 @@ impl<T> Slot<T> {
     }
 }
 
+tokio::task_local! {
+    /// The configuration version one request reads everything under.
+    static REQUEST_VERSION: i64;
+}
+
+/// Runs `f` (one request) with `version` as the configuration version every
+/// cached read inside it compares: one counter read per request, and one
+/// consistent view of the configuration for the whole request.
+pub(crate) async fn with_version<F: Future>(version: i64, f: F) -> F::Output {
+    REQUEST_VERSION.scope(version, f).await
+}
+
+/// The version of the request running on this task, if [`with_version`] set one.
+pub(crate) fn request_version() -> Option<i64> {
+    REQUEST_VERSION.try_with(|v| *v).ok()
+}
+
 /// The templates and the names of those this CA issues.
 pub(crate) struct TemplateSet {
     /// Every template.
@@ -76,6 +96,34 @@ pub(crate) struct ConfigCache {
     pub(crate) kras: Slot<KraSet>,
     /// Usable exchange certificates (DER, newest first) with their decoded form.
     pub(crate) exchange: Slot<Vec<(Vec<u8>, Certificate)>>,
+    /// Stored permission entries by template (lower-case name).
+    pub(crate) permissions: Mutex<HashMap<String, (i64, Arc<Vec<Permission>>)>>,
+}
+
+/// Templates whose permissions are remembered at most (a bound on memory).
+const PERMISSION_ENTRIES: usize = 1024;
+
+impl ConfigCache {
+    /// The permission entries of `template` read under `version`.
+    pub(crate) fn permissions(&self, template: &str, version: i64) -> Option<Arc<Vec<Permission>>> {
+        let map = self.permissions.lock().ok()?;
+        match map.get(&template.to_lowercase()) {
+            Some((v, p)) if *v == version => Some(p.clone()),
+            _ => None,
+        }
+    }
+
+    /// Remembers the permission entries of `template` read under `version`.
+    pub(crate) fn put_permissions(&self, template: &str, version: i64, p: Arc<Vec<Permission>>) {
+        if let Ok(mut map) = self.permissions.lock() {
+            if map.len() >= PERMISSION_ENTRIES {
+                map.retain(|_, (v, _)| *v == version);
+            }
+            if map.len() < PERMISSION_ENTRIES {
+                map.insert(template.to_lowercase(), (version, p));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

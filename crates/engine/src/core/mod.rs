@@ -44,6 +44,10 @@ pub(crate) struct Core {
     /// Held while a chain head is signed, so concurrent writers sign one head
     /// between them instead of one each.
     pub(crate) head_signing: tokio::sync::Mutex<()>,
+    /// Raised when records may have committed without a signed head (the
+    /// sealer had no key, or at open): only then does a writer look for a
+    /// head that is due.
+    pub(crate) unsealed: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) directory: Arc<dyn Directory>,
     pub(crate) import_batch: Mutex<Option<ImportBatch>>,
 }
@@ -123,8 +127,12 @@ impl Core {
         )
     }
 
-    /// The database's configuration version, which the caches compare.
+    /// The database's configuration version, which the caches compare: the
+    /// one the running request read ([`cache::with_version`]), else read now.
     pub(crate) async fn config_version(&self) -> EngineResult<i64> {
+        if let Some(v) = cache::request_version() {
+            return Ok(v);
+        }
         Ok(self.store.config_version().await?)
     }
 

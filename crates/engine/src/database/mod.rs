@@ -1,11 +1,7 @@
 //! The CA database itself: where the configuration says it lives (an SQLite
-//! file in the home, or PostgreSQL), opening it with the audit head sealer,
-//! facts about it (`lockbox db status`), and moving it to PostgreSQL
-//! ([`migrate`], `lockbox db migrate`).
-
-mod migrate;
-
-pub use migrate::{migrate, MigrateReport};
+//! file in the home, or PostgreSQL), opening it with the audit head sealer
+//! and facts about it (`lockbox db status`). Moving it to PostgreSQL
+//! (`lockbox db migrate`) is [`crate::migration`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -49,12 +45,14 @@ pub(crate) async fn open_plain(location: &Location) -> EngineResult<SqlStore> {
 }
 
 /// Opens the database with a head sealer sharing `key` (the CA key slot), so
-/// every transaction that appends audit records also signs the chain head.
+/// every transaction that appends audit records also signs the chain head;
+/// `unsealed` is raised whenever records commit without a signed head.
 pub(crate) async fn open_store(
     home: &Home,
     config: &Config,
     keys: Arc<dyn KeyProvider>,
     key: Arc<Mutex<Option<Arc<dyn KeyHandle>>>>,
+    unsealed: Arc<std::sync::atomic::AtomicBool>,
 ) -> EngineResult<Arc<dyn Store>> {
     let store = open_plain(&location(home, config)?).await?;
     store.set_head_sealer(Arc::new(crate::audit::heads::HeadSeal {
@@ -64,6 +62,7 @@ pub(crate) async fn open_store(
         key_file: config.ca.key_file.clone(),
         passphrase_file: config.ca.passphrase_file.clone(),
         warned: Default::default(),
+        unsealed,
     }));
     Ok(Arc::new(store))
 }

@@ -117,7 +117,11 @@ pub(crate) async fn submit(
         .actor
         .clone()
         .unwrap_or_else(|| Actor::local_admin(&opts.requester));
-    match submit_as(core, &actor, input, opts).await {
+    // One configuration version for the whole request (the caches compare it).
+    let version = core.config_version().await?;
+    let submitted =
+        crate::core::cache::with_version(version, submit_as(core, &actor, input, opts)).await;
+    match submitted {
         Ok(o) => Ok(o),
         Err(e) => {
             if matches!(e.kind(), ErrorKind::Denied | ErrorKind::Forbidden)

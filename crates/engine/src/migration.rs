@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use lockbox_store::{CopyReport, DatabaseUrl, SqlStore};
 use serde::Serialize;
 
-use super::{location, Location};
+use crate::database::{location, Location};
 use crate::category::{AuditAction, AuditCategory};
 use crate::config::Home;
 use crate::core::Core;
