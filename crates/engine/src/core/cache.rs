@@ -97,8 +97,11 @@ pub(crate) struct ConfigCache {
     /// Usable exchange certificates (DER, newest first) with their decoded form.
     pub(crate) exchange: Slot<Vec<(Vec<u8>, Certificate)>>,
     /// Stored permission entries by template (lower-case name).
-    pub(crate) permissions: Mutex<HashMap<String, (i64, Arc<Vec<Permission>>)>>,
+    pub(crate) permissions: Mutex<HashMap<String, VersionedPermissions>>,
 }
+
+/// A template's permission entries and the version they were read under.
+type VersionedPermissions = (i64, Arc<Vec<Permission>>);
 
 /// Templates whose permissions are remembered at most (a bound on memory).
 const PERMISSION_ENTRIES: usize = 1024;
