@@ -75,7 +75,10 @@ pub trait KeyHandle: Send + Sync + fmt::Debug {
 }
 
 enum Inner {
-    Rsa(RsaKeyPair, PrivateDecryptingKey),
+    /// The signing key pair, and the decrypting form made on first use
+    /// (importing it checks the key again: a key only checked or used to
+    /// sign never pays for it).
+    Rsa(RsaKeyPair, std::sync::OnceLock<PrivateDecryptingKey>),
     Ec {
         pair: EcdsaKeyPair,
         sig_oid: ObjectIdentifier,
@@ -164,10 +167,8 @@ impl SoftwareKey {
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, CryptoError> {
         if let Ok(pair) = RsaKeyPair::from_pkcs8(der) {
             let spki = rsa_spki(pair.public_key().as_ref())?;
-            let dec = PrivateDecryptingKey::from_pkcs8(der)
-                .map_err(|e| CryptoError::InvalidKey(format!("RSA key: {e}")))?;
             return Ok(SoftwareKey {
-                inner: Inner::Rsa(pair, dec),
+                inner: Inner::Rsa(pair, std::sync::OnceLock::new()),
                 spki,
                 pkcs8: Zeroizing::new(der.to_vec()),
             });
@@ -261,6 +262,16 @@ impl crate::keytransport::DecryptionKey for SoftwareKey {
             return Err(CryptoError::Unsupported(
                 "key transport needs an RSA key".into(),
             ));
+        };
+        // Made once per key from the PKCS#8 (already checked when the key
+        // was loaded), whatever the ciphertext: no path depends on it.
+        let dec = match dec.get() {
+            Some(d) => d,
+            None => {
+                let made = PrivateDecryptingKey::from_pkcs8(&self.pkcs8)
+                    .map_err(|_| CryptoError::Decrypt)?;
+                dec.get_or_init(|| made)
+            }
         };
         let mut out = Zeroizing::new(vec![0u8; dec.key_size_bytes()]);
         let n = match transport {

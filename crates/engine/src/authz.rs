@@ -65,13 +65,22 @@ fn restrictions_allow(
     Ok(())
 }
 
-/// Whether role separation is on.
+/// Whether role separation is on (cached while the configuration version holds).
 pub(crate) async fn role_separation(core: &Core) -> EngineResult<bool> {
-    Ok(core
+    let version = core.config_version().await?;
+    let t = crate::period::now();
+    if let Some(on) = core.cache.role_separation.get(version, t) {
+        return Ok(*on);
+    }
+    let on = core
         .store
         .setting(ROLE_SEPARATION)
         .await?
-        .is_some_and(|v| v == "true"))
+        .is_some_and(|v| v == "true");
+    core.cache
+        .role_separation
+        .put(version, t, i64::MAX, std::sync::Arc::new(on));
+    Ok(on)
 }
 
 /// Decides `op` for `actor`; a refusal is written to the audit trail and returned.

@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 use lockbox_store::{CopyReport, DatabaseUrl, SqlStore};
 use serde::Serialize;
 
-use crate::database::{location, Location};
 use crate::category::{AuditAction, AuditCategory};
 use crate::config::Home;
 use crate::core::Core;
+use crate::database::{location, Location};
 use crate::period::now;
 use crate::{codes, Actor, EngineError, EngineResult, Op};
 

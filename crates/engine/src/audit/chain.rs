@@ -8,9 +8,28 @@ use crate::core::Core;
 use crate::period::now;
 use crate::{Actor, EngineError, EngineResult};
 
+/// The audited categories (the `audit_categories` setting, default all),
+/// from the cache while the configuration version holds.
 pub(crate) async fn categories(core: &Core) -> Vec<String> {
-    match core.store.setting(AUDIT_CATEGORIES).await {
-        Ok(Some(v)) => v
+    let t = now();
+    let version = core.config_version().await.ok();
+    if let Some(c) = version.and_then(|v| core.cache.audit_categories.get(v, t)) {
+        return c.as_ref().clone();
+    }
+    let read = core.store.setting(AUDIT_CATEGORIES).await;
+    let categories = parse_categories(read.as_ref().ok().and_then(|v| v.as_deref()));
+    if let (Some(v), Ok(_)) = (version, &read) {
+        core.cache
+            .audit_categories
+            .put(v, t, i64::MAX, std::sync::Arc::new(categories.clone()));
+    }
+    categories
+}
+
+/// The categories a stored `audit_categories` value names (all when unset).
+fn parse_categories(stored: Option<&str>) -> Vec<String> {
+    match stored {
+        Some(v) => v
             .split(',')
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())

@@ -96,6 +96,10 @@ pub(crate) struct ConfigCache {
     pub(crate) kras: Slot<KraSet>,
     /// Usable exchange certificates (DER, newest first) with their decoded form.
     pub(crate) exchange: Slot<Vec<(Vec<u8>, Certificate)>>,
+    /// Whether role separation is on.
+    pub(crate) role_separation: Slot<bool>,
+    /// The audited categories.
+    pub(crate) audit_categories: Slot<Vec<String>>,
     /// Stored permission entries by template (lower-case name).
     pub(crate) permissions: Mutex<HashMap<String, VersionedPermissions>>,
 }

@@ -1,10 +1,12 @@
 //! The principal directory the CA reads (the store today, LDAP later) and actor resolution.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use lockbox_store::Principal;
 
 use crate::actor::{ADMINISTRATORS, AUTHENTICATED_USERS};
+use crate::core::state::{CACHE_ENTRIES, CACHE_TTL};
 use crate::core::Core;
 use crate::{Actor, EngineResult, Role};
 
@@ -37,8 +39,34 @@ impl Directory for StoreDirectory {
 }
 
 /// The actor for a principal name (or UPN / down-level name); unknown names
-/// get no groups or roles beyond Authenticated Users.
+/// get no groups or roles beyond Authenticated Users. Resolved actors are
+/// remembered while the database's credential version holds (any change to
+/// principals, memberships or roles, from any process, moves it) and at most
+/// [`CACHE_TTL`].
 pub(crate) async fn actor_for(core: &Core, name: &str) -> EngineResult<Actor> {
+    let version = core.store.credential_version().await?;
+    let key = name.to_lowercase();
+    let cached = core.auth.actors.lock().ok().and_then(|m| {
+        m.get(&key)
+            .filter(|(v, t, _)| *v == version && t.elapsed() < CACHE_TTL)
+            .map(|(_, _, a)| a.clone())
+    });
+    if let Some(actor) = cached {
+        return Ok(actor);
+    }
+    let actor = resolve_actor(core, name).await?;
+    if let Ok(mut m) = core.auth.actors.lock() {
+        if m.len() >= CACHE_ENTRIES {
+            m.clear();
+        }
+        m.insert(key, (version, Instant::now(), actor.clone()));
+    }
+    Ok(actor)
+}
+
+/// Resolves an actor from the directory: the principal, its groups
+/// (transitively, 16 levels at most) and the roles granted to either.
+async fn resolve_actor(core: &Core, name: &str) -> EngineResult<Actor> {
     let principal = find_principal(core, name).await?;
     let canonical = principal
         .map(|p| p.name)

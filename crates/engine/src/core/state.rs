@@ -59,6 +59,9 @@ pub(crate) const CACHE_TTL: Duration = Duration::from_secs(300);
 /// Argon2 verifications running at once (each takes ~19 MiB and tens of ms).
 pub(crate) const ARGON2_SLOTS: usize = 4;
 
+/// A resolved actor, the credential version it was read under and when.
+pub(crate) type CachedActor = (i64, Instant, crate::Actor);
+
 /// A throttling key (principal, or the name as sent) and the source group it
 /// was sent from.
 pub(crate) type Pair = (String, Option<IpAddr>);
@@ -70,6 +73,8 @@ pub(crate) type Pair = (String, Option<IpAddr>);
 /// request threads).
 pub struct AuthState {
     pub(crate) cache: Mutex<HashMap<String, (String, i64, Instant)>>,
+    /// Resolved actors by lower-case name: (credential version, when, actor).
+    pub(crate) actors: Mutex<HashMap<String, CachedActor>>,
     pub(crate) by_pair: Mutex<HashMap<Pair, (Instant, u32)>>,
     pub(crate) by_source: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     pub(crate) argon2: tokio::sync::Semaphore,
@@ -79,6 +84,7 @@ impl Default for AuthState {
     fn default() -> Self {
         AuthState {
             cache: Mutex::default(),
+            actors: Mutex::default(),
             by_pair: Mutex::default(),
             by_source: Mutex::default(),
             argon2: tokio::sync::Semaphore::new(ARGON2_SLOTS),

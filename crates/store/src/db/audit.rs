@@ -67,10 +67,30 @@ impl SqlStore {
         if entries.is_empty() {
             return Ok(None);
         }
+        let head = self.chain_head(&mut *tx).await?;
+        Ok(Some(self.append_after(tx, head, entries).await?))
+    }
+
+    /// The chain head (sequence number, hash) as `tx` sees it; the genesis
+    /// hash at sequence 0 when the log is empty.
+    pub(super) async fn chain_head(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+    ) -> StoreResult<(i64, String)> {
         let last: Option<(i64, String)> = sqlx::query_as(crate::sql::audit::CHAIN_HEAD)
             .fetch_optional(&mut *tx)
             .await?;
-        let (mut seq, mut prev) = last.unwrap_or((0, GENESIS_HASH.to_string()));
+        Ok(last.unwrap_or((0, GENESIS_HASH.to_string())))
+    }
+
+    /// Appends `entries` after the head `(seq, prev)` inside `tx` (the caller
+    /// holds the write lock, so the head cannot move); returns the new head.
+    pub(super) async fn append_after(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        (mut seq, mut prev): (i64, String),
+        entries: &[AuditEntry],
+    ) -> StoreResult<(i64, String)> {
         for e in entries {
             seq += 1;
             let hash = (self.hasher)(&AuditRecord::chain_input(seq, e, &prev));
@@ -89,7 +109,7 @@ impl SqlStore {
                 .await?;
             prev = hash;
         }
-        Ok(Some((seq, prev)))
+        Ok((seq, prev))
     }
 
     /// Signs the head (`seq`, `hash`) and records it inside `tx`, when a

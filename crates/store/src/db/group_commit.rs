@@ -6,10 +6,11 @@
 //! write gate. Whoever gets the gate takes everything queued by then (its
 //! own row, unless an earlier batch already committed it) and commits it as
 //! one batch; each caller is answered only after the commit holding its row
-//! is durable, or with the error that kept it out. Inside the batch each
-//! row and its audit records sit in their own savepoint, so a row the
-//! database refuses (a serial number already in use) is rolled back alone
-//! and the others still commit. The batch runs in a task of its own: a
+//! is durable, or with the error that kept it out. When the database
+//! refuses a row of the batch (a serial number already in use), the batch
+//! is written again with each row and its audit records in their own
+//! savepoint, so the refused row is rolled back alone and the others still
+//! commit. The batch runs in a task of its own: a
 //! caller that goes away (a client that hangs up) cannot cancel the commit
 //! of the rows it carries for others.
 
@@ -93,7 +94,60 @@ impl SqlStore {
     }
 
     /// Writes `jobs` in one transaction under `gate` and answers each caller.
+    /// The rows go in one after another on one chain head read once. When a
+    /// statement before the commit fails (a serial number in use: in
+    /// practice never), nothing of the batch was written: it is written
+    /// again with each row in its own savepoint, so only the refused row is
+    /// left out. When the database cannot be reached, or the commit itself
+    /// fails (its outcome may be unknown), every caller gets the error and
+    /// nothing is written a second time.
     async fn commit_batch(&self, gate: WriteGate, jobs: Vec<Job>) {
+        match self.write_all(&jobs).await {
+            Ok(ids) => {
+                drop(gate);
+                for (job, id) in jobs.into_iter().zip(ids) {
+                    let _ = job.reply.send(Ok(id));
+                }
+            }
+            Err(BatchError::Refused(StoreError::Unavailable(m))) => {
+                answer_all(jobs, &StoreError::Unavailable(m))
+            }
+            Err(BatchError::Refused(_)) => self.commit_one_by_one(gate, jobs).await,
+            Err(BatchError::Commit(e)) => answer_all(jobs, &e),
+        }
+    }
+
+    /// Every job in one transaction, committed; their request IDs in order.
+    async fn write_all(&self, jobs: &[Job]) -> Result<Vec<i64>, BatchError> {
+        let mut tx = self.begin_locked().await.map_err(BatchError::Refused)?;
+        let mut ids = Vec::with_capacity(jobs.len());
+        let written = async {
+            let mut head = self.chain_head(&mut tx).await?;
+            let mut appended = false;
+            for job in jobs {
+                let (id, audit) = self.insert_row(&mut tx, &job.new, &job.audit).await?;
+                if !audit.is_empty() {
+                    head = self.append_after(&mut tx, head, &audit).await?;
+                    appended = true;
+                }
+                ids.push(id);
+            }
+            match appended {
+                true => self.seal_head(&mut tx, head.0, head.1).await,
+                false => Ok(None),
+            }
+        }
+        .await;
+        let sealed = written.map_err(BatchError::Refused)?;
+        tx.commit()
+            .await
+            .map_err(|e| BatchError::Commit(e.into()))?;
+        self.after_commit(sealed);
+        Ok(ids)
+    }
+
+    /// The slow path: each job in its own savepoint of one transaction.
+    async fn commit_one_by_one(&self, gate: WriteGate, jobs: Vec<Job>) {
         let mut tx = match self.begin_locked().await {
             Ok(tx) => tx,
             Err(e) => return answer_all(jobs, &e),
@@ -159,6 +213,14 @@ impl SqlStore {
         self.after_commit(sealed);
         Ok(())
     }
+}
+
+/// Why a batch did not commit.
+enum BatchError {
+    /// A statement before the commit failed: nothing was written.
+    Refused(StoreError),
+    /// The commit failed: its outcome may be unknown.
+    Commit(StoreError),
 }
 
 /// Answers every job with (a copy of) the error that stopped the batch.
