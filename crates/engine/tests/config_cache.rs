@@ -90,3 +90,34 @@ async fn another_processs_configuration_change_reaches_the_next_request() {
         .unwrap_err();
     assert_eq!(err.code(), codes::CERTSRV_E_NO_VALID_KRA, "{err}");
 }
+
+/// Two principals whose names fold to the same lower case under Unicode
+/// rules but not under the directory's (ASCII) rules are two principals:
+/// the resolved-actor cache never hands one the other's roles.
+#[tokio::test]
+async fn look_alike_principal_names_do_not_share_a_cached_actor() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = new_ca(d.path(), "Actors CA").await;
+    let kate = "kate";
+    let kelvin = "\u{212A}ate"; // KELVIN SIGN, lower-cases to 'k'
+    ca.add_principal(&admin(), kate, false, None, None, None, None, false)
+        .await
+        .unwrap();
+    if let Err(e) = ca
+        .add_principal(&admin(), kelvin, false, None, None, None, None, false)
+        .await
+    {
+        // PostgreSQL's ICU collation may fold the Kelvin sign to K: there
+        // the two names are one principal and the second is refused.
+        assert!(common::on_postgres(), "{e}");
+        return;
+    }
+    ca.set_role(&admin(), kate, lockbox_engine::Role::CaAdministrator, true)
+        .await
+        .unwrap();
+    let k = ca.actor_for(kate).await.unwrap();
+    assert!(k.roles.contains(&lockbox_engine::Role::CaAdministrator));
+    let other = ca.actor_for(kelvin).await.unwrap();
+    assert_eq!(other.name, kelvin);
+    assert!(other.roles.is_empty(), "{:?}", other.roles);
+}

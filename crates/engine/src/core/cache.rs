@@ -100,7 +100,7 @@ pub(crate) struct ConfigCache {
     pub(crate) role_separation: Slot<bool>,
     /// The audited categories.
     pub(crate) audit_categories: Slot<Vec<String>>,
-    /// Stored permission entries by template (lower-case name).
+    /// Stored permission entries by template (its exact name).
     pub(crate) permissions: Mutex<HashMap<String, VersionedPermissions>>,
 }
 
@@ -114,7 +114,7 @@ impl ConfigCache {
     /// The permission entries of `template` read under `version`.
     pub(crate) fn permissions(&self, template: &str, version: i64) -> Option<Arc<Vec<Permission>>> {
         let map = self.permissions.lock().ok()?;
-        match map.get(&template.to_lowercase()) {
+        match map.get(template) {
             Some((v, p)) if *v == version => Some(p.clone()),
             _ => None,
         }
@@ -127,7 +127,7 @@ impl ConfigCache {
                 map.retain(|_, (v, _)| *v == version);
             }
             if map.len() < PERMISSION_ENTRIES {
-                map.insert(template.to_lowercase(), (version, p));
+                map.insert(template.to_string(), (version, p));
             }
         }
     }

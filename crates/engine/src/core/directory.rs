@@ -45,7 +45,10 @@ impl Directory for StoreDirectory {
 /// [`CACHE_TTL`].
 pub(crate) async fn actor_for(core: &Core, name: &str) -> EngineResult<Actor> {
     let version = core.store.credential_version().await?;
-    let key = name.to_lowercase();
+    // The exact name as given: two spellings that the directory keeps
+    // apart (`kate` and a look-alike with non-ASCII letters) never share an
+    // entry, whatever case folding would say.
+    let key = name.to_string();
     let cached = core.auth.actors.lock().ok().and_then(|m| {
         m.get(&key)
             .filter(|(v, t, _)| *v == version && t.elapsed() < CACHE_TTL)

@@ -73,7 +73,7 @@ pub(crate) type Pair = (String, Option<IpAddr>);
 /// request threads).
 pub struct AuthState {
     pub(crate) cache: Mutex<HashMap<String, (String, i64, Instant)>>,
-    /// Resolved actors by lower-case name: (credential version, when, actor).
+    /// Resolved actors by the exact name asked for: (credential version, when, actor).
     pub(crate) actors: Mutex<HashMap<String, CachedActor>>,
     pub(crate) by_pair: Mutex<HashMap<Pair, (Instant, u32)>>,
     pub(crate) by_source: Mutex<HashMap<IpAddr, (Instant, u32)>>,

@@ -94,13 +94,16 @@ impl SqlStore {
     }
 
     /// Writes `jobs` in one transaction under `gate` and answers each caller.
-    /// The rows go in one after another on one chain head read once. When a
-    /// statement before the commit fails (a serial number in use: in
-    /// practice never), nothing of the batch was written: it is written
-    /// again with each row in its own savepoint, so only the refused row is
-    /// left out. When the database cannot be reached, or the commit itself
-    /// fails (its outcome may be unknown), every caller gets the error and
-    /// nothing is written a second time.
+    /// The rows go in one after another on one chain head read once. When
+    /// the unique index refuses a serial number (in practice never), nothing
+    /// of the batch was written: it is written again with each row in its
+    /// own savepoint, so only the refused row is left out. Any other failure
+    /// (the database unreachable, a statement refused for another reason,
+    /// the commit itself, whose outcome may be unknown) fails every caller
+    /// of the batch and nothing is written a second time: after such an
+    /// error the transaction may already be over (PostgreSQL aborts it,
+    /// SQLite rolls it back on a full disk), so going on could acknowledge
+    /// rows that were never written.
     async fn commit_batch(&self, gate: WriteGate, jobs: Vec<Job>) {
         match self.write_all(&jobs).await {
             Ok(ids) => {
@@ -109,11 +112,10 @@ impl SqlStore {
                     let _ = job.reply.send(Ok(id));
                 }
             }
-            Err(BatchError::Refused(StoreError::Unavailable(m))) => {
-                answer_all(jobs, &StoreError::Unavailable(m))
+            Err(BatchError::Refused(StoreError::DuplicateSerial)) => {
+                self.commit_one_by_one(gate, jobs).await
             }
-            Err(BatchError::Refused(_)) => self.commit_one_by_one(gate, jobs).await,
-            Err(BatchError::Commit(e)) => answer_all(jobs, &e),
+            Err(BatchError::Refused(e) | BatchError::Commit(e)) => answer_all(jobs, &e),
         }
     }
 
@@ -146,7 +148,9 @@ impl SqlStore {
         Ok(ids)
     }
 
-    /// The slow path: each job in its own savepoint of one transaction.
+    /// The slow path after a duplicate serial number: each job in its own
+    /// savepoint of one transaction; a job refused as a duplicate is rolled
+    /// back alone, any other error fails them all.
     async fn commit_one_by_one(&self, gate: WriteGate, jobs: Vec<Job>) {
         let mut tx = match self.begin_locked().await {
             Ok(tx) => tx,
@@ -154,14 +158,21 @@ impl SqlStore {
         };
         let mut written: Vec<(Job, i64)> = Vec::with_capacity(jobs.len());
         let mut head: Option<(i64, String)> = None;
-        for job in jobs {
+        let mut jobs = jobs.into_iter();
+        while let Some(job) = jobs.next() {
             match self.write_one(&mut tx, &job).await {
                 Ok((id, job_head)) => {
                     head = job_head.or(head);
                     written.push((job, id));
                 }
+                // Rolled back to its savepoint: the others go on.
+                Err(StoreError::DuplicateSerial) => {
+                    let _ = job.reply.send(Err(StoreError::DuplicateSerial));
+                }
+                // The transaction may be over: nobody is acknowledged.
                 Err(e) => {
-                    let _ = job.reply.send(Err(e));
+                    let rest = written.into_iter().map(|(j, _)| j);
+                    return answer_all(rest.chain([job]).chain(jobs).collect(), &e);
                 }
             }
         }
