@@ -91,23 +91,29 @@ impl SqlStore {
         (mut seq, mut prev): (i64, String),
         entries: &[AuditEntry],
     ) -> StoreResult<(i64, String)> {
+        let mut rows = Vec::with_capacity(entries.len());
         for e in entries {
             seq += 1;
             let hash = (self.hasher)(&AuditRecord::chain_input(seq, e, &prev));
-            sqlx::query(crate::sql::audit::APPEND_RECORD)
-                .bind(seq)
-                .bind(e.at)
-                .bind(&e.actor)
-                .bind(&e.category)
-                .bind(&e.action)
-                .bind(&e.target)
-                .bind(&e.outcome)
-                .bind(&e.details)
-                .bind(&prev)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?;
-            prev = hash;
+            rows.push((seq, e, std::mem::replace(&mut prev, hash.clone()), hash));
+        }
+        for chunk in rows.chunks(crate::sql::audit::RECORDS_PER_STATEMENT) {
+            let sql = crate::sql::audit::append_records(chunk.len());
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (seq, e, prev_hash, hash) in chunk {
+                q = q
+                    .bind(*seq)
+                    .bind(e.at)
+                    .bind(&e.actor)
+                    .bind(&e.category)
+                    .bind(&e.action)
+                    .bind(&e.target)
+                    .bind(&e.outcome)
+                    .bind(&e.details)
+                    .bind(prev_hash)
+                    .bind(hash);
+            }
+            q.execute(&mut *tx).await?;
         }
         Ok((seq, prev))
     }
