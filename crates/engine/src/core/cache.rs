@@ -104,8 +104,9 @@ pub(crate) struct ConfigCache {
     pub(crate) permissions: Mutex<HashMap<String, VersionedPermissions>>,
 }
 
-/// A template's permission entries and the version they were read under.
-type VersionedPermissions = (i64, Arc<Vec<Permission>>);
+/// A template's permission entries, the version they were read under and
+/// when (kept at most [`MAX_AGE`] seconds, as every other entry).
+type VersionedPermissions = (i64, std::time::Instant, Arc<Vec<Permission>>);
 
 /// Templates whose permissions are remembered at most (a bound on memory).
 const PERMISSION_ENTRIES: usize = 1024;
@@ -115,7 +116,9 @@ impl ConfigCache {
     pub(crate) fn permissions(&self, template: &str, version: i64) -> Option<Arc<Vec<Permission>>> {
         let map = self.permissions.lock().ok()?;
         match map.get(template) {
-            Some((v, p)) if *v == version => Some(p.clone()),
+            Some((v, at, p)) if *v == version && at.elapsed().as_secs() < MAX_AGE as u64 => {
+                Some(p.clone())
+            }
             _ => None,
         }
     }
@@ -124,10 +127,13 @@ impl ConfigCache {
     pub(crate) fn put_permissions(&self, template: &str, version: i64, p: Arc<Vec<Permission>>) {
         if let Ok(mut map) = self.permissions.lock() {
             if map.len() >= PERMISSION_ENTRIES {
-                map.retain(|_, (v, _)| *v == version);
+                map.retain(|_, (v, _, _)| *v == version);
             }
             if map.len() < PERMISSION_ENTRIES {
-                map.insert(template.to_string(), (version, p));
+                map.insert(
+                    template.to_string(),
+                    (version, std::time::Instant::now(), p),
+                );
             }
         }
     }
