@@ -22,7 +22,6 @@ impl SqlStore {
         let _ = self.sealer.set(sealer);
     }
 
-    /// Hands a committed head to the sealer.
     /// Appends `audit` to the chain inside `tx`, commits, and hands the new
     /// signed head to the sealer: the one way every write transaction ends,
     /// so no committed head misses its copy outside the database.
@@ -31,28 +30,31 @@ impl SqlStore {
         mut tx: Tx,
         audit: &[AuditEntry],
     ) -> StoreResult<()> {
-        let head = self.append_in_tx(&mut tx, audit).await?;
+        let head = self.append_records(&mut tx, audit).await?;
+        self.seal_and_commit(tx, head).await
+    }
+
+    /// Signs the chain head `head` (the last record this transaction
+    /// appended, if any) in `tx`, commits, and hands the head to the sealer
+    /// once it is durable.
+    pub(super) async fn seal_and_commit(
+        &self,
+        mut tx: Tx,
+        head: Option<(i64, String)>,
+    ) -> StoreResult<()> {
+        let sealed = match head {
+            Some((seq, hash)) => self.seal_head(&mut tx, seq, hash).await?,
+            None => None,
+        };
         tx.commit().await?;
-        self.after_commit(head);
+        self.after_commit(sealed);
         Ok(())
     }
 
+    /// Hands a committed head to the sealer.
     pub(super) fn after_commit(&self, head: Option<AuditHead>) {
         if let (Some(h), Some(s)) = (head, self.sealer.get()) {
             s.sealed(&h);
-        }
-    }
-
-    /// Appends audit records inside `tx`, chained to the current head, and
-    /// signs the new head in the same transaction when a sealer is installed.
-    pub(super) async fn append_in_tx(
-        &self,
-        tx: &mut Tx,
-        entries: &[AuditEntry],
-    ) -> StoreResult<Option<AuditHead>> {
-        match self.append_records(tx, entries).await? {
-            Some((seq, hash)) => self.seal_head(tx, seq, hash).await,
-            None => Ok(None),
         }
     }
 

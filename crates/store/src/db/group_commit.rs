@@ -20,7 +20,7 @@ use sqlx::Acquire;
 use tokio::sync::oneshot;
 
 use super::{SqlStore, Tx, WriteGate};
-use crate::model::{AuditEntry, AuditHead, NewRequest};
+use crate::model::{AuditEntry, NewRequest};
 use crate::{StoreError, StoreResult};
 
 /// Rows committed in one transaction at most; the rest wait for the next.
@@ -217,18 +217,6 @@ impl SqlStore {
                 Err(e)
             }
         }
-    }
-
-    /// Signs the batch's last chain head in the transaction, commits, and
-    /// hands the head to the sealer once it is durable.
-    async fn seal_and_commit(&self, mut tx: Tx, head: Option<(i64, String)>) -> StoreResult<()> {
-        let sealed: Option<AuditHead> = match head {
-            Some((seq, hash)) => self.seal_head(&mut tx, seq, hash).await?,
-            None => None,
-        };
-        tx.commit().await?;
-        self.after_commit(sealed);
-        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Audit chain: records and signed heads.
 
-/// Used by `append_in_tx`.
+/// Used by `chain_head`.
 pub(crate) const CHAIN_HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
 
 /// Audit records written by one statement at most (10 parameters each:
@@ -25,7 +25,7 @@ pub(crate) fn append_records(rows: usize) -> String {
     sql
 }
 
-/// Used by `append_in_tx`, `add_audit_head`.
+/// Used by `seal_head`, `add_audit_head`.
 pub(crate) const INSERT_HEAD: &str = "INSERT INTO audit_heads (seq, hash, signature, at) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING";
 
 /// Used by `audit_records`.
