@@ -67,20 +67,12 @@ fn restrictions_allow(
 
 /// Whether role separation is on (cached while the configuration version holds).
 pub(crate) async fn role_separation(core: &Core) -> EngineResult<bool> {
-    let version = core.config_version().await?;
-    let t = crate::period::now();
-    if let Some(on) = core.cache.role_separation.get(version, t) {
-        return Ok(*on);
-    }
-    let on = core
-        .store
-        .setting(ROLE_SEPARATION)
-        .await?
-        .is_some_and(|v| v == "true");
-    core.cache
-        .role_separation
-        .put(version, t, i64::MAX, std::sync::Arc::new(on));
-    Ok(on)
+    let on = crate::core::cache::cached(core, &core.cache.role_separation, || async {
+        let stored = core.store.setting(ROLE_SEPARATION).await?;
+        Ok((stored.is_some_and(|v| v == "true"), i64::MAX))
+    })
+    .await?;
+    Ok(*on)
 }
 
 /// Decides `op` for `actor`; a refusal is written to the audit trail and returned.

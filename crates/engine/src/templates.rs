@@ -6,9 +6,8 @@ use lockbox_store::Change;
 use std::sync::Arc;
 
 use crate::category::{AuditAction, AuditCategory};
-use crate::core::cache::TemplateSet;
+use crate::core::cache::{cached, TemplateSet};
 use crate::core::Core;
-use crate::period::now;
 use crate::template::{validate_name, Template, TEMPLATE_ARC};
 use crate::{codes, Actor, EngineError, EngineResult, Op};
 
@@ -24,17 +23,14 @@ pub(crate) async fn templates(core: &Core) -> EngineResult<Vec<Template>> {
 /// The templates and the CA's template list, from the cache while the
 /// configuration version holds.
 pub(crate) async fn template_set(core: &Core) -> EngineResult<Arc<TemplateSet>> {
-    let version = core.config_version().await?;
-    let t = now();
-    if let Some(set) = core.cache.templates.get(version, t) {
-        return Ok(set);
-    }
-    let set = Arc::new(TemplateSet {
-        all: load_templates(core).await?,
-        enabled: core.store.ca_templates().await?,
-    });
-    core.cache.templates.put(version, t, i64::MAX, set.clone());
-    Ok(set)
+    cached(core, &core.cache.templates, || async {
+        let set = TemplateSet {
+            all: load_templates(core).await?,
+            enabled: core.store.ca_templates().await?,
+        };
+        Ok((set, i64::MAX))
+    })
+    .await
 }
 
 /// Reads and parses every template from the database.

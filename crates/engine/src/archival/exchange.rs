@@ -13,6 +13,7 @@ use crate::archival::xchg_subject;
 use crate::category::{AuditAction, AuditCategory};
 use crate::certbuild::{aki, sign_certificate, sign_request, ski, template_extensions, CertSpec};
 use crate::certs::cert_fields;
+use crate::core::cache::{cached, earliest_not_after};
 use crate::core::Core;
 use crate::period::{now, unix_of};
 use crate::template::builtins;
@@ -36,25 +37,17 @@ pub(crate) async fn exchange_certificates(core: &Core) -> EngineResult<Vec<Vec<u
 pub(crate) async fn usable_exchange_certificates(
     core: &Core,
 ) -> EngineResult<std::sync::Arc<Vec<(Vec<u8>, Certificate)>>> {
-    let version = core.config_version().await?;
-    let t = now();
-    if let Some(certs) = core.cache.exchange.get(version, t) {
-        return Ok(certs);
-    }
-    let certs = usable_and_foreign(core)
-        .await?
-        .0
-        .into_iter()
-        .map(|der| Ok((der.clone(), crate::certbuild::decode_certificate(&der)?)))
-        .collect::<EngineResult<Vec<_>>>()?;
-    let until = certs
-        .iter()
-        .map(|(_, c)| unix_of(&c.tbs_certificate().validity().not_after))
-        .min()
-        .unwrap_or(i64::MAX);
-    let certs = std::sync::Arc::new(certs);
-    core.cache.exchange.put(version, t, until, certs.clone());
-    Ok(certs)
+    cached(core, &core.cache.exchange, || async {
+        let certs = usable_and_foreign(core)
+            .await?
+            .0
+            .into_iter()
+            .map(|der| Ok((der.clone(), crate::certbuild::decode_certificate(&der)?)))
+            .collect::<EngineResult<Vec<_>>>()?;
+        let until = earliest_not_after(certs.iter().map(|(_, c)| c));
+        Ok((certs, until))
+    })
+    .await
 }
 
 /// The usable exchange certificates (as [`exchange_certificates`]) and the

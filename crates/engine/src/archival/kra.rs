@@ -17,7 +17,7 @@ use crate::archival::{has_eku, KraStatus};
 use crate::certbuild::decode_certificate;
 use crate::certs::verify_issued_by;
 use crate::codes::CERTSRV_E_NO_VALID_KRA;
-use crate::core::cache::KraSet;
+use crate::core::cache::{cached, earliest_not_after, KraSet};
 use crate::core::Core;
 use crate::period::{now, unix_of};
 use crate::{codes, Actor, EngineError, EngineResult, Op};
@@ -247,11 +247,12 @@ pub(crate) async fn valid_kras_for_batch(core: &Core) -> EngineResult<(Vec<Certi
 /// and none of them has expired (a usable set only: a refusal is checked
 /// again on the next request).
 pub(crate) async fn valid_kra_set(core: &Core) -> EngineResult<Arc<KraSet>> {
-    let version = core.config_version().await?;
-    let t = now();
-    if let Some(set) = core.cache.kras.get(version, t) {
-        return Ok(set);
-    }
+    cached(core, &core.cache.kras, || load_valid_kras(core)).await
+}
+
+/// Reads and checks the configured KRAs (events for changed states); the
+/// set with the time it stays good until.
+async fn load_valid_kras(core: &Core) -> EngineResult<(KraSet, i64)> {
     let required = kra_required(core).await?;
     let entries = core.store.kra_certificates().await?;
     if required == 0 || entries.is_empty() {
@@ -280,14 +281,8 @@ pub(crate) async fn valid_kra_set(core: &Core) -> EngineResult<Arc<KraSet>> {
             ),
         ));
     }
-    let until = valid
-        .iter()
-        .map(|c| unix_of(&c.tbs_certificate().validity().not_after))
-        .min()
-        .unwrap_or(i64::MAX);
-    let set = Arc::new(KraSet { valid, required });
-    core.cache.kras.put(version, t, until, set.clone());
-    Ok(set)
+    let until = earliest_not_after(&valid);
+    Ok((KraSet { valid, required }, until))
 }
 
 /// N of the valid KRAs, round robin from the process's position.

@@ -10,20 +10,17 @@ use crate::{Actor, EngineError, EngineResult};
 
 /// The audited categories (the `audit_categories` setting, default all),
 /// from the cache while the configuration version holds.
+/// A database that cannot be read audits every category (nothing cached).
 pub(crate) async fn categories(core: &Core) -> Vec<String> {
-    let t = now();
-    let version = core.config_version().await.ok();
-    if let Some(c) = version.and_then(|v| core.cache.audit_categories.get(v, t)) {
-        return c.as_ref().clone();
+    let read = crate::core::cache::cached(core, &core.cache.audit_categories, || async {
+        let stored = core.store.setting(AUDIT_CATEGORIES).await?;
+        Ok((parse_categories(stored.as_deref()), i64::MAX))
+    })
+    .await;
+    match read {
+        Ok(c) => c.as_ref().clone(),
+        Err(_) => parse_categories(None),
     }
-    let read = core.store.setting(AUDIT_CATEGORIES).await;
-    let categories = parse_categories(read.as_ref().ok().and_then(|v| v.as_deref()));
-    if let (Some(v), Ok(_)) = (version, &read) {
-        core.cache
-            .audit_categories
-            .put(v, t, i64::MAX, std::sync::Arc::new(categories.clone()));
-    }
-    categories
 }
 
 /// The categories a stored `audit_categories` value names (all when unset).

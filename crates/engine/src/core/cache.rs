@@ -17,7 +17,10 @@ use std::sync::{Arc, Mutex};
 use lockbox_store::Permission;
 use x509_cert::certificate::Certificate;
 
+use crate::core::Core;
+use crate::period::{now, unix_of};
 use crate::template::Template;
+use crate::EngineResult;
 
 /// Seconds a cached entry is used at most, even when the version holds.
 pub(crate) const MAX_AGE: i64 = 60;
@@ -52,6 +55,34 @@ impl<T> Slot<T> {
             *inner = Some((version, until.min(now + MAX_AGE), value));
         }
     }
+}
+
+/// The value of `slot` under the current configuration version, else what
+/// `load` reads (the value and the time it stays good until), kept in `slot`.
+pub(crate) async fn cached<T, F, Fut>(core: &Core, slot: &Slot<T>, load: F) -> EngineResult<Arc<T>>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = EngineResult<(T, i64)>>,
+{
+    let version = core.config_version().await?;
+    let t = now();
+    if let Some(value) = slot.get(version, t) {
+        return Ok(value);
+    }
+    let (value, until) = load().await?;
+    let value = Arc::new(value);
+    slot.put(version, t, until, value.clone());
+    Ok(value)
+}
+
+/// The earliest notAfter of `certs` (never, when there are none): a cached
+/// set of certificates is good until the first of them expires.
+pub(crate) fn earliest_not_after<'a>(certs: impl IntoIterator<Item = &'a Certificate>) -> i64 {
+    certs
+        .into_iter()
+        .map(|c| unix_of(&c.tbs_certificate().validity().not_after))
+        .min()
+        .unwrap_or(i64::MAX)
 }
 
 tokio::task_local! {
