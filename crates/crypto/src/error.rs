@@ -23,6 +23,15 @@ pub enum CryptoError {
     /// The underlying library reported an unspecified failure.
     #[error("cryptographic operation failed: {0}")]
     Operation(&'static str),
+    /// A hardware token (PKCS#11) is not there, not reachable, or does not
+    /// hold the key: the operation may succeed once it is back. The message
+    /// names module, token and key label, never the PIN.
+    #[error("key token unavailable: {0}")]
+    TokenUnavailable(String),
+    /// The token refused the PIN (wrong, locked or expired). Nothing about
+    /// the PIN itself is in the message.
+    #[error("key token login refused: {0}")]
+    TokenLogin(String),
 }
 
 impl From<der::Error> for CryptoError {

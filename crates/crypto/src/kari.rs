@@ -131,17 +131,8 @@ pub fn wrap_for(
     })
 }
 
-/// Unwraps a content key with an EC private key (PKCS#8), given the
-/// originator's point, the KDF scheme, the optional UKM and the wrapped key.
-pub fn unwrap_with(
-    pkcs8: &[u8],
-    recipient: &SubjectPublicKeyInfoOwned,
-    originator_point: &[u8],
-    key_enc_alg: &AlgorithmIdentifierOwned,
-    ukm: Option<&[u8]>,
-    wrapped: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    let curve = curve_of(recipient)?;
+/// The KDF hash of a key-agreement scheme; the scheme must wrap with AES-256.
+fn scheme_hash(key_enc_alg: &AlgorithmIdentifierOwned) -> Result<ObjectIdentifier, CryptoError> {
     let hash = if key_enc_alg.oid == STD_DH_SHA256_KDF {
         oids::SHA256
     } else if key_enc_alg.oid == STD_DH_SHA384_KDF {
@@ -162,6 +153,21 @@ pub fn unwrap_with(
     if wrap.oid != AES256_WRAP {
         return Err(CryptoError::Unsupported(format!("key wrap {}", wrap.oid)));
     }
+    Ok(hash)
+}
+
+/// Unwraps a content key with an EC private key (PKCS#8), given the
+/// originator's point, the KDF scheme, the optional UKM and the wrapped key.
+pub fn unwrap_with(
+    pkcs8: &[u8],
+    recipient: &SubjectPublicKeyInfoOwned,
+    originator_point: &[u8],
+    key_enc_alg: &AlgorithmIdentifierOwned,
+    ukm: Option<&[u8]>,
+    wrapped: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let curve = curve_of(recipient)?;
+    let hash = scheme_hash(key_enc_alg)?;
     let private = agreement::PrivateKey::from_private_key_der(curve, pkcs8)
         .map_err(|_| CryptoError::Decrypt)?;
     let kek = agreement::agree(
@@ -170,7 +176,27 @@ pub fn unwrap_with(
         CryptoError::Decrypt,
         |z| x963_kdf(&hash, z, ukm),
     )?;
-    let kek = AesKek::new(&AES_256, &kek).map_err(|_| CryptoError::Decrypt)?;
+    aes_unwrap(&kek, wrapped)
+}
+
+/// Unwraps a content key from the ECDH shared secret `z` (computed
+/// elsewhere, on a token), given the KDF scheme, the optional UKM and the
+/// wrapped key.
+pub(crate) fn unwrap_with_secret(
+    recipient: &SubjectPublicKeyInfoOwned,
+    z: &[u8],
+    key_enc_alg: &AlgorithmIdentifierOwned,
+    ukm: Option<&[u8]>,
+    wrapped: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    curve_of(recipient)?;
+    let hash = scheme_hash(key_enc_alg)?;
+    let kek = x963_kdf(&hash, z, ukm)?;
+    aes_unwrap(&kek, wrapped)
+}
+
+fn aes_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let kek = AesKek::new(&AES_256, kek).map_err(|_| CryptoError::Decrypt)?;
     let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
     let n = kek
         .unwrap(wrapped, &mut out)

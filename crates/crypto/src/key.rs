@@ -33,6 +33,13 @@ pub enum KeySpec {
     P384,
 }
 
+impl KeySpec {
+    /// Whether this is an RSA key size.
+    pub fn is_rsa(&self) -> bool {
+        matches!(self, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096)
+    }
+}
+
 impl FromStr for KeySpec {
     type Err = CryptoError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -63,7 +70,8 @@ impl fmt::Display for KeySpec {
 
 /// A private key the engine may use without seeing its bytes.
 ///
-/// Implementations: [`SoftwareKey`] (a PKCS#8 file); a PKCS#11 token later.
+/// Implementations: [`SoftwareKey`] (a PKCS#8 file) and
+/// [`TokenKey`](crate::pkcs11::TokenKey) (a key pair on a PKCS#11 token).
 pub trait KeyHandle: Send + Sync + fmt::Debug {
     /// The public key as SubjectPublicKeyInfo.
     fn public_key_info(&self) -> &SubjectPublicKeyInfoOwned;
@@ -106,7 +114,7 @@ fn null_any() -> Any {
     Any::from(der::asn1::Null)
 }
 
-fn rsa_spki(public_pkcs1: &[u8]) -> Result<SubjectPublicKeyInfoOwned, CryptoError> {
+pub(crate) fn rsa_spki(public_pkcs1: &[u8]) -> Result<SubjectPublicKeyInfoOwned, CryptoError> {
     Ok(SubjectPublicKeyInfoOwned {
         algorithm: AlgorithmIdentifierOwned {
             oid: oids::RSA_ENCRYPTION,
@@ -116,7 +124,7 @@ fn rsa_spki(public_pkcs1: &[u8]) -> Result<SubjectPublicKeyInfoOwned, CryptoErro
     })
 }
 
-fn ec_spki(
+pub(crate) fn ec_spki(
     curve: ObjectIdentifier,
     point: &[u8],
 ) -> Result<SubjectPublicKeyInfoOwned, CryptoError> {

@@ -195,6 +195,44 @@ pub trait DecryptionKey: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// `0xff` when `a == b`, else `0`, without a branch.
+fn ct_eq_mask(a: u8, b: u8) -> u8 {
+    let x = u32::from(a ^ b);
+    // x - 1 borrows (top bit set) only when x is 0.
+    (((x.wrapping_sub(1)) >> 31) as u8).wrapping_neg()
+}
+
+/// Removes RSAES-PKCS1-v1_5 padding (`00 02 PS 00 M`, PS at least 8 non-zero
+/// bytes) from a raw RSA result `em` of the modulus's length, scanning every
+/// byte whatever it holds: where the padding is checked depends only on the
+/// length. Used for keys on a token, which decrypts with raw RSA so that the
+/// token's own padding check cannot answer differently (RFC 3218). The one
+/// branch is the final outcome, which [`decrypt_key_implicit`] hides.
+pub(crate) fn pkcs1_v15_unpad(em: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let k = em.len();
+    if k < 11 {
+        return Err(CryptoError::Decrypt);
+    }
+    let mut good = ct_eq_mask(em[0], 0) & ct_eq_mask(em[1], 2);
+    // 0xff until the first zero after the type byte is seen.
+    let mut looking = 0xffu8;
+    let mut zero_at = 0usize;
+    for (i, b) in em.iter().enumerate().skip(2) {
+        let here = looking & ct_eq_mask(*b, 0);
+        let sel = usize::from(here & 1).wrapping_neg();
+        zero_at = (i & sel) | (zero_at & !sel);
+        looking &= !ct_eq_mask(*b, 0);
+    }
+    good &= !looking;
+    // PS is at least 8 bytes: the separator is at index 10 or later.
+    let short = (zero_at.wrapping_sub(10) >> (usize::BITS - 1)) as u8;
+    good &= !short.wrapping_neg();
+    if good != 0xff {
+        return Err(CryptoError::Decrypt);
+    }
+    Ok(Zeroizing::new(em[zero_at + 1..].to_vec()))
+}
+
 /// RFC 3218 implicit rejection: returns the decrypted content key when it
 /// decrypts to exactly `expected_len` bytes, and otherwise a random key of
 /// that length, chosen without a data-dependent branch on the secret. The
@@ -224,4 +262,46 @@ pub fn decrypt_key_implicit(
         out[i] = (value[i] & mask) | (random[i] & !mask);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn em(len: usize, ps: usize, msg: &[u8]) -> Vec<u8> {
+        let mut v = vec![0u8, 2];
+        v.extend(std::iter::repeat_n(0x5a, ps));
+        v.push(0);
+        v.extend_from_slice(msg);
+        v.resize(len.max(v.len()), 0x11);
+        v
+    }
+
+    #[test]
+    fn unpads_good_padding_and_refuses_every_bad_one() {
+        let msg = [7u8; 32];
+        let good = em(0, 256 - 3 - 32, &msg);
+        assert_eq!(good.len(), 256);
+        assert_eq!(&pkcs1_v15_unpad(&good).unwrap()[..], &msg[..]);
+        // Shortest padding allowed: 8 bytes.
+        let eight = em(0, 8, &msg);
+        assert_eq!(&pkcs1_v15_unpad(&eight).unwrap()[..], &msg[..]);
+        // Seven bytes of padding, wrong first byte, wrong type, no separator.
+        assert!(pkcs1_v15_unpad(&em(0, 7, &msg)).is_err());
+        let mut bad = good.clone();
+        bad[0] = 1;
+        assert!(pkcs1_v15_unpad(&bad).is_err());
+        let mut bad = good.clone();
+        bad[1] = 1;
+        assert!(pkcs1_v15_unpad(&bad).is_err());
+        let mut none = vec![0u8, 2];
+        none.extend(std::iter::repeat_n(0x33, 254));
+        assert!(pkcs1_v15_unpad(&none).is_err());
+        assert!(pkcs1_v15_unpad(&[0, 2, 0]).is_err());
+        // An empty message after full padding is well-formed.
+        let mut empty = vec![0u8, 2];
+        empty.extend(std::iter::repeat_n(0x33, 253));
+        empty.push(0);
+        assert_eq!(pkcs1_v15_unpad(&empty).unwrap().len(), 0);
+    }
 }

@@ -20,6 +20,7 @@ mod key;
 pub mod keyinfo;
 pub mod keytransport;
 pub mod password;
+pub mod pkcs11;
 pub mod pkcs12;
 pub mod pkcs8enc;
 mod provider;
