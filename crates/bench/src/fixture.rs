@@ -91,6 +91,7 @@ pub(crate) async fn bench_ca(dir: &Path, database: Option<&str>) -> Result<Arc<C
         cdp_urls: vec![],
         aia_urls: vec![],
         database,
+        token: None,
     })
     .await?;
     // The token is kept (as `lockbox init` does) for benchmarks that call the API.

@@ -236,7 +236,9 @@ pub(crate) fn pkcs1_v15_unpad(em: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoErr
 /// RFC 3218 implicit rejection: returns the decrypted content key when it
 /// decrypts to exactly `expected_len` bytes, and otherwise a random key of
 /// that length, chosen without a data-dependent branch on the secret. The
-/// caller then fails later, on the same path as any other bad request.
+/// caller then fails later, on the same path as any other bad request. The
+/// one error is a key token that is away ([`CryptoError::TokenUnavailable`],
+/// [`CryptoError::TokenLogin`]), which does not depend on the ciphertext.
 pub fn decrypt_key_implicit(
     key: &dyn DecryptionKey,
     transport: KeyTransport,
@@ -245,6 +247,11 @@ pub fn decrypt_key_implicit(
 ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     let random = Zeroizing::new(random_bytes(expected_len)?);
     let decrypted = key.decrypt_key(transport, encrypted);
+    // A token that is away (or refused the PIN) decrypted nothing: that
+    // answer does not depend on the ciphertext, so it is reported.
+    if let Err(e @ (CryptoError::TokenUnavailable(_) | CryptoError::TokenLogin(_))) = decrypted {
+        return Err(e);
+    }
     let (ok, value) = match decrypted {
         Ok(v) => {
             let good = u8::from(v.len() == expected_len);

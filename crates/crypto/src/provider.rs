@@ -20,6 +20,10 @@ use crate::keytransport::DecryptionKey;
 pub trait PrivateKey: KeyHandle + DecryptionKey {
     /// Whether this is an RSA key.
     fn is_rsa(&self) -> bool;
+    /// The key's `CKA_ID` when it is on a PKCS#11 token; None in software.
+    fn token_id(&self) -> Option<Vec<u8>> {
+        None
+    }
     /// The unencrypted PKCS#8 DER of the key, for key files and PKCS#12
     /// exports; a provider whose keys cannot leave it refuses.
     fn export_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, CryptoError>;

@@ -49,6 +49,13 @@ pub struct CaSection {
     /// Optional file holding the key passphrase (else `LOCKBOX_CA_PASSPHRASE`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passphrase_file: Option<String>,
+    /// The `CKA_LABEL` of the CA key on the `[pkcs11]` token; set when the
+    /// key is on a token (then `key_file` is not used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_label: Option<String>,
+    /// The `CKA_ID` (hex) of the CA key on the token, which names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// CA certificate file (PEM), relative to the home.
     pub cert_file: String,
     /// Parent chain (PEM, issuer first up to the root), relative to the home; empty for a root.
@@ -151,6 +158,29 @@ pub struct Config {
     /// Key archival.
     #[serde(default)]
     pub archival: ArchivalSection,
+    /// The PKCS#11 token holding CA keys, when one is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<Pkcs11Section>,
+}
+
+/// Environment variable holding the PKCS#11 token's user PIN (when
+/// `pkcs11.pin_file` is not set).
+pub const PKCS11_PIN_ENV: &str = "LOCKBOX_PKCS11_PIN";
+
+/// `[pkcs11]` section: the token holding the CA's keys.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Pkcs11Section {
+    /// Path of the PKCS#11 module (shared library).
+    pub module: String,
+    /// The token's label.
+    pub token_label: String,
+    /// File holding the user PIN (absolute, or relative to the home; mode
+    /// 0600); else `LOCKBOX_PKCS11_PIN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_file: Option<String>,
+    /// Most sessions open at once (0: one per core).
+    #[serde(default)]
+    pub max_sessions: usize,
 }
 
 /// `[archival]` section.
@@ -167,6 +197,9 @@ pub struct ArchivalSection {
     pub exchange_validity: Period,
     /// Overlap: a new exchange certificate is made this long before the current one expires.
     pub exchange_overlap: Period,
+    /// Whether exchange keys are generated on the `[pkcs11]` token (and
+    /// removed from it once their certificate has expired).
+    pub exchange_on_token: bool,
 }
 
 impl Default for ArchivalSection {
@@ -177,6 +210,7 @@ impl Default for ArchivalSection {
             exchange_key: "rsa2048".into(),
             exchange_validity: Period::Days(7),
             exchange_overlap: Period::Days(1),
+            exchange_on_token: false,
         }
     }
 }

@@ -84,6 +84,13 @@ pub mod codes {
         /// for a CA it cannot reach: the CA's database cannot be reached now;
         /// nothing was done, and the request may be retried.
         E_UNAVAILABLE = 0x8007_06BA, "RPC_S_SERVER_UNAVAILABLE";
+        /// NTE_DEVICE_NOT_READY: the CA's key is on a hardware token that is
+        /// not there, not reachable, or no longer holds the key; nothing was
+        /// signed or decrypted, and the request may be retried.
+        NTE_DEVICE_NOT_READY = 0x8009_0030, "NTE_DEVICE_NOT_READY";
+        /// SCARD_W_WRONG_CHV: the token refused the configured PIN (wrong,
+        /// locked or expired); an operator has to fix the configuration.
+        SCARD_W_WRONG_CHV = 0x8010_006B, "SCARD_W_WRONG_CHV";
     }
 
     /// Symbolic name of a code (`E_FAIL` for a code not in [`ALL`]).
@@ -223,6 +230,8 @@ impl EngineError {
             EngineError::Store(StoreError::NotFound(_)) => codes::E_NOT_FOUND,
             EngineError::Store(StoreError::Conflict(_)) => codes::E_INVALID_STATE,
             EngineError::Store(StoreError::Unavailable(_)) => codes::E_UNAVAILABLE,
+            EngineError::Crypto(CryptoError::TokenUnavailable(_)) => codes::NTE_DEVICE_NOT_READY,
+            EngineError::Crypto(CryptoError::TokenLogin(_)) => codes::SCARD_W_WRONG_CHV,
             _ => codes::E_FAIL,
         }
     }
@@ -242,7 +251,10 @@ impl EngineError {
             EngineError::Unauthenticated(_) => ErrorKind::Unauthorized,
             EngineError::Config(_) => ErrorKind::Config,
             EngineError::Throttled(_) => ErrorKind::Throttled,
-            EngineError::Store(StoreError::Unavailable(_)) => ErrorKind::Unavailable,
+            EngineError::Store(StoreError::Unavailable(_))
+            | EngineError::Crypto(CryptoError::TokenUnavailable(_) | CryptoError::TokenLogin(_)) => {
+                ErrorKind::Unavailable
+            }
             EngineError::Store(_) | EngineError::Crypto(_) | EngineError::Io { .. } => {
                 ErrorKind::Internal
             }

@@ -25,6 +25,7 @@ fn init_opts(dir: &std::path::Path, name: &str, subordinate: bool) -> InitOption
         cdp_urls: vec!["http://pki.contoso.test/crl/ca.crl".into()],
         aia_urls: vec!["http://pki.contoso.test/ca.crt".into()],
         database: None,
+        token: None,
         ..init_options(dir, name, KeySpec::Rsa2048)
     }
 }

@@ -76,6 +76,15 @@ pub(crate) fn public_message(e: &EngineError, status: StatusCode, front: &str) -
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = %e, front, "internal error");
         Some("internal error (see the server log)".to_string())
+    } else if status == StatusCode::SERVICE_UNAVAILABLE
+        && e.code() != lockbox_engine::codes::E_UNAVAILABLE
+    {
+        // The token's module path and label stay in the log.
+        tracing::warn!(error = %e, front, "CA key token unavailable");
+        Some(
+            "the CA's key token is unavailable; nothing was signed or issued: try again shortly"
+                .to_string(),
+        )
     } else if status == StatusCode::SERVICE_UNAVAILABLE {
         tracing::warn!(error = %e, front, "database unavailable");
         Some(

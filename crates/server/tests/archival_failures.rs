@@ -52,6 +52,7 @@ async fn ca_with_kra(dir: &std::path::Path) -> Ca {
         cdp_urls: vec![],
         aia_urls: vec![],
         database: None,
+        token: None,
     })
     .await
     .unwrap();

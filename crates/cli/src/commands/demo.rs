@@ -100,6 +100,7 @@ async fn create_ca(home: &Path) -> Result<Ca> {
         cdp_urls: vec!["http://127.0.0.1:8443/crl/ca.crl".into()],
         aia_urls: vec![],
         database: None,
+        token: None,
     })
     .await?;
     lockbox_engine::config::Home::new(home).write_atomic(

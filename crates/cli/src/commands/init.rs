@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use lockbox_engine::config::PASSPHRASE_ENV;
 use lockbox_engine::period::Period;
-use lockbox_engine::{Ca, InitOptions};
+use lockbox_engine::{Ca, InitOptions, InitToken};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -51,6 +51,45 @@ pub struct InitArgs {
     /// for failover. Passwords come from PGPASSWORD or ~/.pgpass, never the URL.
     #[arg(long, value_name = "URL")]
     pub database: Option<String>,
+    /// Keep the CA key on a PKCS#11 token: the module (shared library).
+    #[arg(long = "pkcs11-module", value_name = "PATH", requires = "token_label")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The token's label.
+    #[arg(long = "token-label", value_name = "LABEL", requires = "pkcs11_module")]
+    pub token_label: Option<String>,
+    /// File holding the token's user PIN (mode 0600; else LOCKBOX_PKCS11_PIN).
+    #[arg(long = "pin-file", value_name = "FILE", requires = "pkcs11_module")]
+    pub pin_file: Option<PathBuf>,
+    /// Use the existing key pair with this label on the token instead of generating one.
+    #[arg(
+        long = "pkcs11-key-label",
+        value_name = "LABEL",
+        requires = "pkcs11_module"
+    )]
+    pub pkcs11_key_label: Option<String>,
+    /// Generate the CA exchange keys on the token too (archival.exchange_on_token).
+    #[arg(long = "exchange-on-token", requires = "pkcs11_module")]
+    pub exchange_on_token: bool,
+}
+
+/// The token options, with paths made absolute (the configuration records them).
+fn token_for_init(args: &InitArgs) -> Result<Option<InitToken>> {
+    let (Some(module), Some(label)) = (&args.pkcs11_module, &args.token_label) else {
+        return Ok(None);
+    };
+    let absolute = |p: &PathBuf| -> Result<String> {
+        Ok(std::fs::canonicalize(p)
+            .map_err(|e| anyhow!("{}: {e}", p.display()))?
+            .display()
+            .to_string())
+    };
+    Ok(Some(InitToken {
+        module: absolute(module)?,
+        token_label: label.clone(),
+        pin_file: args.pin_file.as_ref().map(absolute).transpose()?,
+        key_label: args.pkcs11_key_label.clone(),
+        exchange_on_token: args.exchange_on_token,
+    }))
 }
 
 /// The passphrase to protect a new CA key with, and the file to record.
@@ -88,6 +127,7 @@ pub async fn init(g: &Global, args: InitArgs) -> Result<ExitCode> {
     if args.csr_out.is_some() && !args.subordinate {
         bail!("--csr-out goes with --subordinate");
     }
+    let token = token_for_init(&args)?;
     let outcome = Ca::init(InitOptions {
         home: home.clone(),
         name: args.name,
@@ -100,6 +140,7 @@ pub async fn init(g: &Global, args: InitArgs) -> Result<ExitCode> {
         cdp_urls: args.cdp_url,
         aia_urls: args.aia_url,
         database: args.database,
+        token,
     })
     .await?;
     let csr_path = match (&outcome.csr_pem, &args.csr_out) {
@@ -125,6 +166,7 @@ pub async fn init(g: &Global, args: InitArgs) -> Result<ExitCode> {
             "home": outcome.home, "subject": outcome.subject, "subordinate": csr_path.is_some(),
             "csr_out": csr_path, "key_protected": outcome.key_protected,
             "admin_token_file": token_file, "ca_cert_pem": outcome.ca_cert_pem,
+            "key_location": outcome.key_location,
         }))?;
     } else {
         println!("Created CA '{}' in {}", outcome.subject, home.display());
@@ -132,7 +174,17 @@ pub async fn init(g: &Global, args: InitArgs) -> Result<ExitCode> {
             println!("Subordinate CA request written to {}", p.display());
             println!("Have the parent CA sign it, then run: lockbox ca install SIGNED.pem --chain PARENT.pem --home {}", home.display());
         }
-        if !outcome.key_protected {
+        if let Some(lockbox_engine::keysource::KeyLocation::Token {
+            token_label,
+            key_label,
+            key_id,
+            ..
+        }) = &outcome.key_location
+        {
+            println!(
+                "CA key on token '{token_label}': label '{key_label}', CKA_ID {key_id} (it never leaves the token)"
+            );
+        } else if !outcome.key_protected {
             eprintln!("warning: the CA key is not passphrase-protected (file mode 0600); set {PASSPHRASE_ENV} or --passphrase-file to encrypt it");
         }
         println!(

@@ -18,6 +18,7 @@ mod group;
 mod import;
 mod import_report;
 mod init;
+mod key;
 mod kra;
 mod principal;
 mod recover;
@@ -95,6 +96,9 @@ pub enum Command {
     /// The CA database: backend, schema version, row counts.
     #[command(subcommand)]
     Db(db::DbCmd),
+    /// The CA's private keys: where they live (file or PKCS#11 token).
+    #[command(subcommand)]
+    Key(key::KeyCmd),
     /// The CA event log.
     Events {
         /// At most this many (newest first).
@@ -156,6 +160,7 @@ pub async fn run(g: Global, command: Command) -> Result<ExitCode> {
         Command::Audit(cmd) => audit::audit(g, cmd).await,
         Command::Events { limit } => audit::events(g, limit).await,
         Command::Db(cmd) => db::db(g, cmd).await,
+        Command::Key(cmd) => key::key(g, cmd).await,
         Command::Getkey(args) => getkey::getkey(g, backend::open(g).await?, args).await,
         Command::Recoverkey(args) => recover::recoverkey(g, args).await,
         Command::Mergepfx(args) => recover::mergepfx(g, args),

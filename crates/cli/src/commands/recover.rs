@@ -13,7 +13,7 @@ use lockbox_crypto::pkcs12::{merge_pfx, write_pfx};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::agent::{agent, kra_password, new_password, trusted_ca};
+use super::agent::{agent, kra_password, new_password, trusted_ca, KraToken};
 use crate::backend::Local;
 use crate::files::{read_secret_file, write_secret};
 use crate::global::Global;
@@ -41,9 +41,14 @@ pub struct RecoverArgs {
     /// The agent's private key (PEM/DER PKCS#8), instead of --kra.
     #[arg(long = "kra-key", value_name = "FILE")]
     pub kra_key: Option<PathBuf>,
-    /// The agent's KRA certificate, with --kra-key.
+    /// The agent's KRA certificate, with --kra-key (or --kra-pkcs11 when the
+    /// token holds no certificate beside the key).
     #[arg(long = "kra-cert", value_name = "FILE")]
     pub kra_cert: Option<PathBuf>,
+    /// The agent's key on a PKCS#11 token (it stays there):
+    /// module=PATH,token=LABEL,label=KEYLABEL[,pin-file=FILE] (PIN else LOCKBOX_PKCS11_PIN).
+    #[arg(long = "kra-pkcs11", value_name = "SPEC")]
+    pub kra_pkcs11: Option<KraToken>,
     /// Password for the new PKCS#12 (else --password-file, else prompted twice on a terminal).
     #[arg(short = 'p', long)]
     pub password: Option<String>,
@@ -122,8 +127,9 @@ pub async fn recoverkey(g: &Global, a: RecoverArgs) -> Result<ExitCode> {
         kra_pw.as_ref().map(|p| p.as_str()),
         a.kra_key.as_deref(),
         a.kra_cert.as_deref(),
+        a.kra_pkcs11.as_ref(),
     )?;
-    let rec = recover_from_blob(&blob, &ca, &key, &cert)?;
+    let rec = recover_from_blob(&blob, &ca, &*key, &cert)?;
     let password = new_password(a.password, a.password_file.as_deref())?;
     let mut certs = vec![rec.certificate.clone()];
     certs.extend(rec.chain);
@@ -204,6 +210,7 @@ pub async fn recover_user(g: &Global, a: RecoverUserArgs) -> Result<ExitCode> {
         kra_pw.as_ref().map(|p| p.as_str()),
         None,
         None,
+        None,
     )?;
     let candidates = local.ca.find_candidates(&local.actor, &a.token).await?;
     if candidates.is_empty() {
@@ -217,7 +224,7 @@ pub async fn recover_user(g: &Global, a: RecoverUserArgs) -> Result<ExitCode> {
             .ca
             .get_key_by_request(&local.actor, c.request_id)
             .await?;
-        let rec = recover_from_blob(&blob.blob, &ca, &key, &cert)?;
+        let rec = recover_from_blob(&blob.blob, &ca, &*key, &cert)?;
         let mut certs = vec![rec.certificate];
         certs.extend(rec.chain);
         parts.push((

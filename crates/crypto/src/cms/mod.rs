@@ -59,6 +59,10 @@ pub enum OpenError {
     /// Decryption failed (one error for every failure after the recipient was found).
     #[error("the envelope could not be decrypted")]
     Decrypt,
+    /// The recipient's key is on a token that is not there or refused the
+    /// PIN: nothing was decrypted, whatever the envelope holds.
+    #[error("{0}")]
+    KeyUnavailable(CryptoError),
 }
 
 fn enc(e: der::Error) -> CryptoError {

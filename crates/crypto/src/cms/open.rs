@@ -16,6 +16,18 @@ use super::OpenError;
 use crate::keyinfo::key_identifier;
 use crate::keytransport::{decrypt_key_implicit, DecryptionKey, KeyTransport};
 use crate::symmetric::{cbc_decrypt, ContentCipher};
+use crate::CryptoError;
+
+/// A key on a token that is away is [`OpenError::KeyUnavailable`] (it does
+/// not depend on the envelope); every other failure is [`OpenError::Decrypt`].
+fn unavailable_or_decrypt(e: CryptoError) -> OpenError {
+    match e {
+        CryptoError::TokenUnavailable(_) | CryptoError::TokenLogin(_) => {
+            OpenError::KeyUnavailable(e)
+        }
+        _ => OpenError::Decrypt,
+    }
+}
 
 /// Decodes a DER ContentInfo holding EnvelopedData.
 pub fn decode_envelope(der: &[u8]) -> Result<EnvelopedData, OpenError> {
@@ -111,7 +123,7 @@ pub fn open_envelope(der: &[u8], keys: &[OpeningKey<'_>]) -> Result<Zeroizing<Ve
                 let cek = k
                     .key
                     .unwrap_agreed_key(point, &kari.key_enc_alg, ukm, rek.enc_key.as_bytes())
-                    .map_err(|_| OpenError::Decrypt)?;
+                    .map_err(unavailable_or_decrypt)?;
                 if cek.len() != cipher.key_len() {
                     return Err(OpenError::Decrypt);
                 }
@@ -130,7 +142,7 @@ pub fn open_envelope(der: &[u8], keys: &[OpeningKey<'_>]) -> Result<Zeroizing<Ve
         let transport = KeyTransport::from_algorithm(&ktri.key_enc_alg)
             .map_err(|e| OpenError::Malformed(e.to_string()))?;
         let cek = decrypt_key_implicit(k.key, transport, ktri.enc_key.as_bytes(), cipher.key_len())
-            .map_err(|_| OpenError::Decrypt)?;
+            .map_err(unavailable_or_decrypt)?;
         return cbc_decrypt(cipher, &cek, iv.as_bytes(), ciphertext.as_bytes())
             .map_err(|_| OpenError::Decrypt);
     }

@@ -26,8 +26,11 @@ use crate::provider::PrivateKey;
 pub enum KeyUse {
     /// Signatures only (the CA key).
     Sign,
-    /// Decryption (RSA) or key agreement (EC) only (exchange and agent keys).
+    /// Decryption (RSA) or key agreement (EC) only (agent keys).
     Decrypt,
+    /// A CA exchange key: decryption, and a signature on its own
+    /// certificate request (the request row of the exchange certificate).
+    Exchange,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -285,6 +288,33 @@ impl TokenKey {
         Ok(h)
     }
 
+    /// The certificate stored on the token with the key's `CKA_ID`, if any
+    /// (as a smart card keeps its certificate beside its key).
+    pub fn certificate(&self) -> Result<Option<Vec<u8>>, CryptoError> {
+        self.token.with_session(|s, _| {
+            let found = s
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::CERTIFICATE),
+                    Attribute::Id(self.id.clone()),
+                ])
+                .map_err(|e| {
+                    self.token
+                        .failure("finding a certificate", &e, CryptoError::Operation("find"))
+                })?;
+            let Some(h) = found.first() else {
+                return Ok(None);
+            };
+            let attrs = s.get_attributes(*h, &[AttributeType::Value]).map_err(|e| {
+                self.token
+                    .failure("reading a certificate", &e, CryptoError::Operation("read"))
+            })?;
+            Ok(attrs.into_iter().find_map(|a| match a {
+                Attribute::Value(v) => Some(v),
+                _ => None,
+            }))
+        })
+    }
+
     /// How the private key is protected (`CKA_SENSITIVE`, `CKA_EXTRACTABLE`,
     /// `CKA_NEVER_EXTRACTABLE`).
     pub fn protection(&self) -> Result<KeyProtection, CryptoError> {
@@ -515,6 +545,10 @@ impl DecryptionKey for TokenKey {
 impl PrivateKey for TokenKey {
     fn is_rsa(&self) -> bool {
         matches!(self.kind, Kind::Rsa { .. })
+    }
+
+    fn token_id(&self) -> Option<Vec<u8>> {
+        Some(self.id.clone())
     }
 
     fn export_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, CryptoError> {

@@ -33,7 +33,7 @@ use zeroize::Zeroizing;
 use crate::error::CryptoError;
 use crate::key::KeySpec;
 
-pub use key::{KeyUse, TokenKey};
+pub use key::{KeyProtection, KeyUse, TokenKey};
 
 /// A loaded module. Every operation holds `lock` for reading; looking for
 /// tokens again ([`Module::rescan`]) holds it for writing, so the library is
@@ -137,7 +137,9 @@ pub(crate) fn rv_name(e: &CkError) -> String {
 }
 
 /// Whether a failure means the token (or the session) is gone, so that the
-/// pool should start again from finding the token.
+/// pool should start again from finding the token. Only answers about the
+/// device, never about the data: `CKR_GENERAL_ERROR` and data errors are the
+/// operation's own failure (a decryption's then takes the one error path).
 pub(crate) fn token_gone(e: &CkError) -> bool {
     matches!(
         e,
@@ -150,8 +152,7 @@ pub(crate) fn token_gone(e: &CkError) -> bool {
                 | RvError::SessionClosed
                 | RvError::SlotIdInvalid
                 | RvError::UserNotLoggedIn
-                | RvError::CryptokiNotInitialized
-                | RvError::GeneralError,
+                | RvError::CryptokiNotInitialized,
             _
         )
     )
@@ -334,6 +335,18 @@ impl Token {
         }
     }
 
+    /// Whether the token holds a private key labelled `label`.
+    pub fn has_key(&self, label: &str) -> Result<bool, CryptoError> {
+        self.with_session(|s, _| {
+            s.find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ])
+            .map(|found| !found.is_empty())
+            .map_err(|e| self.failure("finding a key", &e, CryptoError::Operation("find")))
+        })
+    }
+
     /// The private key labelled `label` on the token, with its public key.
     pub fn find_key(self: &Arc<Self>, label: &str) -> Result<TokenKey, CryptoError> {
         let id = self.with_session(|s, _| {
@@ -392,12 +405,15 @@ impl Token {
         private.extend([
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
-            Attribute::Sign(usage == KeyUse::Sign),
-            Attribute::Decrypt(usage == KeyUse::Decrypt && spec.is_rsa()),
-            Attribute::Derive(usage == KeyUse::Decrypt && !spec.is_rsa()),
+            Attribute::Sign(usage != KeyUse::Decrypt),
+            Attribute::Decrypt(usage != KeyUse::Sign && spec.is_rsa()),
+            Attribute::Derive(usage != KeyUse::Sign && !spec.is_rsa()),
             Attribute::Unwrap(false),
         ]);
-        public.push(Attribute::Verify(usage == KeyUse::Sign));
+        public.extend([
+            Attribute::Verify(usage != KeyUse::Decrypt),
+            Attribute::Wrap(false),
+        ]);
         let mechanism = if spec.is_rsa() {
             let bits: u64 = match spec {
                 KeySpec::Rsa3072 => 3072,
@@ -408,7 +424,7 @@ impl Token {
                 Attribute::KeyType(KeyType::RSA),
                 Attribute::ModulusBits(bits.into()),
                 Attribute::PublicExponent(vec![1, 0, 1]),
-                Attribute::Encrypt(usage == KeyUse::Decrypt),
+                Attribute::Encrypt(usage != KeyUse::Sign),
             ]);
             private.push(Attribute::KeyType(KeyType::RSA));
             cryptoki::mechanism::Mechanism::RsaPkcsKeyPairGen

@@ -116,6 +116,9 @@ pub(crate) async fn recover_client_key(
     }
     let (opened, plain) = match open_envelope(envelope_der, &offered) {
         Ok(p) => (true, p),
+        // The exchange key's token is away: nothing was decrypted, and the
+        // answer (503) does not depend on the envelope.
+        Err(OpenError::KeyUnavailable(e)) => return Err(EngineError::Crypto(e)),
         Err(OpenError::NotForUs) => {
             return Err(EngineError::bad_input(
                 CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,

@@ -50,6 +50,36 @@ pub(crate) async fn usable_exchange_certificates(
     .await
 }
 
+/// Every exchange certificate this CA signed that is still valid, held key
+/// or not, newest first, with its decoded form (for `key status`).
+pub(crate) async fn all_exchange_certificates(
+    core: &Core,
+) -> EngineResult<Vec<(Vec<u8>, Certificate)>> {
+    let t = now();
+    let rows = core
+        .store
+        .query(
+            &crate::view::parse_restrictions("CertificateTemplate=CAExchange,Disposition=issued")?,
+            1000,
+        )
+        .await?;
+    let Ok((_, ca)) = core.ca_cert() else {
+        return Ok(vec![]);
+    };
+    let mut certs: Vec<(i64, Vec<u8>, Certificate)> = rows
+        .into_iter()
+        .filter_map(|r| r.cert)
+        .filter(|c| c.not_before <= t && c.not_after > t)
+        .filter_map(|c| {
+            let x = crate::certbuild::decode_certificate(&c.cert_der).ok()?;
+            crate::certs::verify_issued_by(&x, ca).ok()?;
+            Some((c.not_before, c.cert_der, x))
+        })
+        .collect();
+    certs.sort_by_key(|c| std::cmp::Reverse(c.0));
+    Ok(certs.into_iter().map(|(_, d, c)| (d, c)).collect())
+}
+
 /// The usable exchange certificates (as [`exchange_certificates`]) and the
 /// serials of CAExchange rows in force that this CA did not sign.
 async fn usable_and_foreign(core: &Core) -> EngineResult<(Vec<Vec<u8>>, Vec<String>)> {
@@ -135,28 +165,17 @@ pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec
     let (_, ca) = core.ca_cert()?;
     let signer = core.signing_key()?;
     let spec = exchange_key_spec(core)?;
-    let key = core.keys.generate(spec, "exchange")?;
-    let issued_at = now();
-    let (cert, subject) = sign_exchange_certificate(core, ca, signer.as_ref(), &*key, issued_at)?;
-    let der = cert
-        .to_der()
-        .map_err(|e| EngineError::Config(e.to_string()))?;
-    let fields = cert_fields(&der)?;
-    let sealed = crate::archival::exchange_keys::seal(core, &*key, &der, &fields.serial)?;
-    let csr = sign_request(&*key, subject, vec![])?;
-    let overlap = core.config.archival.exchange_overlap.approx_seconds();
-    // Rows this CA did not sign do not count as a fresh exchange certificate.
-    let foreign = usable_and_foreign(core).await?.1;
-    let recorded = record_exchange_certificate(
-        core,
-        csr,
-        &fields,
-        (&sealed, &foreign),
-        issued_at + overlap,
-        issued_at,
-    )
-    .await?;
+    let key = crate::archival::exchange_keys::generate(core, spec)?;
+    let recorded = sign_and_record(core, ca, signer.as_ref(), &*key).await;
+    let (recorded, der, fields) = match recorded {
+        Ok(r) => r,
+        Err(e) => {
+            crate::archival::exchange_keys::discard(core, &*key);
+            return Err(e);
+        }
+    };
     if !recorded {
+        crate::archival::exchange_keys::discard(core, &*key);
         // Another node made one between our check and our write: use it.
         return exchange_certificates(core)
             .await?
@@ -179,7 +198,76 @@ pub(crate) async fn create_exchange_certificate(core: &Core) -> EngineResult<Vec
     if let Ok(mut cache) = core.archival.exchange_keys.lock() {
         cache.insert(fields.serial.clone(), key);
     }
+    remove_expired_token_keys(core).await;
     Ok(der)
+}
+
+/// Signs the exchange certificate of `key` and records it with its sealed
+/// key (or token reference); false when another node recorded one first.
+async fn sign_and_record(
+    core: &Core,
+    ca: &Certificate,
+    signer: &dyn KeyHandle,
+    key: &dyn PrivateKey,
+) -> EngineResult<(bool, Vec<u8>, lockbox_store::CertFields)> {
+    let issued_at = now();
+    let (cert, subject) = sign_exchange_certificate(core, ca, signer, key, issued_at)?;
+    let der = cert
+        .to_der()
+        .map_err(|e| EngineError::Config(e.to_string()))?;
+    let fields = cert_fields(&der)?;
+    let sealed = crate::archival::exchange_keys::seal(core, key, &der, &fields.serial)?;
+    let csr = sign_request(key, subject, vec![])?;
+    let overlap = core.config.archival.exchange_overlap.approx_seconds();
+    // Rows this CA did not sign do not count as a fresh exchange certificate.
+    let foreign = usable_and_foreign(core).await?.1;
+    let recorded = record_exchange_certificate(
+        core,
+        csr,
+        &fields,
+        (&sealed, &foreign),
+        issued_at + overlap,
+        issued_at,
+    )
+    .await?;
+    Ok((recorded, der, fields))
+}
+
+/// With exchange keys on the token, removes those of expired exchange
+/// certificates from it (after a new one is made), with an event for each.
+async fn remove_expired_token_keys(core: &Core) {
+    if !core.config.archival.exchange_on_token {
+        return;
+    }
+    let Ok(rows) = core
+        .store
+        .query(
+            &crate::view::parse_restrictions("CertificateTemplate=CAExchange").unwrap_or_default(),
+            1000,
+        )
+        .await
+    else {
+        return;
+    };
+    let certs: Vec<(String, i64)> = rows
+        .into_iter()
+        .filter_map(|r| r.cert)
+        .map(|c| (c.serial, c.not_after))
+        .collect();
+    match crate::archival::exchange_keys::remove_expired_from_token(core, &certs).await {
+        Ok(removed) => {
+            for serial in removed {
+                let _ = crate::audit::chain::event(
+                    core,
+                    1003,
+                    "info",
+                    &format!("expired CA exchange key {serial} removed from the token"),
+                )
+                .await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "removing expired exchange keys from the token"),
+    }
 }
 
 /// The configured exchange key type, which must be RSA.

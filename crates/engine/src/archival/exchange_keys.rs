@@ -16,8 +16,16 @@
 //! The wrapping key is made with the CA (`lockbox init`, `db migrate`,
 //! `restore`), before homes are copied to other nodes; an SQLite home from
 //! before it existed gets one when it first needs it, while a PostgreSQL node
-//! without it refuses (a key of its own would differ from the other nodes'). Exchange keys kept as files (`keys/xchg-SERIAL.key`, the
-//! earlier layout) are still read.
+//! without it refuses (a key of its own would differ from the other nodes').
+//! Exchange keys kept as files (`keys/xchg-SERIAL.key`, the earlier layout)
+//! are still read.
+//!
+//! With `archival.exchange_on_token`, exchange keys are generated on the
+//! `[pkcs11]` token instead and never leave it: the database then holds a
+//! reference (`lockbox-pkcs11-ref-v1`, then the key's `CKA_ID`), and opening
+//! it finds that key on the token and checks it against the certificate, so
+//! a reference changed in the database names no key that would be used.
+//! Keys of expired exchange certificates are removed from the token.
 
 use std::sync::Arc;
 
@@ -27,7 +35,7 @@ use lockbox_crypto::cms::{envelope, open_envelope, OpeningKey, Recipient};
 use lockbox_crypto::digest::{hmac_sha256, hmac_sha256_verify, sha256};
 use lockbox_crypto::keytransport::KeyTransport;
 use lockbox_crypto::symmetric::ContentCipher;
-use lockbox_crypto::{KeyProvider, KeySpec, PrivateKey};
+use lockbox_crypto::{KeyHandle, KeyProvider, KeySpec, PrivateKey};
 use x509_cert::certificate::Certificate;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -135,14 +143,91 @@ fn tagged(cert_der: &[u8], serial: &str, envelope: &[u8]) -> Vec<u8> {
     m
 }
 
+/// What a stored exchange key starts with when the key is on the token.
+const TOKEN_REF: &[u8] = b"lockbox-pkcs11-ref-v1\0";
+
+/// The `CKA_LABEL` of exchange keys generated on the token.
+pub(crate) const TOKEN_LABEL: &str = "lockbox-xchg";
+
+/// The token of `[pkcs11]`, for exchange keys on it.
+fn token(core: &Core) -> EngineResult<&Arc<lockbox_crypto::pkcs11::Token>> {
+    core.token.as_ref().ok_or_else(|| {
+        EngineError::Config(
+            "archival.exchange_on_token is set (or an exchange key is on a token) but the \
+             configuration has no [pkcs11] section"
+                .into(),
+        )
+    })
+}
+
+/// A new exchange key: on the token with `archival.exchange_on_token`
+/// (decrypt, and sign its own request), else in software.
+pub(crate) fn generate(core: &Core, spec: KeySpec) -> EngineResult<Arc<dyn PrivateKey>> {
+    if core.config.archival.exchange_on_token {
+        let key =
+            token(core)?.generate(spec, TOKEN_LABEL, lockbox_crypto::pkcs11::KeyUse::Exchange)?;
+        return Ok(Arc::new(key));
+    }
+    Ok(core.keys.generate(spec, "exchange")?)
+}
+
+/// Removes a key made by [`generate`] that was not recorded (another node
+/// recorded its exchange certificate first); a software key just goes.
+pub(crate) fn discard(core: &Core, key: &dyn PrivateKey) {
+    if let (Some(id), Some(token)) = (key.token_id(), core.token.as_ref()) {
+        if let Ok(k) = token.key_by_id(&id, TOKEN_LABEL) {
+            let _ = k.destroy();
+        }
+    }
+}
+
+/// Removes from the token the keys of exchange certificates that have
+/// expired (`certs`: serial and not-after of every exchange certificate);
+/// returns the serials removed.
+pub(crate) async fn remove_expired_from_token(
+    core: &Core,
+    certs: &[(String, i64)],
+) -> EngineResult<Vec<String>> {
+    let Some(token) = core.token.as_ref() else {
+        return Ok(vec![]);
+    };
+    let mut removed = vec![];
+    let t = crate::period::now();
+    for (serial, not_after) in certs.iter().filter(|(_, na)| *na <= t) {
+        let _ = not_after;
+        let Some(stored) = core.store.exchange_key(serial).await? else {
+            continue;
+        };
+        let Some(id) = stored.strip_prefix(TOKEN_REF) else {
+            continue;
+        };
+        // Gone already (an earlier run, another node): nothing to do.
+        let Ok(key) = token.key_by_id(id, TOKEN_LABEL) else {
+            continue;
+        };
+        key.destroy()?;
+        if let Ok(mut c) = core.archival.exchange_keys.lock() {
+            c.remove(serial);
+        }
+        removed.push(serial.clone());
+    }
+    Ok(removed)
+}
+
 /// Seals the private key of exchange certificate `cert_der` (serial
-/// `serial`, lowercase hex) for the database: tag || envelope.
+/// `serial`, lowercase hex) for the database: tag || envelope; for a key on
+/// the token, the reference to it.
 pub(crate) fn seal(
     core: &Core,
     key: &dyn PrivateKey,
     cert_der: &[u8],
     serial: &str,
 ) -> EngineResult<Vec<u8>> {
+    if let Some(id) = key.token_id() {
+        let mut reference = TOKEN_REF.to_vec();
+        reference.extend_from_slice(&id);
+        return Ok(reference);
+    }
     let wrap = wrap_key(core)?;
     let (issuer, rid_serial) = wrap_recipient_id()?;
     let pkcs8 = key.export_pkcs8()?;
@@ -171,6 +256,15 @@ fn open(
     cert: &Certificate,
     serial: &str,
 ) -> EngineResult<Arc<dyn PrivateKey>> {
+    if let Some(id) = sealed.strip_prefix(TOKEN_REF) {
+        // Token failures are reported as they are (503 when it is away);
+        // a key that is not the certificate's is the one error.
+        let key = token(core)?.key_by_id(id, TOKEN_LABEL)?;
+        if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
+            return Err(unopenable());
+        }
+        return Ok(Arc::new(key));
+    }
     let wrap = wrap_key(core)?;
     let cert_der = cert.to_der().map_err(|_| unopenable())?;
     if sealed.len() <= TAG_LEN {

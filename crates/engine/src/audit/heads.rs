@@ -18,11 +18,9 @@ use crate::{EngineError, EngineResult};
 pub(crate) struct HeadSeal {
     /// The CA key slot, shared with [`Ca`] (loaded on first use).
     pub(crate) key: Arc<Mutex<Option<Arc<dyn KeyHandle>>>>,
-    /// The provider that loads the key.
-    pub(crate) keys: Arc<dyn lockbox_crypto::KeyProvider>,
+    /// Where the key is loaded from (file or token).
+    pub(crate) source: Arc<crate::keysource::CaKeySource>,
     pub(crate) home: Home,
-    pub(crate) key_file: String,
-    pub(crate) passphrase_file: Option<String>,
     pub(crate) warned: AtomicBool,
     /// Raised when a head could not be signed ([`maybe_sign_head`] then
     /// signs one later).
@@ -46,12 +44,7 @@ impl HeadSeal {
         if let Some(k) = slot.as_ref() {
             return Ok(k.clone());
         }
-        let key: Arc<dyn KeyHandle> = crate::certs::load_home_key(
-            &*self.keys,
-            &self.home,
-            &self.key_file,
-            self.passphrase_file.as_deref(),
-        )?;
+        let key: Arc<dyn KeyHandle> = self.source.load()?;
         *slot = Some(key.clone());
         Ok(key)
     }

@@ -29,7 +29,7 @@ use crate::template::Template;
 
 pub use crate::crl::CrlInfo;
 pub use crate::enroll::{Outcome, SubmitOptions};
-pub use crate::init::{InitOptions, InitOutcome};
+pub use crate::init::{InitOptions, InitOutcome, InitToken};
 
 /// The CA.
 pub struct Ca {
@@ -218,6 +218,15 @@ impl Ca {
         limit: i64,
     ) -> EngineResult<Vec<RequestRecord>> {
         crate::officer::view(&self.core, actor, restrict, limit).await
+    }
+
+    /// Where each CA key lives (file, database or token) and whether it
+    /// matches its certificate (CA administrator).
+    pub async fn key_status(
+        &self,
+        actor: &Actor,
+    ) -> EngineResult<Vec<crate::keysource::KeyReport>> {
+        crate::keysource::key_status(&self.core, actor).await
     }
 
     /// The database backend, schema version and row counts (CA administrator).

@@ -21,7 +21,6 @@ use x509_cert::certificate::Certificate;
 
 use self::directory::Directory;
 use self::state::{ArchivalState, AuthState, ImportBatch};
-use crate::certs::load_home_key;
 use crate::config::{Config, Home};
 use crate::{EngineError, EngineResult};
 
@@ -35,6 +34,10 @@ pub(crate) struct Core {
     /// Reads the CRLs of foreign KRA issuers.
     pub(crate) crls: Arc<dyn crate::crl_fetch::CrlFetcher>,
     pub(crate) key: Arc<Mutex<Option<Arc<dyn KeyHandle>>>>,
+    /// Where the CA key is (a file in the home or a token).
+    pub(crate) ca_key: Arc<crate::keysource::CaKeySource>,
+    /// The `[pkcs11]` token, when the configuration has one.
+    pub(crate) token: Option<Arc<lockbox_crypto::pkcs11::Token>>,
     pub(crate) cert: Option<(Vec<u8>, Certificate)>,
     pub(crate) chain: Vec<Vec<u8>>,
     pub(crate) archival: ArchivalState,
@@ -117,14 +120,9 @@ impl Core {
         Ok(key)
     }
 
-    /// Reads and loads the CA key file.
+    /// Loads the CA key from its file or finds it on its token.
     fn load_ca_key(&self) -> EngineResult<Arc<dyn PrivateKey>> {
-        load_home_key(
-            &*self.keys,
-            &self.home,
-            &self.config.ca.key_file,
-            self.config.ca.passphrase_file.as_deref(),
-        )
+        self.ca_key.load()
     }
 
     /// The database's configuration version, which the caches compare: the

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use lockbox_crypto::{KeyHandle, KeyProvider};
+use lockbox_crypto::KeyHandle;
 use lockbox_store::{DatabaseStatus, DatabaseUrl, PgUrl, SqlStore, Store};
 
 use crate::config::{Config, Home};
@@ -50,17 +50,15 @@ pub(crate) async fn open_plain(location: &Location) -> EngineResult<SqlStore> {
 pub(crate) async fn open_store(
     home: &Home,
     config: &Config,
-    keys: Arc<dyn KeyProvider>,
+    source: Arc<crate::keysource::CaKeySource>,
     key: Arc<Mutex<Option<Arc<dyn KeyHandle>>>>,
     unsealed: Arc<std::sync::atomic::AtomicBool>,
 ) -> EngineResult<Arc<dyn Store>> {
     let store = open_plain(&location(home, config)?).await?;
     store.set_head_sealer(Arc::new(crate::audit::heads::HeadSeal {
         key,
-        keys,
+        source,
         home: home.clone(),
-        key_file: config.ca.key_file.clone(),
-        passphrase_file: config.ca.passphrase_file.clone(),
         warned: Default::default(),
         unsealed,
     }));

@@ -127,6 +127,7 @@ fn open_as_kra(
                     .join("; ")
             ),
         }),
+        Err(OpenError::KeyUnavailable(e)) => Err(EngineError::Crypto(e)),
         Err(e) => Err(EngineError::bad_input(
             CERTSRV_E_BAD_REQUEST_KEY_ARCHIVAL,
             format!("the archived key could not be decrypted: {e}"),

@@ -41,6 +41,7 @@ pub fn init_options(home: &Path, name: &str, key: KeySpec) -> InitOptions {
         cdp_urls: vec![],
         aia_urls: vec![],
         database: None,
+        token: None,
     }
 }
 

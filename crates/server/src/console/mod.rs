@@ -349,6 +349,7 @@ mod tests {
             cdp_urls: vec![],
             aia_urls: vec![],
             database: None,
+            token: None,
         })
         .await
         .unwrap();
