@@ -58,11 +58,19 @@ fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v psql >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq postgresql postgresql-client >/dev/null
 fi
+# SoftHSM2 (a PKCS#11 token in files) and OpenSC's pkcs11-tool for the
+# hardware-key tests; LOCKBOX_REQUIRE_SOFTHSM makes those tests fail, not
+# skip, if SoftHSM2 is missing.
+if ! command -v softhsm2-util >/dev/null 2>&1 || ! command -v pkcs11-tool >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq softhsm2 opensc >/dev/null
+fi
+export LOCKBOX_REQUIRE_SOFTHSM=1
 if ! cargo audit --version >/dev/null 2>&1; then
   cargo install --quiet --locked cargo-audit
 fi
 openssl version
 lint_pkix_cert --help >/dev/null
+softhsm2-util --version
 
 step "format"
 cargo fmt --all -- --check

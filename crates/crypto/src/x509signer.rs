@@ -7,17 +7,29 @@ use spki::{
     SignatureBitStringEncoding, SubjectPublicKeyInfoOwned,
 };
 
-use crate::KeyHandle;
+use crate::{CryptoError, KeyHandle};
 
 /// Wraps a key handle as a `signature::Signer` for the x509-cert builders.
+/// The builder's error carries no cause, so the key's own error is kept
+/// here for [`X509Signer::take_error`] (a token that is away stays a
+/// [`CryptoError::TokenUnavailable`]).
 pub struct X509Signer<'a> {
     key: &'a dyn KeyHandle,
+    error: std::sync::Mutex<Option<CryptoError>>,
 }
 
 impl<'a> X509Signer<'a> {
     /// Wraps `key`.
     pub fn new(key: &'a dyn KeyHandle) -> Self {
-        X509Signer { key }
+        X509Signer {
+            key,
+            error: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The key's error of the last failed signature, if any.
+    pub fn take_error(&self) -> Option<CryptoError> {
+        self.error.lock().ok().and_then(|mut e| e.take())
     }
 }
 
@@ -56,9 +68,11 @@ impl DynSignatureAlgorithmIdentifier for X509Signer<'_> {
 
 impl signature::Signer<RawSignature> for X509Signer<'_> {
     fn try_sign(&self, msg: &[u8]) -> Result<RawSignature, signature::Error> {
-        self.key
-            .sign(msg)
-            .map(RawSignature)
-            .map_err(|_| signature::Error::new())
+        self.key.sign(msg).map(RawSignature).map_err(|e| {
+            if let Ok(mut slot) = self.error.lock() {
+                *slot = Some(e);
+            }
+            signature::Error::new()
+        })
     }
 }

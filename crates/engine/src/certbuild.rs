@@ -301,9 +301,10 @@ pub fn sign_certificate(signer: &dyn KeyHandle, spec: CertSpec) -> EngineResult<
     };
     let builder = CertificateBuilder::new(profile, serial, validity, spec.spki)
         .map_err(|e| EngineError::Config(format!("certificate builder: {e}")))?;
+    let x509_signer = X509Signer::new(signer);
     builder
-        .build::<_, RawSignature>(&X509Signer::new(signer))
-        .map_err(|e| EngineError::Config(format!("signing certificate: {e}")))
+        .build::<_, RawSignature>(&x509_signer)
+        .map_err(|e| signing_failed(&x509_signer, "signing certificate", e))
 }
 
 /// Builds and signs a PKCS#10 request (subordinate CA setup).
@@ -319,10 +320,20 @@ pub fn sign_request(
             .add_extension(RawExtension(e))
             .map_err(|e| EngineError::Config(format!("request extension: {e}")))?;
     }
+    let x509_signer = X509Signer::new(signer);
     let req = builder
-        .build::<_, RawSignature>(&X509Signer::new(signer))
-        .map_err(|e| EngineError::Config(format!("signing request: {e}")))?;
+        .build::<_, RawSignature>(&x509_signer)
+        .map_err(|e| signing_failed(&x509_signer, "signing request", e))?;
     req.to_der().map_err(internal("request"))
+}
+
+/// A builder's signing failure: the key's own error when it left one (a
+/// token that is away stays typed, for a 503), else the builder's.
+fn signing_failed(signer: &X509Signer<'_>, what: &str, e: impl std::fmt::Display) -> EngineError {
+    match signer.take_error() {
+        Some(key_error) => EngineError::Crypto(key_error),
+        None => EngineError::Config(format!("{what}: {e}")),
+    }
 }
 
 struct RawExtension(Extension);

@@ -279,9 +279,14 @@ pub(crate) async fn key_status(
             error: Some(e.to_string()),
         },
     });
-    for (der, cert) in crate::archival::exchange::all_exchange_certificates(core).await? {
-        let serial = crate::certs::cert_fields(&der)?.serial;
-        let key = crate::archival::exchange_keys::exchange_key(core, &cert).await;
+    // The exchange certificates in force whose key the CA holds (a key that
+    // was never restored is replaced, not missing).
+    for (der, cert) in crate::archival::exchange::usable_exchange_certificates(core)
+        .await?
+        .iter()
+    {
+        let serial = crate::certs::cert_fields(der)?.serial;
+        let key = crate::archival::exchange_keys::exchange_key(core, cert).await;
         let location = |key: Option<&Arc<dyn PrivateKey>>| match (
             key.and_then(|k| k.token_id()),
             core.token.as_ref(),

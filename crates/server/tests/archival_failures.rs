@@ -3,7 +3,10 @@
 //! decryption, PRIVATEKEYBLOB or PKCS#8 parsing, a signature-key header, a key
 //! that is not the request's, an encrypted-key hash that does not bind the
 //! envelope, a signature-only key usage) gets the same answer, byte for byte,
-//! on every front end: the REST API, CMC over HTTP (`/cmc`) and certsrv.
+//! on every front end: the REST API, CMC over HTTP (`/cmc`) and certsrv —
+//! with the exchange key in software and with it on a PKCS#11 token
+//! (SoftHSM2), where raw RSA and Lockbox's constant-time unpadding replace
+//! the token's own padding check.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::str::FromStr;
@@ -38,8 +41,9 @@ fn admin() -> Actor {
     Actor::local_admin("CONTOSO\\admin")
 }
 
-/// A CA with one KRA and a principal `alice` who may enroll for ExchangeUser.
-async fn ca_with_kra(dir: &std::path::Path) -> Ca {
+/// A CA with one KRA and a principal `alice` who may enroll for ExchangeUser
+/// (its keys on `token` when given).
+async fn ca_with_kra(dir: &std::path::Path, token: Option<lockbox_engine::InitToken>) -> Ca {
     Ca::init(InitOptions {
         home: dir.to_path_buf(),
         name: "Oracle Test CA".into(),
@@ -52,7 +56,7 @@ async fn ca_with_kra(dir: &std::path::Path) -> Ca {
         cdp_urls: vec![],
         aia_urls: vec![],
         database: None,
-        token: None,
+        token,
     })
     .await
     .unwrap();
@@ -175,8 +179,23 @@ fn requests(xchg: &Certificate) -> (Vec<u8>, Vec<(&'static str, Vec<u8>)>) {
     let ec_user = SoftwareKey::generate(KeySpec::P256).unwrap();
     let ec_csr = sign_request(&ec_user, Name::from_str("CN=alice").unwrap(), vec![]).unwrap();
 
+    // Addressed to the exchange certificate, but the content key encrypted
+    // to another RSA key: the exchange key's decryption fails in the padding.
+    let other_recipient = lockbox_crypto::cms::Recipient {
+        spki: lockbox_crypto::KeyHandle::public_key_info(&other).clone(),
+        ..Recipient::from_certificate(xchg)
+    };
+    let to_another_key = envelope(
+        &pkcs8,
+        &[other_recipient],
+        ContentCipher::Aes256Cbc,
+        KeyTransport::RsaPkcs1v15,
+    )
+    .unwrap();
+
     let cases = vec![
         ("rsa padding", with(&bad_padding)),
+        ("encrypted to another key", with(&to_another_key)),
         ("content decryption", with(&bad_content)),
         ("signature-key blob header", with(&sign_env)),
         (
@@ -287,7 +306,53 @@ fn url_escape(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_failure_after_the_exchange_key_answers_the_same_on_every_front_end() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = ca_with_kra(dir.path()).await;
+    one_answer_for_every_failure(ca_with_kra(dir.path(), None).await).await;
+}
+
+/// The same with the CA key and the exchange key on a SoftHSM2 token (the
+/// test script installs SoftHSM2 and sets `LOCKBOX_REQUIRE_SOFTHSM`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_exchange_key_on_a_token_padding_failures_answer_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(hsm) =
+        lockbox_crypto::pkcs11::softhsm::SoftHsm::create(&dir.path().join("hsm")).unwrap()
+    else {
+        assert!(
+            std::env::var_os("LOCKBOX_REQUIRE_SOFTHSM").is_none(),
+            "LOCKBOX_REQUIRE_SOFTHSM is set but SoftHSM2 is not installed"
+        );
+        eprintln!("SoftHSM2 not installed: token variant skipped");
+        return;
+    };
+    hsm.init_token("oracle", "4711-pin").unwrap();
+    // This test binary's only token user: the module reads it at first use.
+    std::env::set_var("SOFTHSM2_CONF", &hsm.conf);
+    let pin = dir.path().join("pin");
+    std::fs::write(&pin, "4711-pin\n").unwrap();
+    std::fs::set_permissions(&pin, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let token = lockbox_engine::InitToken {
+        module: hsm.module.display().to_string(),
+        token_label: "oracle".into(),
+        pin_file: Some(pin.display().to_string()),
+        key_label: None,
+        exchange_on_token: true,
+    };
+    let ca = ca_with_kra(&dir.path().join("ca"), Some(token)).await;
+    ca.current_exchange_certificate().await.unwrap();
+    let status = ca.key_status(&admin()).await.unwrap();
+    assert_eq!(status.len(), 2, "CA key and exchange key: {status:?}");
+    assert!(
+        status.iter().all(|k| k.available
+            && matches!(
+                k.location,
+                lockbox_engine::keysource::KeyLocation::Token { .. }
+            )),
+        "{status:?}"
+    );
+    one_answer_for_every_failure(ca).await;
+}
+
+async fn one_answer_for_every_failure(ca: Ca) {
     let xchg_der = ca.current_exchange_certificate().await.unwrap();
     let xchg = check_exchange_certificate(&xchg_der, &ca.ca_certificate_der().unwrap()).unwrap();
     let (good, cases) = requests(&xchg);

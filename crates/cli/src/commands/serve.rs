@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use lockbox_engine::{Ca, EngineError};
+use lockbox_engine::Ca;
 
 use crate::backend::home_of;
 use crate::global::Global;
@@ -37,8 +37,16 @@ pub async fn serve(g: &Global, args: ServeArgs) -> Result<ExitCode> {
     for finding in lockbox_engine::permission_findings(ca.home(), ca.config()) {
         eprintln!("lockbox: WARNING: {finding}");
     }
-    // Load the key now so a wrong passphrase fails at start, not at the first request.
-    ca.signing_key().map_err(|e: EngineError| anyhow!(e))?;
+    // Load the key now so a wrong passphrase fails at start, not at the first
+    // request. A key on a token that is away (or refuses the PIN) does not
+    // stop the service: what needs no key keeps answering, key operations get
+    // 503 until the token is back.
+    if let Err(e) = ca.signing_key() {
+        if e.kind() != lockbox_engine::ErrorKind::Unavailable {
+            return Err(anyhow!(e));
+        }
+        eprintln!("lockbox: WARNING: the CA key is unavailable, serving without it: {e}");
+    }
     // KRAs are validated when the service starts (and on every KRA change).
     let (valid, total) = ca.validate_kras().await?;
     if total > 0 {

@@ -274,6 +274,33 @@ impl TokenKey {
         })
     }
 
+    /// [`TokenKey::with_key`] for signatures: a failure the token does not
+    /// explain (`CKR_GENERAL_ERROR` from a token whose files went away, say)
+    /// is checked by looking for the key again, so that a key or token that
+    /// is gone reads as [`CryptoError::TokenUnavailable`]. Signatures only:
+    /// a decryption's failure must take no extra step (RFC 3218).
+    fn sign_with_key(
+        &self,
+        op: impl Fn(&Session, ObjectHandle) -> Result<Vec<u8>, CkError>,
+        other: CryptoError,
+    ) -> Result<Vec<u8>, CryptoError> {
+        match self.with_key(op, "signing", |_| {
+            CryptoError::Operation("signature on the token")
+        }) {
+            Err(CryptoError::Operation(_)) => {
+                let generation = self.token.with_session(|s, g| {
+                    self.lookup(s, g)?;
+                    Ok(g)
+                });
+                match generation {
+                    Err(e) => Err(e),
+                    Ok(_) => Err(other),
+                }
+            }
+            out => out,
+        }
+    }
+
     fn lookup(&self, s: &Session, generation: u64) -> Result<ObjectHandle, CryptoError> {
         let h = find_one(&self.token, s, ObjectClass::PRIVATE_KEY, &self.id)?.ok_or_else(|| {
             CryptoError::TokenUnavailable(format!(
@@ -412,10 +439,9 @@ impl KeyHandle for TokenKey {
             Kind::Rsa { .. } => {
                 let mut info = SHA256_DIGEST_INFO.to_vec();
                 info.extend_from_slice(&crate::digest::sha256(message));
-                self.with_key(
+                self.sign_with_key(
                     |s, h| s.sign(&Mechanism::RsaPkcs, h, &info),
-                    "signing",
-                    |_| CryptoError::Operation("RSA signature on the token"),
+                    CryptoError::Operation("RSA signature on the token"),
                 )
             }
             Kind::Ec { sig_oid, field_len } => {
@@ -424,10 +450,9 @@ impl KeyHandle for TokenKey {
                 } else {
                     crate::digest::sha256(message).to_vec()
                 };
-                let raw = self.with_key(
+                let raw = self.sign_with_key(
                     |s, h| s.sign(&Mechanism::Ecdsa, h, &hash),
-                    "signing",
-                    |_| CryptoError::Operation("ECDSA signature on the token"),
+                    CryptoError::Operation("ECDSA signature on the token"),
                 )?;
                 if raw.len() != 2 * field_len {
                     return Err(CryptoError::Operation(

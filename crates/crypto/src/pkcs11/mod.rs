@@ -188,6 +188,10 @@ pub struct Token {
     label: String,
     pin: cryptoki::types::AuthPin,
     pool: pool::Pool,
+    /// Set once the token refused the PIN: it is not offered again (a real
+    /// token locks its PIN after a few wrong tries), every use fails at once
+    /// until the process starts again with the right PIN.
+    pin_refused: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Token {
@@ -221,6 +225,7 @@ impl Token {
             label: config.token_label,
             pin: cryptoki::types::AuthPin::from(config.pin.as_str()),
             pool: pool::Pool::new(max),
+            pin_refused: Default::default(),
         }))
     }
 
@@ -258,6 +263,13 @@ impl Token {
 
     /// Opens one logged-in read-write session on the token with our label.
     fn open_session(&self) -> Result<Session, CryptoError> {
+        if self.pin_refused.load(Ordering::Acquire) {
+            return Err(CryptoError::TokenLogin(format!(
+                "{}: the PIN was refused earlier and is not offered again (a token locks \
+                 its PIN after a few wrong tries): set the right PIN and restart",
+                self.describe()
+            )));
+        }
         let slot = self.find_slot()?.ok_or_else(|| {
             CryptoError::TokenUnavailable(format!("{}: no such token is present", self.describe()))
         })?;
@@ -275,11 +287,14 @@ impl Token {
                     | RvError::PinLenRange,
                     _,
                 ),
-            ) => Err(CryptoError::TokenLogin(format!(
-                "{}: the PIN was refused ({})",
-                self.describe(),
-                rv_name(&e)
-            ))),
+            ) => {
+                self.pin_refused.store(true, Ordering::Release);
+                Err(CryptoError::TokenLogin(format!(
+                    "{}: the PIN was refused ({})",
+                    self.describe(),
+                    rv_name(&e)
+                )))
+            }
             Err(e) => Err(CryptoError::TokenUnavailable(format!(
                 "{}: login failed ({})",
                 self.describe(),

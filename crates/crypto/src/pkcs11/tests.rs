@@ -163,5 +163,8 @@ fn wrong_pin_absent_token_and_removed_key_are_clear_errors() {
     .unwrap();
     let e = wrong.check().unwrap_err();
     assert!(matches!(e, CryptoError::TokenLogin(_)), "{e}");
+    // Not offered a second time.
+    let again = wrong.check().unwrap_err();
+    assert!(again.to_string().contains("not offered again"), "{again}");
     assert!(!e.to_string().contains("0815") && !format!("{wrong:?}").contains("0815"));
 }

@@ -50,36 +50,6 @@ pub(crate) async fn usable_exchange_certificates(
     .await
 }
 
-/// Every exchange certificate this CA signed that is still valid, held key
-/// or not, newest first, with its decoded form (for `key status`).
-pub(crate) async fn all_exchange_certificates(
-    core: &Core,
-) -> EngineResult<Vec<(Vec<u8>, Certificate)>> {
-    let t = now();
-    let rows = core
-        .store
-        .query(
-            &crate::view::parse_restrictions("CertificateTemplate=CAExchange,Disposition=issued")?,
-            1000,
-        )
-        .await?;
-    let Ok((_, ca)) = core.ca_cert() else {
-        return Ok(vec![]);
-    };
-    let mut certs: Vec<(i64, Vec<u8>, Certificate)> = rows
-        .into_iter()
-        .filter_map(|r| r.cert)
-        .filter(|c| c.not_before <= t && c.not_after > t)
-        .filter_map(|c| {
-            let x = crate::certbuild::decode_certificate(&c.cert_der).ok()?;
-            crate::certs::verify_issued_by(&x, ca).ok()?;
-            Some((c.not_before, c.cert_der, x))
-        })
-        .collect();
-    certs.sort_by_key(|c| std::cmp::Reverse(c.0));
-    Ok(certs.into_iter().map(|(_, d, c)| (d, c)).collect())
-}
-
 /// The usable exchange certificates (as [`exchange_certificates`]) and the
 /// serials of CAExchange rows in force that this CA did not sign.
 async fn usable_and_foreign(core: &Core) -> EngineResult<(Vec<Vec<u8>>, Vec<String>)> {

@@ -146,6 +146,12 @@ fn tagged(cert_der: &[u8], serial: &str, envelope: &[u8]) -> Vec<u8> {
 /// What a stored exchange key starts with when the key is on the token.
 const TOKEN_REF: &[u8] = b"lockbox-pkcs11-ref-v1\0";
 
+/// The token key's `CKA_ID` when a stored exchange key is a reference to a
+/// key on the token.
+pub(crate) fn token_reference(stored: &[u8]) -> Option<&[u8]> {
+    stored.strip_prefix(TOKEN_REF)
+}
+
 /// The `CKA_LABEL` of exchange keys generated on the token.
 pub(crate) const TOKEN_LABEL: &str = "lockbox-xchg";
 

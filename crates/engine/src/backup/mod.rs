@@ -81,6 +81,69 @@ pub struct Manifest {
     pub audit_head: String,
     /// Every file, with its hash.
     pub files: Vec<BackupFile>,
+    /// Keys on a PKCS#11 token, which a backup does not (cannot) copy: the
+    /// token itself has to be kept (its own backup, a second HSM); verify
+    /// and restore check that the configured token holds each of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys_on_token: Vec<TokenKeyEntry>,
+}
+
+/// A key left on its token by a backup.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenKeyEntry {
+    /// `ca`, or `exchange` (with the certificate serial).
+    pub role: String,
+    /// The exchange certificate's serial (exchange keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// The token's label.
+    pub token_label: String,
+    /// The key's `CKA_LABEL`.
+    pub key_label: String,
+    /// The key's `CKA_ID` (hex).
+    pub key_id: String,
+    /// Why it is not in the backup.
+    pub note: String,
+}
+
+/// The CA's keys on its token (CA key, exchange keys), for the manifest.
+async fn keys_on_token(core: &Core) -> EngineResult<Vec<TokenKeyEntry>> {
+    let mut out = vec![];
+    let note = "kept on the token, not copied: back up the token itself".to_string();
+    if let crate::keysource::KeyLocation::Token {
+        token_label,
+        key_label,
+        key_id,
+        ..
+    } = core.ca_key.location(&core.config)
+    {
+        out.push(TokenKeyEntry {
+            role: "ca".into(),
+            serial: None,
+            token_label,
+            key_label,
+            key_id,
+            note: note.clone(),
+        });
+    }
+    if let Some(token) = &core.token {
+        for serial in core.store.exchange_key_serials().await? {
+            let Some(stored) = core.store.exchange_key(&serial).await? else {
+                continue;
+            };
+            if let Some(id) = crate::archival::exchange_keys::token_reference(&stored) {
+                out.push(TokenKeyEntry {
+                    role: "exchange".into(),
+                    serial: Some(serial),
+                    token_label: token.label().to_string(),
+                    key_label: crate::archival::exchange_keys::TOKEN_LABEL.into(),
+                    key_id: to_hex(id),
+                    note: note.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Options of [`Ca::backup_with`].
@@ -323,6 +386,7 @@ async fn write_manifest(
         audit_records: records,
         audit_head: head,
         files,
+        keys_on_token: keys_on_token(core).await?,
     };
     let json =
         serde_json::to_vec_pretty(&manifest).map_err(|e| EngineError::Config(e.to_string()))?;

@@ -284,6 +284,7 @@ mod tests {
                     size: *size,
                 })
                 .collect(),
+            keys_on_token: vec![],
         };
         serde_json::to_vec(&m).unwrap()
     }

@@ -176,7 +176,74 @@ pub(crate) async fn key_checks(
             _ => ok += 1,
         }
     }
+    if !manifest.keys_on_token.is_empty() {
+        let (n, mut p) = token_checks(dir, &config, manifest, &store).await;
+        ok += n;
+        problems.append(&mut p);
+    }
     Ok((ok, problems))
+}
+
+/// Keys the backup left on the token: the token the backed-up configuration
+/// names must hold each, matching its certificate (the CA certificate file,
+/// the exchange certificate in the snapshot).
+async fn token_checks(
+    dir: &Path,
+    config: &Config,
+    manifest: &Manifest,
+    store: &dyn Store,
+) -> (usize, Vec<String>) {
+    let token = match crate::keysource::open_token(&Home::new(dir), config) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return (
+                0,
+                vec![
+                "the backup lists keys on a token but its configuration has no [pkcs11] section"
+                    .into(),
+            ],
+            )
+        }
+        Err(e) => return (0, vec![format!("the CA's token: {e}")]),
+    };
+    let (mut ok, mut problems) = (0, vec![]);
+    for k in &manifest.keys_on_token {
+        let what = match &k.serial {
+            Some(s) => format!("{} key {s}", k.role),
+            None => format!("{} key", k.role),
+        };
+        let expected = match (k.role.as_str(), &k.serial) {
+            ("ca", _) => cert_spki(dir, &config.ca.cert_file).ok(),
+            (_, Some(serial)) => store
+                .get_by_serial(serial)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.cert)
+                .and_then(|c| decode_certificate(&c.cert_der).ok())
+                .map(|c| c.tbs_certificate().subject_public_key_info().clone()),
+            _ => None,
+        };
+        let Ok(id) = hex::decode(&k.key_id) else {
+            problems.push(format!("{what}: CKA_ID '{}' is not hex", k.key_id));
+            continue;
+        };
+        match (token.key_by_id(&id, &k.key_label), expected) {
+            (Ok(key), Some(spki)) if lockbox_crypto::KeyHandle::public_key_info(&key) == &spki => {
+                ok += 1
+            }
+            (Ok(_), Some(_)) => problems.push(format!(
+                "{what}: the key with CKA_ID {} on token '{}' does not match its certificate",
+                k.key_id, k.token_label
+            )),
+            (Ok(_), None) => problems.push(format!("{what}: no certificate to check it against")),
+            (Err(e), _) => problems.push(format!(
+                "{what}: token '{}' does not hold it ({e})",
+                k.token_label
+            )),
+        }
+    }
+    (ok, problems)
 }
 
 /// What a restore did.
@@ -379,10 +446,12 @@ async fn check_restored(
     let mut problems = vec![];
     // Restored without the exchange keys: the sealed keys in the database
     // cannot be opened; forget them so a new exchange certificate is made.
-    if !core
-        .home
-        .path(crate::archival::exchange_keys::WRAP_KEY_FILE)
-        .is_file()
+    // (Exchange keys on the token stay there, and so do their references.)
+    if !core.config.archival.exchange_on_token
+        && !core
+            .home
+            .path(crate::archival::exchange_keys::WRAP_KEY_FILE)
+            .is_file()
     {
         core.store
             .apply(&[lockbox_store::Change::ClearExchangeKeys], &[])
