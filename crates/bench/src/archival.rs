@@ -35,7 +35,12 @@ pub async fn archival(
     let (honest, old_limit) = (limits.honest(), limits.decrypt_and_sign());
 
     let dir = tempfile::tempdir().context("temporary CA home")?;
-    let (ca, xchg) = archival_bench_ca(dir.path(), deployment.database.as_deref()).await?;
+    let (ca, xchg) = archival_bench_ca(
+        dir.path(),
+        deployment.database.as_deref(),
+        deployment.keys,
+    )
+    .await?;
 
     let warmup = 10.min(requests);
     let mut bodies = archival_requests(requests + warmup, xchg).await?;
@@ -92,6 +97,7 @@ pub async fn archival(
         "key_operations_cpu_ms_per_enrollment": rounded(key_cpu * 1000.0, 3),
         "service_cpu_over_key_cpu": rounded(cpu_per_enrollment / key_cpu, 2),
         "backend": deployment.backend(),
+        "keys": deployment.keys.name(),
         "nodes": urls.len(),
         "durable_commits": deployment.durability(),
     });
@@ -103,7 +109,7 @@ pub async fn archival(
             limits.sign_rate, limits.decrypt_rate
         );
         println!("honest limit (1 decrypt + 2 signatures): {honest:.1} enrollments/s; decrypt + sign: {old_limit:.1}/s");
-        println!("archival enrollments over HTTP: {rate:.1}/s ({done} requests, {concurrency} clients, {errors} errors, {archived} archived rows; {} on {} node(s))", deployment.backend(), urls.len());
+        println!("archival enrollments over HTTP: {rate:.1}/s ({done} requests, {concurrency} clients, {errors} errors, {archived} archived rows; {} on {} node(s), keys in {})", deployment.backend(), urls.len(), deployment.keys.name());
         println!(
             "ratio to the honest limit: {:.3}; to decrypt + sign: {:.3}",
             rate / honest,

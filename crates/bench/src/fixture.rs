@@ -25,6 +25,55 @@ pub(crate) fn admin() -> lockbox_engine::Actor {
     ))
 }
 
+/// Where the bench CA keeps its private keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BenchKeys {
+    /// Key files in the home, in process memory (the embedded default).
+    #[default]
+    Software,
+    /// The CA key and the exchange keys on a SoftHSM2 token made for the run.
+    SoftHsm,
+}
+
+impl BenchKeys {
+    /// `software` or `softhsm2`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BenchKeys::Software => "software",
+            BenchKeys::SoftHsm => "softhsm2",
+        }
+    }
+}
+
+/// A SoftHSM2 token for the bench CA under `dir` (its PIN in a 0600 file
+/// there), made before the module is first loaded in this process.
+fn bench_token(dir: &Path) -> Result<lockbox_engine::InitToken> {
+    use lockbox_crypto::pkcs11::softhsm::SoftHsm;
+    const PIN: &str = "lockbox-bench-pin";
+    let hsm = SoftHsm::create(&dir.join("hsm"))?
+        .context("SoftHSM2 is not installed (Debian: apt-get install softhsm2)")?;
+    let label = format!(
+        "bench-{}",
+        dir.file_name().and_then(|n| n.to_str()).unwrap_or("ca")
+    );
+    // Token labels have at most 32 characters.
+    let label: String = label.chars().take(32).collect();
+    hsm.init_token(&label, PIN)?;
+    // The module reads its configuration when first loaded; a second bench
+    // in this process (`--keys both`) finds its token by a rescan.
+    std::env::set_var("SOFTHSM2_CONF", &hsm.conf);
+    let pin = dir.join("hsm/pin");
+    std::fs::write(&pin, PIN)?;
+    std::fs::set_permissions(&pin, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(lockbox_engine::InitToken {
+        module: hsm.module.display().to_string(),
+        token_label: label,
+        pin_file: Some(pin.display().to_string()),
+        key_label: None,
+        exchange_on_token: true,
+    })
+}
+
 /// Where the bench CA's database lives and how many nodes serve it.
 #[derive(Clone, Debug, Default)]
 pub struct Deployment {
@@ -34,6 +83,8 @@ pub struct Deployment {
     /// Service nodes on the one database (each its own `Ca`, pool and HTTP
     /// listener, in this process); at least 1.
     pub nodes: usize,
+    /// Where the CA key and the exchange keys are.
+    pub keys: BenchKeys,
 }
 
 impl Deployment {
@@ -74,7 +125,15 @@ pub(crate) async fn start_nodes(
 
 /// Creates the bench CA in `dir` (SQLite there; with a PostgreSQL server, a
 /// new database on it) and opens it, its key loaded.
-pub(crate) async fn bench_ca(dir: &Path, database: Option<&str>) -> Result<Arc<Ca>> {
+pub(crate) async fn bench_ca(
+    dir: &Path,
+    database: Option<&str>,
+    keys: BenchKeys,
+) -> Result<Arc<Ca>> {
+    let token = match keys {
+        BenchKeys::Software => None,
+        BenchKeys::SoftHsm => Some(bench_token(dir)?),
+    };
     let database = match database {
         Some(server) => Some(lockbox_store::create_fresh_database(server).await?),
         None => None,
@@ -91,7 +150,7 @@ pub(crate) async fn bench_ca(dir: &Path, database: Option<&str>) -> Result<Arc<C
         cdp_urls: vec![],
         aia_urls: vec![],
         database,
-        token: None,
+        token,
     })
     .await?;
     // The token is kept (as `lockbox init` does) for benchmarks that call the API.
@@ -138,9 +197,10 @@ pub(crate) async fn issue_bench_kra(ca: &Ca) -> Result<lockbox_engine::Outcome> 
 pub(crate) async fn archival_bench_ca(
     dir: &Path,
     database: Option<&str>,
+    keys: BenchKeys,
 ) -> Result<(Arc<Ca>, Certificate)> {
     use lockbox_client::check_exchange_certificate;
-    let ca = bench_ca(dir, database).await?;
+    let ca = bench_ca(dir, database, keys).await?;
     let issued = issue_bench_kra(&ca).await?;
     ca.kra_add(
         &admin(),

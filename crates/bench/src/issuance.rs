@@ -10,7 +10,7 @@ use lockbox_engine::certbuild::sign_request;
 use serde_json::json;
 use x509_cert::name::Name;
 
-use crate::fixture::{admin_token, bench_ca};
+use crate::fixture::{admin_token, bench_ca, BenchKeys};
 use crate::http::{warm_then_drive, Service};
 use crate::limits::sign_rate;
 use crate::stats::{cores, latency_ms, passed, print_latency, rounded};
@@ -23,11 +23,12 @@ pub async fn issuance(
     requests: usize,
     concurrency: usize,
     sign_seconds: f64,
+    keys: BenchKeys,
 ) -> Result<ExitCode> {
     let sign_rate = sign_rate(sign_seconds).await?;
 
     let dir = tempfile::tempdir().context("temporary CA home")?;
-    let ca = bench_ca(dir.path(), None).await?;
+    let ca = bench_ca(dir.path(), None, keys).await?;
     let server = Service::start(ca.clone()).await?;
 
     let warmup = 20.min(requests);
@@ -52,6 +53,7 @@ pub async fn issuance(
         "latency_ms_p50": latency_ms(&latencies, 50.0),
         "latency_ms_p99": latency_ms(&latencies, 99.0),
         "durable_commits": "sqlite WAL, synchronous=FULL",
+        "keys": keys.name(),
     });
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -61,11 +63,12 @@ pub async fn issuance(
             sign_rate
         );
         println!(
-            "PKCS#10 issuance over HTTP: {:.1} certs/s ({} requests, {} clients, {} errors)",
+            "PKCS#10 issuance over HTTP: {:.1} certs/s ({} requests, {} clients, {} errors, CA key in {})",
             rate,
             latencies.len(),
             concurrency,
-            errors
+            errors,
+            keys.name()
         );
         println!("ratio to the sign limit: {:.3}", rate / sign_rate);
         print_latency(&latencies);

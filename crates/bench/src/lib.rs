@@ -20,7 +20,7 @@ mod search;
 mod stats;
 
 pub use archival::archival;
-pub use fixture::Deployment;
+pub use fixture::{BenchKeys, Deployment};
 pub use import::import;
 pub use issuance::issuance;
 pub use load::load;

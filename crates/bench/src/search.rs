@@ -40,7 +40,7 @@ pub async fn search(
     let home = data_dir.unwrap_or_else(|| tmp.path().join("ca"));
     let fresh = !home.join("lockbox.toml").exists();
     let ca = if fresh {
-        bench_ca(&home, None).await?
+        bench_ca(&home, None, crate::fixture::BenchKeys::Software).await?
     } else {
         Arc::new(Ca::open(&home).await?)
     };

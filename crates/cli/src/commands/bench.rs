@@ -22,6 +22,10 @@ pub enum BenchCmd {
         /// Seconds spent measuring the RSA-2048 sign rate.
         #[arg(long, default_value_t = 3.0)]
         sign_seconds: f64,
+        /// Where the CA key is: software, softhsm (a SoftHSM2 token made for
+        /// the run), or both (one after the other, in this run).
+        #[arg(long, default_value = "software", value_parser = ["software", "softhsm", "both"])]
+        keys: String,
     },
     /// Bulk import (importkms) of PKCS#12 files with foreign P-256 keys, keys per second.
     Import {
@@ -60,6 +64,10 @@ pub enum BenchCmd {
         /// Service nodes on the one database, clients spread over them.
         #[arg(long, default_value_t = 1)]
         nodes: usize,
+        /// Where the CA key and exchange keys are: software, softhsm (a
+        /// SoftHSM2 token made for the run), or both (one after the other).
+        #[arg(long, default_value = "software", value_parser = ["software", "softhsm", "both"])]
+        keys: String,
     },
     /// Mixed load over HTTP: concurrent clients doing archival enrollments, status
     /// queries and recovery-candidate searches for a fixed time; errors, throughput,
@@ -84,6 +92,16 @@ pub enum BenchCmd {
     },
 }
 
+/// The key stores `--keys` names, in the order they run.
+fn key_stores(keys: &str) -> Vec<lockbox_bench::BenchKeys> {
+    use lockbox_bench::BenchKeys;
+    match keys {
+        "softhsm" => vec![BenchKeys::SoftHsm],
+        "both" => vec![BenchKeys::Software, BenchKeys::SoftHsm],
+        _ => vec![BenchKeys::Software],
+    }
+}
+
 /// Runs a benchmark.
 pub async fn run(g: &Global, cmd: BenchCmd) -> Result<ExitCode> {
     let json = g.json;
@@ -92,7 +110,24 @@ pub async fn run(g: &Global, cmd: BenchCmd) -> Result<ExitCode> {
             requests,
             concurrency,
             sign_seconds,
-        } => lockbox_bench::issuance(json, requests.max(1), concurrency.max(1), sign_seconds).await,
+            keys,
+        } => {
+            let mut code = ExitCode::SUCCESS;
+            for k in key_stores(&keys) {
+                let c = lockbox_bench::issuance(
+                    json,
+                    requests.max(1),
+                    concurrency.max(1),
+                    sign_seconds,
+                    k,
+                )
+                .await?;
+                if c != ExitCode::SUCCESS {
+                    code = c;
+                }
+            }
+            Ok(code)
+        }
         BenchCmd::Import { files } => lockbox_bench::import(json, files.max(1)).await,
         BenchCmd::Search {
             rows,
@@ -105,19 +140,28 @@ pub async fn run(g: &Global, cmd: BenchCmd) -> Result<ExitCode> {
             sign_seconds,
             database,
             nodes,
+            keys,
         } => {
-            let deployment = lockbox_bench::Deployment {
-                database,
-                nodes: nodes.clamp(1, 16),
-            };
-            lockbox_bench::archival(
-                json,
-                requests.max(1),
-                concurrency.max(1),
-                sign_seconds,
-                deployment,
-            )
-            .await
+            let mut code = ExitCode::SUCCESS;
+            for k in key_stores(&keys) {
+                let deployment = lockbox_bench::Deployment {
+                    database: database.clone(),
+                    nodes: nodes.clamp(1, 16),
+                    keys: k,
+                };
+                let c = lockbox_bench::archival(
+                    json,
+                    requests.max(1),
+                    concurrency.max(1),
+                    sign_seconds,
+                    deployment,
+                )
+                .await?;
+                if c != ExitCode::SUCCESS {
+                    code = c;
+                }
+            }
+            Ok(code)
         }
         BenchCmd::Load {
             clients,
@@ -129,6 +173,7 @@ pub async fn run(g: &Global, cmd: BenchCmd) -> Result<ExitCode> {
             let deployment = lockbox_bench::Deployment {
                 database,
                 nodes: nodes.clamp(1, 16),
+                keys: Default::default(),
             };
             lockbox_bench::load(
                 json,
