@@ -208,7 +208,7 @@ fn ct_eq_mask(a: u8, b: u8) -> u8 {
 /// length. Used for keys on a token, which decrypts with raw RSA so that the
 /// token's own padding check cannot answer differently (RFC 3218). The one
 /// branch is the final outcome, which [`decrypt_key_implicit`] hides.
-pub(crate) fn pkcs1_v15_unpad(em: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+pub fn pkcs1_v15_unpad(em: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     let k = em.len();
     if k < 11 {
         return Err(CryptoError::Decrypt);
