@@ -35,12 +35,8 @@ pub async fn archival(
     let (honest, old_limit) = (limits.honest(), limits.decrypt_and_sign());
 
     let dir = tempfile::tempdir().context("temporary CA home")?;
-    let (ca, xchg) = archival_bench_ca(
-        dir.path(),
-        deployment.database.as_deref(),
-        deployment.keys,
-    )
-    .await?;
+    let (ca, xchg) =
+        archival_bench_ca(dir.path(), deployment.database.as_deref(), deployment.keys).await?;
 
     let warmup = 10.min(requests);
     let mut bodies = archival_requests(requests + warmup, xchg).await?;

@@ -24,7 +24,12 @@ const CHUNK: usize = 250;
 /// archived.
 pub async fn import(json: bool, files: usize) -> Result<ExitCode> {
     let dir = tempfile::tempdir()?;
-    let ca = bench_ca(&dir.path().join("ca"), None, crate::fixture::BenchKeys::Software).await?;
+    let ca = bench_ca(
+        &dir.path().join("ca"),
+        None,
+        crate::fixture::BenchKeys::Software,
+    )
+    .await?;
     let admin = admin();
     issue_bench_kra(&ca).await?;
     ca.set_kra_required(&admin, 1).await?;

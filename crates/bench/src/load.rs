@@ -58,7 +58,8 @@ pub async fn load(
 ) -> Result<ExitCode> {
     let limit = ArchivalLimit::measure(sign_seconds).await?.honest();
     let dir = tempfile::tempdir().context("temporary CA home")?;
-    let (ca, xchg) = archival_bench_ca(dir.path(), deployment.database.as_deref(), deployment.keys).await?;
+    let (ca, xchg) =
+        archival_bench_ca(dir.path(), deployment.database.as_deref(), deployment.keys).await?;
     let token = admin_token(dir.path())?;
     let pool: Arc<Vec<SoftwareKey>> = Arc::new(
         tokio::task::spawn_blocking(|| {

@@ -534,8 +534,46 @@ fn init_uses_an_existing_key_pair_on_the_token() {
             "made-by-opensc",
             "--id",
             "0c",
+            "--usage-sign",
         ],
     );
+    // A key that also decrypts (pkcs11-tool's default usage) is refused.
+    pkcs11_tool(
+        &hsm,
+        "ca",
+        CA_PIN,
+        &[
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--label",
+            "all-purpose",
+            "--id",
+            "0d",
+        ],
+    );
+    let unfit = lockbox_cmd(&[
+        "init",
+        "--name",
+        "Unfit Key CA",
+        "--pkcs11-module",
+        &module,
+        "--token-label",
+        "ca",
+        "--pkcs11-key-label",
+        "all-purpose",
+    ])
+    .env("LOCKBOX_HOME", d.join("unfit"))
+    .env("SOFTHSM2_CONF", &hsm.conf)
+    .env("LOCKBOX_PKCS11_PIN", CA_PIN)
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&unfit.stderr);
+    assert!(
+        !unfit.status.success() && err.contains("not fit to be a CA key"),
+        "{err}"
+    );
+    assert!(!d.join("unfit").join("lockbox.toml").exists());
     let home = d.join("ca");
     let out = lockbox_cmd(&[
         "init",

@@ -181,6 +181,10 @@ pub struct Pkcs11Section {
     /// Most sessions open at once (0: one per core).
     #[serde(default)]
     pub max_sessions: usize,
+    /// The token's serial number, recorded at `init`: another token with
+    /// the same label is not used (and never sees the PIN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_serial: Option<String>,
 }
 
 /// `[archival]` section.

@@ -97,21 +97,50 @@ fn initial_key(
         home.write_atomic(KEY_FILE, pem.as_bytes(), true)?;
         return Ok((key, None));
     };
-    let section = crate::config::Pkcs11Section {
+    let mut section = crate::config::Pkcs11Section {
         module: t.module.clone(),
         token_label: t.token_label.clone(),
         pin_file: t.pin_file.clone(),
         max_sessions: 0,
+        token_serial: None,
     };
     let token = lockbox_crypto::pkcs11::Token::open(lockbox_crypto::pkcs11::TokenConfig {
         module: PathBuf::from(&t.module),
         token_label: t.token_label.clone(),
         pin: crate::keysource::read_pin(home, &section)?,
         max_sessions: 1,
+        token_serial: None,
     })?;
     token.check()?;
+    section.token_serial = Some(token.serial_number()?);
+    if t.exchange_on_token && !token.supports_raw_rsa()? {
+        return Err(EngineError::Config(format!(
+            "token '{}' has no raw RSA (CKM_RSA_X_509), which exchange keys on a token need to \
+             keep PKCS#1 v1.5 padding failures indistinguishable (RFC 3218): leave out \
+             --exchange-on-token to keep exchange keys in software",
+            t.token_label
+        )));
+    }
     let key = match &t.key_label {
-        Some(label) => token.find_key(label)?,
+        Some(label) => {
+            let key = token.find_key(label)?;
+            let p = key.protection()?;
+            // What could turn the CA key into a decryption service: RSA
+            // decryption or unwrapping, EC key agreement.
+            let decrypts = if lockbox_crypto::PrivateKey::is_rsa(&key) {
+                p.decrypt || p.unwrap
+            } else {
+                p.derive
+            };
+            if !p.kept_in() || decrypts || !p.sign {
+                return Err(EngineError::Config(format!(
+                    "the key '{label}' on token '{}' is not fit to be a CA key: it must sign, be \
+                     sensitive and never extractable, and not decrypt, unwrap or derive ({p:?})",
+                    t.token_label
+                )));
+            }
+            key
+        }
         None => {
             if token.has_key(GENERATED_KEY_LABEL)? {
                 return Err(EngineError::Conflict(format!(

@@ -69,6 +69,51 @@ pub fn read_pin_file(path: &Path) -> EngineResult<Zeroizing<String>> {
     Ok(pin)
 }
 
+/// A configuration that did not come from the home (a backup's) may name
+/// a module only where nobody but its owner could have put it: an absolute
+/// path outside `untrusted_dir`, neither the file nor its directory
+/// writable by group or others; its PIN file likewise outside. Loading a
+/// module runs its code, and it is given the PIN.
+pub(crate) fn check_foreign_token_config(
+    section: &Pkcs11Section,
+    untrusted_dir: &Path,
+) -> EngineResult<()> {
+    let refuse = |why: String| {
+        Err(EngineError::Config(format!(
+            "the backup's [pkcs11] configuration is not used: {why}"
+        )))
+    };
+    let module = Path::new(&section.module);
+    let untrusted = std::fs::canonicalize(untrusted_dir).unwrap_or(untrusted_dir.to_path_buf());
+    let inside = |p: &Path| {
+        std::fs::canonicalize(p)
+            .map(|c| c.starts_with(&untrusted))
+            .unwrap_or(true)
+    };
+    if !module.is_absolute() || inside(module) {
+        return refuse(format!(
+            "module {} is not an absolute path outside the backup",
+            module.display()
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [Some(module), module.parent()].into_iter().flatten() {
+            match std::fs::metadata(p) {
+                Ok(m) if m.permissions().mode() & 0o022 == 0 => {}
+                _ => return refuse(format!("{} may be changed by group or others", p.display())),
+            }
+        }
+    }
+    if let Some(f) = &section.pin_file {
+        if !Path::new(f).is_absolute() || inside(Path::new(f)) {
+            return refuse(format!("PIN file {f} is inside the backup"));
+        }
+    }
+    Ok(())
+}
+
 /// Loads the `[pkcs11]` module of a configuration (the token is looked for
 /// on first use, so a CA whose token is away still opens).
 pub(crate) fn open_token(home: &Home, config: &Config) -> EngineResult<Option<Arc<Token>>> {
@@ -81,6 +126,7 @@ pub(crate) fn open_token(home: &Home, config: &Config) -> EngineResult<Option<Ar
         token_label: section.token_label.clone(),
         pin,
         max_sessions: section.max_sessions,
+        token_serial: section.token_serial.clone(),
     })?))
 }
 

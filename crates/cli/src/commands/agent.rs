@@ -127,6 +127,7 @@ fn token_agent(t: &KraToken, cert: Option<&Path>) -> Result<(AgentKey, Vec<u8>)>
         token_label: t.token.clone(),
         pin,
         max_sessions: 1,
+        token_serial: None,
     })?;
     let key = token.find_key(&t.label)?.allow_padded_decryption();
     let cert = match cert {

@@ -71,6 +71,21 @@ pub struct KeyProtection {
     pub extractable: bool,
     /// `CKA_NEVER_EXTRACTABLE`.
     pub never_extractable: bool,
+    /// `CKA_SIGN`.
+    pub sign: bool,
+    /// `CKA_DECRYPT`.
+    pub decrypt: bool,
+    /// `CKA_DERIVE`.
+    pub derive: bool,
+    /// `CKA_UNWRAP`.
+    pub unwrap: bool,
+}
+
+impl KeyProtection {
+    /// Whether the private key can never leave the token in the clear.
+    pub fn kept_in(&self) -> bool {
+        self.sensitive && !self.extractable && self.never_extractable
+    }
 }
 
 /// A key pair on a [`Token`], named by `CKA_ID`.
@@ -115,10 +130,16 @@ fn attr_bool(attrs: &[Attribute], ty: AttributeType) -> bool {
                     Attribute::NeverExtractable(true),
                     AttributeType::NeverExtractable
                 )
+                | (Attribute::Sign(true), AttributeType::Sign)
+                | (Attribute::Decrypt(true), AttributeType::Decrypt)
+                | (Attribute::Derive(true), AttributeType::Derive)
+                | (Attribute::Unwrap(true), AttributeType::Unwrap)
         )
     })
 }
 
+/// The one object of `class` with `CKA_ID` `id` (an ID two objects share
+/// names no key: refused).
 fn find_one(
     token: &Token,
     s: &Session,
@@ -128,98 +149,131 @@ fn find_one(
     let found = s
         .find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])
         .map_err(|e| token.failure("finding a key", &e, CryptoError::Operation("find")))?;
+    if found.len() > 1 {
+        return Err(CryptoError::InvalidKey(format!(
+            "{}: {} objects of one class share CKA_ID {}: a key must be named by a unique ID",
+            token.describe(),
+            found.len(),
+            hex::encode(id)
+        )));
+    }
     Ok(found.first().copied())
 }
 
-impl TokenKey {
-    /// Reads the key pair with `CKA_ID` `id` from the token.
-    pub(super) fn load(token: Arc<Token>, id: Vec<u8>, label: String) -> Result<Self, CryptoError> {
-        let missing = || {
-            CryptoError::TokenUnavailable(format!(
-                "{}: no private key '{label}' (CKA_ID {}) on it",
-                token.describe(),
-                hex::encode(&id)
-            ))
-        };
-        let (handle, spki, kind) = token.with_session(|s, generation| {
-            let handle = find_one(&token, s, ObjectClass::PRIVATE_KEY, &id)?.ok_or_else(missing)?;
-            let read = |h, types: &[AttributeType]| {
-                s.get_attributes(h, types)
-                    .map_err(|e| token.failure("reading a key", &e, CryptoError::Operation("read")))
+/// What the token says about one key pair.
+struct Pair {
+    handle: ObjectHandle,
+    label: String,
+    spki: SubjectPublicKeyInfoOwned,
+    kind: Kind,
+}
+
+/// Reads the key pair with `CKA_ID` `id`: the private object (exactly one),
+/// its label, and the public key (from the public object with the same ID,
+/// else, for RSA, from the private object).
+fn read_pair(token: &Token, s: &Session, id: &[u8], label: &str) -> Result<Pair, CryptoError> {
+    if id.is_empty() {
+        return Err(CryptoError::InvalidKey(format!(
+            "key '{label}' has no CKA_ID: a key on the token is named by a non-empty ID"
+        )));
+    }
+    let handle = find_one(token, s, ObjectClass::PRIVATE_KEY, id)?.ok_or_else(|| {
+        CryptoError::TokenUnavailable(format!(
+            "{}: no private key '{label}' (CKA_ID {}) on it",
+            token.describe(),
+            hex::encode(id)
+        ))
+    })?;
+    let read = |h, types: &[AttributeType]| {
+        s.get_attributes(h, types)
+            .map_err(|e| token.failure("reading a key", &e, CryptoError::Operation("read")))
+    };
+    let attrs = read(handle, &[AttributeType::KeyType, AttributeType::Label])?;
+    let key_type = attrs.iter().find_map(|a| match a {
+        Attribute::KeyType(t) => Some(*t),
+        _ => None,
+    });
+    let actual_label = attrs
+        .iter()
+        .find_map(|a| match a {
+            Attribute::Label(l) => Some(String::from_utf8_lossy(l).into_owned()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let public = find_one(token, s, ObjectClass::PUBLIC_KEY, id)?;
+    let (spki, kind) = match key_type {
+        Some(t) if t == KeyType::RSA => {
+            let types = [AttributeType::Modulus, AttributeType::PublicExponent];
+            let attrs = read(public.unwrap_or(handle), &types)?;
+            let (Some(n), Some(e)) = (
+                attr_bytes(&attrs, AttributeType::Modulus),
+                attr_bytes(&attrs, AttributeType::PublicExponent),
+            ) else {
+                return Err(CryptoError::InvalidKey(format!(
+                    "RSA key '{label}' on the token has no readable public key"
+                )));
             };
-            let key_type = read(handle, &[AttributeType::KeyType])?
-                .into_iter()
-                .find_map(|a| match a {
-                    Attribute::KeyType(t) => Some(t),
-                    _ => None,
-                });
-            let public = find_one(&token, s, ObjectClass::PUBLIC_KEY, &id)?;
-            match key_type {
-                Some(t) if t == KeyType::RSA => {
-                    let types = [AttributeType::Modulus, AttributeType::PublicExponent];
-                    let attrs = read(public.unwrap_or(handle), &types)?;
-                    let (Some(n), Some(e)) = (
-                        attr_bytes(&attrs, AttributeType::Modulus),
-                        attr_bytes(&attrs, AttributeType::PublicExponent),
-                    ) else {
-                        return Err(CryptoError::InvalidKey(format!(
-                            "RSA key '{label}' on the token has no readable public key"
-                        )));
-                    };
-                    let pkcs1 = RsaPublicKey {
-                        modulus: UintRef::new(&n)?,
-                        exponent: UintRef::new(&e)?,
-                    }
-                    .to_der()?;
-                    let modulus_len = n.iter().skip_while(|b| **b == 0).count();
-                    Ok((
-                        (generation, handle),
-                        rsa_spki(&pkcs1)?,
-                        Kind::Rsa { modulus_len },
-                    ))
-                }
-                Some(t) if t == KeyType::EC => {
-                    let public = public.ok_or_else(|| {
-                        CryptoError::InvalidKey(format!(
-                            "EC key '{label}' on the token has no public key object with its CKA_ID"
-                        ))
-                    })?;
-                    let attrs = read(public, &[AttributeType::EcParams, AttributeType::EcPoint])?;
-                    let params = attr_bytes(&attrs, AttributeType::EcParams).unwrap_or_default();
-                    let curve = ObjectIdentifier::from_der(&params).map_err(|_| {
-                        CryptoError::Unsupported("EC key on the token with unnamed curve".into())
-                    })?;
-                    let (sig_oid, field_len) = if curve == oids::SECP256R1 {
-                        (oids::ECDSA_WITH_SHA256, 32)
-                    } else if curve == oids::SECP384R1 {
-                        (oids::ECDSA_WITH_SHA384, 48)
-                    } else {
-                        return Err(CryptoError::Unsupported(format!("EC curve {curve}")));
-                    };
-                    let raw = attr_bytes(&attrs, AttributeType::EcPoint).unwrap_or_default();
-                    let point = if raw.len() == 1 + 2 * field_len && raw.first() == Some(&4) {
-                        raw
-                    } else {
-                        OctetString::from_der(&raw)?.as_bytes().to_vec()
-                    };
-                    Ok((
-                        (generation, handle),
-                        ec_spki(curve, &point)?,
-                        Kind::Ec { sig_oid, field_len },
-                    ))
-                }
-                _ => Err(CryptoError::Unsupported(format!(
-                    "key '{label}' on the token is neither RSA nor EC"
-                ))),
+            let pkcs1 = RsaPublicKey {
+                modulus: UintRef::new(&n)?,
+                exponent: UintRef::new(&e)?,
             }
-        })?;
+            .to_der()?;
+            let modulus_len = n.iter().skip_while(|b| **b == 0).count();
+            (rsa_spki(&pkcs1)?, Kind::Rsa { modulus_len })
+        }
+        Some(t) if t == KeyType::EC => {
+            let public = public.ok_or_else(|| {
+                CryptoError::InvalidKey(format!(
+                    "EC key '{label}' on the token has no public key object with its CKA_ID"
+                ))
+            })?;
+            let attrs = read(public, &[AttributeType::EcParams, AttributeType::EcPoint])?;
+            let params = attr_bytes(&attrs, AttributeType::EcParams).unwrap_or_default();
+            let curve = ObjectIdentifier::from_der(&params).map_err(|_| {
+                CryptoError::Unsupported("EC key on the token with unnamed curve".into())
+            })?;
+            let (sig_oid, field_len) = if curve == oids::SECP256R1 {
+                (oids::ECDSA_WITH_SHA256, 32)
+            } else if curve == oids::SECP384R1 {
+                (oids::ECDSA_WITH_SHA384, 48)
+            } else {
+                return Err(CryptoError::Unsupported(format!("EC curve {curve}")));
+            };
+            let raw = attr_bytes(&attrs, AttributeType::EcPoint).unwrap_or_default();
+            let point = if raw.len() == 1 + 2 * field_len && raw.first() == Some(&4) {
+                raw
+            } else {
+                OctetString::from_der(&raw)?.as_bytes().to_vec()
+            };
+            (ec_spki(curve, &point)?, Kind::Ec { sig_oid, field_len })
+        }
+        _ => {
+            return Err(CryptoError::Unsupported(format!(
+                "key '{label}' on the token is neither RSA nor EC"
+            )))
+        }
+    };
+    Ok(Pair {
+        handle,
+        label: actual_label,
+        spki,
+        kind,
+    })
+}
+
+impl TokenKey {
+    /// Reads the key pair with `CKA_ID` `id` from the token (`label` is for
+    /// messages until the token's own label is read).
+    pub(super) fn load(token: Arc<Token>, id: Vec<u8>, label: String) -> Result<Self, CryptoError> {
+        let (generation, pair) = token
+            .with_session(|s, generation| Ok((generation, read_pair(&token, s, &id, &label)?)))?;
         Ok(TokenKey {
             token,
             id,
-            label,
-            spki,
-            kind,
-            handle: Mutex::new(Some(handle)),
+            label: pair.label,
+            spki: pair.spki,
+            kind: pair.kind,
+            handle: Mutex::new(Some((generation, pair.handle))),
             padded_fallback: false,
         })
     }
@@ -254,6 +308,26 @@ impl TokenKey {
         what: &str,
         other: impl Fn(&CkError) -> CryptoError,
     ) -> Result<T, CryptoError> {
+        self.with_key_as(op, false, what, other)
+    }
+
+    /// [`TokenKey::with_key`] for a decryption: its failures are classified
+    /// narrowly ([`super::device_gone`]).
+    fn decrypt_with_key<T>(
+        &self,
+        op: impl Fn(&Session, ObjectHandle) -> Result<T, CkError>,
+        other: impl Fn(&CkError) -> CryptoError,
+    ) -> Result<T, CryptoError> {
+        self.with_key_as(op, true, "decrypting", other)
+    }
+
+    fn with_key_as<T>(
+        &self,
+        op: impl Fn(&Session, ObjectHandle) -> Result<T, CkError>,
+        decrypting: bool,
+        what: &str,
+        other: impl Fn(&CkError) -> CryptoError,
+    ) -> Result<T, CryptoError> {
         self.token.with_session(|s, generation| {
             let cached = self.handle.lock().ok().and_then(|h| *h);
             let handle = match cached {
@@ -270,7 +344,13 @@ impl TokenKey {
                 }
                 other => other,
             };
-            out.map_err(|e| self.token.failure(what, &e, other(&e)))
+            out.map_err(|e| {
+                if decrypting {
+                    self.token.decrypt_failure(&e, other(&e))
+                } else {
+                    self.token.failure(what, &e, other(&e))
+                }
+            })
         })
     }
 
@@ -301,37 +381,43 @@ impl TokenKey {
         }
     }
 
+    /// Finds the private key again by its `CKA_ID` (after the module was
+    /// re-initialised, or the token said the handle is stale), and requires
+    /// the same public key: an ID that now names another key is refused.
     fn lookup(&self, s: &Session, generation: u64) -> Result<ObjectHandle, CryptoError> {
-        let h = find_one(&self.token, s, ObjectClass::PRIVATE_KEY, &self.id)?.ok_or_else(|| {
-            CryptoError::TokenUnavailable(format!(
-                "{}: the private key '{}' is no longer on it",
+        let pair = match read_pair(&self.token, s, &self.id, &self.label) {
+            Ok(p) => p,
+            Err(CryptoError::TokenUnavailable(_)) => {
+                return Err(CryptoError::TokenUnavailable(format!(
+                    "{}: the private key '{}' is no longer on it",
+                    self.token.describe(),
+                    self.label
+                )))
+            }
+            Err(e) => return Err(e),
+        };
+        if pair.spki != self.spki {
+            return Err(CryptoError::TokenUnavailable(format!(
+                "{}: CKA_ID {} now names another key than '{}'",
                 self.token.describe(),
+                hex::encode(&self.id),
                 self.label
-            ))
-        })?;
-        if let Ok(mut slot) = self.handle.lock() {
-            *slot = Some((generation, h));
+            )));
         }
-        Ok(h)
+        if let Ok(mut slot) = self.handle.lock() {
+            *slot = Some((generation, pair.handle));
+        }
+        Ok(pair.handle)
     }
 
     /// The certificate stored on the token with the key's `CKA_ID`, if any
     /// (as a smart card keeps its certificate beside its key).
     pub fn certificate(&self) -> Result<Option<Vec<u8>>, CryptoError> {
         self.token.with_session(|s, _| {
-            let found = s
-                .find_objects(&[
-                    Attribute::Class(ObjectClass::CERTIFICATE),
-                    Attribute::Id(self.id.clone()),
-                ])
-                .map_err(|e| {
-                    self.token
-                        .failure("finding a certificate", &e, CryptoError::Operation("find"))
-                })?;
-            let Some(h) = found.first() else {
+            let Some(h) = find_one(&self.token, s, ObjectClass::CERTIFICATE, &self.id)? else {
                 return Ok(None);
             };
-            let attrs = s.get_attributes(*h, &[AttributeType::Value]).map_err(|e| {
+            let attrs = s.get_attributes(h, &[AttributeType::Value]).map_err(|e| {
                 self.token
                     .failure("reading a certificate", &e, CryptoError::Operation("read"))
             })?;
@@ -349,6 +435,10 @@ impl TokenKey {
             AttributeType::Sensitive,
             AttributeType::Extractable,
             AttributeType::NeverExtractable,
+            AttributeType::Sign,
+            AttributeType::Decrypt,
+            AttributeType::Derive,
+            AttributeType::Unwrap,
         ];
         let attrs = self.with_key(
             |s, h| s.get_attributes(h, &types),
@@ -359,7 +449,22 @@ impl TokenKey {
             sensitive: attr_bool(&attrs, AttributeType::Sensitive),
             extractable: attr_bool(&attrs, AttributeType::Extractable),
             never_extractable: attr_bool(&attrs, AttributeType::NeverExtractable),
+            sign: attr_bool(&attrs, AttributeType::Sign),
+            decrypt: attr_bool(&attrs, AttributeType::Decrypt),
+            derive: attr_bool(&attrs, AttributeType::Derive),
+            unwrap: attr_bool(&attrs, AttributeType::Unwrap),
         })
+    }
+
+    /// Turns signing off (`CKA_SIGN` false) once an exchange key has signed
+    /// its own request: from then on it only decrypts. Best effort: a token
+    /// that refuses the change keeps the key as generated.
+    pub fn stop_signing(&self) -> Result<(), CryptoError> {
+        self.with_key(
+            |s, h| s.update_attributes(h, &[Attribute::Sign(false)]),
+            "changing key attributes",
+            |_| CryptoError::Operation("changing key attributes"),
+        )
     }
 
     /// Removes both halves of the key pair from the token.
@@ -392,9 +497,7 @@ impl TokenKey {
         encrypted: &[u8],
         modulus_len: usize,
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let raw = self.with_key(
-            |s, h| s.decrypt(&Mechanism::RsaX509, h, encrypted),
-            "decrypting",
+        let raw = self.decrypt_with_key(|s, h| s.decrypt(&Mechanism::RsaX509, h, encrypted),
             |e| match e {
                 CkError::Pkcs11(RvError::MechanismInvalid, _) => CryptoError::Unsupported(format!(
                     "{}: the token has no raw RSA (CKM_RSA_X_509), which the exchange key needs to \
@@ -489,9 +592,8 @@ impl DecryptionKey for TokenKey {
             KeyTransport::RsaPkcs1v15 => match self.rsa_decrypt_raw(encrypted, modulus_len) {
                 Ok(em) => pkcs1_v15_unpad(&em),
                 Err(CryptoError::Unsupported(_)) if self.padded_fallback => self
-                    .with_key(
+                    .decrypt_with_key(
                         |s, h| s.decrypt(&Mechanism::RsaPkcs, h, encrypted),
-                        "decrypting",
                         |_| CryptoError::Decrypt,
                     )
                     .map(Zeroizing::new),
@@ -504,9 +606,8 @@ impl DecryptionKey for TokenKey {
                     (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256)
                 };
                 let params = PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty());
-                self.with_key(
+                self.decrypt_with_key(
                     |s, h| s.decrypt(&Mechanism::RsaPkcsOaep(params), h, encrypted),
-                    "decrypting",
                     |e| match e {
                         CkError::Pkcs11(
                             RvError::MechanismInvalid | RvError::MechanismParamInvalid,
@@ -543,7 +644,7 @@ impl DecryptionKey for TokenKey {
             Attribute::Sensitive(false),
             Attribute::Extractable(true),
         ];
-        let z = self.with_key(
+        let z = self.decrypt_with_key(
             |s, h| {
                 let params = Ecdh1DeriveParams::new(EcKdf::null(), originator_point);
                 let secret = s.derive_key(&Mechanism::Ecdh1Derive(params), h, &template)?;
@@ -557,7 +658,6 @@ impl DecryptionKey for TokenKey {
                     })
                     .unwrap_or_default())
             },
-            "agreeing a key",
             |_| CryptoError::Decrypt,
         )?;
         if z.len() != field_len {

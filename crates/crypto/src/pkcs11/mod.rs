@@ -127,6 +127,24 @@ impl Module {
     }
 }
 
+/// The narrow form of [`token_gone`] for failures of a decryption: only a
+/// token that is not there or a session that no longer exists. A module
+/// that reports something about the ciphertext as a device error must not
+/// turn it into an answer of its own (RFC 3218).
+pub(crate) fn device_gone(e: &CkError) -> bool {
+    matches!(
+        e,
+        CkError::Pkcs11(
+            RvError::DeviceRemoved
+                | RvError::TokenNotPresent
+                | RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::CryptokiNotInitialized,
+            _
+        )
+    )
+}
+
 /// The PKCS#11 return value's name (`PinIncorrect`, `DeviceRemoved`, ...)
 /// or a short description: never the long text, never anything secret.
 pub(crate) fn rv_name(e: &CkError) -> String {
@@ -168,6 +186,10 @@ pub struct TokenConfig {
     pub pin: Zeroizing<String>,
     /// Most sessions open at once (0: one per core).
     pub max_sessions: usize,
+    /// The token's serial number, when known (recorded at `init`): a token
+    /// with the right label but another serial is not this token, and is
+    /// never given the PIN.
+    pub token_serial: Option<String>,
 }
 
 impl std::fmt::Debug for TokenConfig {
@@ -186,6 +208,7 @@ pub struct Token {
     lib: Arc<Module>,
     module: PathBuf,
     label: String,
+    serial: Option<String>,
     pin: cryptoki::types::AuthPin,
     pool: pool::Pool,
     /// Set once the token refused the PIN: it is not offered again (a real
@@ -223,6 +246,7 @@ impl Token {
             lib,
             module: config.module,
             label: config.token_label,
+            serial: config.token_serial,
             pin: cryptoki::types::AuthPin::from(config.pin.as_str()),
             pool: pool::Pool::new(max),
             pin_refused: Default::default(),
@@ -255,9 +279,13 @@ impl Token {
             CryptoError::TokenUnavailable(format!("{}: {}", self.describe(), rv_name(&e)))
         })?;
         Ok(slots.into_iter().find(|slot| {
-            self.ctx
-                .get_token_info(*slot)
-                .is_ok_and(|info| info.label().trim_end() == self.label)
+            self.ctx.get_token_info(*slot).is_ok_and(|info| {
+                info.label().trim_end() == self.label
+                    && self
+                        .serial
+                        .as_deref()
+                        .is_none_or(|s| info.serial_number().trim_end() == s)
+            })
         }))
     }
 
@@ -331,7 +359,10 @@ impl Token {
                 }
                 Err(e) => return Err(e),
             };
-            let out = f(lease.session(), generation);
+            let Some(session) = lease.session() else {
+                return Err(CryptoError::Operation("PKCS#11 session pool"));
+            };
+            let out = f(session, generation);
             match &out {
                 Err(CryptoError::TokenUnavailable(_)) => self.pool.discard(lease, generation),
                 _ => self.pool.give_back(lease, generation),
@@ -343,7 +374,16 @@ impl Token {
     /// Maps a failure of an operation on the token: the token gone is
     /// [`CryptoError::TokenUnavailable`], anything else `other`.
     pub(crate) fn failure(&self, what: &str, e: &CkError, other: CryptoError) -> CryptoError {
-        if token_gone(e) {
+        self.classify(what, e, token_gone(e), other)
+    }
+
+    /// [`Token::failure`] for a decryption ([`device_gone`]).
+    pub(crate) fn decrypt_failure(&self, e: &CkError, other: CryptoError) -> CryptoError {
+        self.classify("decrypting", e, device_gone(e), other)
+    }
+
+    fn classify(&self, what: &str, e: &CkError, gone: bool, other: CryptoError) -> CryptoError {
+        if gone {
             CryptoError::TokenUnavailable(format!("{}: {what}: {}", self.describe(), rv_name(e)))
         } else {
             other
@@ -474,13 +514,61 @@ impl Token {
         self.key_by_id(&id, label)
     }
 
-    /// Whether the token offers `mechanism` (false when it cannot be asked).
-    pub fn supports(&self, mechanism: cryptoki::mechanism::MechanismType) -> bool {
-        self.find_slot()
-            .ok()
-            .flatten()
-            .and_then(|s| self.ctx.get_mechanism_list(s).ok())
-            .is_some_and(|list| list.contains(&mechanism))
+    /// The token's serial number (`CK_TOKEN_INFO.serialNumber`).
+    pub fn serial_number(&self) -> Result<String, CryptoError> {
+        self.with_session(|s, _| {
+            let slot = s
+                .get_session_info()
+                .map_err(|e| {
+                    self.failure(
+                        "reading the session",
+                        &e,
+                        CryptoError::Operation("session info"),
+                    )
+                })?
+                .slot_id();
+            let info = self.ctx.get_token_info(slot).map_err(|e| {
+                self.failure(
+                    "reading the token",
+                    &e,
+                    CryptoError::Operation("token info"),
+                )
+            })?;
+            Ok(info.serial_number().trim_end().to_string())
+        })
+    }
+
+    /// Whether the token offers raw RSA (`CKM_RSA_X_509`), which an
+    /// exchange key on it needs (RFC 3218).
+    pub fn supports_raw_rsa(&self) -> Result<bool, CryptoError> {
+        self.supports(cryptoki::mechanism::MechanismType::RSA_X_509)
+    }
+
+    /// Whether the token offers `mechanism`.
+    pub(crate) fn supports(
+        &self,
+        mechanism: cryptoki::mechanism::MechanismType,
+    ) -> Result<bool, CryptoError> {
+        self.with_session(|s, _| {
+            let slot = s
+                .get_session_info()
+                .map_err(|e| {
+                    self.failure(
+                        "reading the session",
+                        &e,
+                        CryptoError::Operation("session info"),
+                    )
+                })?
+                .slot_id();
+            let list = self.ctx.get_mechanism_list(slot).map_err(|e| {
+                self.failure(
+                    "listing mechanisms",
+                    &e,
+                    CryptoError::Operation("mechanisms"),
+                )
+            })?;
+            Ok(list.contains(&mechanism))
+        })
     }
 }
 

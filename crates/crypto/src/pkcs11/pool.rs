@@ -23,14 +23,35 @@ pub(super) struct Pool {
     max: usize,
 }
 
-/// A session taken from the pool; give it back or discard it.
-pub(super) struct Lease(u64, Session);
+/// A session taken from the pool; give it back or discard it. A lease
+/// dropped otherwise (a panic in the operation) frees its place in the pool
+/// and forgets the session.
+pub(super) struct Lease<'a> {
+    pool: &'a Pool,
+    generation: u64,
+    session: Option<Session>,
+}
 
-impl Lease {
-    pub(super) fn session(&self) -> &Session {
-        &self.1
+impl Lease<'_> {
+    pub(super) fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
     }
 }
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            std::mem::forget(s);
+            if let Ok(mut state) = self.pool.state.lock() {
+                state.open = state.open.saturating_sub(1);
+                self.pool.returned.notify_one();
+            }
+        }
+    }
+}
+
+/// How long a caller waits for a session when all are in use.
+const WAIT_FOR_SESSION: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Drops a session of the current generation (closing it) and forgets one of
 /// an older generation.
@@ -66,12 +87,17 @@ impl Pool {
         &self,
         generation: u64,
         open: impl FnOnce() -> Result<Session, CryptoError>,
-    ) -> Result<Lease, CryptoError> {
+    ) -> Result<Lease<'_>, CryptoError> {
+        let lease = |g, s| Lease {
+            pool: self,
+            generation: g,
+            session: Some(s),
+        };
         let mut state = self.lock()?;
         loop {
             while let Some((g, s)) = state.idle.pop() {
                 if g == generation {
-                    return Ok(Lease(g, s));
+                    return Ok(lease(g, s));
                 }
                 state.open = state.open.saturating_sub(1);
                 retire(generation, g, s);
@@ -80,7 +106,7 @@ impl Pool {
                 state.open += 1;
                 drop(state);
                 return match open() {
-                    Ok(s) => Ok(Lease(generation, s)),
+                    Ok(s) => Ok(lease(generation, s)),
                     Err(e) => {
                         let mut state = self.lock()?;
                         state.open = state.open.saturating_sub(1);
@@ -89,21 +115,30 @@ impl Pool {
                     }
                 };
             }
-            state = self
+            let (next, waited) = self
                 .returned
-                .wait(state)
+                .wait_timeout(state, WAIT_FOR_SESSION)
                 .map_err(|_| CryptoError::Operation("PKCS#11 session pool"))?;
+            if waited.timed_out() {
+                return Err(CryptoError::TokenUnavailable(
+                    "every session of the token is busy (waited 30 s)".into(),
+                ));
+            }
+            state = next;
         }
     }
 
     /// Returns a session for the next caller.
-    pub(super) fn give_back(&self, lease: Lease, generation: u64) {
+    pub(super) fn give_back(&self, mut lease: Lease<'_>, generation: u64) {
+        let Some(session) = lease.session.take() else {
+            return;
+        };
         if let Ok(mut state) = self.state.lock() {
-            if lease.0 == generation {
-                state.idle.push((lease.0, lease.1));
+            if lease.generation == generation {
+                state.idle.push((lease.generation, session));
             } else {
                 state.open = state.open.saturating_sub(1);
-                retire(generation, lease.0, lease.1);
+                retire(generation, lease.generation, session);
             }
             self.returned.notify_one();
         }
@@ -112,7 +147,10 @@ impl Pool {
     /// Closes a session that failed because the token went away, and every
     /// idle one with it (they went with the token): the next caller opens a
     /// session afresh, looking for the token again.
-    pub(super) fn discard(&self, lease: Lease, generation: u64) {
+    pub(super) fn discard(&self, mut lease: Lease<'_>, generation: u64) {
+        let Some(session) = lease.session.take() else {
+            return;
+        };
         let stale = match self.state.lock() {
             Ok(mut state) => {
                 let stale: Vec<(u64, Session)> = state.idle.drain(..).collect();
@@ -126,6 +164,6 @@ impl Pool {
         for (g, s) in stale {
             retire(generation, g, s);
         }
-        retire(generation, lease.0, lease.1);
+        retire(generation, lease.generation, session);
     }
 }

@@ -47,6 +47,7 @@ fn token(label: &str) -> Option<Arc<Token>> {
             token_label: label.into(),
             pin: Zeroizing::new(PIN.into()),
             max_sessions: 2,
+            token_serial: None,
         })
         .unwrap(),
     )
@@ -149,6 +150,7 @@ fn wrong_pin_absent_token_and_removed_key_are_clear_errors() {
         token_label: "no-such-token".into(),
         pin: Zeroizing::new(PIN.into()),
         max_sessions: 1,
+        token_serial: None,
     })
     .unwrap();
     let e = absent.check().unwrap_err();
@@ -159,6 +161,7 @@ fn wrong_pin_absent_token_and_removed_key_are_clear_errors() {
         token_label: "wrong-pin".into(),
         pin: Zeroizing::new("not-the-pin-0815".into()),
         max_sessions: 1,
+        token_serial: None,
     })
     .unwrap();
     let e = wrong.check().unwrap_err();

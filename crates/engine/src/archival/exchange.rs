@@ -186,8 +186,9 @@ async fn sign_and_record(
         .to_der()
         .map_err(|e| EngineError::Config(e.to_string()))?;
     let fields = cert_fields(&der)?;
-    let sealed = crate::archival::exchange_keys::seal(core, key, &der, &fields.serial)?;
+    // The request first: sealing a key on the token turns its signing off.
     let csr = sign_request(key, subject, vec![])?;
+    let sealed = crate::archival::exchange_keys::seal(core, key, &der, &fields.serial)?;
     let overlap = core.config.archival.exchange_overlap.approx_seconds();
     // Rows this CA did not sign do not count as a fresh exchange certificate.
     let foreign = usable_and_foreign(core).await?.1;
@@ -219,10 +220,10 @@ async fn remove_expired_token_keys(core: &Core) {
     else {
         return;
     };
-    let certs: Vec<(String, i64)> = rows
+    let certs: Vec<(String, Vec<u8>)> = rows
         .into_iter()
         .filter_map(|r| r.cert)
-        .map(|c| (c.serial, c.not_after))
+        .map(|c| (c.serial, c.cert_der))
         .collect();
     match crate::archival::exchange_keys::remove_expired_from_token(core, &certs).await {
         Ok(removed) => {

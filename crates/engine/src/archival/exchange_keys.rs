@@ -187,28 +187,77 @@ pub(crate) fn discard(core: &Core, key: &dyn PrivateKey) {
     }
 }
 
+/// The exchange key a database reference names on the token, once every
+/// check passes: `cert` is an exchange certificate this CA signed (the CA
+/// exchange EKU, not the CA's own key), the token key is labelled
+/// [`TOKEN_LABEL`], is not the CA key, and is the certificate's key.
+/// Someone who can write the database can name only a real exchange key.
+/// A check that fails is [`unopenable`]; a token that is away is reported.
+fn token_exchange_key(
+    core: &Core,
+    cert: &Certificate,
+    id: &[u8],
+) -> EngineResult<lockbox_crypto::pkcs11::TokenKey> {
+    let (_, ca) = core.ca_cert()?;
+    let spki = cert.tbs_certificate().subject_public_key_info();
+    let is_exchange = crate::certs::first_extension::<x509_cert::ext::pkix::ExtendedKeyUsage>(cert)
+        .is_some_and(|eku| eku.0.contains(&lockbox_codec::oids::MS_KP_CA_EXCHANGE));
+    let ca_id = core
+        .config
+        .ca
+        .key_id
+        .as_deref()
+        .and_then(|h| hex::decode(h).ok());
+    if !is_exchange
+        || crate::certs::verify_issued_by(cert, ca).is_err()
+        || spki == ca.tbs_certificate().subject_public_key_info()
+        || ca_id.as_deref() == Some(id)
+    {
+        return Err(unopenable());
+    }
+    let key = token(core)?.key_by_id(id, TOKEN_LABEL)?;
+    if key.label() != TOKEN_LABEL || key.public_key_info() != spki {
+        return Err(unopenable());
+    }
+    Ok(key)
+}
+
 /// Removes from the token the keys of exchange certificates that have
-/// expired (`certs`: serial and not-after of every exchange certificate);
-/// returns the serials removed.
+/// expired (`certs`: serial and DER of every exchange certificate row),
+/// each only after [`token_exchange_key`] vouched for it and the
+/// certificate's own notAfter has passed; returns the serials removed.
 pub(crate) async fn remove_expired_from_token(
     core: &Core,
-    certs: &[(String, i64)],
+    certs: &[(String, Vec<u8>)],
 ) -> EngineResult<Vec<String>> {
-    let Some(token) = core.token.as_ref() else {
+    if core.token.is_none() {
         return Ok(vec![]);
-    };
+    }
     let mut removed = vec![];
     let t = crate::period::now();
-    for (serial, not_after) in certs.iter().filter(|(_, na)| *na <= t) {
-        let _ = not_after;
+    for (serial, der) in certs {
+        let Ok(cert) = crate::certbuild::decode_certificate(der) else {
+            continue;
+        };
+        let expired = cert
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_unix_duration()
+            .as_secs() as i64
+            <= t;
+        if !expired {
+            continue;
+        }
         let Some(stored) = core.store.exchange_key(serial).await? else {
             continue;
         };
         let Some(id) = stored.strip_prefix(TOKEN_REF) else {
             continue;
         };
-        // Gone already (an earlier run, another node): nothing to do.
-        let Ok(key) = token.key_by_id(id, TOKEN_LABEL) else {
+        // Gone already (an earlier run, another node), or not a key this
+        // reference may name: nothing is removed.
+        let Ok(key) = token_exchange_key(core, &cert, id) else {
             continue;
         };
         key.destroy()?;
@@ -230,6 +279,12 @@ pub(crate) fn seal(
     serial: &str,
 ) -> EngineResult<Vec<u8>> {
     if let Some(id) = key.token_id() {
+        // It has signed its own request: from now on it only decrypts.
+        if let Ok(k) = token(core)?.key_by_id(&id, TOKEN_LABEL) {
+            if let Err(e) = k.stop_signing() {
+                tracing::warn!(error = %e, "the exchange key on the token keeps CKA_SIGN");
+            }
+        }
         let mut reference = TOKEN_REF.to_vec();
         reference.extend_from_slice(&id);
         return Ok(reference);
@@ -264,12 +319,8 @@ fn open(
 ) -> EngineResult<Arc<dyn PrivateKey>> {
     if let Some(id) = sealed.strip_prefix(TOKEN_REF) {
         // Token failures are reported as they are (503 when it is away);
-        // a key that is not the certificate's is the one error.
-        let key = token(core)?.key_by_id(id, TOKEN_LABEL)?;
-        if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
-            return Err(unopenable());
-        }
-        return Ok(Arc::new(key));
+        // a key the reference may not name is the one error.
+        return Ok(Arc::new(token_exchange_key(core, cert, id)?));
     }
     let wrap = wrap_key(core)?;
     let cert_der = cert.to_der().map_err(|_| unopenable())?;

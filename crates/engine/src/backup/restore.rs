@@ -176,7 +176,20 @@ pub(crate) async fn key_checks(
             _ => ok += 1,
         }
     }
-    if !manifest.keys_on_token.is_empty() {
+    // The configuration, not the manifest, says whether the CA key is on a
+    // token; the manifest's entry must name the same key.
+    if let Some(id) = &config.ca.key_id {
+        let listed = manifest
+            .keys_on_token
+            .iter()
+            .any(|k| k.role == "ca" && &k.key_id == id);
+        if !listed {
+            problems.push(format!(
+                "the configuration keeps the CA key on a token (CKA_ID {id}) but the manifest does not list it"
+            ));
+        }
+    }
+    if !manifest.keys_on_token.is_empty() || config.ca.key_id.is_some() {
         let (n, mut p) = token_checks(dir, &config, manifest, &store).await;
         ok += n;
         problems.append(&mut p);
@@ -193,6 +206,11 @@ async fn token_checks(
     manifest: &Manifest,
     store: &dyn Store,
 ) -> (usize, Vec<String>) {
+    if let Some(section) = &config.pkcs11 {
+        if let Err(e) = crate::keysource::check_foreign_token_config(section, dir) {
+            return (0, vec![e.to_string()]);
+        }
+    }
     let token = match crate::keysource::open_token(&Home::new(dir), config) {
         Ok(Some(t)) => t,
         Ok(None) => {
