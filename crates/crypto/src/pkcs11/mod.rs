@@ -560,14 +560,17 @@ impl Token {
                     )
                 })?
                 .slot_id();
-            let list = self.ctx.get_mechanism_list(slot).map_err(|e| {
-                self.failure(
-                    "listing mechanisms",
+            // Asked for the one mechanism (the whole list would name
+            // vendor mechanisms the library does not know, noisily).
+            match self.ctx.get_mechanism_info(slot, mechanism) {
+                Ok(_) => Ok(true),
+                Err(CkError::Pkcs11(RvError::MechanismInvalid, _)) => Ok(false),
+                Err(e) => Err(self.failure(
+                    "reading mechanisms",
                     &e,
-                    CryptoError::Operation("mechanisms"),
-                )
-            })?;
-            Ok(list.contains(&mechanism))
+                    CryptoError::Operation("mechanism info"),
+                )),
+            }
         })
     }
 }
