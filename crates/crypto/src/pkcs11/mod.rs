@@ -514,19 +514,23 @@ impl Token {
         self.key_by_id(&id, label)
     }
 
+    /// The slot a session is on.
+    fn slot_of(&self, s: &Session) -> Result<cryptoki::slot::Slot, CryptoError> {
+        Ok(s.get_session_info()
+            .map_err(|e| {
+                self.failure(
+                    "reading the session",
+                    &e,
+                    CryptoError::Operation("session info"),
+                )
+            })?
+            .slot_id())
+    }
+
     /// The token's serial number (`CK_TOKEN_INFO.serialNumber`).
     pub fn serial_number(&self) -> Result<String, CryptoError> {
         self.with_session(|s, _| {
-            let slot = s
-                .get_session_info()
-                .map_err(|e| {
-                    self.failure(
-                        "reading the session",
-                        &e,
-                        CryptoError::Operation("session info"),
-                    )
-                })?
-                .slot_id();
+            let slot = self.slot_of(s)?;
             let info = self.ctx.get_token_info(slot).map_err(|e| {
                 self.failure(
                     "reading the token",
@@ -550,16 +554,7 @@ impl Token {
         mechanism: cryptoki::mechanism::MechanismType,
     ) -> Result<bool, CryptoError> {
         self.with_session(|s, _| {
-            let slot = s
-                .get_session_info()
-                .map_err(|e| {
-                    self.failure(
-                        "reading the session",
-                        &e,
-                        CryptoError::Operation("session info"),
-                    )
-                })?
-                .slot_id();
+            let slot = self.slot_of(s)?;
             // Asked for the one mechanism (the whole list would name
             // vendor mechanisms the library does not know, noisily).
             match self.ctx.get_mechanism_info(slot, mechanism) {
