@@ -38,6 +38,7 @@ pub async fn archival(
     let (ca, xchg) =
         archival_bench_ca(dir.path(), deployment.database.as_deref(), deployment.keys).await?;
 
+    let on_token = crate::limits::token_limit(&ca, seconds).await?;
     let warmup = 10.min(requests);
     let mut bodies = archival_requests(requests + warmup, xchg).await?;
 
@@ -97,6 +98,13 @@ pub async fn archival(
         "nodes": urls.len(),
         "durable_commits": deployment.durability(),
     });
+    let mut report = report;
+    if let Some(t) = &on_token {
+        report["token_rsa2048_sign_per_s"] = json!(rounded(t.sign_rate, 1));
+        report["token_rsa2048_decrypt_per_s"] = json!(rounded(t.decrypt_rate, 1));
+        report["token_honest_limit_per_s"] = json!(rounded(t.honest(), 1));
+        report["ratio_to_token_honest_limit"] = json!(rounded(rate / t.honest(), 3));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -112,6 +120,15 @@ pub async fn archival(
             rate / old_limit
         );
         print_latency(&latencies);
+        if let Some(t) = &on_token {
+            println!(
+                "the token itself (all cores): sign {:.1}/s, decrypt {:.1}/s, honest limit {:.1}/s; ratio {:.3}",
+                t.sign_rate,
+                t.decrypt_rate,
+                t.honest(),
+                rate / t.honest()
+            );
+        }
         println!(
             "service CPU per enrollment {:.3} ms; its private-key operations {:.3} ms; ratio {:.2}",
             cpu_per_enrollment * 1000.0,

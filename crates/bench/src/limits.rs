@@ -104,3 +104,57 @@ impl ArchivalLimit {
         cores as f64 / self.honest()
     }
 }
+
+/// The bench CA's token (its `[pkcs11]` section), when its keys are on one.
+fn bench_token(ca: &lockbox_engine::Ca) -> Result<Option<Arc<lockbox_crypto::pkcs11::Token>>> {
+    let Some(section) = &ca.config().pkcs11 else {
+        return Ok(None);
+    };
+    let pin_file = section
+        .pin_file
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("the bench token has no PIN file"))?;
+    let pin = lockbox_engine::keysource::read_pin_file(std::path::Path::new(pin_file))?;
+    Ok(Some(lockbox_crypto::pkcs11::Token::open(
+        lockbox_crypto::pkcs11::TokenConfig {
+            module: section.module.clone().into(),
+            token_label: section.token_label.clone(),
+            pin,
+            max_sessions: 0,
+            token_serial: section.token_serial.clone(),
+        },
+    )?))
+}
+
+/// The token's own RSA-2048 limits (signatures and raw-RSA PKCS#1
+/// decryptions per second on every core, through the token as the CA uses
+/// it), measured for `seconds` each with a probe key made on the bench
+/// token and removed afterwards; None when the CA's keys are in software.
+pub(crate) async fn token_limit(
+    ca: &lockbox_engine::Ca,
+    seconds: f64,
+) -> Result<Option<ArchivalLimit>> {
+    use lockbox_crypto::keytransport::{encrypt_key, DecryptionKey, KeyTransport};
+    use lockbox_crypto::pkcs11::KeyUse;
+    let Some(token) = bench_token(ca)? else {
+        return Ok(None);
+    };
+    tokio::task::spawn_blocking(move || -> Result<Option<ArchivalLimit>> {
+        let key = Arc::new(token.generate(KeySpec::Rsa2048, "bench-probe", KeyUse::Exchange)?);
+        let signer = key.clone();
+        let sign_rate = rate_on_all_cores(seconds, move || signer.sign(&[0x5au8; 512]).is_ok())?;
+        let ct = encrypt_key(key.public_key_info(), KeyTransport::RsaPkcs1v15, &[7u8; 32])?;
+        let decrypter = key.clone();
+        let decrypt_rate = rate_on_all_cores(seconds, move || {
+            decrypter
+                .decrypt_key(KeyTransport::RsaPkcs1v15, &ct)
+                .is_ok()
+        })?;
+        key.destroy()?;
+        Ok(Some(ArchivalLimit {
+            sign_rate,
+            decrypt_rate,
+        }))
+    })
+    .await?
+}
