@@ -301,90 +301,77 @@ pub(crate) async fn key_status(
         };
         token.key_by_id(&id, "").ok()?.protection().ok()
     };
-    let mut out = Vec::new();
-    let ca_location = core.ca_key.location(&core.config);
-    out.push(match core.ca_key.load() {
-        Ok(key) => KeyReport {
-            role: "ca".into(),
-            serial: None,
-            location: ca_location,
-            available: true,
-            matches_certificate: core.cert.as_ref().map(|(_, c)| {
-                c.tbs_certificate().subject_public_key_info() == key.public_key_info()
-            }),
-            protection: protection(&key),
-            error: None,
-        },
-        Err(e) => KeyReport {
-            role: "ca".into(),
-            serial: None,
-            location: ca_location,
-            available: false,
-            matches_certificate: None,
-            protection: None,
-            error: Some(e.to_string()),
-        },
-    });
-    // The exchange certificates in force whose key the CA holds (a key that
-    // was never restored is replaced, not missing).
-    for (der, cert) in crate::archival::exchange::usable_exchange_certificates(core)
-        .await?
-        .iter()
-    {
-        let serial = crate::certs::cert_fields(der)?.serial;
-        let key = crate::archival::exchange_keys::exchange_key(core, cert).await;
-        let location = |key: Option<&Arc<dyn PrivateKey>>| match (
-            key.and_then(|k| k.token_id()),
-            core.token.as_ref(),
-        ) {
-            (Some(id), Some(token)) => KeyLocation::Token {
-                module: token.module().display().to_string(),
-                token_label: token.label().to_string(),
-                key_label: crate::archival::exchange_keys::TOKEN_LABEL.into(),
-                key_id: hex::encode(id),
-            },
-            _ => KeyLocation::Database {
-                sealed_to: crate::archival::exchange_keys::WRAP_KEY_FILE.into(),
-            },
-        };
-        out.push(match key {
+    let report = |role: &str,
+                  serial: Option<String>,
+                  location: KeyLocation,
+                  key: EngineResult<Arc<dyn PrivateKey>>,
+                  expected: Option<&spki::SubjectPublicKeyInfoOwned>| {
+        match key {
             Ok(key) => KeyReport {
-                role: "exchange".into(),
-                serial: Some(serial),
-                location: location(Some(&key)),
+                role: role.into(),
+                serial,
+                location,
                 available: true,
-                // Opening checks the key against its certificate.
-                matches_certificate: Some(true),
+                matches_certificate: expected.map(|spki| spki == key.public_key_info()),
                 protection: protection(&key),
                 error: None,
             },
             Err(e) => KeyReport {
-                role: "exchange".into(),
-                serial: Some(serial),
-                location: if core.config.archival.exchange_on_token {
-                    KeyLocation::Token {
-                        module: core
-                            .token
-                            .as_ref()
-                            .map(|t| t.module().display().to_string())
-                            .unwrap_or_default(),
-                        token_label: core
-                            .token
-                            .as_ref()
-                            .map(|t| t.label().to_string())
-                            .unwrap_or_default(),
-                        key_label: crate::archival::exchange_keys::TOKEN_LABEL.into(),
-                        key_id: String::new(),
-                    }
-                } else {
-                    location(None)
-                },
+                role: role.into(),
+                serial,
+                location,
                 available: false,
                 matches_certificate: None,
                 protection: None,
                 error: Some(e.to_string()),
             },
-        });
+        }
+    };
+    let mut out = vec![report(
+        "ca",
+        None,
+        core.ca_key.location(&core.config),
+        core.ca_key.load(),
+        core.cert
+            .as_ref()
+            .map(|(_, c)| c.tbs_certificate().subject_public_key_info()),
+    )];
+    // The exchange certificates in force whose key the CA holds (a key that
+    // was never restored is replaced, not missing); where each key is comes
+    // from what the database stores for it.
+    for (der, cert) in crate::archival::exchange::usable_exchange_certificates(core)
+        .await?
+        .iter()
+    {
+        use crate::archival::exchange_keys::{
+            legacy_file, token_reference, TOKEN_LABEL, WRAP_KEY_FILE,
+        };
+        let serial = crate::certs::cert_fields(der)?.serial;
+        let stored = core.store.exchange_key(&serial).await?;
+        let location = match (stored.as_deref().map(token_reference), core.token.as_ref()) {
+            (Some(Some(id)), Some(token)) => KeyLocation::Token {
+                module: token.module().display().to_string(),
+                token_label: token.label().to_string(),
+                key_label: TOKEN_LABEL.into(),
+                key_id: hex::encode(id),
+            },
+            (Some(_), _) => KeyLocation::Database {
+                sealed_to: WRAP_KEY_FILE.into(),
+            },
+            (None, _) => KeyLocation::File {
+                path: legacy_file(&serial),
+                encrypted: core.config.ca.key_encrypted,
+            },
+        };
+        let key = crate::archival::exchange_keys::exchange_key(core, cert).await;
+        out.push(report(
+            "exchange",
+            Some(serial),
+            location,
+            key,
+            // Opening an exchange key checks it against its certificate.
+            Some(cert.tbs_certificate().subject_public_key_info()),
+        ));
     }
     Ok(out)
 }

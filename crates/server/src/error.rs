@@ -77,7 +77,10 @@ pub(crate) fn public_message(e: &EngineError, status: StatusCode, front: &str) -
         tracing::error!(error = %e, front, "internal error");
         Some("internal error (see the server log)".to_string())
     } else if status == StatusCode::SERVICE_UNAVAILABLE
-        && e.code() != lockbox_engine::codes::E_UNAVAILABLE
+        && matches!(
+            e.code(),
+            codes::NTE_DEVICE_NOT_READY | codes::SCARD_W_WRONG_CHV
+        )
     {
         // The token's module path and label stay in the log.
         tracing::warn!(error = %e, front, "CA key token unavailable");

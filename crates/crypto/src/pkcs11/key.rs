@@ -368,14 +368,9 @@ impl TokenKey {
             CryptoError::Operation("signature on the token")
         }) {
             Err(CryptoError::Operation(_)) => {
-                let generation = self.token.with_session(|s, g| {
-                    self.lookup(s, g)?;
-                    Ok(g)
-                });
-                match generation {
-                    Err(e) => Err(e),
-                    Ok(_) => Err(other),
-                }
+                self.token
+                    .with_session(|s, g| self.lookup(s, g).map(|_| ()))?;
+                Err(other)
             }
             out => out,
         }

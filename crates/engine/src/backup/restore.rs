@@ -189,6 +189,14 @@ pub(crate) async fn key_checks(
             ));
         }
     }
+    // A backup's module is vetted whether or not its keys are checked: the
+    // restored home opens it.
+    if let Some(section) = &config.pkcs11 {
+        if let Err(e) = crate::keysource::check_foreign_token_config(section, dir) {
+            problems.push(e.to_string());
+            return Ok((ok, problems));
+        }
+    }
     if !manifest.keys_on_token.is_empty() || config.ca.key_id.is_some() {
         let (n, mut p) = token_checks(dir, &config, manifest, &store).await;
         ok += n;
@@ -206,11 +214,6 @@ async fn token_checks(
     manifest: &Manifest,
     store: &dyn Store,
 ) -> (usize, Vec<String>) {
-    if let Some(section) = &config.pkcs11 {
-        if let Err(e) = crate::keysource::check_foreign_token_config(section, dir) {
-            return (0, vec![e.to_string()]);
-        }
-    }
     let token = match crate::keysource::open_token(&Home::new(dir), config) {
         Ok(Some(t)) => t,
         Ok(None) => {
