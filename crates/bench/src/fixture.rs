@@ -149,6 +149,8 @@ pub(crate) async fn bench_ca(
         passphrase_file: None,
         cdp_urls: vec![],
         aia_urls: vec![],
+        ocsp_urls: vec![],
+        delta_cdp_urls: vec![],
         database,
         token,
     })

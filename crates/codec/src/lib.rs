@@ -7,7 +7,7 @@
 //!
 //! Each public module is the namespace of one format, used by path
 //! (`pem`, `cmc`, `request`, `keyblob`, `ms`/`msext`, `names`, `certsrv`,
-//! `ber`, `hexfmt`, `oids`); the error type is re-exported here.
+//! `ber`, `hexfmt`, `oids`, `ocsp`); the error type is re-exported here.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -21,6 +21,7 @@ pub mod keyblob;
 pub mod ms;
 pub mod msext;
 pub mod names;
+pub mod ocsp;
 pub mod oids;
 pub mod pem;
 pub mod request;

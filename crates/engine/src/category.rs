@@ -76,6 +76,10 @@ pub enum AuditAction {
     ExchangeCertificateIssued,
     /// The CA issued the service's TLS server certificate. (`TLS server certificate issued`)
     TlsServerCertificateIssued,
+    /// The CA issued its OCSP responder's signing certificate. (`OCSP signing certificate issued`)
+    OcspCertificateIssued,
+    /// A certificate on hold was released. (`certificate released from hold`)
+    CertificateUnrevoked,
     /// A login (recorded when refused). (`login`)
     Login,
     /// A request was submitted (recorded when refused). (`submit request`)
@@ -182,6 +186,8 @@ impl AuditAction {
             AuditAction::CaCreated => "CA created",
             AuditAction::ExchangeCertificateIssued => "exchange certificate issued",
             AuditAction::TlsServerCertificateIssued => "TLS server certificate issued",
+            AuditAction::OcspCertificateIssued => "OCSP signing certificate issued",
+            AuditAction::CertificateUnrevoked => "certificate released from hold",
             AuditAction::Login => "login",
             AuditAction::SubmitRequest => "submit request",
             AuditAction::CertificateIssued => "certificate issued",

@@ -172,38 +172,61 @@ fn uri(u: &str) -> EngineResult<GeneralName> {
     ))
 }
 
-/// CRL distribution points and AIA caIssuers from configured URLs.
-pub fn distribution_extensions(cdp: &[String], aia: &[String]) -> EngineResult<Vec<Extension>> {
+/// A CRL distribution points (or Freshest CRL) value naming `urls`.
+fn distribution_points(urls: &[String]) -> EngineResult<CrlDistributionPoints> {
+    Ok(CrlDistributionPoints(vec![DistributionPoint {
+        distribution_point: Some(DistributionPointName::FullName(
+            urls.iter().map(|u| uri(u)).collect::<EngineResult<_>>()?,
+        )),
+        reasons: None,
+        crl_issuer: None,
+    }]))
+}
+
+/// The Freshest CRL extension (RFC 5280 4.2.1.15) naming the delta CRL URLs,
+/// if any are configured.
+pub fn freshest_crl(delta_urls: &[String]) -> EngineResult<Option<Extension>> {
+    if delta_urls.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(extension(
+        const_oid::db::rfc5280::ID_CE_FRESHEST_CRL,
+        false,
+        &distribution_points(delta_urls)?,
+    )?))
+}
+
+/// CRL distribution points, Freshest CRL and AIA (caIssuers, OCSP) from the
+/// configured URLs.
+pub fn distribution_extensions(
+    issuance: &crate::config::IssuanceSection,
+) -> EngineResult<Vec<Extension>> {
     let mut out = Vec::new();
-    if !cdp.is_empty() {
-        let v = CrlDistributionPoints(vec![DistributionPoint {
-            distribution_point: Some(DistributionPointName::FullName(
-                cdp.iter().map(|u| uri(u)).collect::<EngineResult<_>>()?,
-            )),
-            reasons: None,
-            crl_issuer: None,
-        }]);
+    if !issuance.cdp_urls.is_empty() {
         out.push(extension(
             const_oid::db::rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS,
             false,
-            &v,
+            &distribution_points(&issuance.cdp_urls)?,
         )?);
     }
-    if !aia.is_empty() {
-        let v = AuthorityInfoAccessSyntax(
-            aia.iter()
-                .map(|u| {
-                    Ok(AccessDescription {
-                        access_method: ID_AD_CA_ISSUERS,
-                        access_location: uri(u)?,
-                    })
-                })
-                .collect::<EngineResult<_>>()?,
-        );
+    out.extend(freshest_crl(&issuance.delta_cdp_urls)?);
+    let access: Vec<AccessDescription> = issuance
+        .ocsp_urls
+        .iter()
+        .map(|u| (lockbox_codec::ocsp::ID_AD_OCSP, u))
+        .chain(issuance.aia_urls.iter().map(|u| (ID_AD_CA_ISSUERS, u)))
+        .map(|(access_method, u)| {
+            Ok(AccessDescription {
+                access_method,
+                access_location: uri(u)?,
+            })
+        })
+        .collect::<EngineResult<_>>()?;
+    if !access.is_empty() {
         out.push(extension(
             const_oid::db::rfc5280::ID_PE_AUTHORITY_INFO_ACCESS,
             false,
-            &v,
+            &AuthorityInfoAccessSyntax(access),
         )?);
     }
     Ok(out)

@@ -75,8 +75,70 @@ pub struct IssuanceSection {
     /// Authority information access (caIssuers) URLs written into issued certificates.
     #[serde(default)]
     pub aia_urls: Vec<String>,
-    /// CRL validity (nextUpdate - thisUpdate).
+    /// CRL validity (nextUpdate - thisUpdate) when `[crl]` sets no period.
     pub crl_validity: Period,
+    /// OCSP responder URLs written into issued certificates (AIA id-ad-ocsp).
+    #[serde(default)]
+    pub ocsp_urls: Vec<String>,
+    /// Delta CRL URLs: the Freshest CRL extension of issued certificates and
+    /// base CRLs.
+    #[serde(default)]
+    pub delta_cdp_urls: Vec<String>,
+}
+
+/// `[crl]` section: when `lockbox serve` publishes CRLs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CrlSection {
+    /// Base CRL publication interval (default: `issuance.crl_validity`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
+    /// Added to nextUpdate beyond the interval, so that relying parties
+    /// holding a CRL still have a valid one while the next is fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<Period>,
+    /// Delta CRL publication interval; unset: `serve` publishes no delta
+    /// CRLs on its own (`lockbox crl publish --delta` still makes one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_period: Option<Period>,
+}
+
+impl CrlSection {
+    /// Seconds between base CRLs.
+    pub fn base_interval(&self, issuance: &IssuanceSection) -> i64 {
+        self.period
+            .unwrap_or(issuance.crl_validity)
+            .approx_seconds()
+    }
+
+    /// Seconds of overlap added to nextUpdate.
+    pub fn overlap_seconds(&self) -> i64 {
+        self.overlap.map_or(0, |p| p.approx_seconds())
+    }
+}
+
+/// `[ocsp]` section: the responder in `lockbox serve` (at `/ocsp`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OcspSection {
+    /// Whether `serve` answers OCSP requests.
+    pub enabled: bool,
+    /// Validity of the OCSP signing certificate the CA issues to itself;
+    /// a new one is issued once two thirds of it have passed.
+    pub signing_validity: Period,
+    /// How long a response stays valid (nextUpdate - thisUpdate, and the
+    /// HTTP cache lifetime).
+    pub response_validity: Period,
+}
+
+impl Default for OcspSection {
+    fn default() -> Self {
+        OcspSection {
+            enabled: true,
+            signing_validity: Period::Weeks(2),
+            response_validity: Period::Hours(1),
+        }
+    }
 }
 
 /// `[server]` section.
@@ -161,6 +223,12 @@ pub struct Config {
     /// The PKCS#11 token holding CA keys, when one is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkcs11: Option<Pkcs11Section>,
+    /// CRL publication schedule.
+    #[serde(default)]
+    pub crl: CrlSection,
+    /// The OCSP responder.
+    #[serde(default)]
+    pub ocsp: OcspSection,
 }
 
 /// Environment variable holding the PKCS#11 token's user PIN (when

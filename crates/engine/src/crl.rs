@@ -65,7 +65,7 @@ pub fn reason_name(code: i32) -> &'static str {
         .unwrap_or("unspecified")
 }
 
-fn crl_reason(code: i32) -> CrlReason {
+pub(crate) fn crl_reason(code: i32) -> CrlReason {
     match code {
         1 => CrlReason::KeyCompromise,
         2 => CrlReason::CaCompromise,

@@ -51,6 +51,10 @@ pub struct InitOptions {
     pub cdp_urls: Vec<String>,
     /// AIA caIssuers URLs for issued certificates.
     pub aia_urls: Vec<String>,
+    /// OCSP responder URLs (AIA id-ad-ocsp) for issued certificates.
+    pub ocsp_urls: Vec<String>,
+    /// Delta CRL URLs (Freshest CRL) for issued certificates and base CRLs.
+    pub delta_cdp_urls: Vec<String>,
     /// `database.url`: `sqlite:FILE` or `postgres://USER@HOST:PORT/DB`
     /// (an empty database). None: `sqlite:ca.db` in the home.
     pub database: Option<String>,
@@ -365,6 +369,8 @@ fn initial_config(
             cdp_urls: opts.cdp_urls.clone(),
             aia_urls: opts.aia_urls.clone(),
             crl_validity: Period::Days(7),
+            ocsp_urls: opts.ocsp_urls.clone(),
+            delta_cdp_urls: opts.delta_cdp_urls.clone(),
         },
         server: ServerSection {
             limits: Default::default(),
@@ -377,6 +383,8 @@ fn initial_config(
         },
         archival: Default::default(),
         pkcs11: None,
+        crl: Default::default(),
+        ocsp: Default::default(),
     }
 }
 
@@ -464,6 +472,7 @@ pub(crate) async fn open_with(home: Home, config: Config) -> EngineResult<Core> 
         unsealed,
         directory,
         import_batch: Mutex::new(None),
+        ocsp: Default::default(),
     })
 }
 

@@ -31,6 +31,7 @@ pub(crate) mod inbound;
 pub(crate) mod init;
 pub mod keysource;
 pub mod migration;
+pub(crate) mod ocsp;
 pub(crate) mod officer;
 pub mod period;
 pub(crate) mod principals;
@@ -50,7 +51,9 @@ pub use actor::{Actor, Op, Role};
 pub use archival::KraStatus;
 pub use audit::{chain_hash, HEADS_FILE};
 pub use authz::AUTHENTICATED_USERS;
-pub use ca::{Ca, CrlInfo, InitOptions, InitOutcome, InitToken, Outcome, SubmitOptions};
+pub use ca::{
+    Ca, CrlInfo, InitOptions, InitOutcome, InitToken, OcspAnswer, Outcome, SubmitOptions,
+};
 pub use category::AuditCategory;
 pub use certs::{cert_fields, load_private_key, verify_issued_by};
 pub use cmcresponse::failure as cmc_failure;

@@ -7,8 +7,11 @@ use x509_cert::time::Time;
 
 use crate::error::{codes, EngineError, EngineResult};
 
-/// A validity period as operators write it.
+/// A validity period as operators write it. In `lockbox.toml` it reads
+/// either as text (`period = "1w"`) or as a table (`[x.period] Weeks = 1`,
+/// the form Lockbox writes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "PeriodRepr")]
 pub enum Period {
     /// Calendar years.
     Years(u32),
@@ -20,6 +23,40 @@ pub enum Period {
     Days(u32),
     /// Hours.
     Hours(u32),
+}
+
+/// The table form of [`Period`], as serialised.
+#[derive(serde::Deserialize)]
+enum PeriodTable {
+    Years(u32),
+    Months(u32),
+    Weeks(u32),
+    Days(u32),
+    Hours(u32),
+}
+
+/// What a configuration file may hold for a [`Period`].
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum PeriodRepr {
+    Text(String),
+    Table(PeriodTable),
+}
+
+impl TryFrom<PeriodRepr> for Period {
+    type Error = String;
+    fn try_from(r: PeriodRepr) -> Result<Self, String> {
+        let p = match r {
+            PeriodRepr::Text(t) => return Period::parse(&t).map_err(|e| e.to_string()),
+            PeriodRepr::Table(PeriodTable::Years(n)) => Period::Years(n),
+            PeriodRepr::Table(PeriodTable::Months(n)) => Period::Months(n),
+            PeriodRepr::Table(PeriodTable::Weeks(n)) => Period::Weeks(n),
+            PeriodRepr::Table(PeriodTable::Days(n)) => Period::Days(n),
+            PeriodRepr::Table(PeriodTable::Hours(n)) => Period::Hours(n),
+        };
+        // The same bounds as text.
+        Period::parse(&p.to_string()).map_err(|e| e.to_string())
+    }
 }
 
 impl Period {

@@ -24,6 +24,8 @@ fn init_opts(dir: &std::path::Path, name: &str, subordinate: bool) -> InitOption
         subordinate,
         cdp_urls: vec!["http://pki.contoso.test/crl/ca.crl".into()],
         aia_urls: vec!["http://pki.contoso.test/ca.crt".into()],
+        ocsp_urls: vec![],
+        delta_cdp_urls: vec![],
         database: None,
         token: None,
         ..init_options(dir, name, KeySpec::Rsa2048)

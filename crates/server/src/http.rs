@@ -95,7 +95,8 @@ fn page_headers(h: &mut HeaderMap, csp: &'static str, referrer: Option<&'static 
 /// Responses may carry keys, recovery blobs, backups, tokens or database
 /// rows: every response but the public CA certificate, chain, exchange
 /// certificate and CRL is `no-store`, whatever a handler or an inner layer
-/// set (a handler cannot make a key blob cacheable by mistake).
+/// set (a handler cannot make a key blob cacheable by mistake). OCSP
+/// answers (`/ocsp/...`) keep the RFC 5019 headers their handler set.
 ///
 /// Page headers follow the path prefix (`/certsrv`, `/console`), not the
 /// router a route was added to: a page served under another prefix gets no
@@ -126,7 +127,8 @@ pub(crate) async fn security_headers(uri: axum::http::Uri, mut resp: Response) -
             HeaderValue::from_static("nosniff"),
         );
     }
-    if !PUBLIC.contains(&path) {
+    let ocsp = under(path, "/ocsp") && h.contains_key(header::CACHE_CONTROL);
+    if !PUBLIC.contains(&path) && !ocsp {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp

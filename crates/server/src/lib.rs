@@ -14,6 +14,7 @@ mod certsrv;
 mod console;
 mod error;
 mod http;
+mod ocsp;
 mod openapi;
 mod tls;
 
@@ -45,6 +46,7 @@ pub(crate) fn app(ca: Arc<Ca>) -> Router {
     api::routes()
         .merge(certsrv::routes())
         .merge(console::routes())
+        .merge(ocsp::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(http::security_headers))
         .layer(axum::middleware::from_fn(http::refuse_cross_origin_writes))
@@ -62,6 +64,23 @@ pub struct ServeOptions {
     pub plain_http: bool,
     /// Host names and addresses to put in the TLS certificate.
     pub hosts: Vec<String>,
+    /// A second, plain-HTTP listener (any address) answering only what
+    /// relying parties fetch without credentials: OCSP, CRLs, the CA
+    /// certificate ([`public_app`]).
+    pub public_http: Option<SocketAddr>,
+}
+
+/// The routes relying parties fetch over plain HTTP (RFC 5019 and RFC 5280
+/// expect `http://` OCSP, CRL and AIA URLs): nothing that authenticates.
+pub fn public_app(ca: Arc<Ca>) -> Router {
+    let public = api::public_routes().merge(ocsp::routes());
+    with_client_certificate(
+        public
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .layer(axum::middleware::map_response(http::security_headers))
+            .with_state(ca),
+        None,
+    )
 }
 
 /// Runs the service until SIGINT/SIGTERM, with the connection limits and
@@ -72,6 +91,21 @@ pub async fn serve(ca: Arc<Ca>, opts: ServeOptions) -> anyhow::Result<()> {
     let limits = tls::Limits::from(&ca.config().server.limits);
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let local = listener.local_addr()?;
+    if let Some(addr) = opts.public_http {
+        let public = tokio::net::TcpListener::bind(addr).await?;
+        println!(
+            "lockbox: OCSP, CRLs and the CA certificate on http://{}",
+            public.local_addr()?
+        );
+        let (app, limits) = (public_app(ca.clone()), limits.clone());
+        tokio::spawn(async move {
+            if let Err(e) =
+                tls::serve_connections(public, None, app, limits, shutdown_signal()).await
+            {
+                tracing::error!(error = %e, "public HTTP listener stopped");
+            }
+        });
+    }
     if opts.plain_http {
         if !local.ip().is_loopback() {
             anyhow::bail!("--http is only allowed on a loopback address; use HTTPS elsewhere");

@@ -55,6 +55,8 @@ async fn ca_with_kra(dir: &std::path::Path, token: Option<lockbox_engine::InitTo
         passphrase_file: None,
         cdp_urls: vec![],
         aia_urls: vec![],
+        ocsp_urls: vec![],
+        delta_cdp_urls: vec![],
         database: None,
         token,
     })

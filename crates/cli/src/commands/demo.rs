@@ -99,6 +99,8 @@ async fn create_ca(home: &Path) -> Result<Ca> {
         passphrase_file: None,
         cdp_urls: vec!["http://127.0.0.1:8443/crl/ca.crl".into()],
         aia_urls: vec![],
+        ocsp_urls: vec![],
+        delta_cdp_urls: vec![],
         database: None,
         token: None,
     })

@@ -45,6 +45,14 @@ pub struct InitArgs {
     /// AIA caIssuers URL for issued certificates (repeatable).
     #[arg(long = "aia-url", value_name = "URL")]
     pub aia_url: Vec<String>,
+    /// OCSP responder URL for issued certificates' AIA (repeatable), e.g.
+    /// `http://pki.example.com/ocsp` (`lockbox serve` answers at `/ocsp`).
+    #[arg(long = "ocsp-url", value_name = "URL")]
+    pub ocsp_url: Vec<String>,
+    /// Delta CRL URL (Freshest CRL) for issued certificates and base CRLs
+    /// (repeatable), e.g. `http://pki.example.com/crl/ca+.crl`.
+    #[arg(long = "delta-cdp-url", value_name = "URL")]
+    pub delta_cdp_url: Vec<String>,
     /// The CA database: `sqlite:FILE` (default `sqlite:ca.db` in the home) or
     /// an empty PostgreSQL database, `postgres://USER@HOST:PORT/DB`; several
     /// hosts (`postgres://h1:5432,h2:5433/DB?target_session_attrs=read-write`)
@@ -139,6 +147,8 @@ pub async fn init(g: &Global, args: InitArgs) -> Result<ExitCode> {
         passphrase_file,
         cdp_urls: args.cdp_url,
         aia_urls: args.aia_url,
+        ocsp_urls: args.ocsp_url,
+        delta_cdp_urls: args.delta_cdp_url,
         database: args.database,
         token,
     })

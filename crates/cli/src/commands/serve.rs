@@ -21,6 +21,10 @@ pub struct ServeArgs {
     /// Extra host names for the TLS certificate (repeatable).
     #[arg(long = "host", value_name = "NAME")]
     pub hosts: Vec<String>,
+    /// Also answer OCSP, CRL and CA certificate requests over plain HTTP on
+    /// this address (any address: nothing there takes credentials).
+    #[arg(long = "public-http", value_name = "ADDR")]
+    pub public_http: Option<String>,
 }
 
 /// `lockbox serve`
@@ -52,6 +56,19 @@ pub async fn serve(g: &Global, args: ServeArgs) -> Result<ExitCode> {
     if total > 0 {
         eprintln!("lockbox: {valid} of {total} KRA certificates valid");
     }
+    if ca.ocsp_enabled() && ca.config().ca.state == lockbox_engine::config::CaState::Active {
+        if let Err(e) = ca.prepare_ocsp().await {
+            eprintln!("lockbox: WARNING: no OCSP signing certificate yet: {e}");
+        }
+    }
+    let public_http = args
+        .public_http
+        .as_deref()
+        .map(|a| {
+            a.parse::<std::net::SocketAddr>()
+                .with_context(|| format!("bad --public-http address '{a}'"))
+        })
+        .transpose()?;
     let listen: std::net::SocketAddr = args
         .listen
         .parse()
@@ -68,6 +85,7 @@ pub async fn serve(g: &Global, args: ServeArgs) -> Result<ExitCode> {
             listen,
             plain_http: args.http,
             hosts,
+            public_http,
         },
     )
     .await?;

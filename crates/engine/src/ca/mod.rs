@@ -30,6 +30,7 @@ use crate::template::Template;
 pub use crate::crl::CrlInfo;
 pub use crate::enroll::{Outcome, SubmitOptions};
 pub use crate::init::{InitOptions, InitOutcome, InitToken};
+pub use crate::ocsp::OcspAnswer;
 
 /// The CA.
 pub struct Ca {
@@ -203,6 +204,24 @@ impl Ca {
     /// Signs and stores a new CRL (CA administrator or certificate manager).
     pub async fn publish_crl(&self, actor: &Actor) -> EngineResult<CrlInfo> {
         crate::crl::publish_crl(&self.core, actor).await
+    }
+
+    /// Answers a DER OCSP request (never an error: failures are OCSP statuses).
+    pub async fn ocsp(&self, request: &[u8]) -> crate::ocsp::OcspAnswer {
+        crate::ocsp::respond(&self.core, request).await
+    }
+
+    /// Whether `serve` answers OCSP (`ocsp.enabled`).
+    pub fn ocsp_enabled(&self) -> bool {
+        self.core.config.ocsp.enabled
+    }
+
+    /// Makes sure the OCSP signing certificate is there and current
+    /// (`serve` calls it at start, so the first request is not slowed).
+    pub async fn prepare_ocsp(&self) -> EngineResult<()> {
+        crate::ocsp::signer::current_signer(&self.core)
+            .await
+            .map(|_| ())
     }
 
     /// The current CRL: the latest one if still valid and complete, else a new one.

@@ -53,6 +53,8 @@ pub(crate) struct Core {
     pub(crate) unsealed: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) directory: Arc<dyn Directory>,
     pub(crate) import_batch: Mutex<Option<ImportBatch>>,
+    /// The OCSP responder's signer.
+    pub(crate) ocsp: crate::ocsp::OcspState,
 }
 
 pub(crate) const KEY_FILE: &str = "keys/ca.key";

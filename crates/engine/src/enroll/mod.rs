@@ -272,10 +272,7 @@ pub(crate) fn build_leaf(
     let mut exts = template_extensions(template, ec)?;
     exts.push(ski(spki)?);
     exts.push(aki(ca.tbs_certificate().subject_public_key_info())?);
-    exts.extend(distribution_extensions(
-        &core.config.issuance.cdp_urls,
-        &core.config.issuance.aia_urls,
-    )?);
+    exts.extend(distribution_extensions(&core.config.issuance)?);
     if let Some(san) = &names.san {
         exts.push(san.clone());
     }

@@ -40,6 +40,8 @@ pub fn init_options(home: &Path, name: &str, key: KeySpec) -> InitOptions {
         passphrase_file: None,
         cdp_urls: vec![],
         aia_urls: vec![],
+        ocsp_urls: vec![],
+        delta_cdp_urls: vec![],
         database: None,
         token: None,
     }

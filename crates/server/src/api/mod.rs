@@ -27,6 +27,15 @@ use requests::{
 
 type AppState = Arc<Ca>;
 
+/// The routes anyone may fetch without credentials, also served on the
+/// plain-HTTP public listener: the CA certificate and chain, the CRLs.
+pub(crate) fn public_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/ca/certificate", get(ca_certificate))
+        .route("/api/v1/ca/chain", get(ca_chain))
+        .route("/crl/ca.crl", get(crl))
+}
+
 /// The REST routes (state: the CA); the application in `lib.rs` adds
 /// certsrv, console and the shared layers.
 pub(crate) fn routes() -> Router<AppState> {

@@ -348,6 +348,8 @@ mod tests {
             passphrase_file: None,
             cdp_urls: vec![],
             aia_urls: vec![],
+            ocsp_urls: vec![],
+            delta_cdp_urls: vec![],
             database: None,
             token: None,
         })

@@ -1,0 +1,276 @@
+//! The OCSP responder's signing certificate: a delegated responder
+//! (RFC 6960 4.2.2.2) that the CA issues to itself, with id-kp-OCSPSigning
+//! and id-pkix-ocsp-nocheck, and renews once two thirds of its life have
+//! passed (or when it no longer matches the CA certificate).
+//!
+//! The key is a software key of the CA key's family (RSA-2048, or the CA's
+//! curve) in `keys/ocsp.key` (0600; encrypted under the CA passphrase when
+//! the CA key is), the certificate in `certs/ocsp.pem`. Each node of a
+//! scaled-out CA keeps its own; every one is an issued row in the database
+//! (template `OCSPResponseSigning`), audited like any issuance.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use der::asn1::Null;
+use der::{Decode, Encode};
+use lockbox_codec::ocsp::{ID_KP_OCSP_SIGNING, ID_PKIX_OCSP_NOCHECK};
+use lockbox_codec::pem::{decode_input, encode_pem};
+use lockbox_crypto::keyinfo::key_identifier;
+use lockbox_crypto::random::serial_number;
+use lockbox_crypto::{KeySpec, PrivateKey};
+use lockbox_store::{CertFields, Disposition, NewRequest};
+use x509_cert::certificate::Certificate;
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::name::Name;
+
+use crate::category::{AuditAction, AuditCategory};
+use crate::certbuild::{aki, extension, sign_certificate, sign_request, ski, CertSpec};
+use crate::certs::{cert_fields, key_pem, load_home_key};
+use crate::config::passphrase;
+use crate::core::Core;
+use crate::period::{now, unix_of};
+use crate::{EngineError, EngineResult};
+
+/// The signing key's file in the home.
+pub(crate) const KEY_FILE: &str = "keys/ocsp.key";
+/// The signing certificate's file in the home.
+pub(crate) const CERT_FILE: &str = "certs/ocsp.pem";
+/// The template name its database row carries.
+pub(crate) const TEMPLATE: &str = "OCSPResponseSigning";
+
+/// A loaded OCSP signing certificate and key.
+pub(crate) struct OcspSigner {
+    /// The certificate (sent in every response).
+    pub(crate) cert: Certificate,
+    /// Its key.
+    pub(crate) key: Arc<dyn PrivateKey>,
+    /// SHA-1 of its public key: the responder ID by key.
+    pub(crate) key_hash: Vec<u8>,
+    /// notBefore and notAfter, unix seconds.
+    pub(crate) not_before: i64,
+    pub(crate) not_after: i64,
+}
+
+impl OcspSigner {
+    /// Whether it should be replaced now: two thirds of its life have
+    /// passed, or the CA certificate is another key's.
+    fn due(&self, ca: &Certificate) -> bool {
+        let renew_at = self.not_before + (self.not_after - self.not_before) * 2 / 3;
+        now() >= renew_at || !issued_by(&self.cert, ca)
+    }
+}
+
+/// Whether `cert` names `ca` as its issuer, by name and key identifier.
+fn issued_by(cert: &Certificate, ca: &Certificate) -> bool {
+    let want = key_identifier(ca.tbs_certificate().subject_public_key_info());
+    let aki = cert
+        .tbs_certificate()
+        .get_extension::<AuthorityKeyIdentifier>()
+        .ok()
+        .flatten()
+        .and_then(|(_, a)| a.key_identifier)
+        .map(|k| k.as_bytes().to_vec());
+    cert.tbs_certificate().issuer() == ca.tbs_certificate().subject() && aki == Some(want)
+}
+
+/// The signer to use now: the cached one, the one in the home, or a new one.
+pub(crate) async fn current_signer(core: &Core) -> EngineResult<Arc<OcspSigner>> {
+    let (_, ca) = core.ca_cert()?;
+    if let Some(s) = cached(core).filter(|s| !s.due(ca)) {
+        return Ok(s);
+    }
+    let _guard = core.ocsp.renewing.lock().await;
+    if let Some(s) = cached(core).filter(|s| !s.due(ca)) {
+        return Ok(s);
+    }
+    let signer = match load(core)? {
+        Some(s) if !s.due(ca) => s,
+        _ => issue(core, ca).await?,
+    };
+    let signer = Arc::new(signer);
+    if let Ok(mut slot) = core.ocsp.signer.lock() {
+        *slot = Some(signer.clone());
+    }
+    Ok(signer)
+}
+
+fn cached(core: &Core) -> Option<Arc<OcspSigner>> {
+    core.ocsp.signer.lock().ok().and_then(|s| s.clone())
+}
+
+fn signer_of(cert: Certificate, key: Arc<dyn PrivateKey>) -> OcspSigner {
+    let validity = cert.tbs_certificate().validity();
+    OcspSigner {
+        key_hash: key_identifier(cert.tbs_certificate().subject_public_key_info()),
+        not_before: unix_of(&validity.not_before),
+        not_after: unix_of(&validity.not_after),
+        cert,
+        key,
+    }
+}
+
+/// The signer kept in the home, if both files are there and belong together.
+fn load(core: &Core) -> EngineResult<Option<OcspSigner>> {
+    if !core.home.path(KEY_FILE).is_file() || !core.home.path(CERT_FILE).is_file() {
+        return Ok(None);
+    }
+    let cert_der = decode_input(&core.home.read(CERT_FILE)?)
+        .map_err(|e| EngineError::Config(format!("{CERT_FILE}: {e}")))?
+        .der;
+    let cert = Certificate::from_der(&cert_der)
+        .map_err(|e| EngineError::Config(format!("{CERT_FILE}: {e}")))?;
+    let key = load_home_key(
+        &*core.keys,
+        &core.home,
+        KEY_FILE,
+        core.config.ca.passphrase_file.as_deref(),
+    )?;
+    if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
+        tracing::warn!("{KEY_FILE} does not match {CERT_FILE}: issuing a new OCSP certificate");
+        return Ok(None);
+    }
+    Ok(Some(signer_of(cert, key)))
+}
+
+/// The OCSP key type: RSA-2048 for an RSA CA, the CA's curve for an EC CA.
+fn key_spec(core: &Core) -> KeySpec {
+    match KeySpec::from_str(&core.config.ca.key) {
+        Ok(s @ (KeySpec::P256 | KeySpec::P384)) => s,
+        _ => KeySpec::Rsa2048,
+    }
+}
+
+/// `CN=<CA common name> OCSP Responder`.
+fn subject(ca: &Name) -> EngineResult<Name> {
+    let cn = lockbox_codec::names::common_name(ca).unwrap_or_else(|| "Lockbox CA".into());
+    Name::from_str(&format!(
+        "CN={} OCSP Responder",
+        cn.replace('\\', "\\\\")
+            .replace(',', "\\,")
+            .replace('+', "\\+")
+    ))
+    .map_err(|e| EngineError::Config(format!("OCSP certificate subject: {e}")))
+}
+
+/// Issues a new signing certificate, records it, then writes key and
+/// certificate to the home (the key first: a certificate on disk always has
+/// its key).
+async fn issue(core: &Core, ca: &Certificate) -> EngineResult<OcspSigner> {
+    let signer = core.signing_key()?;
+    let key = core.keys.generate(key_spec(core), "ocsp")?;
+    let subject = subject(ca.tbs_certificate().subject())?;
+    let issued_at = now();
+    let not_after = core
+        .config
+        .ocsp
+        .signing_validity
+        .add_to(issued_at)?
+        .min(unix_of(&ca.tbs_certificate().validity().not_after));
+    if not_after <= issued_at {
+        return Err(EngineError::Config(
+            "the CA certificate has expired; renew the CA".into(),
+        ));
+    }
+    let exts = vec![
+        extension(
+            lockbox_codec::oids::CE_KEY_USAGE,
+            true,
+            &KeyUsage(KeyUsages::DigitalSignature.into()),
+        )?,
+        extension(
+            const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
+            false,
+            &ExtendedKeyUsage(vec![ID_KP_OCSP_SIGNING]),
+        )?,
+        extension(ID_PKIX_OCSP_NOCHECK, false, &Null)?,
+        ski(key.public_key_info())?,
+        aki(ca.tbs_certificate().subject_public_key_info())?,
+    ];
+    let cert = sign_certificate(
+        signer.as_ref(),
+        CertSpec {
+            issuer: ca.tbs_certificate().subject().clone(),
+            subject: subject.clone(),
+            spki: key.public_key_info().clone(),
+            serial: serial_number(16)?,
+            not_before: issued_at - 60,
+            not_after,
+            extensions: exts,
+        },
+    )?;
+    let der = cert
+        .to_der()
+        .map_err(|e| EngineError::Config(e.to_string()))?;
+    let fields = cert_fields(&der)?;
+    let csr = sign_request(&*key, subject, vec![])?;
+    // Written before the row: a crash between leaves an unused key file,
+    // never a recorded certificate whose key is lost.
+    let pass = if core.config.ca.key_encrypted {
+        passphrase(&core.home, core.config.ca.passphrase_file.as_deref())?
+    } else {
+        None
+    };
+    let pem = key_pem(&*key, pass.as_deref().map(|p| p.as_slice()))?;
+    let staged = format!("{KEY_FILE}.new");
+    core.home.write_atomic(&staged, pem.as_bytes(), true)?;
+    record(core, csr, &fields, issued_at).await?;
+    std::fs::rename(core.home.path(&staged), core.home.path(KEY_FILE))
+        .map_err(|e| EngineError::Config(format!("{KEY_FILE}: {e}")))?;
+    core.home
+        .write_atomic(CERT_FILE, encode_pem("CERTIFICATE", &der).as_bytes(), false)?;
+    let _ = crate::audit::heads::maybe_sign_head(core).await;
+    tracing::info!(serial = %fields.serial, "OCSP signing certificate issued");
+    Ok(signer_of(cert, key))
+}
+
+/// The issued row of the signing certificate, audited like any issuance.
+async fn record(
+    core: &Core,
+    csr: Vec<u8>,
+    fields: &CertFields,
+    issued_at: i64,
+) -> EngineResult<()> {
+    let actor = format!("{} (OCSP responder)", core.config.ca.name);
+    let audit = crate::audit::chain::audited(
+        core,
+        vec![lockbox_store::AuditEntry {
+            at: issued_at,
+            actor: actor.clone(),
+            category: AuditCategory::Requests.as_str().into(),
+            action: AuditAction::OcspCertificateIssued.as_str().into(),
+            target: "{request_id}".into(),
+            outcome: "success".into(),
+            details: serde_json::json!({
+                "template": TEMPLATE,
+                "serial": fields.serial,
+                "not_after": fields.not_after,
+            })
+            .to_string(),
+        }],
+    )
+    .await;
+    core.store
+        .insert_request(
+            &NewRequest {
+                request_der: csr,
+                request_kind: "pkcs10".into(),
+                requester: actor,
+                template: Some(TEMPLATE.into()),
+                request_subject: fields.subject.clone(),
+                request_common_name: fields.common_name.clone(),
+                request_upn: None,
+                request_email: None,
+                disposition: Disposition::Issued,
+                disposition_message: "Issued (OCSP signing certificate)".into(),
+                status_code: 0,
+                submitted_at: issued_at,
+                cert: Some(fields.clone()),
+                archived_key: None,
+                kra_hashes: None,
+            },
+            &audit,
+        )
+        .await?;
+    Ok(())
+}
