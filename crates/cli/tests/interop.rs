@@ -16,30 +16,6 @@ fn run(cmd: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("{cmd} is required for this test: {e}"))
 }
 
-fn pkilint_cert(path: &Path) {
-    let out = run("lint_pkix_cert", &["lint", "-s", "WARNING", s(path)]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.trim().is_empty(),
-        "pkilint findings for {}:\n{text}{}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn pkilint_crl(path: &Path) {
-    let out = run(
-        "lint_crl",
-        &["lint", "-t", "CRL", "-p", "PKIX", "-s", "WARNING", s(path)],
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.trim().is_empty(),
-        "pkilint CRL findings:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn init_root(dir: &Path) -> PathBuf {
     let home = dir.join("root");
     ok(lockbox(&[

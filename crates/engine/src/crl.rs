@@ -7,9 +7,11 @@ use lockbox_crypto::KeyHandle;
 use lockbox_store::{CrlRecord, RevokedEntry};
 use serde::Serialize;
 use spki::SubjectPublicKeyInfoOwned;
+use std::collections::BTreeMap;
 use x509_cert::certificate::Version;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
-use x509_cert::ext::pkix::crl::CrlNumber;
+
+use x509_cert::ext::pkix::crl::{BaseCrlNumber, CrlNumber};
 use x509_cert::ext::pkix::CrlReason;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -75,9 +77,14 @@ pub(crate) fn crl_reason(code: i32) -> CrlReason {
         6 => CrlReason::CertificateHold,
         9 => CrlReason::PrivilegeWithdrawn,
         10 => CrlReason::AaCompromise,
+        REMOVE_FROM_CRL => CrlReason::RemoveFromCRL,
         _ => CrlReason::Unspecified,
     }
 }
+
+/// removeFromCRL: in a delta CRL, a certificate on hold in the base CRL
+/// that has been released since.
+pub const REMOVE_FROM_CRL: i32 = 8;
 
 /// Inputs of a CRL.
 pub struct CrlSpec<'a> {
@@ -91,8 +98,13 @@ pub struct CrlSpec<'a> {
     pub next_update: i64,
     /// CRL number.
     pub number: i64,
-    /// Revoked entries.
+    /// Revoked entries (reason [`REMOVE_FROM_CRL`] only in a delta).
     pub revoked: &'a [RevokedEntry],
+    /// For a delta CRL, the number of the base CRL it completes (the Delta
+    /// CRL Indicator).
+    pub delta_base: Option<i64>,
+    /// Delta CRL URLs for the Freshest CRL extension (base CRLs only).
+    pub delta_urls: &'a [String],
 }
 
 /// Builds and signs a v2 CRL; returns DER.
@@ -118,6 +130,22 @@ pub fn sign_crl(signer: &dyn KeyHandle, spec: CrlSpec<'_>) -> EngineResult<Vec<u
         });
     }
     let number = der::asn1::Uint::new(&spec.number.to_be_bytes()).map_err(enc)?;
+    let mut crl_extensions = vec![
+        aki(spec.issuer_spki)?,
+        extension(
+            const_oid::db::rfc5280::ID_CE_CRL_NUMBER,
+            false,
+            &CrlNumber(number),
+        )?,
+    ];
+    match spec.delta_base {
+        Some(base) => crl_extensions.push(extension(
+            const_oid::db::rfc5280::ID_CE_DELTA_CRL_INDICATOR,
+            true,
+            &BaseCrlNumber(der::asn1::Uint::new(&base.to_be_bytes()).map_err(enc)?),
+        )?),
+        None => crl_extensions.extend(crate::certbuild::freshest_crl(spec.delta_urls)?),
+    }
     let tbs = TbsCertList {
         version: Version::V2,
         signature: signer.signature_algorithm(),
@@ -129,14 +157,7 @@ pub fn sign_crl(signer: &dyn KeyHandle, spec: CrlSpec<'_>) -> EngineResult<Vec<u
         } else {
             Some(entries)
         },
-        crl_extensions: Some(vec![
-            aki(spec.issuer_spki)?,
-            extension(
-                const_oid::db::rfc5280::ID_CE_CRL_NUMBER,
-                false,
-                &CrlNumber(number),
-            )?,
-        ]),
+        crl_extensions: Some(crl_extensions),
     };
     let tbs_der = tbs.to_der().map_err(enc)?;
     let sig = signer.sign(&tbs_der)?;
@@ -159,36 +180,64 @@ pub struct CrlInfo {
     pub next_update: i64,
     /// Revoked entries listed.
     pub entries: usize,
+    /// For a delta CRL, the base CRL's number.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub delta_base: Option<i64>,
     /// DER (not serialised).
     #[serde(skip, default)]
     pub der: Vec<u8>,
 }
 
-/// Signs and stores a new CRL (CA administrator or certificate manager).
-pub(crate) async fn publish_crl(core: &Core, actor: &Actor) -> EngineResult<CrlInfo> {
+/// Signs and stores a new base CRL, or a delta CRL when `delta` (CA
+/// administrator or certificate manager).
+pub(crate) async fn publish_crl(core: &Core, actor: &Actor, delta: bool) -> EngineResult<CrlInfo> {
     crate::authz::authorize(core, actor, Op::PublishCrl).await?;
-    let info = sign_and_store_crl(core).await?;
+    let info = if delta {
+        sign_and_store_delta(core).await?
+    } else {
+        sign_and_store_crl(core).await?
+    };
     let audit = crate::audit::chain::success(
         core,
         actor,
         AuditCategory::Revocation,
         AuditAction::CrlPublished,
         &info.number.to_string(),
-        "{}",
+        &match info.delta_base {
+            Some(base) => serde_json::json!({ "delta_base": base }).to_string(),
+            None => "{}".into(),
+        },
     )
     .await;
     core.store.append_audit(&audit).await?;
     Ok(info)
 }
 
-pub(crate) async fn sign_and_store_crl(core: &Core) -> EngineResult<CrlInfo> {
+/// thisUpdate and nextUpdate of a CRL made now: the interval plus the overlap.
+fn validity(core: &Core, delta: bool) -> EngineResult<(i64, i64)> {
+    let this_update = now();
+    let crl = &core.config.crl;
+    let interval = if delta {
+        crl.delta_period.unwrap_or(crate::period::Period::Days(1))
+    } else {
+        crl.period.unwrap_or(core.config.issuance.crl_validity)
+    };
+    Ok((
+        this_update,
+        interval.add_to(this_update)? + crl.overlap_seconds(),
+    ))
+}
+
+/// Signs a CRL over `revoked` with the CA key and stores it.
+async fn sign_and_store(
+    core: &Core,
+    number: i64,
+    revoked: &[RevokedEntry],
+    delta_base: Option<i64>,
+) -> EngineResult<CrlInfo> {
     let key = core.signing_key()?;
     let (_, ca) = core.ca_cert()?;
-    // Number and revocations from one snapshot under the write lock: across
-    // nodes, a higher number never lists fewer revocations.
-    let (number, revoked) = core.store.next_crl().await?;
-    let this_update = now();
-    let next_update = core.config.issuance.crl_validity.add_to(this_update)?;
+    let (this_update, next_update) = validity(core, delta_base.is_some())?;
     let der = sign_crl(
         key.as_ref(),
         CrlSpec {
@@ -197,7 +246,9 @@ pub(crate) async fn sign_and_store_crl(core: &Core) -> EngineResult<CrlInfo> {
             this_update,
             next_update,
             number,
-            revoked: &revoked,
+            revoked,
+            delta_base,
+            delta_urls: &core.config.issuance.delta_cdp_urls,
         },
     )?;
     core.store
@@ -206,13 +257,18 @@ pub(crate) async fn sign_and_store_crl(core: &Core) -> EngineResult<CrlInfo> {
             this_update,
             next_update,
             der: der.clone(),
+            delta_base,
         })
         .await?;
+    let what = match delta_base {
+        Some(base) => format!("delta CRL {number} (base {base})"),
+        None => format!("CRL {number}"),
+    };
     let _ = crate::audit::chain::event(
         core,
         1002,
         "info",
-        &format!("CRL {number} published with {} entries", revoked.len()),
+        &format!("{what} published with {} entries", revoked.len()),
     )
     .await;
     Ok(CrlInfo {
@@ -220,29 +276,189 @@ pub(crate) async fn sign_and_store_crl(core: &Core) -> EngineResult<CrlInfo> {
         this_update,
         next_update,
         entries: revoked.len(),
+        delta_base,
         der,
     })
 }
 
-/// The current CRL: the latest one if still valid and complete, else a new one.
-/// Complete means it lists as many certificates as are revoked now (entries
-/// are only ever added), not a comparison of clocks, which differ by node.
+/// Signs and stores a new base CRL listing every revoked certificate.
+pub(crate) async fn sign_and_store_crl(core: &Core) -> EngineResult<CrlInfo> {
+    // Number and revocations from one snapshot under the write lock: across
+    // nodes, a higher number never lists fewer revocations.
+    let (number, revoked) = core.store.next_crl().await?;
+    sign_and_store(core, number, &revoked, None).await
+}
+
+/// Signs and stores a delta CRL over the latest base CRL (making a base
+/// first when there is none): what changed since that base was signed.
+pub(crate) async fn sign_and_store_delta(core: &Core) -> EngineResult<CrlInfo> {
+    let base = match core.store.latest_crl().await? {
+        Some(b) => b,
+        None => {
+            sign_and_store_crl(core).await?;
+            core.store
+                .latest_crl()
+                .await?
+                .ok_or_else(|| EngineError::Config("no base CRL after publishing one".into()))?
+        }
+    };
+    let (number, revoked) = core.store.next_crl().await?;
+    let changes = delta_entries(&listed(&base.der)?, &revoked, now());
+    sign_and_store(core, number, &changes, Some(base.crl_number)).await
+}
+
+/// Serial -> reason of the entries a stored CRL lists.
+fn listed(der: &[u8]) -> EngineResult<BTreeMap<String, i32>> {
+    let crl = <CertificateList as Decode>::from_der(der)
+        .map_err(|e| EngineError::Config(format!("stored CRL does not decode: {e}")))?;
+    let mut out = BTreeMap::new();
+    for entry in crl.tbs_cert_list.revoked_certificates.iter().flatten() {
+        let reason = entry
+            .crl_entry_extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_CRL_REASONS)
+            .and_then(|e| CrlReason::from_der(e.extn_value.as_bytes()).ok())
+            .map_or(0, |r| r as i32);
+        out.insert(
+            lockbox_codec::hexfmt::to_hex(entry.serial_number.as_bytes()),
+            reason,
+        );
+    }
+    Ok(out)
+}
+
+/// What a delta CRL over a base listing `base` lists now (RFC 5280 5.2.4):
+/// revocations the base does not list or lists with another reason (a hold
+/// made permanent), and removeFromCRL for certificates the base lists that
+/// are no longer revoked (released from hold).
+fn delta_entries(
+    base: &BTreeMap<String, i32>,
+    revoked: &[RevokedEntry],
+    at: i64,
+) -> Vec<RevokedEntry> {
+    let mut out: Vec<RevokedEntry> = revoked
+        .iter()
+        .filter(|r| base.get(&r.serial) != Some(&r.reason))
+        .cloned()
+        .collect();
+    let now_revoked: std::collections::BTreeSet<&str> =
+        revoked.iter().map(|r| r.serial.as_str()).collect();
+    out.extend(
+        base.keys()
+            .filter(|s| !now_revoked.contains(s.as_str()))
+            .map(|s| RevokedEntry {
+                serial: s.clone(),
+                revoked_at: at,
+                reason: REMOVE_FROM_CRL,
+            }),
+    );
+    out
+}
+
+/// Serial -> reason of the current revocations.
+fn as_map(revoked: &[RevokedEntry]) -> BTreeMap<String, i32> {
+    revoked
+        .iter()
+        .map(|r| (r.serial.clone(), r.reason))
+        .collect()
+}
+
+/// Seconds before nextUpdate at which a stored CRL is no longer served.
+const REFRESH_MARGIN: i64 = 3600;
+
+/// The current base CRL. Without scheduled delta CRLs (`crl.delta_period`
+/// unset) it is the latest one if still valid and complete (it lists the
+/// current revocations exactly), else a new one. With delta CRLs, the latest
+/// base is served until it is due and changes go to the delta CRL.
 pub(crate) async fn current_crl(core: &Core) -> EngineResult<Vec<u8>> {
     if let Some(latest) = core.store.latest_crl().await? {
-        let revoked = core.store.revoked().await?;
-        let fresh = latest.next_update > now() + 3600;
-        let listed = <CertificateList as Decode>::from_der(&latest.der)
-            .ok()
-            .map(|c| {
-                c.tbs_cert_list
-                    .revoked_certificates
-                    .as_ref()
-                    .map_or(0, |r| r.len())
-            });
-        let complete = listed == Some(revoked.len());
+        let fresh = latest.next_update > now() + REFRESH_MARGIN;
+        let complete = core.config.crl.delta_period.is_some()
+            || listed(&latest.der).ok() == Some(as_map(&core.store.revoked().await?));
         if fresh && complete {
             return Ok(latest.der);
         }
     }
     Ok(sign_and_store_crl(core).await?.der)
+}
+
+/// The current delta CRL: the latest one if it completes the latest base,
+/// is still valid and lists exactly what changed since that base; else a
+/// new one.
+pub(crate) async fn current_delta_crl(core: &Core) -> EngineResult<Vec<u8>> {
+    let base = core.store.latest_crl().await?;
+    if let (Some(base), Some(delta)) = (base, core.store.latest_delta_crl().await?) {
+        let revoked = core.store.revoked().await?;
+        let fresh = delta.next_update
+            > now() + REFRESH_MARGIN.min((delta.next_update - delta.this_update) / 4);
+        let want = as_map(&delta_entries(&listed(&base.der)?, &revoked, 0));
+        let complete = listed(&delta.der).ok() == Some(want);
+        if delta.delta_base == Some(base.crl_number) && fresh && complete {
+            return Ok(delta.der);
+        }
+    }
+    Ok(sign_and_store_delta(core).await?.der)
+}
+
+/// Publishes what the `[crl]` schedule says is due: a base CRL once its
+/// interval has passed since the latest, a delta CRL (with
+/// `crl.delta_period`) once its interval has passed or a newer base exists.
+/// Returns what was published. `serve` calls it every minute.
+pub(crate) async fn publish_due(core: &Core) -> EngineResult<Vec<CrlInfo>> {
+    let mut out = Vec::new();
+    let crl = &core.config.crl;
+    let t = now();
+    let base = core.store.latest_crl().await?;
+    let base_due = base.as_ref().is_none_or(|b| {
+        t >= b.this_update + crl.base_interval(&core.config.issuance)
+            || b.next_update <= t + REFRESH_MARGIN.min(crl.base_interval(&core.config.issuance) / 4)
+    });
+    let base_number = if base_due {
+        let info = sign_and_store_crl(core).await?;
+        let n = info.number;
+        out.push(info);
+        Some(n)
+    } else {
+        base.map(|b| b.crl_number)
+    };
+    if let Some(period) = crl.delta_period {
+        let delta = core.store.latest_delta_crl().await?;
+        let delta_due = delta.as_ref().is_none_or(|d| {
+            d.delta_base != base_number || t >= d.this_update + period.approx_seconds()
+        });
+        if delta_due {
+            out.push(sign_and_store_delta(core).await?);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(serial: &str, reason: i32) -> RevokedEntry {
+        RevokedEntry {
+            serial: serial.into(),
+            revoked_at: 10,
+            reason,
+        }
+    }
+
+    #[test]
+    fn a_delta_lists_new_revocations_changed_reasons_and_releases() {
+        let base: BTreeMap<String, i32> = [("01".into(), 1), ("02".into(), 6), ("03".into(), 6)]
+            .into_iter()
+            .collect();
+        // 01 unchanged, 02 released, 03 made permanent, 04 new.
+        let now = [entry("01", 1), entry("03", 1), entry("04", 0)];
+        let d = delta_entries(&base, &now, 99);
+        let got: Vec<(&str, i32)> = d.iter().map(|e| (e.serial.as_str(), e.reason)).collect();
+        assert_eq!(got, vec![("03", 1), ("04", 0), ("02", REMOVE_FROM_CRL)]);
+        assert_eq!(d[2].revoked_at, 99);
+        assert!(
+            delta_entries(&base, &[entry("01", 1), entry("02", 6), entry("03", 6)], 0).is_empty()
+        );
+    }
 }

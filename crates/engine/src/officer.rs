@@ -175,6 +175,50 @@ pub(crate) async fn revoke(
         .ok_or_else(|| EngineError::NotFound(format!("no certificate with serial number {s}")))
 }
 
+/// Releases a certificate on hold (reason certificateHold), by serial number.
+pub(crate) async fn unrevoke(
+    core: &Core,
+    serial: &str,
+    actor: &Actor,
+) -> EngineResult<RequestRecord> {
+    let s = normalize_hex(serial).ok_or_else(|| {
+        EngineError::bad_input(
+            codes::E_INVALIDARG,
+            format!("'{serial}' is not a hex serial number"),
+        )
+    })?;
+    let rec =
+        core.store.get_by_serial(&s).await?.ok_or_else(|| {
+            EngineError::NotFound(format!("no certificate with serial number {s}"))
+        })?;
+    crate::authz::authorize(
+        core,
+        actor,
+        Op::Officer {
+            action: "revoke",
+            requester: &rec.requester,
+            template: rec.template.as_deref(),
+        },
+    )
+    .await?;
+    let audit = crate::audit::chain::success(
+        core,
+        actor,
+        AuditCategory::Revocation,
+        AuditAction::CertificateUnrevoked,
+        &s,
+        &serde_json::json!({ "request_id": rec.request_id }).to_string(),
+    )
+    .await;
+    core.store.unrevoke(&s, &audit).await.map_err(conflict)?;
+    let _ = crate::audit::heads::maybe_sign_head(core).await;
+    tracing::info!(serial = %s, "certificate released from hold");
+    core.store
+        .get_by_serial(&s)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("no certificate with serial number {s}")))
+}
+
 /// Rows matching a `--restrict` expression.
 pub(crate) async fn view(
     core: &Core,

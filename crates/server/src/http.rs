@@ -107,7 +107,9 @@ pub(crate) async fn security_headers(uri: axum::http::Uri, mut resp: Response) -
         "/api/v1/ca/chain",
         "/api/v1/ca/exchange",
         "/api/v1/crl",
+        "/api/v1/crl/delta",
         "/crl/ca.crl",
+        "/crl/ca+.crl",
     ];
     let path = uri.path();
     let html = resp

@@ -150,6 +150,9 @@ pub trait Store: Send + Sync {
         at: i64,
         audit: &[AuditEntry],
     ) -> StoreResult<()>;
+    /// Releases a certificate on hold (reason certificateHold): it is issued
+    /// again. [`StoreError::Conflict`] unless it is on hold.
+    async fn unrevoke(&self, serial: &str, audit: &[AuditEntry]) -> StoreResult<()>;
     /// All revoked certificates (for the CRL).
     async fn revoked(&self) -> StoreResult<Vec<RevokedEntry>>;
     /// Allocates the next CRL number.
@@ -160,8 +163,10 @@ pub trait Store: Send + Sync {
     async fn next_crl(&self) -> StoreResult<(i64, Vec<RevokedEntry>)>;
     /// Stores a published CRL.
     async fn insert_crl(&self, crl: &CrlRecord) -> StoreResult<()>;
-    /// The most recent CRL.
+    /// The most recent base (full) CRL.
     async fn latest_crl(&self) -> StoreResult<Option<CrlRecord>>;
+    /// The most recent delta CRL.
+    async fn latest_delta_crl(&self) -> StoreResult<Option<CrlRecord>>;
     /// Rows matching all restrictions, ordered by request id, at most `limit`.
     async fn query(
         &self,

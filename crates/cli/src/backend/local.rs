@@ -84,6 +84,12 @@ impl Backend for Local {
     async fn publish_crl(&self) -> EngineResult<CrlInfo> {
         self.ca.publish_crl(&self.actor).await
     }
+    async fn unrevoke(&self, serial: &str) -> EngineResult<RequestRecord> {
+        self.ca.unrevoke(serial, &self.actor).await
+    }
+    async fn publish_delta_crl(&self) -> EngineResult<CrlInfo> {
+        self.ca.publish_delta_crl(&self.actor).await
+    }
     async fn view(&self, restrict: &str, limit: i64) -> EngineResult<Vec<RequestRecord>> {
         self.ca.view(&self.actor, restrict, limit).await
     }

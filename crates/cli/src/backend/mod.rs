@@ -44,6 +44,10 @@ pub trait Backend: Send + Sync {
     async fn revoke(&self, serial: &str, reason: &str) -> EngineResult<RequestRecord>;
     /// Publish a CRL.
     async fn publish_crl(&self) -> EngineResult<CrlInfo>;
+    /// Release a certificate on hold.
+    async fn unrevoke(&self, serial: &str) -> EngineResult<RequestRecord>;
+    /// Publish a delta CRL.
+    async fn publish_delta_crl(&self) -> EngineResult<CrlInfo>;
     /// Query rows.
     async fn view(&self, restrict: &str, limit: i64) -> EngineResult<Vec<RequestRecord>>;
     /// One row.

@@ -250,6 +250,22 @@ impl Backend for Remote {
         )
         .await
     }
+    async fn unrevoke(&self, serial: &str) -> EngineResult<RequestRecord> {
+        self.json(self.req(
+            Method::POST,
+            &format!("/api/v1/certificates/{}/unrevoke", enc(serial)),
+        ))
+        .await
+    }
+    async fn publish_delta_crl(&self) -> EngineResult<CrlInfo> {
+        let v: Value = self
+            .json(self.req(Method::POST, "/api/v1/crl/delta"))
+            .await?;
+        let mut info: CrlInfo = serde_json::from_value(v.clone()).map_err(transport)?;
+        let b64 = v["der_base64"].as_str().unwrap_or_default();
+        info.der = decode_input(b64.as_bytes())?.der;
+        Ok(info)
+    }
     async fn publish_crl(&self) -> EngineResult<CrlInfo> {
         let v: Value = self.json(self.req(Method::POST, "/api/v1/crl")).await?;
         let mut info: CrlInfo = serde_json::from_value(v.clone()).map_err(transport)?;

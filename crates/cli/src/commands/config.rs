@@ -33,6 +33,65 @@ pub enum Setting {
     /// N: days before a KRA certificate expires that event 127 warns (default 30).
     #[value(name = "kra_expiry_warning_days")]
     KraExpiryWarningDays,
+    /// Period (e.g. 1w): base CRL interval of `serve`'s schedule (lockbox.toml `[crl]`).
+    #[value(name = "crl.period")]
+    CrlPeriod,
+    /// Period (e.g. 12h): added to every CRL's nextUpdate.
+    #[value(name = "crl.overlap")]
+    CrlOverlap,
+    /// Period (e.g. 1d): delta CRL interval; `off` publishes no scheduled deltas.
+    #[value(name = "crl.delta_period")]
+    CrlDeltaPeriod,
+    /// true/false: `serve` answers OCSP at /ocsp.
+    #[value(name = "ocsp.enabled")]
+    OcspEnabled,
+    /// Period (e.g. 1h): OCSP response validity and cache lifetime.
+    #[value(name = "ocsp.response_validity")]
+    OcspResponseValidity,
+    /// Period (e.g. 2w): validity of the OCSP signing certificate.
+    #[value(name = "ocsp.signing_validity")]
+    OcspSigningValidity,
+}
+
+/// Settings kept in the home's `lockbox.toml` (read when the CA is opened:
+/// a running `serve` takes them at its next start).
+fn set_in_file(g: &Global, key: Setting, value: &str) -> Result<serde_json::Value> {
+    use lockbox_engine::period::Period;
+    let period = |v: &str| Period::parse(v).map_err(anyhow::Error::from);
+    let home = lockbox_engine::config::Home::new(crate::backend::home_of(g)?);
+    let mut config = home.load_config()?;
+    let shown = match key {
+        Setting::CrlPeriod => {
+            config.crl.period = Some(period(value)?);
+            json!({ "crl.period": value })
+        }
+        Setting::CrlOverlap => {
+            config.crl.overlap = Some(period(value)?);
+            json!({ "crl.overlap": value })
+        }
+        Setting::CrlDeltaPeriod => {
+            config.crl.delta_period = match value.to_ascii_lowercase().as_str() {
+                "off" | "none" | "0" => None,
+                v => Some(period(v)?),
+            };
+            json!({ "crl.delta_period": value })
+        }
+        Setting::OcspEnabled => {
+            config.ocsp.enabled = parse_switch(value)?;
+            json!({ "ocsp.enabled": config.ocsp.enabled })
+        }
+        Setting::OcspResponseValidity => {
+            config.ocsp.response_validity = period(value)?;
+            json!({ "ocsp.response_validity": value })
+        }
+        Setting::OcspSigningValidity => {
+            config.ocsp.signing_validity = period(value)?;
+            json!({ "ocsp.signing_validity": value })
+        }
+        other => anyhow::bail!("{other:?} is a database setting, not one of lockbox.toml"),
+    };
+    home.save_config(&config)?;
+    Ok(shown)
 }
 
 /// A yes/no setting value; anything else is refused rather than read as "no".
@@ -51,8 +110,8 @@ fn parse_switch(value: &str) -> Result<bool> {
 /// `lockbox config set KEY VALUE`
 pub async fn config(g: &Global, cmd: ConfigCmd) -> Result<ExitCode> {
     local_only(g, "config")?;
-    let l = local(g).await?;
     let ConfigCmd::Set { key, value } = cmd;
+    let l = local(g).await?;
     match key {
         Setting::RoleSeparation => {
             let on = parse_switch(&value)?;
@@ -73,6 +132,19 @@ pub async fn config(g: &Global, cmd: ConfigCmd) -> Result<ExitCode> {
                     "Foreign certificate import is {}",
                     if on { "enabled" } else { "disabled" }
                 ),
+            );
+        }
+        Setting::CrlPeriod
+        | Setting::CrlOverlap
+        | Setting::CrlDeltaPeriod
+        | Setting::OcspEnabled
+        | Setting::OcspResponseValidity
+        | Setting::OcspSigningValidity => {
+            let shown = set_in_file(g, key, &value)?;
+            print(
+                g,
+                shown,
+                "Set in lockbox.toml (a running `lockbox serve` takes it at its next start)".into(),
             );
         }
         Setting::KraExpiryWarningDays => {

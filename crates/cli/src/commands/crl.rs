@@ -19,8 +19,13 @@ pub struct RevokeArgs {
     pub serial: String,
     /// Reason: unspecified, keyCompromise, cACompromise, affiliationChanged,
     /// superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise.
-    #[arg(long, default_value = "unspecified")]
+    /// A certificate on hold (certificateHold) may later be revoked with another reason.
+    #[arg(long, default_value = "unspecified", conflicts_with = "unrevoke")]
     pub reason: String,
+    /// Release a certificate on hold instead: it is valid again, and the next
+    /// delta CRL lists it as removeFromCRL.
+    #[arg(long)]
+    pub unrevoke: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -30,11 +35,28 @@ pub enum CrlCmd {
         /// Also write it here (DER; PEM if the name ends in .pem).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Publish a delta CRL (what changed since the latest base CRL)
+        /// instead of a base CRL.
+        #[arg(long)]
+        delta: bool,
     },
 }
 
 /// `lockbox revoke SERIAL`
 pub async fn revoke(g: &Global, args: RevokeArgs) -> Result<ExitCode> {
+    if args.unrevoke {
+        let r = backend::open(g).await?.unrevoke(&args.serial).await?;
+        if g.json {
+            print_json(&r)?;
+        } else {
+            println!(
+                "Released from hold: RequestId {} serial {}",
+                r.request_id,
+                r.cert.as_ref().map(|c| c.serial.as_str()).unwrap_or("")
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let r = backend::open(g)
         .await?
         .revoke(&args.serial, &args.reason)
@@ -55,8 +77,13 @@ pub async fn revoke(g: &Global, args: RevokeArgs) -> Result<ExitCode> {
 
 /// `lockbox crl publish`
 pub async fn crl(g: &Global, cmd: CrlCmd) -> Result<ExitCode> {
-    let CrlCmd::Publish { out } = cmd;
-    let info = backend::open(g).await?.publish_crl().await?;
+    let CrlCmd::Publish { out, delta } = cmd;
+    let b = backend::open(g).await?;
+    let info = if delta {
+        b.publish_delta_crl().await?
+    } else {
+        b.publish_crl().await?
+    };
     if let Some(p) = &out {
         let is_pem = p.extension().is_some_and(|e| e == "pem");
         let data = if is_pem {
@@ -69,12 +96,20 @@ pub async fn crl(g: &Global, cmd: CrlCmd) -> Result<ExitCode> {
     if g.json {
         print_json(&info)?;
     } else {
-        println!(
-            "CRL number {} published: {} revoked, next update {}",
-            info.number,
-            info.entries,
-            rfc3339(info.next_update)
-        );
+        match info.delta_base {
+            Some(base) => println!(
+                "Delta CRL number {} (base CRL {base}) published: {} changed, next update {}",
+                info.number,
+                info.entries,
+                rfc3339(info.next_update)
+            ),
+            None => println!(
+                "CRL number {} published: {} revoked, next update {}",
+                info.number,
+                info.entries,
+                rfc3339(info.next_update)
+            ),
+        }
         if let Some(p) = out {
             println!("Written to {}", p.display());
         }

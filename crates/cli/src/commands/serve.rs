@@ -61,6 +61,9 @@ pub async fn serve(g: &Global, args: ServeArgs) -> Result<ExitCode> {
             eprintln!("lockbox: WARNING: no OCSP signing certificate yet: {e}");
         }
     }
+    if ca.config().ca.state == lockbox_engine::config::CaState::Active {
+        tokio::spawn(crl_schedule(ca.clone()));
+    }
     let public_http = args
         .public_http
         .as_deref()
@@ -90,4 +93,22 @@ pub async fn serve(g: &Global, args: ServeArgs) -> Result<ExitCode> {
     )
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Publishes the base and delta CRLs the `[crl]` schedule says are due, at
+/// start and then every minute, for as long as the service runs.
+async fn crl_schedule(ca: Arc<Ca>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match ca.publish_due_crls().await {
+            Ok(published) => {
+                for c in published {
+                    tracing::info!(number = c.number, delta_base = ?c.delta_base, "CRL published on schedule");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "scheduled CRL publication failed"),
+        }
+    }
 }

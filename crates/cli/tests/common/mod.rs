@@ -690,3 +690,37 @@ impl Drop for PgCluster {
             .output();
     }
 }
+
+/// Runs an external tool the test needs (failing loudly when it is missing).
+pub fn tool(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} is required for this test: {e}"))
+}
+
+/// Asserts pkilint (`lint_pkix_cert`) finds nothing at WARNING or above.
+pub fn pkilint_cert(path: &Path) {
+    let out = tool("lint_pkix_cert", &["lint", "-s", "WARNING", s(path)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "pkilint findings for {}:\n{text}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts pkilint (`lint_crl`, PKIX) finds nothing at WARNING or above.
+pub fn pkilint_crl(path: &Path) {
+    let out = tool(
+        "lint_crl",
+        &["lint", "-t", "CRL", "-p", "PKIX", "-s", "WARNING", s(path)],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "pkilint CRL findings:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -203,7 +203,29 @@ impl Ca {
 
     /// Signs and stores a new CRL (CA administrator or certificate manager).
     pub async fn publish_crl(&self, actor: &Actor) -> EngineResult<CrlInfo> {
-        crate::crl::publish_crl(&self.core, actor).await
+        crate::crl::publish_crl(&self.core, actor, false).await
+    }
+
+    /// Signs and stores a new delta CRL over the latest base CRL (CA
+    /// administrator or certificate manager).
+    pub async fn publish_delta_crl(&self, actor: &Actor) -> EngineResult<CrlInfo> {
+        crate::crl::publish_crl(&self.core, actor, true).await
+    }
+
+    /// The current delta CRL (a new one when the latest is stale or incomplete).
+    pub async fn current_delta_crl(&self) -> EngineResult<Vec<u8>> {
+        crate::crl::current_delta_crl(&self.core).await
+    }
+
+    /// Publishes the base and delta CRLs the `[crl]` schedule says are due.
+    pub async fn publish_due_crls(&self) -> EngineResult<Vec<CrlInfo>> {
+        crate::crl::publish_due(&self.core).await
+    }
+
+    /// Releases a certificate on hold (`revoke --unrevoke`): it is valid again,
+    /// and the next delta CRL lists it as removeFromCRL.
+    pub async fn unrevoke(&self, serial: &str, actor: &Actor) -> EngineResult<RequestRecord> {
+        crate::officer::unrevoke(&self.core, serial, actor).await
     }
 
     /// Answers a DER OCSP request (never an error: failures are OCSP statuses).

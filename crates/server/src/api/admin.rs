@@ -18,6 +18,21 @@ pub(super) async fn crl(State(ca): State<AppState>) -> ApiResult<Response> {
     Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
 }
 
+pub(super) async fn delta_crl(State(ca): State<AppState>) -> ApiResult<Response> {
+    let der = ca.current_delta_crl().await?;
+    Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
+}
+
+pub(super) async fn delta_crl_publish(
+    State(ca): State<AppState>,
+    Authenticated(actor): Authenticated,
+) -> ApiResult<Response> {
+    let info = ca.publish_delta_crl(&actor).await?;
+    let mut body = serde_json::to_value(&info).unwrap_or_default();
+    body["der_base64"] = json!(base64_encode(&info.der));
+    Ok(Json(body).into_response())
+}
+
 pub(super) async fn crl_publish(
     State(ca): State<AppState>,
     Authenticated(actor): Authenticated,

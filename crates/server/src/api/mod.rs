@@ -15,14 +15,15 @@ use lockbox_engine::Ca;
 
 use admin::{
     audit_list, audit_verify, backup, ca_template_add, ca_template_remove, ca_templates, crl,
-    crl_publish, events, template, template_duplicate, template_set, templates,
+    crl_publish, delta_crl, delta_crl_publish, events, template, template_duplicate, template_set,
+    templates,
 };
 use ca::{ca_certificate, ca_chain, ca_exchange, health, openapi};
 use keys::{key_blob, key_candidates, key_candidates_for_message};
 use kra::{kra_add, kra_list, kra_remove, kra_required, kra_set_required};
 use requests::{
     deny, issue, list_requests, request_certificate, request_status, revoke, submit, submit_cmc,
-    view,
+    unrevoke, view,
 };
 
 type AppState = Arc<Ca>;
@@ -34,6 +35,7 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route("/api/v1/ca/certificate", get(ca_certificate))
         .route("/api/v1/ca/chain", get(ca_chain))
         .route("/crl/ca.crl", get(crl))
+        .route("/crl/ca+.crl", get(delta_crl))
 }
 
 /// The REST routes (state: the CA); the application in `lib.rs` adds
@@ -65,7 +67,9 @@ pub(crate) fn routes() -> Router<AppState> {
             put(ca_template_add).delete(ca_template_remove),
         )
         .route("/api/v1/crl", get(crl).post(crl_publish))
+        .route("/api/v1/crl/delta", get(delta_crl).post(delta_crl_publish))
         .route("/crl/ca.crl", get(crl))
+        .route("/crl/ca+.crl", get(delta_crl))
         .route("/api/v1/requests", post(submit).get(list_requests))
         .route("/api/v1/requests/{id}", get(request_status))
         .route(
@@ -75,6 +79,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/requests/{id}/issue", post(issue))
         .route("/api/v1/requests/{id}/deny", post(deny))
         .route("/api/v1/certificates/{serial}/revoke", post(revoke))
+        .route("/api/v1/certificates/{serial}/unrevoke", post(unrevoke))
         .route("/api/v1/view", get(view))
         .route("/api/v1/templates", get(templates))
         .route(

@@ -189,6 +189,14 @@ pub(super) async fn revoke(
     Ok(Json(ca.revoke(&serial, reason, &actor).await?).into_response())
 }
 
+pub(super) async fn unrevoke(
+    State(ca): State<AppState>,
+    Path(serial): Path<String>,
+    Authenticated(actor): Authenticated,
+) -> ApiResult<Response> {
+    Ok(Json(ca.unrevoke(&serial, &actor).await?).into_response())
+}
+
 #[derive(Deserialize)]
 pub(super) struct ViewQuery {
     restrict: Option<String>,

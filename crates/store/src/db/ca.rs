@@ -32,6 +32,7 @@ impl SqlStore {
             .bind(crl.this_update)
             .bind(crl.next_update)
             .bind(&crl.der)
+            .bind(crl.delta_base)
             .execute(&self.pool())
             .await?;
         Ok(())
@@ -41,6 +42,14 @@ impl SqlStore {
         Ok(sqlx::query_as::<_, CrlRecord>(crate::sql::ca::LATEST_CRL)
             .fetch_optional(&self.pool())
             .await?)
+    }
+
+    pub(super) async fn latest_delta_crl(&self) -> StoreResult<Option<CrlRecord>> {
+        Ok(
+            sqlx::query_as::<_, CrlRecord>(crate::sql::ca::LATEST_DELTA_CRL)
+                .fetch_optional(&self.pool())
+                .await?,
+        )
     }
 
     pub(super) async fn templates(&self) -> StoreResult<Vec<(String, String)>> {

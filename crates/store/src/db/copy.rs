@@ -92,6 +92,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("this_update", Int),
             ("next_update", Int),
             ("der", Blob),
+            ("delta_base", Int),
         ],
     ),
     ("counters", &[("name", Text), ("value", Int)]),

@@ -172,6 +172,34 @@ impl SqlStore {
         }
     }
 
+    pub(super) async fn unrevoke(&self, serial: &str, audit: &[AuditEntry]) -> StoreResult<()> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        let done = sqlx::query(crate::sql::requests::UNREVOKE)
+            .bind(serial)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 1 {
+            // A released KRA certificate is usable again at once.
+            self.bump_config_version(&mut tx).await?;
+            self.commit_with_audit(tx, audit).await?;
+            return Ok(());
+        }
+        drop(tx);
+        let state: Option<String> = sqlx::query_scalar(crate::sql::requests::DISPOSITION_BY_SERIAL)
+            .bind(serial)
+            .fetch_optional(&self.pool())
+            .await?;
+        match state {
+            None => Err(StoreError::NotFound(format!(
+                "no certificate with serial number {serial}"
+            ))),
+            Some(s) => Err(StoreError::Conflict(format!(
+                "certificate {serial} is not on hold (it is {s}); only a certificate revoked \
+                 with reason certificateHold can be released"
+            ))),
+        }
+    }
+
     pub(super) async fn revoked(&self) -> StoreResult<Vec<RevokedEntry>> {
         Ok(
             sqlx::query_as::<_, RevokedEntry>(crate::sql::requests::REVOKED)

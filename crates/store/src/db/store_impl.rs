@@ -61,6 +61,10 @@ impl Store for SqlStore {
         SqlStore::revoke(self, serial, reason, at, audit).await
     }
 
+    async fn unrevoke(&self, serial: &str, audit: &[AuditEntry]) -> StoreResult<()> {
+        SqlStore::unrevoke(self, serial, audit).await
+    }
+
     async fn revoked(&self) -> StoreResult<Vec<RevokedEntry>> {
         SqlStore::revoked(self).await
     }
@@ -79,6 +83,10 @@ impl Store for SqlStore {
 
     async fn latest_crl(&self) -> StoreResult<Option<CrlRecord>> {
         SqlStore::latest_crl(self).await
+    }
+
+    async fn latest_delta_crl(&self) -> StoreResult<Option<CrlRecord>> {
+        SqlStore::latest_delta_crl(self).await
     }
 
     async fn query(

@@ -368,4 +368,12 @@ CREATE TABLE exchange_keys (
 );
 "#,
     ),
+    (
+        9,
+        // Delta CRLs share the CRL number sequence: a delta names the base
+        // CRL it completes (NULL for a base CRL).
+        r#"
+ALTER TABLE crls ADD COLUMN delta_base BIGINT;
+"#,
+    ),
 ];

@@ -26,6 +26,8 @@ pub struct CrlRecord {
     pub next_update: i64,
     /// DER.
     pub der: Vec<u8>,
+    /// For a delta CRL, the number of the base CRL it completes.
+    pub delta_base: Option<i64>,
 }
 
 /// A configured Key Recovery Agent certificate.

@@ -82,9 +82,16 @@ pub(crate) const DENY_PENDING: &str =
              WHERE request_id = $4 AND disposition = 'pending'";
 
 /// Used by `revoke`.
+/// An issued certificate, or one on hold (reason 6) given another reason.
 pub(crate) const REVOKE: &str =
     "UPDATE requests SET disposition = 'revoked', revoked_at = $1, revocation_reason = $2, \
-             disposition_message = 'Revoked' WHERE serial = $3 AND disposition = 'issued'";
+             disposition_message = 'Revoked' WHERE serial = $3 AND (disposition = 'issued' \
+             OR (disposition = 'revoked' AND revocation_reason = 6 AND $2 <> 6))";
+
+/// Used by `unrevoke`: only a certificate on hold is released.
+pub(crate) const UNREVOKE: &str = "UPDATE requests SET disposition = 'issued', revoked_at = NULL, \
+     revocation_reason = NULL, disposition_message = 'Issued (released from hold)' \
+     WHERE serial = $1 AND disposition = 'revoked' AND revocation_reason = 6";
 
 /// Used by `revoke`.
 pub(crate) const DISPOSITION_BY_SERIAL: &str = "SELECT disposition FROM requests WHERE serial = $1";
