@@ -90,7 +90,7 @@ pub async fn issuance(
 }
 
 /// `total` PKCS#10 requests, each with a fresh P-256 key and its own name.
-async fn pkcs10_requests(total: usize) -> Result<Vec<Vec<u8>>> {
+pub(crate) async fn pkcs10_requests(total: usize) -> Result<Vec<Vec<u8>>> {
     tokio::task::spawn_blocking(move || -> Result<Vec<Vec<u8>>> {
         (0..total)
             .map(|i| {

@@ -90,6 +90,19 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1)]
         nodes: usize,
     },
+    /// OCSP responses over HTTP (POST, a nonce each, so every response is
+    /// signed), against the RSA-2048 sign rate of all cores.
+    Ocsp {
+        /// Requests to time.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds spent measuring the RSA-2048 sign rate.
+        #[arg(long, default_value_t = 3.0)]
+        sign_seconds: f64,
+    },
 }
 
 /// The key stores `--keys` names, in the order they run.
@@ -128,6 +141,11 @@ pub async fn run(g: &Global, cmd: BenchCmd) -> Result<ExitCode> {
             }
             Ok(code)
         }
+        BenchCmd::Ocsp {
+            requests,
+            concurrency,
+            sign_seconds,
+        } => lockbox_bench::ocsp(json, requests.max(1), concurrency.max(1), sign_seconds).await,
         BenchCmd::Import { files } => lockbox_bench::import(json, files.max(1)).await,
         BenchCmd::Search {
             rows,

@@ -56,11 +56,6 @@ pub async fn serve(g: &Global, args: ServeArgs) -> Result<ExitCode> {
     if total > 0 {
         eprintln!("lockbox: {valid} of {total} KRA certificates valid");
     }
-    if ca.ocsp_enabled() && ca.config().ca.state == lockbox_engine::config::CaState::Active {
-        if let Err(e) = ca.prepare_ocsp().await {
-            eprintln!("lockbox: WARNING: no OCSP signing certificate yet: {e}");
-        }
-    }
     if ca.config().ca.state == lockbox_engine::config::CaState::Active {
         tokio::spawn(crl_schedule(ca.clone()));
     }

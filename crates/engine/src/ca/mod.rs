@@ -238,14 +238,6 @@ impl Ca {
         self.core.config.ocsp.enabled
     }
 
-    /// Makes sure the OCSP signing certificate is there and current
-    /// (`serve` calls it at start, so the first request is not slowed).
-    pub async fn prepare_ocsp(&self) -> EngineResult<()> {
-        crate::ocsp::signer::current_signer(&self.core)
-            .await
-            .map(|_| ())
-    }
-
     /// The current CRL: the latest one if still valid and complete, else a new one.
     pub async fn current_crl(&self) -> EngineResult<Vec<u8>> {
         crate::crl::current_crl(&self.core).await
