@@ -259,6 +259,29 @@ fn ocsp_answers_good_revoked_hold_and_unknown_as_openssl_reads_them() {
         "{text}"
     );
 
+    // A revoked responder certificate is replaced before the next answer.
+    let responder_serial = |p: &Path| ok(openssl(&["x509", "-in", s(p), "-noout", "-serial"]));
+    let first = responder_serial(&ocsp_cert);
+    let first_hex = first.trim().trim_start_matches("serial=").to_string();
+    ok(lockbox(&[
+        "revoke",
+        &first_hex,
+        "--reason",
+        "keyCompromise",
+        "--home",
+        s(&home),
+    ]));
+    let out = ocsp_status(&ca_pem, &user, &listen, &[]);
+    assert!(
+        out.contains("Response verify OK") && out.contains(": revoked"),
+        "{out}"
+    );
+    assert_ne!(
+        responder_serial(&ocsp_cert),
+        first,
+        "a new responder certificate"
+    );
+
     // Hostile bytes: malformedRequest, not an HTTP error page.
     let garbage = d.join("garbage.der");
     std::fs::write(&garbage, [0x30, 0x82, 0xff, 0xff, 0x01]).unwrap();

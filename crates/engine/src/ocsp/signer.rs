@@ -50,6 +50,8 @@ pub(crate) struct OcspSigner {
     /// notBefore and notAfter, unix seconds.
     pub(crate) not_before: i64,
     pub(crate) not_after: i64,
+    /// Its serial (lowercase hex), to look up its own status.
+    serial: String,
 }
 
 impl OcspSigner {
@@ -74,18 +76,39 @@ fn issued_by(cert: &Certificate, ca: &Certificate) -> bool {
     cert.tbs_certificate().issuer() == ca.tbs_certificate().subject() && aki == Some(want)
 }
 
+/// Whether the signer's own certificate is still issued in the database
+/// (one indexed read per response): a revoked responder certificate is
+/// replaced at once, never used (it carries no-check, so relying parties
+/// would not notice).
+async fn still_issued(core: &Core, s: &OcspSigner) -> EngineResult<bool> {
+    Ok(core
+        .store
+        .get_by_serial(&s.serial)
+        .await?
+        .is_some_and(|r| r.disposition == lockbox_store::Disposition::Issued))
+}
+
+/// Whether `s` may sign now.
+async fn usable(core: &Core, s: &OcspSigner, ca: &Certificate) -> EngineResult<bool> {
+    Ok(!s.due(ca) && still_issued(core, s).await?)
+}
+
 /// The signer to use now: the cached one, the one in the home, or a new one.
 pub(crate) async fn current_signer(core: &Core) -> EngineResult<Arc<OcspSigner>> {
     let (_, ca) = core.ca_cert()?;
-    if let Some(s) = cached(core).filter(|s| !s.due(ca)) {
-        return Ok(s);
+    if let Some(s) = cached(core) {
+        if usable(core, &s, ca).await? {
+            return Ok(s);
+        }
     }
     let _guard = core.ocsp.renewing.lock().await;
-    if let Some(s) = cached(core).filter(|s| !s.due(ca)) {
-        return Ok(s);
+    if let Some(s) = cached(core) {
+        if usable(core, &s, ca).await? {
+            return Ok(s);
+        }
     }
     let signer = match load(core)? {
-        Some(s) if !s.due(ca) => s,
+        Some(s) if usable(core, &s, ca).await? => s,
         _ => issue(core, ca).await?,
     };
     let signer = Arc::new(signer);
@@ -102,6 +125,7 @@ fn cached(core: &Core) -> Option<Arc<OcspSigner>> {
 fn signer_of(cert: Certificate, key: Arc<dyn PrivateKey>) -> OcspSigner {
     let validity = cert.tbs_certificate().validity();
     OcspSigner {
+        serial: lockbox_codec::hexfmt::to_hex(cert.tbs_certificate().serial_number().as_bytes()),
         key_hash: key_identifier(cert.tbs_certificate().subject_public_key_info()),
         not_before: unix_of(&validity.not_before),
         not_after: unix_of(&validity.not_after),
