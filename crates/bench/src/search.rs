@@ -113,6 +113,7 @@ fn generated_row(k: usize) -> NewRequest {
         }),
         archived_key: Some(vec![0x30, 0x00]),
         kra_hashes: Some("00".into()),
+        renewal_of: None,
     }
 }
 

@@ -180,11 +180,12 @@ pub fn looks_like_content_info(der: &[u8]) -> bool {
 
 /// Decodes and shape-checks a CMC Full PKI Request.
 pub fn parse_cmc_request(der: &[u8]) -> Result<CmcRequest, CodecError> {
-    let (signed_data, pki_data_der) = signed_pki_data(der)?;
+    let (signed_data, pki_data_der) = signed_content(der, &oids::ID_CCT_PKI_DATA, "CMC request")?;
     let pki_data = PkiData::from_der(&pki_data_der).map_err(CodecError::der("CMC PKIData"))?;
     let (cert_req, cert_req_der, body_part_id) = single_request(&pki_data)?;
     let signer = single_signer(&signed_data)?;
-    let (message_digest, signed_attrs_der) = signed_attributes(&signer)?;
+    let (message_digest, signed_attrs_der) =
+        signed_attributes(&signer, &oids::ID_CCT_PKI_DATA, "CMC request")?;
     let archived_key = archived_key(&signer)?;
     let (reg_info, encrypted_key_hash) = controls(&pki_data)?;
     Ok(CmcRequest {
@@ -203,12 +204,62 @@ pub fn parse_cmc_request(der: &[u8]) -> Result<CmcRequest, CodecError> {
     })
 }
 
-/// The SignedData of a ContentInfo and its encapsulated PKIData (DER).
-fn signed_pki_data(der: &[u8]) -> Result<(SignedData, Vec<u8>), CodecError> {
+/// The encapsulated content type of a SignedData ContentInfo (to tell a
+/// CMC request from a PKCS#7-wrapped PKCS#10), None for anything else.
+pub fn signed_content_type(der: &[u8]) -> Option<ObjectIdentifier> {
+    let ci = ContentInfo::from_der(der).ok()?;
+    if ci.content_type != oids::ID_SIGNED_DATA {
+        return None;
+    }
+    let sd: SignedData = ci.content.decode_as().ok()?;
+    Some(sd.encap_content_info.econtent_type)
+}
+
+/// A PKCS#10 inside a PKCS#7 SignedData (eContent id-data), signed with the
+/// key of a certificate carried in it: how Windows sends a renewal
+/// (`IX509CertificateRequestPkcs7` initialised from the old certificate),
+/// and what `openssl cms -sign` makes of a PKCS#10.
+#[derive(Clone, Debug)]
+pub struct Pkcs7Request {
+    /// The SignedData.
+    pub signed_data: SignedData,
+    /// DER of the PKCS#10 (the eContent).
+    pub cert_req_der: Vec<u8>,
+    /// The one SignerInfo.
+    pub signer: SignerInfo,
+    /// With signed attributes: (messageDigest, DER of the attributes as a SET).
+    /// Without, the signature covers the PKCS#10 itself.
+    pub signed_attrs: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Decodes and shape-checks a PKCS#7 SignedData carrying one PKCS#10.
+pub fn parse_pkcs7_request(der: &[u8]) -> Result<Pkcs7Request, CodecError> {
+    let what = "PKCS#7 request";
+    let (signed_data, cert_req_der) = signed_content(der, &oids::ID_DATA, what)?;
+    let signer = single_signer(&signed_data)?;
+    let signed_attrs = match signer.signed_attrs {
+        Some(_) => Some(signed_attributes(&signer, &oids::ID_DATA, what)?),
+        None => None,
+    };
+    Ok(Pkcs7Request {
+        signed_data,
+        cert_req_der,
+        signer,
+        signed_attrs,
+    })
+}
+
+/// The SignedData of a ContentInfo and its encapsulated content of type
+/// `econtent_type` (DER).
+fn signed_content(
+    der: &[u8],
+    econtent_type: &ObjectIdentifier,
+    what: &'static str,
+) -> Result<(SignedData, Vec<u8>), CodecError> {
     let ci = ContentInfo::from_der(der).map_err(CodecError::der("CMS ContentInfo"))?;
     if ci.content_type != oids::ID_SIGNED_DATA {
         return Err(CodecError::invalid(
-            "CMC request",
+            what,
             format!("content type {} is not signedData", ci.content_type),
         ));
     }
@@ -217,11 +268,11 @@ fn signed_pki_data(der: &[u8]) -> Result<(SignedData, Vec<u8>), CodecError> {
         .decode_as()
         .map_err(CodecError::der("CMS SignedData"))?;
     let encap = &signed_data.encap_content_info;
-    if encap.econtent_type != oids::ID_CCT_PKI_DATA {
+    if &encap.econtent_type != econtent_type {
         return Err(CodecError::invalid(
-            "CMC request",
+            what,
             format!(
-                "encapsulated content {} is not id-cct-PKIData",
+                "encapsulated content {} is not {econtent_type}",
                 encap.econtent_type
             ),
         ));
@@ -229,7 +280,7 @@ fn signed_pki_data(der: &[u8]) -> Result<(SignedData, Vec<u8>), CodecError> {
     let econtent = encap
         .econtent
         .as_ref()
-        .ok_or_else(|| CodecError::invalid("CMC request", "detached content is not supported"))?;
+        .ok_or_else(|| CodecError::invalid(what, "detached content is not supported"))?;
     let octets: OctetString = econtent
         .decode_as()
         .map_err(CodecError::der("CMC eContent OCTET STRING"))?;
@@ -266,26 +317,30 @@ fn single_signer(signed_data: &SignedData) -> Result<SignerInfo, CodecError> {
     Ok(signers[0].clone())
 }
 
-/// Checks the signed contentType (id-cct-PKIData) and returns the
+/// Checks the signed contentType (`expected`) and returns the
 /// messageDigest and the DER of the signed attributes.
-fn signed_attributes(signer: &SignerInfo) -> Result<(Vec<u8>, Vec<u8>), CodecError> {
+fn signed_attributes(
+    signer: &SignerInfo,
+    expected: &ObjectIdentifier,
+    what: &'static str,
+) -> Result<(Vec<u8>, Vec<u8>), CodecError> {
     let signed_attrs = signer
         .signed_attrs
         .as_ref()
-        .ok_or_else(|| CodecError::invalid("CMC request", "SignerInfo has no signed attributes"))?;
+        .ok_or_else(|| CodecError::invalid(what, "SignerInfo has no signed attributes"))?;
     let content_type = single_attr(
         signed_attrs.iter(),
         &oids::PKCS9_CONTENT_TYPE,
         "contentType",
     )?
-    .ok_or_else(|| CodecError::invalid("CMC request", "contentType signed attribute missing"))?;
+    .ok_or_else(|| CodecError::invalid(what, "contentType signed attribute missing"))?;
     let ct: ObjectIdentifier = content_type
         .decode_as()
         .map_err(CodecError::der("contentType attribute"))?;
-    if ct != oids::ID_CCT_PKI_DATA {
+    if &ct != expected {
         return Err(CodecError::invalid(
-            "CMC request",
-            "contentType signed attribute does not match id-cct-PKIData",
+            what,
+            "contentType signed attribute does not match the encapsulated content",
         ));
     }
     let md = single_attr(
@@ -293,7 +348,7 @@ fn signed_attributes(signer: &SignerInfo) -> Result<(Vec<u8>, Vec<u8>), CodecErr
         &oids::PKCS9_MESSAGE_DIGEST,
         "messageDigest",
     )?
-    .ok_or_else(|| CodecError::invalid("CMC request", "messageDigest signed attribute missing"))?;
+    .ok_or_else(|| CodecError::invalid(what, "messageDigest signed attribute missing"))?;
     let message_digest = md
         .decode_as::<OctetString>()
         .map_err(CodecError::der("messageDigest attribute"))?

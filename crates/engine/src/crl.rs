@@ -364,39 +364,74 @@ fn as_map(revoked: &[RevokedEntry]) -> BTreeMap<String, i32> {
         .collect()
 }
 
-/// Seconds before nextUpdate at which a stored CRL is no longer served.
-const REFRESH_MARGIN: i64 = 3600;
+/// Seconds before nextUpdate at which a stored CRL is no longer served:
+/// an hour, or a quarter of its validity when that is shorter.
+fn refresh_margin(c: &CrlRecord) -> i64 {
+    3600.min((c.next_update - c.this_update) / 4)
+}
 
-/// The current base CRL. Without scheduled delta CRLs (`crl.delta_period`
-/// unset) it is the latest one if still valid and complete (it lists the
-/// current revocations exactly), else a new one. With delta CRLs, the latest
-/// base is served until it is due and changes go to the delta CRL.
+/// Whether relying parties can find delta CRLs: the schedule makes them and
+/// certificates name where they are. Only then may the served base lag
+/// behind the revocations (the delta carries them).
+fn deltas_published(core: &Core) -> bool {
+    core.config.crl.delta_period.is_some() && !core.config.issuance.delta_cdp_urls.is_empty()
+}
+
+/// The latest base CRL if it may still be served.
+async fn servable_base(core: &Core) -> EngineResult<Option<CrlRecord>> {
+    let Some(latest) = core.store.latest_crl().await? else {
+        return Ok(None);
+    };
+    let fresh = latest.next_update > now() + refresh_margin(&latest);
+    let complete = deltas_published(core)
+        || listed(&latest.der).ok() == Some(as_map(&core.store.revoked().await?));
+    Ok((fresh && complete).then_some(latest))
+}
+
+/// The current base CRL. Unless delta CRLs are published (`crl.delta_period`
+/// and `issuance.delta_cdp_urls`), it is the latest one if still valid and
+/// complete (it lists the current revocations exactly), else a new one.
+/// With delta CRLs, the latest base is served until it is due and changes
+/// go to the delta CRL. One caller signs at a time; the others then find
+/// its CRL.
 pub(crate) async fn current_crl(core: &Core) -> EngineResult<Vec<u8>> {
-    if let Some(latest) = core.store.latest_crl().await? {
-        let fresh = latest.next_update > now() + REFRESH_MARGIN;
-        let complete = core.config.crl.delta_period.is_some()
-            || listed(&latest.der).ok() == Some(as_map(&core.store.revoked().await?));
-        if fresh && complete {
-            return Ok(latest.der);
-        }
+    if let Some(c) = servable_base(core).await? {
+        return Ok(c.der);
+    }
+    let _one = core.crl_signing.lock().await;
+    if let Some(c) = servable_base(core).await? {
+        return Ok(c.der);
     }
     Ok(sign_and_store_crl(core).await?.der)
 }
 
-/// The current delta CRL: the latest one if it completes the latest base,
-/// is still valid and lists exactly what changed since that base; else a
-/// new one.
+/// The latest delta CRL if it completes the latest base, is still valid
+/// and lists exactly what changed since that base.
+async fn servable_delta(core: &Core) -> EngineResult<Option<CrlRecord>> {
+    let (Some(base), Some(delta)) = (
+        core.store.latest_crl().await?,
+        core.store.latest_delta_crl().await?,
+    ) else {
+        return Ok(None);
+    };
+    let fresh = delta.next_update > now() + refresh_margin(&delta);
+    let want = as_map(&delta_entries(
+        &listed(&base.der)?,
+        &core.store.revoked().await?,
+        0,
+    ));
+    let complete = listed(&delta.der).ok() == Some(want);
+    Ok((delta.delta_base == Some(base.crl_number) && fresh && complete).then_some(delta))
+}
+
+/// The current delta CRL ([`servable_delta`], else a new one; one signer at a time).
 pub(crate) async fn current_delta_crl(core: &Core) -> EngineResult<Vec<u8>> {
-    let base = core.store.latest_crl().await?;
-    if let (Some(base), Some(delta)) = (base, core.store.latest_delta_crl().await?) {
-        let revoked = core.store.revoked().await?;
-        let fresh = delta.next_update
-            > now() + REFRESH_MARGIN.min((delta.next_update - delta.this_update) / 4);
-        let want = as_map(&delta_entries(&listed(&base.der)?, &revoked, 0));
-        let complete = listed(&delta.der).ok() == Some(want);
-        if delta.delta_base == Some(base.crl_number) && fresh && complete {
-            return Ok(delta.der);
-        }
+    if let Some(c) = servable_delta(core).await? {
+        return Ok(c.der);
+    }
+    let _one = core.crl_signing.lock().await;
+    if let Some(c) = servable_delta(core).await? {
+        return Ok(c.der);
     }
     Ok(sign_and_store_delta(core).await?.der)
 }
@@ -406,13 +441,14 @@ pub(crate) async fn current_delta_crl(core: &Core) -> EngineResult<Vec<u8>> {
 /// `crl.delta_period`) once its interval has passed or a newer base exists.
 /// Returns what was published. `serve` calls it every minute.
 pub(crate) async fn publish_due(core: &Core) -> EngineResult<Vec<CrlInfo>> {
+    let _one = core.crl_signing.lock().await;
     let mut out = Vec::new();
     let crl = &core.config.crl;
     let t = now();
     let base = core.store.latest_crl().await?;
     let base_due = base.as_ref().is_none_or(|b| {
         t >= b.this_update + crl.base_interval(&core.config.issuance)
-            || b.next_update <= t + REFRESH_MARGIN.min(crl.base_interval(&core.config.issuance) / 4)
+            || b.next_update <= t + refresh_margin(b)
     });
     let base_number = if base_due {
         let info = sign_and_store_crl(core).await?;

@@ -473,6 +473,7 @@ pub(crate) async fn open_with(home: Home, config: Config) -> EngineResult<Core> 
         directory,
         import_batch: Mutex::new(None),
         ocsp: Default::default(),
+        crl_signing: Default::default(),
     })
 }
 

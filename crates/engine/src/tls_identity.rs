@@ -190,6 +190,7 @@ async fn record_tls_certificate(
                 cert: Some(fields),
                 archived_key: None,
                 kra_hashes: None,
+                renewal_of: None,
             },
             &audit,
         )

@@ -751,6 +751,7 @@ async fn expired_exchange_certificate_is_refused() {
                 cert: Some(fields),
                 archived_key: None,
                 kra_hashes: None,
+                renewal_of: None,
             },
             &[],
         )

@@ -230,6 +230,7 @@ async fn an_exchange_certificate_this_ca_did_not_sign_is_ignored() {
                 cert: row.cert.clone(),
                 archived_key: None,
                 kra_hashes: None,
+                renewal_of: None,
             },
             &[],
         )

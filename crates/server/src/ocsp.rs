@@ -24,6 +24,8 @@ pub(crate) fn routes() -> Router<Arc<Ca>> {
         .route("/ocsp", post(by_post))
         .route("/ocsp/", post(by_post))
         .route("/ocsp/{*request}", get(by_get))
+        // A larger body is refused before it is read in full.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST))
 }
 
 async fn by_post(State(ca): State<Arc<Ca>>, body: Bytes) -> Response {

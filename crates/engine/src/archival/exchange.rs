@@ -322,6 +322,7 @@ async fn record_exchange_certificate(
                 cert: Some(fields.clone()),
                 archived_key: None,
                 kra_hashes: None,
+                renewal_of: None,
             },
             sealed_key,
             fresh_after,

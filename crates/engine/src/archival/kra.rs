@@ -26,7 +26,8 @@ use crate::{codes, Actor, EngineError, EngineResult, Op};
 pub const KRA_REQUIRED: &str = "kra_required";
 
 /// Some(true) revoked, Some(false) not revoked, None when the CRL is unusable
-/// (undecodable, not signed by the issuer, or past its nextUpdate).
+/// (undecodable, not signed by the issuer, past its nextUpdate, or a delta
+/// CRL, which lists only changes and so cannot say "not revoked").
 pub(crate) fn crl_status(bytes: &[u8], cert: &Certificate, issuer: &Certificate) -> Option<bool> {
     let der = decode_input(bytes).ok()?.der;
     let crl: x509_cert::crl::CertificateList =
@@ -40,6 +41,15 @@ pub(crate) fn crl_status(bytes: &[u8], cert: &Certificate, issuer: &Certificate)
     )
     .ok()?;
     if &crl.tbs_cert_list.issuer != issuer.tbs_certificate().subject() {
+        return None;
+    }
+    let is_delta = crl
+        .tbs_cert_list
+        .crl_extensions
+        .iter()
+        .flatten()
+        .any(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_DELTA_CRL_INDICATOR);
+    if is_delta {
         return None;
     }
     if crl

@@ -55,6 +55,9 @@ pub(crate) struct Core {
     pub(crate) import_batch: Mutex<Option<ImportBatch>>,
     /// The OCSP responder's signer.
     pub(crate) ocsp: crate::ocsp::OcspState,
+    /// Held while a CRL is signed on demand or by the schedule, so that
+    /// concurrent callers sign one between them.
+    pub(crate) crl_signing: tokio::sync::Mutex<()>,
 }
 
 pub(crate) const KEY_FILE: &str = "keys/ca.key";

@@ -180,6 +180,7 @@ pub(crate) async fn submit_as(
         cert: None,
         archived_key: archived.as_ref().map(|a| a.envelope.clone()),
         kra_hashes: archived.as_ref().map(|a| a.kra_hashes.clone()),
+        renewal_of: None,
     };
     if !template.requires_approval {
         let fields = build_leaf(core, &template, &inbound, &names)?;

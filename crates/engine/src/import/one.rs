@@ -257,6 +257,7 @@ fn imported_request(
         archived_key: sealed.map(|s| s.0.clone()),
         kra_hashes: sealed.map(|s| s.1.clone()),
         cert: Some(f.clone()),
+        renewal_of: None,
     }
 }
 

@@ -30,11 +30,26 @@ use crate::core::Core;
 use crate::period::now;
 use crate::{EngineError, EngineResult};
 
-/// Per-process responder state: the loaded signer and its renewal lock.
-#[derive(Default)]
+/// Per-process responder state: the loaded signer, its renewal lock, and
+/// the permits that bound how many answers are made at once.
 pub(crate) struct OcspState {
     pub(crate) signer: std::sync::Mutex<Option<std::sync::Arc<signer::OcspSigner>>>,
     pub(crate) renewing: tokio::sync::Mutex<()>,
+    /// Anonymous OCSP traffic holds at most this many database connections
+    /// and signing threads at once (two per core); the rest waits, and
+    /// authenticated work keeps the remaining connections.
+    pub(crate) answering: tokio::sync::Semaphore,
+}
+
+impl Default for OcspState {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        OcspState {
+            signer: Default::default(),
+            renewing: Default::default(),
+            answering: tokio::sync::Semaphore::new((2 * cores).clamp(2, 8)),
+        }
+    }
 }
 
 /// A response and what HTTP caching may do with it.
@@ -103,11 +118,19 @@ fn enc(e: der::Error) -> EngineError {
 }
 
 /// The status of one certificate of this CA, from its database row.
-async fn status_of(core: &Core, id: &CertId) -> EngineResult<CertStatus> {
+async fn status_of(core: &Core, id: &CertId, ca: &Certificate) -> EngineResult<CertStatus> {
     let serial = to_hex(id.serial_number.as_bytes());
     let Some(row) = core.store.get_by_serial(&serial).await? else {
         return Ok(CertStatus::Unknown(Null));
     };
+    // An imported certificate another CA issued is not this CA's to answer for.
+    let ours = row.cert.as_ref().is_some_and(|c| {
+        <Certificate as der::Decode>::from_der(&c.cert_der)
+            .is_ok_and(|cert| signer::issued_by(&cert, ca))
+    });
+    if !ours {
+        return Ok(CertStatus::Unknown(Null));
+    }
     Ok(match row.disposition {
         Disposition::Issued => CertStatus::Good(Null),
         Disposition::Revoked => {
@@ -131,6 +154,12 @@ async fn answer(
     if !ids.iter().all(|id| names_this_ca(id, ca)) {
         return Ok(None);
     }
+    let _permit = core
+        .ocsp
+        .answering
+        .acquire()
+        .await
+        .map_err(|e| EngineError::Config(format!("OCSP permits: {e}")))?;
     let signer = signer::current_signer(core).await?;
     let this_update = now();
     let next_update = core
@@ -143,7 +172,7 @@ async fn answer(
     for id in ids {
         responses.push(SingleResponse {
             cert_id: id.clone(),
-            cert_status: status_of(core, id).await?,
+            cert_status: status_of(core, id, ca).await?,
             this_update: gtime(this_update)?,
             next_update: Some(gtime(next_update)?),
             single_extensions: None,

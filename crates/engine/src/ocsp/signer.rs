@@ -64,7 +64,7 @@ impl OcspSigner {
 }
 
 /// Whether `cert` names `ca` as its issuer, by name and key identifier.
-fn issued_by(cert: &Certificate, ca: &Certificate) -> bool {
+pub(crate) fn issued_by(cert: &Certificate, ca: &Certificate) -> bool {
     let want = key_identifier(ca.tbs_certificate().subject_public_key_info());
     let aki = cert
         .tbs_certificate()
@@ -107,9 +107,29 @@ pub(crate) async fn current_signer(core: &Core) -> EngineResult<Arc<OcspSigner>>
             return Ok(s);
         }
     }
-    let signer = match load(core)? {
+    let loaded = load(core).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the OCSP signer in the home does not load: issuing a new one");
+        None
+    });
+    let signer = match loaded {
         Some(s) if usable(core, &s, ca).await? => s,
-        _ => issue(core, ca).await?,
+        _ => match issue(core, ca).await {
+            Ok(s) => s,
+            Err(e) => {
+                // Renewal failed: a signer still valid (not expired, not
+                // revoked, the CA's) keeps answering; the next request tries again.
+                if let Some(s) = cached(core) {
+                    if s.not_after > now() + 60
+                        && issued_by(&s.cert, ca)
+                        && still_issued(core, &s).await?
+                    {
+                        tracing::warn!(error = %e, "OCSP signer renewal failed: the current one keeps signing");
+                        return Ok(s);
+                    }
+                }
+                return Err(e);
+            }
+        },
     };
     let signer = Arc::new(signer);
     if let Ok(mut slot) = core.ocsp.signer.lock() {
@@ -168,13 +188,24 @@ fn key_spec(core: &Core) -> KeySpec {
 /// `CN=<CA common name> OCSP Responder`.
 fn subject(ca: &Name) -> EngineResult<Name> {
     let cn = lockbox_codec::names::common_name(ca).unwrap_or_else(|| "Lockbox CA".into());
-    Name::from_str(&format!(
-        "CN={} OCSP Responder",
-        cn.replace('\\', "\\\\")
-            .replace(',', "\\,")
-            .replace('+', "\\+")
-    ))
-    .map_err(|e| EngineError::Config(format!("OCSP certificate subject: {e}")))
+    Name::from_str(&format!("CN={} OCSP Responder", rfc4514_value(&cn)))
+        .map_err(|e| EngineError::Config(format!("OCSP certificate subject: {e}")))
+}
+
+/// An attribute value escaped for an RFC 4514 string: the specials, a
+/// leading `#` or space (the value is followed by more text here, so a
+/// trailing space needs nothing).
+fn rfc4514_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 4);
+    for (i, c) in v.chars().enumerate() {
+        if matches!(c, '"' | '+' | ',' | ';' | '<' | '>' | '\\' | '=')
+            || (i == 0 && matches!(c, '#' | ' '))
+        {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Issues a new signing certificate, records it, then writes key and
@@ -182,7 +213,10 @@ fn subject(ca: &Name) -> EngineResult<Name> {
 /// its key).
 async fn issue(core: &Core, ca: &Certificate) -> EngineResult<OcspSigner> {
     let signer = core.signing_key()?;
-    let key = core.keys.generate(key_spec(core), "ocsp")?;
+    let (keys, spec) = (core.keys.clone(), key_spec(core));
+    let key = tokio::task::spawn_blocking(move || keys.generate(spec, "ocsp"))
+        .await
+        .map_err(|e| EngineError::Config(format!("OCSP key task: {e}")))??;
     let subject = subject(ca.tbs_certificate().subject())?;
     let issued_at = now();
     let not_after = core
@@ -218,7 +252,8 @@ async fn issue(core: &Core, ca: &Certificate) -> EngineResult<OcspSigner> {
             subject: subject.clone(),
             spki: key.public_key_info().clone(),
             serial: serial_number(16)?,
-            not_before: issued_at - 60,
+            // Back-dated as leaf certificates are, for clients with slow clocks.
+            not_before: issued_at - core.config.issuance.backdate_seconds.clamp(60, 86_400),
             not_after,
             extensions: exts,
         },
@@ -228,19 +263,23 @@ async fn issue(core: &Core, ca: &Certificate) -> EngineResult<OcspSigner> {
         .map_err(|e| EngineError::Config(e.to_string()))?;
     let fields = cert_fields(&der)?;
     let csr = sign_request(&*key, subject, vec![])?;
-    // Written before the row: a crash between leaves an unused key file,
-    // never a recorded certificate whose key is lost.
     let pass = if core.config.ca.key_encrypted {
         passphrase(&core.home, core.config.ca.passphrase_file.as_deref())?
     } else {
         None
     };
-    let pem = key_pem(&*key, pass.as_deref().map(|p| p.as_slice()))?;
-    let staged = format!("{KEY_FILE}.new");
-    core.home.write_atomic(&staged, pem.as_bytes(), true)?;
+    // PBKDF2 when encrypted: off the async workers.
+    let pem_key = key.clone();
+    let pem = tokio::task::spawn_blocking(move || {
+        key_pem(&*pem_key, pass.as_deref().map(|p| p.as_slice()))
+    })
+    .await
+    .map_err(|e| EngineError::Config(format!("OCSP key task: {e}")))??;
+    // Recorded first: a crash before the files are written leaves an
+    // issued row whose key was never kept (harmless: a new one is made
+    // next time), never a key without its audited row.
     record(core, csr, &fields, issued_at).await?;
-    std::fs::rename(core.home.path(&staged), core.home.path(KEY_FILE))
-        .map_err(|e| EngineError::Config(format!("{KEY_FILE}: {e}")))?;
+    core.home.write_atomic(KEY_FILE, pem.as_bytes(), true)?;
     core.home
         .write_atomic(CERT_FILE, encode_pem("CERTIFICATE", &der).as_bytes(), false)?;
     let _ = crate::audit::heads::maybe_sign_head(core).await;
@@ -292,6 +331,7 @@ async fn record(
                 cert: Some(fields.clone()),
                 archived_key: None,
                 kra_hashes: None,
+                renewal_of: None,
             },
             &audit,
         )

@@ -66,6 +66,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("foreign_cert", Int),
             ("owner", Text),
             ("import_source", Text),
+            ("renewal_of", Int),
+            ("superseded_by", Int),
         ],
     ),
     ("key_owner_names", &[("request_id", Int), ("name", Text)]),

@@ -38,6 +38,13 @@ impl SqlStore {
         .fetch_one(&mut *tx)
         .await?
         .try_get("request_id")?;
+        if let (Some(old), Disposition::Issued) = (new.renewal_of, new.disposition) {
+            sqlx::query(crate::sql::requests::SUPERSEDE)
+                .bind(id)
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+        }
         let audit = audit
             .iter()
             .cloned()
@@ -96,6 +103,19 @@ impl SqlStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        if done.rows_affected() == 1 {
+            let old: Option<i64> = sqlx::query_scalar(crate::sql::requests::RENEWAL_OF)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if let Some(old) = old {
+                sqlx::query(crate::sql::requests::SUPERSEDE)
+                    .bind(id)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         self.commit_if_was_pending(tx, done.rows_affected(), id, audit)
             .await
     }
@@ -330,6 +350,7 @@ pub(crate) mod tests {
             cert,
             archived_key: None,
             kra_hashes: None,
+            renewal_of: None,
         }
     }
 

@@ -35,6 +35,8 @@ struct RequestRow {
     key_length: Option<i64>,
     revoked_at: Option<i64>,
     revocation_reason: Option<i32>,
+    renewal_of: Option<i64>,
+    superseded_by: Option<i64>,
     has_archived_key: i64,
 }
 
@@ -75,6 +77,8 @@ pub(super) fn record_from_row(row: &AnyRow) -> StoreResult<RequestRecord> {
         cert,
         revoked_at: r.revoked_at,
         revocation_reason: r.revocation_reason,
+        renewal_of: r.renewal_of,
+        superseded_by: r.superseded_by,
         has_archived_key: r.has_archived_key != 0,
     })
 }
@@ -145,4 +149,5 @@ pub(super) fn bind_new_request<'q>(
         .bind(i64::from(import.foreign))
         .bind(import.owner)
         .bind(import.source)
+        .bind(new.renewal_of)
 }

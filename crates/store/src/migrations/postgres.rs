@@ -222,9 +222,14 @@ CREATE TABLE exchange_keys (
     (
         9,
         // Delta CRLs share the CRL number sequence: a delta names the base
-        // CRL it completes (NULL for a base CRL).
+        // CRL it completes (NULL for a base CRL). A renewal names the request
+        // whose certificate it renews; that one names its successor once the
+        // renewal is issued (the key history follows both).
         r#"
 ALTER TABLE crls ADD COLUMN delta_base BIGINT;
+ALTER TABLE requests ADD COLUMN renewal_of BIGINT;
+ALTER TABLE requests ADD COLUMN superseded_by BIGINT;
+CREATE INDEX requests_renewal_of ON requests (renewal_of);
 "#,
     ),
 ];

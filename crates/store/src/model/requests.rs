@@ -103,6 +103,9 @@ pub struct NewRequest {
     pub archived_key: Option<Vec<u8>>,
     /// Comma-separated SHA-1 hashes of the KRA certificates the key is encrypted to.
     pub kra_hashes: Option<String>,
+    /// The request whose certificate this one renews (same subject and
+    /// template, signed with the old certificate's key).
+    pub renewal_of: Option<i64>,
 }
 
 /// One row of the CA database.
@@ -145,6 +148,10 @@ pub struct RequestRecord {
     pub revocation_reason: Option<i32>,
     /// Whether an archived key is stored.
     pub has_archived_key: bool,
+    /// The request whose certificate this one renews.
+    pub renewal_of: Option<i64>,
+    /// The request whose issued certificate renewed this one (superseded).
+    pub superseded_by: Option<i64>,
 }
 
 /// Columns `view --restrict` and `view --out` may name.

@@ -10,7 +10,7 @@ macro_rules! select_requests {
         "SELECT request_id, request_der, request_kind, requester, template, \
     request_subject, disposition, disposition_message, status_code, submitted_at, resolved_at, \
     cert_der, serial, subject, common_name, upn, email, key_id, thumbprint, not_before, not_after, \
-    key_algorithm, key_length, revoked_at, revocation_reason, \
+    key_algorithm, key_length, revoked_at, revocation_reason, renewal_of, superseded_by, \
     (CASE WHEN archived_key IS NULL THEN 0 ELSE 1 END) AS has_archived_key FROM requests"
     };
 }
@@ -41,9 +41,10 @@ macro_rules! insert_request_sql {
         "INSERT INTO requests (request_der, request_kind, requester, template, request_subject, \
          disposition, disposition_message, status_code, submitted_at, resolved_at, \
          common_name, upn, email, archived_key, kra_hashes, cert_der, serial, subject, key_id, \
-         thumbprint, not_before, not_after, key_algorithm, key_length, foreign_cert, owner, import_source) \
+         thumbprint, not_before, not_after, key_algorithm, key_length, foreign_cert, owner, import_source, \
+         renewal_of) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-         $19, $20, $21, $22, $23, $24, $25, $26, $27)"
+         $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
     };
 }
 pub(crate) use insert_request_sql;
@@ -121,3 +122,11 @@ pub(crate) const UNMATCHED_FOR_KRA: &str =
 /// Used by `unmatched_key_exists`.
 pub(crate) const UNMATCHED_KEY_EXISTS: &str =
     "SELECT COUNT(*) FROM unmatched_keys WHERE key_id = $1";
+
+/// Marks the renewed certificate's row as superseded by its issued renewal
+/// (only once: a certificate is renewed by one successor).
+pub(crate) const SUPERSEDE: &str =
+    "UPDATE requests SET superseded_by = $1 WHERE request_id = $2 AND superseded_by IS NULL";
+
+/// The renewal link of a row (used when a pending renewal is issued).
+pub(crate) const RENEWAL_OF: &str = "SELECT renewal_of FROM requests WHERE request_id = $1";
