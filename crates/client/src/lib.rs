@@ -20,6 +20,6 @@ pub mod request;
 
 pub use lockbox_engine::recovery::{recover_from_blob, Recovered};
 pub use request::{
-    build_archival_request, check_exchange_certificate, pki_data, sign_cmc, ArchivalOptions,
-    KeyPayload,
+    build_archival_renewal, build_archival_request, check_exchange_certificate, pki_data, sign_cmc,
+    sign_cmc_renewal, ArchivalOptions, KeyPayload,
 };

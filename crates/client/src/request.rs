@@ -71,6 +71,30 @@ pub fn sign_cmc(
     )?)
 }
 
+/// Signs `pki` as a CMC Full PKI Request with the key of `cert`, the
+/// certificate being renewed (identified by issuer and serial, carried in
+/// the SignedData): how a client renews or re-keys (MS-WCCE).
+pub fn sign_cmc_renewal(
+    key: &dyn KeyHandle,
+    cert: &x509_cert::certificate::Certificate,
+    pki: &PkiData,
+    unsigned_attrs: Vec<Attribute>,
+) -> EngineResult<Vec<u8>> {
+    let pki_der = pki.to_der().map_err(enc)?;
+    let sid = SignerIdentifier::IssuerAndSerialNumber(cms::cert::IssuerAndSerialNumber {
+        issuer: cert.tbs_certificate().issuer().clone(),
+        serial_number: cert.tbs_certificate().serial_number().clone(),
+    });
+    Ok(lockbox_crypto::cms::sign_data_with(
+        key,
+        sid,
+        oids::ID_CCT_PKI_DATA,
+        &pki_der,
+        &[cert.to_der().map_err(enc)?],
+        unsigned_attrs,
+    )?)
+}
+
 /// The form of the private key inside the client's envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyPayload {
@@ -135,6 +159,32 @@ pub fn build_archival_request(
     exchange: &x509_cert::certificate::Certificate,
     opts: &ArchivalOptions,
 ) -> EngineResult<Vec<u8>> {
+    let (pki, archived) = archival_parts(key, pkcs10_der, exchange, opts)?;
+    sign_cmc(key, &pki, vec![archived])
+}
+
+/// [`build_archival_request`] for a re-key: signed with the key of the
+/// certificate being renewed (`old_cert`, `old_key`) instead of the new key.
+pub fn build_archival_renewal(
+    key: &lockbox_crypto::SoftwareKey,
+    pkcs10_der: &[u8],
+    exchange: &x509_cert::certificate::Certificate,
+    opts: &ArchivalOptions,
+    old_cert: &x509_cert::certificate::Certificate,
+    old_key: &dyn KeyHandle,
+) -> EngineResult<Vec<u8>> {
+    let (pki, archived) = archival_parts(key, pkcs10_der, exchange, opts)?;
+    sign_cmc_renewal(old_key, old_cert, &pki, vec![archived])
+}
+
+/// The PKIData (with the encrypted-key hash control) and the archived-key
+/// attribute of an archival request.
+fn archival_parts(
+    key: &lockbox_crypto::SoftwareKey,
+    pkcs10_der: &[u8],
+    exchange: &x509_cert::certificate::Certificate,
+    opts: &ArchivalOptions,
+) -> EngineResult<(PkiData, Attribute)> {
     use lockbox_codec::cmc::CmcAddAttributes;
     use lockbox_codec::keyblob::{pkcs8_to_blob, CALG_RSA_KEYX, CALG_RSA_SIGN};
     let payload = match opts.payload {
@@ -172,5 +222,5 @@ pub fn build_archival_request(
         oid: oids::MS_ARCHIVED_KEY,
         values: SetOfVec::try_from(vec![Any::from_der(&env).map_err(enc)?]).map_err(enc)?,
     };
-    sign_cmc(key, &pki, vec![archived])
+    Ok((pki, archived))
 }

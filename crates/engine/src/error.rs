@@ -64,6 +64,10 @@ pub mod codes {
         CERTSRV_E_ARCHIVED_KEY_UNEXPECTED = 0x8009_4810, "CERTSRV_E_ARCHIVED_KEY_UNEXPECTED";
         /// CERTSRV_E_KEY_LENGTH.
         CERTSRV_E_KEY_LENGTH = 0x8009_4811, "CERTSRV_E_KEY_LENGTH";
+        /// CRYPT_E_REVOKED: the certificate a renewal is signed with is revoked.
+        CRYPT_E_REVOKED = 0x8009_2010, "CRYPT_E_REVOKED";
+        /// CERT_E_EXPIRED: the certificate a renewal is signed with has expired.
+        CERT_E_EXPIRED = 0x800B_0101, "CERT_E_EXPIRED";
         /// TYPE_E_AMBIGUOUSNAME: several rows match a name and no unique token
         /// picks one.
         TYPE_E_AMBIGUOUSNAME = 0x8002_802C, "TYPE_E_AMBIGUOUSNAME";

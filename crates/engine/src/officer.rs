@@ -6,7 +6,7 @@ use lockbox_store::{Disposition, RequestRecord};
 use crate::category::{AuditAction, AuditCategory};
 use crate::core::Core;
 use crate::enroll::{conflict, outcome};
-use crate::inbound::decode_and_verify;
+use crate::inbound::decode_and_verify_submission;
 use crate::period::now;
 use crate::view::parse_restrictions;
 use crate::{codes, Actor, EngineError, EngineResult, Op, Outcome};
@@ -35,10 +35,14 @@ pub(crate) async fn issue(core: &Core, id: i64, actor: &Actor) -> EngineResult<O
             rec.disposition.as_str()
         )));
     }
-    let inbound = decode_and_verify(&rec.request_der)?;
+    // Stored requests were checked at submission (a renewal's signer too).
+    let inbound = decode_and_verify_submission(&rec.request_der)?;
     let tname = rec.template.clone().unwrap_or_default();
     let template = crate::templates::template(core, &tname).await?;
-    let names = crate::enroll::names::pending_names(core, &template, &inbound, &rec).await?;
+    let names = match rec.renewal_of {
+        Some(old) => crate::enroll::renewal::pending_renewal_names(core, old).await?,
+        None => crate::enroll::names::pending_names(core, &template, &inbound, &rec).await?,
+    };
     let message = format!("Issued by {}", actor.name);
     // A serial number already in use is refused by the unique index: sign
     // again with a new one (see `enroll::submit_as`).

@@ -102,6 +102,7 @@ pub fn parse_columns(text: Option<&str>) -> EngineResult<Vec<Column>> {
             Column::CommonName,
             Column::NotBefore,
             Column::NotAfter,
+            Column::SupersededBy,
         ]),
         Some(t) => t
             .split(',')
@@ -141,6 +142,8 @@ pub fn cell(r: &RequestRecord, c: Column) -> String {
         Column::StatusCode => format!("0x{:08x}", r.status_code as u32),
         Column::KeyLength => cert.map(|c| c.key_length.to_string()).unwrap_or_default(),
         Column::ArchivedKey => if r.has_archived_key { "yes" } else { "" }.to_string(),
+        Column::RenewalOf => r.renewal_of.map(|x| x.to_string()).unwrap_or_default(),
+        Column::SupersededBy => r.superseded_by.map(|x| x.to_string()).unwrap_or_default(),
     }
 }
 

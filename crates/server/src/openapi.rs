@@ -60,6 +60,7 @@ pub fn document() -> Value {
             "/api/v1/kra": { "get": op("Configured KRA certificates with status", true), "post": op("Add a KRA certificate (PEM/DER body, or a serial number)", true) },
             "/api/v1/keys": { "get": with_params(op("Recovery candidates for a token (certificate managers)", true), &[("token", "query", true)]) },
             "/api/v1/keys/blob": { "get": with_params(op("Recovery blob (audited)", true), &[("token", "query", false), ("request_id", "query", false)]) },
+            "/api/v1/keys/history": { "get": with_params(op("Key history of a token: every certificate found and those linked to them by renewal", true), &[("token", "query", true)]) },
             "/api/v1/keys/p7m": { "post": op("Recovery candidates for the recipients of an encrypted message (body)", true) },
             "/api/v1/audit": { "get": with_params(op("Audit trail (Auditor)", true), &[("since", "query", false), ("limit", "query", false)]) },
             "/api/v1/audit/verify": { "get": op("Verify the audit chain and signed heads (Auditor)", true) },

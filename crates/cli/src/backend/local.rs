@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use lockbox_engine::recovery::{Candidate, RecoveryBlob};
+use lockbox_engine::recovery::{Candidate, HistoryEntry, RecoveryBlob};
 use lockbox_engine::template::Template;
 use lockbox_engine::Actor;
 use lockbox_engine::KraStatus;
@@ -143,6 +143,9 @@ impl Backend for Local {
             self.ca.set_kra_required(&self.actor, n).await?;
         }
         self.ca.kra_required().await
+    }
+    async fn key_history(&self, token: &str) -> EngineResult<Vec<HistoryEntry>> {
+        self.ca.key_history(&self.actor, token).await
     }
     async fn find_candidates(&self, token: &str) -> EngineResult<Vec<Candidate>> {
         self.ca.find_candidates(&self.actor, token).await

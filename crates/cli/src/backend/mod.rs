@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
 use async_trait::async_trait;
-use lockbox_engine::recovery::{Candidate, RecoveryBlob};
+use lockbox_engine::recovery::{Candidate, HistoryEntry, RecoveryBlob};
 use lockbox_engine::template::Template;
 use lockbox_engine::KraStatus;
 use lockbox_engine::{CrlInfo, EngineResult, Outcome, RequestRecord};
@@ -82,6 +82,8 @@ pub trait Backend: Send + Sync {
     /// Read (None) or set (Some) the number of KRAs per key.
     async fn kra_required(&self, set: Option<usize>) -> EngineResult<usize>;
     /// Recovery candidates for a token.
+    /// Key history of a token (`getkey --history`).
+    async fn key_history(&self, token: &str) -> EngineResult<Vec<HistoryEntry>>;
     async fn find_candidates(&self, token: &str) -> EngineResult<Vec<Candidate>>;
     /// The recovery blob of the one candidate a token names.
     async fn get_key(&self, token: &str) -> EngineResult<RecoveryBlob>;

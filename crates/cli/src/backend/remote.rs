@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use lockbox_codec::pem::{decode_all, decode_input};
-use lockbox_engine::recovery::{Candidate, RecoveryBlob};
+use lockbox_engine::recovery::{Candidate, HistoryEntry, RecoveryBlob};
 use lockbox_engine::template::Template;
 use lockbox_engine::KraStatus;
 use lockbox_engine::{
@@ -371,6 +371,13 @@ impl Backend for Remote {
             }
         };
         Ok(v["required"].as_u64().unwrap_or(0) as usize)
+    }
+    async fn key_history(&self, token: &str) -> EngineResult<Vec<HistoryEntry>> {
+        self.json(self.req(
+            Method::GET,
+            &format!("/api/v1/keys/history?token={}", enc(token)),
+        ))
+        .await
     }
     async fn find_candidates(&self, token: &str) -> EngineResult<Vec<Candidate>> {
         self.json(self.req(Method::GET, &format!("/api/v1/keys?token={}", enc(token))))

@@ -10,8 +10,8 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use der::Decode;
 use lockbox_client::{
-    build_archival_request, check_exchange_certificate, pki_data, sign_cmc, ArchivalOptions,
-    KeyPayload,
+    build_archival_renewal, build_archival_request, check_exchange_certificate, pki_data, sign_cmc,
+    sign_cmc_renewal, ArchivalOptions, KeyPayload,
 };
 use lockbox_codec::cmc::{parse_cmc_request, PkiResponse};
 use lockbox_codec::oids;
@@ -36,9 +36,18 @@ pub struct NewRequestArgs {
     /// Template name (sent in CMC regInfo).
     #[arg(long)]
     pub template: String,
-    /// Subject DN, e.g. "CN=Alice Example,O=Contoso".
-    #[arg(long)]
-    pub subject: String,
+    /// Subject DN, e.g. "CN=Alice Example,O=Contoso" (with --renew: the
+    /// renewed certificate's, which the CA keeps anyway).
+    #[arg(long, required_unless_present = "renew")]
+    pub subject: Option<String>,
+    /// Renew (re-key) this certificate: the request is signed with its key
+    /// (--renew-key) and the CA keeps its subject and template and links the two.
+    #[arg(long, value_name = "CERT", requires = "renew_key")]
+    pub renew: Option<PathBuf>,
+    /// The private key of the certificate being renewed (PKCS#8 PEM/DER,
+    /// or a PKCS#12 with LOCKBOX_PFX_PASSWORD).
+    #[arg(long = "renew-key", value_name = "FILE", requires = "renew")]
+    pub renew_key: Option<PathBuf>,
     /// Encrypt the private key to the CA exchange certificate for archival.
     #[arg(long)]
     pub archive: bool,
@@ -60,6 +69,20 @@ pub struct NewRequestArgs {
     /// Key transport to the exchange key: pkcs1 (default), oaep, oaep-sha256.
     #[arg(long, default_value = "pkcs1")]
     pub transport: String,
+}
+
+/// The certificate being renewed and its key, which must match.
+fn renewed_certificate(
+    cert: &Path,
+    key: &Path,
+) -> Result<(x509_cert::certificate::Certificate, SoftwareKey)> {
+    let cert = decode_certificate(&decode_input(&read(cert)?)?.der)?;
+    let pass = std::env::var("LOCKBOX_PFX_PASSWORD").ok();
+    let key = load_private_key(&read(key)?, pass.as_deref().map(str::as_bytes))?;
+    if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
+        bail!("--renew-key is not the key of the --renew certificate");
+    }
+    Ok((cert, key))
 }
 
 #[derive(Args, Debug)]
@@ -91,8 +114,17 @@ pub struct AcceptArgs {
 /// `lockbox request new`
 pub async fn request_new(g: &Global, b: Box<dyn Backend>, a: NewRequestArgs) -> Result<ExitCode> {
     let spec = KeySpec::from_str(&a.key).map_err(|e| anyhow!("{e}"))?;
-    let subject = lockbox_codec::names::parse_dn(&a.subject)
-        .map_err(|e| anyhow!("invalid --subject: {e}"))?;
+    let renewing = match (&a.renew, &a.renew_key) {
+        (Some(c), Some(k)) => Some(renewed_certificate(c, k)?),
+        _ => None,
+    };
+    let subject = match (&a.subject, &renewing) {
+        (Some(s), _) => {
+            lockbox_codec::names::parse_dn(s).map_err(|e| anyhow!("invalid --subject: {e}"))?
+        }
+        (None, Some((cert, _))) => cert.tbs_certificate().subject().clone(),
+        (None, None) => bail!("give --subject (or --renew)"),
+    };
     let key = SoftwareKey::generate(spec)?;
     let csr = sign_request(&key, subject, vec![])?;
     let request = if a.archive {
@@ -117,9 +149,16 @@ pub async fn request_new(g: &Global, b: Box<dyn Backend>, a: NewRequestArgs) -> 
             transport: KeyTransport::parse(&a.transport)?,
             payload,
         };
-        build_archival_request(&key, &csr, &xchg, &opts)?
+        match &renewing {
+            Some((cert, old)) => build_archival_renewal(&key, &csr, &xchg, &opts, cert, old)?,
+            None => build_archival_request(&key, &csr, &xchg, &opts)?,
+        }
     } else {
-        sign_cmc(&key, &pki_data(&[csr], Some(&a.template))?, vec![])?
+        let pki = pki_data(&[csr], Some(&a.template))?;
+        match &renewing {
+            Some((cert, old)) => sign_cmc_renewal(old, cert, &pki, vec![])?,
+            None => sign_cmc(&key, &pki, vec![])?,
+        }
     };
     write_secret(
         &a.key_out,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use lockbox_engine::period::rfc3339;
-use lockbox_engine::recovery::{Candidate, RecoveryBlob};
+use lockbox_engine::recovery::{Candidate, HistoryEntry, RecoveryBlob};
 use serde_json::json;
 
 use super::recovery_script;
@@ -22,9 +22,14 @@ pub struct GetkeyArgs {
     /// with --p7m: [OUTDIR].
     #[arg(num_args = 0..=2)]
     pub args: Vec<String>,
-    /// Write a POSIX shell script that recovers every candidate of TOKEN into one PKCS#12.
+    /// Write a POSIX shell script that recovers every candidate of TOKEN into one PKCS#12
+    /// (with --history: every archived key of the user's key history).
     #[arg(long)]
     pub script: bool,
+    /// List the key history of TOKEN: every certificate and archived key of the
+    /// user across renewals and re-keys, oldest first.
+    #[arg(long)]
+    pub history: bool,
     /// Find the keys able to decrypt this encrypted message (.p7m, DER/PEM/MIME) and retrieve their blobs.
     #[arg(long, value_name = "FILE")]
     pub p7m: Option<PathBuf>,
@@ -52,6 +57,42 @@ fn print_candidates(g: &Global, list: &[Candidate]) -> Result<()> {
         );
     }
     println!("{} candidate(s)", list.len());
+    Ok(())
+}
+
+/// Prints a key history (JSON with `--json`).
+fn print_history(g: &Global, list: &[HistoryEntry]) -> Result<()> {
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(list)?);
+        return Ok(());
+    }
+    for e in list {
+        let c = &e.candidate;
+        let state = match (e.superseded_by, e.disposition.as_str()) {
+            (_, "revoked") => "revoked".to_string(),
+            (Some(next), _) => format!("superseded by request {next}"),
+            (None, _) => "current".to_string(),
+        };
+        println!("Serial Number: {} ({state})", c.serial);
+        println!("  Subject: {}", safe(&c.subject));
+        println!("  NotBefore: {}", rfc3339(c.not_before));
+        println!("  NotAfter: {}", rfc3339(c.not_after));
+        println!("  Template: {}", safe(c.template.as_deref().unwrap_or("")));
+        println!("  Archived key: {}", if e.archived { "yes" } else { "no" });
+        if let Some(prev) = e.renewal_of {
+            println!("  Renews: request {prev}");
+        }
+        println!(
+            "  RequestID: {}  Requester: {}",
+            c.request_id,
+            safe(&c.requester)
+        );
+    }
+    let keys = list.iter().filter(|e| e.archived).count();
+    println!(
+        "{} certificate(s), {keys} archived key(s) in the key history",
+        list.len()
+    );
     Ok(())
 }
 
@@ -103,6 +144,23 @@ pub async fn getkey(g: &Global, b: Box<dyn Backend>, a: GetkeyArgs) -> Result<Ex
     let token = a.args.first().ok_or_else(|| {
         anyhow!("give a search token (CN, UPN, DOMAIN\\user, e-mail, serial, thumbprint or key ID)")
     })?;
+    if a.history {
+        let history = b.key_history(token).await?;
+        if a.script {
+            let list: Vec<Candidate> = history
+                .into_iter()
+                .filter(|e| e.archived)
+                .map(|e| e.candidate)
+                .collect();
+            if list.is_empty() {
+                bail!("no archived key in the key history of '{token}'");
+            }
+            print!("{}", recovery_script::script(g, token, &list));
+            return Ok(ExitCode::SUCCESS);
+        }
+        print_history(g, &history)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if a.script {
         let list = b.find_candidates(token).await?;
         if list.is_empty() {

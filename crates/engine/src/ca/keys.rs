@@ -174,6 +174,17 @@ impl Ca {
         crate::import::pkcs12::import_pkcs12_many(&self.core, actor, files, password, opts).await
     }
 
+    /// The key history of a token: every certificate the recovery search
+    /// finds for it and every certificate linked to those by renewal, oldest
+    /// first (certificate managers; restricted ones see their rows only).
+    pub async fn key_history(
+        &self,
+        actor: &Actor,
+        token: &str,
+    ) -> EngineResult<Vec<crate::recovery::HistoryEntry>> {
+        crate::recovery::search::key_history(&self.core, actor, token).await
+    }
+
     /// Recovery candidates for a token (CN, UPN, DOMAIN\user, e-mail, requester,
     /// serial, SHA-1 thumbprint or key ID). Only rows holding an archived key;
     /// expired certificates included. Certificate managers only; a restricted

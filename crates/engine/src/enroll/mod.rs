@@ -2,6 +2,7 @@
 
 pub(crate) mod checks;
 pub(crate) mod names;
+pub(crate) mod renewal;
 
 use der::Encode;
 use lockbox_codec::hexfmt::to_hex;
@@ -20,7 +21,7 @@ use crate::certbuild::{
 use crate::certs::cert_fields;
 use crate::core::Core;
 use crate::enroll::names::LeafNames;
-use crate::inbound::{decode_and_verify, Inbound};
+use crate::inbound::{decode_and_verify_submission, Inbound};
 use crate::period::{now, unix_of};
 use crate::template::Template;
 use crate::{codes, Actor, EngineError, EngineResult, ErrorKind};
@@ -151,17 +152,36 @@ pub(crate) async fn submit_as(
     input: &[u8],
     opts: &SubmitOptions,
 ) -> EngineResult<Outcome> {
-    let inbound = decode_and_verify(input)?;
-    let template = crate::enroll::checks::resolve_template(core, &inbound, opts).await?;
-    let (requester, names, agent) =
+    let inbound = decode_and_verify_submission(input)?;
+    let renewal = crate::enroll::renewal::renewal(core, &inbound).await?;
+    let template = match &renewal {
+        Some(r) => crate::enroll::renewal::renewal_template(core, &inbound, opts, r).await?,
+        None => crate::enroll::checks::resolve_template(core, &inbound, opts).await?,
+    };
+    let (requester, mut names, agent) =
         crate::enroll::names::enrollee_names(core, actor, &inbound, &template, opts).await?;
+    if let Some(r) = &renewal {
+        crate::enroll::renewal::check_requester(r, &requester, agent)?;
+        names = r.names()?;
+    }
     crate::enroll::checks::check_key_policy(core, &inbound, &template)?;
-    crate::enroll::checks::check_duplicate_enrollment(core, &template, &requester).await?;
+    if renewal.is_none() {
+        // A renewal supersedes the certificate it renews.
+        crate::enroll::checks::check_duplicate_enrollment(core, &template, &requester).await?;
+    }
     crate::enroll::names::refuse_ca_name(core, &names)?;
     let alt_names = names.alt_names()?;
-    // Archive before anything is recorded or issued: decrypt, check, re-envelope.
-    let archived =
-        crate::archival::envelope::archive_if_required(core, &inbound, &template).await?;
+    // A same-key renewal of an archiving template keeps the key archived
+    // with the old certificate (it is that key); anything else archives
+    // before anything is recorded or issued: decrypt, check, re-envelope.
+    let kept = match &renewal {
+        Some(r) => crate::enroll::renewal::kept_archive(core, &inbound, &template, r).await?,
+        None => None,
+    };
+    let archived = match kept {
+        Some(_) => None,
+        None => crate::archival::envelope::archive_if_required(core, &inbound, &template).await?,
+    };
     let mut new = NewRequest {
         request_der: archived
             .as_ref()
@@ -178,9 +198,15 @@ pub(crate) async fn submit_as(
         status_code: 0,
         submitted_at: now(),
         cert: None,
-        archived_key: archived.as_ref().map(|a| a.envelope.clone()),
-        kra_hashes: archived.as_ref().map(|a| a.kra_hashes.clone()),
-        renewal_of: None,
+        archived_key: archived
+            .as_ref()
+            .map(|a| a.envelope.clone())
+            .or_else(|| kept.as_ref().map(|k| k.0.clone())),
+        kra_hashes: archived
+            .as_ref()
+            .map(|a| a.kra_hashes.clone())
+            .or_else(|| kept.as_ref().map(|k| k.1.clone())),
+        renewal_of: renewal.as_ref().map(|r| r.old.request_id),
     };
     if !template.requires_approval {
         let fields = build_leaf(core, &template, &inbound, &names)?;
@@ -193,7 +219,7 @@ pub(crate) async fn submit_as(
         AuditCategory::Requests,
         if new.disposition == Disposition::Issued { AuditAction::CertificateIssued } else { AuditAction::RequestPended },
         "{request_id}",
-        &serde_json::json!({ "template": template.name, "requester": requester, "names": names.source, "on_behalf_of": agent.then_some(&requester), "serial": new.cert.as_ref().map(|c| c.serial.clone()) }).to_string(),
+        &serde_json::json!({ "template": template.name, "requester": requester, "names": names.source, "on_behalf_of": agent.then_some(&requester), "serial": new.cert.as_ref().map(|c| c.serial.clone()), "renewal_of": new.renewal_of }).to_string(),
     );
     if let Some(a) = &archived {
         audit.extend(crate::audit::chain::audit_entry(
@@ -243,7 +269,7 @@ pub(crate) async fn submit_as(
         Some(template.name.clone()),
         new.cert.as_ref(),
     );
-    o.archived = archived.is_some();
+    o.archived = archived.is_some() || kept.is_some();
     o.encrypted_key_hash = archived.map(|a| to_hex(&a.client_hash));
     o.body_part_id = inbound.cmc.as_ref().map(|c| c.body_part_id);
     Ok(o)

@@ -37,6 +37,23 @@ pub struct Candidate {
     pub requester: String,
 }
 
+/// One certificate of a user's key history (`getkey --history`): the
+/// candidate, whether its key is archived, and its renewal links.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The certificate (as a recovery candidate lists it).
+    #[serde(flatten)]
+    pub candidate: Candidate,
+    /// Whether its private key is archived (recoverable).
+    pub archived: bool,
+    /// issued or revoked.
+    pub disposition: String,
+    /// The request whose certificate this one renewed.
+    pub renewal_of: Option<i64>,
+    /// The request whose certificate renewed this one (superseded), if any.
+    pub superseded_by: Option<i64>,
+}
+
 /// A KRA able to open a blob.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecipientInfo {

@@ -205,3 +205,52 @@ pub(crate) async fn candidates_for_message(
     }
     Ok(out.into_values().collect())
 }
+
+/// Most rows one key history follows (a bound against a link cycle that a
+/// damaged database could hold).
+const HISTORY_LIMIT: usize = 10_000;
+
+/// The key history of a token (`getkey --history`, the KMS "key history"):
+/// every certificate the recovery search finds for it, and every
+/// certificate linked to those by renewal (what they renewed and what
+/// renewed them), oldest first. Certificate managers only; a restricted
+/// manager sees only the rows it may act on.
+pub(crate) async fn key_history(
+    core: &Core,
+    actor: &Actor,
+    token: &str,
+) -> EngineResult<Vec<crate::recovery::HistoryEntry>> {
+    crate::authz::authorize(core, actor, Op::SearchKeys).await?;
+    let mut seen: BTreeMap<i64, RequestRecord> = BTreeMap::new();
+    let mut todo: Vec<i64> = Vec::new();
+    for r in search_rows(core, token).await? {
+        todo.extend(r.renewal_of.iter().chain(r.superseded_by.iter()));
+        seen.insert(r.request_id, r);
+    }
+    while let Some(id) = todo.pop() {
+        if seen.contains_key(&id) || seen.len() >= HISTORY_LIMIT {
+            continue;
+        }
+        if let Some(r) = core.store.get_request(id).await? {
+            todo.extend(r.renewal_of.iter().chain(r.superseded_by.iter()));
+            seen.insert(id, r);
+        }
+    }
+    let mut out = Vec::new();
+    for r in seen.into_values() {
+        if !decide_quietly(core, actor, &r).await {
+            continue;
+        }
+        if let Some(c) = candidate(&r) {
+            out.push(crate::recovery::HistoryEntry {
+                candidate: c,
+                archived: r.has_archived_key,
+                disposition: r.disposition.as_str().to_string(),
+                renewal_of: r.renewal_of,
+                superseded_by: r.superseded_by,
+            });
+        }
+    }
+    out.sort_by_key(|e| (e.candidate.not_before, e.candidate.request_id));
+    Ok(out)
+}

@@ -31,6 +31,18 @@ pub(super) async fn key_candidates(
     .into_response())
 }
 
+pub(super) async fn key_history(
+    State(ca): State<AppState>,
+    Query(q): Query<KeyQuery>,
+    Authenticated(actor): Authenticated,
+) -> ApiResult<Response> {
+    Ok(Json(
+        ca.key_history(&actor, q.token.as_deref().unwrap_or(""))
+            .await?,
+    )
+    .into_response())
+}
+
 pub(super) async fn key_blob(
     State(ca): State<AppState>,
     Query(q): Query<KeyQuery>,

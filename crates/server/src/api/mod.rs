@@ -19,7 +19,7 @@ use admin::{
     templates,
 };
 use ca::{ca_certificate, ca_chain, ca_exchange, health, openapi};
-use keys::{key_blob, key_candidates, key_candidates_for_message};
+use keys::{key_blob, key_candidates, key_candidates_for_message, key_history};
 use kra::{kra_add, kra_list, kra_remove, kra_required, kra_set_required};
 use requests::{
     deny, issue, list_requests, request_certificate, request_status, revoke, submit, submit_cmc,
@@ -56,6 +56,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/cmc", post(submit_cmc))
         .route("/api/v1/keys", get(key_candidates))
         .route("/api/v1/keys/blob", get(key_blob))
+        .route("/api/v1/keys/history", get(key_history))
         .route("/api/v1/keys/p7m", post(key_candidates_for_message))
         .route("/api/v1/audit", get(audit_list))
         .route("/api/v1/audit/verify", get(audit_verify))

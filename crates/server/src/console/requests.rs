@@ -250,6 +250,8 @@ pub(super) fn column_title(c: Column) -> &'static str {
         Column::StatusCode => "Request Status Code",
         Column::KeyLength => "Public Key Length",
         Column::ArchivedKey => "Archived Key",
+        Column::RenewalOf => "Renewal Of",
+        Column::SupersededBy => "Superseded By",
     }
 }
 

@@ -197,11 +197,15 @@ pub enum Column {
     KeyLength,
     /// Whether an archived key is stored.
     ArchivedKey,
+    /// The request whose certificate this one renews.
+    RenewalOf,
+    /// The request whose certificate renewed (superseded) this one.
+    SupersededBy,
 }
 
 impl Column {
     /// Every column, in display order.
-    pub const ALL: [Column; 20] = [
+    pub const ALL: [Column; 22] = [
         Column::RequestId,
         Column::Disposition,
         Column::Requester,
@@ -222,6 +226,8 @@ impl Column {
         Column::StatusCode,
         Column::KeyLength,
         Column::ArchivedKey,
+        Column::RenewalOf,
+        Column::SupersededBy,
     ];
 
     /// The operator-facing name (certutil style).
@@ -247,6 +253,8 @@ impl Column {
             Column::StatusCode => "StatusCode",
             Column::KeyLength => "PublicKeyLength",
             Column::ArchivedKey => "ArchivedKey",
+            Column::RenewalOf => "RenewalOf",
+            Column::SupersededBy => "SupersededBy",
         }
     }
 
@@ -277,6 +285,8 @@ impl Column {
             "statuscode" | "requeststatuscode" => Column::StatusCode,
             "publickeylength" | "keylength" => Column::KeyLength,
             "archivedkey" => Column::ArchivedKey,
+            "renewalof" | "renews" => Column::RenewalOf,
+            "supersededby" | "renewedby" => Column::SupersededBy,
             _ => return None,
         };
         Some(alias)
@@ -304,6 +314,8 @@ impl Column {
                     | Column::StatusCode
                     | Column::KeyLength
                     | Column::ArchivedKey
+                    | Column::RenewalOf
+                    | Column::SupersededBy
             )
     }
 
@@ -330,6 +342,8 @@ impl Column {
             Column::StatusCode => "status_code",
             Column::KeyLength => "key_length",
             Column::ArchivedKey => "(CASE WHEN archived_key IS NULL THEN 0 ELSE 1 END)",
+            Column::RenewalOf => "renewal_of",
+            Column::SupersededBy => "superseded_by",
         }
     }
 }
