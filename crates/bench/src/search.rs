@@ -110,6 +110,7 @@ fn generated_row(k: usize) -> NewRequest {
             not_after: 1_800_000_000,
             key_algorithm: "rsa".into(),
             key_length: 2048,
+            issuer_key_id: None,
         }),
         archived_key: Some(vec![0x30, 0x00]),
         kra_hashes: Some("00".into()),

@@ -76,6 +76,8 @@ pub enum AuditAction {
     ExchangeCertificateIssued,
     /// The CA issued the service's TLS server certificate. (`TLS server certificate issued`)
     TlsServerCertificateIssued,
+    /// The CA certificate was renewed (`lockbox ca renew`). (`CA certificate renewed`)
+    CaRenewed,
     /// The CA issued its OCSP responder's signing certificate. (`OCSP signing certificate issued`)
     OcspCertificateIssued,
     /// A certificate on hold was released. (`certificate released from hold`)
@@ -187,6 +189,7 @@ impl AuditAction {
             AuditAction::ExchangeCertificateIssued => "exchange certificate issued",
             AuditAction::TlsServerCertificateIssued => "TLS server certificate issued",
             AuditAction::OcspCertificateIssued => "OCSP signing certificate issued",
+            AuditAction::CaRenewed => "CA certificate renewed",
             AuditAction::CertificateUnrevoked => "certificate released from hold",
             AuditAction::Login => "login",
             AuditAction::SubmitRequest => "submit request",

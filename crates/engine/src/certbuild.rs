@@ -197,19 +197,26 @@ pub fn freshest_crl(delta_urls: &[String]) -> EngineResult<Option<Extension>> {
 }
 
 /// CRL distribution points, Freshest CRL and AIA (caIssuers, OCSP) from the
-/// configured URLs.
+/// configured URLs; the CRL names carry the suffix of CA key `key_index`
+/// (`ca(1).crl`), whose CRLs list what it signs.
 pub fn distribution_extensions(
     issuance: &crate::config::IssuanceSection,
+    key_index: u32,
 ) -> EngineResult<Vec<Extension>> {
+    let suffixed = |urls: &[String]| -> Vec<String> {
+        urls.iter()
+            .map(|u| crate::crl::key_suffixed(u, key_index))
+            .collect()
+    };
     let mut out = Vec::new();
     if !issuance.cdp_urls.is_empty() {
         out.push(extension(
             const_oid::db::rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS,
             false,
-            &distribution_points(&issuance.cdp_urls)?,
+            &distribution_points(&suffixed(&issuance.cdp_urls))?,
         )?);
     }
-    out.extend(freshest_crl(&issuance.delta_cdp_urls)?);
+    out.extend(freshest_crl(&suffixed(&issuance.delta_cdp_urls))?);
     let access: Vec<AccessDescription> = issuance
         .ocsp_urls
         .iter()
@@ -237,6 +244,21 @@ pub fn ca_extensions(
     spki: &SubjectPublicKeyInfoOwned,
     self_signed: bool,
 ) -> EngineResult<Vec<Extension>> {
+    let signer = self_signed.then_some(spki);
+    let name = if self_signed { "CA" } else { "SubCA" };
+    ca_extensions_for(spki, signer, 0, name)
+}
+
+/// Extensions of a CA certificate for `spki`: the authority key identifier
+/// of `signer` when given (a self-signed or cross-certificate), the
+/// Microsoft CA version `version` ((key index << 16) | certificate index)
+/// and certificate type `type_name` (`CA`, `SubCA`, `CrossCA`).
+pub fn ca_extensions_for(
+    spki: &SubjectPublicKeyInfoOwned,
+    signer: Option<&SubjectPublicKeyInfoOwned>,
+    version: u32,
+    type_name: &str,
+) -> EngineResult<Vec<Extension>> {
     let mut out = vec![
         extension(
             oids::CE_BASIC_CONSTRAINTS,
@@ -257,13 +279,12 @@ pub fn ca_extensions(
         .ok_or_else(|| EngineError::Config("CA key usage".into()))?,
         ski(spki)?,
     ];
-    if self_signed {
-        out.push(aki(spki)?);
+    if let Some(signer) = signer {
+        out.push(aki(signer)?);
     }
-    // Microsoft CA version 0.0 (key index 0, certificate index 0).
-    out.push(extension(oids::MS_CA_VERSION, false, &0u32)?);
-    let name = if self_signed { "CA" } else { "SubCA" };
-    let der = ms::encode_cert_type_name(name).map_err(|e| EngineError::Config(e.to_string()))?;
+    out.push(extension(oids::MS_CA_VERSION, false, &version)?);
+    let der =
+        ms::encode_cert_type_name(type_name).map_err(|e| EngineError::Config(e.to_string()))?;
     out.push(Extension {
         extn_id: oids::MS_CERT_TYPE_NAME,
         critical: false,

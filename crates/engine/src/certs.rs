@@ -125,6 +125,9 @@ pub fn cert_fields(der: &[u8]) -> EngineResult<CertFields> {
         not_after: unix_of(&tbs.validity().not_after),
         key_algorithm: facts.algorithm_name(),
         key_length: facts.bits as i64,
+        issuer_key_id: first_extension::<x509_cert::ext::pkix::AuthorityKeyIdentifier>(&cert)
+            .and_then(|a| a.key_identifier)
+            .map(|k| to_hex(k.as_bytes())),
     })
 }
 

@@ -60,6 +60,42 @@ pub struct CaSection {
     pub cert_file: String,
     /// Parent chain (PEM, issuer first up to the root), relative to the home; empty for a root.
     pub chain_file: String,
+    /// Renewals of the CA certificate so far: the current certificate's
+    /// renewal index (`nRenewals`).
+    #[serde(default)]
+    pub renewal: u32,
+    /// Index of the current CA key: renewals with a new key count up (the
+    /// suffix `(N)` of the CRLs it signs).
+    #[serde(default)]
+    pub key_index: u32,
+    /// Earlier CA certificates, oldest first, with where their keys are
+    /// (an earlier key keeps signing the CRLs of the certificates it issued).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<CaGeneration>,
+    /// Cross-certificate files made by renewals with a new key (each key
+    /// certifies the other), relative to the home.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cross_certificates: Vec<String>,
+}
+
+/// An earlier CA certificate (`[[ca.history]]`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CaGeneration {
+    /// Its renewal index.
+    pub renewal: u32,
+    /// The index of its key.
+    pub key_index: u32,
+    /// The certificate file (PEM), relative to the home.
+    pub cert_file: String,
+    /// The key file, relative to the home (empty when the key is on the token).
+    #[serde(default)]
+    pub key_file: String,
+    /// The key's `CKA_LABEL` on the `[pkcs11]` token, when it is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_label: Option<String>,
+    /// The key's `CKA_ID` (hex) on the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// `[issuance]` section.

@@ -183,19 +183,29 @@ pub struct CrlInfo {
     /// For a delta CRL, the base CRL's number.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub delta_base: Option<i64>,
+    /// The CA key that signed it (0: the first; renewals with a new key count up).
+    #[serde(default)]
+    pub key_index: u32,
     /// DER (not serialised).
     #[serde(skip, default)]
     pub der: Vec<u8>,
 }
 
-/// Signs and stores a new base CRL, or a delta CRL when `delta` (CA
-/// administrator or certificate manager).
-pub(crate) async fn publish_crl(core: &Core, actor: &Actor, delta: bool) -> EngineResult<CrlInfo> {
+/// Signs and stores a new base CRL, or a delta CRL when `delta`, for CA
+/// key `key_index` (default: the current key) (CA administrator or
+/// certificate manager).
+pub(crate) async fn publish_crl(
+    core: &Core,
+    actor: &Actor,
+    delta: bool,
+    key_index: Option<u32>,
+) -> EngineResult<CrlInfo> {
     crate::authz::authorize(core, actor, Op::PublishCrl).await?;
+    let k = checked_key_index(core, key_index)?;
     let info = if delta {
-        sign_and_store_delta(core).await?
+        sign_and_store_delta(core, k).await?
     } else {
-        sign_and_store_crl(core).await?
+        sign_and_store_crl(core, k).await?
     };
     let audit = crate::audit::chain::success(
         core,
@@ -203,14 +213,59 @@ pub(crate) async fn publish_crl(core: &Core, actor: &Actor, delta: bool) -> Engi
         AuditCategory::Revocation,
         AuditAction::CrlPublished,
         &info.number.to_string(),
-        &match info.delta_base {
-            Some(base) => serde_json::json!({ "delta_base": base }).to_string(),
-            None => "{}".into(),
-        },
+        &serde_json::json!({ "delta_base": info.delta_base, "key_index": k }).to_string(),
     )
     .await;
     core.store.append_audit(&audit).await?;
     Ok(info)
+}
+
+/// `key_index`, or the current key's, when the CA has such a key.
+pub(crate) fn checked_key_index(core: &Core, key_index: Option<u32>) -> EngineResult<u32> {
+    let k = key_index.unwrap_or(core.config.ca.key_index);
+    if core.generations.for_key(k).is_none() {
+        return Err(EngineError::NotFound(format!(
+            "this CA has no key with index {k}"
+        )));
+    }
+    Ok(k)
+}
+
+/// `url` with the CRL name suffix of key `k` (AD CS `%8`): `ca.crl` ->
+/// `ca(1).crl`, `ca+.crl` -> `ca(1)+.crl`; unchanged for the first key.
+pub fn key_suffixed(url: &str, k: u32) -> String {
+    if k == 0 {
+        return url.to_string();
+    }
+    let name_at = url.rfind('/').map_or(0, |i| i + 1);
+    let (dir, name) = url.split_at(name_at);
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) => name.split_at(i),
+        None => (name, ""),
+    };
+    let (stem, plus) = match stem.strip_suffix('+') {
+        Some(s) => (s, "+"),
+        None => (stem, ""),
+    };
+    format!("{dir}{stem}({k}){plus}{ext}")
+}
+
+/// Reads a CRL file name as served under `/crl/`: `ca.crl`, `ca+.crl`,
+/// `ca(K).crl`, `ca(K)+.crl` -> (key index, delta).
+pub fn parse_crl_name(name: &str) -> Option<(u32, bool)> {
+    let stem = name.strip_suffix(".crl")?;
+    let (stem, delta) = match stem.strip_suffix('+') {
+        Some(s) => (s, true),
+        None => (stem, false),
+    };
+    if stem == "ca" {
+        return Some((0, delta));
+    }
+    let k = stem.strip_prefix("ca(")?.strip_suffix(')')?;
+    if k.is_empty() || k.len() > 4 || !k.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((k.parse().ok()?, delta))
 }
 
 /// thisUpdate and nextUpdate of a CRL made now: the interval plus the overlap.
@@ -228,16 +283,41 @@ fn validity(core: &Core, delta: bool) -> EngineResult<(i64, i64)> {
     ))
 }
 
-/// Signs a CRL over `revoked` with the CA key and stores it.
+/// The revocations a CRL of key `k` lists: certificates that key signed
+/// (rows from before the issuing key was recorded are the first key's);
+/// certificates other CAs issued (imports) are on no CRL of this CA.
+fn in_scope(core: &Core, k: u32, revoked: Vec<RevokedEntry>) -> Vec<RevokedEntry> {
+    revoked
+        .into_iter()
+        .filter(|e| match &e.issuer_key_id {
+            Some(id) => core.generations.key_index_of(id) == Some(k),
+            None => k == 0,
+        })
+        .collect()
+}
+
+/// Signs a CRL over `revoked` with CA key `k` and stores it.
 async fn sign_and_store(
     core: &Core,
+    k: u32,
     number: i64,
     revoked: &[RevokedEntry],
     delta_base: Option<i64>,
 ) -> EngineResult<CrlInfo> {
-    let key = core.signing_key()?;
-    let (_, ca) = core.ca_cert()?;
+    let key = core.signing_key_for(k)?;
+    let generation = core
+        .generations
+        .for_key(k)
+        .ok_or_else(|| EngineError::NotFound(format!("this CA has no key with index {k}")))?;
+    let ca = &generation.cert;
     let (this_update, next_update) = validity(core, delta_base.is_some())?;
+    let delta_urls: Vec<String> = core
+        .config
+        .issuance
+        .delta_cdp_urls
+        .iter()
+        .map(|u| key_suffixed(u, k))
+        .collect();
     let der = sign_crl(
         key.as_ref(),
         CrlSpec {
@@ -248,7 +328,7 @@ async fn sign_and_store(
             number,
             revoked,
             delta_base,
-            delta_urls: &core.config.issuance.delta_cdp_urls,
+            delta_urls: &delta_urls,
         },
     )?;
     core.store
@@ -258,6 +338,7 @@ async fn sign_and_store(
             next_update,
             der: der.clone(),
             delta_base,
+            key_index: i64::from(k),
         })
         .await?;
     let what = match delta_base {
@@ -268,7 +349,10 @@ async fn sign_and_store(
         core,
         1002,
         "info",
-        &format!("{what} published with {} entries", revoked.len()),
+        &format!(
+            "{what} of CA key {k} published with {} entries",
+            revoked.len()
+        ),
     )
     .await;
     Ok(CrlInfo {
@@ -277,34 +361,37 @@ async fn sign_and_store(
         next_update,
         entries: revoked.len(),
         delta_base,
+        key_index: k,
         der,
     })
 }
 
-/// Signs and stores a new base CRL listing every revoked certificate.
-pub(crate) async fn sign_and_store_crl(core: &Core) -> EngineResult<CrlInfo> {
+/// Signs and stores a new base CRL of key `k` listing every certificate it
+/// signed that is revoked.
+pub(crate) async fn sign_and_store_crl(core: &Core, k: u32) -> EngineResult<CrlInfo> {
     // Number and revocations from one snapshot under the write lock: across
     // nodes, a higher number never lists fewer revocations.
     let (number, revoked) = core.store.next_crl().await?;
-    sign_and_store(core, number, &revoked, None).await
+    sign_and_store(core, k, number, &in_scope(core, k, revoked), None).await
 }
 
-/// Signs and stores a delta CRL over the latest base CRL (making a base
-/// first when there is none): what changed since that base was signed.
-pub(crate) async fn sign_and_store_delta(core: &Core) -> EngineResult<CrlInfo> {
-    let base = match core.store.latest_crl().await? {
+/// Signs and stores a delta CRL of key `k` over its latest base CRL (making
+/// a base first when there is none): what changed since that base was signed.
+pub(crate) async fn sign_and_store_delta(core: &Core, k: u32) -> EngineResult<CrlInfo> {
+    let key_index = i64::from(k);
+    let base = match core.store.latest_crl(key_index).await? {
         Some(b) => b,
         None => {
-            sign_and_store_crl(core).await?;
+            sign_and_store_crl(core, k).await?;
             core.store
-                .latest_crl()
+                .latest_crl(key_index)
                 .await?
                 .ok_or_else(|| EngineError::Config("no base CRL after publishing one".into()))?
         }
     };
     let (number, revoked) = core.store.next_crl().await?;
-    let changes = delta_entries(&listed(&base.der)?, &revoked, now());
-    sign_and_store(core, number, &changes, Some(base.crl_number)).await
+    let changes = delta_entries(&listed(&base.der)?, &in_scope(core, k, revoked), now());
+    sign_and_store(core, k, number, &changes, Some(base.crl_number)).await
 }
 
 /// Serial -> reason of the entries a stored CRL lists.
@@ -351,6 +438,7 @@ fn delta_entries(
                 serial: s.clone(),
                 revoked_at: at,
                 reason: REMOVE_FROM_CRL,
+                issuer_key_id: None,
             }),
     );
     out
@@ -377,81 +465,114 @@ fn deltas_published(core: &Core) -> bool {
     core.config.crl.delta_period.is_some() && !core.config.issuance.delta_cdp_urls.is_empty()
 }
 
-/// The latest base CRL if it may still be served.
-async fn servable_base(core: &Core) -> EngineResult<Option<CrlRecord>> {
-    let Some(latest) = core.store.latest_crl().await? else {
+/// The current revocations in the scope of key `k`.
+async fn revoked_for(core: &Core, k: u32) -> EngineResult<Vec<RevokedEntry>> {
+    Ok(in_scope(core, k, core.store.revoked().await?))
+}
+
+/// The latest base CRL of key `k` if it may still be served.
+async fn servable_base(core: &Core, k: u32) -> EngineResult<Option<CrlRecord>> {
+    let Some(latest) = core.store.latest_crl(i64::from(k)).await? else {
         return Ok(None);
     };
     let fresh = latest.next_update > now() + refresh_margin(&latest);
     let complete = deltas_published(core)
-        || listed(&latest.der).ok() == Some(as_map(&core.store.revoked().await?));
+        || listed(&latest.der).ok() == Some(as_map(&revoked_for(core, k).await?));
     Ok((fresh && complete).then_some(latest))
 }
 
-/// The current base CRL. Unless delta CRLs are published (`crl.delta_period`
-/// and `issuance.delta_cdp_urls`), it is the latest one if still valid and
-/// complete (it lists the current revocations exactly), else a new one.
-/// With delta CRLs, the latest base is served until it is due and changes
-/// go to the delta CRL. One caller signs at a time; the others then find
-/// its CRL.
-pub(crate) async fn current_crl(core: &Core) -> EngineResult<Vec<u8>> {
-    if let Some(c) = servable_base(core).await? {
+/// The current base CRL of key `k`. Unless delta CRLs are published
+/// (`crl.delta_period` and `issuance.delta_cdp_urls`), it is the latest one
+/// if still valid and complete (it lists the current revocations exactly),
+/// else a new one. With delta CRLs, the latest base is served until it is
+/// due and changes go to the delta CRL. One caller signs at a time; the
+/// others then find its CRL.
+pub(crate) async fn current_crl(core: &Core, k: u32) -> EngineResult<Vec<u8>> {
+    let k = checked_key_index(core, Some(k))?;
+    if let Some(c) = servable_base(core, k).await? {
         return Ok(c.der);
     }
     let _one = core.crl_signing.lock().await;
-    if let Some(c) = servable_base(core).await? {
+    if let Some(c) = servable_base(core, k).await? {
         return Ok(c.der);
     }
-    Ok(sign_and_store_crl(core).await?.der)
+    Ok(sign_and_store_crl(core, k).await?.der)
 }
 
-/// The latest delta CRL if it completes the latest base, is still valid
-/// and lists exactly what changed since that base.
-async fn servable_delta(core: &Core) -> EngineResult<Option<CrlRecord>> {
+/// The latest delta CRL of key `k` if it completes that key's latest base,
+/// is still valid and lists exactly what changed since that base.
+async fn servable_delta(core: &Core, k: u32) -> EngineResult<Option<CrlRecord>> {
     let (Some(base), Some(delta)) = (
-        core.store.latest_crl().await?,
-        core.store.latest_delta_crl().await?,
+        core.store.latest_crl(i64::from(k)).await?,
+        core.store.latest_delta_crl(i64::from(k)).await?,
     ) else {
         return Ok(None);
     };
     let fresh = delta.next_update > now() + refresh_margin(&delta);
     let want = as_map(&delta_entries(
         &listed(&base.der)?,
-        &core.store.revoked().await?,
+        &revoked_for(core, k).await?,
         0,
     ));
     let complete = listed(&delta.der).ok() == Some(want);
     Ok((delta.delta_base == Some(base.crl_number) && fresh && complete).then_some(delta))
 }
 
-/// The current delta CRL ([`servable_delta`], else a new one; one signer at a time).
-pub(crate) async fn current_delta_crl(core: &Core) -> EngineResult<Vec<u8>> {
-    if let Some(c) = servable_delta(core).await? {
+/// The current delta CRL of key `k` ([`servable_delta`], else a new one;
+/// one signer at a time).
+pub(crate) async fn current_delta_crl(core: &Core, k: u32) -> EngineResult<Vec<u8>> {
+    let k = checked_key_index(core, Some(k))?;
+    if let Some(c) = servable_delta(core, k).await? {
         return Ok(c.der);
     }
     let _one = core.crl_signing.lock().await;
-    if let Some(c) = servable_delta(core).await? {
+    if let Some(c) = servable_delta(core, k).await? {
         return Ok(c.der);
     }
-    Ok(sign_and_store_delta(core).await?.der)
+    Ok(sign_and_store_delta(core, k).await?.der)
 }
 
-/// Publishes what the `[crl]` schedule says is due: a base CRL once its
-/// interval has passed since the latest, a delta CRL (with
-/// `crl.delta_period`) once its interval has passed or a newer base exists.
-/// Returns what was published. `serve` calls it every minute.
+/// The CA keys that still sign CRLs: the current one, and each earlier
+/// key whose newest certificate has not expired (nothing it issued
+/// outlives that certificate).
+fn live_keys(core: &Core) -> Vec<u32> {
+    let t = now();
+    core.generations
+        .key_indices()
+        .into_iter()
+        .filter(|k| {
+            *k == core.config.ca.key_index
+                || core.generations.for_key(*k).is_some_and(|g| {
+                    crate::period::unix_of(&g.cert.tbs_certificate().validity().not_after) > t
+                })
+        })
+        .collect()
+}
+
+/// Publishes what the `[crl]` schedule says is due, for every live CA key:
+/// a base CRL once its interval has passed since the latest, a delta CRL
+/// (with `crl.delta_period`) once its interval has passed or a newer base
+/// exists. Returns what was published. `serve` calls it every minute.
 pub(crate) async fn publish_due(core: &Core) -> EngineResult<Vec<CrlInfo>> {
     let _one = core.crl_signing.lock().await;
     let mut out = Vec::new();
+    for k in live_keys(core) {
+        out.extend(publish_due_for(core, k).await?);
+    }
+    Ok(out)
+}
+
+async fn publish_due_for(core: &Core, k: u32) -> EngineResult<Vec<CrlInfo>> {
+    let mut out = Vec::new();
     let crl = &core.config.crl;
     let t = now();
-    let base = core.store.latest_crl().await?;
+    let base = core.store.latest_crl(i64::from(k)).await?;
     let base_due = base.as_ref().is_none_or(|b| {
         t >= b.this_update + crl.base_interval(&core.config.issuance)
             || b.next_update <= t + refresh_margin(b)
     });
     let base_number = if base_due {
-        let info = sign_and_store_crl(core).await?;
+        let info = sign_and_store_crl(core, k).await?;
         let n = info.number;
         out.push(info);
         Some(n)
@@ -459,12 +580,12 @@ pub(crate) async fn publish_due(core: &Core) -> EngineResult<Vec<CrlInfo>> {
         base.map(|b| b.crl_number)
     };
     if let Some(period) = crl.delta_period {
-        let delta = core.store.latest_delta_crl().await?;
+        let delta = core.store.latest_delta_crl(i64::from(k)).await?;
         let delta_due = delta.as_ref().is_none_or(|d| {
             d.delta_base != base_number || t >= d.this_update + period.approx_seconds()
         });
         if delta_due {
-            out.push(sign_and_store_delta(core).await?);
+            out.push(sign_and_store_delta(core, k).await?);
         }
     }
     Ok(out)
@@ -474,10 +595,42 @@ pub(crate) async fn publish_due(core: &Core) -> EngineResult<Vec<CrlInfo>> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn crl_names_carry_the_key_index() {
+        assert_eq!(
+            key_suffixed("http://x/crl/ca.crl", 0),
+            "http://x/crl/ca.crl"
+        );
+        assert_eq!(
+            key_suffixed("http://x/crl/ca.crl", 1),
+            "http://x/crl/ca(1).crl"
+        );
+        assert_eq!(
+            key_suffixed("http://x/crl/ca+.crl", 2),
+            "http://x/crl/ca(2)+.crl"
+        );
+        assert_eq!(key_suffixed("ldap:///CN=x", 1), "ldap:///CN=x(1)");
+        assert_eq!(parse_crl_name("ca.crl"), Some((0, false)));
+        assert_eq!(parse_crl_name("ca+.crl"), Some((0, true)));
+        assert_eq!(parse_crl_name("ca(3)+.crl"), Some((3, true)));
+        assert_eq!(parse_crl_name("ca(12).crl"), Some((12, false)));
+        for bad in [
+            "ca().crl",
+            "ca(x).crl",
+            "ca(99999).crl",
+            "other.crl",
+            "ca.crl2",
+            "ca(1)",
+        ] {
+            assert_eq!(parse_crl_name(bad), None, "{bad}");
+        }
+    }
+
     fn entry(serial: &str, reason: i32) -> RevokedEntry {
         RevokedEntry {
             serial: serial.into(),
             revoked_at: 10,
+            issuer_key_id: None,
             reason,
         }
     }

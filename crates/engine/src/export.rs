@@ -137,10 +137,11 @@ pub fn open_key_history(
             format!("the export file's signature does not verify: {e}"),
         )
     })?;
-    crate::trust::check_ca_signer(
+    crate::trust::check_ca_signer_in(
         "the export file",
         &sd.signer_certificate,
         &lockbox_codec::pem::decode_input(trusted_source)?.der,
+        &sd.certificates,
     )
     .map_err(|e| {
         EngineError::bad_input(
@@ -252,7 +253,7 @@ pub(crate) async fn export_keys(
         ca_cert,
         oids::ID_DATA,
         &locked,
-        &core.chain_der()?,
+        &core.chain_and_cross()?,
     )?;
     let audit = crate::audit::chain::success(core, actor, AuditCategory::Keys, AuditAction::KeyHistoryExported, &format!("{} keys", ids.len()), &serde_json::json!({ "request_ids": ids, "destination": dest.tbs_certificate().subject().to_string() }).to_string())
         .await;

@@ -362,6 +362,10 @@ fn initial_config(
             key_id: None,
             cert_file: CERT_FILE.into(),
             chain_file: CHAIN_FILE.into(),
+            renewal: 0,
+            key_index: 0,
+            history: Vec::new(),
+            cross_certificates: Vec::new(),
         },
         issuance: IssuanceSection {
             serial_bytes: 16,
@@ -454,6 +458,13 @@ pub(crate) async fn open_with(home: Home, config: Config) -> EngineResult<Core> 
     } else {
         (None, vec![])
     };
+    let generations = crate::core::generations::Generations::load(
+        &home,
+        &config,
+        cert.as_ref(),
+        keys.clone(),
+        token.as_ref(),
+    )?;
     Ok(Core {
         keys,
         ca_key,
@@ -464,6 +475,7 @@ pub(crate) async fn open_with(home: Home, config: Config) -> EngineResult<Core> 
         store,
         key,
         cert,
+        generations,
         chain,
         archival: crate::core::state::ArchivalState::new()?,
         cache: Default::default(),

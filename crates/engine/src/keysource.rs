@@ -230,6 +230,21 @@ impl CaKeySource {
         }
     }
 
+    /// The source of an earlier CA key (`[[ca.history]]`).
+    pub(crate) fn for_generation(
+        home: &Home,
+        config: &Config,
+        keys: Arc<dyn KeyProvider>,
+        token: Option<&Arc<Token>>,
+        g: &crate::config::CaGeneration,
+    ) -> EngineResult<CaKeySource> {
+        let mut c = config.clone();
+        c.ca.key_file = g.key_file.clone();
+        c.ca.key_label = g.key_label.clone();
+        c.ca.key_id = g.key_id.clone();
+        CaKeySource::for_config(home, &c, keys, token)
+    }
+
     /// Loads the key (from the file, or finds it on the token).
     pub(crate) fn load(&self) -> EngineResult<Arc<dyn PrivateKey>> {
         match self {

@@ -14,6 +14,7 @@ pub(crate) mod auditor;
 pub(crate) mod authz;
 pub mod backup;
 pub(crate) mod ca;
+pub mod ca_renewal;
 pub(crate) mod category;
 pub mod certbuild;
 pub(crate) mod certs;

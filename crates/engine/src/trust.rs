@@ -68,6 +68,46 @@ impl CaSigner {
 /// cA=TRUE, keyUsage keyCertSign, signed by the anchor's key). `what` names
 /// the object in the error ("the recovery blob", ...).
 pub fn check_ca_signer(what: &str, signer_der: &[u8], anchor_der: &[u8]) -> EngineResult<CaSigner> {
+    check_ca_signer_in(what, signer_der, anchor_der, &[])
+}
+
+/// [`check_ca_signer`] that also accepts a signer whose key the anchor's key
+/// certified in one of `bundle` (the certificates the signed object
+/// carries): after a renewal with a new key, the old key's
+/// cross-certificate for the new key (same subject, cA, keyCertSign,
+/// signed by the anchor's key). Objects the renewed CA signs then verify
+/// against every generation's certificate.
+pub fn check_ca_signer_in(
+    what: &str,
+    signer_der: &[u8],
+    anchor_der: &[u8],
+    bundle: &[Vec<u8>],
+) -> EngineResult<CaSigner> {
+    let direct = check_direct(what, signer_der, anchor_der);
+    if direct.is_ok() || bundle.is_empty() {
+        return direct;
+    }
+    let anchor = decode_certificate(anchor_der)?;
+    let signer = decode_certificate(signer_der)?;
+    let cross = bundle
+        .iter()
+        .filter_map(|d| decode_certificate(d).ok())
+        .find(|c| {
+            c.tbs_certificate().subject() == anchor.tbs_certificate().subject()
+                && c.tbs_certificate().subject() == signer.tbs_certificate().subject()
+                && c.tbs_certificate().subject_public_key_info()
+                    == signer.tbs_certificate().subject_public_key_info()
+                && is_signing_ca_certificate(c)
+                && verify_issued_by(c, &anchor).is_ok()
+        });
+    match cross {
+        Some(c) => Ok(CaSigner { anchor, signer: c }),
+        None => direct,
+    }
+}
+
+/// The signer is the anchor, or a renewal the anchor's key signed.
+fn check_direct(what: &str, signer_der: &[u8], anchor_der: &[u8]) -> EngineResult<CaSigner> {
     let anchor = decode_certificate(anchor_der)?;
     let signer = decode_certificate(signer_der)?;
     let anchor_bytes = anchor

@@ -105,11 +105,10 @@ pub(crate) async fn security_headers(uri: axum::http::Uri, mut resp: Response) -
     const PUBLIC: &[&str] = &[
         "/api/v1/ca/certificate",
         "/api/v1/ca/chain",
+        "/api/v1/ca/cross",
         "/api/v1/ca/exchange",
         "/api/v1/crl",
         "/api/v1/crl/delta",
-        "/crl/ca.crl",
-        "/crl/ca+.crl",
     ];
     let path = uri.path();
     let html = resp
@@ -130,7 +129,9 @@ pub(crate) async fn security_headers(uri: axum::http::Uri, mut resp: Response) -
         );
     }
     let ocsp = under(path, "/ocsp") && h.contains_key(header::CACHE_CONTROL);
-    if !PUBLIC.contains(&path) && !ocsp {
+    // Every CRL under /crl/ (one base and one delta per CA key).
+    let crl = under(path, "/crl");
+    if !PUBLIC.contains(&path) && !ocsp && !crl {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp

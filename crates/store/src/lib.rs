@@ -163,10 +163,10 @@ pub trait Store: Send + Sync {
     async fn next_crl(&self) -> StoreResult<(i64, Vec<RevokedEntry>)>;
     /// Stores a published CRL.
     async fn insert_crl(&self, crl: &CrlRecord) -> StoreResult<()>;
-    /// The most recent base (full) CRL.
-    async fn latest_crl(&self) -> StoreResult<Option<CrlRecord>>;
-    /// The most recent delta CRL.
-    async fn latest_delta_crl(&self) -> StoreResult<Option<CrlRecord>>;
+    /// The most recent base (full) CRL signed by CA key `key_index`.
+    async fn latest_crl(&self, key_index: i64) -> StoreResult<Option<CrlRecord>>;
+    /// The most recent delta CRL signed by CA key `key_index`.
+    async fn latest_delta_crl(&self, key_index: i64) -> StoreResult<Option<CrlRecord>>;
     /// Rows matching all restrictions, ordered by request id, at most `limit`.
     async fn query(
         &self,

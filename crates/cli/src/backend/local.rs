@@ -45,6 +45,16 @@ impl Backend for Local {
     async fn ca_cert(&self) -> EngineResult<Vec<u8>> {
         self.ca.ca_certificate_der()
     }
+    async fn ca_cert_of_renewal(&self, n: u32) -> EngineResult<Vec<u8>> {
+        self.ca.ca_certificate_of_renewal(n).ok_or_else(|| {
+            lockbox_engine::EngineError::NotFound(format!(
+                "no CA certificate with renewal index {n}"
+            ))
+        })
+    }
+    async fn cross_certs(&self) -> EngineResult<Vec<Vec<u8>>> {
+        self.ca.cross_certificates()
+    }
     async fn ca_chain(&self) -> EngineResult<Vec<Vec<u8>>> {
         self.ca.chain_der()
     }

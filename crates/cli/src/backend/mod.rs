@@ -26,6 +26,10 @@ pub trait Backend: Send + Sync {
     /// CA certificate (DER).
     async fn ca_cert(&self) -> EngineResult<Vec<u8>>;
     /// CA certificate and parents (DER).
+    /// The CA certificate with renewal index `n` (DER).
+    async fn ca_cert_of_renewal(&self, n: u32) -> EngineResult<Vec<u8>>;
+    /// The cross-certificates between CA keys (DER).
+    async fn cross_certs(&self) -> EngineResult<Vec<Vec<u8>>>;
     async fn ca_chain(&self) -> EngineResult<Vec<Vec<u8>>>;
     /// Submit a request (for `on_behalf_of`, an enrollment agent's request).
     async fn submit(

@@ -197,6 +197,21 @@ impl Backend for Remote {
         self.bytes(self.req(Method::GET, "/api/v1/ca/certificate?format=der"))
             .await
     }
+    async fn ca_cert_of_renewal(&self, n: u32) -> EngineResult<Vec<u8>> {
+        let der = self
+            .bytes(self.req(
+                Method::GET,
+                &format!("/certsrv/certnew.cer?ReqID=CACert&Renewal={n}&Enc=bin"),
+            ))
+            .await?;
+        Ok(decode_input(&der)?.der)
+    }
+    async fn cross_certs(&self) -> EngineResult<Vec<Vec<u8>>> {
+        let pem = self
+            .bytes(self.req(Method::GET, "/api/v1/ca/cross"))
+            .await?;
+        Ok(decode_all(&String::from_utf8_lossy(&pem), "CERTIFICATE")?)
+    }
     async fn ca_chain(&self) -> EngineResult<Vec<Vec<u8>>> {
         let pem = self
             .bytes(self.req(Method::GET, "/api/v1/ca/chain"))

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::str::FromStr;
+
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use lockbox_codec::pem::encode_pem;
@@ -28,6 +30,32 @@ pub enum CaCmd {
         /// The current CA exchange certificate instead (clients encrypt archived keys to it).
         #[arg(long)]
         exchange: bool,
+        /// The CA certificate with this renewal index (0: the first).
+        #[arg(long, value_name = "N", conflicts_with_all = ["exchange", "chain"])]
+        renewal: Option<u32>,
+        /// The cross-certificates between CA keys made by renewals with a new key.
+        #[arg(long, conflicts_with_all = ["exchange", "chain", "renewal"])]
+        cross: bool,
+    },
+    /// Renew the CA certificate (the service must be stopped): with the same
+    /// key, or --new-key (cross-certificates between the keys; the old key
+    /// keeps signing the CRLs of what it issued).
+    Renew {
+        /// Generate a new CA key.
+        #[arg(long = "new-key")]
+        new_key: bool,
+        /// The new key's type: rsa2048, rsa3072, rsa4096, p256, p384 (with --new-key).
+        #[arg(long)]
+        key: Option<String>,
+        /// Validity of the new certificate, e.g. 10y (default: ca.validity).
+        #[arg(long)]
+        validity: Option<String>,
+        /// For a subordinate CA: write the renewal request for the parent here.
+        #[arg(long = "csr-out", value_name = "FILE")]
+        csr_out: Option<PathBuf>,
+        /// Also write the new CA certificate here (PEM).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Write a CA exchange private key (PEM, mode 0600; encrypted under the CA
     /// passphrase when the CA key is) for offline diagnosis of archival
@@ -72,7 +100,16 @@ pub async fn ca(g: &Global, cmd: CaCmd) -> Result<ExitCode> {
             out,
             chain,
             exchange,
-        } => cert(g, out, chain, exchange).await?,
+            renewal,
+            cross,
+        } => cert(g, out, chain, exchange, renewal, cross).await?,
+        CaCmd::Renew {
+            new_key,
+            key,
+            validity,
+            csr_out,
+            out,
+        } => renew(g, new_key, key, validity, csr_out, out).await?,
         CaCmd::Install { cert, chain } => install(g, cert, chain).await?,
         CaCmd::ExchangeKey { out, serial } => {
             crate::backend::local_only(g, "ca exchange-key")?;
@@ -89,9 +126,20 @@ pub async fn ca(g: &Global, cmd: CaCmd) -> Result<ExitCode> {
 }
 
 /// `lockbox ca cert`: the CA (or exchange) certificate, or the chain, as PEM.
-async fn cert(g: &Global, out: Option<PathBuf>, chain: bool, exchange: bool) -> Result<()> {
+async fn cert(
+    g: &Global,
+    out: Option<PathBuf>,
+    chain: bool,
+    exchange: bool,
+    renewal: Option<u32>,
+    cross: bool,
+) -> Result<()> {
     let b = backend::open(g).await?;
-    let ders = if exchange {
+    let ders = if let Some(n) = renewal {
+        vec![b.ca_cert_of_renewal(n).await?]
+    } else if cross {
+        b.cross_certs().await?
+    } else if exchange {
         vec![b.exchange_cert().await?]
     } else if chain {
         b.ca_chain().await?
@@ -118,6 +166,67 @@ async fn cert(g: &Global, out: Option<PathBuf>, chain: bool, exchange: bool) -> 
         }
         None if g.json => print_json(&json!({ "certificate_pem": pem }))?,
         None => print!("{pem}"),
+    }
+    Ok(())
+}
+
+/// `lockbox ca renew`: a new CA certificate (same or new key).
+async fn renew(
+    g: &Global,
+    new_key: bool,
+    key: Option<String>,
+    validity: Option<String>,
+    csr_out: Option<PathBuf>,
+    out: Option<PathBuf>,
+) -> Result<()> {
+    if g.server.is_some() {
+        bail!("'ca renew' works on the local CA home only");
+    }
+    if csr_out.is_some() {
+        bail!(
+            "renewing a subordinate CA through its parent (--csr-out, then 'ca install') is not              built yet"
+        );
+    }
+    let home = home_of(g)?;
+    // Every node reads its CA certificates at start: renew with the service stopped.
+    let _lock = lockbox_engine::config::Home::new(&home)
+        .lock_service()
+        .map_err(|e| anyhow::anyhow!("stop 'lockbox serve' on this home first: {e}"))?;
+    let l = backend::local(g).await?;
+    let opts = lockbox_engine::ca_renewal::RenewOptions {
+        new_key,
+        key: key
+            .as_deref()
+            .map(lockbox_crypto::KeySpec::from_str)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--key: {e}"))?,
+        validity: validity
+            .as_deref()
+            .map(lockbox_engine::period::Period::parse)
+            .transpose()?,
+    };
+    let o = l.ca.renew(&l.actor, &opts).await?;
+    if let Some(p) = &out {
+        write_file(p, o.certificate_pem.as_bytes())?;
+    }
+    if g.json {
+        print_json(&o)?;
+    } else {
+        println!(
+            "CA certificate renewed: renewal {} (key {}{}), serial {}, valid until {}",
+            o.renewal,
+            o.key_index,
+            if o.new_key { ", new key" } else { "" },
+            o.serial,
+            lockbox_engine::period::rfc3339(o.not_after)
+        );
+        for c in &o.cross_certificates {
+            println!("Cross-certificate: {c}");
+        }
+        if let Some(p) = out {
+            println!("Written to {}", p.display());
+        }
+        println!("Copy the home to every node and start 'lockbox serve' again.");
     }
     Ok(())
 }

@@ -263,10 +263,11 @@ fn from_cmc_response(
     }
     let trusted = match anchor_path {
         Some(ca_path) => Some(
-            lockbox_engine::trust::check_ca_signer(
+            lockbox_engine::trust::check_ca_signer_in(
                 "the response",
                 &sd.signer_certificate,
                 &decode_input(&read(ca_path)?)?.der,
+                &sd.certificates,
             )
             .map_err(|e| {
                 anyhow!("the response is not signed by the trusted CA (--ca-cert): {e}")

@@ -89,6 +89,32 @@ impl Ca {
         self.core.chain_der()
     }
 
+    /// Renewals of the CA certificate so far (`nRenewals`).
+    pub fn renewals(&self) -> u32 {
+        self.core.config.ca.renewal
+    }
+
+    /// The CA certificate with renewal index `n` (DER), if there is one.
+    pub fn ca_certificate_of_renewal(&self, n: u32) -> Option<Vec<u8>> {
+        self.core.generations.by_renewal(n).map(|g| g.der.clone())
+    }
+
+    /// The cross-certificates renewals with a new key made (DER).
+    pub fn cross_certificates(&self) -> EngineResult<Vec<Vec<u8>>> {
+        self.core.cross_certificates()
+    }
+
+    /// Renews the CA certificate (`lockbox ca renew`; local administrator,
+    /// service stopped). The renewed CA is in effect when the home is next
+    /// opened.
+    pub async fn renew(
+        &self,
+        actor: &Actor,
+        opts: &crate::ca_renewal::RenewOptions,
+    ) -> EngineResult<crate::ca_renewal::RenewOutcome> {
+        Ok(crate::ca_renewal::renew(&self.core, actor, opts).await?.0)
+    }
+
     /// The signing key, loaded (and decrypted) on first use.
     pub fn signing_key(&self) -> EngineResult<Arc<dyn KeyHandle>> {
         self.core.signing_key()
@@ -201,20 +227,50 @@ impl Ca {
         crate::officer::revoke(&self.core, serial, reason, actor).await
     }
 
-    /// Signs and stores a new CRL (CA administrator or certificate manager).
+    /// Signs and stores a new CRL of the current CA key (CA administrator or
+    /// certificate manager).
     pub async fn publish_crl(&self, actor: &Actor) -> EngineResult<CrlInfo> {
-        crate::crl::publish_crl(&self.core, actor, false).await
+        crate::crl::publish_crl(&self.core, actor, false, None).await
     }
 
-    /// Signs and stores a new delta CRL over the latest base CRL (CA
-    /// administrator or certificate manager).
+    /// Signs and stores a new delta CRL over the current key's latest base
+    /// CRL (CA administrator or certificate manager).
     pub async fn publish_delta_crl(&self, actor: &Actor) -> EngineResult<CrlInfo> {
-        crate::crl::publish_crl(&self.core, actor, true).await
+        crate::crl::publish_crl(&self.core, actor, true, None).await
     }
 
-    /// The current delta CRL (a new one when the latest is stale or incomplete).
+    /// Signs and stores a base (or `delta`) CRL of CA key `key_index`
+    /// (default the current one): an earlier key signs the CRLs of the
+    /// certificates it issued.
+    pub async fn publish_crl_of_key(
+        &self,
+        actor: &Actor,
+        delta: bool,
+        key_index: Option<u32>,
+    ) -> EngineResult<CrlInfo> {
+        crate::crl::publish_crl(&self.core, actor, delta, key_index).await
+    }
+
+    /// The current key's current delta CRL (a new one when the latest is
+    /// stale or incomplete).
     pub async fn current_delta_crl(&self) -> EngineResult<Vec<u8>> {
-        crate::crl::current_delta_crl(&self.core).await
+        crate::crl::current_delta_crl(&self.core, self.core.config.ca.key_index).await
+    }
+
+    /// The CRL served as `/crl/NAME` (`ca.crl`, `ca+.crl`, `ca(K).crl`,
+    /// `ca(K)+.crl`: key index K, `+` for the delta); None for another name.
+    pub async fn crl_file(&self, name: &str) -> EngineResult<Option<Vec<u8>>> {
+        let Some((k, delta)) = crate::crl::parse_crl_name(name) else {
+            return Ok(None);
+        };
+        if self.core.generations.for_key(k).is_none() {
+            return Ok(None);
+        }
+        Ok(Some(if delta {
+            crate::crl::current_delta_crl(&self.core, k).await?
+        } else {
+            crate::crl::current_crl(&self.core, k).await?
+        }))
     }
 
     /// Publishes the base and delta CRLs the `[crl]` schedule says are due.
@@ -238,9 +294,10 @@ impl Ca {
         self.core.config.ocsp.enabled
     }
 
-    /// The current CRL: the latest one if still valid and complete, else a new one.
+    /// The current key's CRL: the latest one if still valid and complete,
+    /// else a new one.
     pub async fn current_crl(&self) -> EngineResult<Vec<u8>> {
-        crate::crl::current_crl(&self.core).await
+        crate::crl::current_crl(&self.core, self.core.config.ca.key_index).await
     }
 
     /// Rows matching a `--restrict` expression.

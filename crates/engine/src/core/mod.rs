@@ -8,6 +8,7 @@
 
 pub(crate) mod cache;
 pub(crate) mod directory;
+pub(crate) mod generations;
 pub(crate) mod state;
 
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,8 @@ pub(crate) struct Core {
     /// The `[pkcs11]` token, when the configuration has one.
     pub(crate) token: Option<Arc<lockbox_crypto::pkcs11::Token>>,
     pub(crate) cert: Option<(Vec<u8>, Certificate)>,
+    /// Every CA certificate across renewals, the current one last.
+    pub(crate) generations: generations::Generations,
     pub(crate) chain: Vec<Vec<u8>>,
     pub(crate) archival: ArchivalState,
     /// Configuration read under a database version ([`cache`]).
@@ -97,11 +100,53 @@ impl Core {
         Ok(self.ca_cert()?.0.clone())
     }
 
+    /// Whether one of this CA's certificates, of any renewal, signed `cert`
+    /// (name and signature).
+    pub(crate) fn issued_by_this_ca(&self, cert: &Certificate) -> bool {
+        self.generations
+            .all
+            .iter()
+            .rev()
+            .any(|g| crate::certs::verify_issued_by(cert, &g.cert).is_ok())
+    }
+
+    /// The cross-certificates between CA keys (DER), from renewals with a new key.
+    pub(crate) fn cross_certificates(&self) -> EngineResult<Vec<Vec<u8>>> {
+        self.config
+            .ca
+            .cross_certificates
+            .iter()
+            .map(|f| {
+                Ok(lockbox_codec::pem::decode_input(&self.home.read(f)?)
+                    .map_err(|e| EngineError::Config(format!("{f}: {e}")))?
+                    .der)
+            })
+            .collect()
+    }
+
+    /// [`Core::chain_der`] and the cross-certificates between CA keys: what
+    /// objects the CA signs carry, so that they verify against any of its
+    /// certificates.
+    pub(crate) fn chain_and_cross(&self) -> EngineResult<Vec<Vec<u8>>> {
+        let mut out = self.chain_der()?;
+        out.extend(self.cross_certificates()?);
+        Ok(out)
+    }
+
     /// The CA certificate followed by its parents up to the root (DER).
     pub(crate) fn chain_der(&self) -> EngineResult<Vec<Vec<u8>>> {
         let mut out = vec![self.ca_certificate_der()?];
         out.extend(self.chain.iter().cloned());
         Ok(out)
+    }
+
+    /// The signing key of CA key index `k`: the current key, or an earlier
+    /// one (which signs only CRLs and OCSP answers for what it issued).
+    pub(crate) fn signing_key_for(&self, k: u32) -> EngineResult<Arc<dyn KeyHandle>> {
+        if k == self.config.ca.key_index {
+            return self.signing_key();
+        }
+        self.generations.earlier_key(k)
     }
 
     /// The signing key, loaded (and decrypted) on first use.

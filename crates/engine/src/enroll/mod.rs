@@ -299,7 +299,10 @@ pub(crate) fn build_leaf(
     let mut exts = template_extensions(template, ec)?;
     exts.push(ski(spki)?);
     exts.push(aki(ca.tbs_certificate().subject_public_key_info())?);
-    exts.extend(distribution_extensions(&core.config.issuance)?);
+    exts.extend(distribution_extensions(
+        &core.config.issuance,
+        core.config.ca.key_index,
+    )?);
     if let Some(san) = &names.san {
         exts.push(san.clone());
     }

@@ -69,10 +69,16 @@ pub(crate) async fn renewal(core: &Core, inbound: &Inbound) -> EngineResult<Opti
     let Some(signer) = &inbound.signer_cert else {
         return Ok(None);
     };
-    let (_, ca) = core.ca_cert()?;
     let request_key = &inbound.pkcs10.cert_req.info.public_key;
     let same_key = signer.tbs_certificate().subject_public_key_info() == request_key;
-    if !crate::ocsp::signer::issued_by(signer, ca) {
+    // Issued under the current CA key or an earlier one (a user renews a
+    // certificate from before the CA's own renewal too).
+    let ours = core
+        .generations
+        .all
+        .iter()
+        .any(|g| crate::ocsp::signer::issued_by(signer, &g.cert));
+    if !ours {
         if inbound.kind == RequestKind::Cmc && same_key {
             return Ok(None);
         }

@@ -9,7 +9,7 @@ use lockbox_store::{CertFields, Change, Disposition, NewRequest, RequestRecord};
 use x509_cert::certificate::Certificate;
 
 use crate::category::{AuditAction, AuditCategory};
-use crate::certs::{cert_fields, verify_issued_by};
+use crate::certs::cert_fields;
 use crate::core::Core;
 use crate::import::{cert_template, is_signature_only, owner_names, ImportItem, ImportOptions};
 use crate::period::now;
@@ -100,9 +100,7 @@ pub(crate) async fn import_one(
 
 /// Whether this CA issued the certificate (false before the CA has one).
 fn issued_here(core: &Core, cert: &Certificate) -> bool {
-    core.ca_cert()
-        .map(|(_, ca)| verify_issued_by(cert, ca).is_ok())
-        .unwrap_or(false)
+    core.issued_by_this_ca(cert)
 }
 
 /// The owner record stored beside an imported certificate (JSON text).

@@ -144,23 +144,75 @@ async fn status_of(core: &Core, id: &CertId, ca: &Certificate) -> EngineResult<C
     })
 }
 
-/// The signed response, or None when a certificate asked about is not this CA's.
+/// The key index of the CA certificate `id` names (by name and key hash);
+/// None when it names no certificate of this CA.
+fn key_index_named(core: &Core, id: &CertId) -> Option<u32> {
+    core.generations
+        .all
+        .iter()
+        .find(|g| names_this_ca(id, &g.cert))
+        .map(|g| g.key_index)
+}
+
+/// Who signs an answer about what CA key `k` issued: the delegated
+/// responder for the current key; an earlier key signs its own answers
+/// (RFC 6960 4.2.2.2: the CA itself may), as it signs its own CRLs.
+struct AnswerSigner {
+    key: std::sync::Arc<dyn lockbox_crypto::KeyHandle>,
+    key_hash: Vec<u8>,
+    not_after: i64,
+    certs: Option<Vec<Certificate>>,
+}
+
+async fn answer_signer(core: &Core, k: u32) -> EngineResult<AnswerSigner> {
+    if k == core.config.ca.key_index {
+        let s = signer::current_signer(core).await?;
+        return Ok(AnswerSigner {
+            key: s.key.clone(),
+            key_hash: s.key_hash.clone(),
+            not_after: s.not_after,
+            certs: Some(vec![s.cert.clone()]),
+        });
+    }
+    let g = core
+        .generations
+        .for_key(k)
+        .ok_or_else(|| EngineError::Config(format!("no CA certificate for key {k}")))?;
+    Ok(AnswerSigner {
+        key: core.signing_key_for(k)?,
+        key_hash: lockbox_crypto::keyinfo::key_identifier(
+            g.cert.tbs_certificate().subject_public_key_info(),
+        ),
+        not_after: crate::period::unix_of(&g.cert.tbs_certificate().validity().not_after),
+        certs: None,
+    })
+}
+
+/// The signed response, or None when a certificate asked about is not this
+/// CA's (or the request mixes certificates of several CA keys).
 async fn answer(
     core: &Core,
     ids: &[CertId],
     nonce: Option<&[u8]>,
 ) -> EngineResult<Option<OcspAnswer>> {
-    let (_, ca) = core.ca_cert()?;
-    if !ids.iter().all(|id| names_this_ca(id, ca)) {
+    let keys: Vec<Option<u32>> = ids.iter().map(|id| key_index_named(core, id)).collect();
+    let Some(Some(k)) = keys.first().copied() else {
+        return Ok(None);
+    };
+    if keys.iter().any(|x| *x != Some(k)) {
         return Ok(None);
     }
+    let Some(generation) = core.generations.for_key(k) else {
+        return Ok(None);
+    };
+    let ca = &generation.cert;
     let _permit = core
         .ocsp
         .answering
         .acquire()
         .await
         .map_err(|e| EngineError::Config(format!("OCSP permits: {e}")))?;
-    let signer = signer::current_signer(core).await?;
+    let signer = answer_signer(core, k).await?;
     let this_update = now();
     let next_update = core
         .config
@@ -205,7 +257,7 @@ async fn answer(
         tbs_response_data: tbs,
         signature_algorithm: signature.1,
         signature: BitString::from_bytes(&signature.0).map_err(enc)?,
-        certs: Some(vec![signer.cert.clone()]),
+        certs: signer.certs,
     };
     let der = successful_response(&basic)
         .map_err(|e| EngineError::Config(format!("encoding OCSP response: {e}")))?;

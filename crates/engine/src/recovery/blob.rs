@@ -146,7 +146,7 @@ fn sign_blob(core: &Core, r: &RequestRecord, env: &[u8]) -> EngineResult<Vec<u8>
         .as_ref()
         .map(|c| c.cert_der.clone())
         .unwrap_or_default()];
-    certs.extend(core.chain_der()?);
+    certs.extend(core.chain_and_cross()?);
     let vouch = vouch_attribute(&certs[0])?;
     Ok(sign_data_with_attributes(
         key.as_ref(),

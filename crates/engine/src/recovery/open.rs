@@ -70,10 +70,11 @@ fn verify_blob(blob: &[u8], trusted_ca: &[u8]) -> EngineResult<(VerifiedSignedDa
             "the recovery blob's signature does not verify: {e}"
         ))
     })?;
-    let ca = crate::trust::check_ca_signer(
+    let ca = crate::trust::check_ca_signer_in(
         "the recovery blob",
         &sd.signer_certificate,
         &lockbox_codec::pem::decode_input(trusted_ca)?.der,
+        &sd.certificates,
     )?;
     Ok((sd, ca))
 }

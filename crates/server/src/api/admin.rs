@@ -18,6 +18,17 @@ pub(super) async fn crl(State(ca): State<AppState>) -> ApiResult<Response> {
     Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
 }
 
+/// `/crl/NAME`: `ca.crl`, `ca+.crl` (delta), `ca(K).crl`, `ca(K)+.crl` (CA key K).
+pub(super) async fn crl_file(
+    State(ca): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    match ca.crl_file(&name).await? {
+        Some(der) => Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response()),
+        None => Ok(StatusCode::NOT_FOUND.into_response()),
+    }
+}
+
 pub(super) async fn delta_crl(State(ca): State<AppState>) -> ApiResult<Response> {
     let der = ca.current_delta_crl().await?;
     Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())

@@ -54,6 +54,15 @@ pub(super) async fn ca_chain(State(ca): State<AppState>) -> ApiResult<Response> 
     Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
 }
 
+pub(super) async fn ca_cross(State(ca): State<AppState>) -> ApiResult<Response> {
+    let pem: String = ca
+        .cross_certificates()?
+        .iter()
+        .map(|c| encode_pem("CERTIFICATE", c))
+        .collect();
+    Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
+}
+
 pub(super) async fn ca_exchange(
     State(ca): State<AppState>,
     Query(q): Query<FormatQuery>,

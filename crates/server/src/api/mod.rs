@@ -1,5 +1,5 @@
 //! The REST API router: every `/api/v1/` route, `/health`, `/cmc` and
-//! `/crl/ca.crl`, mapped to handlers grouped by resource.
+//! `/crl/{name}`, mapped to handlers grouped by resource.
 
 mod admin;
 mod ca;
@@ -15,10 +15,10 @@ use lockbox_engine::Ca;
 
 use admin::{
     audit_list, audit_verify, backup, ca_template_add, ca_template_remove, ca_templates, crl,
-    crl_publish, delta_crl, delta_crl_publish, events, template, template_duplicate, template_set,
-    templates,
+    crl_file, crl_publish, delta_crl, delta_crl_publish, events, template, template_duplicate,
+    template_set, templates,
 };
-use ca::{ca_certificate, ca_chain, ca_exchange, health, openapi};
+use ca::{ca_certificate, ca_chain, ca_cross, ca_exchange, health, openapi};
 use keys::{key_blob, key_candidates, key_candidates_for_message, key_history};
 use kra::{kra_add, kra_list, kra_remove, kra_required, kra_set_required};
 use requests::{
@@ -34,8 +34,8 @@ pub(crate) fn public_routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/ca/certificate", get(ca_certificate))
         .route("/api/v1/ca/chain", get(ca_chain))
-        .route("/crl/ca.crl", get(crl))
-        .route("/crl/ca+.crl", get(delta_crl))
+        .route("/api/v1/ca/cross", get(ca_cross))
+        .route("/crl/{name}", get(crl_file))
 }
 
 /// The REST routes (state: the CA); the application in `lib.rs` adds
@@ -46,6 +46,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/ca/certificate", get(ca_certificate))
         .route("/api/v1/ca/chain", get(ca_chain))
+        .route("/api/v1/ca/cross", get(ca_cross))
         .route("/api/v1/ca/exchange", get(ca_exchange))
         .route("/api/v1/kra", get(kra_list).post(kra_add))
         .route(
@@ -69,8 +70,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/api/v1/crl", get(crl).post(crl_publish))
         .route("/api/v1/crl/delta", get(delta_crl).post(delta_crl_publish))
-        .route("/crl/ca.crl", get(crl))
-        .route("/crl/ca+.crl", get(delta_crl))
+        .route("/crl/{name}", get(crl_file))
         .route("/api/v1/requests", post(submit).get(list_requests))
         .route("/api/v1/requests/{id}", get(request_status))
         .route(

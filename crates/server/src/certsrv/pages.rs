@@ -123,21 +123,45 @@ pub(super) async fn ca_page(State(ca): State<Arc<Ca>>, _: WebUser) -> Response {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
         .collect();
+    let renewals = ca.renewals();
     let body = html! {
-        p { "Certification authority: " (ca.config().ca.name) ". Renewals of its certificate: 0." }
+        p { "Certification authority: " (ca.config().ca.name) ". Renewals of its certificate: " (renewals) "." }
         ul {
-            li { a href="certnew.cer?ReqID=CACert&Renewal=0&Enc=bin" { "Download CA certificate (DER)" } " or "
-                 a href="certnew.cer?ReqID=CACert&Renewal=0&Enc=b64" { "(Base 64)" } }
-            li { a href="certnew.p7b?ReqID=CACert&Renewal=0&Enc=bin" { "Download CA certificate chain" } }
+            @for n in (0..=renewals).rev() {
+                li { "CA certificate " (n) (if n == renewals { " (current)" } else { "" }) ": "
+                     a href=(format!("certnew.cer?ReqID=CACert&Renewal={n}&Enc=bin")) { "DER" } ", "
+                     a href=(format!("certnew.cer?ReqID=CACert&Renewal={n}&Enc=b64")) { "Base 64" } ", "
+                     a href=(format!("certnew.p7b?ReqID=CACert&Renewal={n}&Enc=bin")) { "chain" } }
+            }
             li { a href="certcrl.crl?Type=base" { "Download latest base CRL" } }
+            li { a href="certcrl.crl?Type=delta" { "Download latest delta CRL" } }
         }
-        script { (PreEscaped(format!("\nvar nRenewals=0;\nvar sCaCert=\"{ca_b64}\";\n"))) }
+        script { (PreEscaped(format!("\nvar nRenewals={renewals};\nvar sCaCert=\"{ca_b64}\";\n"))) }
     };
     page("Download a CA Certificate, Certificate Chain, or CRL", body).into_response()
 }
 
-pub(super) async fn crl(State(ca): State<Arc<Ca>>) -> Response {
-    match ca.current_crl().await {
+/// `certcrl.crl?Type=base|delta`: the current key's CRL.
+#[derive(serde::Deserialize)]
+pub(super) struct CrlQuery {
+    #[serde(rename = "Type")]
+    kind: Option<String>,
+}
+
+pub(super) async fn crl(
+    State(ca): State<Arc<Ca>>,
+    axum::extract::Query(q): axum::extract::Query<CrlQuery>,
+) -> Response {
+    let delta = q
+        .kind
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("delta"));
+    let crl = if delta {
+        ca.current_delta_crl().await
+    } else {
+        ca.current_crl().await
+    };
+    match crl {
         Ok(der) => ([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response(),
         Err(e) => engine_failure_page(&e),
     }

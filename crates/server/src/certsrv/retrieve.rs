@@ -25,25 +25,34 @@ pub(super) struct CertQuery {
     renewal: Option<String>,
 }
 
-/// The certificates asked for: the CA's (with its chain) or a request's.
+/// The certificates asked for: the CA's of a renewal index (with its
+/// chain) or a request's.
 enum Wanted {
-    Ca,
+    Ca(Vec<u8>),
     Request(i64),
 }
 
-fn wanted(q: &CertQuery) -> Result<Wanted, Box<Response>> {
+fn wanted(ca: &Ca, q: &CertQuery) -> Result<Wanted, Box<Response>> {
     let id = q.req_id.as_deref().unwrap_or("").trim();
     if id.eq_ignore_ascii_case("CACert") {
-        // This CA has never renewed its certificate: only renewal 0 exists.
-        let renewal = q.renewal.as_deref().unwrap_or("0").trim();
-        if renewal != "0" {
-            return Err(Box::new(failure_page(
+        // `Renewal=N` picks the N-th CA certificate (0: the first); none: the current one.
+        let renewal = q.renewal.as_deref().map(str::trim);
+        let n = match renewal {
+            None | Some("") => ca.renewals(),
+            Some(r) => r.parse::<u32>().unwrap_or(u32::MAX),
+        };
+        return match ca.ca_certificate_of_renewal(n) {
+            Some(der) => Ok(Wanted::Ca(der)),
+            None => Err(Box::new(failure_page(
                 StatusCode::NOT_FOUND,
-                &format!("this CA has no renewal {renewal}"),
+                &format!(
+                    "this CA has no renewal {} (it has {} renewals)",
+                    renewal.unwrap_or_default(),
+                    ca.renewals()
+                ),
                 lockbox_engine::codes::E_INVALIDARG,
-            )));
-        }
-        return Ok(Wanted::Ca);
+            ))),
+        };
     }
     id.parse::<i64>().map(Wanted::Request).map_err(|_| {
         Box::new(failure_page(
@@ -80,12 +89,9 @@ pub(super) async fn certnew_cer(
     // After the query: a malformed query is refused before authentication.
     WebUser(user): WebUser,
 ) -> Response {
-    let der = match wanted(&q) {
+    let der = match wanted(&ca, &q) {
         Err(r) => return *r,
-        Ok(Wanted::Ca) => match ca.ca_certificate_der() {
-            Ok(d) => d,
-            Err(e) => return engine_failure_page(&e),
-        },
+        Ok(Wanted::Ca(d)) => d,
         Ok(Wanted::Request(id)) => match request_certificate(&ca, &user, id).await {
             Ok(d) => d,
             Err(r) => return r,
@@ -117,9 +123,12 @@ pub(super) async fn certnew_p7b(
         Ok(c) => c,
         Err(e) => return engine_failure_page(&e),
     };
-    let certs = match wanted(&q) {
+    let certs: Vec<Vec<u8>> = match wanted(&ca, &q) {
         Err(r) => return *r,
-        Ok(Wanted::Ca) => chain,
+        // That CA certificate, then the parents of the current one.
+        Ok(Wanted::Ca(d)) => std::iter::once(d)
+            .chain(chain.into_iter().skip(1))
+            .collect(),
         Ok(Wanted::Request(id)) => match request_certificate(&ca, &user, id).await {
             Ok(d) => std::iter::once(d).chain(chain).collect(),
             Err(r) => return r,

@@ -33,20 +33,23 @@ impl SqlStore {
             .bind(crl.next_update)
             .bind(&crl.der)
             .bind(crl.delta_base)
+            .bind(crl.key_index)
             .execute(&self.pool())
             .await?;
         Ok(())
     }
 
-    pub(super) async fn latest_crl(&self) -> StoreResult<Option<CrlRecord>> {
+    pub(super) async fn latest_crl(&self, key_index: i64) -> StoreResult<Option<CrlRecord>> {
         Ok(sqlx::query_as::<_, CrlRecord>(crate::sql::ca::LATEST_CRL)
+            .bind(key_index)
             .fetch_optional(&self.pool())
             .await?)
     }
 
-    pub(super) async fn latest_delta_crl(&self) -> StoreResult<Option<CrlRecord>> {
+    pub(super) async fn latest_delta_crl(&self, key_index: i64) -> StoreResult<Option<CrlRecord>> {
         Ok(
             sqlx::query_as::<_, CrlRecord>(crate::sql::ca::LATEST_DELTA_CRL)
+                .bind(key_index)
                 .fetch_optional(&self.pool())
                 .await?,
         )

@@ -368,6 +368,7 @@ pub(crate) mod tests {
             not_after: 1_800_000_000,
             key_algorithm: "rsa".into(),
             key_length: 2048,
+            issuer_key_id: None,
         }
     }
 

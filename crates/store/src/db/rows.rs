@@ -37,6 +37,7 @@ struct RequestRow {
     revocation_reason: Option<i32>,
     renewal_of: Option<i64>,
     superseded_by: Option<i64>,
+    issuer_key_id: Option<String>,
     has_archived_key: i64,
 }
 
@@ -58,6 +59,7 @@ pub(super) fn record_from_row(row: &AnyRow) -> StoreResult<RequestRecord> {
         not_after: r.not_after.unwrap_or_default(),
         key_algorithm: r.key_algorithm.unwrap_or_default(),
         key_length: r.key_length.unwrap_or_default(),
+        issuer_key_id: r.issuer_key_id,
     });
     Ok(RequestRecord {
         request_id: r.request_id,
@@ -100,6 +102,7 @@ pub(super) fn bind_cert<'q>(q: Query<'q>, c: &'q CertFields) -> Query<'q> {
         .bind(c.not_after)
         .bind(&c.key_algorithm)
         .bind(c.key_length)
+        .bind(&c.issuer_key_id)
 }
 
 /// How an imported row differs from one requested here.
@@ -150,4 +153,5 @@ pub(super) fn bind_new_request<'q>(
         .bind(import.owner)
         .bind(import.source)
         .bind(new.renewal_of)
+        .bind(c.and_then(|c| c.issuer_key_id.as_ref()))
 }

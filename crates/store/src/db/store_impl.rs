@@ -81,12 +81,12 @@ impl Store for SqlStore {
         SqlStore::insert_crl(self, crl).await
     }
 
-    async fn latest_crl(&self) -> StoreResult<Option<CrlRecord>> {
-        SqlStore::latest_crl(self).await
+    async fn latest_crl(&self, key_index: i64) -> StoreResult<Option<CrlRecord>> {
+        SqlStore::latest_crl(self, key_index).await
     }
 
-    async fn latest_delta_crl(&self) -> StoreResult<Option<CrlRecord>> {
-        SqlStore::latest_delta_crl(self).await
+    async fn latest_delta_crl(&self, key_index: i64) -> StoreResult<Option<CrlRecord>> {
+        SqlStore::latest_delta_crl(self, key_index).await
     }
 
     async fn query(

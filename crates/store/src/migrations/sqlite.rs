@@ -373,10 +373,15 @@ CREATE TABLE exchange_keys (
         // Delta CRLs share the CRL number sequence: a delta names the base
         // CRL it completes (NULL for a base CRL). A renewal names the request
         // whose certificate it renews; that one names its successor once the
-        // renewal is issued (the key history follows both).
+        // renewal is issued (the key history follows both). A certificate
+        // records the key identifier of the CA key that signed it, and each
+        // CRL the index of the CA key that signed it (one CRL per CA key
+        // after a renewal with a new key).
         r#"
 ALTER TABLE crls ADD COLUMN delta_base BIGINT;
+ALTER TABLE crls ADD COLUMN key_index BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE requests ADD COLUMN renewal_of BIGINT;
+ALTER TABLE requests ADD COLUMN issuer_key_id TEXT;
 ALTER TABLE requests ADD COLUMN superseded_by BIGINT;
 CREATE INDEX requests_renewal_of ON requests (renewal_of);
 "#,

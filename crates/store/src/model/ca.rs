@@ -13,6 +13,9 @@ pub struct RevokedEntry {
     /// CRL reason code.
     #[sqlx(rename = "revocation_reason")]
     pub reason: i32,
+    /// Key identifier of the CA key that signed the certificate (None for
+    /// rows from before it was recorded: the CA's first key).
+    pub issuer_key_id: Option<String>,
 }
 
 /// A published CRL.
@@ -28,6 +31,8 @@ pub struct CrlRecord {
     pub der: Vec<u8>,
     /// For a delta CRL, the number of the base CRL it completes.
     pub delta_base: Option<i64>,
+    /// Index of the CA key that signed it.
+    pub key_index: i64,
 }
 
 /// A configured Key Recovery Agent certificate.

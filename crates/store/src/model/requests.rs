@@ -68,6 +68,8 @@ pub struct CertFields {
     pub key_algorithm: String,
     /// Public key size in bits.
     pub key_length: i64,
+    /// Authority key identifier (lowercase hex): which CA key signed it.
+    pub issuer_key_id: Option<String>,
 }
 
 /// A request to record.

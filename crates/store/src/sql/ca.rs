@@ -6,18 +6,18 @@ pub(crate) const NEXT_CRL_NUMBER: &str =
 
 /// Used by `insert_crl`.
 pub(crate) const INSERT_CRL: &str =
-    "INSERT INTO crls (crl_number, this_update, next_update, der, delta_base) \
-     VALUES ($1, $2, $3, $4, $5)";
+    "INSERT INTO crls (crl_number, this_update, next_update, der, delta_base, key_index) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// Used by `latest_crl`.
 pub(crate) const LATEST_CRL: &str =
-    "SELECT crl_number, this_update, next_update, der, delta_base FROM crls \
-     WHERE delta_base IS NULL ORDER BY crl_number DESC LIMIT 1";
+    "SELECT crl_number, this_update, next_update, der, delta_base, key_index FROM crls \
+     WHERE delta_base IS NULL AND key_index = $1 ORDER BY crl_number DESC LIMIT 1";
 
 /// Used by `latest_delta_crl`.
 pub(crate) const LATEST_DELTA_CRL: &str =
-    "SELECT crl_number, this_update, next_update, der, delta_base FROM crls \
-     WHERE delta_base IS NOT NULL ORDER BY crl_number DESC LIMIT 1";
+    "SELECT crl_number, this_update, next_update, der, delta_base, key_index FROM crls \
+     WHERE delta_base IS NOT NULL AND key_index = $1 ORDER BY crl_number DESC LIMIT 1";
 
 /// Used by `templates`.
 pub(crate) const TEMPLATES: &str = "SELECT name, definition FROM templates ORDER BY name";

@@ -10,7 +10,7 @@ macro_rules! select_requests {
         "SELECT request_id, request_der, request_kind, requester, template, \
     request_subject, disposition, disposition_message, status_code, submitted_at, resolved_at, \
     cert_der, serial, subject, common_name, upn, email, key_id, thumbprint, not_before, not_after, \
-    key_algorithm, key_length, revoked_at, revocation_reason, renewal_of, superseded_by, \
+    key_algorithm, key_length, revoked_at, revocation_reason, renewal_of, superseded_by, issuer_key_id, \
     (CASE WHEN archived_key IS NULL THEN 0 ELSE 1 END) AS has_archived_key FROM requests"
     };
 }
@@ -42,9 +42,9 @@ macro_rules! insert_request_sql {
          disposition, disposition_message, status_code, submitted_at, resolved_at, \
          common_name, upn, email, archived_key, kra_hashes, cert_der, serial, subject, key_id, \
          thumbprint, not_before, not_after, key_algorithm, key_length, foreign_cert, owner, import_source, \
-         renewal_of) \
+         renewal_of, issuer_key_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-         $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+         $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)"
     };
 }
 pub(crate) use insert_request_sql;
@@ -71,10 +71,12 @@ pub(crate) fn query_sql(restrictions: &[Restriction]) -> String {
 }
 
 /// Used by `issue_pending`.
-pub(crate) const ISSUE_PENDING: &str = "UPDATE requests SET cert_der = $1, serial = $2, subject = $3, common_name = $4, upn = $5, \
+pub(crate) const ISSUE_PENDING: &str =
+    "UPDATE requests SET cert_der = $1, serial = $2, subject = $3, common_name = $4, upn = $5, \
              email = $6, key_id = $7, thumbprint = $8, not_before = $9, not_after = $10, \
-             key_algorithm = $11, key_length = $12, disposition = 'issued', disposition_message = $13, \
-             status_code = 0, resolved_at = $14 WHERE request_id = $15 AND disposition = 'pending'";
+             key_algorithm = $11, key_length = $12, issuer_key_id = $13, disposition = 'issued', \
+             disposition_message = $14, status_code = 0, resolved_at = $15 \
+             WHERE request_id = $16 AND disposition = 'pending'";
 
 /// Used by `deny_pending`.
 pub(crate) const DENY_PENDING: &str =
@@ -98,7 +100,8 @@ pub(crate) const UNREVOKE: &str = "UPDATE requests SET disposition = 'issued', r
 pub(crate) const DISPOSITION_BY_SERIAL: &str = "SELECT disposition FROM requests WHERE serial = $1";
 
 /// Used by `revoked`.
-pub(crate) const REVOKED: &str = "SELECT serial, revoked_at, revocation_reason FROM requests \
+pub(crate) const REVOKED: &str =
+    "SELECT serial, revoked_at, revocation_reason, issuer_key_id FROM requests \
              WHERE disposition = 'revoked' ORDER BY revoked_at, request_id";
 
 /// Used by `archived_key`.
