@@ -28,6 +28,8 @@ pub const MS_ENCRYPTED_KEY_HASH: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.21.21");
 pub const MS_ISSUED_CERT_HASH: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.21.17");
 /// Request client info.
 pub const MS_REQUEST_CLIENT_INFO: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.21.20");
+/// The certificate being renewed (PKCS#10 attribute, szOID_RENEWAL_CERTIFICATE).
+pub const MS_RENEWAL_CERTIFICATE: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.13.1");
 /// Enrollment name/value pair (PKCS#10 attribute).
 pub const MS_ENROLLMENT_NAME_VALUE_PAIR: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.13.2.1");
 /// CA exchange EKU.

@@ -46,6 +46,9 @@ pub struct Pkcs10 {
     pub template_ext: Option<CertificateTemplateExt>,
     /// Enrollment name/value pairs (1.3.6.1.4.1.311.13.2.1).
     pub name_values: Vec<(String, String)>,
+    /// The certificate being renewed (1.3.6.1.4.1.311.13.1), as Windows
+    /// puts it in a renewal request.
+    pub renewal_certificate: Option<x509_cert::certificate::Certificate>,
 }
 
 impl Pkcs10 {
@@ -92,6 +95,7 @@ pub fn parse_pkcs10(der: &[u8]) -> Result<Pkcs10, CodecError> {
     let mut extensions: Vec<Extension> = Vec::new();
     let mut seen_ext_req = false;
     let mut name_values = Vec::new();
+    let mut renewal_certificate = None;
     for attr in cert_req.info.attributes.iter() {
         if attr.oid == oids::PKCS9_EXTENSION_REQUEST {
             if seen_ext_req || attr.values.len() != 1 {
@@ -105,6 +109,19 @@ pub fn parse_pkcs10(der: &[u8]) -> Result<Pkcs10, CodecError> {
                 let req: ExtensionReq =
                     v.decode_as().map_err(CodecError::der("extensionRequest"))?;
                 extensions.extend(req.0);
+            }
+        } else if attr.oid == oids::MS_RENEWAL_CERTIFICATE {
+            if renewal_certificate.is_some() || attr.values.len() != 1 {
+                return Err(CodecError::invalid(
+                    "PKCS#10 request",
+                    "the renewal certificate attribute must occur once with one value",
+                ));
+            }
+            for v in attr.values.iter() {
+                renewal_certificate = Some(
+                    v.decode_as::<x509_cert::certificate::Certificate>()
+                        .map_err(CodecError::der("renewal certificate attribute"))?,
+                );
             }
         } else if attr.oid == oids::MS_ENROLLMENT_NAME_VALUE_PAIR {
             for v in attr.values.iter() {
@@ -146,5 +163,6 @@ pub fn parse_pkcs10(der: &[u8]) -> Result<Pkcs10, CodecError> {
         template_name,
         template_ext,
         name_values,
+        renewal_certificate,
     })
 }

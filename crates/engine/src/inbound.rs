@@ -82,18 +82,19 @@ pub fn decode_and_verify_submission(input: &[u8]) -> EngineResult<Inbound> {
             let pkcs10 = parse_pkcs10(&p7.cert_req_der)?;
             verify_pkcs10(&pkcs10)?;
             let signer = verify_pkcs7_signer(&p7)?;
+            let signer_cert = renewal_signer(&pkcs10, Some(signer))?;
             return Ok(Inbound {
                 kind: RequestKind::Pkcs7,
                 der,
                 pkcs10,
                 cmc: None,
-                signer_cert: Some(signer),
+                signer_cert,
             });
         }
         let cmc = cmc::parse_cmc_request(&der)?;
         let pkcs10 = parse_pkcs10(&cmc.cert_req_der)?;
         verify_pkcs10(&pkcs10)?;
-        let signer_cert = verify_cmc_signer(&cmc, &pkcs10)?;
+        let signer_cert = renewal_signer(&pkcs10, verify_cmc_signer(&cmc, &pkcs10)?)?;
         return Ok(Inbound {
             kind: RequestKind::Cmc,
             der,
@@ -104,13 +105,47 @@ pub fn decode_and_verify_submission(input: &[u8]) -> EngineResult<Inbound> {
     }
     let pkcs10 = parse_pkcs10(&der)?;
     verify_pkcs10(&pkcs10)?;
+    // A bare PKCS#10 naming the certificate it renews proves possession of
+    // that certificate's key only by its own signature: the same key.
+    let signer_cert = renewal_signer(&pkcs10, None)?;
     Ok(Inbound {
         kind: RequestKind::Pkcs10,
         der,
         pkcs10,
         cmc: None,
-        signer_cert: None,
+        signer_cert,
     })
+}
+
+/// The certificate a signed request renews, if any: its signer
+/// certificate; a renewal certificate attribute must name that one, or
+/// (signed by the request key) a certificate of the request key.
+fn renewal_signer(
+    pkcs10: &Pkcs10,
+    signer: Option<x509_cert::certificate::Certificate>,
+) -> EngineResult<Option<x509_cert::certificate::Certificate>> {
+    let refuse = |m: &str| {
+        Err(EngineError::bad_input(
+            codes::NTE_BAD_SIGNATURE,
+            m.to_string(),
+        ))
+    };
+    match (&pkcs10.renewal_certificate, signer) {
+        (None, s) => Ok(s),
+        (Some(named), Some(s)) if named == &s => Ok(Some(s)),
+        (Some(_), Some(_)) => {
+            refuse("the request names another certificate to renew than the one that signed it")
+        }
+        (Some(named), None)
+            if named.tbs_certificate().subject_public_key_info()
+                == &pkcs10.cert_req.info.public_key =>
+        {
+            Ok(Some(named.clone()))
+        }
+        (Some(_), None) => {
+            refuse("a renewal with a new key must be signed with the renewed certificate's key")
+        }
+    }
 }
 
 /// The certificate in `sd` that `sid` names (issuer and serial, or subject

@@ -40,7 +40,7 @@ pub(crate) async fn issue(core: &Core, id: i64, actor: &Actor) -> EngineResult<O
     let tname = rec.template.clone().unwrap_or_default();
     let template = crate::templates::template(core, &tname).await?;
     let names = match rec.renewal_of {
-        Some(old) => crate::enroll::renewal::pending_renewal_names(core, old).await?,
+        Some(old) => crate::enroll::renewal::pending_renewal_names(core, &rec, old).await?,
         None => crate::enroll::names::pending_names(core, &template, &inbound, &rec).await?,
     };
     let message = format!("Issued by {}", actor.name);

@@ -162,12 +162,19 @@ pub(crate) async fn submit_as(
         crate::enroll::names::enrollee_names(core, actor, &inbound, &template, opts).await?;
     if let Some(r) = &renewal {
         crate::enroll::renewal::check_requester(r, &requester, agent)?;
-        names = r.names()?;
+        // Names the request would supply are the renewed certificate's;
+        // names built from the requester's record stay current.
+        if actor.local_admin || template.enrollee_supplies_subject {
+            names = r.names()?;
+        }
     }
     crate::enroll::checks::check_key_policy(core, &inbound, &template)?;
-    if renewal.is_none() {
-        // A renewal supersedes the certificate it renews.
-        crate::enroll::checks::check_duplicate_enrollment(core, &template, &requester).await?;
+    match &renewal {
+        // A renewal supersedes the certificate it renews, inside the window.
+        Some(r) => crate::enroll::renewal::check_renewal_window(&template, r)?,
+        None => {
+            crate::enroll::checks::check_duplicate_enrollment(core, &template, &requester).await?
+        }
     }
     crate::enroll::names::refuse_ca_name(core, &names)?;
     let alt_names = names.alt_names()?;

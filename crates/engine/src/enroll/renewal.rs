@@ -73,13 +73,12 @@ pub(crate) async fn renewal(core: &Core, inbound: &Inbound) -> EngineResult<Opti
     let same_key = signer.tbs_certificate().subject_public_key_info() == request_key;
     // Issued under the current CA key or an earlier one (a user renews a
     // certificate from before the CA's own renewal too).
-    let ours = core
-        .generations
-        .all
-        .iter()
-        .any(|g| crate::ocsp::signer::issued_by(signer, &g.cert));
+    let ours = core.issued_by_this_ca(signer);
     if !ours {
-        if inbound.kind == RequestKind::Cmc && same_key {
+        // A request signed by its own key that names a certificate of that
+        // key from elsewhere is an ordinary enrollment; a PKCS#7 wrapper is
+        // only ever a renewal.
+        if inbound.kind != RequestKind::Pkcs7 && same_key {
             return Ok(None);
         }
         return Err(refused(
@@ -99,6 +98,24 @@ pub(crate) async fn renewal(core: &Core, inbound: &Inbound) -> EngineResult<Opti
             "the request is signed with a certificate this CA has no record of",
         ));
     }
+    if old.request_kind == "import" {
+        return Err(EngineError::denied(
+            codes::E_INVALID_STATE,
+            format!("certificate {serial} was imported, not issued here: enroll anew"),
+        ));
+    }
+    still_renewable(&old, &serial)?;
+    Ok(Some(Renewal {
+        old,
+        cert: signer.clone(),
+        same_key,
+    }))
+}
+
+/// The old certificate's row still allows a renewal: issued (not revoked
+/// or on hold), unexpired, not renewed already. Checked at submission and
+/// again when an officer issues a pending renewal.
+fn still_renewable(old: &RequestRecord, serial: &str) -> EngineResult<()> {
     match old.disposition {
         Disposition::Issued => {}
         Disposition::Revoked => {
@@ -130,21 +147,63 @@ pub(crate) async fn renewal(core: &Core, inbound: &Inbound) -> EngineResult<Opti
             format!("certificate {serial} was already renewed (request {next})"),
         ));
     }
-    Ok(Some(Renewal {
-        old,
-        cert: signer.clone(),
-        same_key,
-    }))
+    Ok(())
 }
 
-/// The renewed certificate's names, for a pending renewal being issued.
-pub(crate) async fn pending_renewal_names(core: &Core, old_id: i64) -> EngineResult<LeafNames> {
+/// A template that keeps one valid certificate per requester
+/// (`do_not_reenroll_if_duplicate`) renews only within its renewal window.
+pub(crate) fn check_renewal_window(t: &crate::template::Template, r: &Renewal) -> EngineResult<()> {
+    let Some(c) = &r.old.cert else {
+        return Ok(());
+    };
+    let opens = c.not_after - t.renewal_overlap.approx_seconds();
+    if t.do_not_reenroll_if_duplicate && now() < opens {
+        return Err(EngineError::denied(
+            codes::CERTSRV_E_TEMPLATE_DENIED,
+            format!(
+                "Template '{}' renews a certificate only in the {} before it expires (certificate {} until {}).",
+                t.name,
+                t.renewal_overlap,
+                c.serial,
+                crate::period::rfc3339(c.not_after)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// For a pending renewal being issued: the old certificate must still be
+/// renewable (not revoked, expired or renewed meanwhile), and the names are
+/// those recorded at submission: the requester's record names when those
+/// were used, else the renewed certificate's.
+pub(crate) async fn pending_renewal_names(
+    core: &Core,
+    rec: &RequestRecord,
+    old_id: i64,
+) -> EngineResult<LeafNames> {
     let old = core.request(old_id).await?;
+    let serial = old
+        .cert
+        .as_ref()
+        .map(|c| c.serial.clone())
+        .unwrap_or_default();
+    still_renewable(&old, &serial)?;
     let cert = old
         .cert
         .as_ref()
         .and_then(|c| Certificate::from_der(&c.cert_der).ok())
         .ok_or_else(|| EngineError::Conflict(format!("request {old_id} has no certificate")))?;
+    let record = core
+        .directory
+        .principal(&rec.requester)
+        .await?
+        .filter(|p| p.kind != "group");
+    if let Some(p) = record {
+        let from_record = LeafNames::from_record(&p.name, p.upn.as_deref(), p.email.as_deref())?;
+        if lockbox_codec::names::dn_string(&from_record.subject) == rec.request_subject {
+            return Ok(from_record);
+        }
+    }
     names_of(&cert)
 }
 
@@ -167,7 +226,25 @@ pub(crate) async fn renewal_template(
                 .find(|(k, _)| k.eq_ignore_ascii_case("CertificateTemplate"))
                 .map(|(_, v)| v.clone())
         })
-        .or_else(|| inbound.pkcs10.template_name.clone());
+        .or_else(|| inbound.pkcs10.template_name.clone())
+        .or_else(|| {
+            inbound.cmc.as_ref().and_then(|c| {
+                c.reg_info
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("CertificateTemplate"))
+                    .map(|(_, v)| v.clone())
+            })
+        });
+    let set = crate::templates::template_set(core).await?;
+    let old_template = crate::templates::find_template(&set.all, &old);
+    if let (Some(ext), Some(t)) = (&inbound.pkcs10.template_ext, old_template) {
+        if ext.template_id.to_string() != t.oid {
+            return Err(EngineError::denied(
+                codes::CERTSRV_E_UNSUPPORTED_CERT_TYPE,
+                format!("a renewal keeps the template of the certificate it renews ('{old}')"),
+            ));
+        }
+    }
     if let Some(n) = named {
         if !n.eq_ignore_ascii_case(&old) {
             return Err(EngineError::denied(
@@ -176,9 +253,8 @@ pub(crate) async fn renewal_template(
             ));
         }
     }
-    let set = crate::templates::template_set(core).await?;
     let enabled = set.enabled.iter().any(|e| e.eq_ignore_ascii_case(&old));
-    match crate::templates::find_template(&set.all, &old) {
+    match old_template {
         Some(t) if enabled && !t.internal => Ok(t.clone()),
         _ => Err(EngineError::denied(
             codes::CERTSRV_E_UNSUPPORTED_CERT_TYPE,

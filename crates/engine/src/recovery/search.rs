@@ -236,18 +236,24 @@ pub(crate) async fn key_history(
             seen.insert(id, r);
         }
     }
-    let mut out = Vec::new();
+    let mut visible = Vec::new();
     for r in seen.into_values() {
-        if !decide_quietly(core, actor, &r).await {
-            continue;
+        if decide_quietly(core, actor, &r).await {
+            visible.push(r);
         }
+    }
+    // Links to rows this manager may not see are left out too.
+    let ids: std::collections::BTreeSet<i64> = visible.iter().map(|r| r.request_id).collect();
+    let shown = |l: Option<i64>| l.filter(|id| ids.contains(id));
+    let mut out = Vec::new();
+    for r in visible {
         if let Some(c) = candidate(&r) {
             out.push(crate::recovery::HistoryEntry {
                 candidate: c,
                 archived: r.has_archived_key,
                 disposition: r.disposition.as_str().to_string(),
-                renewal_of: r.renewal_of,
-                superseded_by: r.superseded_by,
+                renewal_of: shown(r.renewal_of),
+                superseded_by: shown(r.superseded_by),
             });
         }
     }

@@ -8,6 +8,23 @@ use crate::model::*;
 use crate::sql::requests::{insert_request_sql, query_sql};
 use crate::{StoreError, StoreResult};
 
+/// Marks `old` as superseded by its issued renewal `id`, in the caller's
+/// transaction; a certificate already renewed makes the whole change fail
+/// (two renewals of one certificate racing: one wins).
+async fn supersede(tx: &mut sqlx::AnyConnection, id: i64, old: i64) -> StoreResult<()> {
+    let done = sqlx::query(crate::sql::requests::SUPERSEDE)
+        .bind(id)
+        .bind(old)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "request {old} was already renewed"
+        )));
+    }
+    Ok(())
+}
+
 impl SqlStore {
     /// Inserts `new` inside `tx`, names its ID in the audit records'
     /// `{request_id}` targets, appends them and commits.
@@ -39,11 +56,7 @@ impl SqlStore {
         .await?
         .try_get("request_id")?;
         if let (Some(old), Disposition::Issued) = (new.renewal_of, new.disposition) {
-            sqlx::query(crate::sql::requests::SUPERSEDE)
-                .bind(id)
-                .bind(old)
-                .execute(&mut *tx)
-                .await?;
+            supersede(&mut *tx, id, old).await?;
         }
         let audit = audit
             .iter()
@@ -109,11 +122,7 @@ impl SqlStore {
                 .fetch_one(&mut *tx)
                 .await?;
             if let Some(old) = old {
-                sqlx::query(crate::sql::requests::SUPERSEDE)
-                    .bind(id)
-                    .bind(old)
-                    .execute(&mut *tx)
-                    .await?;
+                supersede(&mut *tx, id, old).await?;
             }
         }
         self.commit_if_was_pending(tx, done.rows_affected(), id, audit)
