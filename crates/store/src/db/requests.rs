@@ -122,7 +122,7 @@ impl SqlStore {
                 .fetch_one(&mut *tx)
                 .await?;
             if let Some(old) = old {
-                supersede(&mut *tx, id, old).await?;
+                supersede(&mut tx, id, old).await?;
             }
         }
         self.commit_if_was_pending(tx, done.rows_affected(), id, audit)
