@@ -340,3 +340,151 @@ fn a_renewal_with_the_same_key_lifts_the_cap_on_validity_and_certsrv_serves_each
         "404"
     );
 }
+
+#[test]
+fn a_subordinate_ca_renews_through_its_parent_with_a_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = d.join("root");
+    ok(lockbox(&[
+        "init",
+        "--home",
+        s(&root),
+        "--name",
+        "Parent Root",
+    ]));
+    let root_pem = d.join("root.pem");
+    ok(lb(&root, &["ca", "cert", "--out", s(&root_pem)]));
+    let sub = d.join("sub");
+    let req1 = d.join("sub1.req");
+    ok(lockbox(&[
+        "init",
+        "--home",
+        s(&sub),
+        "--name",
+        "Child CA",
+        "--key",
+        "p256",
+        "--subordinate",
+        "--csr-out",
+        s(&req1),
+    ]));
+    let sub1 = d.join("sub1.pem");
+    ok(lb(
+        &root,
+        &["submit", s(&req1), "--template", "SubCA", "--out", s(&sub1)],
+    ));
+    ok(lb(
+        &sub,
+        &["ca", "install", s(&sub1), "--chain", s(&root_pem)],
+    ));
+    let csr = openssl_csr(d, "early", "/CN=Early", &["-newkey", "rsa:2048"]);
+    let early = d.join("early.pem");
+    ok(lb(
+        &sub,
+        &["submit", s(&csr), "--template", "User", "--out", s(&early)],
+    ));
+
+    // a root-style renewal is refused; the request goes to the parent
+    assert!(!lb(&sub, &["ca", "renew", "--new-key"]).status.success());
+    let req2 = d.join("sub2.req");
+    let out = ok(lb(
+        &sub,
+        &["ca", "renew", "--new-key", "--csr-out", s(&req2)],
+    ));
+    assert!(out.contains("Renewal request written"), "{out}");
+    ok(openssl(&["req", "-in", s(&req2), "-verify", "-noout"]));
+    // meanwhile the CA keeps issuing with its current certificate
+    let csr_mid = openssl_csr(d, "mid", "/CN=Middle", &["-newkey", "rsa:2048"]);
+    let mid = d.join("mid.pem");
+    ok(lb(
+        &sub,
+        &[
+            "submit",
+            s(&csr_mid),
+            "--template",
+            "User",
+            "--out",
+            s(&mid),
+        ],
+    ));
+    let verify = |ca: &Path, cert: &Path| {
+        openssl(&[
+            "verify",
+            "-CAfile",
+            s(&root_pem),
+            "-untrusted",
+            s(ca),
+            s(cert),
+        ])
+        .status
+        .success()
+    };
+    assert!(verify(&sub1, &mid));
+    // a second request while one is pending is refused
+    assert!(
+        !lb(&sub, &["ca", "renew", "--csr-out", s(&d.join("x.req"))])
+            .status
+            .success()
+    );
+
+    let sub2 = d.join("sub2.pem");
+    ok(lb(
+        &root,
+        &["submit", s(&req2), "--template", "SubCA", "--out", s(&sub2)],
+    ));
+    // the first certificate again is not the pending key's
+    assert!(
+        !lb(&sub, &["ca", "install", s(&sub1), "--chain", s(&root_pem)])
+            .status
+            .success()
+    );
+    let out = ok(lb(
+        &sub,
+        &["ca", "install", s(&sub2), "--chain", s(&root_pem)],
+    ));
+    assert!(out.contains("renewal 1, key 1"), "{out}");
+    let csr_late = openssl_csr(d, "late", "/CN=Late", &["-newkey", "rsa:2048"]);
+    let late = d.join("late.pem");
+    ok(lb(
+        &sub,
+        &[
+            "submit",
+            s(&csr_late),
+            "--template",
+            "User",
+            "--out",
+            s(&late),
+        ],
+    ));
+    assert!(verify(&sub2, &late));
+    assert!(!verify(&sub1, &late));
+    assert!(verify(&sub1, &early), "what the old key issued stays valid");
+    let got0 = d.join("got0.pem");
+    ok(lb(
+        &sub,
+        &["ca", "cert", "--renewal", "0", "--out", s(&got0)],
+    ));
+    assert_eq!(der_of(&got0), der_of(&sub1));
+    let chain = ok(lb(&sub, &["ca", "cert", "--chain"]));
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2, "{chain}");
+    // both keys keep their CRLs
+    let crl0 = d.join("sub0.crl");
+    ok(lb(
+        &sub,
+        &["crl", "publish", "--key-index", "0", "--out", s(&crl0)],
+    ));
+    let v = openssl_crl_check(&crl0, &sub1, &[]);
+    assert!(
+        String::from_utf8_lossy(&v.stderr).contains("verify OK"),
+        "{v:?}"
+    );
+    let crl1 = d.join("sub1.crl");
+    ok(lb(&sub, &["crl", "publish", "--out", s(&crl1)]));
+    let v = openssl_crl_check(&crl1, &sub2, &[]);
+    assert!(
+        String::from_utf8_lossy(&v.stderr).contains("verify OK"),
+        "{v:?}"
+    );
+    pkilint_crl(&crl1);
+}

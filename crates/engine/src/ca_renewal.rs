@@ -129,10 +129,10 @@ pub(crate) async fn renew(
         ));
     }
     if core.config.ca.subordinate {
-        return Err(EngineError::Config(
-            "renewing a subordinate CA (a request for its parent, --csr-out) is not built yet: \
-             make a new subordinate CA, or renew the parent's certificate for it by hand"
-                .into(),
+        return Err(EngineError::bad_input(
+            codes::E_INVALIDARG,
+            "a subordinate CA renews through its parent: use --csr-out FILE, have the parent \
+             sign the request, then 'lockbox ca install'",
         ));
     }
     let (_, old) = core.ca_cert()?;
@@ -303,4 +303,174 @@ fn new_ca_key(
     core.home.write_atomic(&file, pem.as_bytes(), true)?;
     config.ca.key_file = file;
     Ok(key)
+}
+
+/// A subordinate CA's renewal: the request for its parent (PEM), signed by
+/// the new key or the current one; the key is kept and named in
+/// `ca.pending_renewal` until `ca install` brings the certificate. The CA
+/// keeps issuing with its current certificate meanwhile.
+pub(crate) async fn request_renewal(
+    core: &Core,
+    actor: &Actor,
+    opts: &RenewOptions,
+) -> EngineResult<String> {
+    crate::authz::authorize(core, actor, Op::Configure).await?;
+    if !actor.local_admin || !core.config.ca.subordinate {
+        return Err(EngineError::bad_input(
+            codes::E_INVALIDARG,
+            "--csr-out is for a subordinate CA, by the local administrator of its home",
+        ));
+    }
+    if core.config.ca.pending_renewal.is_some() {
+        return Err(EngineError::Conflict(
+            "a renewal request is already waiting for the parent's certificate: install it \
+             with 'lockbox ca install' first"
+                .into(),
+        ));
+    }
+    let (_, current) = core.ca_cert()?;
+    let mut config = core.config.clone();
+    let spec = match (opts.key, opts.new_key) {
+        (Some(_), false) => {
+            return Err(EngineError::bad_input(
+                codes::E_INVALIDARG,
+                "--key chooses the type of a new key: add --new-key",
+            ))
+        }
+        (Some(s), true) => s,
+        (None, _) => KeySpec::from_str(&config.ca.key)
+            .map_err(|e| EngineError::Config(format!("ca.key: {e}")))?,
+    };
+    let key_index = config.ca.key_index + u32::from(opts.new_key);
+    let key: Arc<dyn KeyHandle> = if opts.new_key {
+        new_ca_key(core, &mut config, spec, key_index)?
+    } else {
+        core.signing_key()?
+    };
+    let csr = crate::certbuild::sign_request(
+        key.as_ref(),
+        current.tbs_certificate().subject().clone(),
+        vec![],
+    )?;
+    config.ca.pending_renewal = Some(crate::config::PendingRenewal {
+        key_index,
+        key: spec.to_string(),
+        key_file: config.ca.key_file.clone(),
+        key_label: config.ca.key_label.clone(),
+        key_id: config.ca.key_id.clone(),
+    });
+    // The current key stays the current one until the certificate comes.
+    config.ca.key_file = core.config.ca.key_file.clone();
+    config.ca.key_label = core.config.ca.key_label.clone();
+    config.ca.key_id = core.config.ca.key_id.clone();
+    let audit = crate::audit::chain::success(
+        core,
+        actor,
+        AuditCategory::Config,
+        AuditAction::CaRenewed,
+        &config.ca.subject,
+        &serde_json::json!({ "requested": true, "key_index": key_index, "new_key": opts.new_key })
+            .to_string(),
+    )
+    .await;
+    core.store.append_audit(&audit).await?;
+    core.home.save_config(&config)?;
+    Ok(encode_pem("CERTIFICATE REQUEST", &csr))
+}
+
+/// Installs the parent's certificate for a pending subordinate renewal: a
+/// CA certificate for this CA's name and the pending key, chaining to a
+/// root through `parents` (already ordered and verified).
+pub(crate) async fn install_renewal(
+    core: &mut Core,
+    leaf_der: &[u8],
+    leaf: &Certificate,
+    parents: &[Vec<u8>],
+) -> EngineResult<String> {
+    let pending = core
+        .config
+        .ca
+        .pending_renewal
+        .clone()
+        .ok_or_else(|| EngineError::Config("no renewal is pending".into()))?;
+    let (_, current) = core.ca_cert()?;
+    if !crate::trust::is_signing_ca_certificate(leaf)
+        || leaf.tbs_certificate().subject() != current.tbs_certificate().subject()
+    {
+        return Err(EngineError::bad_input(
+            codes::E_INVALIDARG,
+            "the certificate is not a CA certificate for this CA's name (cA, keyCertSign)",
+        ));
+    }
+    let mut c = core.config.clone();
+    c.ca.key_file = pending.key_file.clone();
+    c.ca.key_label = pending.key_label.clone();
+    c.ca.key_id = pending.key_id.clone();
+    let source = crate::keysource::CaKeySource::for_config(
+        &core.home,
+        &c,
+        core.keys.clone(),
+        core.token.as_ref(),
+    )?;
+    let key = source.load()?;
+    if leaf.tbs_certificate().subject_public_key_info() != key.public_key_info() {
+        return Err(EngineError::bad_input(
+            codes::E_INVALIDARG,
+            "the certificate's public key is not the key of the pending renewal request",
+        ));
+    }
+    let renewal = c.ca.renewal + 1;
+    let chain_file = format!("certs/chain-{renewal}.pem");
+    let chain_pem: String = parents
+        .iter()
+        .map(|d| encode_pem("CERTIFICATE", d))
+        .collect();
+    c.ca.history.push(CaGeneration {
+        renewal: core.config.ca.renewal,
+        key_index: core.config.ca.key_index,
+        cert_file: core.config.ca.cert_file.clone(),
+        key_file: core.config.ca.key_file.clone(),
+        key_label: core.config.ca.key_label.clone(),
+        key_id: core.config.ca.key_id.clone(),
+    });
+    c.ca.cert_file = cert_file(renewal);
+    c.ca.chain_file = chain_file.clone();
+    c.ca.renewal = renewal;
+    c.ca.key_index = pending.key_index;
+    c.ca.key = pending.key.clone();
+    c.ca.pending_renewal = None;
+    core.home.write_atomic(
+        &c.ca.cert_file,
+        encode_pem("CERTIFICATE", leaf_der).as_bytes(),
+        false,
+    )?;
+    core.home
+        .write_atomic(&chain_file, chain_pem.as_bytes(), false)?;
+    let fields = crate::certs::cert_fields(leaf_der)?;
+    let audit = crate::audit::chain::audited(
+        core,
+        vec![lockbox_store::AuditEntry {
+            at: now(),
+            actor: "lockbox ca install".into(),
+            category: AuditCategory::Config.as_str().into(),
+            action: AuditAction::CaRenewed.as_str().into(),
+            target: c.ca.subject.clone(),
+            outcome: "success".into(),
+            details: serde_json::json!({
+                "renewal": renewal,
+                "key_index": pending.key_index,
+                "serial": fields.serial,
+                "not_after": fields.not_after,
+            })
+            .to_string(),
+        }],
+    )
+    .await;
+    core.store.append_audit(&audit).await?;
+    core.home.save_config(&c)?;
+    Ok(format!(
+        "{} (renewal {renewal}, key {})",
+        lockbox_codec::names::dn_string(leaf.tbs_certificate().subject()),
+        pending.key_index
+    ))
 }

@@ -76,6 +76,28 @@ pub struct CaSection {
     /// certifies the other), relative to the home.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cross_certificates: Vec<String>,
+    /// A subordinate CA's renewal waiting for its parent's certificate
+    /// (`ca renew --csr-out`, then `ca install`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_renewal: Option<PendingRenewal>,
+}
+
+/// A subordinate CA's renewal request sent to its parent (`[ca.pending_renewal]`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingRenewal {
+    /// The key the parent is asked to certify: its index and where it is.
+    pub key_index: u32,
+    /// Key type.
+    pub key: String,
+    /// Key file, relative to the home (empty when on the token).
+    #[serde(default)]
+    pub key_file: String,
+    /// `CKA_LABEL` on the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_label: Option<String>,
+    /// `CKA_ID` (hex) on the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// An earlier CA certificate (`[[ca.history]]`).

@@ -366,6 +366,7 @@ fn initial_config(
             key_index: 0,
             history: Vec::new(),
             cross_certificates: Vec::new(),
+            pending_renewal: None,
         },
         issuance: IssuanceSection {
             serial_bytes: 16,
@@ -500,6 +501,14 @@ pub(crate) async fn install_certificate(
 ) -> EngineResult<String> {
     let (leaf_der, chain) = read_installed_certificates(cert_bytes, chain_bytes)?;
     let leaf = decode_certificate(&leaf_der)?;
+    if core.config.ca.pending_renewal.is_some() {
+        let ordered = order_chain(&leaf, &chain)?;
+        let parents = ordered
+            .iter()
+            .map(|i| chain[*i].clone())
+            .collect::<Vec<_>>();
+        return crate::ca_renewal::install_renewal(core, &leaf_der, &leaf, &parents).await;
+    }
     check_is_our_ca_certificate(core, &leaf)?;
     let ordered = order_chain(&leaf, &chain)?;
     let chain_pem: String = ordered
@@ -546,7 +555,7 @@ fn read_installed_certificates(
 }
 
 /// The certificate is a CA certificate and carries this CA's public key.
-fn check_is_our_ca_certificate(core: &Core, leaf: &Certificate) -> EngineResult<()> {
+pub(crate) fn check_is_our_ca_certificate(core: &Core, leaf: &Certificate) -> EngineResult<()> {
     if !is_ca_cert(leaf) {
         return Err(EngineError::bad_input(
             codes::E_INVALIDARG,
@@ -565,7 +574,7 @@ fn check_is_our_ca_certificate(core: &Core, leaf: &Certificate) -> EngineResult<
 
 /// Orders the chain from the issuer upward to a self-signed root, verifying
 /// every link; returns the indexes into `chain` in that order.
-fn order_chain(leaf: &Certificate, chain: &[Vec<u8>]) -> EngineResult<Vec<usize>> {
+pub(crate) fn order_chain(leaf: &Certificate, chain: &[Vec<u8>]) -> EngineResult<Vec<usize>> {
     let parents: Vec<Certificate> = chain
         .iter()
         .map(|d| decode_certificate(d))

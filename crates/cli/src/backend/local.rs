@@ -100,6 +100,15 @@ impl Backend for Local {
     async fn publish_delta_crl(&self) -> EngineResult<CrlInfo> {
         self.ca.publish_delta_crl(&self.actor).await
     }
+    async fn publish_crl_of_key(
+        &self,
+        delta: bool,
+        key_index: Option<u32>,
+    ) -> EngineResult<CrlInfo> {
+        self.ca
+            .publish_crl_of_key(&self.actor, delta, key_index)
+            .await
+    }
     async fn view(&self, restrict: &str, limit: i64) -> EngineResult<Vec<RequestRecord>> {
         self.ca.view(&self.actor, restrict, limit).await
     }

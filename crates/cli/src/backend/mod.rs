@@ -52,6 +52,12 @@ pub trait Backend: Send + Sync {
     async fn unrevoke(&self, serial: &str) -> EngineResult<RequestRecord>;
     /// Publish a delta CRL.
     async fn publish_delta_crl(&self) -> EngineResult<CrlInfo>;
+    /// Publish a base or delta CRL of CA key `key_index`.
+    async fn publish_crl_of_key(
+        &self,
+        delta: bool,
+        key_index: Option<u32>,
+    ) -> EngineResult<CrlInfo>;
     /// Query rows.
     async fn view(&self, restrict: &str, limit: i64) -> EngineResult<Vec<RequestRecord>>;
     /// One row.

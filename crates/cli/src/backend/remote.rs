@@ -281,6 +281,23 @@ impl Backend for Remote {
         info.der = decode_input(b64.as_bytes())?.der;
         Ok(info)
     }
+    async fn publish_crl_of_key(
+        &self,
+        delta: bool,
+        key_index: Option<u32>,
+    ) -> EngineResult<CrlInfo> {
+        let path = match (delta, key_index) {
+            (true, Some(k)) => format!("/api/v1/crl/delta?key_index={k}"),
+            (true, None) => "/api/v1/crl/delta".to_string(),
+            (false, Some(k)) => format!("/api/v1/crl?key_index={k}"),
+            (false, None) => "/api/v1/crl".to_string(),
+        };
+        let v: Value = self.json(self.req(Method::POST, &path)).await?;
+        let mut info: CrlInfo = serde_json::from_value(v.clone()).map_err(transport)?;
+        let b64 = v["der_base64"].as_str().unwrap_or_default();
+        info.der = decode_input(b64.as_bytes())?.der;
+        Ok(info)
+    }
     async fn publish_crl(&self) -> EngineResult<CrlInfo> {
         let v: Value = self.json(self.req(Method::POST, "/api/v1/crl")).await?;
         let mut info: CrlInfo = serde_json::from_value(v.clone()).map_err(transport)?;

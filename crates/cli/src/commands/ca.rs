@@ -182,11 +182,6 @@ async fn renew(
     if g.server.is_some() {
         bail!("'ca renew' works on the local CA home only");
     }
-    if csr_out.is_some() {
-        bail!(
-            "renewing a subordinate CA through its parent (--csr-out, then 'ca install') is not              built yet"
-        );
-    }
     let home = home_of(g)?;
     // Every node reads its CA certificates at start: renew with the service stopped.
     let _lock = lockbox_engine::config::Home::new(&home)
@@ -205,6 +200,20 @@ async fn renew(
             .map(lockbox_engine::period::Period::parse)
             .transpose()?,
     };
+    if let Some(path) = csr_out {
+        let pem = l.ca.request_renewal(&l.actor, &opts).await?;
+        write_file(&path, pem.as_bytes())?;
+        if g.json {
+            print_json(&json!({ "csr_out": path, "new_key": new_key }))?;
+        } else {
+            println!(
+                "Renewal request written to {}: have the parent CA sign it, then run \
+                 'lockbox ca install CERT --chain PARENT_CHAIN'",
+                path.display()
+            );
+        }
+        return Ok(());
+    }
     let o = l.ca.renew(&l.actor, &opts).await?;
     if let Some(p) = &out {
         write_file(p, o.certificate_pem.as_bytes())?;

@@ -39,6 +39,10 @@ pub enum CrlCmd {
         /// instead of a base CRL.
         #[arg(long)]
         delta: bool,
+        /// The CRL of this CA key (0: the first; default: the current key);
+        /// an earlier key signs the CRLs of what it issued.
+        #[arg(long = "key-index", value_name = "K")]
+        key_index: Option<u32>,
     },
 }
 
@@ -77,12 +81,16 @@ pub async fn revoke(g: &Global, args: RevokeArgs) -> Result<ExitCode> {
 
 /// `lockbox crl publish`
 pub async fn crl(g: &Global, cmd: CrlCmd) -> Result<ExitCode> {
-    let CrlCmd::Publish { out, delta } = cmd;
+    let CrlCmd::Publish {
+        out,
+        delta,
+        key_index,
+    } = cmd;
     let b = backend::open(g).await?;
-    let info = if delta {
-        b.publish_delta_crl().await?
-    } else {
-        b.publish_crl().await?
+    let info = match (key_index, delta) {
+        (Some(_), _) => b.publish_crl_of_key(delta, key_index).await?,
+        (None, true) => b.publish_delta_crl().await?,
+        (None, false) => b.publish_crl().await?,
     };
     if let Some(p) = &out {
         let is_pem = p.extension().is_some_and(|e| e == "pem");

@@ -115,6 +115,17 @@ impl Ca {
         Ok(crate::ca_renewal::renew(&self.core, actor, opts).await?.0)
     }
 
+    /// A subordinate CA's renewal request for its parent (PEM), with the
+    /// current key or a new one; `install_certificate` then installs the
+    /// parent's certificate as the next renewal.
+    pub async fn request_renewal(
+        &self,
+        actor: &Actor,
+        opts: &crate::ca_renewal::RenewOptions,
+    ) -> EngineResult<String> {
+        crate::ca_renewal::request_renewal(&self.core, actor, opts).await
+    }
+
     /// The signing key, loaded (and decrypted) on first use.
     pub fn signing_key(&self) -> EngineResult<Arc<dyn KeyHandle>> {
         self.core.signing_key()

@@ -34,11 +34,18 @@ pub(super) async fn delta_crl(State(ca): State<AppState>) -> ApiResult<Response>
     Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
 }
 
+/// `?key_index=K`: the CRL of an earlier CA key.
+#[derive(Deserialize)]
+pub(super) struct KeyIndexQuery {
+    key_index: Option<u32>,
+}
+
 pub(super) async fn delta_crl_publish(
     State(ca): State<AppState>,
+    Query(q): Query<KeyIndexQuery>,
     Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let info = ca.publish_delta_crl(&actor).await?;
+    let info = ca.publish_crl_of_key(&actor, true, q.key_index).await?;
     let mut body = serde_json::to_value(&info).unwrap_or_default();
     body["der_base64"] = json!(base64_encode(&info.der));
     Ok(Json(body).into_response())
@@ -46,9 +53,10 @@ pub(super) async fn delta_crl_publish(
 
 pub(super) async fn crl_publish(
     State(ca): State<AppState>,
+    Query(q): Query<KeyIndexQuery>,
     Authenticated(actor): Authenticated,
 ) -> ApiResult<Response> {
-    let info = ca.publish_crl(&actor).await?;
+    let info = ca.publish_crl_of_key(&actor, false, q.key_index).await?;
     let mut body = serde_json::to_value(&info).unwrap_or_default();
     body["der_base64"] = json!(base64_encode(&info.der));
     Ok(Json(body).into_response())
