@@ -80,6 +80,9 @@ fn a_renewal_with_a_new_key_keeps_everything_signed_before_it_valid() {
     ));
     assert!(out.contains("renewal 1 (key 1, new key)"), "{out}");
     pkilint_cert(&ca1);
+    // heads the old key signed still verify
+    let audit = ok(lb(&home, &["audit", "verify"]));
+    assert!(!audit.to_lowercase().contains("bad signature"), "{audit}");
     // every generation stays available
     let again0 = d.join("again0.pem");
     ok(lb(
@@ -228,6 +231,11 @@ fn a_renewal_with_a_new_key_keeps_everything_signed_before_it_valid() {
         out.contains("Response verify OK") && out.contains(": good"),
         "{out}"
     );
+    // each CA key answers through its own responder certificate
+    for (pem, ca) in [("certs/ocsp.pem", &ca0), ("certs/ocsp-1.pem", &ca1)] {
+        let v = ok(openssl(&["verify", "-CAfile", s(ca), s(&home.join(pem))]));
+        assert!(v.contains(": OK"), "{pem}: {v}");
+    }
 }
 
 #[test]

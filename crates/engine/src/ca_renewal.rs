@@ -111,6 +111,24 @@ fn ca_certificate(
     )
 }
 
+/// The type of the new key (`--key`, or the current key's), or None when
+/// the key is kept.
+fn new_key_spec(config: &Config, opts: &RenewOptions) -> EngineResult<Option<KeySpec>> {
+    match (opts.key, opts.new_key) {
+        (Some(_), false) => Err(EngineError::bad_input(
+            codes::E_INVALIDARG,
+            "--key chooses the type of a new key: add --new-key",
+        )),
+        (Some(s), true) => Ok(Some(s)),
+        (None, true) => {
+            Ok(Some(KeySpec::from_str(&config.ca.key).map_err(|e| {
+                EngineError::Config(format!("ca.key: {e}"))
+            })?))
+        }
+        (None, false) => Ok(None),
+    }
+}
+
 fn der_of(c: &Certificate) -> EngineResult<Vec<u8>> {
     c.to_der().map_err(|e| EngineError::Config(e.to_string()))
 }
@@ -138,17 +156,7 @@ pub(crate) async fn renew(
     let (_, old) = core.ca_cert()?;
     let old_key = core.signing_key()?;
     let mut config = core.config.clone();
-    let spec = match (opts.key, opts.new_key) {
-        (Some(_), false) => {
-            return Err(EngineError::bad_input(
-                codes::E_INVALIDARG,
-                "--key chooses the type of a new key: add --new-key",
-            ))
-        }
-        (Some(s), true) => s,
-        (None, _) => KeySpec::from_str(&config.ca.key)
-            .map_err(|e| EngineError::Config(format!("ca.key: {e}")))?,
-    };
+    let spec = new_key_spec(&config, opts)?;
     let validity = opts.validity.unwrap_or(config.ca.validity);
     let renewal = config.ca.renewal + 1;
     let key_index = config.ca.key_index + u32::from(opts.new_key);
@@ -163,10 +171,9 @@ pub(crate) async fn renew(
         key_id: config.ca.key_id.clone(),
     };
 
-    let new_key: Arc<dyn KeyHandle> = if opts.new_key {
-        new_ca_key(core, &mut config, spec, key_index)?
-    } else {
-        old_key.clone()
+    let new_key: Arc<dyn KeyHandle> = match spec {
+        Some(spec) => new_ca_key(core, &mut config, spec, key_index)?,
+        None => old_key.clone(),
     };
     let not_before = now() - 600;
     let not_after = validity.add_to(not_before)?;
@@ -180,9 +187,10 @@ pub(crate) async fn renew(
     )?;
     let der = der_of(&cert)?;
     let mut cross_files = Vec::new();
-    if opts.new_key {
-        // Each key certifies the other for as long as the old certificate lasts.
-        let old_until = unix_of(&old.tbs_certificate().validity().not_after);
+    let old_until = unix_of(&old.tbs_certificate().validity().not_after);
+    // Each key certifies the other for as long as the old certificate lasts
+    // (none once it has expired).
+    if opts.new_key && old_until > not_before {
         let old_to_new = ca_certificate(
             old_key.as_ref(),
             old,
@@ -195,7 +203,7 @@ pub(crate) async fn renew(
             old,
             old_key.public_key_info(),
             version,
-            (not_before, old_until),
+            (not_before, old_until.min(not_after)),
         )?;
         for (name, c) in [
             (
@@ -221,7 +229,9 @@ pub(crate) async fn renew(
     config.ca.cert_file = cert_file(renewal);
     config.ca.renewal = renewal;
     config.ca.key_index = key_index;
-    config.ca.key = spec.to_string();
+    if let Some(spec) = spec {
+        config.ca.key = spec.to_string();
+    }
     config.ca.validity = validity;
     config
         .ca
@@ -242,6 +252,9 @@ pub(crate) async fn renew(
             "new_key": opts.new_key,
             "serial": fields.serial,
             "not_after": fields.not_after,
+            "previous_serial": to_hex(old.tbs_certificate().serial_number().as_bytes()),
+            "key_location": config.ca.key_label.clone().unwrap_or_else(|| config.ca.key_file.clone()),
+            "cross_certificates": cross_files,
         })
         .to_string(),
     )
@@ -330,22 +343,11 @@ pub(crate) async fn request_renewal(
     }
     let (_, current) = core.ca_cert()?;
     let mut config = core.config.clone();
-    let spec = match (opts.key, opts.new_key) {
-        (Some(_), false) => {
-            return Err(EngineError::bad_input(
-                codes::E_INVALIDARG,
-                "--key chooses the type of a new key: add --new-key",
-            ))
-        }
-        (Some(s), true) => s,
-        (None, _) => KeySpec::from_str(&config.ca.key)
-            .map_err(|e| EngineError::Config(format!("ca.key: {e}")))?,
-    };
+    let spec = new_key_spec(&config, opts)?;
     let key_index = config.ca.key_index + u32::from(opts.new_key);
-    let key: Arc<dyn KeyHandle> = if opts.new_key {
-        new_ca_key(core, &mut config, spec, key_index)?
-    } else {
-        core.signing_key()?
+    let key: Arc<dyn KeyHandle> = match spec {
+        Some(spec) => new_ca_key(core, &mut config, spec, key_index)?,
+        None => core.signing_key()?,
     };
     let csr = crate::certbuild::sign_request(
         key.as_ref(),
@@ -354,7 +356,7 @@ pub(crate) async fn request_renewal(
     )?;
     config.ca.pending_renewal = Some(crate::config::PendingRenewal {
         key_index,
-        key: spec.to_string(),
+        key: spec.map_or_else(|| core.config.ca.key.clone(), |s| s.to_string()),
         key_file: config.ca.key_file.clone(),
         key_label: config.ca.key_label.clone(),
         key_id: config.ca.key_id.clone(),

@@ -556,10 +556,22 @@ fn live_keys(core: &Core) -> Vec<u32> {
 pub(crate) async fn publish_due(core: &Core) -> EngineResult<Vec<CrlInfo>> {
     let _one = core.crl_signing.lock().await;
     let mut out = Vec::new();
+    let mut failed = None;
+    // One key that fails (an earlier key file gone, its token object
+    // removed) does not stop the others' CRLs.
     for k in live_keys(core) {
-        out.extend(publish_due_for(core, k).await?);
+        match publish_due_for(core, k).await {
+            Ok(published) => out.extend(published),
+            Err(e) => {
+                tracing::warn!(key_index = k, error = %e, "scheduled CRL of a CA key not published");
+                failed = Some(e);
+            }
+        }
     }
-    Ok(out)
+    match (out.is_empty(), failed) {
+        (true, Some(e)) => Err(e),
+        _ => Ok(out),
+    }
 }
 
 async fn publish_due_for(core: &Core, k: u32) -> EngineResult<Vec<CrlInfo>> {

@@ -48,7 +48,7 @@ async fn sign_response(
     let key = core.signing_key()?;
     let (_, ca_cert) = core.ca_cert()?;
     let mut certs = extra_certs;
-    certs.extend(core.chain_der()?);
+    certs.extend(core.chain_and_cross()?);
     let content = resp.to_der().map_err(enc)?;
     Ok(sign_data(
         key.as_ref(),

@@ -25,11 +25,11 @@ use crate::global::Global;
 pub trait Backend: Send + Sync {
     /// CA certificate (DER).
     async fn ca_cert(&self) -> EngineResult<Vec<u8>>;
-    /// CA certificate and parents (DER).
     /// The CA certificate with renewal index `n` (DER).
     async fn ca_cert_of_renewal(&self, n: u32) -> EngineResult<Vec<u8>>;
     /// The cross-certificates between CA keys (DER).
     async fn cross_certs(&self) -> EngineResult<Vec<Vec<u8>>>;
+    /// CA certificate and parents (DER).
     async fn ca_chain(&self) -> EngineResult<Vec<Vec<u8>>>;
     /// Submit a request (for `on_behalf_of`, an enrollment agent's request).
     async fn submit(
@@ -91,9 +91,9 @@ pub trait Backend: Send + Sync {
     async fn kra_remove(&self, id: &str, force: bool) -> EngineResult<String>;
     /// Read (None) or set (Some) the number of KRAs per key.
     async fn kra_required(&self, set: Option<usize>) -> EngineResult<usize>;
-    /// Recovery candidates for a token.
     /// Key history of a token (`getkey --history`).
     async fn key_history(&self, token: &str) -> EngineResult<Vec<HistoryEntry>>;
+    /// Recovery candidates for a token.
     async fn find_candidates(&self, token: &str) -> EngineResult<Vec<Candidate>>;
     /// The recovery blob of the one candidate a token names.
     async fn get_key(&self, token: &str) -> EngineResult<RecoveryBlob>;

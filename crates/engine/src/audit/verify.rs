@@ -25,12 +25,37 @@ pub(crate) async fn verify(core: &Core) -> EngineResult<AuditReport> {
     let heads = core.store.audit_heads().await?;
     let (_, ca) = core.ca_cert()?;
     let key_alg = core.signing_key()?.signature_algorithm();
+    // Heads signed before a renewal with a new key were signed by an earlier
+    // CA key: every generation's key is tried, with the algorithms CA keys sign with.
+    let mut keys: Vec<&spki::SubjectPublicKeyInfoOwned> =
+        vec![ca.tbs_certificate().subject_public_key_info()];
+    keys.extend(
+        core.generations
+            .all
+            .iter()
+            .map(|g| g.cert.tbs_certificate().subject_public_key_info()),
+    );
+    let mut algs = vec![key_alg, ca.signature_algorithm().clone()];
+    algs.extend(
+        [
+            lockbox_codec::oids::SHA256_WITH_RSA,
+            lockbox_codec::oids::SHA384_WITH_RSA,
+            lockbox_codec::oids::ECDSA_WITH_SHA256,
+            lockbox_codec::oids::ECDSA_WITH_SHA384,
+        ]
+        .into_iter()
+        .map(|oid| spki::AlgorithmIdentifierOwned {
+            oid,
+            parameters: None,
+        }),
+    );
     let signed_ok = |h: &AuditHead| {
         let sig = hex::decode(&h.signature).unwrap_or_default();
         let msg = format!("{}:{}", h.seq, h.hash);
-        let spki = ca.tbs_certificate().subject_public_key_info();
-        verify_signature(spki, ca.signature_algorithm(), msg.as_bytes(), &sig).is_ok()
-            || verify_signature(spki, &key_alg, msg.as_bytes(), &sig).is_ok()
+        keys.iter().any(|spki| {
+            algs.iter()
+                .any(|alg| verify_signature(spki, alg, msg.as_bytes(), &sig).is_ok())
+        })
     };
     check_database_heads(&heads, &records, &signed_ok, &mut problems);
     let external = check_head_file(core, &heads, &records, &signed_ok, &mut problems)?;

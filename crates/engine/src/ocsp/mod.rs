@@ -1,6 +1,8 @@
 //! The OCSP responder (RFC 6960, with the RFC 5019 profile for caching):
 //! status of this CA's certificates from the database, signed by the
-//! delegated signing certificate of [`signer`].
+//! delegated responder of the CA key that issued them ([`signer`]; after a
+//! renewal with a new key each key has its own, and a request about
+//! certificates of several keys is `unauthorized`).
 //!
 //! Every answer is an OCSP response, never an engine error: a request that
 //! does not parse gets `malformedRequest`, one about another CA's
@@ -33,7 +35,9 @@ use crate::{EngineError, EngineResult};
 /// Per-process responder state: the loaded signer, its renewal lock, and
 /// the permits that bound how many answers are made at once.
 pub(crate) struct OcspState {
-    pub(crate) signer: std::sync::Mutex<Option<std::sync::Arc<signer::OcspSigner>>>,
+    /// The loaded responder of each CA key (by key index).
+    pub(crate) signer:
+        std::sync::Mutex<std::collections::HashMap<u32, std::sync::Arc<signer::OcspSigner>>>,
     pub(crate) renewing: tokio::sync::Mutex<()>,
     /// Anonymous OCSP traffic holds at most this many database connections
     /// and signing threads at once (two per core); the rest waits, and
@@ -154,40 +158,6 @@ fn key_index_named(core: &Core, id: &CertId) -> Option<u32> {
         .map(|g| g.key_index)
 }
 
-/// Who signs an answer about what CA key `k` issued: the delegated
-/// responder for the current key; an earlier key signs its own answers
-/// (RFC 6960 4.2.2.2: the CA itself may), as it signs its own CRLs.
-struct AnswerSigner {
-    key: std::sync::Arc<dyn lockbox_crypto::KeyHandle>,
-    key_hash: Vec<u8>,
-    not_after: i64,
-    certs: Option<Vec<Certificate>>,
-}
-
-async fn answer_signer(core: &Core, k: u32) -> EngineResult<AnswerSigner> {
-    if k == core.config.ca.key_index {
-        let s = signer::current_signer(core).await?;
-        return Ok(AnswerSigner {
-            key: s.key.clone(),
-            key_hash: s.key_hash.clone(),
-            not_after: s.not_after,
-            certs: Some(vec![s.cert.clone()]),
-        });
-    }
-    let g = core
-        .generations
-        .for_key(k)
-        .ok_or_else(|| EngineError::Config(format!("no CA certificate for key {k}")))?;
-    Ok(AnswerSigner {
-        key: core.signing_key_for(k)?,
-        key_hash: lockbox_crypto::keyinfo::key_identifier(
-            g.cert.tbs_certificate().subject_public_key_info(),
-        ),
-        not_after: crate::period::unix_of(&g.cert.tbs_certificate().validity().not_after),
-        certs: None,
-    })
-}
-
 /// The signed response, or None when a certificate asked about is not this
 /// CA's (or the request mixes certificates of several CA keys).
 async fn answer(
@@ -212,7 +182,7 @@ async fn answer(
         .acquire()
         .await
         .map_err(|e| EngineError::Config(format!("OCSP permits: {e}")))?;
-    let signer = answer_signer(core, k).await?;
+    let signer = signer::signer_for(core, k).await?;
     let this_update = now();
     let next_update = core
         .config
@@ -257,7 +227,7 @@ async fn answer(
         tbs_response_data: tbs,
         signature_algorithm: signature.1,
         signature: BitString::from_bytes(&signature.0).map_err(enc)?,
-        certs: signer.certs,
+        certs: Some(vec![signer.cert.clone()]),
     };
     let der = successful_response(&basic)
         .map_err(|e| EngineError::Config(format!("encoding OCSP response: {e}")))?;

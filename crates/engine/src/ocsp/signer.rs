@@ -1,13 +1,16 @@
-//! The OCSP responder's signing certificate: a delegated responder
-//! (RFC 6960 4.2.2.2) that the CA issues to itself, with id-kp-OCSPSigning
-//! and id-pkix-ocsp-nocheck, and renews once two thirds of its life have
-//! passed (or when it no longer matches the CA certificate).
+//! The OCSP responders' signing certificates: delegated responders
+//! (RFC 6960 4.2.2.2), one per CA key (a responder answers only for what
+//! the key that issued its certificate issued), each issued by that key to
+//! the CA itself with id-kp-OCSPSigning and id-pkix-ocsp-nocheck, renewed
+//! once two thirds of its life have passed, when revoked, or when it no
+//! longer matches its CA certificate.
 //!
 //! The key is a software key of the CA key's family (RSA-2048, or the CA's
-//! curve) in `keys/ocsp.key` (0600; encrypted under the CA passphrase when
-//! the CA key is), the certificate in `certs/ocsp.pem`. Each node of a
-//! scaled-out CA keeps its own; every one is an issued row in the database
-//! (template `OCSPResponseSigning`), audited like any issuance.
+//! curve) in `keys/ocsp.key` (`keys/ocsp-K.key` for CA key K > 0; 0600;
+//! encrypted under the CA passphrase when the CA key is), the certificate
+//! in `certs/ocsp.pem` (`certs/ocsp-K.pem`). Each node of a scaled-out CA
+//! keeps its own; every one is an issued row in the database (template
+//! `OCSPResponseSigning`), audited like any issuance.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -32,10 +35,20 @@ use crate::core::Core;
 use crate::period::{now, unix_of};
 use crate::{EngineError, EngineResult};
 
-/// The signing key's file in the home.
+/// The signing key's file in the home (of the first CA key; `ocsp-K.key`
+/// for CA key K after renewals with a new key).
 pub(crate) const KEY_FILE: &str = "keys/ocsp.key";
-/// The signing certificate's file in the home.
+/// The signing certificate's file in the home (likewise `ocsp-K.pem`).
 pub(crate) const CERT_FILE: &str = "certs/ocsp.pem";
+
+/// The key and certificate files of the responder for CA key `k`.
+fn files(k: u32) -> (String, String) {
+    if k == 0 {
+        (KEY_FILE.to_string(), CERT_FILE.to_string())
+    } else {
+        (format!("keys/ocsp-{k}.key"), format!("certs/ocsp-{k}.pem"))
+    }
+}
 /// The template name its database row carries.
 pub(crate) const TEMPLATE: &str = "OCSPResponseSigning";
 
@@ -93,32 +106,38 @@ async fn usable(core: &Core, s: &OcspSigner, ca: &Certificate) -> EngineResult<b
     Ok(!s.due(ca) && still_issued(core, s).await?)
 }
 
-/// The signer to use now: the cached one, the one in the home, or a new one.
-pub(crate) async fn current_signer(core: &Core) -> EngineResult<Arc<OcspSigner>> {
-    let (_, ca) = core.ca_cert()?;
-    if let Some(s) = cached(core) {
+/// The responder for what CA key `k` issued (each CA key delegates to its
+/// own, so an earlier key signs once per responder certificate, not per
+/// answer): the cached one, the one in the home, or a new one.
+pub(crate) async fn signer_for(core: &Core, k: u32) -> EngineResult<Arc<OcspSigner>> {
+    let ca = &core
+        .generations
+        .for_key(k)
+        .ok_or_else(|| EngineError::Config(format!("no CA certificate for key {k}")))?
+        .cert;
+    if let Some(s) = cached(core, k) {
         if usable(core, &s, ca).await? {
             return Ok(s);
         }
     }
     let _guard = core.ocsp.renewing.lock().await;
-    if let Some(s) = cached(core) {
+    if let Some(s) = cached(core, k) {
         if usable(core, &s, ca).await? {
             return Ok(s);
         }
     }
-    let loaded = load(core).unwrap_or_else(|e| {
+    let loaded = load(core, k).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "the OCSP signer in the home does not load: issuing a new one");
         None
     });
     let signer = match loaded {
         Some(s) if usable(core, &s, ca).await? => s,
-        _ => match issue(core, ca).await {
+        _ => match issue(core, ca, k).await {
             Ok(s) => s,
             Err(e) => {
                 // Renewal failed: a signer still valid (not expired, not
                 // revoked, the CA's) keeps answering; the next request tries again.
-                if let Some(s) = cached(core) {
+                if let Some(s) = cached(core, k) {
                     if s.not_after > now() + 60
                         && issued_by(&s.cert, ca)
                         && still_issued(core, &s).await?
@@ -132,14 +151,18 @@ pub(crate) async fn current_signer(core: &Core) -> EngineResult<Arc<OcspSigner>>
         },
     };
     let signer = Arc::new(signer);
-    if let Ok(mut slot) = core.ocsp.signer.lock() {
-        *slot = Some(signer.clone());
+    if let Ok(mut slots) = core.ocsp.signer.lock() {
+        slots.insert(k, signer.clone());
     }
     Ok(signer)
 }
 
-fn cached(core: &Core) -> Option<Arc<OcspSigner>> {
-    core.ocsp.signer.lock().ok().and_then(|s| s.clone())
+fn cached(core: &Core, k: u32) -> Option<Arc<OcspSigner>> {
+    core.ocsp
+        .signer
+        .lock()
+        .ok()
+        .and_then(|s| s.get(&k).cloned())
 }
 
 fn signer_of(cert: Certificate, key: Arc<dyn PrivateKey>) -> OcspSigner {
@@ -154,24 +177,26 @@ fn signer_of(cert: Certificate, key: Arc<dyn PrivateKey>) -> OcspSigner {
     }
 }
 
-/// The signer kept in the home, if both files are there and belong together.
-fn load(core: &Core) -> EngineResult<Option<OcspSigner>> {
-    if !core.home.path(KEY_FILE).is_file() || !core.home.path(CERT_FILE).is_file() {
+/// The signer of CA key `k` kept in the home, if both files are there and
+/// belong together.
+fn load(core: &Core, k: u32) -> EngineResult<Option<OcspSigner>> {
+    let (key_file, cert_file) = files(k);
+    if !core.home.path(&key_file).is_file() || !core.home.path(&cert_file).is_file() {
         return Ok(None);
     }
-    let cert_der = decode_input(&core.home.read(CERT_FILE)?)
-        .map_err(|e| EngineError::Config(format!("{CERT_FILE}: {e}")))?
+    let cert_der = decode_input(&core.home.read(&cert_file)?)
+        .map_err(|e| EngineError::Config(format!("{cert_file}: {e}")))?
         .der;
     let cert = Certificate::from_der(&cert_der)
-        .map_err(|e| EngineError::Config(format!("{CERT_FILE}: {e}")))?;
+        .map_err(|e| EngineError::Config(format!("{cert_file}: {e}")))?;
     let key = load_home_key(
         &*core.keys,
         &core.home,
-        KEY_FILE,
+        &key_file,
         core.config.ca.passphrase_file.as_deref(),
     )?;
     if key.public_key_info() != cert.tbs_certificate().subject_public_key_info() {
-        tracing::warn!("{KEY_FILE} does not match {CERT_FILE}: issuing a new OCSP certificate");
+        tracing::warn!("{key_file} does not match {cert_file}: issuing a new OCSP certificate");
         return Ok(None);
     }
     Ok(Some(signer_of(cert, key)))
@@ -211,8 +236,9 @@ fn rfc4514_value(v: &str) -> String {
 /// Issues a new signing certificate, records it, then writes key and
 /// certificate to the home (the key first: a certificate on disk always has
 /// its key).
-async fn issue(core: &Core, ca: &Certificate) -> EngineResult<OcspSigner> {
-    let signer = core.signing_key()?;
+async fn issue(core: &Core, ca: &Certificate, k: u32) -> EngineResult<OcspSigner> {
+    let signer = core.signing_key_for(k)?;
+    let (key_file, cert_file) = files(k);
     let (keys, spec) = (core.keys.clone(), key_spec(core));
     let key = tokio::task::spawn_blocking(move || keys.generate(spec, "ocsp"))
         .await
@@ -279,9 +305,12 @@ async fn issue(core: &Core, ca: &Certificate) -> EngineResult<OcspSigner> {
     // issued row whose key was never kept (harmless: a new one is made
     // next time), never a key without its audited row.
     record(core, csr, &fields, issued_at).await?;
-    core.home.write_atomic(KEY_FILE, pem.as_bytes(), true)?;
-    core.home
-        .write_atomic(CERT_FILE, encode_pem("CERTIFICATE", &der).as_bytes(), false)?;
+    core.home.write_atomic(&key_file, pem.as_bytes(), true)?;
+    core.home.write_atomic(
+        &cert_file,
+        encode_pem("CERTIFICATE", &der).as_bytes(),
+        false,
+    )?;
     let _ = crate::audit::heads::maybe_sign_head(core).await;
     tracing::info!(serial = %fields.serial, "OCSP signing certificate issued");
     Ok(signer_of(cert, key))

@@ -102,7 +102,7 @@ pub(crate) const DISPOSITION_BY_SERIAL: &str = "SELECT disposition FROM requests
 /// Used by `revoked`.
 pub(crate) const REVOKED: &str =
     "SELECT serial, revoked_at, revocation_reason, issuer_key_id FROM requests \
-             WHERE disposition = 'revoked' ORDER BY revoked_at, request_id";
+             WHERE disposition = 'revoked' AND foreign_cert = 0 ORDER BY revoked_at, request_id";
 
 /// Used by `archived_key`.
 pub(crate) const ARCHIVED_KEY: &str = "SELECT archived_key FROM requests WHERE request_id = $1";
