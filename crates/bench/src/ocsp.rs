@@ -38,7 +38,13 @@ pub async fn ocsp(
 ) -> Result<ExitCode> {
     let sign_rate = sign_rate(sign_seconds).await?;
     let dir = tempfile::tempdir().context("temporary CA home")?;
-    let ca = bench_ca(dir.path(), None, BenchKeys::Software).await?;
+    drop(bench_ca(dir.path(), None, BenchKeys::Software).await?);
+    // The bench CA names no OCSP URL: turn the responder on, then open it again.
+    let home = lockbox_engine::config::Home::new(dir.path());
+    let mut config = home.load_config()?;
+    config.ocsp.enabled = Some(true);
+    home.save_config(&config)?;
+    let ca = std::sync::Arc::new(lockbox_engine::Ca::open(dir.path()).await?);
     let server = Service::start(ca.clone()).await?;
     let token = admin_token(dir.path())?;
     let issue_url = format!("http://{}/api/v1/requests?template=BenchUser", server.addr);

@@ -179,8 +179,10 @@ impl CrlSection {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OcspSection {
-    /// Whether `serve` answers OCSP requests.
-    pub enabled: bool,
+    /// Whether `serve` answers OCSP requests (default: when certificates
+    /// name an OCSP URL, `issuance.ocsp_urls`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
     /// Validity of the OCSP signing certificate the CA issues to itself;
     /// a new one is issued once two thirds of it have passed.
     pub signing_validity: Period,
@@ -192,7 +194,7 @@ pub struct OcspSection {
 impl Default for OcspSection {
     fn default() -> Self {
         OcspSection {
-            enabled: true,
+            enabled: None,
             signing_validity: Period::Weeks(2),
             response_validity: Period::Hours(1),
         }

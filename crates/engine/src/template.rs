@@ -442,6 +442,20 @@ impl Template {
         if self.renewal_overlap.approx_seconds() > self.validity.approx_seconds() {
             return Err(bad("renewal_overlap must not exceed validity"));
         }
+        // A certificate with id-kp-OCSPSigning from this CA is an authorised
+        // responder for all its certificates (RFC 6960 4.2.2.2): only the
+        // CA's own responder certificates carry it.
+        if self
+            .ekus
+            .iter()
+            .any(|e| e.trim() == OCSP_SIGNING || e.trim() == ANY_EKU)
+        {
+            return Err(bad(format!(
+                "template '{}': OCSP signing ({OCSP_SIGNING}) and any purpose ({ANY_EKU}) are \
+                 reserved for the CA's own OCSP responder",
+                self.name
+            )));
+        }
         Ok(())
     }
 
@@ -464,6 +478,11 @@ impl Template {
     }
 }
 
+/// id-kp-OCSPSigning, which no template may issue.
+const OCSP_SIGNING: &str = "1.3.6.1.5.5.7.3.9";
+/// anyExtendedKeyUsage, likewise.
+const ANY_EKU: &str = "2.5.29.37.0";
+
 /// Template names: letters, digits, `-`, `_`, `.`; 1-64 characters.
 pub fn validate_name(name: &str) -> EngineResult<()> {
     if name.is_empty()
@@ -482,6 +501,16 @@ pub fn validate_name(name: &str) -> EngineResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_template_issues_ocsp_signing() {
+        let mut t = builtins().into_iter().find(|t| t.name == "User").unwrap();
+        t.ekus.push("1.3.6.1.5.5.7.3.9".into());
+        assert!(t.validate().is_err());
+        t.ekus.pop();
+        t.ekus.push(" 2.5.29.37.0".into());
+        assert!(t.validate().is_err());
+    }
 
     #[test]
     fn builtins_are_consistent() {

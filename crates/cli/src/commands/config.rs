@@ -77,8 +77,9 @@ fn set_in_file(g: &Global, key: Setting, value: &str) -> Result<serde_json::Valu
             json!({ "crl.delta_period": value })
         }
         Setting::OcspEnabled => {
-            config.ocsp.enabled = parse_switch(value)?;
-            json!({ "ocsp.enabled": config.ocsp.enabled })
+            let on = parse_switch(value)?;
+            config.ocsp.enabled = Some(on);
+            json!({ "ocsp.enabled": on })
         }
         Setting::OcspResponseValidity => {
             config.ocsp.response_validity = period(value)?;

@@ -300,9 +300,11 @@ impl Ca {
         crate::ocsp::respond(&self.core, request).await
     }
 
-    /// Whether `serve` answers OCSP (`ocsp.enabled`).
+    /// Whether `serve` answers OCSP (`ocsp.enabled`; by default when issued
+    /// certificates name an OCSP URL).
     pub fn ocsp_enabled(&self) -> bool {
-        self.core.config.ocsp.enabled
+        let c = &self.core.config;
+        c.ocsp.enabled.unwrap_or(!c.issuance.ocsp_urls.is_empty())
     }
 
     /// The current key's CRL: the latest one if still valid and complete,
