@@ -190,6 +190,7 @@ pub(crate) async fn issue_bench_kra(ca: &Ca) -> Result<lockbox_engine::Outcome> 
         attributes: vec![],
         actor: None,
         on_behalf_of: None,
+        renewing: None,
     };
     let pending = ca.submit(&kra_csr, &opts).await?;
     Ok(ca.issue(pending.request_id, &admin()).await?)

@@ -646,6 +646,7 @@ async fn template_from_windows_name_value_attribute_and_override() {
                 attributes: vec![("CertificateTemplate".into(), "WebServer".into())],
                 actor: None,
                 on_behalf_of: None,
+                renewing: None,
             },
         )
         .await

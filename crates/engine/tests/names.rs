@@ -44,6 +44,7 @@ fn opts(
         attributes: vec![],
         actor: actor.cloned(),
         on_behalf_of: on_behalf_of.map(str::to_string),
+        renewing: None,
     }
 }
 

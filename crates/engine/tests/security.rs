@@ -27,6 +27,7 @@ async fn submit_as(
             attributes: vec![],
             actor: Some(actor.clone()),
             on_behalf_of: None,
+            renewing: None,
         },
     )
     .await
@@ -304,6 +305,7 @@ async fn audit_verify_finds_edited_deleted_and_reordered_records() {
                     attributes: vec![],
                     actor: None,
                     on_behalf_of: None,
+                    renewing: None,
                 },
             )
             .await

@@ -13,6 +13,7 @@ mod auth;
 mod certsrv;
 mod console;
 mod error;
+mod est;
 mod http;
 mod ocsp;
 mod openapi;
@@ -47,6 +48,7 @@ pub(crate) fn app(ca: Arc<Ca>) -> Router {
         .merge(certsrv::routes())
         .merge(console::routes())
         .merge(ocsp::routes())
+        .merge(est::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(http::security_headers))
         .layer(axum::middleware::from_fn(http::refuse_cross_origin_writes))

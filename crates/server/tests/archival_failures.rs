@@ -74,6 +74,7 @@ async fn ca_with_kra(dir: &std::path::Path, token: Option<lockbox_engine::InitTo
         attributes: vec![],
         actor: None,
         on_behalf_of: None,
+        renewing: None,
     };
     let pending = ca.submit(&csr, &opts).await.unwrap();
     let issued = ca.issue(pending.request_id, &admin()).await.unwrap();
@@ -366,6 +367,7 @@ async fn one_answer_for_every_failure(ca: Ca) {
         attributes: vec![],
         actor: Some(ca.actor_for("alice").await.unwrap()),
         on_behalf_of: None,
+        renewing: None,
     };
     let mut engine_errors = Vec::new();
     for (class, req) in &cases {

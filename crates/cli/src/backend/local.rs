@@ -70,6 +70,7 @@ impl Backend for Local {
             attributes: vec![],
             actor: Some(self.actor.clone()),
             on_behalf_of,
+            renewing: None,
         };
         let mut o = self.ca.submit(&req, &opts).await?;
         if o.body_part_id.is_some() {

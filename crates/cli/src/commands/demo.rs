@@ -61,6 +61,7 @@ fn submitted_by(requester: &str, template: Option<&str>) -> SubmitOptions {
         attributes: vec![],
         actor: None,
         on_behalf_of: None,
+        renewing: None,
     }
 }
 

@@ -41,6 +41,10 @@ pub struct SubmitOptions {
     /// requester and the names come from its record. Only the local
     /// administrator and holders of the EnrollmentAgent role may.
     pub on_behalf_of: Option<String>,
+    /// Renew the certificate with this SHA-1 thumbprint (hex), whose key
+    /// the caller proved to hold by authenticating with it over TLS (EST
+    /// `simplereenroll`).
+    pub renewing: Option<String>,
 }
 
 /// The result of a submission or an officer action.
@@ -153,7 +157,12 @@ pub(crate) async fn submit_as(
     opts: &SubmitOptions,
 ) -> EngineResult<Outcome> {
     let inbound = decode_and_verify_submission(input)?;
-    let renewal = crate::enroll::renewal::renewal(core, &inbound).await?;
+    let renewal = match &opts.renewing {
+        Some(thumbprint) => {
+            Some(crate::enroll::renewal::renewal_by_tls(core, &inbound, thumbprint).await?)
+        }
+        None => crate::enroll::renewal::renewal(core, &inbound).await?,
+    };
     let template = match &renewal {
         Some(r) => crate::enroll::renewal::renewal_template(core, &inbound, opts, r).await?,
         None => crate::enroll::checks::resolve_template(core, &inbound, opts).await?,

@@ -112,6 +112,51 @@ pub(crate) async fn renewal(core: &Core, inbound: &Inbound) -> EngineResult<Opti
     }))
 }
 
+/// EST `simplereenroll` (RFC 7030 4.2.2): the certificate the client
+/// authenticated with over TLS (`thumbprint`, verified by the connection
+/// layer, which proves possession of its key) is the one renewed. A
+/// request that is also signed with a certificate must name the same one.
+pub(crate) async fn renewal_by_tls(
+    core: &Core,
+    inbound: &Inbound,
+    thumbprint: &str,
+) -> EngineResult<Renewal> {
+    let not_ours = || refused("the TLS client certificate is not a certificate this CA issued");
+    let old = core
+        .store
+        .get_by_thumbprint(&thumbprint.to_ascii_lowercase())
+        .await?
+        .ok_or_else(not_ours)?;
+    let cert = old
+        .cert
+        .as_ref()
+        .and_then(|c| Certificate::from_der(&c.cert_der).ok())
+        .ok_or_else(not_ours)?;
+    if !core.issued_by_this_ca(&cert) {
+        return Err(not_ours());
+    }
+    if inbound.signer_cert.as_ref().is_some_and(|s| s != &cert) {
+        return Err(refused(
+            "the request is signed with another certificate than the TLS client certificate",
+        ));
+    }
+    let serial = to_hex(cert.tbs_certificate().serial_number().as_bytes());
+    if old.request_kind == "import" {
+        return Err(EngineError::denied(
+            codes::E_INVALID_STATE,
+            format!("certificate {serial} was imported, not issued here: enroll anew"),
+        ));
+    }
+    still_renewable(&old, &serial)?;
+    let same_key = cert.tbs_certificate().subject_public_key_info()
+        == &inbound.pkcs10.cert_req.info.public_key;
+    Ok(Renewal {
+        old,
+        cert,
+        same_key,
+    })
+}
+
 /// The old certificate's row still allows a renewal: issued (not revoked
 /// or on hold), unexpired, not renewed already. Checked at submission and
 /// again when an officer issues a pending renewal.

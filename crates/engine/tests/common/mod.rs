@@ -64,6 +64,7 @@ pub fn submit_options(template: Option<&str>, requester: &str) -> SubmitOptions 
         attributes: vec![],
         actor: None,
         on_behalf_of: None,
+        renewing: None,
     }
 }
 

@@ -41,6 +41,7 @@ pub(super) async fn submit(
         attributes: vec![],
         actor: Some(actor),
         on_behalf_of: q.on_behalf_of,
+        renewing: None,
     };
     if wants_cmc {
         return Ok(cmc_exchange(&ca, &body, &opts).await);
@@ -102,6 +103,7 @@ pub(super) async fn submit_cmc(
         attributes: vec![],
         actor: Some(actor),
         on_behalf_of: q.on_behalf_of,
+        renewing: None,
     };
     Ok(cmc_exchange(&ca, &body, &opts).await)
 }

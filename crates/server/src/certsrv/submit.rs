@@ -69,6 +69,7 @@ pub(super) async fn finish(
         attributes,
         actor: Some(actor),
         on_behalf_of: None,
+        renewing: None,
     };
     match ca.submit(request.as_bytes(), &opts).await {
         Ok(o) => outcome_page(&o),

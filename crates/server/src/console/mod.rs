@@ -404,6 +404,7 @@ mod tests {
                         attributes: vec![],
                         actor: Some(actor),
                         on_behalf_of: None,
+                        renewing: None,
                     },
                 )
                 .await
