@@ -174,14 +174,32 @@ async fn submit(
     let actor = match enrollee(ca, headers).await {
         Ok(a) => a,
         // RFC 7030 3.2.3: missing or invalid credentials are 401 with a
-        // challenge (a throttled source stays 429).
-        Err(ApiError(e)) if e.kind() == lockbox_engine::ErrorKind::Throttled => return refusal(e),
-        Err(ApiError(e)) => {
+        // challenge; anything else (throttled, the database away, an
+        // internal error) keeps its own status and what it may say.
+        Err(ApiError(e))
+            if matches!(
+                e.kind(),
+                lockbox_engine::ErrorKind::Unauthorized
+                    | lockbox_engine::ErrorKind::Forbidden
+                    | lockbox_engine::ErrorKind::Denied
+            ) =>
+        {
             let mut r = text_error(StatusCode::UNAUTHORIZED, &e.to_string());
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"EST\""),
             );
+            return r;
+        }
+        Err(ApiError(e)) => {
+            let throttled = e.kind() == lockbox_engine::ErrorKind::Throttled;
+            let mut r = refusal(e);
+            if throttled {
+                r.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(lockbox_engine::LOGIN_WINDOW.as_secs()),
+                );
+            }
             return r;
         }
     };
