@@ -133,13 +133,13 @@ pub(crate) async fn certificate(core: &Core, id: i64) -> EngineResult<Vec<u8>> {
     })
 }
 
-/// Revokes by serial number (hex, spaces allowed).
-pub(crate) async fn revoke(
+/// The certificate with `serial` (hex, spaces allowed) and its row, once
+/// `actor` may revoke (or release) it.
+async fn revocable(
     core: &Core,
     serial: &str,
-    reason: i32,
     actor: &Actor,
-) -> EngineResult<RequestRecord> {
+) -> EngineResult<(String, RequestRecord)> {
     let s = normalize_hex(serial).ok_or_else(|| {
         EngineError::bad_input(
             codes::E_INVALIDARG,
@@ -160,6 +160,17 @@ pub(crate) async fn revoke(
         },
     )
     .await?;
+    Ok((s, rec))
+}
+
+/// Revokes by serial number (hex, spaces allowed).
+pub(crate) async fn revoke(
+    core: &Core,
+    serial: &str,
+    reason: i32,
+    actor: &Actor,
+) -> EngineResult<RequestRecord> {
+    let (s, rec) = revocable(core, serial, actor).await?;
     let audit = crate::audit::chain::success(core, actor, AuditCategory::Revocation, AuditAction::CertificateRevoked, &s, &serde_json::json!({ "reason": crate::crl::reason_name(reason), "request_id": rec.request_id }).to_string())
         .await;
     core.store
@@ -185,26 +196,7 @@ pub(crate) async fn unrevoke(
     serial: &str,
     actor: &Actor,
 ) -> EngineResult<RequestRecord> {
-    let s = normalize_hex(serial).ok_or_else(|| {
-        EngineError::bad_input(
-            codes::E_INVALIDARG,
-            format!("'{serial}' is not a hex serial number"),
-        )
-    })?;
-    let rec =
-        core.store.get_by_serial(&s).await?.ok_or_else(|| {
-            EngineError::NotFound(format!("no certificate with serial number {s}"))
-        })?;
-    crate::authz::authorize(
-        core,
-        actor,
-        Op::Officer {
-            action: "revoke",
-            requester: &rec.requester,
-            template: rec.template.as_deref(),
-        },
-    )
-    .await?;
+    let (s, rec) = revocable(core, serial, actor).await?;
     let audit = crate::audit::chain::success(
         core,
         actor,

@@ -187,18 +187,28 @@ impl SqlStore {
             return Ok(());
         }
         drop(tx);
+        Err(self
+            .why_not(serial, |s| {
+                format!("certificate {serial} cannot be revoked: it is {s}")
+            })
+            .await?)
+    }
+
+    /// Why a revocation or release of `serial` changed nothing: no such
+    /// certificate, or a conflict described by `conflict` from its state.
+    async fn why_not(
+        &self,
+        serial: &str,
+        conflict: impl FnOnce(&str) -> String,
+    ) -> StoreResult<StoreError> {
         let state: Option<String> = sqlx::query_scalar(crate::sql::requests::DISPOSITION_BY_SERIAL)
             .bind(serial)
             .fetch_optional(&self.pool())
             .await?;
-        match state {
-            None => Err(StoreError::NotFound(format!(
-                "no certificate with serial number {serial}"
-            ))),
-            Some(s) => Err(StoreError::Conflict(format!(
-                "certificate {serial} cannot be revoked: it is {s}"
-            ))),
-        }
+        Ok(match state {
+            None => StoreError::NotFound(format!("no certificate with serial number {serial}")),
+            Some(s) => StoreError::Conflict(conflict(&s)),
+        })
     }
 
     pub(super) async fn unrevoke(&self, serial: &str, audit: &[AuditEntry]) -> StoreResult<()> {
@@ -214,19 +224,14 @@ impl SqlStore {
             return Ok(());
         }
         drop(tx);
-        let state: Option<String> = sqlx::query_scalar(crate::sql::requests::DISPOSITION_BY_SERIAL)
-            .bind(serial)
-            .fetch_optional(&self.pool())
-            .await?;
-        match state {
-            None => Err(StoreError::NotFound(format!(
-                "no certificate with serial number {serial}"
-            ))),
-            Some(s) => Err(StoreError::Conflict(format!(
-                "certificate {serial} is not on hold (it is {s}); only a certificate revoked \
-                 with reason certificateHold can be released"
-            ))),
-        }
+        Err(self
+            .why_not(serial, |s| {
+                format!(
+                    "certificate {serial} is not on hold (it is {s}); only a certificate revoked \
+                     with reason certificateHold can be released"
+                )
+            })
+            .await?)
     }
 
     pub(super) async fn revoked(&self) -> StoreResult<Vec<RevokedEntry>> {
