@@ -226,6 +226,53 @@ fn est_enrolls_and_reenrolls_with_curl_and_openssl() {
         "{rows}"
     );
 
+    // a template that needs approval: 202 with Retry-After; the same request
+    // repeated is the same request, and brings the certificate once issued
+    ok(lb(
+        &home,
+        &["template", "duplicate", "User", "ApprovedUser"],
+    ));
+    ok(lb(
+        &home,
+        &["template", "set", "ApprovedUser", "requires_approval=true"],
+    ));
+    ok(lb(&home, &["ca", "templates", "add", "ApprovedUser"]));
+    let waiting = format!("@{}", s(&csr_b64(d, "alice4", "/CN=x")));
+    let approved_url = format!("{base}/ApprovedUser/simpleenroll");
+    let alice_basic = ["-u", "alice:correct horse battery", "-D", "-"];
+    for round in 0..2 {
+        let (out, _) = post(
+            &format!("wait{round}.txt"),
+            &approved_url,
+            &alice_basic,
+            &waiting,
+        );
+        let (headers, status) = out.split_at(out.len() - 3);
+        assert_eq!(status, "202", "round {round}: {out}");
+        assert!(
+            headers.to_ascii_lowercase().contains("retry-after: "),
+            "{headers}"
+        );
+    }
+    let pending: serde_json::Value =
+        serde_json::from_str(&ok(lb(&home, &["pending", "list", "--json"]))).unwrap();
+    let pending = pending.as_array().unwrap();
+    assert_eq!(
+        pending.len(),
+        1,
+        "one request however often it is repeated: {pending:?}"
+    );
+    ok(lb(&home, &["issue", &pending[0]["RequestID"].to_string()]));
+    let (status, body) = post(
+        "approved.b64",
+        &approved_url,
+        &["-u", "alice:correct horse battery"],
+        &waiting,
+    );
+    assert_eq!(status, "200");
+    let approved = certs_of(d, &body, "approved");
+    assert!(ok(openssl(&["verify", "-CAfile", s(&ca_pem), s(&approved)])).contains(": OK"));
+
     // csrattrs: nothing asked for; serverkeygen: not offered yet
     let mut a = tls.to_vec();
     let u = format!("{base}/csrattrs");

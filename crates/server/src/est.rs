@@ -221,6 +221,12 @@ async fn submit(
         Ok(d) => d.der,
         Err(e) => return text_error(StatusCode::BAD_REQUEST, &format!("the request: {e}")),
     };
+    // A request repeated after 202 (RFC 7030 4.2.3) is the same request:
+    // still pending, or its certificate once an officer issued it.
+    let earlier = match ca.earlier_submission(&actor, &der).await {
+        Ok(o) => o,
+        Err(e) => return refusal(e),
+    };
     let opts = SubmitOptions {
         template: label.map(str::to_string),
         requester: actor.name.clone(),
@@ -229,9 +235,12 @@ async fn submit(
         on_behalf_of: None,
         renewing,
     };
-    let outcome = match ca.submit(&der, &opts).await {
-        Ok(o) => o,
-        Err(e) => return refusal(e),
+    let outcome = match earlier {
+        Some(o) => o,
+        None => match ca.submit(&der, &opts).await {
+            Ok(o) => o,
+            Err(e) => return refusal(e),
+        },
     };
     match (&outcome.disposition, &outcome.certificate_pem) {
         (Disposition::Issued, Some(pem)) => {

@@ -203,6 +203,16 @@ impl Ca {
         crate::enroll::submit(&self.core, input, opts).await
     }
 
+    /// The caller's earlier submission of exactly `input` that is pending or
+    /// issued, if any (EST clients repeat a request after "pending").
+    pub async fn earlier_submission(
+        &self,
+        actor: &Actor,
+        input: &[u8],
+    ) -> EngineResult<Option<Outcome>> {
+        crate::enroll::earlier_submission(&self.core, actor, input).await
+    }
+
     /// Requests waiting for a certificate manager.
     pub async fn pending(&self, actor: &Actor) -> EngineResult<Vec<RequestRecord>> {
         crate::officer::pending(&self.core, actor).await

@@ -150,6 +150,46 @@ pub(crate) async fn submit(
     }
 }
 
+/// A request `actor` already submitted with exactly these bytes that is
+/// still pending or was issued: a client repeating its request after
+/// "pending" (EST, RFC 7030 4.2.3) gets that one back instead of filing
+/// another.
+pub(crate) async fn earlier_submission(
+    core: &Core,
+    actor: &Actor,
+    input: &[u8],
+) -> EngineResult<Option<Outcome>> {
+    use lockbox_store::{Column, Op as Cmp, Restriction, Value};
+    let der = decode_and_verify_submission(input)?.der;
+    let rows = core
+        .store
+        .query(
+            &[Restriction {
+                column: Column::Requester,
+                op: Cmp::Eq,
+                value: Value::Text(actor.name.clone()),
+            }],
+            10_000,
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .rev()
+        .find(|r| {
+            r.request_der == der
+                && matches!(r.disposition, Disposition::Pending | Disposition::Issued)
+        })
+        .map(|r| {
+            outcome(
+                r.request_id,
+                &r.disposition,
+                &r.disposition_message,
+                r.template.clone(),
+                r.cert.as_ref(),
+            )
+        }))
+}
+
 pub(crate) async fn submit_as(
     core: &Core,
     actor: &Actor,
