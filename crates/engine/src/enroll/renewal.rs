@@ -98,12 +98,6 @@ pub(crate) async fn renewal(core: &Core, inbound: &Inbound) -> EngineResult<Opti
             "the request is signed with a certificate this CA has no record of",
         ));
     }
-    if old.request_kind == "import" {
-        return Err(EngineError::denied(
-            codes::E_INVALID_STATE,
-            format!("certificate {serial} was imported, not issued here: enroll anew"),
-        ));
-    }
     still_renewable(&old, &serial)?;
     Ok(Some(Renewal {
         old,
@@ -141,12 +135,6 @@ pub(crate) async fn renewal_by_tls(
         ));
     }
     let serial = to_hex(cert.tbs_certificate().serial_number().as_bytes());
-    if old.request_kind == "import" {
-        return Err(EngineError::denied(
-            codes::E_INVALID_STATE,
-            format!("certificate {serial} was imported, not issued here: enroll anew"),
-        ));
-    }
     still_renewable(&old, &serial)?;
     let same_key = cert.tbs_certificate().subject_public_key_info()
         == &inbound.pkcs10.cert_req.info.public_key;
@@ -157,10 +145,16 @@ pub(crate) async fn renewal_by_tls(
     })
 }
 
-/// The old certificate's row still allows a renewal: issued (not revoked
-/// or on hold), unexpired, not renewed already. Checked at submission and
+/// The old certificate's row still allows a renewal: issued here (not
+/// imported), issued (not revoked or on hold), unexpired, not renewed already. Checked at submission and
 /// again when an officer issues a pending renewal.
 fn still_renewable(old: &RequestRecord, serial: &str) -> EngineResult<()> {
+    if old.request_kind == "import" {
+        return Err(EngineError::denied(
+            codes::E_INVALID_STATE,
+            format!("certificate {serial} was imported, not issued here: enroll anew"),
+        ));
+    }
     match old.disposition {
         Disposition::Issued => {}
         Disposition::Revoked => {
